@@ -1,0 +1,215 @@
+"""The one configuration: `params.yaml`, validated into pydantic models.
+
+DVC reads the same file through `params:` in dvc.yaml, so a key that moves here moves there too.
+Every path in the file is relative to the project root and must stay inside it: params cannot make
+the pipeline write elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from textops.errors import TextopsError
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(TextopsError):
+    """params.yaml is missing, not YAML, or has an unknown key, a wrong type or a bad value."""
+
+    exit_code = 2
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _inside_project(value: str) -> str:
+    path = Path(value)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"must be a relative path inside the project, got {value!r}")
+    return value
+
+
+class SplitParams(_Section):
+    val: float = Field(0.1, gt=0, lt=0.5)
+    test: float = Field(0.1, gt=0, lt=0.5)
+
+
+class DataParams(_Section):
+    raw_dir: str = "data/raw"
+    clean_dir: str = "artifacts/clean"
+    landing_dir: str = "landing"
+    text_column: str = "text"
+    label_column: str = "label"
+    lowercase: bool = False
+    min_chars: int = Field(2, ge=1)
+    max_chars: int = Field(5000, ge=1)
+    max_file_mb: float = Field(200, gt=0)
+    split: SplitParams = SplitParams()
+
+    _paths = field_validator("raw_dir", "clean_dir", "landing_dir")(_inside_project)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DataParams:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})")
+        if not self.raw_dir.startswith("data/") and self.raw_dir != "data":
+            raise ValueError(f"raw_dir must live under data/ (tracked by data.dvc), got {self.raw_dir!r}")
+        return self
+
+
+class SampleParams(_Section):
+    rows: int = Field(4000, ge=100)
+    seed: int = 13
+
+
+class ValidateParams(_Section):
+    min_rows_per_class: int = Field(20, ge=1)
+    max_class_ratio: float = Field(20.0, ge=1)
+    min_rows: int = Field(100, ge=1)
+    report_dir: str = "reports/validation"
+
+    _paths = field_validator("report_dir")(_inside_project)
+
+
+class TinyModelParams(_Section):
+    vocab_size: int = Field(4000, ge=200)
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinyModelParams:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        return self
+
+
+class ModelParams(_Section):
+    # "tiny" (built from a config), "minilm" (the packaged all-MiniLM-L6-v2), a local
+    # directory, or a hub id read from the local cache only unless allow_download is true.
+    base: str = "tiny"
+    max_length: int = Field(128, ge=8, le=4096)
+    allow_download: bool = False
+    tiny: TinyModelParams = TinyModelParams()
+
+
+class TrainParams(_Section):
+    epochs: float = Field(3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(5e-4, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    max_train_samples: int | None = Field(None, ge=1)
+    early_stopping_patience: int = Field(2, ge=0)
+    save_steps: int = Field(50, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    seed: int = 42
+    output_dir: str = "artifacts/model"
+    checkpoint_dir: str = "artifacts/checkpoints"
+
+    _paths = field_validator("output_dir", "checkpoint_dir")(_inside_project)
+
+
+class EvaluateParams(_Section):
+    output_dir: str = "artifacts/eval"
+    batch_size: int = Field(64, ge=1)
+    calibration_bins: int = Field(10, ge=2)
+
+    _paths = field_validator("output_dir")(_inside_project)
+
+
+class MlflowParams(_Section):
+    # Default store; the MLFLOW_TRACKING_URI environment variable (a tracking server) wins.
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+    experiment: str = "textops"
+    registered_model: str = "textops-classifier"
+
+    _paths = field_validator("artifact_location")(_inside_project)
+
+
+class PromotionParams(_Section):
+    primary_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+    min_delta: float = Field(0.0, ge=0, lt=1)
+    max_p_value: float = Field(0.05, gt=0, le=1)
+    floor: float = Field(0.6, ge=0, le=1)
+
+
+class ServeParams(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5001, ge=1, le=65535)
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+    sample: SampleParams = SampleParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    mlflow: MlflowParams = MlflowParams()
+    promotion: PromotionParams = PromotionParams()
+    serve: ServeParams = ServeParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def validation(self) -> ValidateParams:
+        return self.validate_
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = []
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = key.replace("validate_", "validate")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (a typo? see the keys in README.md's configuration section)"
+        else:
+            msg = err["msg"]
+            if "input" in err and err["type"] != "missing":
+                msg += f" (got {err['input']!r})"
+        lines.append(f"  - {key}: {msg}")
+    return f"{path}: invalid parameters:\n" + "\n".join(lines)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming the file and each bad key."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: parameters file not found (run from the project root or pass --params)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc, path)) from exc
+
+
+def flatten(params: Params) -> dict[str, object]:
+    """Params as flat dotted keys (for MLflow's log_params)."""
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = value
+
+    walk("", params.model_dump(by_alias=True))
+    return out

@@ -1,0 +1,73 @@
+"""Shared fixtures: a throwaway textops project (git repo, DVC repo with a local remote, MLflow store).
+
+Tests that commit, ingest or register work only in such a project, never in this checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SST2 = REPO.parent / "shared" / "datasets" / "sst2"
+
+# The project's own offline switches, also for the subprocesses tests start.
+from textops.env import OFFLINE_ENV  # noqa: E402
+
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_project(path: Path) -> Path:
+    """A textops project in PATH: params.yaml, dvc.yaml and sources layout, git + DVC with a local remote."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("params.yaml", "dvc.yaml", ".gitignore"):
+        shutil.copy(REPO / name, path / name)
+    # dvc.yaml lists the stage modules as deps; the project needs them at those paths.
+    shutil.copytree(REPO / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "tests@textops.invalid")
+    git(path, "config", "user.name", "textops tests")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=path, check=True)
+    remote = path.parent / f"{path.name}-remote"
+    remote.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote)], cwd=path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "config", "core.autostage", "true"], cwd=path, check=True)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "init project")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project directory, the current directory for the test, with its own MLflow store."""
+    root = make_project(tmp_path / "proj")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return root
+
+
+def textops(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real `textops` console script in CWD."""
+    exe = Path(sys.executable).with_name("textops")
+    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"textops {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def sst2() -> Path:
+    if not (SST2 / "train.tsv").exists():
+        pytest.skip(f"SST-2 not found at {SST2} (CI has it; a user's machine does not)")
+    return SST2
