@@ -76,6 +76,7 @@ def ingest(
     text_column: str | None = typer.Option(None, help="Text column (default: data.text_column)."),
     label_column: str | None = typer.Option(None, help="Label column (default: data.label_column)."),
     commit: bool = typer.Option(False, "--commit", help="git commit data.dvc after ingesting."),
+    allow_new_labels: bool = typer.Option(False, help="Accept labels the data has not had before."),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Add labelled files to data/raw as immutable batches, `dvc add` them and push to the remote."""
@@ -83,7 +84,13 @@ def ingest(
 
     params = load(params_path)
     results = ingest_files(
-        paths, root_of(params_path), params.data, text_column=text_column, label_column=label_column, commit=commit
+        paths,
+        root_of(params_path),
+        params.data,
+        text_column=text_column,
+        label_column=label_column,
+        commit=commit,
+        allow_new_labels=allow_new_labels,
     )
     for r in results:
         typer.echo(r.describe())
