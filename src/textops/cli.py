@@ -144,11 +144,16 @@ def validate(params_path: Path = PARAMS_OPTION) -> None:
 @user_errors
 def data_versions(params_path: Path = PARAMS_OPTION) -> None:
     """One line per data version: git rev, date, raw data hash, rows per split."""
+    from textops.registry import models_by_data_version
     from textops.versions import data_versions as list_versions
     from textops.versions import format_versions
 
     params = load(params_path)
-    typer.echo(format_versions(list_versions(root_of(params_path), params)))
+    versions = list_versions(root_of(params_path), params)
+    models = models_by_data_version(root_of(params_path), params)  # registry versions trained on each
+    for v in versions:
+        v["models"] = models.get(v["raw_md5"], [])
+    typer.echo(format_versions(versions))
 
 
 @data_app.command("checkout")
@@ -162,6 +167,103 @@ def data_checkout(
 
     load(params_path)
     typer.echo(checkout_data(root_of(params_path), rev))
+
+
+# --------------------------------------------------------------------------------------------------
+# registry and serving (src/textops/registry.py, src/textops/serve.py)
+
+
+@app.command()
+@user_errors
+def register(params_path: Path = PARAMS_OPTION) -> None:
+    """Register the evaluated model as `challenger`; promote it to `champion` if it beats the champion."""
+    from textops.registry import register as run_register
+
+    result = run_register(root_of(params_path), load(params_path))
+    verdict = "PROMOTED to champion" if result["promote"] else "not promoted"
+    typer.echo(f"{result['name']} v{result['version']} (challenger): {verdict}: {result['reason']}")
+
+
+@model_app.command("list")
+@user_errors
+def model_list(params_path: Path = PARAMS_OPTION) -> None:
+    """Versions with aliases, primary metric, data version, decision and creation time."""
+    from textops.registry import format_list, list_versions
+
+    params = load(params_path)
+    typer.echo(format_list(list_versions(root_of(params_path), params), params.promotion.primary_metric))
+
+
+@model_app.command("show")
+@user_errors
+def model_show(
+    version: str = typer.Argument(..., help="A version number from `textops model list`."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Lineage of VERSION: data hashes, git commit, params, metrics and the promotion decision (JSON)."""
+    import json
+
+    from textops.registry import show_version
+
+    typer.echo(json.dumps(show_version(root_of(params_path), load(params_path), version), indent=2, default=str))
+
+
+@model_app.command("promote")
+@user_errors
+def model_promote(
+    version: str = typer.Argument(..., help="The version to make champion."),
+    reason: str = typer.Option(..., "--reason", help="Why the policy is overridden (recorded in the registry)."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Manual override: make VERSION the champion, recording the reason."""
+    from textops.registry import promote
+
+    typer.echo(promote(root_of(params_path), load(params_path), version, reason))
+
+
+@model_app.command("rollback")
+@user_errors
+def model_rollback(
+    to: str | None = typer.Option(None, "--to", help="Version to restore (default: the previous champion)."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Make the previous champion (from the promotion history) or --to VERSION the champion again."""
+    from textops.registry import rollback
+
+    typer.echo(rollback(root_of(params_path), load(params_path), to))
+
+
+@app.command()
+@user_errors
+def serve(
+    host: str | None = typer.Option(None, help="Interface to bind (default: serve.host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default: serve.port)."),
+    model_version: str | None = typer.Option(None, help="Serve this version instead of the champion."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Serve the champion over REST with `mlflow models serve` (POST /invocations) until Ctrl-C."""
+    from textops.serve import serve as run_serve
+
+    raise typer.Exit(run_serve(root_of(params_path), load(params_path), host, port, model_version))
+
+
+@app.command()
+@user_errors
+def predict(
+    input_path: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file with a text column."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write rows + predictions (same formats)."),
+    model_version: str | None = typer.Option(None, help="Score with this version instead of the champion."),
+    batch_size: int | None = typer.Option(None, help="Texts per batch (default: evaluate.batch_size)."),
+    text_column: str = typer.Option("text", help="The column holding the texts."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Score a file in batches with the champion (or --model-version), with a progress bar."""
+    from textops.serve import predict_file
+
+    result = predict_file(
+        root_of(params_path), load(params_path), input_path, output, model_version, batch_size, text_column
+    )
+    typer.echo(f"predict: {result['rows']} rows scored with {result['model']} -> {result['output']}")
 
 
 def main() -> None:  # pragma: no cover - console entry
