@@ -204,13 +204,29 @@ def _move_champion(c: MlflowClient, name: str, version: str, kind: str, reason: 
     c.set_registered_model_alias(name, CHAMPION, str(version))
 
 
-def validation_passed(root: Path) -> bool:
-    """True only when the validate stage ran and passed (its metrics file says so)."""
+def validation_passed(root: Path, params: Params) -> bool:
+    """True only when the validate stage ran on the current cleaned splits and passed.
+
+    A stale metrics file from another data version must not count: its row counts must match the splits.
+    """
     path = root / VALIDATE_METRICS
     if not path.exists():
         return False
     stats = json.loads(path.read_text(encoding="utf-8"))
-    return bool(stats.get("success", stats.get("passed", False)))
+    if stats.get("success") is not True:
+        return False
+    rows = stats.get("rows") or {}
+    for split in ("train", "val", "test"):
+        file = root / params.data.clean_dir / f"{split}.parquet"
+        if not file.exists() or rows.get(split) != _row_count(file):
+            return False
+    return True
+
+
+def _row_count(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _labels(root: Path, params: Params) -> list[str]:
@@ -313,7 +329,7 @@ def register(root: Path, params: Params) -> dict:
                 "mcnemar.p_value": round(p_value, 6),
             }
         )
-    decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root))
+    decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root, params))
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
 
     for key, value in evidence.items():
@@ -351,16 +367,23 @@ def _version(c: MlflowClient, name: str, version: str):
         raise RegistryError(f"{name} has no version {version!r}: see `textops model list`.") from exc
 
 
+def _aliases(c: MlflowClient, name: str) -> dict[str, str]:
+    return {alias: str(v) for alias, v in c.get_registered_model(name).aliases.items()}
+
+
 def list_versions(root: Path, params: Params) -> list[dict]:
     """Every version of the registered model, newest first, with aliases, metric, data version, time."""
     c, name, metric = client(root, params), params.mlflow.registered_model, params.promotion.primary_metric
     rows = []
-    for mv in c.search_model_versions(f"name='{name}'"):
+    versions = c.search_model_versions(f"name='{name}'")
+    # search results do not carry aliases on every store: read them from the registered model
+    aliases = _aliases(c, name) if versions else {}
+    for mv in versions:
         t = mv.tags
         rows.append(
             {
                 "version": str(mv.version),
-                "aliases": sorted(mv.aliases),
+                "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
                 "metric": t.get(f"textops.challenger.{metric}"),
                 "raw_md5": t.get("textops.challenger.data.raw_md5", ""),
                 "clean_md5": t.get("textops.challenger.data.clean_md5", ""),
