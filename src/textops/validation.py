@@ -1,0 +1,350 @@
+"""The data gate: Great Expectations suites on raw input (before ingest) and on the cleaned splits.
+
+Suites are defined here in code and run in an ephemeral GX context that is built fresh for every call,
+so there is no stored context whose "datasource already exists" state can go stale between runs. One
+context validates every suite of a call (GX costs seconds to import and set up, milliseconds per suite).
+
+Checks that count things (rows per class, class imbalance, texts shared between splits) validate a
+small derived frame with an ordinary GX suite, so that they show up in Data Docs and in the error message
+like any other expectation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from textops.config import DataParams, Params
+from textops.errors import StateError, ValidationFailed
+
+SPLITS = ("train", "val", "test")
+VALIDATE_METRICS = "metrics/validate.json"
+# Raw text is not cleaned yet (whitespace runs, markup): allow this many times data.max_chars before
+# refusing a file; preprocess drops the rows that are still too long after cleaning.
+RAW_LENGTH_FACTOR = 10
+# How many failing values the error message shows per expectation (Data Docs show more).
+EXAMPLES = 5
+# Derived column holding each text's Python type name: pandas 3's `str` dtype does not match GX's
+# type-list expectation, and a non-string value would make the length and regex checks raise.
+TEXT_TYPE = "text_type"
+
+
+# --------------------------------------------------------------------------------------------------
+# suites
+
+
+def raw_expectations(max_chars: int) -> list:
+    """The raw suite: a canonical frame (text, label as strings) about to enter data/raw."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnToExist(column="text"),
+        gxe.ExpectColumnToExist(column="label"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToNotBeNull(column="text"),
+        gxe.ExpectColumnValuesToBeInSet(column=TEXT_TYPE, value_set=["str"]),
+        # Non-empty: at least one non-space character (an all-blank text carries no signal).
+        gxe.ExpectColumnValuesToMatchRegex(column="text", regex=r"\S"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="text", max_value=max_chars * RAW_LENGTH_FACTOR),
+        gxe.ExpectColumnValuesToNotBeNull(column="label"),
+        gxe.ExpectColumnValuesToMatchRegex(column="label", regex=r"\S"),
+    ]
+
+
+def split_expectations(split: str, n_labels: int, data: DataParams, min_rows: int) -> list:
+    """One cleaned split: columns, types, text lengths, label ids, no duplicate text, enough rows."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnToExist(column="text"),
+        gxe.ExpectColumnToExist(column="label"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=min_rows),
+        gxe.ExpectColumnValuesToNotBeNull(column="text"),
+        gxe.ExpectColumnValuesToBeInSet(column=TEXT_TYPE, value_set=["str"]),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=data.min_chars, max_value=data.max_chars),
+        # preprocess dedupes; a duplicate here means the splits were written by something else.
+        gxe.ExpectColumnValuesToBeUnique(column="text"),
+        gxe.ExpectColumnValuesToNotBeNull(column="label"),
+        gxe.ExpectColumnValuesToBeInTypeList(column="label", type_list=["int64", "int32", "int16", "int8"]),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(n_labels))),
+    ]
+
+
+def class_expectations(min_per_class: int, max_ratio: float | None) -> list:
+    """A split's class counts (one row per known class, zeros included): enough rows, bounded imbalance."""
+    import great_expectations.expectations as gxe
+
+    exps = [gxe.ExpectColumnValuesToBeBetween(column="count", min_value=min_per_class)]
+    if max_ratio is not None:
+        exps.append(gxe.ExpectColumnValuesToBeBetween(column="ratio_to_smallest", max_value=max_ratio))
+    return exps
+
+
+def overlap_expectations() -> list:
+    """Every split's distinct texts together: a text in two splits leaks test data into training."""
+    import great_expectations.expectations as gxe
+
+    return [gxe.ExpectColumnValuesToBeUnique(column="text")]
+
+
+# --------------------------------------------------------------------------------------------------
+# derived frames
+
+
+def with_text_type(frame: pd.DataFrame) -> pd.DataFrame:
+    """FRAME plus the type name of each non-null text (see TEXT_TYPE)."""
+    if "text" not in frame.columns:
+        return frame
+    kinds = frame["text"].map(
+        lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else type(v).__name__
+    )
+    return frame.assign(**{TEXT_TYPE: kinds.astype(object)})
+
+
+def class_counts(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Rows per known class (label names, zeros included) and each count over the smallest one."""
+    ids = pd.to_numeric(frame["label"], errors="coerce") if "label" in frame.columns else pd.Series(dtype=float)
+    per_id = ids.value_counts()
+    counts = pd.DataFrame({"label": labels, "count": [int(per_id.get(i, 0)) for i in range(len(labels))]})
+    smallest = counts["count"].min() if len(counts) else 0
+    # A class with no rows makes the ratio infinite: it fails the bound too, next to the count check.
+    counts["ratio_to_smallest"] = counts["count"] / smallest if smallest else math.inf
+    return counts
+
+
+def shared_texts(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The distinct texts of each split, stacked: a text that appears twice is in two splits."""
+    parts = [
+        pd.DataFrame({"text": frame["text"].drop_duplicates(), "split": name})
+        for name, frame in splits.items()
+        if "text" in frame.columns
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"text": [], "split": []})
+
+
+# --------------------------------------------------------------------------------------------------
+# running suites
+
+
+def gx_context(docs_dir: Path | None):
+    """A fresh ephemeral GX context; with DOCS_DIR, one filesystem Data Docs site there."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # offline: no usage statistics
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    sites = {}
+    if docs_dir is not None:
+        sites["textops"] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    config = DataContextConfig(
+        # No temporary docs site: GX would otherwise write a second copy of the docs under /tmp.
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        data_docs_sites=sites,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),  # tqdm bars would flood DVC and Prefect logs
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def run_suites(context, checks: list[tuple[str, pd.DataFrame, list, list[str]]]) -> list:
+    """Validate each (suite name, frame, expectations, id columns) in CONTEXT; GX's suite results."""
+    import great_expectations as gx
+
+    source = context.data_sources.add_pandas("textops")
+    results = []
+    for name, frame, expectations, id_columns in checks:
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
+        if id_columns:
+            # Names the failing rows (e.g. which class is short) instead of only their values.
+            result_format["unexpected_index_column_names"] = id_columns
+            result_format["result_format"] = "COMPLETE"
+        results.append((name, definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)))
+    return results
+
+
+def _examples(result: dict, id_columns_used: bool) -> list:
+    if id_columns_used and result.get("unexpected_index_list"):
+        return [
+            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in result["unexpected_index_list"][:EXAMPLES]
+        ]
+    return list(result.get("partial_unexpected_list") or [])[:EXAMPLES]
+
+
+def summarise(results: list) -> dict:
+    """Counts per suite and one record per failed expectation (what the message and metrics show)."""
+    suites, failures = {}, []
+    for name, suite_result in results:
+        evaluated = len(suite_result.results)
+        failed = 0
+        for item in suite_result.results:
+            if item.success:
+                continue
+            failed += 1
+            config = item.expectation_config
+            result = item.result or {}
+            failure = {
+                "suite": name,
+                "column": config.kwargs.get("column"),
+                "expectation": config.type,
+                "unexpected_count": result.get("unexpected_count"),
+                "unexpected_percent": result.get("unexpected_percent"),
+                "observed_value": result.get("observed_value"),
+                "bounds": {k: config.kwargs[k] for k in ("min_value", "max_value") if config.kwargs.get(k) is not None},
+                "examples": _examples(result, "unexpected_index_list" in result),
+            }
+            info = item.exception_info or {}
+            if info.get("raised_exception"):
+                failure["error"] = str(info.get("exception_message"))
+            failures.append(failure)
+        suites[name] = {"success": failed == 0, "evaluated": evaluated, "failed": failed}
+    return {
+        "success": not failures,
+        "evaluated": sum(s["evaluated"] for s in suites.values()),
+        "failed": len(failures),
+        "suites": suites,
+        "failures": failures,
+    }
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def describe_failures(summary: dict, heading: str, docs: str | None) -> str:
+    """The ValidationFailed message: one line per failed expectation, then where the report is."""
+    lines = [f"{heading}: {summary['failed']} of {summary['evaluated']} expectations failed."]
+    for f in summary["failures"]:
+        where = f"{f['suite']}" + (f" / column {f['column']!r}" if f["column"] else "")
+        what = f"  - {where}: {f['expectation']}"
+        if f["bounds"]:
+            # GX stores bounds as floats: show 20, not 20.0.
+            shown = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in f["bounds"].items()}
+            what += " (" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")"
+        if f.get("error"):
+            what += f" could not run ({f['error']})"
+        elif f["unexpected_count"] is not None:
+            what += f": {f['unexpected_count']} unexpected ({f['unexpected_percent']:.2f}%)"
+            if f["examples"]:
+                what += ", e.g. " + ", ".join(_short(v) for v in f["examples"])
+        else:
+            what += f": observed {_short(f['observed_value'])}"
+        lines.append(what)
+    if docs:
+        lines.append(f"Details per expectation: {docs} (summary: {VALIDATE_METRICS}).")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# the two gates
+
+
+def validate_raw(df: pd.DataFrame, params: Params | DataParams, source: str) -> dict:
+    """Gate before ingest: SOURCE's canonical frame (text, label as str) must be fit to enter data/raw.
+
+    Raises ValidationFailed naming each failed expectation. No Data Docs: ingest runs on a user's file
+    and the message (with examples) is the report.
+    """
+    data = params.data if isinstance(params, Params) else params
+    checks = [("raw", with_text_type(df), raw_expectations(data.max_chars), [])]
+    summary = summarise(run_suites(gx_context(None), checks))
+    if not summary["success"]:
+        raise ValidationFailed(describe_failures(summary, f"{source}: raw data check failed", None))
+    return {"success": True, "evaluated": summary["evaluated"], "failed": 0, "data_docs": None}
+
+
+def read_labels(root: Path, data: DataParams) -> list[str]:
+    """labels.json's class names (id order), checked to be a list of distinct non-empty strings."""
+    path = Path(root) / data.clean_dir / "labels.json"
+    if not path.exists():
+        raise StateError(f"{path} not found: run `textops preprocess` (or `dvc repro preprocess`) first.")
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationFailed(f'{path}: not of the form {{"labels": [names in id order]}} ({exc}).') from exc
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(x, str) and x.strip() for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise ValidationFailed(f"{path}: 'labels' must be a non-empty list of distinct names, got {labels!r}.")
+    return labels
+
+
+def clean_checks(splits: dict[str, pd.DataFrame], labels: list[str], params: Params) -> list:
+    """Every suite on the cleaned data: per split, per split's class counts, and across splits."""
+    bounds = params.validation
+    checks = []
+    for name, frame in splits.items():
+        # val/test are ~1/10 of the data each: they get a tenth of the row bound and 1 row per class.
+        train = name == "train"
+        min_rows = bounds.min_rows if train else max(1, math.ceil(bounds.min_rows / 10))
+        checks.append(
+            (f"clean.{name}", with_text_type(frame), split_expectations(name, len(labels), params.data, min_rows), [])
+        )
+        per_class = bounds.min_rows_per_class if train else 1
+        # The imbalance bound is for the training data; small val/test counts would make it noisy.
+        ratio = bounds.max_class_ratio if train else None
+        checks.append(
+            (f"clean.{name}.classes", class_counts(frame, labels), class_expectations(per_class, ratio), ["label"])
+        )
+    checks.append(("clean.splits", shared_texts(splits), overlap_expectations(), ["split"]))
+    return checks
+
+
+def validate_clean(root: Path, params: Params) -> dict:
+    """The `validate` stage: run the clean suites on artifacts/clean, write metrics and Data Docs.
+
+    metrics/validate.json is written whether or not the data passes; a failure then raises
+    ValidationFailed listing each failed expectation and pointing to the Data Docs.
+    """
+    from textops.data import load_split
+
+    root = Path(root)
+    labels = read_labels(root, params.data)
+    splits = {name: load_split(root, params.data, name) for name in SPLITS}
+
+    docs_dir = root / params.validation.report_dir
+    # Only this run's pages: older validation results in the index would read as current ones.
+    shutil.rmtree(docs_dir, ignore_errors=True)
+    context = gx_context(docs_dir)
+    summary = summarise(run_suites(context, clean_checks(splits, labels, params)))
+    context.build_data_docs(site_names=["textops"])
+    index = docs_dir / "index.html"
+    docs = str(index.relative_to(root))  # the metric is committed: no machine-specific path in it
+
+    metrics = {k: summary[k] for k in ("success", "evaluated", "failed", "suites", "failures")}
+    metrics["rows"] = {name: len(frame) for name, frame in splits.items()}
+    metrics["data_docs"] = docs
+    path = root / VALIDATE_METRICS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, ensure_ascii=False, indent=2, default=str) + "\n")
+
+    if not summary["success"]:
+        raise ValidationFailed(describe_failures(summary, "validate: the cleaned data failed its checks", str(index)))
+    return {
+        "success": True,
+        "evaluated": summary["evaluated"],
+        "failed": 0,
+        "data_docs": str(index),
+        "suites": summary["suites"],
+    }

@@ -1,0 +1,188 @@
+"""The data gate with real Great Expectations on small frames: a passing case and each kind of failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import textops
+
+from textops.config import Params
+from textops.errors import StateError, ValidationFailed
+from textops.validation import validate_clean, validate_raw
+
+LABELS = ["negative", "positive"]
+# Small bounds so that small frames pass: train needs 20 rows and 5 per class, val/test 2 rows.
+PARAMS = Params.model_validate(
+    {"validate": {"min_rows": 20, "min_rows_per_class": 5, "max_class_ratio": 3.0}, "data": {"max_chars": 200}}
+)
+
+
+def split_frame(prefix: str, counts: dict[int, int]) -> pd.DataFrame:
+    rows = [(f"{prefix} text number {i} of class {label}", label) for label, n in counts.items() for i in range(n)]
+    return pd.DataFrame({"text": [r[0] for r in rows], "label": pd.Series([r[1] for r in rows], dtype="int64")})
+
+
+def good_splits() -> dict[str, pd.DataFrame]:
+    return {
+        "train": split_frame("train", {0: 12, 1: 14}),
+        "val": split_frame("val", {0: 2, 1: 2}),
+        "test": split_frame("test", {0: 2, 1: 3}),
+    }
+
+
+def write_clean(root: Path, splits: dict[str, pd.DataFrame], labels: list[str] = LABELS) -> Path:
+    clean = root / PARAMS.data.clean_dir
+    clean.mkdir(parents=True, exist_ok=True)
+    for name, frame in splits.items():
+        frame.to_parquet(clean / f"{name}.parquet", index=False)
+    (clean / "labels.json").write_text(json.dumps({"labels": labels}))
+    return root
+
+
+def failure(root: Path, splits: dict[str, pd.DataFrame]) -> str:
+    write_clean(root, splits)
+    with pytest.raises(ValidationFailed) as info:
+        validate_clean(root, PARAMS)
+    metrics = json.loads((root / "metrics/validate.json").read_text())
+    assert metrics["success"] is False and metrics["failed"] >= 1
+    message = str(info.value)
+    assert "reports/validation/index.html" in message
+    return message
+
+
+def test_clean_data_passes_and_writes_metrics_and_docs(tmp_path):
+    write_clean(tmp_path, good_splits())
+    summary = validate_clean(tmp_path, PARAMS)
+    assert summary["success"] is True and summary["failed"] == 0
+    assert summary["evaluated"] >= 30
+    metrics = json.loads((tmp_path / "metrics/validate.json").read_text())
+    assert metrics["success"] is True
+    assert set(metrics["suites"]) == {
+        "clean.train",
+        "clean.val",
+        "clean.test",
+        "clean.train.classes",
+        "clean.val.classes",
+        "clean.test.classes",
+        "clean.splits",
+    }
+    assert metrics["evaluated"] == summary["evaluated"]
+    index = Path(summary["data_docs"])
+    assert index == tmp_path / "reports/validation/index.html" and index.exists()
+    assert "clean.train" in index.read_text()
+    # Nothing left from a second run: the docs hold the latest results only.
+    validate_clean(tmp_path, PARAMS)
+    assert len(list((tmp_path / "reports/validation/validations").rglob("*.html"))) == len(metrics["suites"])
+
+
+def test_unknown_label_id(tmp_path):
+    splits = good_splits()
+    splits["train"].loc[3, "label"] = 7
+    message = failure(tmp_path, splits)
+    assert "clean.train / column 'label': expect_column_values_to_be_in_set: 1 unexpected" in message
+    assert "e.g. 7" in message
+
+
+def test_empty_text(tmp_path):
+    splits = good_splits()
+    splits["val"].loc[0, "text"] = ""
+    message = failure(tmp_path, splits)
+    expected = "expect_column_value_lengths_to_be_between (min_value=2, max_value=200): 1 unexpected (25.00%), e.g. ''"
+    assert f"clean.val / column 'text': {expected}" in message
+
+
+def test_text_shared_between_splits(tmp_path):
+    splits = good_splits()
+    leaked = splits["train"].loc[5, "text"]
+    splits["test"].loc[1, "text"] = leaked
+    message = failure(tmp_path, splits)
+    assert "clean.splits / column 'text': expect_column_values_to_be_unique: 2 unexpected" in message
+    assert "'split': 'train'" in message and "'split': 'test'" in message
+    assert leaked in message
+
+
+def test_too_few_rows_for_a_class(tmp_path):
+    splits = good_splits()
+    splits["train"] = split_frame("train", {0: 4, 1: 12})  # 4 < 5 per class; ratio 3 is within the bound
+    message = failure(tmp_path, splits)
+    expected = "clean.train.classes / column 'count': expect_column_values_to_be_between (min_value=5): 1 unexpected"
+    assert expected in message
+    assert "{'count': 4, 'label': 'negative'}" in message
+    assert "ratio_to_smallest" not in message
+
+
+def test_class_missing_from_a_split(tmp_path):
+    splits = good_splits()
+    splits["val"] = split_frame("val", {1: 4})
+    message = failure(tmp_path, splits)
+    assert "clean.val.classes / column 'count': expect_column_values_to_be_between (min_value=1)" in message
+    assert "'count': 0, 'label': 'negative'" in message
+
+
+def test_class_imbalance(tmp_path):
+    splits = good_splits()
+    splits["train"] = split_frame("train", {0: 6, 1: 30})
+    message = failure(tmp_path, splits)
+    expected = "column 'ratio_to_smallest': expect_column_values_to_be_between (max_value=3): 1 unexpected"
+    assert f"clean.train.classes / {expected}" in message
+    assert "'label': 'positive'" in message
+    assert "clean.train.classes / column 'count'" not in message  # 6 >= 5 per class
+
+
+def test_too_few_rows_and_missing_column(tmp_path):
+    splits = good_splits()
+    splits["train"] = split_frame("train", {0: 5, 1: 5})
+    splits["test"] = splits["test"].drop(columns=["label"])
+    message = failure(tmp_path, splits)
+    assert "clean.train: expect_table_row_count_to_be_between (min_value=20): observed 10" in message
+    assert "clean.test / column 'label': expect_column_to_exist" in message
+
+
+def test_missing_clean_data_is_a_state_error(tmp_path):
+    with pytest.raises(StateError, match="textops preprocess"):
+        validate_clean(tmp_path, PARAMS)
+
+
+def test_bad_labels_file(tmp_path):
+    write_clean(tmp_path, good_splits(), labels=["negative", "negative"])
+    with pytest.raises(ValidationFailed, match="distinct names"):
+        validate_clean(tmp_path, PARAMS)
+
+
+def test_raw_gate():
+    good = pd.DataFrame({"text": ["a fine text", "another one"], "label": ["pos", "neg"]})
+    assert validate_raw(good, PARAMS, source="good.csv")["success"] is True
+    assert validate_raw(good, PARAMS.data, source="good.csv")["evaluated"] >= 8  # ingest passes DataParams
+
+    bad = pd.DataFrame({"text": ["fine", "   ", "x" * 2001, 42], "label": ["pos", None, "neg", "pos"]}, dtype=object)
+    with pytest.raises(ValidationFailed) as info:
+        validate_raw(bad, PARAMS, source="landing/bad.csv")
+    message = str(info.value)
+    assert message.startswith("landing/bad.csv: raw data check failed")
+    assert "raw / column 'text': expect_column_values_to_match_regex: 1 unexpected" in message
+    assert "raw / column 'text': expect_column_value_lengths_to_be_between" in message  # 2001 > 200 * 10
+    assert "raw / column 'label': expect_column_values_to_not_be_null: 1 unexpected" in message
+    assert "raw / column 'text_type': expect_column_values_to_be_in_set: 1 unexpected (25.00%), e.g. 'int'" in message
+
+    with pytest.raises(ValidationFailed, match="raw / column 'label': expect_column_to_exist"):
+        validate_raw(pd.DataFrame({"text": ["only text"]}), PARAMS, source="nolabel.csv")
+
+
+def test_validate_command_in_a_project(project):
+    textops(project, "sample")
+    textops(project, "preprocess")
+    ok = textops(project, "validate")
+    assert "expectations passed" in ok.stdout and "reports/validation/index.html" in ok.stdout
+    assert json.loads((project / "metrics/validate.json").read_text())["success"] is True
+
+    test = pd.read_parquet(project / "artifacts/clean/test.parquet")
+    train = pd.read_parquet(project / "artifacts/clean/train.parquet")
+    test.loc[0, "text"] = train.loc[0, "text"]
+    test.to_parquet(project / "artifacts/clean/test.parquet", index=False)
+    bad = textops(project, "validate", check=False)
+    assert bad.returncode != 0
+    assert "clean.splits / column 'text': expect_column_values_to_be_unique" in bad.stdout + bad.stderr
+    assert json.loads((project / "metrics/validate.json").read_text())["success"] is False
