@@ -140,6 +140,35 @@ def validate(params_path: Path = PARAMS_OPTION) -> None:
     )
 
 
+@app.command()
+@user_errors
+def train(params_path: Path = PARAMS_OPTION) -> None:
+    """Fine-tune model.base on the train split, tracked in MLflow; resumes a killed run (the `train` stage)."""
+    from textops.train import train as run_train
+
+    m = run_train(root_of(params_path), load(params_path))
+    if m:  # empty on non-zero ranks under torchrun
+        typer.echo(
+            f"train: val accuracy {m['val_accuracy']:.4f}, macro-F1 {m['val_macro_f1']:.4f} "
+            f"({m['global_step']} steps, {m['train_samples_per_second']:.1f} samples/s on {m['device']}"
+            f"{', resumed from step ' + str(m['resumed_from_step']) if m['resumed_from_step'] else ''}); "
+            f"MLflow run {m['run_id']}"
+        )
+
+
+@app.command()
+@user_errors
+def evaluate(params_path: Path = PARAMS_OPTION) -> None:
+    """Score the test split; metrics, plots and errors to metrics/, artifacts/eval and the MLflow run."""
+    from textops.evaluate import evaluate as run_evaluate
+
+    m = run_evaluate(root_of(params_path), load(params_path))
+    typer.echo(
+        f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['rows']} rows "
+        f"({m['texts_per_second']:.0f} texts/s); MLflow run {m['run_id']}"
+    )
+
+
 @data_app.command("versions")
 @user_errors
 def data_versions(params_path: Path = PARAMS_OPTION) -> None:
@@ -264,6 +293,100 @@ def predict(
         root_of(params_path), load(params_path), input_path, output, model_version, batch_size, text_column
     )
     typer.echo(f"predict: {result['rows']} rows scored with {result['model']} -> {result['output']}")
+
+
+# --------------------------------------------------------------------------------------------------
+# orchestration: the Prefect flows in flows/ (imported here only, never by the library)
+
+
+def _import_flows(root: Path) -> None:
+    """Make `flows` importable (the project's own, else this checkout's) and set Prefect's env first."""
+    candidates = [root, Path(__file__).resolve().parents[2]]
+    home = next((c for c in candidates if (c / "flows" / "pipeline.py").exists()), None)
+    if home is None:
+        fail(f"flows/pipeline.py not found in {root}: run textops from the textops repository.")
+    if str(home) not in sys.path:
+        sys.path.insert(0, str(home))
+    from flows import configure_prefect
+
+    configure_prefect(root)
+
+
+def _finish(state) -> dict:
+    """A flow's final state: its summary when it completed; a user error or the failure message otherwise."""
+    if state.is_completed():
+        result = state.result(raise_on_failure=False)
+        return result if isinstance(result, dict) else {"message": state.message}
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, TextopsError):
+        raise error
+    fail(f"{state.name}: {state.message}")
+
+
+def _print_summary(summary: dict) -> None:
+    if "register" not in summary:
+        typer.echo(summary.get("message") or "done")
+        return
+    reg, ev = summary["register"], summary.get("evaluate", {})
+    metrics = {k: ev[k] for k in ("accuracy", "macro_f1") if isinstance(ev.get(k), int | float)}
+    typer.echo(
+        f"trained and evaluated: {', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) or ev}; "
+        f"registered {reg.get('name')} v{reg['version']}: "
+        f"{'now the champion' if reg['promote'] else 'not promoted'} ({reg['reason']})"
+    )
+
+
+@app.command()
+@user_errors
+def run(
+    force: bool = typer.Option(False, "--force", help="Retrain even when data and params equal the champion's."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Run the whole pipeline (Prefect flow `training-pipeline`): sample data if data/ is empty, preprocess,
+    validate, train, evaluate, register and promote. In-process, or on the server in PREFECT_API_URL."""
+    from textops.data import has_raw_data, ingest_sample
+
+    params = load(params_path)
+    root = root_of(params_path)
+    if not has_raw_data(root, params.data):
+        if (root / f"{Path(params.data.raw_dir).parts[0]}.dvc").exists():
+            fail(f"{params.data.raw_dir} is empty but data.dvc exists: run `dvc pull` to fetch the data first.")
+        typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)")
+        result = ingest_sample(root, params)
+        typer.echo(result.describe())
+    _import_flows(root)
+    from flows.pipeline import training_pipeline
+
+    summary = _finish(training_pipeline(project_dir=str(root), skip_unchanged=not force, return_state=True))
+    _print_summary(summary)
+    uri = params.mlflow.tracking_uri
+    typer.echo(
+        "\nnext steps:\n"
+        f"  mlflow ui --backend-store-uri {uri} --port 5000     # runs, metrics, the registry\n"
+        "  textops model list                                   # versions, aliases, data versions\n"
+        "  textops serve                                        # serve the champion over REST\n"
+        "  textops ingest NEW.csv --commit && textops run       # retrain on new data\n"
+        "  docs/orchestration.md                                # schedules and GPU workers"
+    )
+
+
+@app.command("rollback")
+@user_errors
+def rollback_data(
+    data: str = typer.Option(..., "--data", help="The git revision of the data version (`textops data versions`)."),
+    force: bool = typer.Option(False, "--force", help="Promote the retrained model even if the policy would not."),
+    reason: str = typer.Option("", help="Why (recorded on the model version when --force promotes)."),
+    params_path: Path = PARAMS_OPTION,
+) -> None:
+    """Roll the data back to REV (flow `data-rollback`): restore it with DVC, retrain, promote."""
+    load(params_path)  # a bad params.yaml stops here, before any data moves
+    root = root_of(params_path)
+    _import_flows(root)
+    from flows.rollback import data_rollback
+
+    summary = _finish(data_rollback(data, force=force, reason=reason, project_dir=str(root), return_state=True))
+    _print_summary(summary)
+    typer.echo(f"data is now at {data}: see `textops data versions`")
 
 
 def main() -> None:  # pragma: no cover - console entry

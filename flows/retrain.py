@@ -1,0 +1,62 @@
+"""Flow `retrain`: ingest new labelled files from the landing directory, then run the training pipeline.
+
+Scheduled nightly by the `retrain` deployment (prefect.yaml). With no new files and an unchanged champion
+the pipeline ends early with "nothing to retrain".
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:  # loaded by path by `prefect deploy` / a worker
+    sys.path.insert(0, _REPO)
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from flows.pipeline import project, training_pipeline  # noqa: E402
+
+# Formats `textops ingest` reads (also gzipped).
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".csv.gz", ".tsv.gz", ".jsonl.gz")
+DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
+
+
+def landing_files(landing: Path) -> list[Path]:
+    """Labelled files waiting in LANDING (not in its ingested/ folder), oldest name first."""
+    if not landing.is_dir():
+        return []
+    return sorted(p for p in landing.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES))
+
+
+@task(name="ingest-landing", cache_policy=NO_CACHE)
+def ingest_landing(root: Path, params) -> list[dict]:
+    """Ingest every landing file as one batch (all are checked before any is written), commit data.dvc."""
+    from textops.data import ingest
+
+    landing = root / params.data.landing_dir
+    files = landing_files(landing)
+    logger = get_run_logger()
+    if not files:
+        logger.info("no new files in %s", landing)
+        return []
+    results = ingest(files, root, params.data, commit=True)
+    done = landing / DONE_DIR
+    done.mkdir(exist_ok=True)
+    for path in files:  # moved only after a successful ingest: a refused file stays for a person to fix
+        shutil.move(str(path), done / path.name)
+    for r in results:
+        logger.info(r.describe())
+    return [{"source": Path(r.source).name, "batch": r.batch, "rows": r.rows, "added": r.added} for r in results]
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
+    """Ingest the landing directory, then run `training-pipeline` (which skips when nothing changed)."""
+    root, params = project(project_dir, params_file)
+    ingested = ingest_landing(root, params)
+    result = training_pipeline(project_dir=str(root), params_file=params_file, return_state=True)
+    get_run_logger().info("ingested %d file(s); pipeline %s: %s", len(ingested), result.type.value, result.message)
+    return result
