@@ -136,9 +136,12 @@ def test_too_few_rows_and_missing_column(tmp_path):
     splits = good_splits()
     splits["train"] = split_frame("train", {0: 5, 1: 5})
     splits["test"] = splits["test"].drop(columns=["label"])
+    splits["val"] = splits["val"].drop(columns=["text"])
     message = failure(tmp_path, splits)
+    assert "clean.val / column 'text': expect_column_to_exist: no such column" in message
+    assert "clean.val / column 'text': expect_column_values_to_be_unique could not run (" in message
     assert "clean.train: expect_table_row_count_to_be_between (min_value=20): observed 10" in message
-    assert "clean.test / column 'label': expect_column_to_exist" in message
+    assert "clean.test / column 'label': expect_column_to_exist: no such column" in message
 
 
 def test_missing_clean_data_is_a_state_error(tmp_path):

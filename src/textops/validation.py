@@ -188,6 +188,19 @@ def _examples(result: dict, id_columns_used: bool) -> list:
     return list(result.get("partial_unexpected_list") or [])[:EXAMPLES]
 
 
+def _exception_message(info: dict) -> str | None:
+    """The error an expectation raised (a missing column, a non-string value), if any.
+
+    GX puts it at the top level, or per failed metric in a dict keyed by metric id.
+    """
+    if "raised_exception" in info:
+        return str(info["exception_message"]) if info["raised_exception"] else None
+    for value in info.values():
+        if isinstance(value, dict) and value.get("exception_message"):
+            return str(value["exception_message"]).strip().splitlines()[-1]
+    return None
+
+
 def summarise(results: list) -> dict:
     """Counts per suite and one record per failed expectation (what the message and metrics show)."""
     suites, failures = {}, []
@@ -210,9 +223,9 @@ def summarise(results: list) -> dict:
                 "bounds": {k: config.kwargs[k] for k in ("min_value", "max_value") if config.kwargs.get(k) is not None},
                 "examples": _examples(result, "unexpected_index_list" in result),
             }
-            info = item.exception_info or {}
-            if info.get("raised_exception"):
-                failure["error"] = str(info.get("exception_message"))
+            error = _exception_message(item.exception_info or {})
+            if error:
+                failure["error"] = error
             failures.append(failure)
         suites[name] = {"success": failed == 0, "evaluated": evaluated, "failed": failed}
     return {
@@ -245,7 +258,9 @@ def describe_failures(summary: dict, heading: str, docs: str | None) -> str:
             what += f": {f['unexpected_count']} unexpected ({f['unexpected_percent']:.2f}%)"
             if f["examples"]:
                 what += ", e.g. " + ", ".join(_short(v) for v in f["examples"])
-        else:
+        elif f["expectation"] == "expect_column_to_exist":
+            what += ": no such column"
+        elif f["observed_value"] is not None:
             what += f": observed {_short(f['observed_value'])}"
         lines.append(what)
     if docs:
