@@ -73,8 +73,11 @@ def test_clean_data_passes_and_writes_metrics_and_docs(tmp_path):
     index = Path(summary["data_docs"])
     assert index == tmp_path / "reports/validation/index.html" and index.exists()
     assert "clean.train" in index.read_text()
-    # Nothing left from a second run: the docs hold the latest results only.
+    # A second run: the metric is byte-identical (the train stage depends on it), and the docs hold the
+    # latest results only.
+    before = (tmp_path / "metrics/validate.json").read_bytes()
     validate_clean(tmp_path, PARAMS)
+    assert (tmp_path / "metrics/validate.json").read_bytes() == before
     assert len(list((tmp_path / "reports/validation/validations").rglob("*.html"))) == len(metrics["suites"])
 
 
