@@ -172,19 +172,18 @@ def run_suites(context, checks: list[tuple[str, pd.DataFrame, list, list[str]]])
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
         result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
         if id_columns:
-            # Names the failing rows (e.g. which class is short) instead of only their values.
+            # Names the failing rows (e.g. which class is short) instead of only their values. SUMMARY,
+            # not COMPLETE: a big leak between splits would otherwise put every row into the Data Docs.
             result_format["unexpected_index_column_names"] = id_columns
-            result_format["result_format"] = "COMPLETE"
         results.append((name, definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)))
     return results
 
 
-def _examples(result: dict, id_columns_used: bool) -> list:
-    if id_columns_used and result.get("unexpected_index_list"):
-        return [
-            {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in result["unexpected_index_list"][:EXAMPLES]
-        ]
+def _examples(result: dict) -> list:
+    rows = result.get("partial_unexpected_index_list") or []
+    # With unexpected_index_column_names the rows are dicts naming them; else bare row numbers.
+    if rows and all(isinstance(row, dict) for row in rows):
+        return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows[:EXAMPLES]]
     return list(result.get("partial_unexpected_list") or [])[:EXAMPLES]
 
 
@@ -221,7 +220,7 @@ def summarise(results: list) -> dict:
                 "unexpected_percent": result.get("unexpected_percent"),
                 "observed_value": result.get("observed_value"),
                 "bounds": {k: config.kwargs[k] for k in ("min_value", "max_value") if config.kwargs.get(k) is not None},
-                "examples": _examples(result, "unexpected_index_list" in result),
+                "examples": _examples(result),
             }
             error = _exception_message(item.exception_info or {})
             if error:
