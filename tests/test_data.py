@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import git, textops
+from conftest import git, make_project, textops
 
 from textops.config import ParamsError, load_params
 from textops.data import assign_splits, clean_text, preprocess, read_labelled_file, split_position
@@ -164,14 +165,23 @@ BAD_CASES = [
 ]
 
 
-@pytest.fixture
-def ingested(project):
-    """A project with one good batch ingested and committed (labels negative/positive)."""
-    good = write_csv(project.parent / "good.csv", sample_rows(300, 5))
-    textops(project, "ingest", str(good), "--commit")
-    params = project / "params.yaml"
+@pytest.fixture(scope="module")
+def ingested_template(tmp_path_factory):
+    """A project with one good batch ingested and committed (labels negative/positive), made once."""
+    root = make_project(tmp_path_factory.mktemp("template") / "proj")
+    good = write_csv(root.parent / "good.csv", sample_rows(300, 5))
+    textops(root, "ingest", str(good), "--commit")
+    params = root / "params.yaml"
     params.write_text(params.read_text().replace("max_file_mb: 200", "max_file_mb: 2"))
-    return project
+    return root
+
+
+@pytest.fixture
+def ingested(ingested_template, tmp_path):
+    """A private copy of the template project for one test."""
+    root = tmp_path / "proj"
+    shutil.copytree(ingested_template, root, symlinks=True)
+    return root
 
 
 @pytest.mark.parametrize("name", BAD_CASES)
@@ -265,28 +275,34 @@ def test_preprocess_cleans_dedupes_and_maps_labels(project):
 # -------------------------------------------------------------------------------------------------- versions
 
 
+def dvc(cwd: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def test_data_checkout_restores_an_earlier_version_byte_exact(project):
     v1 = write_csv(project.parent / "v1.csv", sample_rows(300, 1))
     textops(project, "ingest", str(v1))
-    textops(project, "preprocess")
+    dvc(project, "repro", "preprocess")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "data v1")
+    dvc(project, "push")
     rev1 = git(project, "rev-parse", "HEAD").strip()
     state1 = tree_digest(project / "data", project / "artifacts" / "clean")
 
     v2 = write_csv(project.parent / "v2.csv", sample_rows(300, 2))
     textops(project, "ingest", str(v2))
-    textops(project, "preprocess")
+    dvc(project, "repro", "preprocess")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "data v2")
+    dvc(project, "push")
     assert tree_digest(project / "data", project / "artifacts" / "clean") != state1
 
     versions = textops(project, "data", "versions").stdout
     assert rev1[:8] in versions and versions.count("\n") >= 2
 
     # Empty the local cache: the data must come back from the remote.
-    import shutil
-
     shutil.rmtree(project / ".dvc" / "cache")
     out = textops(project, "data", "checkout", rev1).stdout
     assert "restored" in out

@@ -263,24 +263,32 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
 
+def push_raw(root: Path, params: DataParams) -> None:
+    """`dvc push` data.dvc when a default remote is configured."""
+    data_dir = Path(params.raw_dir).parts[0]
+    repo = _dvc_repo(root)
+    if not repo.config["core"].get("remote") or not (root / f"{data_dir}.dvc").exists():
+        return
+    try:
+        repo.push([str(root / f"{data_dir}.dvc")])
+    except Exception as exc:  # the batch is safe in the local cache; say so instead of failing ingest
+        raise PushFailed(
+            f"the data is in the local DVC cache, but `dvc push` to the default remote failed: {exc}. "
+            "Fix the remote (`dvc remote list`) and run `dvc push`, or ingest again."
+        ) from exc
+
+
 def track_raw(root: Path, params: DataParams, message: str | None) -> None:
     """`dvc add data`, `dvc push` when a default remote exists, and optionally a git commit of data.dvc."""
     data_dir = Path(params.raw_dir).parts[0]
-    repo = _dvc_repo(root)
-    repo.add([str(root / data_dir)])  # takes DVC's repo lock: concurrent ingests queue, not interleave
-    if repo.config["core"].get("remote"):
-        try:
-            repo.push([str(root / f"{data_dir}.dvc")])
-        except Exception as exc:  # the batch is safe in the local cache; say so instead of failing ingest
-            raise PushFailed(
-                f"ingested into the local DVC cache, but `dvc push` to the default remote failed: {exc}. "
-                "Fix the remote and run `dvc push`."
-            ) from exc
+    # Absolute target: DVC resolves relative ones against the process's cwd, not the repo.
+    _dvc_repo(root).add([str(root / data_dir)])  # takes DVC's repo lock: concurrent ingests queue
     if message:
         _git(root, "add", f"{data_dir}.dvc", ".gitignore")
         done = _git(root, "commit", "-q", "-m", message, "--", f"{data_dir}.dvc", ".gitignore")
         if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
             raise StateError(f"git commit of {data_dir}.dvc failed: {done.stderr.strip() or done.stdout.strip()}")
+    push_raw(root, params)
 
 
 def write_batch(root: Path, params: DataParams, frame: pd.DataFrame) -> tuple[Path, bool]:
@@ -345,17 +353,20 @@ def ingest(
     for path, frame in frames:
         batch, added = write_batch(root, params, frame)
         results.append(IngestResult(str(path), str(batch.relative_to(root)), len(frame), added))
-    if any(r.added for r in results):
-        added = [Path(r.source).name for r in results if r.added]
-        try:
-            track_raw(root, params, f"data: ingest {', '.join(added)}" if commit else None)
-        except PushFailed:
-            raise  # the batch is versioned and cached locally: keep it
-        except Exception:
-            for r in results:
-                if r.added:
-                    (root / r.batch).unlink(missing_ok=True)
-            raise
+    if not any(r.added for r in results):
+        # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
+        push_raw(root, params)
+        return results
+    added = [Path(r.source).name for r in results if r.added]
+    try:
+        track_raw(root, params, f"data: ingest {', '.join(added)}" if commit else None)
+    except PushFailed:
+        raise  # the batch is versioned and cached locally: keep it
+    except Exception:
+        for r in results:
+            if r.added:
+                (root / r.batch).unlink(missing_ok=True)
+        raise
     return results
 
 
