@@ -1,0 +1,107 @@
+"""SST-2 quality: TF-IDF + logistic regression floor, then the train/evaluate stages with `tiny` or `minilm`.
+
+The stages run unchanged on a throwaway project whose cleaned splits are written from SST-2 in the
+preprocess output format: train = a seeded subset of train.tsv, val = 1,000 other train.tsv rows,
+test = dev.tsv (872 rows; SST-2's test labels are not public).
+
+    python benchmarks/train_sst2.py tfidf
+    python benchmarks/train_sst2.py tiny   --train-samples 20000 --epochs 3
+    python benchmarks/train_sst2.py minilm --train-samples 8000 --epochs 1 --max-length 64
+
+Prints one JSON line with the figures for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2"
+LABELS = ["negative", "positive"]
+
+
+def read(name: str) -> pd.DataFrame:
+    frame = pd.read_csv(SST2 / name, sep="\t", quoting=3)
+    return pd.DataFrame({"text": frame["sentence"].astype(str).str.strip(), "label": frame["label"].astype("int64")})
+
+
+def splits(train_samples: int | None, seed: int = 0) -> dict[str, pd.DataFrame]:
+    train = read("train.tsv").sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    val, train = train.iloc[:1000].reset_index(drop=True), train.iloc[1000:].reset_index(drop=True)
+    if train_samples:
+        train = train.iloc[:train_samples].reset_index(drop=True)
+    return {"train": train, "val": val, "test": read("dev.tsv")}
+
+
+def tfidf(data: dict[str, pd.DataFrame]) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    start = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    clf = LogisticRegression(C=4.0, max_iter=2000).fit(vec.fit_transform(data["train"]["text"]), data["train"]["label"])
+    pred = clf.predict(vec.transform(data["test"]["text"]))
+    y = data["test"]["label"]
+    return {"accuracy": accuracy_score(y, pred), "macro_f1": f1_score(y, pred, average="macro"),
+            "train_s": time.perf_counter() - start}
+
+
+def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
+    import textops  # noqa: F401  (offline env)
+    from textops.config import load_params
+    from textops.evaluate import evaluate
+    from textops.train import train
+
+    root = Path(tempfile.mkdtemp(prefix=f"sst2-{model}-"))
+    clean = root / "artifacts" / "clean"
+    clean.mkdir(parents=True)
+    for name, frame in data.items():
+        frame.to_parquet(clean / f"{name}.parquet", index=False)
+    (clean / "labels.json").write_text(json.dumps({"labels": LABELS}))
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["model"].update(base=model, max_length=args.max_length)
+    params["train"].update(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                           save_steps=args.save_steps, logging_steps=50, early_stopping_patience=3)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    p = load_params(root / "params.yaml")
+    start = time.perf_counter()
+    t = train(root, p)
+    train_s = time.perf_counter() - start
+    e = evaluate(root, p)
+    return {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "roc_auc": e["roc_auc"], "ece": e["ece"],
+            "val_accuracy": t["val_accuracy"], "train_s": train_s, "steps": t["global_step"],
+            "best_step": t["best_step"], "train_samples_per_second": t["train_samples_per_second"],
+            "eval_texts_per_second": e["texts_per_second"], "project": str(root)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", choices=["tfidf", "tiny", "minilm"])
+    ap.add_argument("--train-samples", type=int, default=None)
+    ap.add_argument("--epochs", type=float, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--save-steps", type=int, default=200)
+    args = ap.parse_args()
+    args.lr = args.lr or (1e-3 if args.model == "tiny" else 5e-5)
+    data = splits(args.train_samples)
+    result = tfidf(data) if args.model == "tfidf" else stages(args.model, data, args)
+    import torch
+
+    result.update(model=args.model, train_rows=len(data["train"]), test_rows=len(data["test"]),
+                  args={k: v for k, v in vars(args).items() if k != "model"}, machine=platform.machine(),
+                  threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

