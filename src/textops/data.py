@@ -396,11 +396,22 @@ def has_raw_data(root: Path, params: DataParams) -> bool:
 
 
 def clean_text(texts: pd.Series, lowercase: bool) -> pd.Series:
-    """Unicode NFC, control characters to spaces, runs of whitespace collapsed, trimmed."""
-    out = texts.astype("string").str.normalize("NFC")
-    out = out.str.replace(r"[\x00-\x08\x0b-\x1f\x7f\u200b\u2028\u2029]", " ", regex=True)
-    out = out.str.replace(r"\s+", " ", regex=True).str.strip()
-    return out.str.lower() if lowercase else out
+    """Unicode NFC, control characters to spaces, runs of (Unicode) whitespace collapsed, trimmed.
+
+    Arrow's RE2 kernels do this about 3x faster than pandas' per-row `re` on 1M rows (see BENCHMARKS.md).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # Python's unicodedata for NFC: pyarrow 25's utf8_normalize left decomposed text unchanged here.
+    nfc = texts.astype(object).str.normalize("NFC")
+    arr = pa.array(nfc.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    arr = pc.replace_substring_regex(arr, pattern=r"[\x00-\x08\x0b-\x1f\x7f\x{200b}]", replacement=" ")
+    arr = pc.replace_substring_regex(arr, pattern=r"[\s\p{Z}]+", replacement=" ")  # RE2's \s is ASCII only
+    arr = pc.utf8_trim_whitespace(arr)
+    if lowercase:
+        arr = pc.utf8_lower(arr)
+    return pd.Series(arr.to_pandas(), index=texts.index, dtype=object)
 
 
 def split_position(texts: pd.Series) -> np.ndarray:
@@ -463,13 +474,14 @@ def preprocess(root: Path, params: DataParams) -> dict:
     before = len(frame)
     frame = frame.drop_duplicates(["text", "label"])
     dropped["duplicate"] = before - len(frame)
-    label_count = frame.groupby("text")["label"].transform("nunique")
-    conflicting = frame[label_count > 1]
+    # After exact duplicates are gone, a text that still appears twice has two labels.
+    conflicted = frame["text"].duplicated(keep=False)
+    conflicting = frame[conflicted]
     dropped["conflicting_labels"] = len(conflicting)
     conflict_examples = (
         conflicting.groupby("text")["label"].apply(lambda s: sorted(s)).head(5).reset_index().to_dict("records")
     )
-    frame = frame[label_count == 1]
+    frame = frame[~conflicted]
     if frame.empty:
         raise DataError(f"preprocess: no rows left after cleaning {rows_in} raw rows (dropped: {dropped}).")
 
