@@ -200,6 +200,14 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
     return {k: v for k, v in result.items() if k != "evidence"}
 
 
+def outcome(state, what: str = "training-pipeline"):
+    """A subflow's final state as the calling flow's own: its message and summary survive (returning the
+    state itself would collapse to Prefect's generic "All states completed.")."""
+    if state.is_completed():
+        return Completed(message=state.message or f"{what} completed", data=state.result(raise_on_failure=False))
+    return Failed(message=f"{what} {state.type.value.lower()}: {state.message}")
+
+
 def ensure_limit(name: str = TRAINING_LIMIT, slots: int = 1) -> None:
     """Create the global concurrency limit if the Prefect server does not have it yet."""
     from prefect import get_client

@@ -17,7 +17,7 @@ if _REPO not in sys.path:  # loaded by path by `prefect deploy` / a worker
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from flows.pipeline import project, training_pipeline  # noqa: E402
+from flows.pipeline import outcome, project, training_pipeline  # noqa: E402
 
 # Formats `textops ingest` reads (also gzipped).
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".csv.gz", ".tsv.gz", ".jsonl.gz")
@@ -59,4 +59,4 @@ def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
     ingested = ingest_landing(root, params)
     result = training_pipeline(project_dir=str(root), params_file=params_file, return_state=True)
     get_run_logger().info("ingested %d file(s); pipeline %s: %s", len(ingested), result.type.value, result.message)
-    return result
+    return outcome(result)

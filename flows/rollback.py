@@ -17,7 +17,7 @@ if _REPO not in sys.path:  # loaded by path by `prefect deploy` / a worker
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from flows.pipeline import project, training_pipeline  # noqa: E402
+from flows.pipeline import outcome, project, training_pipeline  # noqa: E402
 
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
@@ -25,7 +25,12 @@ def checkout_task(root: Path, rev: str) -> str:
     from textops.versions import POINTERS, checkout_data
 
     message = checkout_data(root, rev)
-    present = [p for p in POINTERS if (root / p).exists()]
+    # Only the pointers REV has: a dvc.lock left from a later version would pair REV's raw data with
+    # another version's cleaned splits (the pipeline rewrites it anyway).
+    present = [
+        p for p in POINTERS
+        if subprocess.run(["git", "cat-file", "-e", f"{rev}:{p}"], cwd=root, capture_output=True).returncode == 0
+    ]
     subprocess.run(["git", "add", "--", *present], cwd=root, check=True, capture_output=True)
     done = subprocess.run(
         ["git", "commit", "-q", "-m", f"data: roll back to {rev}", "--", *present],
@@ -48,7 +53,7 @@ def data_rollback(
     """Check out the data of REV, retrain on it (no skip), and promote: by policy, or always with FORCE."""
     root, _ = project(project_dir, params_file)
     checkout_task(root, rev)
-    return training_pipeline(
+    state = training_pipeline(
         project_dir=str(root),
         params_file=params_file,
         skip_unchanged=False,
@@ -56,3 +61,4 @@ def data_rollback(
         reason=reason or f"data rollback to {rev}",
         return_state=True,
     )
+    return outcome(state)

@@ -59,7 +59,7 @@ def in_process(root: Path, code: str) -> dict:
 
 
 def registry(root: Path) -> dict:
-    """Champion version and every version's test_accuracy/test_macro_f1, read from the project's store."""
+    """Champion version and every version's test metrics (not throughput), read from the project's store."""
     return in_process(
         root,
         "from mlflow import MlflowClient\n"
@@ -68,9 +68,9 @@ def registry(root: Path) -> dict:
         "p = load_params('params.yaml'); c = client(__import__('pathlib').Path('.').resolve(), p)\n"
         "name = p.mlflow.registered_model\n"
         "vs = c.search_model_versions(f\"name='{name}'\")\n"
-        "out = {'champion': c.get_model_version_by_alias(name, 'champion').version,\n"
+        "out = {'champion': str(c.get_model_version_by_alias(name, 'champion').version),\n"
         "       'metrics': {v.version: {k: m for k, m in c.get_run(v.run_id).data.metrics.items()\n"
-        "                               if k.startswith('test_')} for v in vs}}\n"
+        "                               if k.startswith('test_') and 'second' not in k} for v in vs}}\n"
         "print(json.dumps(out))\n",
     )
 
