@@ -20,6 +20,11 @@ from textops.config import ModelParams, load_params
 
 pytestmark = pytest.mark.slow
 
+# One intra-op thread for the tiny models, here and in the `textops train` subprocesses: on a shared
+# 2-core machine torch's default two threads spin against other jobs and run ~10x slower
+# (BENCHMARKS.md, Training). Results do not depend on it: the determinism tests compare like with like.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Small enough for seconds per run on a shared 2-core CPU, large enough for the model to learn.
 SMALL = {
     "model": {"max_length": 32, "tiny": {"vocab_size": 600, "hidden_size": 32, "num_heads": 2, "num_layers": 1,
@@ -74,7 +79,11 @@ def small(project: Path) -> Path:
 
 
 def run_train(root: Path) -> dict:
+    import torch
+
     from textops.train import train
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     return train(root, load_params(root / "params.yaml"))
 

@@ -207,8 +207,8 @@ def mlflow_logger():
 # checkpoints and resume
 
 
-def complete_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest checkpoint that was fully written; partial ones (a kill mid-save) are removed."""
+def complete_checkpoint(checkpoint_dir: Path, prune: bool = True) -> Path | None:
+    """The newest checkpoint that was fully written; partial ones (a kill mid-save) are removed if PRUNE."""
     checkpoints = sorted(
         (p for p in checkpoint_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
         key=lambda p: int(p.name.split("-")[-1]),
@@ -218,7 +218,8 @@ def complete_checkpoint(checkpoint_dir: Path) -> Path | None:
         # trainer_state.json is written last; without it the optimizer or RNG state may be missing.
         if (ckpt / "trainer_state.json").exists() and any(ckpt.glob("model.safetensors")):
             return ckpt
-        shutil.rmtree(ckpt, ignore_errors=True)
+        if prune:
+            shutil.rmtree(ckpt, ignore_errors=True)
     return None
 
 
@@ -352,7 +353,13 @@ def train(root: Path, params: Params) -> dict:
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags["textops.params_md5"], "clean_md5": tags["textops.data.clean_md5"]}
-    resume_from = prepare_checkpoints(checkpoint_dir, fingerprint) if rank0 else complete_checkpoint(checkpoint_dir)
+    args = training_arguments(params, checkpoint_dir)  # under torchrun this joins the process group
+    # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left.
+    with args.main_process_first(local=False, desc="checkpoints"):
+        if rank0:
+            resume_from = prepare_checkpoints(checkpoint_dir, fingerprint)
+        else:
+            resume_from = complete_checkpoint(checkpoint_dir, prune=False)
 
     set_seed(params.train.seed)  # before the model is built: the random init is part of the result
     tokenizer, model = load_base(params.model, labels, frame["text"].tolist())
@@ -371,7 +378,7 @@ def train(root: Path, params: Params) -> dict:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.train.early_stopping_patience))
     trainer = Trainer(
         model=model,
-        args=training_arguments(params, checkpoint_dir),
+        args=args,
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,
