@@ -83,6 +83,8 @@ def test_configure_prefect_keeps_user_settings(tmp_path, monkeypatch):
     sys.path.insert(0, str(REPO))
     from flows import configure_prefect
 
+    # configure_prefect writes os.environ directly: give it a copy, so nothing leaks into later tests.
+    monkeypatch.setattr(os, "environ", dict(os.environ))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("PREFECT_HOME", raising=False)
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
@@ -141,6 +143,10 @@ def test_run_on_fresh_project_trains_registers_then_skips_without_torch(fast_pro
     assert "now the champion" in out and "next steps" in out and "textops serve" in out
     assert (fast_project / ".prefect").is_dir()  # project-local Prefect home
     assert registry(fast_project)["champion"] == "1"
+    # Every stage's outputs are recorded in dvc.lock: DVC agrees there is nothing to reproduce.
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=fast_project, capture_output=True,
+                            text=True, check=True).stdout
+    assert "up to date" in status, status
 
     # Same data and params: the flow ends early, Completed, and never imports torch.
     result = in_process(
