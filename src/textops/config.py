@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from textops.errors import TextopsError
