@@ -96,6 +96,15 @@ def test_sample_is_deterministic_and_learnable():
     assert not a.equals(make_sample(500, 2))
     assert set(a["label"]) == {"negative", "positive"}
     assert a["text"].str.contains(" but ").any() and a["text"].str.contains(r"\bnot\b").any()
+    # Learnable, but not trivially: a TF-IDF bigram model gets most of it right, not all of it.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    big = make_sample(2000, 13)
+    features = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(big["text"])
+    accuracy = cross_val_score(LogisticRegression(max_iter=1000), features, big["label"], cv=5).mean()
+    assert 0.75 <= accuracy <= 0.95, accuracy
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "csv.gz"])
