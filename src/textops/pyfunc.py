@@ -2,16 +2,28 @@
 
 It wraps the saved Hugging Face directory (logged as the artifact `hf`), so `mlflow.pyfunc.load_model`
 and `mlflow models serve` work offline with no access to this project's files.
+
+The model is logged as code (MLflow's "models from code"): this file is stored next to the weights and
+loading the model runs it. Nothing is unpickled on load: the weights are safetensors, the tokenizer JSON.
+So this file imports nothing from textops; it must stand alone inside the logged model.
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 HF_ARTIFACT = "hf"
+# Texts are cut to this many characters per token of max_length before tokenizing: a fast tokenizer
+# tokenizes the whole string before it truncates, and a 5 MB text would cost seconds of a server's time.
+# No WordPiece token is longer than this, so the cut never changes what the model sees for real texts.
+CHARS_PER_TOKEN = 32
 
 
 def _bad_input(message: str) -> MlflowException:
@@ -49,6 +61,8 @@ def predict_texts(model, tokenizer, texts: list[str], batch_size: int = 64, max_
     import torch
 
     device = next(model.parameters()).device
+    max_length = max_length or tokenizer.model_max_length
+    texts = [t[: max_length * CHARS_PER_TOKEN] for t in texts]
     out = []
     model.eval()
     with torch.inference_mode():
@@ -56,7 +70,7 @@ def predict_texts(model, tokenizer, texts: list[str], batch_size: int = 64, max_
             batch = tokenizer(
                 texts[start : start + batch_size],
                 truncation=True,
-                max_length=max_length or tokenizer.model_max_length,
+                max_length=max_length,
                 padding=True,
                 return_tensors="pt",
             ).to(device)
@@ -86,7 +100,86 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
         self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        if SERVER_MODEL_PATH_ENV in os.environ:  # loaded by `mlflow models serve`
+            guard_scoring_server()
 
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
         texts = as_texts(model_input)
         return to_frame(predict_texts(self.model, self.tokenizer, texts), self.labels)
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests to `mlflow models serve`
+#
+# MLflow's scoring server answers a few malformed requests with 500 (a missing Content-Type header, JSON
+# nested deeper than Python's recursion limit) and converts numbers in `{"inputs": [1, 2]}` to the
+# strings "1", "2" before the model sees them. A client mistake must get a 4xx that says what is wrong,
+# so the model, when the scoring server loads it, wraps the server's `invocations` function (looked up
+# by the request handler at call time) with these checks. If MLflow renames that function, the guard
+# is skipped with a warning, and tests/reliability/test_serving.py fails.
+
+SERVER_MODEL_PATH_ENV = "__pyfunc_model_path__"  # mlflow.pyfunc.scoring_server._SERVER_MODEL_PATH
+TEXT_LISTS = ("inputs", "instances")
+
+
+def request_problem(body: dict) -> str | None:
+    """Why a parsed JSON request cannot be classified, or None. Only the list forms need a check here:
+    the dataframe forms reach `predict` with their values unconverted."""
+    for key in TEXT_LISTS:
+        if key not in body:
+            continue
+        value = body[key]
+        if isinstance(value, dict) and "text" in value:  # columnar: {"inputs": {"text": [...]}}
+            value = value["text"]
+        if not isinstance(value, list):
+            continue  # MLflow's schema check answers 400 for these
+        items = [v["text"] if isinstance(v, dict) and "text" in v else v for v in value]
+        bad = [i for i, v in enumerate(items) if not isinstance(v, str)]
+        if bad:
+            example = json.dumps(items[bad[0]], default=str)[:80]
+            return f"'{key}' must be a list of strings; item(s) {bad[:10]} are not (e.g. {example})"
+    return None
+
+
+def guard_scoring_server() -> bool:
+    """Wrap the scoring server's `invocations` with the checks above; True when in place."""
+    import logging
+
+    try:
+        from mlflow.pyfunc import scoring_server
+    except ImportError:
+        return False
+    original = getattr(scoring_server, "invocations", None)
+    if original is None or not hasattr(scoring_server, "InvocationsResponse"):
+        logging.getLogger(__name__).warning("textops: MLflow's scoring server changed; request guard not installed")
+        return False
+    if getattr(original, "textops_guard", False):
+        return True
+
+    def invocations(data, content_type, model, input_schema):
+        if not content_type:
+            return scoring_server.InvocationsResponse(
+                response="The Content-Type header is missing: send application/json (or text/csv).",
+                status=415,
+                mimetype="text/plain",
+            )
+        if content_type.split(";")[0].strip().lower() == "application/json" and isinstance(data, bytes | str):
+            try:
+                parsed = json.loads(data)
+            except RecursionError as exc:
+                raise _bad_input("the JSON body is nested too deeply to parse") from exc
+            except ValueError:  # not JSON / not UTF-8: MLflow's own 400 says so
+                parsed = None
+            if isinstance(parsed, dict):
+                problem = request_problem(parsed)
+                if problem:
+                    raise _bad_input(problem)
+                data = parsed  # parsed once: MLflow accepts the decoded dict as well
+        return original(data, content_type, model, input_schema)
+
+    invocations.textops_guard = True
+    scoring_server.invocations = invocations
+    return True
+
+
+set_model(TextClassifier())

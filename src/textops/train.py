@@ -314,14 +314,15 @@ def log_model(hf_dir: Path, labels: list[str], example_texts: list[str]):
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from textops.pyfunc import HF_ARTIFACT, TextClassifier
+    from textops import pyfunc
 
     example = pd.DataFrame({"text": example_texts})
     output = pd.DataFrame({"label": labels[:1], **{f"prob_{name}": [0.5] for name in labels}})
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=TextClassifier(),
-        artifacts={HF_ARTIFACT: str(hf_dir)},
+        # Models from code: the model is pyfunc.py itself, so loading it unpickles nothing.
+        python_model=pyfunc.__file__,
+        artifacts={pyfunc.HF_ARTIFACT: str(hf_dir)},
         signature=infer_signature(example, output),
         input_example=example,
         pip_requirements=pip_requirements(),
