@@ -60,7 +60,7 @@ def main() -> None:
         params = load_params(root / "params.yaml")
         for name, step in [
             ("ingest (read TSV, raw suite, write batch, dvc add)",
-             lambda: ingest([src], root, params.data, text_column="sentence", label_column="label")),
+             lambda: ingest([src], root, params, text_column="sentence", label_column="label", gate=False)),
             ("preprocess (clean, dedupe, split, write Parquet)", lambda: preprocess(root, params.data)),
             ("validate (Great Expectations, cleaned suites + Data Docs)", lambda: validate_clean(root, params)),
         ]:

@@ -66,12 +66,12 @@ def main() -> None:
         f"(fresh interpreter, median of 3): {import_time():.2f} s"
     )
     print("| call | rows | seconds |\n|---|---:|---:|")
-    tiny = pd.DataFrame({"text": ["a fine text"] * 10, "label": ["pos"] * 10})
+    tiny = pd.DataFrame({"text": [f"a fine text {i}" for i in range(10)], "label": ["pos", "neg"] * 5})
     start = time.perf_counter()
-    validate_raw(tiny, params, source="tiny")  # first call in this process: pays GX import + setup
+    validate_raw([("tiny", tiny)], params)  # first call in this process: pays GX import + setup
     print(f"| validate_raw, first call in the process (incl. import) | 10 | {time.perf_counter() - start:.2f} |")
     start = time.perf_counter()
-    validate_raw(tiny, params, source="tiny")
+    validate_raw([("tiny", tiny)], params)
     print(f"| validate_raw, later call (context + 1 suite) | 10 | {time.perf_counter() - start:.2f} |")
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as tmp:

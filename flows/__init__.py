@@ -25,7 +25,11 @@ def configure_prefect(root: Path) -> dict[str, str]:
     PREFECT_HOME; we keep it in the project (`.prefect/`, git-ignored) so run history and the concurrency
     limit are per project and nothing is written to the user's home. A user's own settings win.
     """
-    wanted = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": EPHEMERAL_STARTUP_TIMEOUT_S}
+    wanted = {
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": EPHEMERAL_STARTUP_TIMEOUT_S,
+        # The library's own warnings (e.g. a repaired interrupted ingest) in the flow run's logs.
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "textops",
+    }
     if not os.environ.get("PREFECT_API_URL"):
         wanted["PREFECT_HOME"] = str(Path(root).resolve() / ".prefect")
     applied = {}

@@ -10,6 +10,7 @@ logic only in src/textops/; this file adds retries, logging, the one-training-at
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -61,8 +62,15 @@ def record_stage(root: Path, stage: str) -> bool:
         return False
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        repo.commit(f"{root / 'dvc.yaml'}:{stage}", force=True)
+    # DVC resolves a stage's paths against the working directory, whatever the target says: a flow called
+    # from elsewhere (a notebook, a test, a worker without a pull step) would fail with "outside of DVC repo".
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with Repo(str(root)) as repo:
+            repo.commit(f"{root / 'dvc.yaml'}:{stage}", force=True)
+    finally:
+        os.chdir(cwd)
     return True
 
 
@@ -96,6 +104,9 @@ def champion_version(root: Path, params: Params) -> dict | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from textops.tracking import check_store
+
+    check_store(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         mv = client.get_model_version_by_alias(params.mlflow.registered_model, "champion")

@@ -19,16 +19,22 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.pipeline import outcome, project, training_pipeline  # noqa: E402
 
-# Formats `textops ingest` reads (also gzipped).
-SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".csv.gz", ".tsv.gz", ".jsonl.gz")
 DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
+# Files still being written by whoever drops them here (upload tools write aside, then rename).
+IN_FLIGHT = (".part", ".tmp", ".crdownload")
 
 
 def landing_files(landing: Path) -> list[Path]:
-    """Labelled files waiting in LANDING (not in its ingested/ folder), oldest name first."""
+    """Files waiting in LANDING, by name. Every file counts, whatever its type: one ingest cannot read (a
+    spreadsheet, a link) fails the run and stays here for a person, instead of being skipped forever.
+    Hidden files and files still being uploaded are left alone."""
     if not landing.is_dir():
         return []
-    return sorted(p for p in landing.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES))
+    return sorted(
+        p
+        for p in landing.iterdir()
+        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".") and not p.name.endswith(IN_FLIGHT)
+    )
 
 
 @task(name="ingest-landing", cache_policy=NO_CACHE)
@@ -42,7 +48,9 @@ def ingest_landing(root: Path, params) -> list[dict]:
     if not files:
         logger.info("no new files in %s", landing)
         return []
-    results = ingest(files, root, params.data, commit=True)
+    # gate: a landing file that would make the cleaned data fail its checks is not ingested at all; it
+    # stays in the landing directory and the run fails, naming the failed expectations.
+    results = ingest(files, root, params, commit=True, gate=True)
     done = landing / DONE_DIR
     done.mkdir(exist_ok=True)
     for path in files:  # moved only after a successful ingest: a refused file stays for a person to fix

@@ -74,3 +74,17 @@ def sst2() -> Path:
     if not (SST2 / "train.tsv").exists():
         pytest.skip(f"SST-2 not found at {SST2} (CI has it; a user's machine does not)")
     return SST2
+
+
+@pytest.fixture(scope="session")
+def champion_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with the sample ingested and a champion registered (tests/reliability FAST params), built once
+    per session. Tests may read it and run things that must leave it unchanged; tests that change it build
+    their own (an MLflow store cannot be copied: its artifact URIs are absolute)."""
+    sys.path.insert(0, str(Path(__file__).parent / "reliability"))
+    from harness import champion_project
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("PREFECT_API_URL", raising=False)
+        return champion_project(tmp_path_factory.mktemp("champion") / "proj")

@@ -88,12 +88,14 @@ def test_configure_prefect_keeps_user_settings(tmp_path, monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("PREFECT_HOME", raising=False)
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    monkeypatch.delenv("PREFECT_LOGGING_EXTRA_LOGGERS", raising=False)
     applied = configure_prefect(tmp_path)
-    assert applied == {"PREFECT_HOME": str(tmp_path.resolve() / ".prefect")}
+    assert applied == {"PREFECT_HOME": str(tmp_path.resolve() / ".prefect"), "PREFECT_LOGGING_EXTRA_LOGGERS": "textops"}
     assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "300"
     # Against a server, PREFECT_HOME is the user's business.
     monkeypatch.delenv("PREFECT_HOME")
     monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+    monkeypatch.setenv("PREFECT_LOGGING_EXTRA_LOGGERS", "mine")
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
     assert configure_prefect(tmp_path) == {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
 

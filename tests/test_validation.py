@@ -160,21 +160,47 @@ def test_bad_labels_file(tmp_path):
 
 def test_raw_gate():
     good = pd.DataFrame({"text": ["a fine text", "another one"], "label": ["pos", "neg"]})
-    assert validate_raw(good, PARAMS, source="good.csv")["success"] is True
-    assert validate_raw(good, PARAMS.data, source="good.csv")["evaluated"] >= 8  # ingest passes DataParams
+    summary = validate_raw([("good.csv", good)], PARAMS)
+    assert summary["success"] is True and summary["evaluated"] >= 12
 
     bad = pd.DataFrame({"text": ["fine", "   ", "x" * 2001, 42], "label": ["pos", None, "neg", "pos"]}, dtype=object)
     with pytest.raises(ValidationFailed) as info:
-        validate_raw(bad, PARAMS, source="landing/bad.csv")
+        validate_raw([("landing/bad.csv", bad)], PARAMS)
     message = str(info.value)
-    assert message.startswith("landing/bad.csv: raw data check failed")
-    assert "raw / column 'text': expect_column_values_to_match_regex: 1 unexpected" in message
-    assert "raw / column 'text': expect_column_value_lengths_to_be_between" in message  # 2001 > 200 * 10
-    assert "raw / column 'label': expect_column_values_to_not_be_null: 1 unexpected" in message
-    assert "raw / column 'text_type': expect_column_values_to_be_in_set: 1 unexpected (25.00%), e.g. 'int'" in message
+    assert message.startswith("landing/bad.csv: raw data check failed, nothing was ingested")
+    assert "landing/bad.csv / column 'text': expect_column_values_to_match_regex: 1 unexpected" in message
+    assert "landing/bad.csv / column 'text': expect_column_value_lengths_to_be_between" in message  # 2001 > 200 * 10
+    assert "landing/bad.csv / column 'label': expect_column_values_to_not_be_null: 1 unexpected" in message
+    assert "column 'text_type': expect_column_values_to_be_in_set: 1 unexpected (25.00%), e.g. 'int'" in message
 
-    with pytest.raises(ValidationFailed, match="raw / column 'label': expect_column_to_exist"):
-        validate_raw(pd.DataFrame({"text": ["only text"]}), PARAMS, source="nolabel.csv")
+    with pytest.raises(ValidationFailed, match="nolabel.csv / column 'label': expect_column_to_exist"):
+        validate_raw([("nolabel.csv", pd.DataFrame({"text": ["only text"]}))], PARAMS)
+
+
+@pytest.mark.parametrize(
+    "texts, labels, failed",
+    [
+        (["=HYPERLINK(\"http://x\",\"y\")", "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
+        (["-2+3+cmd|' /C calc'!A0", "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
+        (["@SUM(1+1)", "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
+        (["one", "two", "three"], ["pos", "pos", "pos"], "expect_column_unique_value_count_to_be_between"),
+        (["same"] * 9 + ["other"], ["pos", "neg"] * 5, "expect_column_values_to_be_unique"),
+    ],
+    ids=["hyperlink", "dde", "at-sum", "one-class", "duplicates"],
+)
+def test_raw_gate_refuses_formulas_one_class_and_duplicates(texts, labels, failed):
+    with pytest.raises(ValidationFailed, match=failed):
+        validate_raw([("f.csv", pd.DataFrame({"text": texts, "label": labels}))], PARAMS)
+
+
+def test_raw_gate_accepts_ordinary_punctuation_and_classes_across_files():
+    ordinary = ["=) loved it", "-- not for me", "+1 would watch again", "@anna you were right", "a - b (c)"]
+    frame = pd.DataFrame({"text": ordinary, "label": ["pos", "neg", "pos", "pos", "neg"]})
+    assert validate_raw([("ok.csv", frame)], PARAMS)["success"] is True
+    # Per-class exports ingested together: the class count is for the whole ingest.
+    pos = pd.DataFrame({"text": ["good one", "great one"], "label": ["pos", "pos"]})
+    neg = pd.DataFrame({"text": ["bad one", "awful one"], "label": ["neg", "neg"]})
+    assert validate_raw([("pos.csv", pos), ("neg.csv", neg)], PARAMS)["success"] is True
 
 
 def test_validate_command_in_a_project(project):

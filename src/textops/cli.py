@@ -33,6 +33,20 @@ app.add_typer(model_app, name="model")
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="The parameters file.")
 
 
+@app.callback()
+def _setup() -> None:
+    """Warnings of the library (e.g. a repaired interrupted ingest) go to stderr, one line each."""
+    import logging
+
+    logger = logging.getLogger("textops")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("textops: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print a user error as one paragraph on stderr and exit non-zero."""
     from rich.console import Console
@@ -41,8 +55,24 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT error in EXC's chain (libraries wrap it), if any."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        if "No space left on device" in str(exc):
+            return OSError(errno.ENOSPC, "No space left on device")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def user_errors(func):
-    """Turn TextopsError (bad data, bad params, failed suite, bad state) into a message and exit code."""
+    """Turn TextopsError (bad data, bad params, failed suite, bad state) and a full disk into a message and a
+    non-zero exit code instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -50,6 +80,16 @@ def user_errors(func):
             return func(*args, **kwargs)
         except TextopsError as exc:
             fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            full = _disk_full(exc)
+            if full is None:
+                raise
+            fail(
+                f"no space left on the device ({full.filename or 'while writing outputs'}): `textops "
+                f"{func.__name__.replace('_', ' ')}` stopped. Every stage writes its outputs aside and swaps them in "
+                "at the end, so what was there before is unchanged, and a training resumes from its last complete "
+                "checkpoint. Free some space and run it again."
+            )
 
     return wrapper
 
@@ -77,6 +117,11 @@ def ingest(
     label_column: str | None = typer.Option(None, help="Label column (default: data.label_column)."),
     commit: bool = typer.Option(False, "--commit", help="git commit data.dvc after ingesting."),
     allow_new_labels: bool = typer.Option(False, help="Accept labels the data has not had before."),
+    gate: bool = typer.Option(
+        False,
+        "--gate/--no-gate",
+        help="Also refuse files with which the cleaned data would fail its checks (the retrain flow always does).",
+    ),
     params_path: Path = PARAMS_OPTION,
 ) -> None:
     """Add labelled files to data/raw as immutable batches, `dvc add` them and push to the remote."""
@@ -86,11 +131,12 @@ def ingest(
     results = ingest_files(
         paths,
         root_of(params_path),
-        params.data,
+        params,
         text_column=text_column,
         label_column=label_column,
         commit=commit,
         allow_new_labels=allow_new_labels,
+        gate=gate,
     )
     for r in results:
         typer.echo(r.describe())

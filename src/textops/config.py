@@ -73,6 +73,10 @@ class ValidateParams(_Section):
     max_class_ratio: float = Field(20.0, ge=1)
     min_rows: int = Field(100, ge=1)
     report_dir: str = "reports/validation"
+    # Checks on each ingest (all files of one `textops ingest` or one landing pick-up, together):
+    min_batch_classes: int = Field(2, ge=1)
+    max_duplicate_fraction: float = Field(0.5, ge=0, le=1)
+    refuse_formulas: bool = True
 
     _paths = field_validator("report_dir")(_inside_project)
 
@@ -136,6 +140,14 @@ class MlflowParams(_Section):
 
     _paths = field_validator("artifact_location")(_inside_project)
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        # A relative SQLite path is a file in the project; an absolute one or a server is a store you chose.
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            _inside_project(value.removeprefix("sqlite:///"))
+        return value
+
 
 class PromotionParams(_Section):
     primary_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
@@ -182,6 +194,29 @@ def _describe(error: ValidationError, path: Path) -> str:
     return f"{path}: invalid parameters:\n" + "\n".join(lines)
 
 
+PATH_KEYS = (
+    "data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
+    "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location",
+)  # fmt: skip
+
+
+def check_paths(params: Params, root: Path, path: Path) -> None:
+    """Every path in params, symbolic links followed, must stay inside ROOT: a link in the project cannot make
+    the pipeline write elsewhere (`artifacts -> /etc` passes the relative-path check, not this one)."""
+    root = root.resolve()
+    flat = flatten(params)
+    uri = str(flat["mlflow.tracking_uri"])
+    relative_db = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") and uri[10:11] != "/" else None
+    checks = [(k, flat[k]) for k in PATH_KEYS] + ([("mlflow.tracking_uri", relative_db)] if relative_db else [])
+    for key, value in checks:
+        resolved = (root / str(value)).resolve()
+        if resolved != root and root not in resolved.parents:
+            raise ParamsError(
+                f"{path}: invalid parameters:\n  - {key}: {value!r} leads outside the project (to {resolved}, "
+                "through a symbolic link); point it at a directory inside the project."
+            )
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; raise ParamsError naming the file and each bad key."""
     path = Path(path)
@@ -194,13 +229,22 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         raise ParamsError(_describe(exc, path)) from exc
+    check_paths(params, path.parent, path)
+    return params
+
+
+def redact(uri: str) -> str:
+    """URI with a password in it masked (`https://user:***@host`): URIs are logged, printed and recorded."""
+    import re
+
+    return re.sub(r"(//[^/@:\s]*):[^@/\s]*@", r"\1:***@", uri)
 
 
 def flatten(params: Params) -> dict[str, object]:
-    """Params as flat dotted keys (for MLflow's log_params)."""
+    """Params as flat dotted keys (for MLflow's log_params); credentials in the tracking URI are masked."""
     out: dict[str, object] = {}
 
     def walk(prefix: str, value: object) -> None:
@@ -211,4 +255,5 @@ def flatten(params: Params) -> dict[str, object]:
             out[prefix] = value
 
     walk("", params.model_dump(by_alias=True))
+    out["mlflow.tracking_uri"] = redact(str(out["mlflow.tracking_uri"]))
     return out

@@ -70,7 +70,9 @@ def _read_bytes(path: Path, max_bytes: int, compressed: bool) -> bytes:
     return data
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _decode(path: Path, raw: bytes, quoted: bool = True) -> str:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{path}: encoded as UTF-16 (Excel's 'Unicode text'); save it as UTF-8 and ingest it again.")
     if b"\x00" in raw[:8192]:
         raise DataError(f"{path}: contains NUL bytes; this looks like a binary file, not {path.suffix} text.")
     try:
@@ -85,7 +87,31 @@ def _decode(path: Path, raw: bytes) -> str:
         raise DataError(f"{path}: contains NUL characters; refusing a file that is partly binary.")
     if "\ufeff" in text:
         raise DataError(f"{path}: a byte-order mark (U+FEFF) inside the data: files were concatenated; fix the file.")
+    endings = line_endings(text, quoted)
+    if len(endings) > 1:
+        counts = ", ".join(f"{n} {kind}" for kind, n in endings.items())
+        raise DataError(
+            f"{path}: mixed line endings between rows ({counts}): the file was stitched together from different "
+            "sources and rows may be split or joined wrongly; normalise the line endings (e.g. `dos2unix`) and "
+            "ingest it again."
+        )
     return text
+
+
+def line_endings(text: str, quoted: bool = True) -> dict[str, int]:
+    """Row terminators by kind (CRLF, LF, CR); with QUOTED, outside double-quoted fields (a CSV cell may
+    hold a newline; a JSON string may not)."""
+    if "\r" not in text:
+        return {"LF": 1} if "\n" in text else {}
+    crlf = text.count("\r\n")
+    if crlf == text.count("\r") == text.count("\n"):
+        return {"CRLF": crlf}
+    import re
+
+    outside = re.sub(r'"(?:[^"]|"")*"', '""', text) if quoted else text  # a quoted field's newlines are data
+    crlf = outside.count("\r\n")
+    counts = {"CRLF": crlf, "LF": outside.count("\n") - crlf, "CR": outside.count("\r") - crlf}
+    return {kind: n for kind, n in counts.items() if n}
 
 
 def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
@@ -96,7 +122,7 @@ def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
             return pd.read_parquet(io.BytesIO(raw))
         except Exception as exc:  # pyarrow raises many types for corrupt files
             raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
-    text = _decode(path, raw)
+    text = _decode(path, raw, quoted=fmt != "jsonl")
     if fmt == "jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -157,6 +183,12 @@ def read_labelled_file(path: Path, text_column: str, label_column: str, max_file
     Raises DataError with a one-paragraph message for anything a person would have to fix in the file.
     """
     path = Path(path)
+    if path.is_symlink():
+        # A link could make ingest read (and version, and push) any file the process can see.
+        raise DataError(
+            f"{path}: a symbolic link (to {os.readlink(path)}); ingest reads regular files only: copy the file "
+            "or pass its real path."
+        )
     if not path.exists():
         raise DataError(f"{path}: no such file.")
     if not path.is_file():
@@ -240,11 +272,6 @@ def read_raw(raw_dir: Path) -> pd.DataFrame:
     return pa.concat_tables(tables).to_pandas()
 
 
-def known_labels(raw_dir: Path) -> set[str]:
-    files = sorted(Path(raw_dir).glob("batch-*.jsonl"))
-    return set(read_raw(raw_dir)["label"].unique()) if files else set()
-
-
 class PushFailed(StateError):
     """`dvc push` failed after the batch was added to the local cache."""
 
@@ -263,110 +290,144 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
 
+def pointer_of(params: DataParams) -> str:
+    """The .dvc file that versions the raw data (`data.dvc` for raw_dir data/raw)."""
+    return f"{Path(params.raw_dir).parts[0]}.dvc"
+
+
 def push_raw(root: Path, params: DataParams) -> None:
     """`dvc push` data.dvc when a default remote is configured."""
-    data_dir = Path(params.raw_dir).parts[0]
     repo = _dvc_repo(root)
-    if not repo.config["core"].get("remote") or not (root / f"{data_dir}.dvc").exists():
+    if not repo.config["core"].get("remote") or not (root / pointer_of(params)).exists():
         return
     try:
-        repo.push([str(root / f"{data_dir}.dvc")])
+        repo.push([str(root / pointer_of(params))])
     except Exception as exc:  # the batch is safe in the local cache; say so instead of failing ingest
         raise PushFailed(
-            f"the data is in the local DVC cache, but `dvc push` to the default remote failed: {exc}. "
-            "Fix the remote (`dvc remote list`) and run `dvc push`, or ingest again."
+            f"the data is versioned in the local DVC cache, but `dvc push` to the default remote failed: {exc}. "
+            "Fix the remote (`dvc remote list`) and run `dvc push`, or ingest again: nothing was lost."
         ) from exc
 
 
 def track_raw(root: Path, params: DataParams, message: str | None) -> None:
-    """`dvc add data`, `dvc push` when a default remote exists, and optionally a git commit of data.dvc."""
+    """`dvc add data` and, with MESSAGE, a git commit of data.dvc."""
     data_dir = Path(params.raw_dir).parts[0]
     # Absolute target: DVC resolves relative ones against the process's cwd, not the repo.
-    _dvc_repo(root).add([str(root / data_dir)])  # takes DVC's repo lock: concurrent ingests queue
+    _dvc_repo(root).add([str(root / data_dir)])
     if message:
-        _git(root, "add", f"{data_dir}.dvc", ".gitignore")
-        done = _git(root, "commit", "-q", "-m", message, "--", f"{data_dir}.dvc", ".gitignore")
+        _git(root, "add", pointer_of(params), ".gitignore")
+        done = _git(root, "commit", "-q", "-m", message, "--", pointer_of(params), ".gitignore")
         if done.returncode != 0 and "nothing to commit" not in done.stdout + done.stderr:
-            raise StateError(f"git commit of {data_dir}.dvc failed: {done.stderr.strip() or done.stdout.strip()}")
-    push_raw(root, params)
+            raise StateError(f"git commit of {pointer_of(params)} failed: {done.stderr.strip() or done.stdout.strip()}")
 
 
-def write_batch(root: Path, params: DataParams, frame: pd.DataFrame) -> tuple[Path, bool]:
-    """Write the frame as an immutable batch; (path, False) when the same rows are already a batch."""
-    content = batch_bytes(frame)
-    raw_dir = root / params.raw_dir
-    batch = raw_dir / f"batch-{hashlib.sha256(content).hexdigest()[:20]}.jsonl"
-    if batch.exists():
-        return batch, False
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    # Write aside and rename: a killed ingest never leaves half a batch under data/raw.
-    fd, tmp = tempfile.mkstemp(prefix=".ingest-", dir=raw_dir.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o444)
-    os.replace(tmp, batch)
-    return batch, True
+def batch_path(params: DataParams, content: bytes) -> str:
+    """A batch's path relative to the project root: named by the hash of its content (immutable)."""
+    return f"{params.raw_dir}/batch-{hashlib.sha256(content).hexdigest()[:20]}.jsonl"
 
 
-def remove_partial_ingests(root: Path, params: DataParams) -> list[Path]:
-    """Temp files a killed ingest left behind; they never reached data/raw."""
-    leftovers = list((root / params.raw_dir).parent.glob(".ingest-*"))
-    for path in leftovers:
-        path.unlink(missing_ok=True)
-    return leftovers
+def write_batch(root: Path, rel: str, content: bytes) -> None:
+    """Write a batch file: staged outside data/, fsynced, read-only, then renamed into place."""
+    from textops.recovery import staging_dir
+
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="batch-", dir=staging_dir(root))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_candidate(root: Path, params: Params, existing: pd.DataFrame, new: list[pd.DataFrame]) -> None:
+    """The clean suites on what preprocess would make of the raw data plus NEW: nothing that fails the data
+    gate enters the versioned data (a scheduled retrain leaves the files in landing/ for a person instead)."""
+    from textops.errors import ValidationFailed
+    from textops.validation import check_clean, describe_failures
+
+    splits, labels, _ = clean_and_split(pd.concat([existing, *new], ignore_index=True), params.data)
+    summary = check_clean(splits, labels, params)
+    if not summary["success"]:
+        raise ValidationFailed(
+            describe_failures(
+                summary,
+                "with these files the cleaned data would fail its checks, so nothing was ingested (fix the files, "
+                "or ingest them with `textops ingest` without --gate and fix the data afterwards)",
+                None,
+            )
+        )
 
 
 def ingest(
     paths: list[Path],
     root: Path,
-    params: DataParams,
+    params: Params,
     text_column: str | None = None,
     label_column: str | None = None,
     commit: bool = False,
     allow_new_labels: bool = False,
+    gate: bool = True,
 ) -> list[IngestResult]:
-    """Validate every file first, then add each as a batch and version data/ with DVC.
+    """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
 
-    Nothing is written unless every file passes: a bad file in a list leaves data/ as it was.
+    Checks, all before anything is written: each file is readable and passes the raw suite; all files
+    together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); with GATE, the data with
+    these files added still passes the clean suites. A bad file in a list leaves data/ as it was, and so
+    does a killed ingest (see textops.recovery).
     """
+    from textops.recovery import data_lock, journal, read_text
     from textops.validation import validate_raw
 
     root = Path(root)
-    remove_partial_ingests(root, params)
-    text_column = text_column or params.text_column
-    label_column = label_column or params.label_column
-    existing = known_labels(root / params.raw_dir)
-    frames = []
-    for path in paths:
-        frame = read_labelled_file(Path(path), text_column, label_column, params.max_file_mb)
-        validate_raw(frame, params, source=str(path))
-        new = sorted(set(frame["label"]) - existing)
-        if existing and new and not allow_new_labels:
-            raise DataError(
-                f"{path}: unknown label(s) {new}; the data so far has {sorted(existing)}. A typo? To add a class on "
-                "purpose, pass --allow-new-labels."
-            )
-        frames.append((path, frame))
-    results = []
-    for path, frame in frames:
-        batch, added = write_batch(root, params, frame)
-        results.append(IngestResult(str(path), str(batch.relative_to(root)), len(frame), added))
-    if not any(r.added for r in results):
-        # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
-        push_raw(root, params)
-        return results
-    added = [Path(r.source).name for r in results if r.added]
-    try:
-        track_raw(root, params, f"data: ingest {', '.join(added)}" if commit else None)
-    except PushFailed:
-        raise  # the batch is versioned and cached locally: keep it
-    except Exception:
-        for r in results:
-            if r.added:
-                (root / r.batch).unlink(missing_ok=True)
-        raise
+    data = params.data
+    text_column = text_column or data.text_column
+    label_column = label_column or data.label_column
+    with data_lock(root):
+        files = [
+            (str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb)) for path in paths
+        ]
+        validate_raw(files, params)
+        has_data = has_raw_data(root, data)
+        existing = read_raw(root / data.raw_dir) if has_data else pd.DataFrame({"text": [], "label": []})
+        known = set(existing["label"].unique())
+        for source, frame in files:
+            new = sorted(set(frame["label"]) - known)
+            if known and new and not allow_new_labels:
+                raise DataError(
+                    f"{source}: unknown label(s) {new}; the data so far has {sorted(known)}. A typo? To add a class on "
+                    "purpose, pass --allow-new-labels."
+                )
+
+        results, planned = [], {}
+        for source, frame in files:
+            content = batch_bytes(frame)
+            rel = batch_path(data, content)
+            added = not (root / rel).exists() and rel not in planned
+            if added:
+                planned[rel] = content
+            results.append(IngestResult(source, rel, len(frame), added))
+        if not planned:
+            # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
+            push_raw(root, data)
+            return results
+        if gate:
+            check_candidate(root, params, existing, [f for (_, f), r in zip(files, results, strict=True) if r.added])
+
+        pointer = pointer_of(data)
+        added = [Path(r.source).name for r in results if r.added]
+        with journal(root, "ingest", pointer=pointer, pointer_text=read_text(root / pointer), batches=list(planned),
+                     sources=added):
+            for rel, content in planned.items():
+                write_batch(root, rel, content)
+            track_raw(root, data, f"data: ingest {', '.join(added)}" if commit else None)
+        # After the journal: a failed push keeps the batches (they are versioned in the local cache).
+        push_raw(root, data)
     return results
 
 
@@ -383,8 +444,7 @@ def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"sample-{params.sample.rows}-seed{params.sample.seed}.csv"
         frame.to_csv(path, index=False)
-        data = params.data.model_copy(update={"text_column": "text", "label_column": "label"})
-        return ingest([path], root, data)[0]
+        return ingest([path], root, params, text_column="text", label_column="label", gate=False)[0]
 
 
 def has_raw_data(root: Path, params: DataParams) -> bool:
@@ -455,11 +515,14 @@ def dvc_md5(pointer: Path) -> str | None:
     return outs[0].get("md5")
 
 
-def preprocess(root: Path, params: DataParams) -> dict:
-    """Clean, deduplicate and split every raw batch; write the splits, labels.json and the stats metric."""
-    root = Path(root)
-    frame = read_raw(root / params.raw_dir)
+def clean_and_split(frame: pd.DataFrame, params: DataParams) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+    """Clean, filter, deduplicate and split raw rows (text, label as strings), in memory.
+
+    Returns the splits (text, label id), the label names in id order, and the stats (rows in/out, drops by
+    reason, conflicting examples, rows and class balance per split).
+    """
     rows_in = len(frame)
+    frame = frame[["text", "label"]].copy()
     frame["text"] = clean_text(frame["text"], params.lowercase)
     lengths = frame["text"].str.len().fillna(0)
     reasons = {
@@ -492,36 +555,68 @@ def preprocess(root: Path, params: DataParams) -> dict:
     frame["split"] = assign_splits(position, frame["label"].to_numpy(), params.split.val, params.split.test)
     frame = frame.sort_values("_pos", kind="stable")
 
-    out_dir = root / params.clean_dir
-    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    counts = {}
-    balance = {}
+    splits, balance = {}, {}
     for name in SPLITS:
         part = frame[frame["split"] == name][["text", "label"]].reset_index(drop=True)
-        part.to_parquet(tmp_dir / f"{name}.parquet", index=False)
-        counts[name] = len(part)
+        splits[name] = part
         per_class = part["label"].value_counts()
         balance[name] = {labels[i]: int(per_class.get(i, 0)) for i in range(len(labels))}
-    (tmp_dir / "labels.json").write_text(json.dumps({"labels": labels}, ensure_ascii=False, indent=2) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp_dir, out_dir)
-
     stats = {
         "rows_in": rows_in,
-        "rows_out": int(sum(counts.values())),
+        "rows_out": int(sum(len(p) for p in splits.values())),
         "dropped": dropped,
         "conflicting_examples": conflict_examples,
-        "splits": counts,
+        "splits": {name: len(part) for name, part in splits.items()},
         "class_balance": balance,
         "labels": labels,
-        "raw_md5": dvc_md5(root / f"{Path(params.raw_dir).parts[0]}.dvc"),
     }
+    return splits, labels, stats
+
+
+def preprocess(root: Path, params: DataParams) -> dict:
+    """The `preprocess` stage: every raw batch cleaned and split into artifacts/clean (Parquet + labels.json),
+    stats to metrics/preprocess.json. The old outputs stay as they were until the new ones are complete
+    (a full disk or a kill half way changes nothing)."""
+    from textops.recovery import data_lock
+
+    root = Path(root)
+    with data_lock(root):  # not while an ingest or checkout is changing data/ (and repair a killed one)
+        frame = read_raw(root / params.raw_dir)
+    splits, labels, stats = clean_and_split(frame, params)
+    stats["raw_md5"] = dvc_md5(root / pointer_of(params))
+
+    out_dir = root / params.clean_dir
+    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
     metrics = root / PREPROCESS_METRICS
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
+    metrics_tmp = metrics.with_name(metrics.name + ".tmp")
+    try:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir(parents=True)
+        for name, part in splits.items():
+            part.to_parquet(tmp_dir / f"{name}.parquet", index=False)
+        (tmp_dir / "labels.json").write_text(json.dumps({"labels": labels}, ensure_ascii=False, indent=2) + "\n")
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics_tmp.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
+    except OSError as exc:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        metrics_tmp.unlink(missing_ok=True)
+        raise StateError(
+            f"preprocess could not write its outputs ({exc.strerror or exc}: {exc.filename or out_dir}); "
+            f"{params.clean_dir} and {PREPROCESS_METRICS} are unchanged. Free some space and run it again."
+        ) from exc
+    replace_dir(tmp_dir, out_dir)
+    os.replace(metrics_tmp, metrics)
     return stats
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Swap a completely written directory in for TARGET (two renames: no copy, no space needed)."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_split(root: Path, params: DataParams, split: str) -> pd.DataFrame:

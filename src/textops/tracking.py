@@ -1,10 +1,13 @@
 """Where MLflow runs live: one function every stage uses, so training, evaluation, the registry and
-serving always talk to the same store.
+serving always talk to the same store. Also who owns a run: a process killed with SIGKILL cannot end its
+run, so the next stage on the same machine finds it RUNNING with a dead owner and marks it KILLED.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from pathlib import Path
 
 from textops.config import Params
@@ -30,6 +33,49 @@ def tracking_uri(root: Path, params: Params) -> str:
     return uri
 
 
+def check_store(uri: str, timeout: float = 10) -> None:
+    """Fail at once, with a message that says what to do, when the tracking store cannot be used: a server
+    that does not answer (MLflow itself would retry for minutes), or a SQLite file another process holds
+    locked. Called before a stage writes anything, so nothing is half done."""
+    import urllib.error
+    import urllib.request
+
+    from textops.config import redact
+    from textops.errors import StateError
+
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered (an auth proxy may refuse /health): reachable
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StateError(
+                f"the MLflow tracking server {redact(uri)} does not answer ({reason}): start it, or fix "
+                "MLFLOW_TRACKING_URI / mlflow.tracking_uri. Nothing was changed."
+            ) from exc
+    if uri.startswith("sqlite:///"):
+        import sqlite3
+
+        db = Path(uri.removeprefix("sqlite:///"))
+        if not db.exists():
+            return  # MLflow creates it
+        try:
+            con = sqlite3.connect(db, timeout=timeout)
+            try:
+                con.execute("BEGIN IMMEDIATE")  # the write lock MLflow will need
+                con.rollback()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"the MLflow store {db} cannot be written ({exc}; waited {timeout:.0f} s): another process holds "
+                "it (an open `sqlite3` shell, a stuck `mlflow ui`?) or the file is damaged. Nothing was changed; "
+                "try again once it is free."
+            ) from exc
+
+
 def artifact_location(root: Path, params: Params) -> str:
     """The artifact root for new experiments, as a file URI under the project root."""
     return (Path(root).resolve() / params.mlflow.artifact_location).as_uri()
@@ -44,6 +90,7 @@ def setup(root: Path, params: Params) -> str:
     import mlflow
 
     uri = tracking_uri(root, params)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(params.mlflow.experiment)
@@ -61,4 +108,64 @@ def setup(root: Path, params: Params) -> str:
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
+    reap_stale_runs(client, experiment_id)
     return experiment_id
+
+
+# --------------------------------------------------------------------------------------------------
+# run owners
+
+OWNER_HOST, OWNER_PID, OWNER_START = "textops.owner.host", "textops.owner.pid", "textops.owner.start"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of PID (clock ticks since boot): with the pid it names one process, even after
+    the pid is reused. None where /proc is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming this process as the one that has a run open."""
+    pid = os.getpid()
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(pid), OWNER_START: _process_start(pid) or ""}
+
+
+def owner_alive(tags: dict[str, str]) -> bool | None:
+    """Whether the process named by a run's owner tags still runs; None when this machine cannot tell
+    (no owner tags, or another host: a GPU worker's run is that worker's business)."""
+    if tags.get(OWNER_HOST) != socket.gethostname() or not tags.get(OWNER_PID, "").isdigit():
+        return None
+    pid, recorded = int(tags[OWNER_PID]), tags.get(OWNER_START)
+    if Path("/proc/self/stat").exists():
+        start = _process_start(pid)
+        return start is not None and (start == recorded or not recorded)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def reap_stale_runs(client, experiment_id: str) -> list[str]:
+    """Mark KILLED every RUNNING run of the experiment whose owner process on this machine is gone."""
+    reaped = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=200):
+        if owner_alive(run.data.tags) is False:
+            client.set_tag(
+                run.info.run_id,
+                "textops.killed",
+                f"process {run.data.tags.get(OWNER_PID)} on {run.data.tags.get(OWNER_HOST)} died with the run open",
+            )
+            client.set_terminated(run.info.run_id, status="KILLED")
+            reaped.append(run.info.run_id)
+            logging.getLogger("textops").warning(
+                "MLflow run %s was left RUNNING by a process that died (pid %s): marked KILLED",
+                run.info.run_id, run.data.tags.get(OWNER_PID),
+            )
+    return reaped

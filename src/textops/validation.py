@@ -39,11 +39,19 @@ TEXT_TYPE = "text_type"
 # suites
 
 
-def raw_expectations(max_chars: int) -> list:
+# A text a spreadsheet would run as a formula when someone opens an exported CSV: a leading =, +, -, @ and a
+# function call (=HYPERLINK(, @SUM(), or a DDE call anywhere (cmd|' /C calc'!A0). OWASP's "CSV injection".
+# Linear time on long texts: the first branch is anchored, the second starts only at a word boundary (an
+# unanchored `[A-Za-z]+\|` backtracks quadratically over a 1 MB run of letters).
+FORMULA = r"""^[\s"']*[=+\-@][\s"']*[A-Za-z_][A-Za-z0-9_.]*\(|\b[A-Za-z]+\|\s*'[^']*'\s*!"""
+
+
+def raw_expectations(max_chars: int, refuse_formulas: bool = True) -> list:
     """The raw suite: a canonical frame (text, label as strings) about to enter data/raw."""
     import great_expectations.expectations as gxe
 
-    return [
+    formulas = [gxe.ExpectColumnValuesToNotMatchRegex(column="text", regex=FORMULA)] if refuse_formulas else []
+    return formulas + [
         gxe.ExpectColumnToExist(column="text"),
         gxe.ExpectColumnToExist(column="label"),
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
@@ -54,6 +62,17 @@ def raw_expectations(max_chars: int) -> list:
         gxe.ExpectColumnValueLengthsToBeBetween(column="text", max_value=max_chars * RAW_LENGTH_FACTOR),
         gxe.ExpectColumnValuesToNotBeNull(column="label"),
         gxe.ExpectColumnValuesToMatchRegex(column="label", regex=r"\S"),
+    ]
+
+
+def batch_expectations(min_classes: int, max_duplicate_fraction: float) -> list:
+    """All files of one ingest together: enough classes, not mostly copies of a few rows."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnUniqueValueCountToBeBetween(column="label", min_value=min_classes),
+        # GX counts every copy of a repeated text as unexpected; `mostly` is the share that must be unique.
+        gxe.ExpectColumnValuesToBeUnique(column="text", mostly=round(1.0 - max_duplicate_fraction, 6)),
     ]
 
 
@@ -80,7 +99,10 @@ def class_expectations(min_per_class: int, max_ratio: float | None) -> list:
     """A split's class counts (one row per known class, zeros included): enough rows, bounded imbalance."""
     import great_expectations.expectations as gxe
 
-    exps = [gxe.ExpectColumnValuesToBeBetween(column="count", min_value=min_per_class)]
+    exps = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=2),  # a classifier needs two classes (rows: one per class)
+        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=min_per_class),
+    ]
     if max_ratio is not None:
         exps.append(gxe.ExpectColumnValuesToBeBetween(column="ratio_to_smallest", max_value=max_ratio))
     return exps
@@ -271,17 +293,31 @@ def describe_failures(summary: dict, heading: str, docs: str | None) -> str:
 # the two gates
 
 
-def validate_raw(df: pd.DataFrame, params: Params | DataParams, source: str) -> dict:
-    """Gate before ingest: SOURCE's canonical frame (text, label as str) must be fit to enter data/raw.
+def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
+    """Gate before ingest: each file's canonical frame (text, label as str) must be fit to enter data/raw,
+    and all of them together (one ingest) must hold enough classes and not be mostly duplicates.
 
-    Raises ValidationFailed naming each failed expectation. No Data Docs: ingest runs on a user's file
-    and the message (with examples) is the report.
+    Raises ValidationFailed naming each failed expectation and the file. No Data Docs: ingest runs on a
+    user's files and the message (with examples) is the report.
     """
-    data = params.data if isinstance(params, Params) else params
-    checks = [("raw", with_text_type(df), raw_expectations(data.max_chars), [])]
+    data, bounds = params.data, params.validation
+    checks = [
+        (f"raw[{i}]", with_text_type(df), raw_expectations(data.max_chars, bounds.refuse_formulas), [])
+        for i, (_, df) in enumerate(files)
+    ]
+    if files:
+        batch = pd.concat([df.reindex(columns=["text", "label"]) for _, df in files], ignore_index=True)
+        batch_suite = batch_expectations(bounds.min_batch_classes, bounds.max_duplicate_fraction)
+        checks.append(("raw.batch", batch, batch_suite, []))
     summary = summarise(run_suites(gx_context(None), checks))
     if not summary["success"]:
-        raise ValidationFailed(describe_failures(summary, f"{source}: raw data check failed", None))
+        names = {f"raw[{i}]": source for i, (source, _) in enumerate(files)}
+        names["raw.batch"] = "all files of this ingest" if len(files) > 1 else files[0][0]
+        failed = {f["suite"] for f in summary["failures"]}
+        for f in summary["failures"]:
+            f["suite"] = names.get(f["suite"], f["suite"])
+        heading = f"{', '.join(sorted(names[s] for s in failed))}: raw data check failed, nothing was ingested"
+        raise ValidationFailed(describe_failures(summary, heading, None))
     return {"success": True, "evaluated": summary["evaluated"], "failed": 0, "data_docs": None}
 
 
@@ -325,6 +361,15 @@ def clean_checks(splits: dict[str, pd.DataFrame], labels: list[str], params: Par
     return checks
 
 
+def check_clean(splits: dict[str, pd.DataFrame], labels: list[str], params: Params, docs_dir: Path | None = None):
+    """Run every clean suite on SPLITS (in memory); with DOCS_DIR also build Data Docs there. The summary."""
+    context = gx_context(docs_dir)
+    summary = summarise(run_suites(context, clean_checks(splits, labels, params)))
+    if docs_dir is not None:
+        context.build_data_docs(site_names=["textops"])
+    return summary
+
+
 def validate_clean(root: Path, params: Params) -> dict:
     """The `validate` stage: run the clean suites on artifacts/clean, write metrics and Data Docs.
 
@@ -340,9 +385,7 @@ def validate_clean(root: Path, params: Params) -> dict:
     docs_dir = root / params.validation.report_dir
     # Only this run's pages: older validation results in the index would read as current ones.
     shutil.rmtree(docs_dir, ignore_errors=True)
-    context = gx_context(docs_dir)
-    summary = summarise(run_suites(context, clean_checks(splits, labels, params)))
-    context.build_data_docs(site_names=["textops"])
+    summary = check_clean(splits, labels, params, docs_dir)
     index = docs_dir / "index.html"
     docs = str(index.relative_to(root))  # the metric is committed: no machine-specific path in it
 

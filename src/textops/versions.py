@@ -89,8 +89,11 @@ def checkout_data(root: Path, rev: str) -> str:
     """Restore data/ and the cleaned splits as they were at REV, from the DVC cache or the remote.
 
     Only the pointer files (data.dvc, dvc.lock, the preprocess metric) and the data they name change.
-    If the data cannot be restored the pointer files are put back, so nothing is half-switched.
+    If the data cannot be restored, or the process is killed half way, the pointer files and the data are
+    put back (at once, or by the next textops command), so nothing stays half-switched.
     """
+    from textops.recovery import data_lock, journal, read_text
+
     root = Path(root)
     commit = _git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False).strip()
     if not commit:
@@ -98,33 +101,27 @@ def checkout_data(root: Path, rev: str) -> str:
     if _show(root, commit, "data.dvc") is None:
         raise StateError(f"{rev} has no data.dvc: there is no data version at that revision.")
 
-    previous = {p: (root / p).read_bytes() if (root / p).exists() else None for p in POINTERS}
     present = [p for p in POINTERS if _show(root, commit, p) is not None]
     # Absolute targets: DVC resolves relative ones against the process's cwd, not the repo.
     targets = [str(root / "data.dvc")] + ([f"{root / 'dvc.yaml'}:preprocess"] if "dvc.lock" in present else [])
-    try:
-        _git(root, "checkout", commit, "--", *present)
-        repo = _dvc_repo(root)
+    with data_lock(root):
+        saved = {p: read_text(root / p) for p in POINTERS}
         try:
-            repo.checkout(targets=targets, force=True)
-            how = "from the local DVC cache"
-        except Exception:  # objects not in the local cache: fetch them from the remote first
-            repo.fetch(targets=targets)
-            repo.checkout(targets=targets, force=True)
-            how = "fetched from the DVC remote"
-    except Exception as exc:
-        for path, content in previous.items():
-            if content is None:
-                (root / path).unlink(missing_ok=True)
-            else:
-                (root / path).write_bytes(content)
-        _git(root, "reset", "-q", "--", *POINTERS, check=False)
-        try:  # a failed checkout may have switched part of data/: switch it back
-            _dvc_repo(root).checkout(targets=targets, force=True)
-        except Exception:
-            pass
-        raise StateError(
-            f"could not restore the data of {rev}: {exc}. data.dvc and dvc.lock are back as they were; "
-            "check the DVC remote (`dvc remote list`) and try again."
-        ) from exc
+            # The journal puts the pointers and data back if this raises, and the next command does it if
+            # the process is killed half way (textops.recovery).
+            with journal(root, "checkout", rev=rev, pointers=saved):
+                _git(root, "checkout", commit, "--", *present)
+                repo = _dvc_repo(root)
+                try:
+                    repo.checkout(targets=targets, force=True)
+                    how = "from the local DVC cache"
+                except Exception:  # objects not in the local cache: fetch them from the remote first
+                    repo.fetch(targets=targets)
+                    repo.checkout(targets=targets, force=True)
+                    how = "fetched from the DVC remote"
+        except Exception as exc:
+            raise StateError(
+                f"could not restore the data of {rev}: {exc}. data/, data.dvc and dvc.lock are back as they were; "
+                "check the DVC remote (`dvc remote list`) and try again."
+            ) from exc
     return f"data at {commit[:8]} ({rev}) restored {how}: data/ and the cleaned splits"
