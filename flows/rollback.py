@@ -21,10 +21,10 @@ from flows.pipeline import outcome, project, training_pipeline  # noqa: E402
 
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
-def checkout_task(root: Path, rev: str) -> str:
+def checkout_task(root: Path, rev: str, params) -> str:
     from textops.versions import POINTERS, checkout_data
 
-    message = checkout_data(root, rev)
+    message = checkout_data(root, rev, params)
     # Only the pointers REV has: a dvc.lock left from a later version would pair REV's raw data with
     # another version's cleaned splits (the pipeline rewrites it anyway).
     present = [
@@ -51,8 +51,8 @@ def data_rollback(
     params_file: str = "params.yaml",
 ):
     """Check out the data of REV, retrain on it (no skip), and promote: by policy, or always with FORCE."""
-    root, _ = project(project_dir, params_file)
-    checkout_task(root, rev)
+    root, params = project(project_dir, params_file)
+    checkout_task(root, rev, params)
     state = training_pipeline(
         project_dir=str(root),
         params_file=params_file,

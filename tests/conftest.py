@@ -82,9 +82,11 @@ def champion_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     per session. Tests may read it and run things that must leave it unchanged; tests that change it build
     their own (an MLflow store cannot be copied: its artifact URIs are absolute)."""
     sys.path.insert(0, str(Path(__file__).parent / "reliability"))
-    from harness import champion_project
+    from harness import SECRETS, champion_project
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("PREFECT_API_URL", raising=False)
+        for name, value in SECRETS.items():  # test_security checks that none of them is written anywhere
+            mp.setenv(name, value)
         return champion_project(tmp_path_factory.mktemp("champion") / "proj")

@@ -170,22 +170,6 @@ def test_run_on_fresh_project_trains_registers_then_skips_without_torch(fast_pro
     assert len(registry(fast_project)["metrics"]) == 2
 
 
-def test_two_runs_at_once_never_train_together(fast_project):
-    textops(fast_project, "sample")
-    exe = Path(sys.executable).with_name("textops")
-    procs = [
-        subprocess.Popen([str(exe), "run"], cwd=fast_project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=900)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    # One trained; the other waited for the training slot, then found the champion already up to date.
-    assert sum("registered" in o for o in outs) == 1, outs
-    assert sum("nothing to retrain" in o for o in outs) == 1, outs
-    assert len(registry(fast_project)["metrics"]) == 1
-
-
 # --------------------------------------------------------------------------------------------------
 # Data-version rollback.
 

@@ -211,12 +211,19 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(small):
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     assert not (small / "metrics/train.json").exists()
 
+    killed_run = json.loads((ckpts / "mlflow_run.json").read_text())["run_id"]
+    assert client(small).get_run(killed_run).info.status == "RUNNING"  # nobody could end it
     resumed = textops(small, "train")
     assert "resumed from step" in resumed.stdout
+    assert "marked KILLED" in resumed.stderr
     metrics = json.loads((small / "metrics/train.json").read_text())
     assert metrics["resumed_from_step"] > 0
     run_id = json.loads((small / "artifacts/model/run.json").read_text())["run_id"]
-    assert client(small).get_run(run_id).info.status == "FINISHED"  # the killed run, continued
+    c = client(small)
+    assert c.get_run(killed_run).info.status == "KILLED"
+    run = c.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["textops.resumed_from_run"] == killed_run
+    resumed_curve = [m.step for m in c.get_metric_history(run_id, "val_macro_f1")]
 
     import shutil
 
@@ -225,6 +232,8 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(small):
     for key in ("val_accuracy", "val_macro_f1", "val_loss", "global_step", "best_step"):
         assert metrics[key] == uninterrupted[key], key
     assert uninterrupted["resumed_from_step"] == 0
+    # The resumed run's curve starts at the beginning (replayed from the checkpoint), like the uninterrupted one.
+    assert resumed_curve == [m.step for m in c.get_metric_history(uninterrupted["run_id"], "val_macro_f1")]
 
 
 def test_crashing_run_is_marked_failed(small):

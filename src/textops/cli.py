@@ -240,8 +240,7 @@ def data_checkout(
     """Restore data/ and the cleaned splits byte-exact at REV from the DVC cache or remote."""
     from textops.versions import checkout_data
 
-    load(params_path)
-    typer.echo(checkout_data(root_of(params_path), rev))
+    typer.echo(checkout_data(root_of(params_path), rev, load(params_path)))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -121,12 +121,13 @@ def evaluate(root: Path, params: Params) -> dict:
     import pandas as pd
 
     from textops.pyfunc import predict_texts, to_frame
-    from textops.tracking import setup
+    from textops.tracking import owner_tags, setup
 
     root = Path(root)
     names = load_labels(root, params.data)
     test = load_split(root, params.data, "test")
     tokenizer, model, run_info = load_trained(root, params)
+    setup(root, params)  # the store must be usable before any output is written (and dead runs are reaped)
     model_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if model_names != names:
         raise StateError(
@@ -156,12 +157,12 @@ def evaluate(root: Path, params: Params) -> dict:
     )
     (root / EVAL_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
 
-    setup(root, params)
     flat = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for name, scores in metrics["per_class"].items():
         flat.update({f"test_{name}_{k}": v for k, v in scores.items() if k != "support"})
     # Reopening the train run keeps one run per model: registry and lineage read it in one place.
     with mlflow.start_run(run_id=run_info["run_id"]):
+        mlflow.set_tags(owner_tags())  # a SIGKILL here leaves the run RUNNING: the next stage marks it KILLED
         mlflow.log_metrics({k: float(v) for k, v in flat.items()})
         for path in [*plots, out_dir / "misclassified.csv", root / EVAL_METRICS]:
             mlflow.log_artifact(str(path), "eval")

@@ -164,18 +164,29 @@ def guard_scoring_server() -> bool:
                 mimetype="text/plain",
             )
         if content_type.split(";")[0].strip().lower() == "application/json" and isinstance(data, bytes | str):
+            # Parsed here, once, and handed on decoded: MLflow parsing the raw body again, a few stack frames
+            # deeper, hits the recursion limit at a slightly smaller depth than this check (a 500 again).
             try:
                 parsed = json.loads(data)
             except RecursionError as exc:
                 raise _bad_input("the JSON body is nested too deeply to parse") from exc
-            except ValueError:  # not JSON / not UTF-8: MLflow's own 400 says so
-                parsed = None
-            if isinstance(parsed, dict):
-                problem = request_problem(parsed)
-                if problem:
-                    raise _bad_input(problem)
-                data = parsed  # parsed once: MLflow accepts the decoded dict as well
-        return original(data, content_type, model, input_schema)
+            except UnicodeDecodeError as exc:
+                raise _bad_input(f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            except ValueError as exc:
+                raise _bad_input(f"the body is not valid JSON ({exc})") from exc
+            if not isinstance(parsed, dict):
+                raise _bad_input(
+                    "the body must be a JSON object with one of 'inputs', 'instances', 'dataframe_split' or "
+                    f"'dataframe_records', not a {type(parsed).__name__}"
+                )
+            problem = request_problem(parsed)
+            if problem:
+                raise _bad_input(problem)
+            data = parsed  # MLflow accepts the decoded dict as well
+        try:
+            return original(data, content_type, model, input_schema)
+        except RecursionError as exc:  # a deeply nested value inside an object (dataframe_records: [[[[...]]]])
+            raise _bad_input("the request is nested too deeply") from exc
 
     invocations.textops_guard = True
     scoring_server.invocations = invocations

@@ -156,6 +156,7 @@ def recover(root: Path) -> list[str]:
         path.unlink(missing_ok=True)
     elif leftovers:
         messages.append(f"removed {len(leftovers)} partly written file(s) of an interrupted ingest from {staging}")
+    drop_backup(root)  # a finished checkout's, if it was killed before removing it
     return messages
 
 
@@ -208,9 +209,49 @@ def _undo_ingest(root: Path, entry: dict) -> str:
     return f"removed {removed} batch(es) it had added to data/ and put {pointer} back; nothing was ingested."
 
 
+BACKUP_DIR = "checkout-backup"
+
+
+def backup_dirs(root: Path, dirs: list[str]) -> list[str]:
+    """Hard-link copies of DIRS (relative to ROOT) under .textops/checkout-backup: no data is copied, and the
+    copies keep the current files alive while DVC replaces or deletes them. Returns DIRS (for the journal)."""
+    import shutil
+
+    backup = state_dir(root) / BACKUP_DIR
+    shutil.rmtree(backup, ignore_errors=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system (a mounted output dir): copy instead
+            shutil.copy2(src, dst)
+
+    for rel in dirs:
+        target = backup / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(root / rel, target, copy_function=link, symlinks=True)
+    return dirs
+
+
+def drop_backup(root: Path) -> None:
+    import shutil
+
+    shutil.rmtree(Path(root) / STATE_DIR / BACKUP_DIR, ignore_errors=True)
+
+
 def _undo_checkout(root: Path, entry: dict) -> str:
+    import shutil
+
     saved: dict[str, str | None] = entry["pointers"]
     _restore(root, saved)
+    backup = root / STATE_DIR / BACKUP_DIR
+    dirs = entry.get("backup") or []
+    if dirs and all((backup / rel).exists() for rel in dirs):
+        for rel in dirs:
+            shutil.rmtree(root / rel, ignore_errors=True)
+            os.replace(backup / rel, root / rel)
+        drop_backup(root)
+        return f"the data is back as it was before the checkout of {entry.get('rev')} (data/ and the cleaned splits)."
     targets = [str(root / "data.dvc")] if saved.get("data.dvc") is not None else []
     if saved.get("dvc.lock") is not None:
         targets.append(f"{root / 'dvc.yaml'}:preprocess")

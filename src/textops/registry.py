@@ -8,10 +8,11 @@ Policy (params.promotion):
 - a failed or skipped data validation never promotes.
 
 The champion is scored again on the challenger's test split when it was evaluated on another data version,
-so both numbers come from the same rows. The decision and its evidence go on the model version as tags and
-into `registry/decision.md` in the challenger's run. Alias moves are the last writes, and a move is a single
-update of the alias, so a model that had a champion always has one. Every champion change (automatic,
-manual, rollback) is appended to the registered model's tag `textops.champion_history`; rollback replays it.
+so both numbers come from the same rows. The decision and its evidence go on the model version as tags (created
+with the version, in one call) and into `registry/decision.md` in the challenger's run. Alias moves are the last
+writes, and a move is a single update of the alias, so a model that had a champion always has one. Every
+champion change (automatic, manual, rollback) is appended to the registered model's tag
+`textops.champion_history`; rollback replays it.
 """
 
 from __future__ import annotations
@@ -163,9 +164,10 @@ def rollback_target(history: list[dict], current: str | None) -> str:
 def client(root: Path, params: Params) -> MlflowClient:
     from mlflow import MlflowClient
 
-    from textops.tracking import tracking_uri
+    from textops.tracking import check_store, tracking_uri
 
     uri = tracking_uri(root, params)
+    check_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -196,12 +198,17 @@ def _history(c: MlflowClient, name: str) -> list[dict]:
 
 
 def _move_champion(c: MlflowClient, name: str, version: str, kind: str, reason: str) -> None:
-    """Record the change in the history, then move the alias: the move is the last write."""
+    """Move the alias (one update: there is always a champion), then append the change to the history.
+
+    In this order a process killed between the two writes leaves a history that lacks the last move, which
+    `rollback_target` handles (it treats the alias as the newest entry); the other order would leave a
+    history naming a champion that never served.
+    """
     history = _history(c, name) + [
         {"version": str(version), "kind": kind, "reason": reason[:200], "at": int(time.time())}
     ]
-    c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-HISTORY_MAX:]))
     c.set_registered_model_alias(name, CHAMPION, str(version))
+    c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-HISTORY_MAX:]))
 
 
 def validation_passed(root: Path, params: Params) -> bool:
@@ -241,11 +248,11 @@ def _as_names(values, labels: list[str]) -> np.ndarray:
     return s.astype(str).to_numpy()
 
 
-def predict_version(c: MlflowClient, name: str, version: str, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Label names predicted by a registered version (used to score the champion on new test rows)."""
+def predict_uri(uri: str, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Label names predicted by the model at URI (`models:/NAME/V`, `runs:/ID/model`) for TEXTS."""
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    model = mlflow.pyfunc.load_model(uri)
     out = [
         model.predict(pd.DataFrame({"text": texts[i : i + batch_size]}))["label"]
         for i in range(0, len(texts), batch_size)
@@ -265,22 +272,41 @@ def _challenger_predictions(root: Path, params: Params, test: pd.DataFrame, labe
 
 
 def register(root: Path, params: Params) -> dict:
-    """Register the evaluated run's model, compare with the champion, record the decision, move aliases."""
+    """Compare the evaluated model with the champion and register it (see `_register`), holding the project's
+    registry lock: two registrations on one machine never decide against the same old champion."""
+    from textops.recovery import REGISTRY_LOCK_FILE, project_lock
+
+    with project_lock(Path(root), REGISTRY_LOCK_FILE):
+        return _register(root, params)
+
+
+def _register(root: Path, params: Params) -> dict:
+    """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
+
+    Everything is decided before anything is written. The version is then created with all its evidence
+    tags in one registry call (one database transaction on a SQL store), so a kill at any point leaves
+    either no new version or a complete one; the alias moves come last.
+    """
     import mlflow
 
-    from textops.tracking import tracking_uri
+    from textops.tracking import setup, tracking_uri
 
     root = Path(root)
     run_info = _read_json(root / params.train.output_dir / "run.json")
     run_id = run_info["run_id"]
     name, metric = params.mlflow.registered_model, params.promotion.primary_metric
+    setup(root, params)  # also marks KILLED runs whose process died
     uri = tracking_uri(root, params)
-    mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     c = client(root, params)
     run = c.get_run(run_id)
     if f"test_{metric}" not in run.data.metrics:
         raise StateError(f"run {run_id} has no test_{metric}: run `textops evaluate` before `textops register`.")
+    if run.info.status != "FINISHED":
+        raise StateError(
+            f"run {run_id} is {run.info.status}, not FINISHED (its training or evaluation was interrupted): run "
+            "`textops evaluate` again, or the pipeline, before registering it."
+        )
 
     # Paired predictions of both models on the challenger's test split.
     labels = _labels(root, params)
@@ -289,16 +315,13 @@ def register(root: Path, params: Params) -> dict:
     texts = test["text"].astype(str).tolist()
     champion = _champion(c, name)
 
-    mv = mlflow.register_model(f"runs:/{run_id}/model", name)
-    version = str(mv.version)
     pred_new = _challenger_predictions(root, params, test, labels)
     if pred_new is None:
-        pred_new = predict_version(c, name, version, texts, params.evaluate.batch_size)
+        pred_new = predict_uri(f"runs:/{run_id}/model", texts, params.evaluate.batch_size)
     new_metric = score(y, pred_new, metric)
 
     tags = run.data.tags
     evidence = {
-        "challenger.version": version,
         "challenger.run_id": run_id,
         f"challenger.{metric}": round(new_metric, 6),
         "challenger.data.raw_md5": tags.get("textops.data.raw_md5", ""),
@@ -311,7 +334,7 @@ def register(root: Path, params: Params) -> dict:
         old_tags = c.get_run(champion.run_id).data.tags if champion.run_id else {}
         # Always score the champion on these rows: when its data version differs its own test metric is
         # on other rows, and even on the same data the paired test needs its per-row predictions.
-        pred_old = predict_version(c, name, champion.version, texts, params.evaluate.batch_size)
+        pred_old = predict_uri(f"models:/{name}/{champion.version}", texts, params.evaluate.batch_size)
         old_metric = score(y, pred_old, metric)
         test_result = mcnemar(y, pred_new, pred_old)
         p_value = test_result.p_value
@@ -332,8 +355,11 @@ def register(root: Path, params: Params) -> dict:
     decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root, params))
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
 
-    for key, value in evidence.items():
-        c.set_model_version_tag(name, version, f"textops.{key}", str(value))
+    mv = mlflow.register_model(
+        f"runs:/{run_id}/model", name, tags={f"textops.{k}": str(v) for k, v in evidence.items()}
+    )
+    version = str(mv.version)
+    evidence = {"challenger.version": version, **evidence}
     c.log_text(run_id, decision_report(name, metric, evidence), REPORT_PATH)
 
     # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
@@ -435,26 +461,32 @@ def show_version(root: Path, params: Params, version: str) -> dict:
 
 def promote(root: Path, params: Params, version: str, reason: str) -> str:
     """Manual override: make VERSION the champion, recording who-knows-why in `reason`."""
+    from textops.recovery import REGISTRY_LOCK_FILE, project_lock
+
     if not reason.strip():
         raise RegistryError("a manual promotion needs a reason (--reason).")
     c, name = client(root, params), params.mlflow.registered_model
-    mv = _version(c, name, version)
-    c.set_model_version_tag(name, mv.version, "textops.manual_promotion", reason[:500])
-    _move_champion(c, name, mv.version, "manual", reason)
+    with project_lock(Path(root), REGISTRY_LOCK_FILE):
+        mv = _version(c, name, version)
+        c.set_model_version_tag(name, mv.version, "textops.manual_promotion", reason[:500])
+        _move_champion(c, name, mv.version, "manual", reason)
     return f"{name} v{mv.version} is now the champion (manual: {reason})"
 
 
 def rollback(root: Path, params: Params, to: str | None = None) -> str:
     """Make the previous champion (from the history) or version TO the champion again."""
+    from textops.recovery import REGISTRY_LOCK_FILE, project_lock
+
     c, name = client(root, params), params.mlflow.registered_model
-    current = _champion(c, name)
-    if current is None:
-        raise RegistryError(f"{name} has no champion: nothing to roll back.")
-    target = str(to) if to is not None else rollback_target(_history(c, name), str(current.version))
-    mv = _version(c, name, target)
-    if str(mv.version) == str(current.version):
-        raise RegistryError(f"v{mv.version} is already the champion.")
-    _move_champion(c, name, mv.version, "rollback", f"rollback from v{current.version}")
+    with project_lock(Path(root), REGISTRY_LOCK_FILE):
+        current = _champion(c, name)
+        if current is None:
+            raise RegistryError(f"{name} has no champion: nothing to roll back.")
+        target = str(to) if to is not None else rollback_target(_history(c, name), str(current.version))
+        mv = _version(c, name, target)
+        if str(mv.version) == str(current.version):
+            raise RegistryError(f"v{mv.version} is already the champion.")
+        _move_champion(c, name, mv.version, "rollback", f"rollback from v{current.version}")
     return f"{name}: champion rolled back from v{current.version} to v{mv.version}"
 
 

@@ -19,8 +19,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from textops.config import Params, flatten
-from textops.data import dvc_md5, load_labels, load_split
+from textops.config import Params, flatten, redact
+from textops.data import dvc_md5, load_labels, load_split, replace_dir
 
 RUN_FILE = "run.json"
 HF_DIR = "hf"
@@ -180,6 +180,18 @@ def training_arguments(params: Params, checkpoint_dir: Path):
     )
 
 
+def mlflow_metrics(logs: dict, epoch: float) -> dict[str, float]:
+    """One Trainer log entry as MLflow metrics: eval_* as val_*, the rest as train_*."""
+    metrics = {}
+    for key, value in logs.items():
+        if not isinstance(value, (int, float)) or key in ("epoch", "step"):
+            continue
+        name = key.replace("eval_", "val_") if key.startswith("eval_") else f"train_{key}"
+        metrics[name] = float(value)
+    metrics["epoch"] = float(logs.get("epoch", epoch))
+    return metrics
+
+
 def mlflow_logger():
     from transformers import TrainerCallback
 
@@ -191,16 +203,20 @@ def mlflow_logger():
 
             if not state.is_world_process_zero or not logs:
                 return
-            metrics = {}
-            for key, value in logs.items():
-                if not isinstance(value, (int, float)) or key in ("epoch", "step"):
-                    continue
-                name = key.replace("eval_", "val_") if key.startswith("eval_") else f"train_{key}"
-                metrics[name] = float(value)
-            metrics["epoch"] = float(logs.get("epoch", state.epoch or 0))
-            mlflow.log_metrics(metrics, step=state.global_step)
+            mlflow.log_metrics(mlflow_metrics(logs, state.epoch or 0), step=state.global_step)
 
     return MlflowLogger()
+
+
+def replay_history(checkpoint: Path) -> int:
+    """Log what the interrupted run had logged up to CHECKPOINT into the active run, so the resumed run's
+    curves start at step 0. Returns the number of log entries replayed."""
+    import mlflow
+
+    history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
+    for entry in history:
+        mlflow.log_metrics(mlflow_metrics(entry, entry.get("epoch", 0)), step=int(entry.get("step", 0)))
+    return len(history)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -235,18 +251,11 @@ def prepare_checkpoints(checkpoint_dir: Path, fingerprint: dict) -> Path | None:
     return complete_checkpoint(checkpoint_dir)
 
 
-def resumable_run_id(checkpoint_dir: Path, resume_from: Path | None) -> str | None:
-    """The MLflow run a killed training left behind, continued when we resume its checkpoints."""
+def interrupted_run_id(checkpoint_dir: Path, resume_from: Path | None) -> str | None:
+    """The MLflow run of the training whose checkpoints we resume (it ended KILLED or FAILED)."""
     if resume_from is None or not (checkpoint_dir / MLFLOW_RUN).exists():
         return None
-    import mlflow
-
-    run_id = json.loads((checkpoint_dir / MLFLOW_RUN).read_text())["run_id"]
-    try:
-        mlflow.get_run(run_id)
-    except Exception:
-        return None
-    return run_id
+    return json.loads((checkpoint_dir / MLFLOW_RUN).read_text()).get("run_id")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -343,7 +352,7 @@ def train(root: Path, params: Params) -> dict:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
     from textops.model import load_base
-    from textops.tracking import setup
+    from textops.tracking import owner_tags, setup
 
     root = Path(root)
     labels = load_labels(root, params.data)
@@ -392,27 +401,30 @@ def train(root: Path, params: Params) -> dict:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         return {}
 
-    experiment_id = setup(root, params)
-    run_id = resumable_run_id(checkpoint_dir, resume_from)
+    experiment_id = setup(root, params)  # also marks KILLED the run of a training that was SIGKILLed here
+    interrupted = interrupted_run_id(checkpoint_dir, resume_from)
+    # A new run every time: a killed run stays KILLED (a crashed one FAILED) and the resumed one links to it.
     # `with` ends the run FAILED when anything below raises (KILLED on Ctrl-C), never left RUNNING.
-    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id) as run:
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         (checkpoint_dir / MLFLOW_RUN).write_text(json.dumps({"run_id": run.info.run_id}) + "\n")
-        if run_id is None:
-            mlflow.log_params(flatten(params))
-            mlflow.set_tags({**tags, **environment(), "textops.stage": "train"})
-            mlflow.log_params({"train_rows": len(frame), "val_rows": len(val), "labels": ",".join(labels)})
-        else:
-            mlflow.set_tag("textops.resumed_from", resume_from.name)
+        mlflow.log_params(flatten(params))
+        mlflow.set_tags({**tags, **environment(), **owner_tags(), "textops.stage": "train"})
+        mlflow.log_params({"train_rows": len(frame), "val_rows": len(val), "labels": ",".join(labels)})
+        if resume_from is not None:
+            mlflow.set_tags({"textops.resumed_from": resume_from.name, "textops.resumed_from_run": interrupted or ""})
+            replay_history(resume_from)
 
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         best = trainer.evaluate()  # the best checkpoint's weights are loaded at the end
 
+        # Written aside and swapped in at the end: a full disk or a kill leaves the previous model in place.
         out_dir = root / params.train.output_dir
-        shutil.rmtree(out_dir, ignore_errors=True)
-        hf_dir = out_dir / HF_DIR
+        staged = out_dir.with_name(out_dir.name + ".tmp")
+        shutil.rmtree(staged, ignore_errors=True)
+        hf_dir = staged / HF_DIR
         trainer.save_model(str(hf_dir))
         tokenizer.save_pretrained(str(hf_dir))
-        write_curves(root, trainer.state.log_history, out_dir / "training_curve.png")
+        write_curves(root, trainer.state.log_history, staged / "training_curve.png")
 
         metrics = {
             "val_accuracy": best["eval_accuracy"],
@@ -434,15 +446,18 @@ def train(root: Path, params: Params) -> dict:
             {f"best_{k}": float(v) for k, v in metrics.items() if k.startswith("val_")}
             | {"train_samples_per_second": float(metrics["train_samples_per_second"] or 0)}
         )
-        mlflow.log_artifact(str(out_dir / "training_curve.png"), "plots")
+        mlflow.log_artifact(str(staged / "training_curve.png"), "plots")
         log_model(hf_dir, labels, val["text"].head(3).tolist() or ["an example"])
 
         run_info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,
-            "tracking_uri": mlflow.get_tracking_uri(),
+            "tracking_uri": redact(mlflow.get_tracking_uri()),
         }
-        (out_dir / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
+        (staged / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
         (root / TRAIN_METRICS).parent.mkdir(parents=True, exist_ok=True)
-        (root / TRAIN_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        metrics_tmp = (root / TRAIN_METRICS).with_suffix(".json.tmp")
+        metrics_tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        replace_dir(staged, out_dir)
+        os.replace(metrics_tmp, root / TRAIN_METRICS)
     return {**metrics, **run_info}

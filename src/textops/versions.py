@@ -85,14 +85,14 @@ def format_versions(versions: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def checkout_data(root: Path, rev: str) -> str:
+def checkout_data(root: Path, rev: str, params: Params) -> str:
     """Restore data/ and the cleaned splits as they were at REV, from the DVC cache or the remote.
 
     Only the pointer files (data.dvc, dvc.lock, the preprocess metric) and the data they name change.
     If the data cannot be restored, or the process is killed half way, the pointer files and the data are
     put back (at once, or by the next textops command), so nothing stays half-switched.
     """
-    from textops.recovery import data_lock, journal, read_text
+    from textops.recovery import backup_dirs, data_lock, drop_backup, journal, read_text
 
     root = Path(root)
     commit = _git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False).strip()
@@ -104,12 +104,14 @@ def checkout_data(root: Path, rev: str) -> str:
     present = [p for p in POINTERS if _show(root, commit, p) is not None]
     # Absolute targets: DVC resolves relative ones against the process's cwd, not the repo.
     targets = [str(root / "data.dvc")] + ([f"{root / 'dvc.yaml'}:preprocess"] if "dvc.lock" in present else [])
+    outs = [d for d in (Path(params.data.raw_dir).parts[0], params.data.clean_dir) if (root / d).exists()]
     with data_lock(root):
         saved = {p: read_text(root / p) for p in POINTERS}
         try:
             # The journal puts the pointers and data back if this raises, and the next command does it if
-            # the process is killed half way (textops.recovery).
-            with journal(root, "checkout", rev=rev, pointers=saved):
+            # the process is killed half way (textops.recovery). The data comes back from a hard-linked copy
+            # taken first, not from the DVC cache, which need not hold it (a wiped or shared cache).
+            with journal(root, "checkout", rev=rev, pointers=saved, backup=backup_dirs(root, outs)):
                 _git(root, "checkout", commit, "--", *present)
                 repo = _dvc_repo(root)
                 try:
@@ -124,4 +126,5 @@ def checkout_data(root: Path, rev: str) -> str:
                 f"could not restore the data of {rev}: {exc}. data/, data.dvc and dvc.lock are back as they were; "
                 "check the DVC remote (`dvc remote list`) and try again."
             ) from exc
+        drop_backup(root)
     return f"data at {commit[:8]} ({rev}) restored {how}: data/ and the cleaned splits"

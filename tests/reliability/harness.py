@@ -36,6 +36,17 @@ FAST = {
 }
 
 
+# Secret-looking environment values: the champion project is built with them set; none may be written anywhere.
+SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-7f3c9a1e5b",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-password-2d8e4b",
+    "HF_TOKEN": "hf_token_9c1a7e3f5d",
+    "GITHUB_TOKEN": "ghp_token_4b6d8f0a2c",
+    "DATABASE_PASSWORD": "db-password-6e2a9c4f",
+    "OPENAI_API_KEY": "sk-apikey-1f5b3d7e9a",
+}
+
+
 def digest(*paths: Path) -> dict[str, str]:
     """sha256 of every file under PATHS (a missing path contributes nothing), keyed by path."""
     out = {}
@@ -71,7 +82,7 @@ def registry_state(root: Path) -> dict:
         "versions": sorted(
             (str(v.version), v.run_id, v.tags.get("textops.decision")) for v in versions
         ),
-        "aliases": dict(sorted(model.aliases.items())) if model else {},
+        "aliases": {k: str(v) for k, v in sorted(model.aliases.items())} if model else {},
         "history": json.loads(model.tags.get("textops.champion_history", "[]")) if model else [],
     }
 

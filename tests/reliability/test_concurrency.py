@@ -1,0 +1,88 @@
+"""Two of the same thing at once: pipeline runs (the Prefect concurrency limit), registrations and ingests (the
+project's locks). The registry ends with consistent aliases and no duplicate promotion; data/ with every batch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import FAST, git, make_project, registry_state, set_params, textops
+
+pytestmark = pytest.mark.reliability
+
+EXE = str(Path(sys.executable).with_name("textops"))
+
+
+def at_once(root: Path, *commands: list[str], timeout: float = 900) -> list[tuple[int, str]]:
+    procs = [subprocess.Popen([EXE, *c], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for c in commands]
+    return [(p.wait(timeout=timeout), p.communicate()[0]) for p in procs]
+
+
+def consistent(state: dict) -> None:
+    """Every version has a decision; the champion is the last history entry; no promotion is recorded twice."""
+    assert all(decision in ("promoted", "rejected") for _, _, decision in state["versions"]), state
+    versions = {v for v, _, _ in state["versions"]}
+    if state["history"]:
+        assert state["aliases"]["champion"] == state["history"][-1]["version"]
+    assert set(state["aliases"].values()) <= versions
+    promoted = [h["version"] for h in state["history"] if h["kind"] == "auto"]
+    assert len(promoted) == len(set(promoted)), state["history"]
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST)
+    return root
+
+
+def test_two_pipeline_runs_at_once_train_once(fresh):
+    root = fresh
+    textops(root, "sample")
+    results = at_once(root, ["run"], ["run"])
+    assert [code for code, _ in results] == [0, 0], results
+    outs = [out for _, out in results]
+    # One trained and registered; the other waited for the training slot, then found nothing to retrain.
+    assert sum("registered" in o for o in outs) == 1, outs
+    assert sum("nothing to retrain" in o for o in outs) == 1, outs
+    state = registry_state(root)
+    assert len(state["versions"]) == 1 and state["aliases"]["champion"] == "1"
+    consistent(state)
+
+
+def test_two_registrations_at_once_promote_at_most_once(fresh):
+    root = fresh
+    textops(root, "sample")
+    for stage in ("preprocess", "validate", "train", "evaluate"):
+        textops(root, stage)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "trained")
+    results = at_once(root, ["register"], ["register"])
+    assert [code for code, _ in results] == [0, 0], results
+    outs = " ".join(out for _, out in results)
+    # The same model twice: the first becomes champion, the second cannot beat itself.
+    assert outs.count("PROMOTED") == 1 and outs.count("not promoted") == 1, outs
+    state = registry_state(root)
+    assert len(state["versions"]) == 2 and len(state["history"]) == 1
+    consistent(state)
+
+
+def test_two_ingests_at_once_both_land(fresh):
+    root = fresh
+    files = []
+    for seed in (1, 2):
+        set_params(root, {"sample": {"seed": seed, "rows": 300}})
+        files.append(root.parent / f"s{seed}.csv")
+        textops(root, "sample", "--no-ingest", "--output", str(files[-1]))
+    results = at_once(root, ["ingest", str(files[0])], ["ingest", str(files[1])])
+    assert [code for code, _ in results] == [0, 0], results
+    assert len(list((root / "data" / "raw").glob("batch-*.jsonl"))) == 2
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "data.dvc"], cwd=root, capture_output=True,
+                            text=True)
+    assert "up to date" in status.stdout, status.stdout + status.stderr

@@ -1,0 +1,152 @@
+"""The served champion under load and under fuzzed malformed requests: `textops serve` (mlflow models serve) on
+127.0.0.1, started and stopped by the test.
+
+- 5,000 requests from 16 concurrent clients: no errors (the latency figures are in BENCHMARKS.md, measured by
+  benchmarks/serve_load.py with the same load generator);
+- 1,000 generated malformed payloads (hypothesis): wrong types, huge strings, deep JSON, invalid UTF-8, empty
+  bodies, wrong or missing content types: never a 5xx, and correct requests are still answered afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import free_port, listening_addresses, load, post
+
+from textops.serve import stop_server, wait_ready
+
+pytestmark = pytest.mark.reliability
+
+TEXTS = [
+    "the movie was truly wonderful!",
+    "the battery was awful.",
+    "honestly, the staff was not friendly",
+    "这部电影很好看",
+    "THE SOUNDTRACK WAS BRILLIANT, BUT THE ENDING WAS DULL",
+]
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server(champion_template):
+    """`textops serve` on a free port, as a user starts it; stopped (whole process group) afterwards."""
+    root = champion_template
+    port = free_port()
+    log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port)],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, timeout=240)
+        yield url, port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            stop_server(proc)
+            log.close()
+
+
+def predictions(url: str, texts: list[str]) -> list[dict]:
+    status, body = post(url, json.dumps({"inputs": texts}).encode(), JSON)
+    assert status == 200, body[:300]
+    return json.loads(body)["predictions"]
+
+
+def test_binds_loopback_only(server):
+    _, port = server
+    assert listening_addresses(port) == {"127.0.0.1"}
+
+
+def test_5000_requests_from_16_clients_without_an_error(server):
+    url, _ = server
+    result = load(url, TEXTS, requests=5000, clients=16)
+    assert result["errors"] == 0, result["examples"]
+    assert len(result["latencies"]) == 5000
+
+
+# --------------------------------------------------------------------------------------------------
+# fuzzing
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.text(max_size=10), inner, max_size=4), max_leaves=20)
+keys = st.sampled_from(["inputs", "instances", "dataframe_split", "dataframe_records", "params", "text", "x"])
+
+
+@st.composite
+def malformed(draw) -> tuple[bytes, dict[str, str]]:
+    """A request body and headers that are wrong in one of many ways."""
+    kind = draw(st.sampled_from(
+        ["bytes", "json", "keyed", "records", "split", "deep", "huge", "empty", "content_type", "no_content_type",
+         "csv", "parquet", "charset"]
+    ))
+    if kind == "bytes":  # mostly not UTF-8, not JSON
+        return draw(st.binary(min_size=1, max_size=200)), JSON
+    if kind == "json":
+        return json.dumps(draw(json_values)).encode(), JSON
+    if kind == "keyed":  # a known field holding the wrong kind of thing
+        return json.dumps({draw(keys): draw(json_values)}).encode(), JSON
+    if kind == "records":
+        rows = draw(st.lists(st.dictionaries(st.sampled_from(["text", "label", "x"]), scalars, max_size=3), max_size=4))
+        return json.dumps({"dataframe_records": rows}).encode(), JSON
+    if kind == "split":
+        data = draw(st.lists(st.lists(scalars, max_size=3), max_size=4))
+        return json.dumps({"dataframe_split": {"columns": draw(st.lists(st.text(max_size=5), max_size=3)),
+                                               "data": data}}).encode(), JSON
+    if kind == "deep":
+        depth = draw(st.integers(min_value=500, max_value=200_000))
+        return (b"[" * depth + b"]" * draw(st.sampled_from([0, depth]))), JSON
+    if kind == "huge":  # a huge string where a text goes, or as a key, or alone
+        n = draw(st.integers(min_value=100_000, max_value=2_000_000))
+        where = draw(st.sampled_from(["list", "key", "bare"]))
+        big = "x" * n
+        body = {"list": {"inputs": [big, 3]}, "key": {big: ["a"]}, "bare": big}[where]
+        return json.dumps(body).encode(), JSON
+    if kind == "empty":
+        return b"", draw(st.sampled_from([JSON, {"Content-Type": "text/csv"}, {}]))
+    if kind == "content_type":
+        ctype = draw(st.sampled_from(["text/plain", "application/xml", "multipart/form-data", "application/x-www-form"
+                                      "-urlencoded", "application/json; boundary=x"]) | st.text(max_size=30).filter(
+            lambda t: t.isascii() and t.isprintable()))
+        return json.dumps({"inputs": ["fine"]}).encode(), {"Content-Type": ctype}
+    if kind == "no_content_type":
+        return json.dumps({"inputs": ["fine"]}).encode(), {}
+    if kind == "csv":
+        return draw(st.binary(max_size=200)), {"Content-Type": "text/csv"}
+    if kind == "parquet":
+        return b"PAR1" + draw(st.binary(max_size=200)), {"Content-Type": "application/vnd.apache.parquet"}
+    return json.dumps({"inputs": ["fine"]}).encode(), {"Content-Type": "application/json; charset=latin-1"}
+
+
+def test_1000_malformed_payloads_never_get_a_5xx(server):
+    url, _ = server
+    seen: list[int] = []
+
+    @settings(max_examples=1000, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(malformed())
+    def check(request: tuple[bytes, dict[str, str]]) -> None:
+        body, headers = request
+        status, answer = post(url, body, headers)
+        seen.append(status)
+        assert status < 500, (status, body[:200], headers, answer[:300])
+
+    check()
+    assert len(seen) >= 1000
+    assert sum(400 <= s < 500 for s in seen) > 900  # malformed: most are refused (a few are valid by chance)
+    # and it still answers correct requests, with the same answer as before
+    assert [p["label"] for p in predictions(url, TEXTS)] == [p["label"] for p in predictions(url, TEXTS)]
+    assert len(predictions(url, TEXTS)) == len(TEXTS)
