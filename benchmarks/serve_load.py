@@ -14,8 +14,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,40 +23,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
-from harness import champion_project, free_port, load  # noqa: E402
-
-from textops.serve import stop_server, wait_ready  # noqa: E402
-
-TEXTS = [
-    "the movie was truly wonderful!",
-    "the battery was awful.",
-    "honestly, the staff was not friendly",
-    "这部电影很好看",
-    "THE SOUNDTRACK WAS BRILLIANT, BUT THE ENDING WAS DULL",
-]
+from harness import TEXTS, champion_project, load, serving  # noqa: E402
 
 
 def measure(root: Path, requests: int, clients: int) -> dict:
-    port = free_port()
-    log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port)],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        started = wait_ready(url, proc, timeout=600)
+    with serving(root, timeout=600) as (url, _, started):
         load(url, TEXTS, requests=200, clients=clients)  # warm-up
         t0 = time.perf_counter()
         result = load(url, TEXTS, requests=requests, clients=clients)
         wall = time.perf_counter() - t0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        finally:
-            stop_server(proc)
-            log.close()
     lat = np.asarray(result["latencies"]) * 1000
     return {
         "requests": requests,

@@ -128,6 +128,17 @@ def test_read_formats_with_non_latin_text(tmp_path, fmt):
     assert out["label"].tolist() == ["Sports", "World", "Sports"]
 
 
+def test_line_endings_outside_quoted_fields():
+    from textops.data import line_endings
+
+    assert line_endings("a,b\n1,2\n") == {"LF": 1}
+    assert line_endings("a,b\r\n1,2\r\n") == {"CRLF": 2}
+    # Excel: CRLF rows, LF inside a quoted cell: consistent
+    assert line_endings('text,label\r\n"two\nlines",pos\r\n') == {"CRLF": 2}
+    assert line_endings("a,b\r\n1,2\n3,4\r5,6\r\n") == {"CRLF": 2, "LF": 1, "CR": 1}
+    assert line_endings('{"text": "x"}\r\n{"text": "y"}\n', quoted=False) == {"CRLF": 1, "LF": 1}
+
+
 def test_integer_labels_normalised(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text('{"text": "good one", "label": 1}\n{"text": "bad one", "label": 0}\n')

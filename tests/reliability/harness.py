@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -122,16 +124,6 @@ def killed(proc: subprocess.Popen, timeout: float = 600) -> bool:
     return proc.returncode == -signal.SIGKILL
 
 
-def wait_for(check, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def merge(base: dict, update: dict) -> dict:
     out = dict(base)
     for key, value in update.items():
@@ -161,6 +153,40 @@ def champion_project(root: Path) -> Path:
 
 # --------------------------------------------------------------------------------------------------
 # HTTP against the scoring server
+
+# What the load test and benchmark send: mixed casing, negation, contrast, a non-Latin script.
+TEXTS = [
+    "the movie was truly wonderful!",
+    "the battery was awful.",
+    "honestly, the staff was not friendly",
+    "这部电影很好看",
+    "THE SOUNDTRACK WAS BRILLIANT, BUT THE ENDING WAS DULL",
+]
+
+
+@contextmanager
+def serving(root: Path, timeout: float = 240) -> Iterator[tuple[str, int, float]]:
+    """`textops serve` on a free port as a user starts it: yields (url, port, seconds until it answered);
+    stopped afterwards with SIGTERM to textops, which must take its whole process group down."""
+    from textops.serve import stop_server, wait_ready
+
+    port = free_port()
+    log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port)],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started = wait_ready(url, proc, timeout=timeout)
+        yield url, port, started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            stop_server(proc)
+            log.close()
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 60) -> tuple[int, bytes]:

@@ -10,49 +10,19 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from harness import free_port, listening_addresses, load, post
-
-from textops.serve import stop_server, wait_ready
+from harness import TEXTS, listening_addresses, load, post, serving
 
 pytestmark = pytest.mark.reliability
 
-TEXTS = [
-    "the movie was truly wonderful!",
-    "the battery was awful.",
-    "honestly, the staff was not friendly",
-    "这部电影很好看",
-    "THE SOUNDTRACK WAS BRILLIANT, BUT THE ENDING WAS DULL",
-]
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
 def server(champion_template):
-    """`textops serve` on a free port, as a user starts it; stopped (whole process group) afterwards."""
-    root = champion_template
-    port = free_port()
-    log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port)],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, timeout=240)
+    with serving(champion_template) as (url, port, _):
         yield url, port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        finally:
-            stop_server(proc)
-            log.close()
 
 
 def predictions(url: str, texts: list[str]) -> list[dict]:
