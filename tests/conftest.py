@@ -21,6 +21,9 @@ from textops.env import OFFLINE_ENV  # noqa: E402
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
+# One torch thread per process: the suite runs two workers (pytest-xdist) on two cores, and each training
+# process with torch's default thread count would spin against the other (BENCHMARKS.md, "Threads").
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # DVC stages call `textops ...` through a shell: the console script must be on PATH even when the
 # virtualenv is not activated (`.venv/bin/python -m pytest`).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

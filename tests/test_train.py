@@ -23,7 +23,6 @@ pytestmark = pytest.mark.slow
 # One intra-op thread for the tiny models, here and in the `textops train` subprocesses: on a shared
 # 2-core machine torch's default two threads spin against other jobs and run ~10x slower
 # (BENCHMARKS.md, Training). Results do not depend on it: the determinism tests compare like with like.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Small enough for seconds per run on a shared 2-core CPU, large enough for the model to learn.
 SMALL = {
@@ -104,6 +103,22 @@ def test_tracking_uri_resolves_against_root_and_env_wins(tmp_path, monkeypatch):
     assert tracking_uri(tmp_path, Params()) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert tracking_uri(tmp_path, Params()) == "http://127.0.0.1:5999"
+
+
+def test_use_store_does_not_leak_into_the_environment(tmp_path, monkeypatch):
+    import mlflow
+
+    from textops.tracking import use_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/a.db"
+    use_store(uri)
+    assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
+    # mlflow.set_tracking_uri alone exports the variable, which textops reads as the user's store
+    assert "MLFLOW_TRACKING_URI" not in __import__("os").environ
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mine:5000")
+    use_store(uri)
+    assert __import__("os").environ["MLFLOW_TRACKING_URI"] == "http://mine:5000"
 
 
 def test_model_resolution_offline(tmp_path):

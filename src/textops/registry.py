@@ -289,15 +289,13 @@ def _register(root: Path, params: Params) -> dict:
     """
     import mlflow
 
-    from textops.tracking import setup, tracking_uri
+    from textops.tracking import setup
 
     root = Path(root)
     run_info = _read_json(root / params.train.output_dir / "run.json")
     run_id = run_info["run_id"]
     name, metric = params.mlflow.registered_model, params.promotion.primary_metric
-    setup(root, params)  # also marks KILLED runs whose process died
-    uri = tracking_uri(root, params)
-    mlflow.set_registry_uri(uri)
+    setup(root, params)  # points MLflow at the store; also marks KILLED runs whose process died
     c = client(root, params)
     run = c.get_run(run_id)
     if f"test_{metric}" not in run.data.metrics:

@@ -176,13 +176,12 @@ def predict_file(
     from mlflow.exceptions import MlflowException
     from rich.progress import Progress
 
-    from textops.tracking import tracking_uri
+    from textops.tracking import tracking_uri, use_store
 
     df = read_texts(input_path, text_column)
     texts = df[text_column].fillna("").astype(str).tolist()
     uri = tracking_uri(root, params)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_store(uri)
     try:
         model = mlflow.pyfunc.load_model(model_uri(params, version))
     except MlflowException as exc:

@@ -33,6 +33,24 @@ def tracking_uri(root: Path, params: Params) -> str:
     return uri
 
 
+def use_store(uri: str) -> None:
+    """Point MLflow's fluent API (tracking and registry) at URI for this process.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which `tracking_uri` reads as the user's choice
+    of store: left in place, one project's store would leak into every later call in the process (a notebook
+    working on two projects, a test session) and into every child process. So it is put back as it was.
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def check_store(uri: str, timeout: float = 10) -> None:
     """Fail at once, with a message that says what to do, when the tracking store cannot be used: a server
     that does not answer (MLflow itself would retry for minutes), or a SQLite file another process holds
@@ -91,7 +109,7 @@ def setup(root: Path, params: Params) -> str:
 
     uri = tracking_uri(root, params)
     check_store(uri)
-    mlflow.set_tracking_uri(uri)
+    use_store(uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(params.mlflow.experiment)
     if experiment is None:
