@@ -294,6 +294,7 @@ def _register(root: Path, params: Params) -> dict:
     root = Path(root)
     run_info = _read_json(root / params.train.output_dir / "run.json")
     run_id = run_info["run_id"]
+    model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
     name, metric = params.mlflow.registered_model, params.promotion.primary_metric
     setup(root, params)  # points MLflow at the store; also marks KILLED runs whose process died
     c = client(root, params)
@@ -315,7 +316,7 @@ def _register(root: Path, params: Params) -> dict:
 
     pred_new = _challenger_predictions(root, params, test, labels)
     if pred_new is None:
-        pred_new = predict_uri(f"runs:/{run_id}/model", texts, params.evaluate.batch_size)
+        pred_new = predict_uri(model_uri, texts, params.evaluate.batch_size)
     new_metric = score(y, pred_new, metric)
 
     tags = run.data.tags
@@ -353,9 +354,7 @@ def _register(root: Path, params: Params) -> dict:
     decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root, params))
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
 
-    mv = mlflow.register_model(
-        f"runs:/{run_id}/model", name, tags={f"textops.{k}": str(v) for k, v in evidence.items()}
-    )
+    mv = mlflow.register_model(model_uri, name, tags={f"textops.{k}": str(v) for k, v in evidence.items()})
     version = str(mv.version)
     evidence = {"challenger.version": version, **evidence}
     c.log_text(run_id, decision_report(name, metric, evidence), REPORT_PATH)

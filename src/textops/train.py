@@ -447,12 +447,14 @@ def train(root: Path, params: Params) -> dict:
             | {"train_samples_per_second": float(metrics["train_samples_per_second"] or 0)}
         )
         mlflow.log_artifact(str(staged / "training_curve.png"), "plots")
-        log_model(hf_dir, labels, val["text"].head(3).tolist() or ["an example"])
+        logged = log_model(hf_dir, labels, val["text"].head(3).tolist() or ["an example"])
 
         run_info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,
             "tracking_uri": redact(mlflow.get_tracking_uri()),
+            # MLflow 3 keeps a logged model apart from the run's artifacts: `models:/<model id>` names it.
+            "model_uri": logged.model_uri,
         }
         (staged / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
         (root / TRAIN_METRICS).parent.mkdir(parents=True, exist_ok=True)
