@@ -101,13 +101,11 @@ def champion_version(root: Path, params: Params) -> dict | None:
     # Opening a SQLite store creates it; with no database there is no champion.
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from textops.tracking import check_store
+    from textops.registry import client as registry_client
 
-    check_store(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = registry_client(root, params)
     try:
         mv = client.get_model_version_by_alias(params.mlflow.registered_model, "champion")
     except MlflowException:

@@ -580,32 +580,29 @@ def preprocess(root: Path, params: DataParams) -> dict:
     from textops.recovery import data_lock
 
     root = Path(root)
-    with data_lock(root):  # not while an ingest or checkout is changing data/ (and repair a killed one)
-        frame = read_raw(root / params.raw_dir)
-    splits, labels, stats = clean_and_split(frame, params)
-    stats["raw_md5"] = dvc_md5(root / pointer_of(params))
+    # Not while an ingest or checkout changes data/ or the cleaned splits (and repair a killed one first).
+    with data_lock(root):
+        splits, labels, stats = clean_and_split(read_raw(root / params.raw_dir), params)
+        stats["raw_md5"] = dvc_md5(root / pointer_of(params))
 
-    out_dir = root / params.clean_dir
-    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
-    metrics = root / PREPROCESS_METRICS
-    metrics_tmp = metrics.with_name(metrics.name + ".tmp")
-    try:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        tmp_dir.mkdir(parents=True)
-        for name, part in splits.items():
-            part.to_parquet(tmp_dir / f"{name}.parquet", index=False)
-        (tmp_dir / "labels.json").write_text(json.dumps({"labels": labels}, ensure_ascii=False, indent=2) + "\n")
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        metrics_tmp.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
-    except OSError as exc:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        metrics_tmp.unlink(missing_ok=True)
-        raise StateError(
-            f"preprocess could not write its outputs ({exc.strerror or exc}: {exc.filename or out_dir}); "
-            f"{params.clean_dir} and {PREPROCESS_METRICS} are unchanged. Free some space and run it again."
-        ) from exc
-    replace_dir(tmp_dir, out_dir)
-    os.replace(metrics_tmp, metrics)
+        out_dir = root / params.clean_dir
+        tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
+        metrics = root / PREPROCESS_METRICS
+        metrics_tmp = metrics.with_name(metrics.name + ".tmp")
+        try:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            tmp_dir.mkdir(parents=True)
+            for name, part in splits.items():
+                part.to_parquet(tmp_dir / f"{name}.parquet", index=False)
+            (tmp_dir / "labels.json").write_text(json.dumps({"labels": labels}, ensure_ascii=False, indent=2) + "\n")
+            metrics.parent.mkdir(parents=True, exist_ok=True)
+            metrics_tmp.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
+        except BaseException:  # a full disk, an error: the old outputs stay; the CLI says what happened
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            metrics_tmp.unlink(missing_ok=True)
+            raise
+        replace_dir(tmp_dir, out_dir)
+        os.replace(metrics_tmp, metrics)
     return stats
 
 

@@ -57,6 +57,11 @@ def data_lock(root: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
         yield
 
 
+def registry_lock(root: Path):
+    """The project's registry lock: registrations, promotions and rollbacks on one machine take turns."""
+    return project_lock(Path(root), REGISTRY_LOCK_FILE)
+
+
 @contextmanager
 def project_lock(root: Path, name: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     """An exclusive lock on `.textops/NAME` for the block; waits up to WAIT_S for another holder.
@@ -112,27 +117,22 @@ def read_text(path: Path) -> str | None:
 
 
 @contextmanager
-def journal(root: Path, op: str, **saved) -> Iterator[dict]:
+def journal(root: Path, op: str, **saved) -> Iterator[None]:
     """Record OP and what it will change (SAVED) until the block ends; undo it if the block raises.
 
-    Call with the data lock held. The yielded dict can be updated (it is written again by `save`).
+    Call with the data lock held.
     """
     path = state_dir(root) / JOURNAL_FILE
     entry = {"op": op, "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), **saved}
     _write_json_atomic(path, entry)
     try:
-        yield entry
+        yield
     except BaseException:
         message = undo(root, entry)
         path.unlink(missing_ok=True)
         log.warning(message)
         raise
     path.unlink(missing_ok=True)
-
-
-def save(root: Path, entry: dict) -> None:
-    """Write an updated journal entry (e.g. once a step's outcome is known)."""
-    _write_json_atomic(state_dir(root) / JOURNAL_FILE, entry)
 
 
 def recover(root: Path) -> list[str]:

@@ -274,9 +274,9 @@ def _challenger_predictions(root: Path, params: Params, test: pd.DataFrame, labe
 def register(root: Path, params: Params) -> dict:
     """Compare the evaluated model with the champion and register it (see `_register`), holding the project's
     registry lock: two registrations on one machine never decide against the same old champion."""
-    from textops.recovery import REGISTRY_LOCK_FILE, project_lock
+    from textops.recovery import registry_lock
 
-    with project_lock(Path(root), REGISTRY_LOCK_FILE):
+    with registry_lock(root):
         return _register(root, params)
 
 
@@ -296,8 +296,8 @@ def _register(root: Path, params: Params) -> dict:
     run_id = run_info["run_id"]
     model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
     name, metric = params.mlflow.registered_model, params.promotion.primary_metric
-    setup(root, params)  # points MLflow at the store; also marks KILLED runs whose process died
-    c = client(root, params)
+    setup(root, params)  # checks the store, points MLflow at it, marks KILLED runs whose process died
+    c = mlflow.MlflowClient()
     run = c.get_run(run_id)
     if f"test_{metric}" not in run.data.metrics:
         raise StateError(f"run {run_id} has no test_{metric}: run `textops evaluate` before `textops register`.")
@@ -458,12 +458,12 @@ def show_version(root: Path, params: Params, version: str) -> dict:
 
 def promote(root: Path, params: Params, version: str, reason: str) -> str:
     """Manual override: make VERSION the champion, recording who-knows-why in `reason`."""
-    from textops.recovery import REGISTRY_LOCK_FILE, project_lock
+    from textops.recovery import registry_lock
 
     if not reason.strip():
         raise RegistryError("a manual promotion needs a reason (--reason).")
     c, name = client(root, params), params.mlflow.registered_model
-    with project_lock(Path(root), REGISTRY_LOCK_FILE):
+    with registry_lock(root):
         mv = _version(c, name, version)
         c.set_model_version_tag(name, mv.version, "textops.manual_promotion", reason[:500])
         _move_champion(c, name, mv.version, "manual", reason)
@@ -472,10 +472,10 @@ def promote(root: Path, params: Params, version: str, reason: str) -> str:
 
 def rollback(root: Path, params: Params, to: str | None = None) -> str:
     """Make the previous champion (from the history) or version TO the champion again."""
-    from textops.recovery import REGISTRY_LOCK_FILE, project_lock
+    from textops.recovery import registry_lock
 
     c, name = client(root, params), params.mlflow.registered_model
-    with project_lock(Path(root), REGISTRY_LOCK_FILE):
+    with registry_lock(root):
         current = _champion(c, name)
         if current is None:
             raise RegistryError(f"{name} has no champion: nothing to roll back.")

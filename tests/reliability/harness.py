@@ -140,6 +140,22 @@ def set_params(root: Path, update: dict) -> None:
     git(root, "commit", "-q", "-m", "test params", "--", "params.yaml")
 
 
+def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real `dvc` CLI in ROOT (not checked: callers assert on its output)."""
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
+
+
+def two_sample_files(tmp_path: Path) -> Path:
+    """A new project in TMP_PATH/proj with FAST params, and two labelled files of the built-in sample next to it
+    (v1.csv: 1,000 rows, seed 13; v2.csv: 300 rows, seed 99), not ingested."""
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST)
+    textops(root, "sample", "--no-ingest", "--output", str(tmp_path / "v1.csv"))
+    set_params(root, {"sample": {"seed": 99, "rows": 300}})
+    textops(root, "sample", "--no-ingest", "--output", str(tmp_path / "v2.csv"))
+    return root
+
+
 def champion_project(root: Path) -> Path:
     """A new project in ROOT with FAST params whose registry has a champion: `textops run` on the sample."""
     make_project(root)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import FAST, git, make_project, registry_state, set_params, textops
+from harness import FAST, dvc, git, make_project, registry_state, set_params, textops
 
 pytestmark = pytest.mark.reliability
 
@@ -83,6 +83,5 @@ def test_two_ingests_at_once_both_land(fresh):
     results = at_once(root, ["ingest", str(files[0])], ["ingest", str(files[1])])
     assert [code for code, _ in results] == [0, 0], results
     assert len(list((root / "data" / "raw").glob("batch-*.jsonl"))) == 2
-    status = subprocess.run([sys.executable, "-m", "dvc", "status", "data.dvc"], cwd=root, capture_output=True,
-                            text=True)
+    status = dvc(root, "status", "data.dvc")
     assert "up to date" in status.stdout, status.stdout + status.stderr

@@ -9,30 +9,20 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from harness import FAST, digest, free_port, git, make_project, set_params, textops
+from harness import digest, dvc, free_port, git, set_params, textops, two_sample_files
 
 pytestmark = pytest.mark.reliability
-
-
-def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
 
 
 @pytest.fixture
 def sampled(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    root = make_project(tmp_path / "proj")
-    set_params(root, FAST)
-    textops(root, "sample", "--no-ingest", "--output", str(tmp_path / "v1.csv"))
-    set_params(root, {"sample": {"seed": 99, "rows": 300}})
-    textops(root, "sample", "--no-ingest", "--output", str(tmp_path / "v2.csv"))
-    return root
+    return two_sample_files(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------

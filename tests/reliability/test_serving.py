@@ -103,6 +103,7 @@ def malformed(draw) -> tuple[bytes, dict[str, str]]:
 
 def test_1000_malformed_payloads_never_get_a_5xx(server):
     url, _ = server
+    before = predictions(url, TEXTS)
     seen: list[int] = []
 
     @settings(max_examples=1000, deadline=None, derandomize=True, database=None,
@@ -117,6 +118,5 @@ def test_1000_malformed_payloads_never_get_a_5xx(server):
     check()
     assert len(seen) >= 1000
     assert sum(400 <= s < 500 for s in seen) > 900  # malformed: most are refused (a few are valid by chance)
-    # and it still answers correct requests, with the same answer as before
-    assert [p["label"] for p in predictions(url, TEXTS)] == [p["label"] for p in predictions(url, TEXTS)]
-    assert len(predictions(url, TEXTS)) == len(TEXTS)
+    # and it still answers correct requests, with the same answer as before the fuzzing
+    assert predictions(url, TEXTS) == before
