@@ -34,7 +34,7 @@ from test_registry import prepare_data, set_params  # noqa: E402
 
 from textops.config import load_params  # noqa: E402
 from textops.serve import start_server, stop_server, wait_ready  # noqa: E402
-from textops.tracking import tracking_uri  # noqa: E402
+from textops.tracking import tracking_uri, use_store  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,7 +101,7 @@ def main() -> None:
 
         import mlflow.pyfunc
 
-        mlflow.set_tracking_uri(tracking_uri(root, params))
+        use_store(tracking_uri(root, params))
         model = mlflow.pyfunc.load_model(f"models:/{params.mlflow.registered_model}@champion")
         one = lambda i: model.predict(pd.DataFrame({"text": [texts[i % len(texts)]]}))  # noqa: E731
         batch = lambda i: model.predict(pd.DataFrame({"text": texts[32 * i : 32 * i + 32]}))  # noqa: E731

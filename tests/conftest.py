@@ -53,6 +53,28 @@ def make_project(path: Path) -> Path:
     return path
 
 
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def no_store_leak():
+    """Fail a test that leaves an MLflow store in the environment (`mlflow.set_tracking_uri` exports it).
+
+    textops reads MLFLOW_TRACKING_URI as the user's store, so a leaked value silently points every later test
+    in the worker, and every `textops` it starts, at another project's store (CI saw a locked-store test list
+    an unlocked store this way). The variables are put back either way, so one leak fails one test.
+    """
+    before = {name: os.environ.get(name) for name in STORE_VARIABLES}
+    yield
+    after = {name: os.environ.get(name) for name in STORE_VARIABLES}
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    assert after == before, f"the test left the MLflow store variables changed: {before} -> {after}"
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh project directory, the current directory for the test, with its own MLflow store."""

@@ -140,10 +140,10 @@ def version_probs(root: Path, version: str) -> np.ndarray:
     import mlflow.pyfunc
 
     from textops.config import load_params
-    from textops.tracking import tracking_uri
+    from textops.tracking import tracking_uri, use_store
 
     params = load_params(root / "params.yaml")
-    mlflow.set_tracking_uri(tracking_uri(root, params))
+    use_store(tracking_uri(root, params))
     model = mlflow.pyfunc.load_model(f"models:/{params.mlflow.registered_model}/{version}")
     return model.predict(pd.DataFrame({"text": TEXTS}))[["prob_negative", "prob_positive"]].to_numpy()
 

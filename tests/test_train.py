@@ -111,11 +111,14 @@ def test_use_store_does_not_leak_into_the_environment(tmp_path, monkeypatch):
     from textops.tracking import use_store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/a.db"
     use_store(uri)
     assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
-    # mlflow.set_tracking_uri alone exports the variable, which textops reads as the user's store
+    # mlflow.set_tracking_uri / set_registry_uri alone export the variables; textops reads the first as the
+    # user's store, and a child `mlflow models serve` would take the second as its registry
     assert "MLFLOW_TRACKING_URI" not in __import__("os").environ
+    assert "MLFLOW_REGISTRY_URI" not in __import__("os").environ
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mine:5000")
     use_store(uri)
     assert __import__("os").environ["MLFLOW_TRACKING_URI"] == "http://mine:5000"

@@ -48,7 +48,8 @@ def _env(root: Path, params: Params) -> dict[str, str]:
     from textops.tracking import tracking_uri
 
     env = {**OFFLINE_ENV, **os.environ}
-    env["MLFLOW_TRACKING_URI"] = tracking_uri(root, params)  # so `models:/` resolves in the server
+    # so `models:/` resolves in the server, and against this project's registry whatever the caller exported
+    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = tracking_uri(root, params)
     return env
 
 

@@ -36,19 +36,22 @@ def tracking_uri(root: Path, params: Params) -> str:
 def use_store(uri: str) -> None:
     """Point MLflow's fluent API (tracking and registry) at URI for this process.
 
-    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which `tracking_uri` reads as the user's choice
-    of store: left in place, one project's store would leak into every later call in the process (a notebook
-    working on two projects, a test session) and into every child process. So it is put back as it was.
+    `mlflow.set_tracking_uri` and `set_registry_uri` also export MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI;
+    `tracking_uri` reads the first as the user's choice of store. Left in place, one project's store would leak
+    into every later call in the process (a notebook working on two projects, a test session) and into every
+    child process. So both are put back as they were.
     """
     import mlflow
 
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def check_store(uri: str, timeout: float = 10) -> None:
