@@ -90,8 +90,9 @@ def hold_exclusive_lock(db: Path, release: threading.Event, holding: threading.E
     con.close()
 
 
-def test_locked_mlflow_store_is_a_clear_error_and_changes_nothing(champion_template):
+def test_locked_mlflow_store_is_a_clear_error_and_changes_nothing(champion_template, monkeypatch):
     root = champion_template
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the project's own store: the one locked here
     db = root / "mlruns" / "mlflow.db"
     before = {**digest(root / "metrics"), **digest(root / "artifacts" / "eval")}
     release, holding = threading.Event(), threading.Event()
