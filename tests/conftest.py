@@ -9,9 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SST2 = REPO.parent / "shared" / "datasets" / "sst2"
@@ -51,6 +54,38 @@ def make_project(path: Path) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "init project")
     return path
+
+
+def merge(base: dict, update: dict) -> dict:
+    """BASE with UPDATE merged in, nested sections key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def set_params(root: Path, *updates: dict, commit: bool = True) -> None:
+    """Merge UPDATES into ROOT's params.yaml; with COMMIT, commit it (a clean tree: lineage tags say dirty=false)."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for update in updates:
+        params = merge(params, update)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    if commit:
+        git(root, "commit", "-q", "-m", "test params", "--", "params.yaml")
+
+
+@contextmanager
+def sampled_project(factory: pytest.TempPathFactory, name: str, params: dict) -> Iterator[Path]:
+    """For module fixtures: a new project with PARAMS and the sample ingested, the current directory while the
+    block runs, on its own MLflow store whatever the caller's environment says."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        root = make_project(factory.mktemp(name) / "proj")
+        mp.chdir(root)
+        set_params(root, params, commit=False)
+        textops(root, "sample")
+        yield root
 
 
 STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

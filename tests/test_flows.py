@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, git, textops
+from conftest import REPO, git, set_params, textops
 
 # Small enough for two shared CPU cores: a few hundred rows, one epoch, a very small model.
 FAST = {
@@ -27,20 +27,6 @@ FAST = {
     "train": {"epochs": 1, "batch_size": 32, "save_steps": 1000, "logging_steps": 5},
     "promotion": {"floor": 0.0},
 }
-
-
-def merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
-def set_params(root: Path, update: dict, commit: bool = True) -> None:
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), update), sort_keys=False))
-    if commit:
-        git(root, "commit", "-q", "-m", "test params", "--", "params.yaml")
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO, git, textops
-from test_flows import FAST, registry, set_params
+from conftest import REPO, git, set_params, textops
+from test_flows import FAST, registry
 
 BIN = Path(sys.executable).parent
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import make_project, textops
+from conftest import sampled_project, set_params, textops
 
 from textops.config import PromotionParams
 from textops.registry import (
@@ -164,18 +164,6 @@ TINY = {
 WEAK = {"train": {"epochs": 1, "learning_rate": 1e-9, "max_train_samples": 32, "warmup_ratio": 0.0}}
 
 
-def set_params(root: Path, *overrides: dict) -> None:
-    def merge(base: dict, new: dict) -> dict:
-        for k, v in new.items():
-            base[k] = merge(base.get(k) or {}, v) if isinstance(v, dict) else v
-        return base
-
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for o in overrides:
-        params = merge(params, o)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def commit_all(root: Path, message: str) -> None:
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", message], cwd=root, check=True)
@@ -189,21 +177,21 @@ def prepare_data(root: Path) -> None:
 
 def train_and_register(root: Path, *overrides: dict) -> str:
     """Train and evaluate with OVERRIDES on top of TINY, register; return the register command's output."""
-    set_params(root, TINY, *overrides)
+    set_params(root, TINY, *overrides, commit=False)
     textops(root, "train")
     textops(root, "evaluate")
     out = textops(root, "register").stdout
     set_params(root, TINY, {"train": {"epochs": 4, "learning_rate": 0.002, "max_train_samples": None,
-                                      "warmup_ratio": 0.1}})
+                                      "warmup_ratio": 0.1}}, commit=False)
     return out
 
 
 def second_data_version(root: Path) -> None:
     """Ingest another batch of the sample generator (another seed): a new raw and cleaned data version."""
     extra = root.parent / "extra.csv"
-    set_params(root, {"sample": {"seed": 99, "rows": 600}})
+    set_params(root, {"sample": {"seed": 99, "rows": 600}}, commit=False)
     textops(root, "sample", "--no-ingest", "--output", str(extra))
-    set_params(root, {"sample": {"seed": 13, "rows": 1500}})
+    set_params(root, {"sample": {"seed": 13, "rows": 1500}}, commit=False)
     textops(root, "ingest", str(extra))
     prepare_data(root)
 
@@ -211,12 +199,7 @@ def second_data_version(root: Path) -> None:
 @pytest.fixture(scope="module")
 def registry_project(tmp_path_factory: pytest.TempPathFactory):
     """v1 weak on data A (first champion, floor 0); v2 good on data B (must promote); v3 weak on B (must not)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        root = make_project(tmp_path_factory.mktemp("reg") / "proj")
-        mp.chdir(root)
-        set_params(root, TINY)
-        textops(root, "sample")
+    with sampled_project(tmp_path_factory, "reg", TINY) as root:
         prepare_data(root)
         outputs = {"v1": train_and_register(root, WEAK)}
         second_data_version(root)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_project, textops
-from test_registry import TINY, WEAK, prepare_data, set_params, train_and_register
+from conftest import sampled_project, textops
+from test_registry import TINY, WEAK, prepare_data, train_and_register
 
 from textops.config import Params
 from textops.serve import read_texts, serve_command, stop_server, wait_ready
@@ -122,12 +122,7 @@ def test_serve_without_champion_is_a_clear_error(project: Path):
 
 @pytest.fixture(scope="module")
 def served_project(tmp_path_factory: pytest.TempPathFactory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        root = make_project(tmp_path_factory.mktemp("serve") / "proj")
-        mp.chdir(root)
-        set_params(root, TINY)
-        textops(root, "sample")
+    with sampled_project(tmp_path_factory, "serve", TINY) as root:
         prepare_data(root)
         train_and_register(root, WEAK)
         out = train_and_register(root)

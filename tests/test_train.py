@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import textops
+from conftest import set_params, textops
 
 from textops.config import ModelParams, load_params
 
@@ -31,19 +31,6 @@ SMALL = {
     "train": {"epochs": 4, "batch_size": 16, "learning_rate": 0.003, "save_steps": 25, "logging_steps": 5,
               "early_stopping_patience": 0},
 }
-
-
-def set_params(root: Path, overrides: dict) -> None:
-    """Merge OVERRIDES (nested sections) into the project's params.yaml."""
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        for key, value in values.items():
-            if isinstance(value, dict):
-                params[section].setdefault(key, {}).update(value)
-            else:
-                params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def easy_reviews(rows: int = 480, seed: int = 0) -> pd.DataFrame:
@@ -70,7 +57,7 @@ def easy_reviews(rows: int = 480, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def small(project: Path) -> Path:
     """The test project with the small params and an easy labelled file ingested and preprocessed."""
-    set_params(project, SMALL)
+    set_params(project, SMALL, commit=False)
     easy_reviews().to_csv(project / "easy.csv", index=False)
     textops(project, "ingest", "easy.csv")
     textops(project, "preprocess")

@@ -35,6 +35,13 @@ def _inside_project(value: str) -> str:
     return value
 
 
+def relative_sqlite_path(uri: str) -> str | None:
+    """The database file of a relative SQLite URI (`sqlite:///mlruns/mlflow.db` -> `mlruns/mlflow.db`), a file
+    in the project; None for an absolute one (`sqlite:////var/db`) or any other store."""
+    prefix = "sqlite:///"
+    return uri[len(prefix) :] if uri.startswith(prefix) and not uri.startswith(prefix + "/") else None
+
+
 class SplitParams(_Section):
     val: float = Field(0.1, gt=0, lt=0.5)
     test: float = Field(0.1, gt=0, lt=0.5)
@@ -144,8 +151,9 @@ class MlflowParams(_Section):
     @classmethod
     def _store(cls, value: str) -> str:
         # A relative SQLite path is a file in the project; an absolute one or a server is a store you chose.
-        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
-            _inside_project(value.removeprefix("sqlite:///"))
+        db = relative_sqlite_path(value)
+        if db is not None:
+            _inside_project(db)
         return value
 
 
@@ -205,9 +213,8 @@ def check_paths(params: Params, root: Path, path: Path) -> None:
     the pipeline write elsewhere (`artifacts -> /etc` passes the relative-path check, not this one)."""
     root = root.resolve()
     flat = flatten(params)
-    uri = str(flat["mlflow.tracking_uri"])
-    relative_db = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") and uri[10:11] != "/" else None
-    checks = [(k, flat[k]) for k in PATH_KEYS] + ([("mlflow.tracking_uri", relative_db)] if relative_db else [])
+    db = relative_sqlite_path(params.mlflow.tracking_uri)
+    checks = [(k, flat[k]) for k in PATH_KEYS] + ([("mlflow.tracking_uri", db)] if db else [])
     for key, value in checks:
         resolved = (root / str(value)).resolve()
         if resolved != root and root not in resolved.parents:

@@ -16,7 +16,6 @@ import fcntl
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,10 +163,6 @@ def recover(root: Path) -> list[str]:
 # undoing each operation
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-
-
 def _restore(root: Path, saved: dict[str, str | None]) -> None:
     """Put the files in SAVED back as they were (absent ones removed) and unstage them."""
     for rel, content in saved.items():
@@ -176,6 +171,8 @@ def _restore(root: Path, saved: dict[str, str | None]) -> None:
             target.unlink(missing_ok=True)
         else:
             target.write_text(content, encoding="utf-8")
+    from textops.data import _git
+
     # DVC's autostage may have `git add`-ed them: the index goes back to HEAD's version.
     _git(root, "reset", "-q", "--", *saved)
 
@@ -192,6 +189,8 @@ def undo(root: Path, entry: dict) -> str:
 
 
 def _undo_ingest(root: Path, entry: dict) -> str:
+    from textops.data import _git
+
     pointer = entry["pointer"]
     before = entry.get("pointer_text")
     now = read_text(root / pointer)

@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from textops.config import Params
+from textops.config import Params, relative_sqlite_path
 
 
 def tracking_uri(root: Path, params: Params) -> str:
@@ -23,11 +23,11 @@ def tracking_uri(root: Path, params: Params) -> str:
     if env:
         return env
     uri = params.mlflow.tracking_uri
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        db = Path(root).resolve() / uri[len(prefix) :]
+    relative = relative_sqlite_path(uri)
+    if relative is not None:
+        db = Path(root).resolve() / relative
         db.parent.mkdir(parents=True, exist_ok=True)
-        return prefix + str(db)
+        return f"sqlite:///{db}"
     if "://" not in uri and not Path(uri).is_absolute():  # a plain directory: the file store
         return str(Path(root).resolve() / uri)
     return uri

@@ -21,7 +21,7 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from conftest import REPO, git, make_project, textops  # noqa: E402, F401
+from conftest import REPO, git, make_project, sampled_project, set_params, textops  # noqa: E402, F401
 
 # Small enough for two shared CPU cores; the sample is learnable, so the first model passes the floor.
 FAST = {
@@ -122,22 +122,6 @@ def killed(proc: subprocess.Popen, timeout: float = 600) -> bool:
     """Wait for PROC; True when it died of SIGKILL."""
     proc.wait(timeout=timeout)
     return proc.returncode == -signal.SIGKILL
-
-
-def merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
-def set_params(root: Path, update: dict) -> None:
-    """Merge UPDATE into ROOT's params.yaml and commit it (a clean tree: lineage tags say dirty=false)."""
-    import yaml
-
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), update), sort_keys=False))
-    git(root, "commit", "-q", "-m", "test params", "--", "params.yaml")
 
 
 def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:

@@ -19,10 +19,9 @@ from harness import (
     dvc,
     git,
     killed,
-    make_project,
     registry_state,
     run_status,
-    set_params,
+    sampled_project,
     textops,
     two_sample_files,
 )
@@ -72,12 +71,7 @@ def last_run(root: Path) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A project with clean data, and the metrics of an uninterrupted train + evaluate on it."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        root = make_project(tmp_path_factory.mktemp("crash") / "proj")
-        mp.chdir(root)
-        set_params(root, FAST)
-        textops(root, "sample")
+    with sampled_project(tmp_path_factory, "crash", FAST) as root:
         textops(root, "preprocess")
         textops(root, "validate")
         git(root, "add", "-A")
