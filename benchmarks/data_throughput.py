@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import make_project  # noqa: E402
-
-from textops.config import load_params  # noqa: E402
-from textops.data import ingest, preprocess  # noqa: E402
-from textops.validation import validate_clean  # noqa: E402
+from textops.config import load_params
+from textops.ingest import ingest
+from textops.preprocess import preprocess
+from textops.testing import make_project
+from textops.validate import validate
 
 
 def help_time(runs: int = 10) -> float:
@@ -64,8 +63,8 @@ def main() -> None:
         for name, step in [
             ("ingest (read TSV, raw suite, write batch, dvc add)",
              lambda: ingest([src], root, params, text_column="sentence", label_column="label", gate=False)),
-            ("preprocess (clean, dedupe, split, write Parquet)", lambda: preprocess(root, params.data)),
-            ("validate (Great Expectations, cleaned suites + Data Docs)", lambda: validate_clean(root, params)),
+            ("preprocess (clean, dedupe, split, write Parquet)", lambda: preprocess(root, params)),
+            ("validate (Great Expectations, cleaned suites + Data Docs)", lambda: validate(root, params)),
             ("ingest 1% more rows with --gate (clean suites on all the data first)",
              lambda: ingest([more], root, params, text_column="sentence", label_column="label", gate=True)),
         ]:

@@ -31,9 +31,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import make_project  # noqa: E402
+from textops.testing import REPO, make_project
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -44,14 +42,16 @@ BARE = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
+from textops.env import set_offline_env
+set_offline_env()
 from textops.config import load_params
-from textops.data import preprocess
-from textops.validation import validate_clean
+from textops.preprocess import preprocess
+from textops.validate import validate
 from textops.train import train
 from textops.evaluate import evaluate
-from textops.registry import register
+from textops.register import register
 root = Path('.').resolve(); p = load_params('params.yaml')
-preprocess(root, p.data); validate_clean(root, p); train(root, p); evaluate(root, p); register(root, p)
+preprocess(root, p); validate(root, p); train(root, p); evaluate(root, p); register(root, p)
 print('WALL', time.perf_counter() - t0)
 """
 
@@ -59,10 +59,9 @@ FLOW = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-sys.path.insert(0, {repo!r})
-from flows import configure_prefect
+from textops.flows import configure_prefect
 configure_prefect(Path('.').resolve())
-from flows.pipeline import training_pipeline
+from textops.flows.pipeline import training_pipeline
 s = training_pipeline(project_dir='.', skip_unchanged=False, return_state=True)
 assert s.is_completed(), s
 print('WALL', time.perf_counter() - t0)
@@ -126,7 +125,7 @@ def main() -> None:
                          {**ENV, "PREFECT_HOME": str(base / "empty-home"),
                           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"})
         bare, out_bare = timed([sys.executable, "-c", BARE], bare_root)
-        flow, out_flow = timed([sys.executable, "-c", FLOW.format(repo=str(REPO))], flow_root)
+        flow, out_flow = timed([sys.executable, "-c", FLOW], flow_root)
         rows += [
             ("bare stage functions, plain script (process wall)", bare),
             ("`training-pipeline` flow, in-process (process wall)", flow),

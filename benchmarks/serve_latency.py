@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -28,13 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import make_project, textops  # noqa: E402
-from test_registry import prepare_data, set_params  # noqa: E402
-
-from textops.config import load_params  # noqa: E402
-from textops.serve import start_server, stop_server, wait_ready  # noqa: E402
-from textops.tracking import tracking_uri, use_store  # noqa: E402
+from textops.config import load_params
+from textops.predict import load_model
+from textops.serve import start_server, stop_server, wait_ready
+from textops.testing import make_project, set_params, textops
+from textops.tracking import connect
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -91,18 +88,14 @@ def main() -> None:
                 "promotion": {"floor": 0.0},
             },
         )
-        textops(root, "sample")
-        prepare_data(root)
-        for step in ("train", "evaluate", "register"):
+        for step in ("sample", "preprocess", "validate", "train", "evaluate", "register"):
             textops(root, step, timeout=3600)
         params = load_params(root / "params.yaml")
         texts = pd.read_parquet(root / params.data.clean_dir / "test.parquet")["text"].astype(str).tolist()
         texts = (texts * (1 + (32 * args.batches) // max(len(texts), 1)))[: max(32 * args.batches, args.requests)]
 
-        import mlflow.pyfunc
-
-        use_store(tracking_uri(root, params))
-        model = mlflow.pyfunc.load_model(f"models:/{params.mlflow.registered_model}@champion")
+        session = connect(root, params, experiment=False)
+        model = load_model(session, f"models:/{params.mlflow.registered_model}@champion")
         one = lambda i: model.predict(pd.DataFrame({"text": [texts[i % len(texts)]]}))  # noqa: E731
         batch = lambda i: model.predict(pd.DataFrame({"text": texts[32 * i : 32 * i + 32]}))  # noqa: E731
         timed(one, 10)

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -22,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
-from harness import TEXTS, champion_project, load, serving  # noqa: E402
+from textops.testing import TEXTS, champion_project, load, serving
 
 
 def measure(root: Path, requests: int, clients: int) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from textops.config import Params
-from textops.validation import validate_clean, validate_raw
+from textops.validate import validate, validate_raw
 
 
 def import_time(runs: int = 3) -> float:
@@ -77,7 +77,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             clean_splits(sst, rows, Path(tmp))
             start = time.perf_counter()
-            summary = validate_clean(Path(tmp), params)
+            summary = validate(Path(tmp), params)
             seconds = time.perf_counter() - start
         what = f"validate_clean: 7 suites, {summary['evaluated']} expectations + Data Docs"
         print(f"| {what} | {rows:,} | {seconds:.2f} |")

@@ -4,6 +4,9 @@
 - `flows/retrain.py:retrain`             flow `retrain`: ingest the landing directory, then the pipeline
 - `flows/rollback.py:data_rollback`      flow `data-rollback`: restore a data version, then the pipeline
 
+This directory is installed as the package `textops.flows` (see pyproject.toml), so a flow file that Prefect
+loads by path (`prefect deploy`, a worker) imports the installed package only, like the CLI and the tests.
+
 Nothing here imports Prefect: `configure_prefect` must run before the first `import prefect`, because Prefect
 reads its settings once, at import.
 """
@@ -12,6 +15,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from textops.env import set_offline_env
+
+set_offline_env()  # a flow module is an entry point: before Prefect, MLflow or DVC is imported
 
 # Prefect's temporary server (used when no PREFECT_API_URL is set) runs migrations on a fresh home
 # before it answers; on a slow or shared machine that takes longer than Prefect's 20 s default.

@@ -6,38 +6,18 @@ retrained model's lineage names a clean commit and `textops data versions` lists
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-_REPO = str(Path(__file__).resolve().parents[1])
-if _REPO not in sys.path:  # loaded by path by `prefect deploy` / a worker
-    sys.path.insert(0, _REPO)
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from flows.pipeline import outcome, project, training_pipeline  # noqa: E402
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from textops.flows.pipeline import outcome, project, training_pipeline
 
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
 def checkout_task(root: Path, rev: str, params) -> str:
-    from textops.versions import POINTERS, checkout_data
+    from textops.versions import checkout_data
 
-    message = checkout_data(root, rev, params)
-    # Only the pointers REV has: a dvc.lock left from a later version would pair REV's raw data with
-    # another version's cleaned splits (the pipeline rewrites it anyway).
-    present = [
-        p for p in POINTERS
-        if subprocess.run(["git", "cat-file", "-e", f"{rev}:{p}"], cwd=root, capture_output=True).returncode == 0
-    ]
-    subprocess.run(["git", "add", "--", *present], cwd=root, check=True, capture_output=True)
-    done = subprocess.run(
-        ["git", "commit", "-q", "-m", f"data: roll back to {rev}", "--", *present],
-        cwd=root, capture_output=True, text=True,
-    )
-    if done.returncode != 0 and "nothing" not in done.stdout + done.stderr:
-        get_run_logger().warning("git commit of the restored pointers failed: %s", done.stderr.strip())
+    message = checkout_data(root, rev, params, commit=True)
     get_run_logger().info(message)
     return message
 
@@ -49,13 +29,15 @@ def data_rollback(
     reason: str = "",
     project_dir: str = ".",
     params_file: str = "params.yaml",
+    overrides: list[str] | None = None,
 ):
     """Check out the data of REV, retrain on it (no skip), and promote: by policy, or always with FORCE."""
-    root, params = project(project_dir, params_file)
+    root, params = project(project_dir, params_file, overrides)
     checkout_task(root, rev, params)
     state = training_pipeline(
         project_dir=str(root),
         params_file=params_file,
+        overrides=overrides,
         skip_unchanged=False,
         force_promote=force,
         reason=reason or f"data rollback to {rev}",

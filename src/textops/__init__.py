@@ -1,7 +1,6 @@
-"""textops: keep a transformers text classifier good over time."""
+"""textops: keep a transformers text classifier good over time.
 
-from textops.env import set_offline_env
-
-set_offline_env()
+Importing the package changes nothing in the process; the entry points call `textops.env.set_offline_env()`.
+"""
 
 __version__ = "0.1.0"

@@ -13,15 +13,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from textops.errors import TextopsError
+from textops.errors import ParamsError
 
 PARAMS_FILE = "params.yaml"
-
-
-class ParamsError(TextopsError):
-    """params.yaml is missing, not YAML, or has an unknown key, a wrong type or a bad value."""
-
-    exit_code = 2
+# What a trained model depends on besides the raw data: the sections the `preprocess` and `train` stages of
+# dvc.yaml list under `params:` (a unit test holds the two together). "Nothing to retrain", the lineage tag
+# `textops.params_md5` and the checkpoints' fingerprint all hash these sections only, so changing
+# `serve.port` or `promotion.min_delta` retrains nothing, as with `dvc repro`.
+TRAINING_SECTIONS = ("data", "model", "train")
 
 
 class _Section(BaseModel):
@@ -187,7 +186,7 @@ class Params(_Section):
         return self.validate_
 
 
-def _describe(error: ValidationError, path: Path) -> str:
+def _describe(error: ValidationError, path: Path | str) -> str:
     lines = []
     for err in error.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -224,8 +223,32 @@ def check_paths(params: Params, root: Path, path: Path) -> None:
             )
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; raise ParamsError naming the file and each bad key."""
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], path: Path) -> dict:
+    """RAW with each `section.key=value` of OVERRIDES set (like `dvc exp run -S`); the value is read as YAML
+    (`1e-4`, `true`, `null`, `[a, b]`), so it gets the same validation as the file."""
+    out = dict(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ParamsError(f"--set {item!r}: expected section.key=value, e.g. -S train.epochs=1")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+        node = out
+        for name in parts[:-1]:
+            child = node.get(name)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[name] = child
+            node = child
+        node[parts[-1]] = parsed
+    return out
+
+
+def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read and validate params.yaml with OVERRIDES (`section.key=value`) applied; raise ParamsError naming
+    the file and each bad key."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: parameters file not found (run from the project root or pass --params)")
@@ -235,12 +258,24 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    where = f"{path} with {' '.join(f'-S {o}' for o in overrides)}" if overrides else str(path)
+    raw = apply_overrides(raw, overrides, path)
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_describe(exc, path)) from exc
+        raise ParamsError(_describe(exc, where)) from exc
     check_paths(params, path.parent, path)
     return params
+
+
+def training_fingerprint(params: Params) -> str:
+    """MD5 of the params a trained model depends on (TRAINING_SECTIONS), key order independent."""
+    import hashlib
+    import json
+
+    dumped = params.model_dump(by_alias=True)
+    wanted = {section: dumped[section] for section in TRAINING_SECTIONS}
+    return hashlib.md5(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
 
 
 def redact(uri: str) -> str:

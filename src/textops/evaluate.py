@@ -4,18 +4,26 @@ MLflow run as training (its id comes from artifacts/model/run.json, a DVC out of
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from textops.artifacts import (
+    CONFUSION_PLOT,
+    EVAL_METRICS,
+    HF_DIR,
+    PREDICTIONS_FILE,
+    atomic_write_json,
+    load_split,
+    model_dir,
+    read_labels,
+    read_run_info,
+    staged_dir,
+)
 from textops.config import Params
-from textops.data import load_labels, load_split
 from textops.errors import StateError
-
-EVAL_METRICS = "metrics/eval.json"
-CONFUSION_PLOT = "metrics/confusion.csv"
+from textops.plots import save_plots
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int) -> float:
@@ -68,66 +76,55 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[st
     return out
 
 
-def save_plots(out_dir: Path, probs: np.ndarray, labels: np.ndarray, names: list[str]) -> list[Path]:
-    """Confusion matrix and precision-recall curve(s) as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay
-
-    preds = probs.argmax(axis=1)
-    cm_path, pr_path = out_dir / "confusion_matrix.png", out_dir / "pr_curve.png"
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ConfusionMatrixDisplay.from_predictions(
-        labels, preds, labels=list(range(len(names))), display_labels=names, ax=ax, colorbar=False
-    )
-    fig.tight_layout()
-    fig.savefig(cm_path, dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 5))
-    # Binary: the positive class (id 1); more classes: one curve per class, one-vs-rest.
-    for i in ([1] if len(names) == 2 else range(len(names))):
-        if (labels == i).any():
-            PrecisionRecallDisplay.from_predictions(labels == i, probs[:, i], name=names[i], ax=ax)
-    ax.set_title("precision-recall (test)")
-    fig.tight_layout()
-    fig.savefig(pr_path, dpi=100)
-    plt.close(fig)
-    return [cm_path, pr_path]
-
-
 def load_trained(root: Path, params: Params):
     """(tokenizer, model, run.json) of the train stage's output; StateError if train has not run."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from textops.train import HF_DIR, RUN_FILE
-
-    model_dir = Path(root) / params.train.output_dir
-    if not (model_dir / RUN_FILE).exists() or not (model_dir / HF_DIR).is_dir():
-        raise StateError(f"{model_dir} holds no trained model: run `textops train` (or `dvc repro train`) first.")
-    run_info = json.loads((model_dir / RUN_FILE).read_text())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir / HF_DIR, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir / HF_DIR, local_files_only=True)
+    run_info = read_run_info(root, params)
+    hf_dir = model_dir(root, params) / HF_DIR
+    if not hf_dir.is_dir():
+        raise StateError(f"{hf_dir} holds no trained model: run `textops train` (or `dvc repro train`) first.")
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(hf_dir, local_files_only=True)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     return tokenizer, model, run_info
+
+
+def write_outputs(root: Path, params: Params, texts: list[str], labels, probs, names: list[str]) -> list[Path]:
+    """artifacts/eval (predictions, misclassified rows, plots), written aside and swapped in, and the confusion
+    CSV for `dvc plots`. Returns the files to log to MLflow."""
+    import pandas as pd
+
+    from textops.artifacts import atomic_write_text
+    from textops.pyfunc import to_frame
+
+    frame = to_frame(probs, names)
+    predictions = pd.DataFrame({"text": texts, "label": [names[i] for i in labels], "pred": frame["label"]})
+    predictions = pd.concat([predictions, frame.drop(columns="label")], axis=1)
+    out_dir = root / params.evaluate.output_dir
+    with staged_dir(out_dir) as staged:
+        predictions.to_parquet(staged / PREDICTIONS_FILE, index=False)
+        predictions[predictions["label"] != predictions["pred"]].to_csv(staged / "misclassified.csv", index=False)
+        plots = save_plots(staged, probs, labels, names)
+    confusion = predictions[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"})
+    atomic_write_text(root / CONFUSION_PLOT, confusion.to_csv(index=False))
+    return [out_dir / p.name for p in plots] + [out_dir / "misclassified.csv"]
 
 
 def evaluate(root: Path, params: Params) -> dict:
     """Score the test split; write metrics/eval.json, artifacts/eval/ and log them to the train run."""
     import mlflow
-    import pandas as pd
 
-    from textops.pyfunc import predict_texts, to_frame
-    from textops.tracking import owner_tags, setup
+    from textops import lineage
+    from textops.pyfunc import predict_texts
+    from textops.tracking import connect, owner_tags
 
     root = Path(root)
-    names = load_labels(root, params.data)
-    test = load_split(root, params.data, "test")
+    names = read_labels(root, params)
+    test = load_split(root, params, "test")
     tokenizer, model, run_info = load_trained(root, params)
-    setup(root, params)  # the store must be usable before any output is written (and dead runs are reaped)
+    session = connect(root, params)  # the store must be usable before any output is written (dead runs reaped)
     model_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if model_names != names:
         raise StateError(
@@ -142,29 +139,17 @@ def evaluate(root: Path, params: Params) -> dict:
 
     metrics = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)
     metrics.update(rows=len(test), texts_per_second=len(test) / seconds if seconds > 0 else None)
-
-    out_dir = root / params.evaluate.output_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = to_frame(probs, names)
-    predictions = pd.DataFrame({"text": texts, "label": [names[i] for i in labels], "pred": frame["label"]})
-    predictions = pd.concat([predictions, frame.drop(columns="label")], axis=1)
-    predictions.to_parquet(out_dir / "predictions.parquet", index=False)
-    predictions[predictions["label"] != predictions["pred"]].to_csv(out_dir / "misclassified.csv", index=False)
-    plots = save_plots(out_dir, probs, labels, names)
-    (root / CONFUSION_PLOT).parent.mkdir(parents=True, exist_ok=True)
-    predictions[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"}).to_csv(
-        root / CONFUSION_PLOT, index=False
-    )
-    (root / EVAL_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    files = write_outputs(root, params, texts, labels, probs, names)
+    atomic_write_json(root / EVAL_METRICS, metrics)
 
     flat = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for name, scores in metrics["per_class"].items():
         flat.update({f"test_{name}_{k}": v for k, v in scores.items() if k != "support"})
     # Reopening the train run keeps one run per model: registry and lineage read it in one place.
-    with mlflow.start_run(run_id=run_info["run_id"]):
+    with session.active(), mlflow.start_run(run_id=run_info["run_id"]):
         mlflow.set_tags(owner_tags())  # a SIGKILL here leaves the run RUNNING: the next stage marks it KILLED
         mlflow.log_metrics({k: float(v) for k, v in flat.items()})
-        for path in [*plots, out_dir / "misclassified.csv", root / EVAL_METRICS]:
+        for path in [*files, root / EVAL_METRICS]:
             mlflow.log_artifact(str(path), "eval")
-        mlflow.set_tag("textops.evaluated", "true")
+        mlflow.set_tag(lineage.EVALUATED, "true")
     return {**metrics, "run_id": run_info["run_id"]}

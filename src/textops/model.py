@@ -11,15 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from textops.config import ModelParams
-from textops.errors import StateError, TextopsError
+from textops.errors import ModelError, StateError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-class ModelError(TextopsError):
-    """model.base names nothing that can be loaded offline."""
-
-    exit_code = 2
 
 
 def minilm_dir() -> Path:

@@ -18,18 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pandas as pd
-
 from textops.config import Params
-from textops.errors import DataError, StateError
-
-READ_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
-
-
-def model_uri(params: Params, version: str | None = None) -> str:
-    """`models:/NAME@champion`, or `models:/NAME/VERSION` for a pinned version."""
-    name = params.mlflow.registered_model
-    return f"models:/{name}/{version}" if version else f"models:/{name}@champion"
+from textops.errors import StateError
+from textops.predict import model_uri
 
 
 def serve_command(params: Params, host: str, port: int, version: str | None = None) -> list[str]:
@@ -43,14 +34,13 @@ def serve_command(params: Params, host: str, port: int, version: str | None = No
     ]  # fmt: skip
 
 
-def _env(root: Path, params: Params) -> dict[str, str]:
-    from textops.env import OFFLINE_ENV
+def server_env(root: Path, params: Params) -> dict[str, str]:
+    from textops.env import child_env
     from textops.tracking import tracking_uri
 
-    env = {**OFFLINE_ENV, **os.environ}
     # so `models:/` resolves in the server, and against this project's registry whatever the caller exported
-    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = tracking_uri(root, params)
-    return env
+    uri = tracking_uri(root, params)
+    return child_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri)
 
 
 def start_server(
@@ -62,7 +52,7 @@ def start_server(
     return subprocess.Popen(
         serve_command(params, host, port, version),
         cwd=root,
-        env=_env(root, params),
+        env=server_env(root, params),
         start_new_session=True,  # own process group: stop_server kills mlflow and its uvicorn child
         stdout=log if log is not None else None,
         stderr=subprocess.STDOUT if log is not None else None,
@@ -103,10 +93,10 @@ def serve(
     root: Path, params: Params, host: str | None = None, port: int | None = None, version: str | None = None
 ) -> int:
     """Run the server in the foreground until Ctrl-C or SIGTERM, then stop its whole process group."""
-    from textops.registry import _champion, client
+    from textops.registry import champion
+    from textops.tracking import connect
 
-    c = client(root, params)
-    if version is None and _champion(c, params.mlflow.registered_model) is None:
+    if version is None and champion(connect(root, params, experiment=False)) is None:
         raise StateError(
             f"{params.mlflow.registered_model} has no champion: run `textops register` "
             "(or `textops model promote VERSION`) first."
@@ -124,80 +114,3 @@ def serve(
     finally:
         stop_server(proc)
         signal.signal(signal.SIGTERM, previous)
-
-
-def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:
-    """A CSV/TSV/Parquet/JSONL file with a text column."""
-    path = Path(path)
-    kind = READ_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use CSV, TSV, Parquet or JSONL.")
-    if not path.exists():
-        raise DataError(f"{path}: file not found.")
-    try:
-        if kind == "parquet":
-            df = pd.read_parquet(path)
-        elif kind == "jsonl":
-            df = pd.read_json(path, lines=True)
-        else:
-            df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
-    except Exception as exc:
-        raise DataError(f"{path}: could not read it as {kind}: {exc}") from exc
-    if text_column not in df.columns:
-        raise DataError(f"{path}: no {text_column!r} column (columns: {', '.join(map(str, df.columns))}).")
-    return df
-
-
-def write_table(df: pd.DataFrame, path: Path) -> None:
-    path = Path(path)
-    kind = READ_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unsupported output type {path.suffix!r}; use CSV, TSV, Parquet or JSONL.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "parquet":
-        df.to_parquet(path, index=False)
-    elif kind == "jsonl":
-        df.to_json(path, orient="records", lines=True, force_ascii=False)
-    else:
-        df.to_csv(path, sep="\t" if kind == "tsv" else ",", index=False)
-
-
-def predict_file(
-    root: Path,
-    params: Params,
-    input_path: Path,
-    output_path: Path,
-    version: str | None = None,
-    batch_size: int | None = None,
-    text_column: str = "text",
-    progress: bool = True,
-) -> dict:
-    """Score every row of INPUT with the champion (or VERSION) in batches; write rows + predictions."""
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-    from rich.progress import Progress
-
-    from textops.tracking import tracking_uri, use_store
-
-    df = read_texts(input_path, text_column)
-    texts = df[text_column].fillna("").astype(str).tolist()
-    uri = tracking_uri(root, params)
-    use_store(uri)
-    try:
-        model = mlflow.pyfunc.load_model(model_uri(params, version))
-    except MlflowException as exc:
-        raise StateError(
-            f"cannot load {model_uri(params, version)}: {exc.message.splitlines()[0]} (see `textops model list`)."
-        ) from exc
-    batch_size = batch_size or params.evaluate.batch_size
-    parts = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("scoring", total=len(texts))
-        for i in range(0, len(texts), batch_size):
-            parts.append(model.predict(pd.DataFrame({"text": texts[i : i + batch_size]})))
-            bar.advance(task, len(texts[i : i + batch_size]))
-    preds = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"label": []})
-    preds = preds.rename(columns={"label": "pred"})
-    out = pd.concat([df.reset_index(drop=True), preds], axis=1)
-    write_table(out, output_path)
-    return {"rows": len(out), "output": str(output_path), "model": model_uri(params, version)}

@@ -1,6 +1,9 @@
-"""Where MLflow runs live: one function every stage uses, so training, evaluation, the registry and
-serving always talk to the same store. Also who owns a run: a process killed with SIGKILL cannot end its
-run, so the next stage on the same machine finds it RUNNING with a dead owner and marks it KILLED.
+"""Where MLflow runs live, and the one way into MLflow: a `Session` (store URI, client, experiment) that every
+stage opens explicitly with `connect`, so training, evaluation, the registry and serving always talk to the
+same store and nothing relies on MLflow's process-global tracking URI.
+
+Also who owns a run: a process killed with SIGKILL cannot end its run, so the next stage on the same machine
+finds it RUNNING with a dead owner and marks it KILLED.
 """
 
 from __future__ import annotations
@@ -8,9 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textops.config import Params, relative_sqlite_path
+from textops.lineage import KILLED
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def tracking_uri(root: Path, params: Params) -> str:
@@ -31,27 +44,6 @@ def tracking_uri(root: Path, params: Params) -> str:
     if "://" not in uri and not Path(uri).is_absolute():  # a plain directory: the file store
         return str(Path(root).resolve() / uri)
     return uri
-
-
-def use_store(uri: str) -> None:
-    """Point MLflow's fluent API (tracking and registry) at URI for this process.
-
-    `mlflow.set_tracking_uri` and `set_registry_uri` also export MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI;
-    `tracking_uri` reads the first as the user's choice of store. Left in place, one project's store would leak
-    into every later call in the process (a notebook working on two projects, a test session) and into every
-    child process. So both are put back as they were.
-    """
-    import mlflow
-
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    before = {name: os.environ.get(name) for name in names}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def check_store(uri: str, timeout: float = 10) -> None:
@@ -97,40 +89,90 @@ def check_store(uri: str, timeout: float = 10) -> None:
             ) from exc
 
 
+def store_exists(uri: str) -> bool:
+    """False for a SQLite store whose file does not exist yet (opening it would create an empty one)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
 def artifact_location(root: Path, params: Params) -> str:
     """The artifact root for new experiments, as a file URI under the project root."""
     return (Path(root).resolve() / params.mlflow.artifact_location).as_uri()
 
 
-def setup(root: Path, params: Params) -> str:
-    """Point MLflow at the project's store and make sure the experiment exists; return the experiment id.
+@dataclass(frozen=True)
+class Session:
+    """A project's MLflow store: its URI, a client bound to it (tracking and registry), the experiment and the
+    registered model's name. Stages call the client; MLflow's fluent API (`log_model`, `start_run`,
+    `pyfunc.load_model` of a `models:/` URI) only inside `with session.active():`."""
 
-    Creating the experiment ourselves is what puts its artifacts under params.mlflow.artifact_location
-    (the default would be ./mlartifacts relative to wherever the process runs).
-    """
-    import mlflow
+    uri: str
+    client: MlflowClient
+    experiment_id: str | None
+    model_name: str
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Point MLflow's fluent API at this store for the block, then back at what the process had chosen
+        before (nothing, usually), with MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI as they were."""
+        import mlflow
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        # What was set explicitly, not what MLflow would fall back to: restoring a fallback as if it had been
+        # chosen would pin it, and later changes of MLFLOW_TRACKING_URI would be ignored.
+        before = getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None)
+        env = {name: os.environ.get(name) for name in STORE_VARIABLES}
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        # set_*_uri export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI: textops reads the first as the user's
+        # choice of store, and a child process (`mlflow models serve`) would inherit both. Put them back.
+        _restore_env(env)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+            _restore_env(env)
+
+
+def _restore_env(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def connect(root: Path, params: Params, experiment: bool = True) -> Session:
+    """Open the project's store: check that it can be used (a clear error, nothing changed, when not); with
+    EXPERIMENT also make sure the experiment exists and mark KILLED the runs of dead processes."""
+    from mlflow import MlflowClient
 
     uri = tracking_uri(root, params)
     check_store(uri)
-    use_store(uri)
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = ensure_experiment(client, root, params) if experiment else None
+    if experiment_id is not None:
+        reap_stale_runs(client, experiment_id)
+    return Session(uri, client, experiment_id, params.mlflow.registered_model)
+
+
+def ensure_experiment(client: MlflowClient, root: Path, params: Params) -> str:
+    """The experiment's id, creating it with the project's artifact location (MLflow's default would be
+    ./mlartifacts relative to wherever the process runs)."""
     experiment = client.get_experiment_by_name(params.mlflow.experiment)
-    if experiment is None:
-        try:
-            # A tracking server decides where its artifacts go (it may proxy them); only the local
-            # default store gets the project's artifact directory.
-            location = None if os.environ.get("MLFLOW_TRACKING_URI") else artifact_location(root, params)
-            experiment_id = client.create_experiment(params.mlflow.experiment, artifact_location=location)
-        except Exception:  # created meanwhile by a concurrent process
-            experiment = client.get_experiment_by_name(params.mlflow.experiment)
-            if experiment is None:
-                raise
-            experiment_id = experiment.experiment_id
-    else:
-        experiment_id = experiment.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)
-    reap_stale_runs(client, experiment_id)
-    return experiment_id
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        # A tracking server decides where its artifacts go (it may proxy them); only the local
+        # default store gets the project's artifact directory.
+        location = None if os.environ.get("MLFLOW_TRACKING_URI") else artifact_location(root, params)
+        return client.create_experiment(params.mlflow.experiment, artifact_location=location)
+    except Exception:  # created meanwhile by a concurrent process
+        experiment = client.get_experiment_by_name(params.mlflow.experiment)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,7 +222,7 @@ def reap_stale_runs(client, experiment_id: str) -> list[str]:
         if owner_alive(run.data.tags) is False:
             client.set_tag(
                 run.info.run_id,
-                "textops.killed",
+                KILLED,
                 f"process {run.data.tags.get(OWNER_PID)} on {run.data.tags.get(OWNER_HOST)} died with the run open",
             )
             client.set_terminated(run.info.run_id, status="KILLED")

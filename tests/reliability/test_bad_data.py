@@ -10,13 +10,12 @@ from __future__ import annotations
 import gzip
 import io
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from harness import REPO, data_state, git, registry_state
+from helpers import data_state, git, registry_state
 
 from textops.sample import make_sample
 
@@ -122,9 +121,7 @@ def prefect_api():
 
 @pytest.fixture(scope="module")
 def retrain_flow():
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from flows.retrain import retrain
+    from textops.flows.retrain import retrain
 
     return retrain
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import FAST, dvc, git, make_project, registry_state, set_params, textops
+from helpers import FAST, dvc, git, make_project, registry_state, set_params, textops
 
 pytestmark = pytest.mark.reliability
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness import (
+from helpers import (
     FAST,
     digest,
     dvc,
@@ -25,7 +25,7 @@ from harness import (
     textops,
     two_sample_files,
 )
-from harness import textops_python as victim
+from helpers import textops_python as victim
 
 pytestmark = pytest.mark.reliability
 
@@ -163,28 +163,28 @@ def data_project(tmp_path, monkeypatch):
 INGEST_KILL_POINTS = {
     # Half of a batch written to the staging file, then killed.
     "while-writing-a-batch": """
-import textops.data as d
+import textops.ingest as i
 def _write(root, rel, content):
     from textops.recovery import staging_dir
     (staging_dir(root) / "batch-partial").write_bytes(content[: len(content) // 2])
     die()
-d.write_batch = _write
+i.write_batch = _write
 """,
     # The batches are in data/raw, `dvc add` has not run.
-    "before-dvc-add": "import textops.data as d\nd.track_raw = lambda *a, **k: die()",
+    "before-dvc-add": "import textops.ingest as i\ni.track_raw = lambda *a, **k: die()",
     # `dvc add` done (data.dvc changed, cache written), the git commit not.
     "after-dvc-add": """
-import textops.data as d
-_add = d._dvc_repo
+import textops.scm as s
+_repo_of = s.dvc_repo
 def _repo(root):
-    repo = _add(root)
+    repo = _repo_of(root)
     real = repo.add
     def add(*a, **k):
         real(*a, **k)
         die()
     repo.add = add
     return repo
-d._dvc_repo = _repo
+s.dvc_repo = _repo
 """,
 }
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import digest, dvc, free_port, git, set_params, textops, two_sample_files
+from helpers import digest, dvc, free_port, git, set_params, textops, two_sample_files
 
 pytestmark = pytest.mark.reliability
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import REPO, SECRETS, digest, git, make_project, textops
+from helpers import REPO, SECRETS, digest, git, make_project, mlflow_client, registry_state, textops
 
 pytestmark = pytest.mark.reliability
 
@@ -69,12 +69,7 @@ def test_secrets_in_the_environment_are_never_written(champion_template):
         hits += [f"{path}: {name}" for name, value in SECRETS.items() if value.encode() in content]
     assert hits == []
     # and the run's params and tags, as MLflow returns them
-    from harness import registry_state
-
-    from textops.config import load_params
-    from textops.registry import client
-
-    c = client(root, load_params(root / "params.yaml"))
+    c = mlflow_client(root)[0]
     run_id = registry_state(root)["versions"][0][1]
     run = c.get_run(run_id)
     logged = json.dumps({**run.data.params, **run.data.tags})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness import TEXTS, listening_addresses, load, post, serving
+from helpers import TEXTS, listening_addresses, load, post_raw, serving
 
 pytestmark = pytest.mark.reliability
 
@@ -26,7 +26,7 @@ def server(champion_template):
 
 
 def predictions(url: str, texts: list[str]) -> list[dict]:
-    status, body = post(url, json.dumps({"inputs": texts}).encode(), JSON)
+    status, body = post_raw(url, json.dumps({"inputs": texts}).encode(), JSON)
     assert status == 200, body[:300]
     return json.loads(body)["predictions"]
 
@@ -111,7 +111,7 @@ def test_1000_malformed_payloads_never_get_a_5xx(server):
     @given(malformed())
     def check(request: tuple[bytes, dict[str, str]]) -> None:
         body, headers = request
-        status, answer = post(url, body, headers)
+        status, answer = post_raw(url, body, headers)
         seen.append(status)
         assert status < 500, (status, body[:200], headers, answer[:300])
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import textops
+from helpers import textops
 
 from textops.config import Params
 from textops.errors import StateError, ValidationFailed
-from textops.validation import validate_clean, validate_raw
+from textops.validate import validate, validate_raw
 
 LABELS = ["negative", "positive"]
 # Small bounds so that small frames pass: train needs 20 rows and 5 per class, val/test 2 rows.
@@ -45,7 +45,7 @@ def write_clean(root: Path, splits: dict[str, pd.DataFrame], labels: list[str] =
 def failure(root: Path, splits: dict[str, pd.DataFrame]) -> str:
     write_clean(root, splits)
     with pytest.raises(ValidationFailed) as info:
-        validate_clean(root, PARAMS)
+        validate(root, PARAMS)
     metrics = json.loads((root / "metrics/validate.json").read_text())
     assert metrics["success"] is False and metrics["failed"] >= 1
     message = str(info.value)
@@ -55,7 +55,7 @@ def failure(root: Path, splits: dict[str, pd.DataFrame]) -> str:
 
 def test_clean_data_passes_and_writes_metrics_and_docs(tmp_path):
     write_clean(tmp_path, good_splits())
-    summary = validate_clean(tmp_path, PARAMS)
+    summary = validate(tmp_path, PARAMS)
     assert summary["success"] is True and summary["failed"] == 0
     assert summary["evaluated"] >= 30
     metrics = json.loads((tmp_path / "metrics/validate.json").read_text())
@@ -76,7 +76,7 @@ def test_clean_data_passes_and_writes_metrics_and_docs(tmp_path):
     # A second run: the metric is byte-identical (the train stage depends on it), and the docs hold the
     # latest results only.
     before = (tmp_path / "metrics/validate.json").read_bytes()
-    validate_clean(tmp_path, PARAMS)
+    validate(tmp_path, PARAMS)
     assert (tmp_path / "metrics/validate.json").read_bytes() == before
     assert len(list((tmp_path / "reports/validation/validations").rglob("*.html"))) == len(metrics["suites"])
 
@@ -149,13 +149,13 @@ def test_too_few_rows_and_missing_column(tmp_path):
 
 def test_missing_clean_data_is_a_state_error(tmp_path):
     with pytest.raises(StateError, match="textops preprocess"):
-        validate_clean(tmp_path, PARAMS)
+        validate(tmp_path, PARAMS)
 
 
 def test_bad_labels_file(tmp_path):
     write_clean(tmp_path, good_splits(), labels=["negative", "negative"])
     with pytest.raises(ValidationFailed, match="distinct names"):
-        validate_clean(tmp_path, PARAMS)
+        validate(tmp_path, PARAMS)
 
 
 def test_raw_gate():

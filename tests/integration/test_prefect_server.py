@@ -9,35 +9,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO, git, set_params, textops
-from test_flows import FAST, registry
+from helpers import FAST, FLOW, REPO, free_port, git, registry, set_params, textops, wait_for
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def stop(proc: subprocess.Popen, sig: int, grace: float = 30) -> None:
@@ -111,7 +92,7 @@ def flow_runs(url: str, deployment_id: str) -> list[dict]:
 def test_retrain_deployment_on_a_worker_manual_then_scheduled(project, prefect_server):
     url, env = prefect_server
     root = project
-    set_params(root, {**FAST, "data": {"landing_dir": "landing"}})
+    set_params(root, FAST, FLOW, {"data": {"landing_dir": "landing"}})
     shutil.copytree(REPO / "flows", root / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
     git(root, "add", "flows", "prefect.yaml")

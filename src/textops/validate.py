@@ -11,20 +11,17 @@ like any other expectation.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from textops.artifacts import SPLITS, VALIDATE_METRICS, atomic_write_json, load_split, read_labels
 from textops.config import DataParams, Params
-from textops.errors import StateError, ValidationFailed
+from textops.errors import ValidationFailed
 
-SPLITS = ("train", "val", "test")
-VALIDATE_METRICS = "metrics/validate.json"
 # Raw text is not cleaned yet (whitespace runs, markup): allow this many times data.max_chars before
 # refusing a file; preprocess drops the rows that are still too long after cleaning.
 RAW_LENGTH_FACTOR = 10
@@ -156,7 +153,6 @@ def shared_texts(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def gx_context(docs_dir: Path | None):
     """A fresh ephemeral GX context; with DOCS_DIR, one filesystem Data Docs site there."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # offline: no usage statistics
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -321,25 +317,6 @@ def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
     return {"success": True, "evaluated": summary["evaluated"], "failed": 0, "data_docs": None}
 
 
-def read_labels(root: Path, data: DataParams) -> list[str]:
-    """labels.json's class names (id order), checked to be a list of distinct non-empty strings."""
-    path = Path(root) / data.clean_dir / "labels.json"
-    if not path.exists():
-        raise StateError(f"{path} not found: run `textops preprocess` (or `dvc repro preprocess`) first.")
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValidationFailed(f'{path}: not of the form {{"labels": [names in id order]}} ({exc}).') from exc
-    if (
-        not isinstance(labels, list)
-        or not labels
-        or not all(isinstance(x, str) and x.strip() for x in labels)
-        or len(set(labels)) != len(labels)
-    ):
-        raise ValidationFailed(f"{path}: 'labels' must be a non-empty list of distinct names, got {labels!r}.")
-    return labels
-
-
 def clean_checks(splits: dict[str, pd.DataFrame], labels: list[str], params: Params) -> list:
     """Every suite on the cleaned data: per split, per split's class counts, and across splits."""
     bounds = params.validation
@@ -370,17 +347,15 @@ def check_clean(splits: dict[str, pd.DataFrame], labels: list[str], params: Para
     return summary
 
 
-def validate_clean(root: Path, params: Params) -> dict:
+def validate(root: Path, params: Params) -> dict:
     """The `validate` stage: run the clean suites on artifacts/clean, write metrics and Data Docs.
 
     metrics/validate.json is written whether or not the data passes; a failure then raises
     ValidationFailed listing each failed expectation and pointing to the Data Docs.
     """
-    from textops.data import load_split
-
     root = Path(root)
-    labels = read_labels(root, params.data)
-    splits = {name: load_split(root, params.data, name) for name in SPLITS}
+    labels = read_labels(root, params)
+    splits = {name: load_split(root, params, name) for name in SPLITS}
 
     docs_dir = root / params.validation.report_dir
     # Only this run's pages: older validation results in the index would read as current ones.
@@ -392,9 +367,7 @@ def validate_clean(root: Path, params: Params) -> dict:
     metrics = {k: summary[k] for k in ("success", "evaluated", "failed", "suites", "failures")}
     metrics["rows"] = {name: len(frame) for name, frame in splits.items()}
     metrics["data_docs"] = docs
-    path = root / VALIDATE_METRICS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, ensure_ascii=False, indent=2, default=str) + "\n")
+    atomic_write_json(root / VALIDATE_METRICS, metrics)
 
     if not summary["success"]:
         raise ValidationFailed(describe_failures(summary, "validate: the cleaned data failed its checks", str(index)))

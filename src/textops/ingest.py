@@ -1,0 +1,233 @@
+"""Ingest: labelled files become immutable, DVC-versioned batches in data/raw.
+
+Raw batches are JSON Lines written by this module (`data/raw/batch-<sha256 of content>.jsonl`, columns
+`text` and `label` as strings): byte-stable across library versions, so the same rows always give the
+same DVC hash. `data/` is tracked by `data.dvc` and pushed to the default DVC remote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from textops import scm
+from textops.artifacts import has_raw_data, read_raw
+from textops.config import Params
+from textops.errors import DataError, PushFailed, ValidationFailed
+from textops.readers import read_labelled_file
+from textops.recovery import data_lock, journal, read_text, staging_dir
+
+DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
+# Files still being written by whoever drops them in the landing directory (upload tools write aside, then rename).
+IN_FLIGHT = (".part", ".tmp", ".crdownload")
+
+log = logging.getLogger("textops")
+
+
+@dataclass
+class IngestResult:
+    source: str
+    batch: str
+    rows: int
+    added: bool
+
+    def describe(self) -> str:
+        if self.added:
+            return f"ingested {self.source}: {self.rows} rows -> {self.batch}"
+        return f"already ingested {self.source} ({self.batch}); nothing to do"
+
+
+def batch_bytes(frame: pd.DataFrame) -> bytes:
+    """Canonical JSON Lines for a batch: the bytes, and so the hash, depend only on the rows."""
+    lines = (
+        json.dumps({"text": t, "label": lab}, ensure_ascii=False, separators=(",", ":"))
+        for t, lab in zip(frame["text"].tolist(), frame["label"].tolist(), strict=True)
+    )
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def batch_path(params: Params, content: bytes) -> str:
+    """A batch's path relative to the project root: named by the hash of its content (immutable)."""
+    return f"{params.data.raw_dir}/batch-{hashlib.sha256(content).hexdigest()[:20]}.jsonl"
+
+
+def write_batch(root: Path, rel: str, content: bytes) -> None:
+    """Write a batch file: staged outside data/, fsynced, read-only, then renamed into place."""
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="batch-", dir=staging_dir(root))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def push_raw(root: Path, params: Params) -> None:
+    """`dvc push` data.dvc when a default remote is configured."""
+    repo = scm.dvc_repo(root)
+    pointer = root / scm.raw_pointer(params)
+    if not repo.config["core"].get("remote") or not pointer.exists():
+        return
+    try:
+        repo.push([str(pointer)])
+    except Exception as exc:  # the batch is safe in the local cache; say so instead of failing ingest
+        raise PushFailed(
+            f"the data is versioned in the local DVC cache, but `dvc push` to the default remote failed: {exc}. "
+            "Fix the remote (`dvc remote list`) and run `dvc push`, or ingest again: nothing was lost."
+        ) from exc
+
+
+def track_raw(root: Path, params: Params, message: str | None) -> None:
+    """`dvc add data` and, with MESSAGE, a git commit of data.dvc."""
+    # Absolute target: DVC resolves relative ones against the process's cwd, not the repo.
+    scm.dvc_repo(root).add([str(root / scm.tracked_dir(params))])
+    if message:
+        scm.commit_files(root, [scm.raw_pointer(params), ".gitignore"], message)
+
+
+def check_candidate(root: Path, params: Params, existing: pd.DataFrame, new: list[pd.DataFrame]) -> None:
+    """The clean suites on what preprocess would make of the raw data plus NEW: nothing that fails the data
+    gate enters the versioned data (a scheduled retrain leaves the files in landing/ for a person instead)."""
+    from textops.preprocess import clean_and_split
+    from textops.validate import check_clean, describe_failures
+
+    splits, labels, _ = clean_and_split(pd.concat([existing, *new], ignore_index=True), params)
+    summary = check_clean(splits, labels, params)
+    if not summary["success"]:
+        raise ValidationFailed(
+            describe_failures(
+                summary,
+                "with these files the cleaned data would fail its checks, so nothing was ingested (fix the files, "
+                "or ingest them with `textops ingest` without --gate and fix the data afterwards)",
+                None,
+            )
+        )
+
+
+def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_new_labels: bool) -> None:
+    for source, frame in files:
+        new = sorted(set(frame["label"]) - known)
+        if known and new and not allow_new_labels:
+            raise DataError(
+                f"{source}: unknown label(s) {new}; the data so far has {sorted(known)}. A typo? To add a class on "
+                "purpose, pass --allow-new-labels."
+            )
+
+
+def ingest(
+    paths: list[Path],
+    root: Path,
+    params: Params,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    commit: bool = False,
+    allow_new_labels: bool = False,
+    gate: bool = True,
+) -> list[IngestResult]:
+    """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
+
+    Checks, all before anything is written: each file is readable and passes the raw suite; all files
+    together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); with GATE, the data with
+    these files added still passes the clean suites. A bad file in a list leaves data/ as it was, and so
+    does a killed ingest (see textops.recovery).
+    """
+    from textops.validate import validate_raw
+
+    root = Path(root)
+    data = params.data
+    text_column = text_column or data.text_column
+    label_column = label_column or data.label_column
+    with data_lock(root):
+        files = [
+            (str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb)) for path in paths
+        ]
+        validate_raw(files, params)
+        existing = read_raw(root, params) if has_raw_data(root, params) else pd.DataFrame({"text": [], "label": []})
+        _check_labels(files, set(existing["label"].unique()), allow_new_labels)
+
+        results, planned = [], {}
+        for source, frame in files:
+            content = batch_bytes(frame)
+            rel = batch_path(params, content)
+            added = not (root / rel).exists() and rel not in planned
+            if added:
+                planned[rel] = content
+            results.append(IngestResult(source, rel, len(frame), added))
+        if not planned:
+            # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
+            push_raw(root, params)
+            return results
+        if gate:
+            check_candidate(root, params, existing, [f for (_, f), r in zip(files, results, strict=True) if r.added])
+
+        pointer = scm.raw_pointer(params)
+        added = [Path(r.source).name for r in results if r.added]
+        with journal(root, "ingest", pointer=pointer, pointer_text=read_text(root / pointer), batches=list(planned),
+                     sources=added):
+            for rel, content in planned.items():
+                write_batch(root, rel, content)
+            track_raw(root, params, f"data: ingest {', '.join(added)}" if commit else None)
+        # After the journal: a failed push keeps the batches (they are versioned in the local cache).
+        push_raw(root, params)
+    return results
+
+
+def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest_it: bool = True):
+    """Write the built-in sample (see textops.sample) and ingest it; None when only written."""
+    from textops.sample import make_sample
+
+    frame = make_sample(params.sample.rows, params.sample.seed)
+    if output is not None:
+        frame.to_csv(output, index=False)
+    if not ingest_it:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"sample-{params.sample.rows}-seed{params.sample.seed}.csv"
+        frame.to_csv(path, index=False)
+        return ingest([path], Path(root), params, text_column="text", label_column="label", gate=False)[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# the landing directory (the scheduled `retrain` flow)
+
+
+def landing_files(root: Path, params: Params) -> list[Path]:
+    """Files waiting in the landing directory, by name. Every file counts, whatever its type: one ingest cannot
+    read (a spreadsheet, a link) fails the run and stays there for a person, instead of being skipped forever.
+    Hidden files and files still being uploaded are left alone."""
+    landing = Path(root) / params.data.landing_dir
+    if not landing.is_dir():
+        return []
+    return sorted(
+        p
+        for p in landing.iterdir()
+        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".") and not p.name.endswith(IN_FLIGHT)
+    )
+
+
+def ingest_landing(root: Path, params: Params) -> list[IngestResult]:
+    """Ingest every landing file as one gated batch (all are checked before any is written), commit data.dvc,
+    then move the files to `ingested/`. A refused file stays where it is and the error names it."""
+    files = landing_files(root, params)
+    if not files:
+        return []
+    results = ingest(files, root, params, commit=True, gate=True)
+    done = Path(root) / params.data.landing_dir / DONE_DIR
+    done.mkdir(exist_ok=True)
+    for path in files:  # moved only after a successful ingest
+        shutil.move(str(path), done / path.name)
+    return results

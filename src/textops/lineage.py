@@ -1,0 +1,84 @@
+"""Lineage: what a model was made from, as MLflow tags, and the one list of those tag keys.
+
+A training run is tagged with the data version (the raw pointer's md5, the cleaned splits' md5s), the git
+commit, whether the tree was dirty, and the fingerprint of the params training depends on
+(`config.training_fingerprint`). The registry copies the data tags onto each model version with the
+`textops.challenger.` / `textops.champion.` prefixes of its evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textops import scm
+from textops.artifacts import LABELS_FILE, SPLITS, clean_dir
+from textops.config import training_fingerprint
+
+if TYPE_CHECKING:
+    from textops.config import Params
+
+PREFIX = "textops."
+RAW_MD5 = "textops.data.raw_md5"
+CLEAN_MD5 = "textops.data.clean_md5"  # one hash over every cleaned split and labels.json
+CLEAN_MD5_PART = "textops.data.clean_md5."  # + train / val / test / labels
+DATA_REV = "textops.data.rev"
+GIT_DIRTY = "textops.git.dirty"
+PARAMS_MD5 = "textops.params_md5"
+STAGE = "textops.stage"
+EVALUATED = "textops.evaluated"
+RESUMED_FROM = "textops.resumed_from"
+RESUMED_FROM_RUN = "textops.resumed_from_run"
+KILLED = "textops.killed"
+
+# Tags on a model version (the registry's evidence): `textops.` + these.
+DECISION = "textops.decision"
+REASON = "textops.reason"
+MANUAL_PROMOTION = "textops.manual_promotion"
+CHALLENGER = "challenger."
+CHAMPION = "champion."
+# Tag on the registered model: every champion change, replayed by rollback.
+CHAMPION_HISTORY = "textops.champion_history"
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def clean_md5s(root: Path, params: Params) -> dict[str, str]:
+    """MD5 of each cleaned split and of labels.json, and `combined` over all of them (sorted by name)."""
+    directory = clean_dir(root, params)
+    parts = {name: file_md5(directory / f"{name}.parquet") for name in SPLITS}
+    parts["labels"] = file_md5(directory / LABELS_FILE)
+    combined = hashlib.md5("".join(f"{k}:{v}\n" for k, v in sorted(parts.items())).encode()).hexdigest()
+    return {**parts, "combined": combined}
+
+
+def lineage_tags(root: Path, params: Params) -> dict[str, str]:
+    """MLflow tags naming the data version, code and params of a training run."""
+    md5s = clean_md5s(root, params)
+    dirty = scm.is_dirty(root)
+    tags = {
+        RAW_MD5: scm.raw_md5(root, params) or "untracked",
+        CLEAN_MD5: md5s.pop("combined"),
+        DATA_REV: scm.head(root) or "none",
+        GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
+        PARAMS_MD5: training_fingerprint(params),
+    }
+    tags.update({CLEAN_MD5_PART + k: v for k, v in md5s.items()})
+    return tags
+
+
+def current_state(root: Path, params: Params) -> dict[str, str | None]:
+    """What a training now would be made from: the raw data version and the params fingerprint."""
+    return {"raw_md5": scm.raw_md5(root, params), "params_md5": training_fingerprint(params)}
+
+
+def run_state(tags: dict[str, str]) -> dict[str, str | None]:
+    """The same two facts as `current_state`, read from a training run's tags."""
+    return {"raw_md5": tags.get(RAW_MD5), "params_md5": tags.get(PARAMS_MD5)}

@@ -1,0 +1,131 @@
+"""The promotion policy, pure: no MLflow, no files. The registry and the register stage apply it.
+
+Policy (params.promotion):
+- a new version always gets the alias `challenger`;
+- the first version becomes `champion` when its primary metric reaches `floor`;
+- a later one replaces the champion only when, on the *same* test rows, it beats the champion by at least
+  `min_delta` (and by more than zero) AND McNemar's exact test on the paired predictions gives p < `max_p_value`;
+- a failed or skipped data validation never promotes.
+
+Every champion change (automatic, manual, rollback) is one entry of a history; `champion_stack` replays it,
+and `rollback_target` reads the previous champion from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from textops.config import PromotionParams
+from textops.errors import RegistryError
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Paired comparison on the same rows: b = only the challenger right, c = only the champion right."""
+
+    b: int
+    c: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    challenger_metric: float
+    champion_metric: float | None = None
+    p_value: float | None = None
+
+
+def mcnemar(y_true, pred_challenger, pred_champion) -> McNemar:
+    """McNemar's exact test (two-sided binomial test on the discordant pairs).
+
+    The exact test, not the chi-square approximation: test splits here can be small and the number of
+    discordant pairs tiny. With no discordant pair the models agree everywhere and p = 1.
+    """
+    from scipy.stats import binomtest
+
+    y, a, b_ = (np.asarray(x) for x in (y_true, pred_challenger, pred_champion))
+    if not (len(y) == len(a) == len(b_)):
+        raise ValueError(f"paired predictions need equal lengths, got {len(y)}, {len(a)}, {len(b_)}")
+    right_a, right_b = a == y, b_ == y
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
+    return McNemar(b=b, c=c, p_value=p)
+
+
+def score(y_true, y_pred, metric: str) -> float:
+    """The primary metric, computed the same way for challenger and champion."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if metric == "accuracy":
+        return float(accuracy_score(y_true, y_pred))
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def decide(
+    policy: PromotionParams,
+    challenger_metric: float,
+    champion_metric: float | None = None,
+    p_value: float | None = None,
+    validation_ok: bool = True,
+) -> Decision:
+    """Apply the promotion policy. `champion_metric=None` means there is no champion yet."""
+    m = policy.primary_metric
+    args = dict(challenger_metric=challenger_metric, champion_metric=champion_metric, p_value=p_value)
+    if not validation_ok:
+        return Decision(False, "data validation failed or was skipped for this data version", **args)
+    if champion_metric is None:
+        if challenger_metric >= policy.floor:
+            return Decision(True, f"first champion: {m} {challenger_metric:.4f} >= floor {policy.floor}", **args)
+        return Decision(False, f"no champion yet and {m} {challenger_metric:.4f} < floor {policy.floor}", **args)
+    delta = challenger_metric - champion_metric
+    if delta <= 0 or delta < policy.min_delta:
+        return Decision(
+            False,
+            f"{m} {challenger_metric:.4f} vs champion {champion_metric:.4f}: delta {delta:+.4f} does not beat "
+            f"the champion by at least {policy.min_delta}",
+            **args,
+        )
+    if p_value is None or p_value >= policy.max_p_value:
+        return Decision(
+            False,
+            f"{m} delta {delta:+.4f} is not significant: McNemar p={p_value if p_value is None else f'{p_value:.4g}'}"
+            f" >= {policy.max_p_value}",
+            **args,
+        )
+    return Decision(
+        True,
+        f"{m} {challenger_metric:.4f} beats champion {champion_metric:.4f} by {delta:+.4f} "
+        f"(>= {policy.min_delta}), McNemar p={p_value:.4g} < {policy.max_p_value}",
+        **args,
+    )
+
+
+def champion_stack(history: list[dict]) -> list[str]:
+    """Replay the champion history into a stack of versions; its top is the current champion.
+
+    A promotion pushes; a rollback to a version already on the stack pops back to it (so two rollbacks
+    go two champions back, not back and forth); a rollback to a version not on the stack pushes it.
+    """
+    stack: list[str] = []
+    for entry in history:
+        version = str(entry["version"])
+        if entry.get("kind") == "rollback" and version in stack:
+            del stack[len(stack) - stack[::-1].index(version) :]
+        elif not stack or stack[-1] != version:
+            stack.append(version)
+    return stack
+
+
+def rollback_target(history: list[dict], current: str | None) -> str:
+    """The previous champion according to the history (what `model rollback` with no --to restores)."""
+    stack = champion_stack(history)
+    if current is not None and stack and stack[-1] != str(current):
+        stack.append(str(current))  # the alias was moved outside textops: treat it as the top
+    if len(stack) < 2:
+        raise RegistryError("no previous champion in the promotion history: nothing to roll back to.")
+    return stack[-2]

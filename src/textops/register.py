@@ -1,0 +1,188 @@
+"""The register stage: register the evaluated model as `challenger`, compare it with the champion on the same
+test rows, and promote it when the policy (`textops.policy`) says so.
+
+The champion is scored again on the challenger's test split, so both numbers come from the same rows. The
+decision and its evidence go on the model version as tags (created with the version, in one call) and into
+`registry/decision.md` in the challenger's run. Alias moves are the last writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textops import lineage
+from textops.artifacts import (
+    SPLITS,
+    VALIDATE_METRICS,
+    load_split,
+    predictions_path,
+    read_json,
+    read_labels,
+    read_run_info,
+    split_rows,
+)
+from textops.config import Params
+from textops.errors import StateError
+from textops.locks import registry_lock
+from textops.policy import decide, mcnemar, score
+from textops.predict import load_model, predict_batches
+from textops.registry import CHALLENGER, champion, move_champion
+from textops.tracking import Session, connect
+
+REPORT_PATH = "registry/decision.md"
+
+
+def validation_passed(root: Path, params: Params) -> bool:
+    """True only when the validate stage ran on the current cleaned splits and passed.
+
+    A stale metrics file from another data version must not count: its row counts must match the splits.
+    """
+    path = Path(root) / VALIDATE_METRICS
+    if not path.exists():
+        return False
+    stats = read_json(path, "validate")
+    if stats.get("success") is not True:
+        return False
+    rows = stats.get("rows") or {}
+    return all(split_rows(root, params, split) == rows.get(split) is not None for split in SPLITS)
+
+
+def as_names(values, labels: list[str]) -> np.ndarray:
+    """Predictions and labels as label names, whether they were stored as ids or names."""
+    s = pd.Series(values)
+    if pd.api.types.is_integer_dtype(s):
+        return np.asarray([labels[i] for i in s])
+    return s.astype(str).to_numpy()
+
+
+def predicted_labels(session: Session, uri: str, texts: list[str], batch_size: int) -> np.ndarray:
+    """Label names predicted by the registered model at URI for TEXTS."""
+    out = predict_batches(load_model(session, uri), texts, batch_size)
+    return out["label"].astype(str).to_numpy()
+
+
+def evaluated_predictions(root: Path, params: Params, test: pd.DataFrame, labels: list[str]) -> np.ndarray | None:
+    """The evaluate stage's predictions, if they are for exactly these test rows."""
+    path = predictions_path(root, params)
+    if not path.exists():
+        return None
+    preds = pd.read_parquet(path)
+    if len(preds) != len(test) or "pred" not in preds or list(preds["text"]) != list(test["text"]):
+        return None
+    return as_names(preds["pred"], labels)
+
+
+def register(root: Path, params: Params) -> dict:
+    """Compare the evaluated model with the champion and register it (see `decide_and_register`), holding the
+    project's registry lock: two registrations on one machine never decide against the same old champion."""
+    with registry_lock(root):
+        return decide_and_register(Path(root), params)
+
+
+def trained_run(session: Session, run_id: str, metric: str):
+    """The evaluated training run; StateError when it was not evaluated or did not finish."""
+    run = session.client.get_run(run_id)
+    if f"test_{metric}" not in run.data.metrics:
+        raise StateError(f"run {run_id} has no test_{metric}: run `textops evaluate` before `textops register`.")
+    if run.info.status != "FINISHED":
+        raise StateError(
+            f"run {run_id} is {run.info.status}, not FINISHED (its training or evaluation was interrupted): run "
+            "`textops evaluate` again, or the pipeline, before registering it."
+        )
+    return run
+
+
+def compare_with_champion(session: Session, params: Params, tags: dict, y, texts, pred_new) -> tuple:
+    """Score the champion on the challenger's test rows: (evidence, champion metric, McNemar p), or
+    ({}, None, None) when there is no champion yet."""
+    metric = params.promotion.primary_metric
+    current = champion(session)
+    if current is None:
+        return {}, None, None
+    old_tags = session.client.get_run(current.run_id).data.tags if current.run_id else {}
+    # Always score the champion on these rows: when its data version differs its own test metric is
+    # on other rows, and even on the same data the paired test needs its per-row predictions.
+    uri = f"models:/{session.model_name}/{current.version}"
+    pred_old = predicted_labels(session, uri, texts, params.evaluate.batch_size)
+    old_metric = score(y, pred_old, metric)
+    paired = mcnemar(y, pred_new, pred_old)
+    evidence = {
+        "champion.version": str(current.version),
+        f"champion.{metric}": round(old_metric, 6),
+        "champion.data.raw_md5": old_tags.get(lineage.RAW_MD5, ""),
+        "champion.data.clean_md5": old_tags.get(lineage.CLEAN_MD5, ""),
+        "champion.rescored": str(old_tags.get(lineage.CLEAN_MD5) != tags.get(lineage.CLEAN_MD5)).lower(),
+        "mcnemar.b": paired.b,
+        "mcnemar.c": paired.c,
+        "mcnemar.p_value": round(paired.p_value, 6),
+    }
+    return evidence, old_metric, paired.p_value
+
+
+def decide_and_register(root: Path, params: Params) -> dict:
+    """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
+
+    Everything is decided before anything is written. The version is then created with all its evidence
+    tags in one registry call (one database transaction on a SQL store), so a kill at any point leaves
+    either no new version or a complete one; the alias moves come last.
+    """
+    import mlflow
+
+    run_info = read_run_info(root, params)
+    run_id = run_info["run_id"]
+    model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
+    metric = params.promotion.primary_metric
+    session = connect(root, params)  # checks the store, marks KILLED runs whose process died
+    tags = trained_run(session, run_id, metric).data.tags
+
+    # Paired predictions of both models on the challenger's test split.
+    labels = read_labels(root, params)
+    test = load_split(root, params, "test")
+    y = as_names(test["label"], labels)
+    texts = test["text"].astype(str).tolist()
+    pred_new = evaluated_predictions(root, params, test, labels)
+    if pred_new is None:
+        pred_new = predicted_labels(session, model_uri, texts, params.evaluate.batch_size)
+    new_metric = score(y, pred_new, metric)
+
+    evidence = {
+        "challenger.run_id": run_id,
+        f"challenger.{metric}": round(new_metric, 6),
+        "challenger.data.raw_md5": tags.get(lineage.RAW_MD5, ""),
+        "challenger.data.clean_md5": tags.get(lineage.CLEAN_MD5, ""),
+        "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
+        "test_rows": len(test),
+    }
+    champion_evidence, old_metric, p_value = compare_with_champion(session, params, tags, y, texts, pred_new)
+    evidence.update(champion_evidence)
+    decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root, params))
+    evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
+
+    with session.active():
+        mv = mlflow.register_model(
+            model_uri, session.model_name, tags={lineage.PREFIX + k: str(v) for k, v in evidence.items()}
+        )
+    version = str(mv.version)
+    evidence = {"challenger.version": version, **evidence}
+    session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
+
+    # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
+    session.client.set_registered_model_alias(session.model_name, CHALLENGER, version)
+    if decision.promote:
+        move_champion(session, version, "auto", decision.reason)
+    return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
+
+
+def decision_report(name: str, metric: str, evidence: dict) -> str:
+    """The Markdown report logged to the challenger's run."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in evidence.items() if k not in ("decision", "reason"))
+    return (
+        f"# Registry decision: {name} v{evidence['challenger.version']}\n\n"
+        f"**{evidence['decision'].upper()}**: {evidence['reason']}\n\n"
+        f"Primary metric: `{metric}` on the challenger's test split ({evidence['test_rows']} rows).\n\n"
+        f"| evidence | value |\n|---|---|\n{rows}\n"
+    )

@@ -1,0 +1,46 @@
+"""Evaluate stage end to end on a model trained in a real project, logged into the training run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import mlflow_client, textops
+
+
+def test_evaluate_before_train_is_a_user_error(small):
+    proc = textops(small, "evaluate", check=False)
+    assert proc.returncode != 0 and "textops train" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_then_evaluate_logs_into_the_same_run(small):
+    textops(small, "train")
+    out = textops(small, "evaluate")
+    assert "test accuracy" in out.stdout
+    metrics = json.loads((small / "metrics/eval.json").read_text())
+    for key in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece", "per_class", "confusion_matrix",
+                "texts_per_second"):
+        assert metrics[key] is not None, key
+    assert metrics["accuracy"] > 0.7
+
+    preds = pd.read_parquet(small / "artifacts/eval/predictions.parquet")
+    test = pd.read_parquet(small / "artifacts/clean/test.parquet")
+    assert list(preds.columns) == ["text", "label", "pred", "prob_negative", "prob_positive"]
+    assert len(preds) == len(test) == metrics["rows"]
+    assert (preds["label"] == preds["pred"]).mean() == pytest.approx(metrics["accuracy"])
+    wrong = pd.read_csv(small / "artifacts/eval/misclassified.csv")
+    assert len(wrong) == (preds["label"] != preds["pred"]).sum()
+    for png in ("confusion_matrix.png", "pr_curve.png"):
+        assert (small / "artifacts/eval" / png).read_bytes()[:4] == b"\x89PNG"
+    confusion = pd.read_csv(small / "metrics/confusion.csv")
+    assert pd.crosstab(confusion["actual"], confusion["predicted"]).to_numpy().sum() == len(test)
+
+    run_id = json.loads((small / "artifacts/model/run.json").read_text())["run_id"]
+    run = mlflow_client(small)[0].get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.metrics["test_macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert "val_macro_f1" in run.data.metrics  # training's metrics are in the same run
+    names = {a.path for a in mlflow_client(small)[0].list_artifacts(run_id, "eval")}
+    assert {"eval/confusion_matrix.png", "eval/pr_curve.png", "eval/misclassified.csv"} <= names

@@ -1,0 +1,178 @@
+"""Ingest into DVC (a bad file changes nothing; the same rows again are a no-op), preprocess in a project, and
+data versions restored byte-exact from the DVC remote."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import digest, dvc, git, make_project, textops
+
+from textops.config import load_params
+from textops.preprocess import preprocess
+from textops.sample import make_sample
+
+
+def sample_rows(rows: int, seed: int) -> list[tuple[str, str]]:
+    return list(make_sample(rows, seed).itertuples(index=False, name=None))
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header=("text", "label")) -> Path:
+    pd.DataFrame(rows, columns=list(header)).to_csv(path, index=False)
+    return path
+
+
+def _bad_inputs(tmp: Path) -> dict[str, Path]:
+    cases = {}
+
+    def put(name: str, content: bytes | str) -> None:
+        path = tmp / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        cases[name] = path
+
+    put("missing_text.csv", "review,label\nnice,positive\n")
+    put("missing_label.csv", "text,sentiment\nnice,positive\n")
+    put("empty.csv", b"")
+    put("header_only.csv", "text,label\n")
+    put("all_null_text.csv", "text,label\n,positive\n,negative\n")
+    put("unknown_label.csv", "text,label\na fine film,positve\na dull film,negative\n")
+    put("binary.csv", bytes(range(256)) * 40)
+    put("latin1.csv", "text,label\ncaf\xe9 was great,positive\n".encode("latin-1"))
+    put("ragged.csv", "text,label\nfine,positive\nbad,negative,extra,cols\n")
+    put("repeated_header.csv", "text,label\nfine film,positive\ntext,label\ndull film,negative\n")
+    put("huge_row.csv", "text,label\n" + "x" * 10_000_000 + ",positive\n")
+    put("mixed_label_types.jsonl", '{"text": "fine film", "label": 1}\n{"text": "dull film", "label": "negative"}\n')
+    put("float_labels.csv", "text,label\nfine film,0.5\ndull film,1.5\n")
+    put("broken_line.jsonl", '{"text": "fine film", "label": "positive"}\n{"text": "dull\n')
+    put("not_parquet.parquet", "text,label\nfine,positive\n")
+    put("wrong_ext.xlsx", "text,label\nfine,positive\n")
+    put("zip_bomb.csv.gz", gzip.compress(b"text,label\n" + b"a" * (3 * 2**20)))
+    put("missing_labels.csv", "text,label\nfine film,positive\ndull film,\n")
+    return cases
+
+
+BAD_CASES = [
+    "missing_text.csv", "missing_label.csv", "empty.csv", "header_only.csv", "all_null_text.csv",
+    "unknown_label.csv", "binary.csv", "latin1.csv", "ragged.csv", "repeated_header.csv", "huge_row.csv",
+    "mixed_label_types.jsonl", "float_labels.csv", "broken_line.jsonl", "not_parquet.parquet", "wrong_ext.xlsx",
+    "zip_bomb.csv.gz", "missing_labels.csv",
+]
+
+
+@pytest.fixture(scope="module")
+def ingested_template(tmp_path_factory):
+    """A project with one good batch ingested and committed (labels negative/positive), made once."""
+    root = make_project(tmp_path_factory.mktemp("template") / "proj")
+    good = write_csv(root.parent / "good.csv", sample_rows(300, 5))
+    textops(root, "ingest", str(good), "--commit")
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("max_file_mb: 200", "max_file_mb: 2"))
+    return root
+
+
+@pytest.fixture
+def ingested(ingested_template, tmp_path):
+    """A private copy of the template project for one test."""
+    root = tmp_path / "proj"
+    shutil.copytree(ingested_template, root, symlinks=True)
+    return root
+
+
+@pytest.mark.parametrize("name", BAD_CASES)
+def test_bad_input_is_refused_and_nothing_changes(ingested, tmp_path, name):
+    bad = _bad_inputs(tmp_path)[name]
+    before = digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache")
+    proc = textops(ingested, "ingest", str(bad), check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "error:" in proc.stderr and str(bad) in proc.stderr.replace("\n", "")
+    assert "Traceback" not in proc.stderr
+    assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
+
+
+def test_ingest_versions_with_dvc_and_reingest_is_noop(project):
+    src = write_csv(project.parent / "reviews.csv", sample_rows(200, 3))
+    out = textops(project, "ingest", str(src), "--commit").stdout
+    assert "ingested" in out and "200 rows" in out
+    batches = list((project / "data" / "raw").glob("batch-*.jsonl"))
+    assert len(batches) == 1
+    assert "data: ingest reviews.csv" in git(project, "log", "--format=%s", "-1")
+    md5 = json.dumps((project / "data.dvc").read_text())
+    remote = project.parent / f"{project.name}-remote"
+    assert any(remote.rglob("*")), "dvc push did not reach the local remote"
+
+    again = textops(project, "ingest", str(src)).stdout
+    assert "already ingested" in again
+    assert json.dumps((project / "data.dvc").read_text()) == md5
+
+
+def test_ingest_same_rows_in_another_format_is_noop(project):
+    rows = sample_rows(120, 4)
+    textops(project, "ingest", str(write_csv(project.parent / "a.csv", rows)))
+    tsv = project.parent / "a.tsv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tsv, sep="\t", index=False)
+    assert "already ingested" in textops(project, "ingest", str(tsv)).stdout
+
+
+def test_preprocess_cleans_dedupes_and_maps_labels(project):
+    rows = [(f"Story number {i} about sport", "Sports") for i in range(60)]
+    rows += [(f"Story number {i} about the world", "World") for i in range(60)]
+    rows += [("Story number 0 about sport", "Sports")] * 3  # exact duplicates
+    rows += [("a contested headline", "Sports"), ("a contested headline", "World")]  # conflicting labels
+    rows += [("x", "World")]  # too short
+    textops(project, "ingest", str(write_csv(project.parent / "news.csv", rows)))
+    params = load_params(project / "params.yaml")
+    stats = preprocess(project, params)
+    assert stats["rows_in"] == len(rows)
+    assert stats["dropped"] == {"empty": 0, "too_short": 1, "too_long": 0, "duplicate": 3, "conflicting_labels": 2}
+    assert stats["labels"] == ["Sports", "World"] and stats["rows_out"] == 120
+    clean = project / "artifacts" / "clean"
+    splits = {s: pd.read_parquet(clean / f"{s}.parquet") for s in ("train", "val", "test")}
+    assert sum(len(f) for f in splits.values()) == 120
+    for frame in splits.values():
+        assert set(frame["label"]) == {0, 1} and str(frame["label"].dtype) == "int64"
+    all_texts = pd.concat(splits.values())["text"]
+    assert all_texts.is_unique
+    assert json.loads((clean / "labels.json").read_text())["labels"] == ["Sports", "World"]
+    metrics = json.loads((project / "metrics" / "preprocess.json").read_text())
+    assert metrics["splits"] == stats["splits"]
+
+
+def test_data_checkout_restores_an_earlier_version_byte_exact(project):
+    v1 = write_csv(project.parent / "v1.csv", sample_rows(300, 1))
+    textops(project, "ingest", str(v1))
+    dvc(project, "repro", "preprocess", check=True)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "data v1")
+    dvc(project, "push", check=True)
+    rev1 = git(project, "rev-parse", "HEAD").strip()
+    state1 = digest(project / "data", project / "artifacts" / "clean")
+
+    v2 = write_csv(project.parent / "v2.csv", sample_rows(300, 2))
+    textops(project, "ingest", str(v2))
+    dvc(project, "repro", "preprocess", check=True)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "data v2")
+    dvc(project, "push", check=True)
+    assert digest(project / "data", project / "artifacts" / "clean") != state1
+
+    versions = textops(project, "data", "versions").stdout
+    assert rev1[:8] in versions and versions.count("\n") >= 2
+
+    # Empty the local cache: the data must come back from the remote.
+    shutil.rmtree(project / ".dvc" / "cache")
+    out = textops(project, "data", "checkout", rev1).stdout
+    assert "restored" in out
+    assert digest(project / "data", project / "artifacts" / "clean") == state1
+    assert git(project, "show", f"{rev1}:data.dvc") == (project / "data.dvc").read_text()
+
+
+def test_data_checkout_of_unknown_rev_changes_nothing(project):
+    textops(project, "sample")
+    before = digest(project / "data", project / "data.dvc")
+    proc = textops(project, "data", "checkout", "no-such-rev", check=False)
+    assert proc.returncode == 1 and "unknown revision" in proc.stderr
+    assert digest(project / "data", project / "data.dvc") == before

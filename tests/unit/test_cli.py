@@ -1,0 +1,53 @@
+"""The command line: a light start-up, the same project options on every command, errors as exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from helpers import textops
+
+HEAVY = ("torch", "transformers", "mlflow", "prefect", "great_expectations", "dvc", "pandas", "sklearn")
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom textops.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_bad_params_exit_code_2(tmp_path):
+    (tmp_path / "params.yaml").write_text("train:\n  epochs: -1\n")
+    proc = textops(tmp_path, "preprocess", check=False)
+    assert proc.returncode == 2
+    assert "train.epochs" in proc.stderr and "params.yaml" in proc.stderr
+
+
+def test_every_command_takes_the_params_file_and_overrides():
+    from typer.main import get_command
+
+    from textops.cli import app
+
+    def leaves(cmd, path=()):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from leaves(sub, (*path, name))
+        else:
+            yield " ".join(path), cmd
+
+    found = dict(leaves(get_command(app)))
+    assert {"run", "train", "data checkout", "model list", "rollback", "serve"} <= set(found)
+    for name, cmd in found.items():
+        options = {opt for param in cmd.params for opt in param.opts}
+        assert {"--params", "--set", "-S"} <= options, name
+
+
+def test_an_override_reaches_the_command(tmp_path):
+    (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")
+    proc = textops(tmp_path, "preprocess", "-S", "train.epochs=-2", check=False)
+    assert proc.returncode == 2 and "-S train.epochs=-2" in proc.stderr

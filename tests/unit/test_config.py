@@ -1,0 +1,58 @@
+"""params.yaml: validation names the key and the file; -S overrides; the training fingerprint."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import REPO
+
+from textops.config import load_params, training_fingerprint
+from textops.errors import ParamsError
+
+
+def test_default_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert params.model.base == "tiny"
+    assert params.validation.min_rows_per_class >= 1
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "named"),
+    [
+        ("train:\n  epochs: 3\n  lerning_rate: 0.1\n", "train.lerning_rate"),
+        ("train:\n  batch_size: many\n", "train.batch_size"),
+        ("data:\n  split:\n    val: 0.9\n", "data.split.val"),
+        ("data:\n  clean_dir: ../outside\n", "data.clean_dir"),
+        ("model:\n  tiny:\n    hidden_size: 65\n    num_heads: 2\n", "model.tiny"),
+        ("bogus_section: {}\n", "bogus_section"),
+    ],
+)
+def test_bad_params_name_the_key_and_file(tmp_path, yaml_text, named):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert named in str(err.value) and str(path) in str(err.value)
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    params = load_params(path, ["train.epochs=1", "model.base=minilm", "train.learning_rate=1e-4",
+                                "train.max_train_samples=null"])
+    assert params.train.epochs == 1 and params.model.base == "minilm"
+    assert params.train.learning_rate == 1e-4 and params.train.max_train_samples is None
+    with pytest.raises(ParamsError, match="train.epochs") as err:
+        load_params(path, ["train.epochs=-1"])
+    assert "-S train.epochs=-1" in str(err.value)
+    with pytest.raises(ParamsError, match="unknown key"):
+        load_params(path, ["train.epohcs=1"])
+    with pytest.raises(ParamsError, match="section.key=value"):
+        load_params(path, ["train.epochs"])
+
+
+def test_training_fingerprint_ignores_what_training_does_not_depend_on():
+    base = load_params(REPO / "params.yaml")
+    same = load_params(REPO / "params.yaml", ["serve.port=6000", "promotion.min_delta=0.1", "evaluate.batch_size=8"])
+    assert training_fingerprint(same) == training_fingerprint(base)
+    for override in ("train.epochs=1", "model.max_length=64", "data.lowercase=true"):
+        assert training_fingerprint(load_params(REPO / "params.yaml", [override])) != training_fingerprint(base)

@@ -1,0 +1,137 @@
+"""The promotion policy and McNemar's test, pure: no MLflow, no files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from textops.config import PromotionParams
+from textops.errors import RegistryError
+from textops.policy import champion_stack, decide, mcnemar, rollback_target, score
+
+POLICY = PromotionParams(primary_metric="macro_f1", min_delta=0.01, max_p_value=0.05, floor=0.6)
+
+
+# --------------------------------------------------------------------------------------------------
+# McNemar
+
+
+def test_mcnemar_counts_discordant_pairs_and_matches_binomial():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    new = np.array([1, 1, 1, 1, 0, 0, 1, 0])  # wrong on row 6
+    old = np.array([0, 0, 1, 1, 0, 1, 0, 0])  # wrong on rows 0, 1, 5
+    r = mcnemar(y, new, old)
+    assert (r.b, r.c) == (3, 1)
+    # two-sided exact binomial: P(X<=1 or X>=3 | n=4, p=.5) = (1+4+4+1)/16
+    assert r.p_value == pytest.approx(10 / 16)
+
+
+def test_mcnemar_identical_models_p_is_one():
+    y = np.array([0, 1, 0, 1])
+    assert mcnemar(y, y, y).p_value == 1.0
+    assert mcnemar(y, 1 - y, 1 - y).p_value == 1.0  # equally wrong everywhere: no evidence either way
+
+
+def test_mcnemar_many_one_sided_wins_is_significant():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    new = y.copy()
+    old = y.copy()
+    old[:40] = 1 - old[:40]  # the champion is wrong on 40 rows the challenger gets right
+    r = mcnemar(y, new, old)
+    assert (r.b, r.c) == (40, 0)
+    assert r.p_value < 1e-10
+
+
+def test_mcnemar_works_on_label_names_and_rejects_unequal_lengths():
+    assert mcnemar(["a", "b"], ["a", "a"], ["b", "b"]).b == 1
+    with pytest.raises(ValueError, match="equal lengths"):
+        mcnemar([0, 1], [0], [0, 1])
+
+
+def test_score_metrics():
+    y = ["neg", "neg", "pos", "pos"]
+    p = ["neg", "pos", "pos", "pos"]
+    assert score(y, p, "accuracy") == pytest.approx(0.75)
+    assert score(y, p, "macro_f1") == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# the decision
+
+
+def test_first_model_promoted_only_above_floor():
+    assert decide(POLICY, 0.7).promote
+    d = decide(POLICY, 0.5)
+    assert not d.promote and "floor" in d.reason
+
+
+def test_failed_or_skipped_validation_never_promotes():
+    for champion in (None, 0.5):
+        d = decide(POLICY, 0.99, champion, 1e-9, validation_ok=False)
+        assert not d.promote and "validation" in d.reason
+
+
+def test_must_promote_when_better_by_min_delta_and_significant():
+    d = decide(POLICY, 0.90, 0.80, 0.001)
+    assert d.promote and "beats" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "p", "why"),
+    [
+        (0.805, 0.80, 0.001, "at least"),  # better, significant, but below min_delta
+        (0.80, 0.80, 0.001, "at least"),  # a tie never promotes
+        (0.70, 0.80, 0.001, "at least"),  # worse
+        (0.90, 0.80, 0.20, "not significant"),  # better by a lot on few rows: p too large
+        (0.90, 0.80, 0.05, "not significant"),  # p must be strictly below the threshold
+        (0.90, 0.80, None, "not significant"),
+    ],
+)
+def test_must_not_promote(new, old, p, why):
+    d = decide(POLICY, new, old, p)
+    assert not d.promote
+    assert why in d.reason
+
+
+def test_zero_min_delta_still_needs_a_strict_win():
+    policy = PromotionParams(min_delta=0.0, max_p_value=0.05, floor=0.0)
+    assert not decide(policy, 0.8, 0.8, 0.0).promote
+    assert decide(policy, 0.8001, 0.8, 0.01).promote
+
+
+# --------------------------------------------------------------------------------------------------
+# history replay for rollback
+
+
+def h(*entries):
+    return [{"version": v, "kind": k} for v, k in entries]
+
+
+def test_rollback_goes_back_one_champion_at_a_time():
+    history = h(("1", "auto"), ("2", "auto"), ("3", "auto"))
+    assert rollback_target(history, "3") == "2"
+    history += h(("2", "rollback"))
+    assert champion_stack(history) == ["1", "2"]
+    assert rollback_target(history, "2") == "1"  # not back to 3
+    history += h(("1", "rollback"))
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        rollback_target(history, "1")
+
+
+def test_manual_promotion_and_rollback_to_unknown_version_push():
+    history = h(("1", "auto"), ("4", "manual"), ("2", "rollback"))
+    assert champion_stack(history) == ["1", "4", "2"]
+    assert rollback_target(history, "2") == "4"
+
+
+def test_rollback_when_alias_was_moved_outside_textops():
+    assert rollback_target(h(("1", "auto")), "5") == "1"
+
+
+def test_no_history_no_rollback():
+    with pytest.raises(RegistryError):
+        rollback_target([], "1")
+    assert json.dumps(champion_stack([])) == "[]"

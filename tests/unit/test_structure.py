@@ -1,0 +1,125 @@
+"""The package's shape: no import cycles (imports inside functions count), no module importing another's
+private names, no module over ~400 lines nor function over ~60, no process-global state changed by src/ or
+flows/, and one definition of what a training depends on (config.TRAINING_SECTIONS and dvc.yaml agree)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "src" / "textops"
+FLOWS = REPO / "flows"
+
+
+def modules() -> dict[str, Path]:
+    found = {f"textops.{p.stem}": p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    found.update({f"textops.flows.{p.stem}": p for p in FLOWS.glob("*.py") if p.stem != "__init__"})
+    found["textops.flows"] = FLOWS / "__init__.py"
+    return found
+
+
+def imports_of(path: Path, known: set[str]) -> list[tuple[str, list[str]]]:
+    """(module, imported names) for every import of a package module in PATH, at any depth."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("textops"):
+            names = [a.name for a in node.names]
+            if node.module == "textops":  # `from textops import scm`
+                out.extend((f"textops.{n}", []) for n in names if f"textops.{n}" in known)
+            else:
+                out.append((node.module, names))
+        elif isinstance(node, ast.Import):
+            out.extend((a.name, []) for a in node.names if a.name.startswith("textops"))
+    return [(m, n) for m, n in out if m in known]
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: {m for m, _ in imports_of(path, set(mods))} - {name} for name, path in mods.items()}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_counting_imports_inside_functions():
+    cycle = find_cycle(graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_no_module_imports_private_names_of_another():
+    mods = modules()
+    offenders = [
+        f"{path.relative_to(REPO)} imports {name} from {module}"
+        for path in mods.values()
+        for module, names in imports_of(path, set(mods))
+        for name in names
+        if name.startswith("_")
+    ]
+    assert offenders == []
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(REPO)): n for p in modules().values() if (n := len(p.read_text().splitlines())) > 420}
+    assert long == {}
+
+
+def test_src_and_flows_change_no_process_global_state():
+    offenders = []
+    for path in modules().values():
+        text = path.read_text()
+        for needle in ("os.chdir(", "sys.path.insert(", "sys.path.append("):
+            if needle in text:
+                offenders.append(f"{path.relative_to(REPO)}: {needle}")
+    assert offenders == []
+
+
+def test_importing_the_package_changes_no_environment():
+    code = "import os; before = dict(os.environ); import textops, textops.cli; print(dict(os.environ) == before)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
+def test_training_fingerprint_covers_what_dvc_says_training_depends_on():
+    from textops.config import TRAINING_SECTIONS
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    sections = {str(p).split(".")[0] for stage in ("preprocess", "train") for p in stages[stage]["params"]}
+    assert sections == set(TRAINING_SECTIONS)
+
+
+def test_no_function_over_about_60_lines():
+    long = []
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 65:
+                long.append(f"{path.relative_to(REPO)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []

@@ -1,0 +1,37 @@
+"""Which MLflow store a project uses, and a Session that leaves the process as it found it."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+
+from textops.config import Params
+from textops.tracking import Session, tracking_uri
+
+
+def test_tracking_uri_resolves_against_root_and_env_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(tmp_path, Params()) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_uri(tmp_path, Params()) == "http://127.0.0.1:5999"
+
+
+def test_session_active_points_mlflow_at_the_store_and_back(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/a.db"
+    session = Session(uri, mlflow.MlflowClient(uri, uri), None, "m")
+    before = mlflow.get_tracking_uri()
+    with session.active():
+        assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
+        # mlflow.set_tracking_uri / set_registry_uri alone export the variables; textops reads the first as the
+        # user's store, and a child `mlflow models serve` would take the second as its registry
+        assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == before != uri
+    # A store the user chose in the environment is still theirs afterwards, and still followed.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mine:5000")
+    with session.active():
+        assert mlflow.get_tracking_uri() == uri
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://mine:5000"
+    assert mlflow.get_tracking_uri() == "http://mine:5000"
