@@ -1,11 +1,11 @@
 """Flow `training-pipeline`: preprocess → validate → train → evaluate → register, as Prefect tasks.
 
 Each task calls the library's stage function in this process (so a stage's own error type reaches the
-flow: retries can tell a transient failure from bad data, and a failed suite's message becomes the flow's)
-and then records the stage's outputs in dvc.lock with `dvc commit`, so `dvc status` / `dvc repro` agree
-with what the flow produced. The stage definitions (deps, outs, params) live only in dvc.yaml, the stage
-logic only in src/textops/; this file adds retries, logging, the one-training-at-a-time limit and the
-"nothing changed" check.
+flow: retries can tell a transient failure from bad data, and a failed suite's message becomes the flow's);
+the stage records its outputs in dvc.lock itself, so `dvc status` / `dvc repro` agree with what the flow
+produced. The stage definitions (deps, outs, params) live only in dvc.yaml, the stage logic only in
+src/textops/; this file adds retries, logging, the one-training-at-a-time limit, the "nothing changed" check
+and, when asked, the git commit of the data version and metrics.
 """
 
 from __future__ import annotations
@@ -58,27 +58,17 @@ def check_changes(root: Path, params: Params) -> str | None:
 @task(name="preprocess", cache_policy=NO_CACHE)
 def preprocess_task(root: Path, params: Params) -> dict:
     from textops.preprocess import preprocess
-    from textops.scm import commit_stage
 
     stats = preprocess(root, params)
-    commit_stage(root, "preprocess")
     get_run_logger().info("preprocess: %s rows out, splits %s", stats["rows_out"], stats["splits"])
     return {"rows_out": stats["rows_out"], "splits": stats["splits"], "raw_md5": stats.get("raw_md5")}
 
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_task(root: Path, params: Params) -> dict:
-    from textops.scm import commit_stage
     from textops.validate import validate
 
-    try:
-        summary = validate(root, params)
-    finally:
-        # The stage's metric records a failure too; dvc.lock should say what the suites saw.
-        try:
-            commit_stage(root, "validate")
-        except Exception as exc:  # the metrics file is missing when the suites could not run at all
-            get_run_logger().warning("dvc commit validate skipped: %s", exc)
+    summary = validate(root, params)
     return {k: summary[k] for k in ("evaluated", "data_docs") if k in summary}
 
 
@@ -92,11 +82,9 @@ def validate_task(root: Path, params: Params) -> dict:
 )
 def train_task(root: Path, params: Params) -> dict:
     # The Trainer picks CUDA when the worker's machine has it; nothing to choose here.
-    from textops.scm import commit_stage
     from textops.train import train
 
     result = train(root, params)
-    commit_stage(root, "train")
     get_run_logger().info("train: %s", result)
     return result
 
@@ -104,10 +92,8 @@ def train_task(root: Path, params: Params) -> dict:
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(root: Path, params: Params) -> dict:
     from textops.evaluate import evaluate
-    from textops.scm import commit_stage
 
     result = evaluate(root, params)
-    commit_stage(root, "evaluate")
     get_run_logger().info("evaluate: %s", {k: v for k, v in result.items() if not isinstance(v, dict | list)})
     return result
 
@@ -128,6 +114,22 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
     return {k: v for k, v in result.items() if k != "evidence"}
 
 
+@task(name="commit", cache_policy=NO_CACHE)
+def commit_task(root: Path, params: Params, summary: dict) -> str | None:
+    """git commit the data version and metrics, naming the model version (a missing git identity is a warning:
+    the model and its data are recorded in MLflow either way)."""
+    from textops.errors import StateError
+    from textops.versions import commit_run
+
+    try:
+        commit = commit_run(root, params, summary["register"])
+    except StateError as exc:
+        get_run_logger().warning("not committed: %s", exc)
+        return None
+    get_run_logger().info("committed %s", commit or "nothing (no change)")
+    return commit
+
+
 def outcome(state, what: str = "training-pipeline"):
     """A subflow's final state as the calling flow's own: its message and summary survive (returning the
     state itself would collapse to Prefect's generic "All states completed.")."""
@@ -144,7 +146,7 @@ def ensure_limit(name: str = TRAINING_LIMIT, slots: int = 1) -> None:
         client.upsert_global_concurrency_limit_by_name(name, slots)
 
 
-def run_stages(root: Path, params: Params, force_promote: bool, reason: str):
+def run_stages(root: Path, params: Params, force_promote: bool, reason: str, commit: bool):
     """The stages in order; a failed data gate ends the run Failed before anything is trained."""
     summary: dict = {"preprocess": preprocess_task(root, params)}
     try:
@@ -154,6 +156,8 @@ def run_stages(root: Path, params: Params, force_promote: bool, reason: str):
     summary["train"] = train_task(root, params)
     summary["evaluate"] = evaluate_task(root, params)
     summary["register"] = register_task(root, params, force=force_promote, reason=reason)
+    if commit:
+        summary["commit"] = commit_task(root, params, summary)
     return summary
 
 
@@ -165,9 +169,11 @@ def training_pipeline(
     skip_unchanged: bool = True,
     force_promote: bool = False,
     reason: str = "",
+    commit: bool = False,
     wait_timeout_s: float | None = 6 * 3600,
 ):
-    """Preprocess → validate → train → evaluate → register; ends early when nothing changed.
+    """Preprocess → validate → train → evaluate → register (→ git commit with COMMIT); ends early when nothing
+    changed.
 
     Returns a summary dict, or a Completed("nothing to retrain ...") / Failed(...) state.
     """
@@ -184,7 +190,7 @@ def training_pipeline(
                 if unchanged:
                     logger.info(unchanged)
                     return Completed(message=unchanged)
-            return run_stages(root, params, force_promote, reason)
+            return run_stages(root, params, force_promote, reason, commit)
     except TimeoutError:
         return Failed(
             message=f"another training run held the concurrency limit {TRAINING_LIMIT!r} for more than "

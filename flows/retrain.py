@@ -29,9 +29,14 @@ def ingest_landing_task(root: Path, params) -> list[dict]:
 
 @flow(name="retrain", log_prints=True)
 def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
-    """Ingest the landing directory, then run `training-pipeline` (which skips when nothing changed)."""
+    """Ingest the landing directory, then run `training-pipeline` (which skips when nothing changed) and, where
+    the checkout can commit, commit the data version and metrics naming the model version."""
+    from textops.scm import can_commit
+
     root, params = project(project_dir, params_file)
     ingested = ingest_landing_task(root, params)
-    result = training_pipeline(project_dir=str(root), params_file=params_file, return_state=True)
+    result = training_pipeline(
+        project_dir=str(root), params_file=params_file, commit=can_commit(root), return_state=True
+    )
     get_run_logger().info("ingested %d file(s); pipeline %s: %s", len(ingested), result.type.value, result.message)
     return outcome(result)

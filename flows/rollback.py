@@ -1,7 +1,8 @@
-"""Flow `data-rollback`: restore the data at a git revision (DVC), retrain on it, promote the result.
+"""Flow `data-rollback`: restore an earlier data version (a git revision, or the data a model version was
+trained on, from MLflow alone), retrain on it, promote the result.
 
-The pointer files (data.dvc, dvc.lock, the preprocess metric) of REV are committed as a new commit, so the
-retrained model's lineage names a clean commit and `textops data versions` lists it as the newest version.
+The restored pointer files (data.dvc, dvc.lock, the preprocess metric) are committed as a new commit where git
+can, so the retrained model's lineage names a clean commit and `textops data versions` lists it first.
 """
 
 from __future__ import annotations
@@ -14,33 +15,40 @@ from textops.flows.pipeline import outcome, project, training_pipeline
 
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
-def checkout_task(root: Path, rev: str, params) -> str:
-    from textops.versions import checkout_data
+def checkout_task(root: Path, params, rev: str | None, model: str | None) -> str:
+    from textops.versions import checkout_data, checkout_model_data
 
-    message = checkout_data(root, rev, params, commit=True)
+    if model is not None:
+        message = checkout_model_data(root, params, model, commit=True)
+    else:
+        message = checkout_data(root, rev, params, commit=True)
     get_run_logger().info(message)
     return message
 
 
 @flow(name="data-rollback", log_prints=True)
 def data_rollback(
-    rev: str,
+    rev: str | None = None,
+    model: str | None = None,
     force: bool = False,
     reason: str = "",
     project_dir: str = ".",
     params_file: str = "params.yaml",
     overrides: list[str] | None = None,
 ):
-    """Check out the data of REV, retrain on it (no skip), and promote: by policy, or always with FORCE."""
+    """Check out the data of git revision REV or of model version MODEL, retrain on it (no skip), and promote: by
+    policy, or always with FORCE."""
+    if (rev is None) == (model is None):
+        raise ValueError("data-rollback needs exactly one of rev (a git revision) and model (a model version)")
     root, params = project(project_dir, params_file, overrides)
-    checkout_task(root, rev, params)
+    checkout_task(root, params, rev, model)
     state = training_pipeline(
         project_dir=str(root),
         params_file=params_file,
         overrides=overrides,
         skip_unchanged=False,
         force_promote=force,
-        reason=reason or f"data rollback to {rev}",
+        reason=reason or f"data rollback to {f'model v{model}' if model else rev}",
         return_state=True,
     )
     return outcome(state)

@@ -147,28 +147,34 @@ def evaluate(*, project: Project) -> None:
 
 @command(data_app, "versions")
 def data_versions(*, project: Project) -> None:
-    """One line per data version: git rev, date, raw data hash, rows per split."""
+    """One line per data version, committed (git) or trained on (MLflow): rev, date, raw and cleaned data hashes,
+    rows per split, the model versions trained on it."""
     from textops.console import format_versions
-    from textops.registry import models_by_data_version
+    from textops.registry import trained_data_versions
     from textops.versions import data_versions as list_versions
 
-    versions = list_versions(project.root, project.params)
-    models = models_by_data_version(project.root, project.params)  # registry versions trained on each
-    for v in versions:
-        v["models"] = models.get(v["raw_md5"], [])
-    typer.echo(format_versions(versions))
+    trained = trained_data_versions(project.root, project.params)
+    typer.echo(format_versions(list_versions(project.root, project.params, trained)))
 
 
 @command(data_app, "checkout")
 def data_checkout(
-    rev: str = typer.Argument(..., help="A git revision (commit, tag, branch) from `textops data versions`."),
+    rev: str | None = typer.Argument(None, help="A git revision (commit, tag, branch) from `textops data versions`."),
+    model: str | None = typer.Option(None, "--model", help="Restore the data this model version was trained on."),
+    commit: bool = typer.Option(False, "--commit", help="git commit the restored data.dvc and dvc.lock."),
     *,
     project: Project,
 ) -> None:
-    """Restore data/ and the cleaned splits byte-exact at REV from the DVC cache or remote."""
-    from textops.versions import checkout_data
+    """Restore data/ and the cleaned splits byte-exact, as at git revision REV or as model version --model N was
+    trained on (from MLflow alone), from the DVC cache or remote."""
+    from textops.versions import checkout_data, checkout_model_data
 
-    typer.echo(checkout_data(project.root, rev, project.params))
+    if (rev is None) == (model is None):
+        fail("name one data version: a git revision (`textops data checkout REV`) or a model version (`--model N`).", 2)
+    if model is not None:
+        typer.echo(checkout_model_data(project.root, project.params, model, commit=commit))
+    else:
+        typer.echo(checkout_data(project.root, rev, project.params, commit=commit))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,6 +302,9 @@ def _finish(state) -> dict:
 @command(app)
 def run(
     force: bool = typer.Option(False, "--force", help="Retrain even when data and params equal the champion's."),
+    commit: bool = typer.Option(
+        False, "--commit", help="git commit data.dvc, dvc.lock and metrics/ afterwards, naming the model version."
+    ),
     *,
     project: Project,
 ) -> None:
@@ -314,7 +323,7 @@ def run(
         typer.echo(ingest_sample(root, params).describe())
     state = _flow_module(project, "pipeline").training_pipeline(
         project_dir=str(root), params_file=project.params_path.name, overrides=list(project.overrides),
-        skip_unchanged=not force, return_state=True,
+        skip_unchanged=not force, commit=commit, return_state=True,
     )  # fmt: skip
     typer.echo(run_summary(_finish(state)))
     typer.echo(
@@ -329,22 +338,27 @@ def run(
 
 @command(app, "rollback")
 def rollback_data(
-    data: str = typer.Option(..., "--data", help="The git revision of the data version (`textops data versions`)."),
+    data: str | None = typer.Option(None, "--data", help="A git revision of the data (`textops data versions`)."),
+    model: str | None = typer.Option(None, "--model", help="Roll back to the data this model version was trained on."),
     force: bool = typer.Option(False, "--force", help="Promote the retrained model even if the policy would not."),
     reason: str = typer.Option("", help="Why (recorded on the model version when --force promotes)."),
     *,
     project: Project,
 ) -> None:
-    """Roll the data back to REV (flow `data-rollback`): restore it with DVC, retrain, promote."""
+    """Roll the data back (flow `data-rollback`) to a git revision or to a model version's data: restore it with
+    DVC, retrain, promote."""
     from textops.console import run_summary
 
+    if (data is None) == (model is None):
+        fail("name one data version: `--data REV` (a git revision) or `--model N` (a model version).", 2)
     project.params  # a bad params file stops here, before any data moves  # noqa: B018
     state = _flow_module(project, "rollback").data_rollback(
-        data, force=force, reason=reason, project_dir=str(project.root), params_file=project.params_path.name,
-        overrides=list(project.overrides), return_state=True,
+        rev=data, model=model, force=force, reason=reason, project_dir=str(project.root),
+        params_file=project.params_path.name, overrides=list(project.overrides), return_state=True,
     )  # fmt: skip
     typer.echo(run_summary(_finish(state)))
-    typer.echo(f"data is now at {data}: see `textops data versions`")
+    where = f"at {data}" if data else f"model v{model}'s"
+    typer.echo(f"the data is now {where}: see `textops data versions`")
 
 
 def main() -> None:  # pragma: no cover - console entry

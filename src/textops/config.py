@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from textops.errors import ParamsError
 
@@ -83,6 +83,9 @@ class ValidateParams(_Section):
     min_batch_classes: int = Field(2, ge=1)
     max_duplicate_fraction: float = Field(0.5, ge=0, le=1)
     refuse_formulas: bool = True
+    # Rows with an empty text or label are dropped from a file (and reported with their line numbers) up to this
+    # share of its rows; above it the file is refused.
+    max_invalid_fraction: float = Field(0.01, ge=0, le=1)
 
     _paths = field_validator("report_dir")(_inside_project)
 
@@ -110,17 +113,34 @@ class ModelParams(_Section):
     tiny: TinyModelParams = TinyModelParams()
 
 
+# Training presets per kind of base model: what `train.learning_rate`, `train.epochs` and `train.batch_size`
+# are when params leave them null. A randomly initialised `tiny` model needs a learning rate ten times that of
+# a pretrained one, which a high rate would wreck (BENCHMARKS.md, Training).
+PRESETS = {
+    "tiny": {"learning_rate": 5e-4, "epochs": 3, "batch_size": 32},
+    "pretrained": {"learning_rate": 1e-4, "epochs": 2, "batch_size": 32},
+}
+
+
+def preset_of(base: str) -> str:
+    return "tiny" if base == "tiny" else "pretrained"
+
+
 class TrainParams(_Section):
-    epochs: float = Field(3, gt=0)
-    batch_size: int = Field(32, ge=1)
+    # null: the preset for model.base (PRESETS)
+    epochs: float = Field(PRESETS["tiny"]["epochs"], gt=0)
+    batch_size: int = Field(PRESETS["tiny"]["batch_size"], ge=1)
     eval_batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(5e-4, gt=0, lt=1)
+    learning_rate: float = Field(PRESETS["tiny"]["learning_rate"], gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     max_train_samples: int | None = Field(None, ge=1)
+    # Evaluations (each with a checkpoint) per epoch; patience counts them, so 2 and 2 stop after one whole epoch
+    # without a better val macro-F1. save_steps, when set, evaluates every that many steps instead.
     early_stopping_patience: int = Field(2, ge=0)
-    save_steps: int = Field(50, ge=1)
+    evals_per_epoch: int = Field(2, ge=1)
+    save_steps: int | None = Field(None, ge=1)
     logging_steps: int = Field(10, ge=1)
     seed: int = 42
     output_dir: str = "artifacts/model"
@@ -180,6 +200,24 @@ class Params(_Section):
     serve: ServeParams = ServeParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # The `-S key=value` overrides these params were loaded with (recorded with a training run).
+    _overrides: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        return self._overrides
+
+    @model_validator(mode="before")
+    @classmethod
+    def _presets(cls, raw: object) -> object:
+        """Fill train.learning_rate / epochs / batch_size left out or null from the preset for model.base."""
+        if not isinstance(raw, dict):
+            return raw
+        model, train = raw.get("model") or {}, raw.get("train") or {}
+        if not isinstance(model, dict) or not isinstance(train, dict):
+            return raw  # the field validation says what is wrong
+        preset = PRESETS[preset_of(str(model.get("base", "tiny")))]
+        return {**raw, "train": {**train, **{k: v for k, v in preset.items() if train.get(k) is None}}}
 
     @property
     def validation(self) -> ValidateParams:
@@ -265,6 +303,7 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str
     except ValidationError as exc:
         raise ParamsError(_describe(exc, where)) from exc
     check_paths(params, path.parent, path)
+    params._overrides = tuple(overrides)
     return params
 
 

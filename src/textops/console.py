@@ -5,13 +5,14 @@ from __future__ import annotations
 
 def format_versions(versions: list[dict]) -> str:
     if not versions:
-        return "no data versions yet: ingest data and commit data.dvc (`textops ingest FILE --commit`)."
+        return "no data versions yet: run `textops run`, or ingest data and commit it (`textops ingest FILE --commit`)."
     lines = [f"{'rev':<10} {'date':<25} {'raw md5':<14} {'clean md5':<14} {'train':>8} {'val':>7} {'test':>7}  models"]
     for v in versions:
-        s = v["splits"]
+        s = v.get("splits") or {}
         models = ",".join(str(m) for m in v.get("models", [])) or "-"
+        rev = (v.get("rev") or "(none)")[:8]
         lines.append(
-            f"{v['rev'][:8]:<10} {v['date']:<25} {(v['raw_md5'] or '-')[:12]:<14} {(v['clean_md5'] or '-')[:12]:<14} "
+            f"{rev:<10} {v.get('date') or '-':<25} {(v['raw_md5'] or '-')[:12]:<14} {(v['clean_md5'] or '-')[:12]:<14} "
             f"{s.get('train', '-'):>8} {s.get('val', '-'):>7} {s.get('test', '-'):>7}  {models}"
         )
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from textops.artifacts import (
 from textops.config import Params
 from textops.errors import StateError
 from textops.plots import save_plots
+from textops.scm import record_stage
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int) -> float:
@@ -97,10 +98,11 @@ def write_outputs(root: Path, params: Params, texts: list[str], labels, probs, n
     import pandas as pd
 
     from textops.artifacts import atomic_write_text
-    from textops.pyfunc import to_frame
+    from textops.pyfunc import label_values, to_frame
 
     frame = to_frame(probs, names)
-    predictions = pd.DataFrame({"text": texts, "label": [names[i] for i in labels], "pred": frame["label"]})
+    values = label_values(names)  # the labels as the data had them (ints stay ints), like the predictions
+    predictions = pd.DataFrame({"text": texts, "label": [values[i] for i in labels], "pred": frame["label"]})
     predictions = pd.concat([predictions, frame.drop(columns="label")], axis=1)
     out_dir = root / params.evaluate.output_dir
     with staged_dir(out_dir) as staged:
@@ -152,4 +154,5 @@ def evaluate(root: Path, params: Params) -> dict:
         for path in [*files, root / EVAL_METRICS]:
             mlflow.log_artifact(str(path), "eval")
         mlflow.set_tag(lineage.EVALUATED, "true")
+    record_stage(root, "evaluate")
     return {**metrics, "run_id": run_info["run_id"]}

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -38,11 +38,16 @@ class IngestResult:
     batch: str
     rows: int
     added: bool
+    dropped_lines: list[int] = field(default_factory=list)  # rows with an empty text or label, left out
 
     def describe(self) -> str:
+        dropped = ""
+        if self.dropped_lines:
+            shown = ", ".join(map(str, self.dropped_lines[:10])) + (", ..." if len(self.dropped_lines) > 10 else "")
+            dropped = f" (left out {len(self.dropped_lines)} row(s) with an empty text or label: line {shown})"
         if self.added:
-            return f"ingested {self.source}: {self.rows} rows -> {self.batch}"
-        return f"already ingested {self.source} ({self.batch}); nothing to do"
+            return f"ingested {self.source}: {self.rows} rows -> {self.batch}{dropped}"
+        return f"already ingested {self.source} ({self.batch}); nothing to do{dropped}"
 
 
 def batch_bytes(frame: pd.DataFrame) -> bytes:
@@ -152,8 +157,10 @@ def ingest(
     text_column = text_column or data.text_column
     label_column = label_column or data.label_column
     with data_lock(root):
+        limit = params.validation.max_invalid_fraction
         files = [
-            (str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb)) for path in paths
+            (str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit))
+            for path in paths
         ]
         validate_raw(files, params)
         existing = read_raw(root, params) if has_raw_data(root, params) else pd.DataFrame({"text": [], "label": []})
@@ -166,7 +173,7 @@ def ingest(
             added = not (root / rel).exists() and rel not in planned
             if added:
                 planned[rel] = content
-            results.append(IngestResult(source, rel, len(frame), added))
+            results.append(IngestResult(source, rel, len(frame), added, frame.attrs.get("dropped_lines", [])))
         if not planned:
             # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
             push_raw(root, params)

@@ -1,6 +1,8 @@
 """Lineage: what a model was made from, as MLflow tags, and the one list of those tag keys.
 
-A training run is tagged with the data version (the raw pointer's md5, the cleaned splits' md5s), the git
+A training run is tagged with its complete data version: what DVC records of it (the raw pointer's output and
+the `preprocess` entry of dvc.lock, enough to restore both byte-exact from the DVC cache or remote with
+`textops data checkout --model N`), the cleaned splits' own md5s, the newest commit holding that data, the code
 commit, whether the tree was dirty, and the fingerprint of the params training depends on
 (`config.training_fingerprint`). The registry copies the data tags onto each model version with the
 `textops.challenger.` / `textops.champion.` prefixes of its evidence.
@@ -9,23 +11,36 @@ commit, whether the tree was dirty, and the fingerprint of the params training d
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textops import scm
-from textops.artifacts import LABELS_FILE, SPLITS, clean_dir
+from textops.artifacts import LABELS_FILE, PREPROCESS_METRICS, SPLITS, clean_dir
 from textops.config import training_fingerprint
 
 if TYPE_CHECKING:
     from textops.config import Params
 
 PREFIX = "textops."
+MAX_TAG = 8000  # MLflow's limit on a tag value
 RAW_MD5 = "textops.data.raw_md5"
 CLEAN_MD5 = "textops.data.clean_md5"  # one hash over every cleaned split and labels.json
 CLEAN_MD5_PART = "textops.data.clean_md5."  # + train / val / test / labels
-DATA_REV = "textops.data.rev"
+DATA_REV = "textops.data.rev"  # the newest commit holding this data version ("none": not committed)
+DATA_POINTER = "textops.data.pointer"  # JSON: data.dvc's output (md5, size, nfiles, path)
+DATA_PREPROCESS = "textops.data.preprocess_lock"  # JSON: dvc.lock's entry for the preprocess stage
+DATA_PREPROCESS_STATS = "textops.data.preprocess_stats"  # metrics/preprocess.json as it was
+CLEAN_DVC_MD5 = "textops.data.clean_dvc_md5"  # DVC's hash of the cleaned splits' directory
+DATA_SPLITS = "textops.data.splits"  # JSON: rows per split
+DATA_PUSHED = "textops.data.pushed"  # "true" once the data version is on the DVC remote
+GIT_COMMIT = "textops.git.commit"  # the code: HEAD when the model was trained
 GIT_DIRTY = "textops.git.dirty"
 PARAMS_MD5 = "textops.params_md5"
+OVERRIDES = "textops.params.overrides"  # the -S key=value given on the command line, if any
+# What a model version carries of its run's data version (enough to restore it without the run).
+DATA_VERSION_TAGS = (RAW_MD5, CLEAN_MD5, CLEAN_DVC_MD5, DATA_REV, DATA_POINTER, DATA_PREPROCESS, DATA_SPLITS,
+                     DATA_PUSHED, GIT_COMMIT)
 STAGE = "textops.stage"
 EVALUATED = "textops.evaluated"
 RESUMED_FROM = "textops.resumed_from"
@@ -63,15 +78,26 @@ def lineage_tags(root: Path, params: Params) -> dict[str, str]:
     """MLflow tags naming the data version, code and params of a training run."""
     md5s = clean_md5s(root, params)
     dirty = scm.is_dirty(root)
+    version = scm.working_version(root, params)
+    stats = Path(root) / PREPROCESS_METRICS
     tags = {
         RAW_MD5: scm.raw_md5(root, params) or "untracked",
         CLEAN_MD5: md5s.pop("combined"),
-        DATA_REV: scm.head(root) or "none",
+        CLEAN_DVC_MD5: scm.clean_dvc_md5(version, params) or "untracked",
+        DATA_REV: scm.data_rev(root, params, version) or "none",
+        DATA_SPLITS: json.dumps(version["splits"]),
+        GIT_COMMIT: scm.head(root) or "none",
         GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
         PARAMS_MD5: training_fingerprint(params),
     }
+    if version["pointer"]:
+        tags[DATA_POINTER] = json.dumps(version["pointer"], sort_keys=True)
+    if version["preprocess"]:
+        tags[DATA_PREPROCESS] = json.dumps(version["preprocess"], sort_keys=True)
+    if stats.exists() and len(text := stats.read_text(encoding="utf-8")) < MAX_TAG:
+        tags[DATA_PREPROCESS_STATS] = text
     tags.update({CLEAN_MD5_PART + k: v for k, v in md5s.items()})
-    return tags
+    return {k: v for k, v in tags.items() if len(v) < MAX_TAG}  # MLflow refuses longer tag values
 
 
 def current_state(root: Path, params: Params) -> dict[str, str | None]:

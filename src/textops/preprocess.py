@@ -152,4 +152,5 @@ def preprocess(root: Path, params: Params) -> dict:
                 part.to_parquet(staged / f"{name}.parquet", index=False)
             (staged / LABELS_FILE).write_text(json.dumps({"labels": labels}, ensure_ascii=False, indent=2) + "\n")
             atomic_write_json(root / PREPROCESS_METRICS, stats)  # last: after every split is written
+        scm.record_stage(root, "preprocess")  # after the swap: dvc.lock names the new outputs
     return stats

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import mlflow.pyfunc
 import pandas as pd
@@ -80,9 +81,20 @@ def predict_texts(model, tokenizer, texts: list[str], batch_size: int = 64, max_
     return np.concatenate(out) if out else np.zeros((0, n_classes), dtype=np.float32)
 
 
+def label_values(labels: list[str]) -> list:
+    """The labels as the data had them: whole numbers (ingested from integer labels) as ints, names as strings.
+    So `pred == label` holds in pandas for a file whose labels are 0/1."""
+    if labels and all(re.fullmatch(r"[+-]?\d+", name) for name in labels):
+        return [int(name) for name in labels]
+    return list(labels)
+
+
 def to_frame(probs, labels: list[str]) -> pd.DataFrame:
-    """The output contract: `label` (the top class name) and `prob_<name>` per class."""
-    frame = pd.DataFrame({"label": [labels[i] for i in probs.argmax(axis=1)] if len(probs) else []}, dtype=object)
+    """The output contract: `label` (the top class, an int for integer labels, else its name) and
+    `prob_<name>` per class."""
+    values = label_values(labels)
+    top = [values[i] for i in probs.argmax(axis=1)] if len(probs) else []
+    frame = pd.DataFrame({"label": pd.Series(top, dtype="int64" if isinstance(values[0], int) else object)})
     for i, name in enumerate(labels):
         frame[f"prob_{name}"] = probs[:, i].astype("float64")
     return frame

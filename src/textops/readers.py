@@ -111,7 +111,7 @@ def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
             raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
     text = _decode(path, raw, quoted=fmt != "jsonl")
     if fmt == "jsonl":
-        rows = []
+        rows, numbers = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -122,13 +122,18 @@ def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
             rows.append(row)
-        return pd.DataFrame(rows)
+            numbers.append(number)
+        frame = pd.DataFrame(rows)
+        frame.attrs["lines"] = numbers
+        return frame
     sep = "," if fmt == "csv" else "\t"
     try:
         # dtype=object keeps labels as written ("1", "1.0", "Sports"); NA only for truly empty cells.
-        return pd.read_csv(
+        frame = pd.read_csv(
             io.StringIO(text), sep=sep, dtype=object, keep_default_na=False, na_values=[""], on_bad_lines="error"
         )
+        frame.attrs["text"], frame.attrs["sep"] = text, sep  # for line numbers, only when a row must be named
+        return frame
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: no header and no rows.") from exc
     except pd.errors.ParserError as exc:
@@ -136,14 +141,17 @@ def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
 
 
 def _labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
-    """Labels as strings, refusing mixed kinds (ints with names) and non-integer numbers."""
+    """Labels as strings (Unicode NFC, trimmed: `café` typed two ways is one class), refusing mixed kinds (ints
+    with names), non-integer numbers and integers beyond 64 bits."""
     kinds = {type(v).__name__ for v in labels}
-    values = labels.astype(str).str.strip()
+    values = labels.astype(str).str.strip().str.normalize("NFC")
     if kinds & {"float", "float64", "float32"}:
         numbers = pd.to_numeric(labels, errors="coerce")
-        if (numbers != np.floor(numbers)).any():
-            bad = labels[numbers != np.floor(numbers)].head(3).tolist()
-            raise DataError(f"{path}: label values must be names or whole numbers, got {bad}.")
+        bad = (numbers != np.floor(numbers)) | ~np.isfinite(numbers) | (numbers.abs() >= 2.0**63)
+        if bad.any():
+            raise DataError(
+                f"{path}: label values must be names or whole numbers, got {labels[bad].head(3).tolist()}."
+            )
         values = numbers.astype("int64").astype(str)
     if kinds & {"bool", "bool_"}:
         raise DataError(f"{path}: boolean labels are ambiguous; write them as names (e.g. negative/positive).")
@@ -160,14 +168,105 @@ def _labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
         if any(not v.rstrip("0").endswith(".") for v in bad):
             raise DataError(f"{path}: label values must be names or whole numbers, got {bad}.")
     if numeric.all():
-        values = values.str.replace(r"\.0+$", "", regex=True).astype("int64").astype(str)
+        whole = values.str.replace(r"\.0+$", "", regex=True)
+        too_big = whole.map(lambda v: not -(2**63) <= int(v) < 2**63)
+        if too_big.any():
+            raise DataError(
+                f"{path}: label values must be names or whole numbers that fit in 64 bits, got "
+                f"{whole[too_big].head(3).tolist()}; write such labels as names."
+            )
+        values = whole.astype("int64").astype(str)
     return values
 
 
-def read_labelled_file(path: Path, text_column: str, label_column: str, max_file_mb: float) -> pd.DataFrame:
+def record_lines(frame: pd.DataFrame, positions: list[int]) -> list[int]:
+    """The line in the file where each data row at POSITIONS starts (1 is the first line): exact for JSONL and
+    for CSV/TSV (quoted fields may span lines); for Parquet, the row number."""
+    if "lines" in frame.attrs:
+        return [frame.attrs["lines"][i] for i in positions]
+    if "text" not in frame.attrs:
+        return [i + 1 for i in positions]
+    import csv
+
+    starts, line = [], 1
+    reader = csv.reader(io.StringIO(frame.attrs["text"]), delimiter=frame.attrs["sep"])
+    for record in reader:  # pandas skips blank lines: so does this
+        if record:
+            starts.append(line)
+        line = reader.line_num + 1
+    data_starts = starts[1:]  # the first record is the header
+    return [data_starts[i] if i < len(data_starts) else i + 2 for i in positions]
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    return values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())
+
+
+def drop_empty_rows(path: Path, frame: pd.DataFrame, max_invalid_fraction: float) -> pd.DataFrame:
+    """FRAME without the rows whose text or label is empty, their line numbers in `attrs["dropped_lines"]`; a
+    DataError naming the first of them when they are more than MAX_INVALID_FRACTION of the rows."""
+    empty = _blank(frame["text"]) | _blank(frame["label"])
+    if not empty.any():
+        frame.attrs["dropped_lines"] = []
+        return frame
+    positions = np.flatnonzero(empty.to_numpy()).tolist()
+    lines = record_lines(frame, positions)
+    if len(positions) > max_invalid_fraction * len(frame):
+        raise DataError(
+            f"{path}: {len(positions)} of {len(frame)} rows have an empty text or label (lines "
+            f"{', '.join(map(str, lines[:10]))}{', ...' if len(lines) > 10 else ''}); that is more than "
+            f"validate.max_invalid_fraction ({max_invalid_fraction:.1%}) of the file, so it was refused. Fill in or "
+            "delete those rows and ingest the file again."
+        )
+    kept = frame[~empty.to_numpy()].reset_index(drop=True)
+    kept.attrs = {"dropped_lines": lines}
+    return kept
+
+
+def _select_columns(path: Path, frame: pd.DataFrame, text_column: str, label_column: str) -> pd.DataFrame:
+    """FRAME's text and label columns as `text`, `label`; DataError when they are missing or misused."""
+    if text_column == label_column:
+        raise DataError(
+            f"{path}: the text and the label column are both {text_column!r}; set --text-column and --label-column "
+            "(or data.text_column / data.label_column) to two different columns."
+        )
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns[:10])) or "none"
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {found}); pass --text-column/--label-column "
+            "or set data.text_column/data.label_column in params.yaml."
+        )
+    if frame.empty:
+        raise DataError(f"{path}: has a header but no rows.")
+    attrs = frame.attrs
+    frame = frame[[text_column, label_column]].rename(columns={text_column: "text", label_column: "label"})
+    frame.attrs = attrs
+    header_again = (frame["text"].astype(str) == text_column) & (frame["label"].astype(str) == label_column)
+    if header_again.any():
+        lines = record_lines(frame, np.flatnonzero(header_again.to_numpy()).tolist()[:5])
+        raise DataError(
+            f"{path}: the header row appears again inside the data (lines {lines}); files were concatenated."
+        )
+    if _blank(frame["label"]).all():
+        raise DataError(f"{path}: every value in the label column '{label_column}' is empty.")
+    if _blank(frame["text"]).all():
+        raise DataError(f"{path}: every value in the text column '{text_column}' is empty.")
+    non_string = frame["text"].dropna().map(lambda v: not isinstance(v, str))
+    if non_string.any():
+        examples = frame["text"][non_string.index[non_string]].head(3).tolist()
+        raise DataError(f"{path}: text column '{text_column}' holds non-text values, e.g. {examples}.")
+    return frame
+
+
+def read_labelled_file(
+    path: Path, text_column: str, label_column: str, max_file_mb: float, max_invalid_fraction: float = 0.0
+) -> pd.DataFrame:
     """Read CSV/TSV/JSONL/Parquet (optionally gzipped) into a frame with string columns `text`, `label`.
 
-    Raises DataError with a one-paragraph message for anything a person would have to fix in the file.
+    Rows with an empty text or label are dropped up to MAX_INVALID_FRACTION of the file; their line numbers are
+    in the result's `attrs["dropped_lines"]`. Raises DataError with a one-paragraph message for anything a person
+    would have to fix in the file.
     """
     path = Path(path)
     if path.is_symlink():
@@ -182,37 +281,10 @@ def read_labelled_file(path: Path, text_column: str, label_column: str, max_file
         raise DataError(f"{path}: not a regular file.")
     fmt, compressed = _format_of(path)
     raw = _read_bytes(path, int(max_file_mb * 2**20), compressed)
-    frame = _parse(path, fmt, raw)
-    missing = [c for c in (text_column, label_column) if c not in frame.columns]
-    if missing:
-        found = ", ".join(map(str, frame.columns[:10])) or "none"
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {found}); pass --text-column/--label-column "
-            "or set data.text_column/data.label_column in params.yaml."
-        )
-    if frame.empty:
-        raise DataError(f"{path}: has a header but no rows.")
-    frame = frame[[text_column, label_column]].rename(columns={text_column: "text", label_column: "label"})
-    header_again = (frame["text"].astype(str) == text_column) & (frame["label"].astype(str) == label_column)
-    if header_again.any():
-        rows = (np.flatnonzero(header_again.to_numpy()) + 2).tolist()[:5]
-        raise DataError(
-            f"{path}: the header row appears again inside the data (lines {rows}); files were concatenated."
-        )
-    nulls = frame["label"].isna()
-    if nulls.all():
-        raise DataError(f"{path}: every value in the label column '{label_column}' is empty.")
-    if frame["text"].isna().all():
-        raise DataError(f"{path}: every value in the text column '{text_column}' is empty.")
-    non_string = frame["text"].dropna().map(lambda v: not isinstance(v, str))
-    if non_string.any():
-        examples = frame["text"][non_string.index[non_string]].head(3).tolist()
-        raise DataError(f"{path}: text column '{text_column}' holds non-text values, e.g. {examples}.")
-    if nulls.any():
-        rows = (np.flatnonzero(nulls.to_numpy()) + 2).tolist()[:5]
-        raise DataError(f"{path}: {int(nulls.sum())} row(s) have no label (e.g. data lines {rows}).")
+    frame = _select_columns(path, _parse(path, fmt, raw), text_column, label_column)
+    frame = drop_empty_rows(path, frame, max_invalid_fraction)
     frame["label"] = _labels_as_strings(path, frame["label"])
-    return frame.reset_index(drop=True)
+    return frame
 
 
 def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:

@@ -118,7 +118,7 @@ def compare_with_champion(session: Session, params: Params, tags: dict, y, texts
         "champion.rescored": str(old_tags.get(lineage.CLEAN_MD5) != tags.get(lineage.CLEAN_MD5)).lower(),
         "mcnemar.b": paired.b,
         "mcnemar.c": paired.c,
-        "mcnemar.p_value": round(paired.p_value, 6),
+        "mcnemar.p_value": f"{paired.p_value:.4g}",  # 4.7e-11, not a rounded 0.0
     }
     return evidence, old_metric, paired.p_value
 
@@ -162,10 +162,11 @@ def decide_and_register(root: Path, params: Params) -> dict:
     decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root, params))
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
 
+    # The data version travels with the model version: `textops data checkout --model N` restores it from these.
+    version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
+    version_tags.update({lineage.PREFIX + k: str(v) for k, v in evidence.items()})
     with session.active():
-        mv = mlflow.register_model(
-            model_uri, session.model_name, tags={lineage.PREFIX + k: str(v) for k, v in evidence.items()}
-        )
+        mv = mlflow.register_model(model_uri, session.model_name, tags=version_tags)
     version = str(mv.version)
     evidence = {"challenger.version": version, **evidence}
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)

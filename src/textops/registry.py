@@ -161,19 +161,34 @@ def rollback(root: Path, params: Params, to: str | None = None) -> str:
     return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}"
 
 
-def models_by_data_version(root: Path, params: Params) -> dict[str, list[str]]:
-    """Raw-data md5 -> model versions trained on it (for `textops data versions`). Empty without a store."""
-    if not store_exists(tracking_uri(root, params)):  # a read-only listing must not create an empty store
-        return {}
+def trained_data_versions(root: Path, params: Params) -> list[dict]:
+    """The data version of every registered model version (raw md5, DVC's md5 of the cleaned splits, rows per
+    split, the version, its date), from the version's tags; [] without a store or a registered model."""
+    if not store_exists(tracking_uri(root, params)):
+        return []
+    session = connect(root, params, experiment=False)
     try:
-        rows = list_versions(root, params)
-    except Exception:  # no registered model yet: there is simply nothing to show
-        return {}
-    out: dict[str, list[str]] = {}
-    for r in reversed(rows):
-        if r["raw_md5"]:
-            out.setdefault(r["raw_md5"], []).append(r["version"])
-    return out
+        versions = session.client.search_model_versions(f"name='{session.model_name}'")
+    except Exception:  # no registered model yet
+        return []
+    out = []
+    for mv in versions:
+        tags = mv.tags
+        if lineage.RAW_MD5 not in tags:  # registered before versions carried their data: ask the run
+            tags = {**session.client.get_run(mv.run_id).data.tags, **tags} if mv.run_id else tags
+        raw = tags.get(lineage.RAW_MD5) or evidence(mv, f"{lineage.CHALLENGER}data.raw_md5")
+        if not raw or raw == "untracked":
+            continue
+        clean = tags.get(lineage.CLEAN_DVC_MD5)
+        out.append({
+            "version": str(mv.version),
+            "raw_md5": raw,
+            "clean_md5": None if clean in (None, "untracked") else clean,
+            "splits": json.loads(tags.get(lineage.DATA_SPLITS) or "{}"),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(mv.creation_timestamp / 1000)),
+            "restorable": lineage.DATA_POINTER in tags,
+        })  # fmt: skip
+    return sorted(out, key=lambda v: int(v["version"]))
 
 
 def champion_state(root: Path, params: Params) -> dict | None:

@@ -11,6 +11,7 @@ threads and notebooks).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from textops.artifacts import split_rows
 from textops.errors import StateError
 
 if TYPE_CHECKING:
@@ -64,6 +66,13 @@ def is_dirty(root: Path) -> bool | None:
     """Tracked files changed since HEAD (None outside a git repository)."""
     status = git_ok(root, "status", "--porcelain", "--untracked-files=no")
     return None if status is None else bool(status)
+
+
+def can_commit(root: Path) -> bool:
+    """ROOT is a git work tree whose commits have an author (git config, or GIT_AUTHOR_EMAIL)."""
+    if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
+        return False
+    return bool(os.environ.get("GIT_AUTHOR_EMAIL") or git_ok(root, "config", "user.email"))
 
 
 def commit_files(root: Path, paths: list[str], message: str) -> bool:
@@ -132,6 +141,48 @@ def lock_out_md5(lock_text: str | None, stage: str, out: str) -> str | None:
     return None
 
 
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def working_version(root: Path, params: Params) -> dict:
+    """The working tree's data version as DVC records it: `pointer` (data.dvc's output: md5, size, nfiles) and
+    `preprocess` (dvc.lock's entry for the stage: cmd, deps, params, outs), each None when absent, plus the
+    rows per split."""
+    root = Path(root)
+    pointer_text = _read(root / raw_pointer(params))
+    lock_text = _read(root / DVC_LOCK)
+    pointer = (yaml.safe_load(pointer_text) or {}).get("outs", [None])[0] if pointer_text else None
+    lock = ((yaml.safe_load(lock_text) or {}).get("stages") or {}).get("preprocess") if lock_text else None
+    splits = {name: split_rows(root, params, name) for name in ("train", "val", "test")}
+    return {"pointer": pointer, "preprocess": lock, "splits": splits}
+
+
+def clean_dvc_md5(version: dict, params: Params) -> str | None:
+    """The DVC hash of the cleaned splits' directory in a version's preprocess entry."""
+    for out in (version.get("preprocess") or {}).get("outs") or []:
+        if out.get("path") == params.data.clean_dir:
+            return out.get("md5")
+    return None
+
+
+def data_rev(root: Path, params: Params, version: dict, limit: int = 200) -> str | None:
+    """The newest git commit that holds VERSION (its data.dvc, and its preprocess outputs when dvc.lock is
+    there), or None: a params-only commit on top does not name the data."""
+    md5 = (version.get("pointer") or {}).get("md5")
+    if not md5 or head(root) is None:
+        return None
+    clean = clean_dvc_md5(version, params)
+    log_text = git(root, "log", f"-{limit}", "--format=%H", "--", raw_pointer(params), DVC_LOCK)
+    for rev in log_text.split():
+        if pointer_md5(show(root, rev, raw_pointer(params))) != md5:
+            continue
+        lock = show(root, rev, DVC_LOCK)
+        if clean is None or lock is None or lock_out_md5(lock, "preprocess", params.data.clean_dir) == clean:
+            return rev
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # DVC
 
@@ -161,9 +212,16 @@ def stage_names(root: Path) -> set[str]:
     return set((yaml.safe_load(path.read_text()) or {}).get("stages") or {}) if path.exists() else set()
 
 
-def commit_stage(root: Path, stage: str) -> bool:
-    """`dvc commit STAGE`: record the stage's current deps/outs hashes in dvc.lock (when dvc.yaml has it)."""
-    if stage not in stage_names(root):
+def under_dvc() -> bool:
+    """True inside `dvc repro` / `dvc exp run`: DVC records the stage itself and holds its lock meanwhile."""
+    return bool(os.environ.get("DVC_STAGE"))
+
+
+def record_stage(root: Path, stage: str) -> bool:
+    """Record what STAGE just produced in dvc.lock (`dvc commit`), so that `dvc status` and `dvc repro` agree
+    with a stage run outside DVC (the CLI, a Prefect flow, a notebook); nothing inside `dvc repro`, which
+    records it itself, or where dvc.yaml has no such stage."""
+    if under_dvc() or stage not in stage_names(root):
         return False
     proc = dvc_cli(root, "commit", "--force", "--quiet", stage)
     if proc.returncode != 0:

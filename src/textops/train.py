@@ -12,6 +12,8 @@ to MLflow and writes files.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from textops.checkpoints import (
 )
 from textops.config import Params, flatten, redact
 from textops.plots import write_curves
+from textops.scm import record_stage
 
 
 def environment() -> dict[str, str]:
@@ -111,11 +114,22 @@ def precision() -> dict[str, bool]:
     return {"bf16": bf16, "fp16": not bf16}
 
 
-def training_arguments(params: Params, checkpoint_dir: Path):
+def eval_steps(params: Params, train_rows: int) -> int:
+    """Steps between evaluations (and checkpoints): train.save_steps, else train.evals_per_epoch per epoch."""
+    t = params.train
+    if t.save_steps is not None:
+        return t.save_steps
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps_per_epoch = max(1, math.ceil(train_rows / (t.batch_size * world)))
+    return max(1, math.ceil(steps_per_epoch / t.evals_per_epoch))
+
+
+def training_arguments(params: Params, checkpoint_dir: Path, train_rows: int):
     import torch
     from transformers import TrainingArguments
 
     t = params.train
+    every = eval_steps(params, train_rows)
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
@@ -127,9 +141,9 @@ def training_arguments(params: Params, checkpoint_dir: Path):
         lr_scheduler_type=t.lr_scheduler,
         # Evaluate where we checkpoint: early stopping and "best model" need both on the same steps.
         eval_strategy="steps",
-        eval_steps=t.save_steps,
+        eval_steps=every,
         save_strategy="steps",
-        save_steps=t.save_steps,
+        save_steps=every,
         save_total_limit=2,  # the best and the last are kept whatever this says
         load_best_model_at_end=True,
         metric_for_best_model="macro_f1",
@@ -188,13 +202,14 @@ def pip_requirements() -> list[str]:
 def log_model(hf_dir: Path, labels: list[str], example_texts: list[str]):
     """Log the saved model as the pyfunc at artifact path `model`, with a signature and input example."""
     import mlflow
+    import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
 
     from textops import pyfunc
 
     example = pd.DataFrame({"text": example_texts})
-    output = pd.DataFrame({"label": labels[:1], **{f"prob_{name}": [0.5] for name in labels}})
+    output = pyfunc.to_frame(np.full((1, len(labels)), 1 / len(labels)), labels)  # int labels stay ints
     return mlflow.pyfunc.log_model(
         name="model",
         # Models from code: the model is pyfunc.py itself, so loading it unpickles nothing.
@@ -210,13 +225,13 @@ def log_model(hf_dir: Path, labels: list[str], example_texts: list[str]):
 # the stage
 
 
-def build_trainer(root: Path, params: Params, labels: list[str], resume_from: Path | None, args):
-    """The Trainer for params.model.base on the train and val splits, with MLflow logging and early stopping."""
+def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_from: Path | None, args):
+    """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging and
+    early stopping."""
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
     from textops.model import load_base
 
-    frame = train_frame(root, params)
     val = load_split(root, params, "val")
     set_seed(params.train.seed)  # before the model is built: the random init is part of the result
     tokenizer, model = load_base(params.model, labels, frame["text"].tolist())
@@ -304,20 +319,24 @@ def train(root: Path, params: Params) -> dict:
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
-    args = training_arguments(params, checkpoint_dir)  # under torchrun this joins the process group
+    frame = train_frame(root, params)
+    args = training_arguments(params, checkpoint_dir, len(frame))  # under torchrun this joins the process group
     # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left.
     with args.main_process_first(local=False, desc="checkpoints"):
         if rank0:
             resume_from = prepare_checkpoints(checkpoint_dir, fingerprint)
         else:
             resume_from = complete_checkpoint(checkpoint_dir, prune=False)
-    trainer = build_trainer(root, params, labels, resume_from, args)
+    trainer = build_trainer(root, params, frame, labels, resume_from, args)
     resume = str(resume_from) if resume_from else None
     if not rank0:  # other DDP ranks train in lockstep; rank 0 owns MLflow and the outputs
         trainer.train(resume_from_checkpoint=resume)
         return {}
 
     session = connect(root, params)  # also marks KILLED the run of a training that was SIGKILLed here
+    tags[lineage.DATA_PUSHED] = str(publish_data(root, params)).lower()
+    if params.overrides:
+        tags[lineage.OVERRIDES] = " ".join(params.overrides)
     interrupted = interrupted_run_id(checkpoint_dir, resume_from)
     # A new run every time: a killed run stays KILLED (a crashed one FAILED) and the resumed one links to it.
     # `with` ends the run FAILED when anything below raises (KILLED on Ctrl-C), never left RUNNING.
@@ -339,4 +358,18 @@ def train(root: Path, params: Params) -> dict:
             | {"train_samples_per_second": float(metrics["train_samples_per_second"] or 0)}
         )
         run_info = save_outputs(root, params, trainer, run, metrics, labels)
+    record_stage(root, "train")
     return {**metrics, **run_info}
+
+
+def publish_data(root: Path, params: Params) -> bool:
+    """Push the data version being trained on to the DVC remote, so the model's data can be restored anywhere;
+    a remote that refuses is a warning, not a failed training (the data is in the local cache)."""
+    from textops.errors import PushFailed
+    from textops.versions import push_data
+
+    try:
+        return push_data(root, params)
+    except PushFailed as exc:
+        logging.getLogger("textops").warning(str(exc))
+        return False

@@ -21,6 +21,7 @@ import pandas as pd
 from textops.artifacts import SPLITS, VALIDATE_METRICS, atomic_write_json, load_split, read_labels
 from textops.config import DataParams, Params
 from textops.errors import ValidationFailed
+from textops.scm import record_stage
 
 # Raw text is not cleaned yet (whitespace runs, markup): allow this many times data.max_chars before
 # refusing a file; preprocess drops the rows that are still too long after cleaning.
@@ -47,7 +48,11 @@ def raw_expectations(max_chars: int, refuse_formulas: bool = True) -> list:
     """The raw suite: a canonical frame (text, label as strings) about to enter data/raw."""
     import great_expectations.expectations as gxe
 
-    formulas = [gxe.ExpectColumnValuesToNotMatchRegex(column="text", regex=FORMULA)] if refuse_formulas else []
+    formulas = (
+        [gxe.ExpectColumnValuesToNotMatchRegex(column=c, regex=FORMULA) for c in ("text", "label")]
+        if refuse_formulas
+        else []
+    )
     return formulas + [
         gxe.ExpectColumnToExist(column="text"),
         gxe.ExpectColumnToExist(column="label"),
@@ -368,6 +373,7 @@ def validate(root: Path, params: Params) -> dict:
     metrics["rows"] = {name: len(frame) for name, frame in splits.items()}
     metrics["data_docs"] = docs
     atomic_write_json(root / VALIDATE_METRICS, metrics)
+    record_stage(root, "validate")  # a failure too: dvc.lock says what the suites saw
 
     if not summary["success"]:
         raise ValidationFailed(describe_failures(summary, "validate: the cleaned data failed its checks", str(index)))

@@ -1,7 +1,11 @@
-"""Data versions: git commits that changed data.dvc or the cleaned outputs in dvc.lock, and restoring one.
+"""Data versions: what DVC records of the data (the raw pointer `data.dvc` and the `preprocess` stage's entry in
+`dvc.lock`), where a version is kept (git commits, and the MLflow run of every model trained on it), listing
+them, and restoring one byte-exact.
 
-A data version is named by a git commit: data.dvc pins the raw batches and dvc.lock the cleaned
-splits, so `git show REV:data.dvc` plus the DVC cache (or remote) is enough to rebuild either byte-exact.
+A training records the working tree's data version on its MLflow run (`scm.working_version`) and pushes the data
+to the DVC remote (`push_data`), so a model version alone names data that can be restored, with or without a
+git commit: `checkout_model_data` writes the recorded pointer and lock entry back and lets DVC restore the
+files from the cache or the remote. `checkout_data` does the same from a git revision.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ import json
 import logging
 from pathlib import Path
 
+import yaml
+
 from textops import scm
-from textops.artifacts import PREPROCESS_METRICS
+from textops.artifacts import PREPROCESS_METRICS, atomic_write_text
 from textops.config import Params
-from textops.errors import StateError
+from textops.errors import PushFailed, StateError
 from textops.recovery import backup_dirs, data_lock, drop_backup, journal, read_text
 
 log = logging.getLogger("textops")
@@ -22,6 +28,36 @@ log = logging.getLogger("textops")
 def pointers(params: Params) -> tuple[str, ...]:
     """The files that name a data version: the raw pointer, dvc.lock and the preprocess metric."""
     return (scm.raw_pointer(params), scm.DVC_LOCK, PREPROCESS_METRICS)
+
+
+# --------------------------------------------------------------------------------------------------
+# the data version of the working tree, recorded with every training
+
+
+def push_data(root: Path, params: Params) -> bool:
+    """`dvc push` a whole data version (the raw batches and the cleaned splits) to the default remote.
+
+    False when there is nothing to push to (no remote) or when running inside `dvc repro`/`dvc exp run`, which
+    hold DVC's lock (push with `dvc push` afterwards); raises PushFailed when the remote refuses.
+    """
+    if scm.under_dvc():
+        return False
+    repo = scm.dvc_repo(root)
+    if not repo.config["core"].get("remote") or not (Path(root) / scm.raw_pointer(params)).exists():
+        return False
+    with_clean = "preprocess" in scm.stage_names(root) and (Path(root) / scm.DVC_LOCK).exists()
+    try:
+        repo.push(scm.raw_targets(root, params, with_clean=with_clean))
+    except Exception as exc:
+        raise PushFailed(
+            f"`dvc push` of the data version to the default remote failed: {exc}. The data is in the local DVC "
+            "cache; fix the remote (`dvc remote list`) and run `dvc push`."
+        ) from exc
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# listing
 
 
 def version_at(root: Path, rev: str, params: Params) -> dict:
@@ -35,32 +71,41 @@ def version_at(root: Path, rev: str, params: Params) -> dict:
     }
 
 
-def data_versions(root: Path, params: Params) -> list[dict]:
-    """Newest first: one entry per commit that changed data.dvc or dvc.lock's preprocess output."""
+def data_versions(root: Path, params: Params, trained: list[dict] | None = None) -> list[dict]:
+    """Every data version: each commit that changed data.dvc or dvc.lock's preprocess output (newest first),
+    and each version that trained a model (TRAINED: dicts with raw_md5, clean_md5, splits, version) whether
+    committed or not. One entry per (raw md5, cleaned md5), with the model versions trained on it."""
     root = Path(root)
-    if scm.head(root) is None:
-        return []
-    log = scm.git(root, "log", "--format=%H%x09%cI%x09%s", "--", scm.raw_pointer(params), scm.DVC_LOCK)
-    versions, seen = [], set()
-    for line in log.splitlines():
-        rev, date, subject = line.split("\t", 2)
-        version = version_at(root, rev, params)
-        key = (version["raw_md5"], version["clean_md5"])
-        if version["raw_md5"] is None or key in seen:
-            continue  # dvc.lock changed for train/evaluate only, or the same data committed again
-        seen.add(key)
-        versions.append({"rev": rev, "date": date, "subject": subject, **version})
-    return versions
+    versions: dict[tuple, dict] = {}
+    if scm.head(root) is not None:
+        log_text = scm.git(root, "log", "--format=%H%x09%cI%x09%s", "--", scm.raw_pointer(params), scm.DVC_LOCK)
+        for line in log_text.splitlines():
+            rev, date, subject = line.split("\t", 2)
+            version = version_at(root, rev, params)
+            key = (version["raw_md5"], version["clean_md5"])
+            if version["raw_md5"] is None or key in versions:
+                continue  # dvc.lock changed for train/evaluate only, or the same data committed again
+            versions[key] = {"rev": rev, "date": date, "subject": subject, "models": [], **version}
+    for model in trained or []:
+        key = (model["raw_md5"], model["clean_md5"])
+        entry = versions.setdefault(
+            key, {"rev": None, "date": model.get("date", ""), "subject": "(not committed: restore with "
+                  f"`textops data checkout --model {model['version']}`)", "models": [], **{k: model[k] for k in
+                  ("raw_md5", "clean_md5", "splits")}}
+        )  # fmt: skip
+        entry["models"].append(str(model["version"]))
+        if not entry["splits"]:
+            entry["splits"] = model["splits"]
+    return sorted(versions.values(), key=lambda v: v["date"], reverse=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# restoring
 
 
 def checkout_data(root: Path, rev: str, params: Params, commit: bool = False) -> str:
-    """Restore data/ and the cleaned splits as they were at REV, from the DVC cache or the remote; with
-    COMMIT, commit the restored pointer files (so a model trained next names a clean commit).
-
-    Only the pointer files (data.dvc, dvc.lock, the preprocess metric) and the data they name change.
-    If the data cannot be restored, or the process is killed half way, the pointer files and the data are
-    put back (at once, or by the next textops command), so nothing stays half-switched.
-    """
+    """Restore data/ and the cleaned splits as they were at git revision REV (from the DVC cache or the remote);
+    with COMMIT, commit the restored pointer files."""
     root = Path(root)
     commit_id = scm.resolve_commit(root, rev)
     if not commit_id:
@@ -68,9 +113,54 @@ def checkout_data(root: Path, rev: str, params: Params, commit: bool = False) ->
     pointer = scm.raw_pointer(params)
     if scm.show(root, commit_id, pointer) is None:
         raise StateError(f"{rev} has no {pointer}: there is no data version at that revision.")
+    files = {p: scm.show(root, commit_id, p) for p in pointers(params)}
+    files = {p: text for p, text in files.items() if text is not None}
+    return restore(root, params, files, f"{commit_id[:8]} ({rev})", commit)
 
-    present = [p for p in pointers(params) if scm.show(root, commit_id, p) is not None]
-    targets = scm.raw_targets(root, params, with_clean=scm.DVC_LOCK in present)
+
+def model_version_files(root: Path, params: Params, version: str) -> dict[str, str]:
+    """The pointer files of the data model VERSION was trained on, rebuilt from what its run recorded."""
+    from textops import lineage
+    from textops.registry import get_version
+    from textops.tracking import connect
+
+    session = connect(root, params, experiment=False)
+    mv = get_version(session, version)
+    tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    pointer, lock = tags.get(lineage.DATA_POINTER), tags.get(lineage.DATA_PREPROCESS)
+    if not pointer:
+        raise StateError(
+            f"model v{version} was trained before textops recorded data versions on the model (or on untracked "
+            "data): restore its data from git with `textops data checkout REV` (see `textops data versions`)."
+        )
+    files = {scm.raw_pointer(params): yaml.safe_dump({"outs": [json.loads(pointer)]}, sort_keys=False)}
+    if lock:
+        current = yaml.safe_load(read_text(root / scm.DVC_LOCK) or "") or {"schema": "2.0", "stages": {}}
+        current.setdefault("stages", {})["preprocess"] = json.loads(lock)
+        files[scm.DVC_LOCK] = yaml.safe_dump(current, sort_keys=False)
+    stats = tags.get(lineage.DATA_PREPROCESS_STATS)
+    if stats:
+        files[PREPROCESS_METRICS] = stats
+    return files
+
+
+def checkout_model_data(root: Path, params: Params, version: str, commit: bool = False) -> str:
+    """Restore byte-exact the raw and cleaned data model VERSION was trained on, from what its MLflow run
+    recorded and the DVC cache or remote; with COMMIT, commit the restored pointer files."""
+    files = model_version_files(Path(root), params, version)
+    return restore(Path(root), params, files, f"model v{version}", commit)
+
+
+def restore(root: Path, params: Params, files: dict[str, str], label: str, commit: bool) -> str:
+    """Write FILES (pointer files, relative path -> content) and let DVC restore the data they name.
+
+    Only the pointer files and the data they name change. If the data cannot be restored, or the process is
+    killed half way, the pointer files and the data are put back (at once, or by the next textops command), so
+    nothing stays half-switched.
+    """
+    pointer = scm.raw_pointer(params)
+    with_clean = scm.DVC_LOCK in files and "preprocess" in scm.stage_names(root)
+    targets = scm.raw_targets(root, params, with_clean=with_clean)
     outs = [d for d in (scm.tracked_dir(params), params.data.clean_dir) if (root / d).exists()]
     with data_lock(root):
         saved = {p: read_text(root / p) for p in pointers(params)}
@@ -78,26 +168,49 @@ def checkout_data(root: Path, rev: str, params: Params, commit: bool = False) ->
             # The journal puts the pointers and data back if this raises, and the next command does it if
             # the process is killed half way (textops.recovery). The data comes back from a hard-linked copy
             # taken first, not from the DVC cache, which need not hold it (a wiped or shared cache).
-            with journal(root, "checkout", rev=rev, pointer=pointer, pointers=saved, backup=backup_dirs(root, outs)):
-                scm.git(root, "checkout", commit_id, "--", *present)
-                try:
-                    scm.dvc_checkout(root, targets)
-                    how = "from the local DVC cache"
-                except Exception:  # objects not in the local cache: fetch them from the remote first
-                    scm.dvc_fetch(root, targets)
-                    scm.dvc_checkout(root, targets)
-                    how = "fetched from the DVC remote"
+            with journal(root, "checkout", rev=label, pointer=pointer, pointers=saved, backup=backup_dirs(root, outs)):
+                for path, content in files.items():
+                    atomic_write_text(root / path, content)
+                how = dvc_restore(root, targets)
         except Exception as exc:
             raise StateError(
-                f"could not restore the data of {rev}: {exc}. data/, {pointer} and dvc.lock are back as they were; "
-                "check the DVC remote (`dvc remote list`) and try again."
+                f"could not restore the data of {label}: {exc}. data/, {pointer} and dvc.lock are back as they "
+                "were; check the DVC remote (`dvc remote list`) and try again."
             ) from exc
         drop_backup(root)
         if commit:
-            # Only the pointers REV has: a dvc.lock left from a later version would pair REV's raw data with
-            # another version's cleaned splits (the pipeline rewrites it anyway).
             try:
-                scm.commit_files(root, present, f"data: roll back to {rev}")
+                scm.commit_files(root, list(files), f"data: restore the data of {label}")
             except StateError as exc:  # the data is restored; only the commit that names it is missing
                 log.warning("the restored pointer files were not committed: %s", exc)
-    return f"data at {commit_id[:8]} ({rev}) restored {how}: data/ and the cleaned splits"
+    if not with_clean:
+        return (
+            f"raw data of {label} restored {how}; the cleaned splits were not (no dvc.lock there): run "
+            "`textops preprocess` to rebuild them"
+        )
+    return f"data of {label} restored {how}: data/ and the cleaned splits"
+
+
+def dvc_restore(root: Path, targets: list[str]) -> str:
+    """Check TARGETS out from the local DVC cache, fetching from the remote what is missing; how it went."""
+    try:
+        scm.dvc_checkout(root, targets)
+        return "from the local DVC cache"
+    except Exception:  # objects not in the local cache: fetch them from the remote first
+        scm.dvc_fetch(root, targets)
+        scm.dvc_checkout(root, targets)
+        return "fetched from the DVC remote"
+
+
+def commit_run(root: Path, params: Params, registered: dict) -> str | None:
+    """git commit what a pipeline run leaves for git (data.dvc, dvc.lock, metrics/, DVC's .gitignore entries)
+    with a message naming the model version REGISTERED; the new commit's id, or None when nothing changed.
+    StateError when git cannot commit (no repository, no identity)."""
+    from textops.artifacts import TRAIN_METRICS
+
+    root = Path(root)
+    metrics_dir = str(Path(TRAIN_METRICS).parent)
+    paths = [scm.raw_pointer(params), scm.DVC_LOCK, metrics_dir, ".gitignore"]
+    decision = "champion" if registered.get("promote") else "not promoted"
+    message = f"textops run: {registered.get('name')} v{registered.get('version')} ({decision})"
+    return scm.head(root) if scm.commit_files(root, paths, message) else None

@@ -105,3 +105,20 @@ def test_rollback_restores_data_and_reproduces_the_v1_model(flow_project):
     versions = textops(root, "data", "versions").stdout.splitlines()
     v1_md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
     assert v1_md5[:12] in versions[1]
+
+
+def test_run_and_rollback_honour_the_params_file_and_overrides(flow_project):
+    root = flow_project
+    textops(root, "sample", "--output", str(root.parent / "sample.csv"))
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "data")
+    strict = yaml.safe_load((root / "params.yaml").read_text())
+    strict["validate"]["min_rows_per_class"] = 5000
+    (root / "strict.yaml").write_text(yaml.safe_dump(strict))
+    for args in (["run", "--params", "strict.yaml"], ["run", "-S", "validate.min_rows_per_class=5000"],
+                 ["rollback", "--data", "HEAD", "--params", "strict.yaml"],
+                 ["rollback", "--data", "HEAD", "-S", "validate.min_rows_per_class=5000"]):
+        proc = textops(root, *args, check=False)
+        assert proc.returncode != 0, args
+        assert "data validation failed" in proc.stdout + proc.stderr and "min_value=5000" in proc.stdout + proc.stderr
+        assert not (root / "artifacts" / "model" / "run.json").exists()

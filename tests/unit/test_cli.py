@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from helpers import textops
 
 HEAVY = ("torch", "transformers", "mlflow", "prefect", "great_expectations", "dvc", "pandas", "sklearn")
@@ -51,3 +52,40 @@ def test_an_override_reaches_the_command(tmp_path):
     (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")
     proc = textops(tmp_path, "preprocess", "-S", "train.epochs=-2", check=False)
     assert proc.returncode == 2 and "-S train.epochs=-2" in proc.stderr
+
+
+# Each command with the arguments it needs to get as far as reading its params.
+COMMANDS = [
+    ["ingest", "x.csv"], ["sample"], ["preprocess"], ["validate"], ["train"], ["evaluate"], ["register"],
+    ["serve"], ["predict", "x.csv", "-o", "y.csv"], ["run"], ["rollback", "--data", "HEAD"],
+    ["data", "versions"], ["data", "checkout", "HEAD"], ["model", "list"], ["model", "show", "1"],
+    ["model", "promote", "1", "--reason", "r"], ["model", "rollback"],
+]
+
+
+def test_the_command_list_is_complete():
+    from typer.main import get_command
+
+    from textops.cli import app
+
+    group = get_command(app)
+    names = {" ".join(c[:2]) if c[0] in ("data", "model") else c[0] for c in COMMANDS}
+    leaves = {f"{n} {s}" if hasattr(cmd, "commands") else n
+              for n, cmd in group.commands.items() for s in getattr(cmd, "commands", {None: None})}
+    assert leaves == names
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_every_command_reads_the_params_file_it_is_given(tmp_path, monkeypatch, args):
+    from typer.testing import CliRunner
+
+    from textops.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")  # valid: a command that read it goes on
+    (tmp_path / "strict.yaml").write_text("train:\n  epochs: 3\n  warmup: 0.1\n")  # only this one is bad
+    result = CliRunner().invoke(app, [*args, "--params", "strict.yaml"])
+    assert result.exit_code == 2, result.output
+    assert "strict.yaml" in result.output and "train.warmup" in result.output
+    overridden = CliRunner().invoke(app, [*args, "-S", "train.epochs=0"])
+    assert overridden.exit_code == 2 and "-S train.epochs=0" in overridden.output, overridden.output

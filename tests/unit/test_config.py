@@ -56,3 +56,21 @@ def test_training_fingerprint_ignores_what_training_does_not_depend_on():
     assert training_fingerprint(same) == training_fingerprint(base)
     for override in ("train.epochs=1", "model.max_length=64", "data.lowercase=true"):
         assert training_fingerprint(load_params(REPO / "params.yaml", [override])) != training_fingerprint(base)
+
+
+def test_training_presets_follow_the_base_model():
+    tiny = load_params(REPO / "params.yaml")
+    assert (tiny.train.learning_rate, tiny.train.epochs) == (5e-4, 3)
+    pretrained = load_params(REPO / "params.yaml", ["model.base=minilm"])
+    assert pretrained.train.learning_rate == 1e-4 and pretrained.train.epochs == 2
+    chosen = load_params(REPO / "params.yaml", ["model.base=minilm", "train.learning_rate=3e-5"])
+    assert chosen.train.learning_rate == 3e-5
+
+
+def test_evaluations_per_epoch_set_the_checkpoint_interval():
+    from textops.train import eval_steps
+
+    params = load_params(REPO / "params.yaml")  # batch 32, 2 evaluations per epoch
+    assert eval_steps(params, 10_000) == 157  # 313 steps an epoch: patience 2 is a whole epoch, not 100 steps
+    assert eval_steps(load_params(REPO / "params.yaml", ["train.save_steps=25"]), 10_000) == 25
+    assert eval_steps(params, 10) == 1

@@ -41,3 +41,14 @@ def test_multiclass_metrics_and_missing_class():
     assert m["accuracy"] == pytest.approx(0.75) and m["roc_auc"] == pytest.approx(1.0)
     m = classification_metrics(probs[:1], labels[:1], ["a", "b", "c"], bins=10)
     assert m["roc_auc"] is None
+
+
+def test_predictions_keep_the_type_of_the_labels():
+    from textops.pyfunc import label_values, to_frame
+
+    probs = np.array([[0.2, 0.8], [0.9, 0.1]])
+    ints = to_frame(probs, ["0", "1"])
+    assert ints["label"].tolist() == [1, 0] and str(ints["label"].dtype) == "int64"
+    assert list(ints.columns) == ["label", "prob_0", "prob_1"]
+    assert to_frame(probs, ["neg", "pos"])["label"].tolist() == ["pos", "neg"]
+    assert label_values(["-1", "1"]) == [-1, 1] and label_values(["1", "one"]) == ["1", "one"]

@@ -63,3 +63,45 @@ def test_read_texts_errors(tmp_path: Path):
         read_texts(tmp_path / "a.xlsx")
     with pytest.raises(DataError, match="not found"):
         read_texts(tmp_path / "missing.parquet")
+
+
+def test_empty_rows_are_left_out_with_their_line_numbers(tmp_path):
+    # a quoted text over two lines: the empty row after it is on line 4, not data row 2 + 1
+    rows = "".join(f"text {i},pos\n" for i in range(200))
+    path = tmp_path / "a.csv"
+    path.write_text(f'text,label\n"two\nlines",pos\n   ,neg\nfine,\n{rows}')
+    frame = read_labelled_file(path, "text", "label", 1, max_invalid_fraction=0.01)
+    assert len(frame) == 201 and frame.attrs["dropped_lines"] == [4, 5]
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"text": "a", "label": 1}\n\n{"text": "", "label": 0}\n' + '{"text": "b", "label": 0}\n' * 150)
+    assert read_labelled_file(jsonl, "text", "label", 1, 0.01).attrs["dropped_lines"] == [3]
+
+
+def test_too_many_empty_rows_refuse_the_file_naming_them(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("text,label\nfine,pos\n,neg\ngood,\nok,neg\n")
+    with pytest.raises(DataError, match=r"2 of 4 rows have an empty text or label \(lines 3, 4\)") as err:
+        read_labelled_file(path, "text", "label", 1, max_invalid_fraction=0.01)
+    assert "null" not in str(err.value) and "nan" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "column", "message"),
+    [
+        ("a.csv", "text,label\nx,99999999999999999999999\ny,1\n", "label", "fit in 64 bits"),
+        ("a.jsonl", '{"text": "x", "label": 1e300}\n{"text": "y", "label": 1.0}\n', "label", "whole numbers"),
+        ("a.jsonl", '{"text": "x", "label": Infinity}\n', "label", "whole numbers"),
+        ("a.csv", "text,label\nx,pos\n", "text", "two different columns"),
+    ],
+)
+def test_labels_a_model_cannot_keep_are_refused(tmp_path, name, content, column, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_labelled_file(path, "text", column, 1)
+
+
+def test_unicode_equivalent_labels_are_one_class(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("text,label\nx,cafe\u0301\ny,caf\u00e9\nz, caf\u00e9 \n", encoding="utf-8")
+    assert read_labelled_file(path, "text", "label", 1)["label"].tolist() == ["caf\u00e9"] * 3
