@@ -10,6 +10,7 @@ and, when asked, the git commit of the data version and metrics.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -69,7 +70,7 @@ def validate_task(root: Path, params: Params) -> dict:
     from textops.validate import validate
 
     summary = validate(root, params)
-    return {k: summary[k] for k in ("evaluated", "data_docs") if k in summary}
+    return {k: summary[k] for k in ("evaluated", "report") if k in summary}
 
 
 @task(
@@ -146,6 +147,94 @@ def ensure_limit(name: str = TRAINING_LIMIT, slots: int = 1) -> None:
         client.upsert_global_concurrency_limit_by_name(name, slots)
 
 
+class SlotWaitTimeout(Exception):
+    """Another run held the training slot longer than this run was willing to wait."""
+
+
+# Who holds the training slot, next to the project's locks: a run killed with SIGKILL cannot give its slot back,
+# and the temporary server's leases die with it, so the next run on this machine checks the holder instead.
+HOLDER_FILE = "training-slot.json"
+WAIT_REPORT_S = 30.0
+
+
+def release_if_holder_died(root: Path) -> str | None:
+    """Give back the training slot of a run on this machine whose process is gone; a message saying so."""
+    import json
+    import time
+
+    from prefect import get_client
+
+    from textops.locks import project_lock, state_dir
+    from textops.tracking import owner_alive
+
+    with project_lock(root, "training-slot.lock"):
+        path = state_dir(root) / HOLDER_FILE
+        try:
+            holder = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        if owner_alive(holder) is not False:
+            return None  # alive, or on another machine: a server's lease expiry frees that one
+        with get_client(sync_client=True) as client:
+            if client.read_global_concurrency_limit_by_name(TRAINING_LIMIT).active_slots > 0:
+                # Prefect wants how long the slot was held (> 0); the holder recorded when it took it.
+                held = time.time() - holder.get("at", time.time() - 1)
+                client.release_concurrency_slots(names=[TRAINING_LIMIT], slots=1, occupancy_seconds=max(held, 1.0))
+        path.unlink(missing_ok=True)
+    return (
+        f"released the training slot held by process {holder.get('textops.owner.pid')} (flow run "
+        f"{holder.get('flow_run')}, since {holder.get('since')}), which died without giving it back"
+    )
+
+
+@contextmanager
+def training_slot(root: Path, timeout_s: float | None):
+    """Hold the one training slot (global concurrency limit `textops-training`) for the block; while another run
+    holds it, say who holds it and for how long this one still waits, at once and every WAIT_REPORT_S seconds."""
+    import json
+    import time
+
+    from prefect import get_client
+    from prefect.concurrency.sync import concurrency
+    from prefect.runtime import flow_run
+
+    from textops.locks import state_dir
+    from textops.tracking import owner_tags
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    path = state_dir(root) / HOLDER_FILE
+    report_at = time.monotonic()  # say so at once when the slot is taken
+    while True:
+        released = release_if_holder_died(root)
+        if released:
+            get_run_logger().warning(released)
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise SlotWaitTimeout(timeout_s)
+        with get_client(sync_client=True) as client:
+            taken = client.read_global_concurrency_limit_by_name(TRAINING_LIMIT).active_slots > 0
+        if taken and time.monotonic() >= report_at:
+            who = path.read_text(encoding="utf-8").strip() if path.exists() else "a run on another machine"
+            until = "" if left is None else f"; giving up in {left:.0f} s"
+            get_run_logger().warning("waiting for the training slot %r, held by %s%s", TRAINING_LIMIT, who, until)
+            report_at = time.monotonic() + WAIT_REPORT_S
+        acquired = False
+        try:
+            with concurrency(TRAINING_LIMIT, occupy=1, timeout_seconds=min(WAIT_REPORT_S, left or WAIT_REPORT_S)):
+                acquired = True
+                holder = {**owner_tags(), "flow_run": str(flow_run.id), "at": time.time(),
+                          "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+                path.write_text(json.dumps(holder), encoding="utf-8")
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)
+                return
+        except TimeoutError:
+            if acquired:  # raised by the block itself, not by the wait
+                raise
+
+
 def run_stages(root: Path, params: Params, force_promote: bool, reason: str, commit: bool):
     """The stages in order; a failed data gate ends the run Failed before anything is trained."""
     summary: dict = {"preprocess": preprocess_task(root, params)}
@@ -177,13 +266,11 @@ def training_pipeline(
 
     Returns a summary dict, or a Completed("nothing to retrain ...") / Failed(...) state.
     """
-    from prefect.concurrency.sync import concurrency
-
     root, params = project(project_dir, params_file, overrides)
     logger = get_run_logger()
     ensure_limit()
     try:
-        with concurrency(TRAINING_LIMIT, occupy=1, timeout_seconds=wait_timeout_s):
+        with training_slot(root, wait_timeout_s):
             # Checked inside the slot: a run that waited behind one on the same data finds nothing to do.
             if skip_unchanged:
                 unchanged = check_changes(root, params)
@@ -191,7 +278,7 @@ def training_pipeline(
                     logger.info(unchanged)
                     return Completed(message=unchanged)
             return run_stages(root, params, force_promote, reason, commit)
-    except TimeoutError:
+    except SlotWaitTimeout:
         return Failed(
             message=f"another training run held the concurrency limit {TRAINING_LIMIT!r} for more than "
             f"{wait_timeout_s} s; try again later (see running flow runs in the Prefect UI)."

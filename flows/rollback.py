@@ -15,13 +15,13 @@ from textops.flows.pipeline import outcome, project, training_pipeline
 
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
-def checkout_task(root: Path, params, rev: str | None, model: str | None) -> str:
+def checkout_task(root: Path, params, rev: str | None, model: str | None, discard: bool) -> str:
     from textops.versions import checkout_data, checkout_model_data
 
     if model is not None:
-        message = checkout_model_data(root, params, model, commit=True)
+        message = checkout_model_data(root, params, model, commit=True, discard=discard)
     else:
-        message = checkout_data(root, rev, params, commit=True)
+        message = checkout_data(root, rev, params, commit=True, discard=discard)
     get_run_logger().info(message)
     return message
 
@@ -32,6 +32,7 @@ def data_rollback(
     model: str | None = None,
     force: bool = False,
     reason: str = "",
+    discard: bool = False,
     project_dir: str = ".",
     params_file: str = "params.yaml",
     overrides: list[str] | None = None,
@@ -41,7 +42,7 @@ def data_rollback(
     if (rev is None) == (model is None):
         raise ValueError("data-rollback needs exactly one of rev (a git revision) and model (a model version)")
     root, params = project(project_dir, params_file, overrides)
-    checkout_task(root, params, rev, model)
+    checkout_task(root, params, rev, model, discard)
     state = training_pipeline(
         project_dir=str(root),
         params_file=params_file,

@@ -144,7 +144,15 @@ def read_raw(root: Path, params: Params) -> pd.DataFrame:
     schema = pa.schema([("text", pa.string()), ("label", pa.string())])
     options = paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     read = paj.ReadOptions(block_size=64 << 20)
-    tables = [paj.read_json(f, parse_options=options, read_options=read) for f in files]
+    tables = []
+    for f in files:
+        try:
+            tables.append(paj.read_json(f, parse_options=options, read_options=read))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise StateError(
+                f"{f} is damaged ({str(exc).splitlines()[0]}): it is not the batch ingest wrote. Put data/ back with "
+                "`dvc checkout data.dvc` (or `dvc pull data.dvc`)."
+            ) from exc
     return pa.concat_tables(tables).to_pandas()
 
 

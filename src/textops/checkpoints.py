@@ -11,6 +11,7 @@ from pathlib import Path
 
 FINGERPRINT = "fingerprint.json"  # in train.checkpoint_dir: the data and params its checkpoints belong to
 MLFLOW_RUN = "mlflow_run.json"  # in train.checkpoint_dir: the MLflow run that wrote its checkpoints
+FINISHED = "finished.json"  # in train.checkpoint_dir: its training ran to the end (nothing to resume)
 
 
 def complete_checkpoint(checkpoint_dir: Path, prune: bool = True) -> Path | None:
@@ -30,15 +31,24 @@ def complete_checkpoint(checkpoint_dir: Path, prune: bool = True) -> Path | None
 
 
 def prepare_checkpoints(checkpoint_dir: Path, fingerprint: dict) -> Path | None:
-    """The checkpoint to resume from, or None; checkpoints of other data or params are discarded."""
+    """The checkpoint to resume from, or None. Only an unfinished training resumes: checkpoints of a finished one
+    (early-stopped or not) and of other data or params are discarded."""
     marker = checkpoint_dir / FINGERPRINT
     if checkpoint_dir.exists():
-        old = json.loads(marker.read_text()) if marker.exists() else None
-        if old != fingerprint:
+        try:
+            old = json.loads(marker.read_text()) if marker.exists() else None
+        except ValueError:
+            old = None
+        if old != fingerprint or (checkpoint_dir / FINISHED).exists():
             shutil.rmtree(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(fingerprint, indent=2) + "\n")
     return complete_checkpoint(checkpoint_dir)
+
+
+def mark_finished(checkpoint_dir: Path, run_id: str) -> None:
+    """Say that the training whose checkpoints these are ran to the end."""
+    (checkpoint_dir / FINISHED).write_text(json.dumps({"run_id": run_id}) + "\n")
 
 
 def interrupted_run_id(checkpoint_dir: Path, resume_from: Path | None) -> str | None:

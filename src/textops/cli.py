@@ -59,7 +59,11 @@ def ingest(
     gate: bool = typer.Option(
         False,
         "--gate/--no-gate",
-        help="Also refuse files with which the cleaned data would fail its checks (the retrain flow always does).",
+        help="Also refuse files with which the cleaned data would fail its checks, or on which the champion scores "
+        "far below its test accuracy (the retrain flow always does).",
+    ),
+    accept_shift: bool = typer.Option(
+        False, "--accept-shift", help="With --gate: ingest files the champion scores badly on (you checked them)."
     ),
     *,
     project: Project,
@@ -76,6 +80,7 @@ def ingest(
         commit=commit,
         allow_new_labels=allow_new_labels,
         gate=gate,
+        accept_shift=accept_shift,
     )
     for r in results:
         typer.echo(r.describe())
@@ -115,7 +120,7 @@ def validate(*, project: Project) -> None:
     from textops.validate import validate as run_validate
 
     summary = run_validate(project.root, project.params)
-    typer.echo(f"validate: {summary['evaluated']} expectations passed; Data Docs: {summary['data_docs']}")
+    typer.echo(f"validate: {summary['evaluated']} expectations passed; report: {summary['report']}")
 
 
 @command(app)
@@ -162,6 +167,9 @@ def data_checkout(
     rev: str | None = typer.Argument(None, help="A git revision (commit, tag, branch) from `textops data versions`."),
     model: str | None = typer.Option(None, "--model", help="Restore the data this model version was trained on."),
     commit: bool = typer.Option(False, "--commit", help="git commit the restored data.dvc and dvc.lock."),
+    discard: bool = typer.Option(
+        False, "--discard", help="Replace data/ even when it holds an ingest nothing records (not committed)."
+    ),
     *,
     project: Project,
 ) -> None:
@@ -172,9 +180,9 @@ def data_checkout(
     if (rev is None) == (model is None):
         fail("name one data version: a git revision (`textops data checkout REV`) or a model version (`--model N`).", 2)
     if model is not None:
-        typer.echo(checkout_model_data(project.root, project.params, model, commit=commit))
+        typer.echo(checkout_model_data(project.root, project.params, model, commit=commit, discard=discard))
     else:
-        typer.echo(checkout_data(project.root, rev, project.params, commit=commit))
+        typer.echo(checkout_data(project.root, rev, project.params, commit=commit, discard=discard))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,7 +251,7 @@ def model_rollback(
 @command(app)
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default: serve.host, 127.0.0.1)."),
-    port: int | None = typer.Option(None, help="Port (default: serve.port)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: serve.port)."),
     model_version: str | None = typer.Option(None, help="Serve this version instead of the champion."),
     *,
     project: Project,
@@ -259,7 +267,7 @@ def predict(
     input_path: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file with a text column."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write rows + predictions (same formats)."),
     model_version: str | None = typer.Option(None, help="Score with this version instead of the champion."),
-    batch_size: int | None = typer.Option(None, help="Texts per batch (default: evaluate.batch_size)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: evaluate.batch_size)."),
     text_column: str = typer.Option("text", help="The column holding the texts."),
     *,
     project: Project,
@@ -277,15 +285,24 @@ def predict(
 # orchestration: the Prefect flows (flows/, installed as textops.flows; imported here only)
 
 
-def _flow_module(project: Project, name: str):
-    """The flow module textops.flows.NAME, with Prefect's settings for this project applied before Prefect is
-    imported."""
+def _run_flow(project: Project, module: str, flow: str, **kwargs):
+    """Run flow FLOW of textops.flows.MODULE in this process and return its final state: against the server in
+    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.flows.server)."""
     import importlib
+    import os
 
     from textops.flows import configure_prefect
+    from textops.flows.server import temporary_server
+    from textops.locks import state_dir
 
-    configure_prefect(project.root)
-    return importlib.import_module(f"textops.flows.{name}")
+    configure_prefect(project.root)  # before Prefect is first imported
+    kwargs.update(project_dir=str(project.root), params_file=project.params_path.name,
+                  overrides=list(project.overrides), return_state=True)  # fmt: skip
+    if os.environ.get("PREFECT_API_URL"):
+        return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
+    log = state_dir(project.root) / "logs" / "prefect-server.log"
+    with temporary_server(Path(os.environ["PREFECT_HOME"]), log):
+        return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
 
 
 def _finish(state) -> dict:
@@ -310,10 +327,13 @@ def run(
 ) -> None:
     """Run the whole pipeline (Prefect flow `training-pipeline`): sample data if data/ is empty, preprocess,
     validate, train, evaluate, register and promote. In-process, or on the server in PREFECT_API_URL."""
+    import os
+
     from textops import scm
     from textops.artifacts import has_raw_data
     from textops.console import run_summary
     from textops.ingest import ingest_sample
+    from textops.registry import nothing_to_retrain
 
     params, root = project.params, project.root
     if not has_raw_data(root, params):
@@ -321,10 +341,13 @@ def run(
             fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
         typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)")
         typer.echo(ingest_sample(root, params).describe())
-    state = _flow_module(project, "pipeline").training_pipeline(
-        project_dir=str(root), params_file=project.params_path.name, overrides=list(project.overrides),
-        skip_unchanged=not force, commit=commit, return_state=True,
-    )  # fmt: skip
+    elif not force and not os.environ.get("PREFECT_API_URL"):
+        # Decided before any server starts: a no-op costs seconds. (With a server the flow records the no-op.)
+        unchanged = nothing_to_retrain(root, params)
+        if unchanged:
+            typer.echo(f"{unchanged} (`textops run --force` retrains anyway)")
+            return
+    state = _run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
     typer.echo(run_summary(_finish(state)))
     typer.echo(
         "\nnext steps:\n"
@@ -342,6 +365,7 @@ def rollback_data(
     model: str | None = typer.Option(None, "--model", help="Roll back to the data this model version was trained on."),
     force: bool = typer.Option(False, "--force", help="Promote the retrained model even if the policy would not."),
     reason: str = typer.Option("", help="Why (recorded on the model version when --force promotes)."),
+    discard: bool = typer.Option(False, "--discard", help="Replace data/ even when it holds an uncommitted ingest."),
     *,
     project: Project,
 ) -> None:
@@ -352,10 +376,8 @@ def rollback_data(
     if (data is None) == (model is None):
         fail("name one data version: `--data REV` (a git revision) or `--model N` (a model version).", 2)
     project.params  # a bad params file stops here, before any data moves  # noqa: B018
-    state = _flow_module(project, "rollback").data_rollback(
-        rev=data, model=model, force=force, reason=reason, project_dir=str(project.root),
-        params_file=project.params_path.name, overrides=list(project.overrides), return_state=True,
-    )  # fmt: skip
+    state = _run_flow(project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason,
+                      discard=discard)  # fmt: skip
     typer.echo(run_summary(_finish(state)))
     where = f"at {data}" if data else f"model v{model}'s"
     typer.echo(f"the data is now {where}: see `textops data versions`")

@@ -24,7 +24,8 @@ TRAINING_SECTIONS = ("data", "model", "train")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: `epochs: .inf` or `learning_rate: .nan` in params.yaml is a mistake to name, not a crash later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _inside_project(value: str) -> str:
@@ -86,6 +87,10 @@ class ValidateParams(_Section):
     # Rows with an empty text or label are dropped from a file (and reported with their line numbers) up to this
     # share of its rows; above it the file is refused.
     max_invalid_fraction: float = Field(0.01, ge=0, le=1)
+    # A gated ingest (the scheduled retrain) holds files on which the champion's accuracy is this much below its
+    # test accuracy (wrong labels or a changed task pass every data check); null turns the check off.
+    max_champion_drop: float | None = Field(0.25, gt=0, le=1)
+    champion_check_rows: int = Field(2000, ge=20)
 
     _paths = field_validator("report_dir")(_inside_project)
 
@@ -181,6 +186,15 @@ class PromotionParams(_Section):
     min_delta: float = Field(0.0, ge=0, lt=1)
     max_p_value: float = Field(0.05, gt=0, le=1)
     floor: float = Field(0.6, ge=0, le=1)
+    # On the rows the champion was proven on (its own test rows that still exist, and reference_file) the
+    # challenger may not score more than this below the champion.
+    max_regression: float = Field(0.01, ge=0, le=1)
+    reference_file: str | None = None  # a pinned labelled file (text/label columns as data.*), inside the project
+
+    @field_validator("reference_file")
+    @classmethod
+    def _reference_inside(cls, value: str | None) -> str | None:
+        return None if value is None else _inside_project(value)
 
 
 class ServeParams(_Section):
@@ -199,7 +213,7 @@ class Params(_Section):
     promotion: PromotionParams = PromotionParams()
     serve: ServeParams = ServeParams()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
     # The `-S key=value` overrides these params were loaded with (recorded with a training run).
     _overrides: tuple[str, ...] = PrivateAttr(default=())
 
@@ -241,7 +255,7 @@ def _describe(error: ValidationError, path: Path | str) -> str:
 
 PATH_KEYS = (
     "data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
-    "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location",
+    "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location", "promotion.reference_file",
 )  # fmt: skip
 
 
@@ -251,7 +265,8 @@ def check_paths(params: Params, root: Path, path: Path) -> None:
     root = root.resolve()
     flat = flatten(params)
     db = relative_sqlite_path(params.mlflow.tracking_uri)
-    checks = [(k, flat[k]) for k in PATH_KEYS] + ([("mlflow.tracking_uri", db)] if db else [])
+    checks = [(k, flat[k]) for k in PATH_KEYS if flat.get(k) is not None]
+    checks += [("mlflow.tracking_uri", db)] if db else []
     for key, value in checks:
         resolved = (root / str(value)).resolve()
         if resolved != root and root not in resolved.parents:
@@ -259,6 +274,28 @@ def check_paths(params: Params, root: Path, path: Path) -> None:
                 f"{path}: invalid parameters:\n  - {key}: {value!r} leads outside the project (to {resolved}, "
                 "through a symbolic link); point it at a directory inside the project."
             )
+
+
+MAX_PARAMS_BYTES = 1 << 20
+
+
+def read_yaml(path: Path) -> object:
+    """PATH parsed as YAML, refusing at once what would make a small file expensive: aliases (`*a`, which
+    "billion laughs" files multiply into gigabytes) and files over 1 MB; a ParamsError otherwise."""
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: {path.stat().st_size} bytes; a parameters file is at most 1 MB.")
+    try:
+        text = path.read_text(encoding="utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ParamsError(
+                    f"{path}: YAML aliases (`*name`) are not allowed in a parameters file; write the values out."
+                )
+        return yaml.safe_load(text) or {}
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
 
 
 def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], path: Path) -> dict:
@@ -288,12 +325,9 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str
     """Read and validate params.yaml with OVERRIDES (`section.key=value`) applied; raise ParamsError naming
     the file and each bad key."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ParamsError(f"{path}: parameters file not found (run from the project root or pass --params)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     where = f"{path} with {' '.join(f'-S {o}' for o in overrides)}" if overrides else str(path)

@@ -4,6 +4,7 @@ MLflow run as training (its id comes from artifacts/model/run.json, a DVC out of
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -77,6 +78,14 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[st
     return out
 
 
+def class_metric_prefix(index: int, name: str) -> str:
+    """`test_class/<index>_<name>/` for a class's metrics in MLflow: the index keeps it unique and apart from the
+    aggregates (a class named `macro` cannot overwrite `test_macro_f1`); characters MLflow refuses in a metric
+    name become `_`, and a long name is cut (eval.json keeps the names as they are)."""
+    safe = re.sub(r"[^\w.\- ]", "_", name).strip(" .")[:60] or "_"
+    return f"test_class/{index}_{safe}/"
+
+
 def load_trained(root: Path, params: Params):
     """(tokenizer, model, run.json) of the train stage's output; StateError if train has not run."""
     import torch
@@ -145,8 +154,8 @@ def evaluate(root: Path, params: Params) -> dict:
     atomic_write_json(root / EVAL_METRICS, metrics)
 
     flat = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
-    for name, scores in metrics["per_class"].items():
-        flat.update({f"test_{name}_{k}": v for k, v in scores.items() if k != "support"})
+    for i, (name, scores) in enumerate(metrics["per_class"].items()):
+        flat.update({f"{class_metric_prefix(i, name)}{k}": v for k, v in scores.items() if k != "support"})
     # Reopening the train run keeps one run per model: registry and lineage read it in one place.
     with session.active(), mlflow.start_run(run_id=run_info["run_id"]):
         mlflow.set_tags(owner_tags())  # a SIGKILL here leaves the run RUNNING: the next stage marks it KILLED

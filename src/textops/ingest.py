@@ -22,6 +22,7 @@ from textops import scm
 from textops.artifacts import has_raw_data, read_raw
 from textops.config import Params
 from textops.errors import DataError, PushFailed, ValidationFailed
+from textops.guards import champion_collapse
 from textops.readers import read_labelled_file
 from textops.recovery import data_lock, journal, read_text, staging_dir
 
@@ -142,12 +143,14 @@ def ingest(
     commit: bool = False,
     allow_new_labels: bool = False,
     gate: bool = True,
+    accept_shift: bool = False,
 ) -> list[IngestResult]:
     """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
 
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
     together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); with GATE, the data with
-    these files added still passes the clean suites. A bad file in a list leaves data/ as it was, and so
+    these files added still passes the clean suites and, unless ACCEPT_SHIFT (a person looked), the champion still
+    scores on them about as well as on its own test split. A bad file in a list leaves data/ as it was, and so
     does a killed ingest (see textops.recovery).
     """
     from textops.validate import validate_raw
@@ -179,7 +182,11 @@ def ingest(
             push_raw(root, params)
             return results
         if gate:
-            check_candidate(root, params, existing, [f for (_, f), r in zip(files, results, strict=True) if r.added])
+            new = [f for (_, f), r in zip(files, results, strict=True) if r.added]
+            check_candidate(root, params, existing, new)
+            held = None if accept_shift else champion_collapse(root, params, pd.concat(new, ignore_index=True))
+            if held:
+                raise ValidationFailed(f"{', '.join(Path(r.source).name for r in results if r.added)}: {held}")
 
         pointer = scm.raw_pointer(params)
         added = [Path(r.source).name for r in results if r.added]

@@ -57,19 +57,11 @@ CHAMPION = "champion."
 CHAMPION_HISTORY = "textops.champion_history"
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def clean_md5s(root: Path, params: Params) -> dict[str, str]:
     """MD5 of each cleaned split and of labels.json, and `combined` over all of them (sorted by name)."""
     directory = clean_dir(root, params)
-    parts = {name: file_md5(directory / f"{name}.parquet") for name in SPLITS}
-    parts["labels"] = file_md5(directory / LABELS_FILE)
+    parts = {name: scm.file_md5(directory / f"{name}.parquet") for name in SPLITS}
+    parts["labels"] = scm.file_md5(directory / LABELS_FILE)
     combined = hashlib.md5("".join(f"{k}:{v}\n" for k, v in sorted(parts.items())).encode()).hexdigest()
     return {**parts, "combined": combined}
 

@@ -66,16 +66,32 @@ def score(y_true, y_pred, metric: str) -> float:
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
+@dataclass(frozen=True)
+class Guard:
+    """Rows the champion was proven on (its own test rows, a pinned reference set): the challenger may not score
+    more than `max_regression` below the champion on them, whatever it scores on its own test split."""
+
+    name: str
+    rows: int
+    challenger_metric: float
+    champion_metric: float
+
+
 def decide(
     policy: PromotionParams,
     challenger_metric: float,
     champion_metric: float | None = None,
     p_value: float | None = None,
     validation_ok: bool = True,
+    guards: tuple[Guard, ...] | list[Guard] = (),
+    hold: str | None = None,
 ) -> Decision:
-    """Apply the promotion policy. `champion_metric=None` means there is no champion yet."""
+    """Apply the promotion policy. `champion_metric=None` means there is no champion yet; HOLD is a reason a
+    person must decide (the data was rolled back from), which no metric overrides."""
     m = policy.primary_metric
     args = dict(challenger_metric=challenger_metric, champion_metric=champion_metric, p_value=p_value)
+    if hold:
+        return Decision(False, hold, **args)
     if not validation_ok:
         return Decision(False, "data validation failed or was skipped for this data version", **args)
     if champion_metric is None:
@@ -83,24 +99,31 @@ def decide(
             return Decision(True, f"first champion: {m} {challenger_metric:.4f} >= floor {policy.floor}", **args)
         return Decision(False, f"no champion yet and {m} {challenger_metric:.4f} < floor {policy.floor}", **args)
     delta = challenger_metric - champion_metric
-    if delta <= 0 or delta < policy.min_delta:
-        return Decision(
-            False,
-            f"{m} {challenger_metric:.4f} vs champion {champion_metric:.4f}: delta {delta:+.4f} does not beat "
-            f"the champion by at least {policy.min_delta}",
-            **args,
-        )
+    versus = f"{m} {challenger_metric:.4f} vs champion {champion_metric:.4f}"
+    if delta <= 0:
+        return Decision(False, f"{versus}: does not beat the champion (delta {delta:+.4f})", **args)
+    if delta < policy.min_delta:
+        return Decision(False, f"{versus}: delta {delta:+.4f} is below promotion.min_delta {policy.min_delta}", **args)
     if p_value is None or p_value >= policy.max_p_value:
-        return Decision(
-            False,
-            f"{m} delta {delta:+.4f} is not significant: McNemar p={p_value if p_value is None else f'{p_value:.4g}'}"
-            f" >= {policy.max_p_value}",
-            **args,
-        )
+        shown = "n/a" if p_value is None else f"{p_value:.4g}"
+        return Decision(False, f"{m} delta {delta:+.4f} is not significant: McNemar p={shown} >= {policy.max_p_value}",
+                        **args)  # fmt: skip
+    for g in guards:
+        if g.challenger_metric < g.champion_metric - policy.max_regression:
+            return Decision(
+                False,
+                f"{versus} on its test split, but on {g.name} ({g.rows} rows) {m} {g.challenger_metric:.4f} vs "
+                f"champion {g.champion_metric:.4f}: a regression beyond promotion.max_regression "
+                f"{policy.max_regression} (new data with wrong labels does this); a person decides "
+                "(`textops model promote`)",
+                **args,
+            )
     return Decision(
         True,
         f"{m} {challenger_metric:.4f} beats champion {champion_metric:.4f} by {delta:+.4f} "
-        f"(>= {policy.min_delta}), McNemar p={p_value:.4g} < {policy.max_p_value}",
+        f"(>= {policy.min_delta}), McNemar p={p_value:.4g} < {policy.max_p_value}"
+        + "".join(f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})"
+                  for g in guards),  # fmt: skip
         **args,
     )
 

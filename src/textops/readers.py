@@ -311,6 +311,8 @@ def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give the output file's name, e.g. {path / 'predictions.csv'}.")
     kind = TEXT_FORMATS.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"{path}: unsupported output type {path.suffix!r}; use CSV, TSV, Parquet or JSONL.")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from textops import scm
 from textops.artifacts import atomic_write_json
+from textops.errors import StateError
 from textops.locks import DATA_LOCK, LOCK_WAIT_S, STATE_DIR, project_lock, state_dir
 
 JOURNAL_FILE = "journal.json"
@@ -89,6 +90,8 @@ def recover(root: Path) -> list[str]:
             entry = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             entry = {"op": "unknown"}
+        if not isinstance(entry, dict):
+            entry = {"op": "unknown"}
         messages.append(
             f"found an interrupted `{entry.get('op')}` (pid {entry.get('pid')}, started {entry.get('started')}): "
             + undo(root, entry)
@@ -104,10 +107,22 @@ def recover(root: Path) -> list[str]:
 # undoing each operation
 
 
+def inside(root: Path, rel: str) -> Path:
+    """ROOT/REL, refusing a path the journal should never name (absolute, `..`, through a link): a journal is
+    textops' own file, and one that points elsewhere was not written by it."""
+    ok = isinstance(rel, str) and not Path(rel).is_absolute()
+    if not ok or Path(root).resolve() not in (Path(root) / rel).resolve().parents:
+        raise StateError(
+            f"{Path(root) / STATE_DIR / JOURNAL_FILE} names {rel!r}, a path outside the project: textops did not "
+            "write that journal. Nothing was changed; delete the journal and run the command again."
+        )
+    return Path(root) / rel
+
+
 def _restore(root: Path, saved: dict[str, str | None]) -> None:
     """Put the files in SAVED back as they were (absent ones removed) and unstage them."""
     for rel, content in saved.items():
-        target = root / rel
+        target = inside(root, rel)
         if content is None:
             target.unlink(missing_ok=True)
         else:
@@ -128,6 +143,7 @@ def undo(root: Path, entry: dict) -> str:
 
 def _undo_ingest(root: Path, entry: dict) -> str:
     pointer = entry["pointer"]
+    inside(root, pointer)
     before = entry.get("pointer_text")
     now = read_text(root / pointer)
     committed = scm.show(root, "HEAD", pointer)
@@ -136,7 +152,7 @@ def _undo_ingest(root: Path, entry: dict) -> str:
         return f"the ingest had completed up to its git commit of {pointer}; kept it (run `dvc push` if needed)."
     removed = 0
     for rel in entry.get("batches", []):
-        batch = root / rel
+        batch = inside(root, rel)
         if batch.exists():
             batch.unlink()
             removed += 1
@@ -174,7 +190,7 @@ def _undo_checkout(root: Path, entry: dict) -> str:
     dirs = entry.get("backup") or []
     if dirs and all((backup / rel).exists() for rel in dirs):
         for rel in dirs:
-            shutil.rmtree(root / rel, ignore_errors=True)
+            shutil.rmtree(inside(root, rel), ignore_errors=True)
             os.replace(backup / rel, root / rel)
         drop_backup(root)
         return f"the data is back as it was before the checkout of {entry.get('rev')} (data/ and the cleaned splits)."

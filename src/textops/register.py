@@ -8,7 +8,7 @@ decision and its evidence go on the model version as tags (created with the vers
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,11 @@ from textops.artifacts import (
 )
 from textops.config import Params
 from textops.errors import StateError
+from textops.guards import own_rows_guard, reference_guard, reference_set
 from textops.locks import registry_lock
 from textops.policy import decide, mcnemar, score
 from textops.predict import load_model, predict_batches
-from textops.registry import CHALLENGER, champion, move_champion
+from textops.registry import CHALLENGER, champion, move_champion, rolled_back_from
 from textops.tracking import Session, connect
 
 REPORT_PATH = "registry/decision.md"
@@ -57,12 +58,6 @@ def as_names(values, labels: list[str]) -> np.ndarray:
     if pd.api.types.is_integer_dtype(s):
         return np.asarray([labels[i] for i in s])
     return s.astype(str).to_numpy()
-
-
-def predicted_labels(session: Session, uri: str, texts: list[str], batch_size: int) -> np.ndarray:
-    """Label names predicted by the registered model at URI for TEXTS."""
-    out = predict_batches(load_model(session, uri), texts, batch_size)
-    return out["label"].astype(str).to_numpy()
 
 
 def evaluated_predictions(root: Path, params: Params, test: pd.DataFrame, labels: list[str]) -> np.ndarray | None:
@@ -96,21 +91,39 @@ def trained_run(session: Session, run_id: str, metric: str):
     return run
 
 
-def compare_with_champion(session: Session, params: Params, tags: dict, y, texts, pred_new) -> tuple:
-    """Score the champion on the challenger's test rows: (evidence, champion metric, McNemar p), or
-    ({}, None, None) when there is no champion yet."""
-    metric = params.promotion.primary_metric
+def labels_of(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """Label names (as strings) a loaded pyfunc predicts for TEXTS."""
+    return predict_batches(model, texts, batch_size)["label"].astype(str).to_numpy()
+
+
+def compare_with_champion(root: Path, session: Session, params: Params, tags: dict, test, y, pred_new,
+                          challenger_uri: str) -> dict:  # fmt: skip
+    """The champion on the challenger's test rows, on its own test rows and on the reference set: evidence,
+    champion metric, McNemar p and the guards (all empty when there is no champion yet, or it cannot be loaded)."""
+    out = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "note": None}
+    metric, batch = params.promotion.primary_metric, params.evaluate.batch_size
     current = champion(session)
     if current is None:
-        return {}, None, None
+        return out
     old_tags = session.client.get_run(current.run_id).data.tags if current.run_id else {}
+    try:
+        old_model = load_model(session, f"models:/{session.model_name}/{current.version}")
+    except StateError as exc:  # its artifacts are gone: judged as if there were none, and said so
+        out["evidence"] = {"champion.version": str(current.version), "champion.broken": str(exc)[:300]}
+        out["note"] = f"champion v{current.version} cannot be loaded ({exc}), so it was judged as a first champion: "
+        return out
     # Always score the champion on these rows: when its data version differs its own test metric is
     # on other rows, and even on the same data the paired test needs its per-row predictions.
-    uri = f"models:/{session.model_name}/{current.version}"
-    pred_old = predicted_labels(session, uri, texts, params.evaluate.batch_size)
+    pred_old = labels_of(old_model, test["text"].astype(str).tolist(), batch)
     old_metric = score(y, pred_old, metric)
     paired = mcnemar(y, pred_new, pred_old)
-    evidence = {
+    guards = [g for g in [own_rows_guard(root, params, old_tags, test, y, pred_new, pred_old)] if g]
+    reference = reference_set(root, params)
+    if reference is not None:
+        new_model = load_model(session, challenger_uri)
+        guards.append(reference_guard(params, reference, lambda t: labels_of(new_model, t, batch),
+                                      lambda t: labels_of(old_model, t, batch)))  # fmt: skip
+    out["evidence"] = {
         "champion.version": str(current.version),
         f"champion.{metric}": round(old_metric, 6),
         "champion.data.raw_md5": old_tags.get(lineage.RAW_MD5, ""),
@@ -119,8 +132,22 @@ def compare_with_champion(session: Session, params: Params, tags: dict, y, texts
         "mcnemar.b": paired.b,
         "mcnemar.c": paired.c,
         "mcnemar.p_value": f"{paired.p_value:.4g}",  # 4.7e-11, not a rounded 0.0
-    }
-    return evidence, old_metric, paired.p_value
+        **{f"guard.{i}": f"{g.name}: {g.challenger_metric:.4f} vs {g.champion_metric:.4f} on {g.rows} rows"
+           for i, g in enumerate(guards)},
+    }  # fmt: skip
+    out.update(champion_metric=old_metric, p_value=paired.p_value, guards=guards)
+    return out
+
+
+def hold_reason(session: Session, tags: dict) -> str | None:
+    """Why a person must decide on this challenger: it was trained on data someone rolled back from."""
+    source = rolled_back_from(session).get(tags.get(lineage.RAW_MD5, ""))
+    if source is None:
+        return None
+    return (
+        f"trained on the data of v{source}, which a person rolled back from: not promoted automatically; if the "
+        "data is right after all, promote it by hand (`textops model promote VERSION --reason ...`)"
+    )
 
 
 def decide_and_register(root: Path, params: Params) -> dict:
@@ -143,10 +170,10 @@ def decide_and_register(root: Path, params: Params) -> dict:
     labels = read_labels(root, params)
     test = load_split(root, params, "test")
     y = as_names(test["label"], labels)
-    texts = test["text"].astype(str).tolist()
     pred_new = evaluated_predictions(root, params, test, labels)
     if pred_new is None:
-        pred_new = predicted_labels(session, model_uri, texts, params.evaluate.batch_size)
+        texts = test["text"].astype(str).tolist()
+        pred_new = labels_of(load_model(session, model_uri), texts, params.evaluate.batch_size)
     new_metric = score(y, pred_new, metric)
 
     evidence = {
@@ -157,14 +184,17 @@ def decide_and_register(root: Path, params: Params) -> dict:
         "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
         "test_rows": len(test),
     }
-    champion_evidence, old_metric, p_value = compare_with_champion(session, params, tags, y, texts, pred_new)
-    evidence.update(champion_evidence)
-    decision = decide(params.promotion, new_metric, old_metric, p_value, validation_passed(root, params))
+    versus = compare_with_champion(root, session, params, tags, test, y, pred_new, model_uri)
+    evidence.update(versus["evidence"])
+    decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
+                      validation_passed(root, params), versus["guards"], hold_reason(session, tags))  # fmt: skip
+    if versus["note"]:
+        decision = replace(decision, reason=versus["note"] + decision.reason)
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
 
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
     version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
-    version_tags.update({lineage.PREFIX + k: str(v) for k, v in evidence.items()})
+    version_tags.update({lineage.PREFIX + k: str(v)[:5000] for k, v in evidence.items()})
     with session.active():
         mv = mlflow.register_model(model_uri, session.model_name, tags=version_tags)
     version = str(mv.version)

@@ -48,14 +48,14 @@ def history(session: Session) -> list[dict]:
     return json.loads(raw) if raw else []
 
 
-def move_champion(session: Session, version: str, kind: str, reason: str) -> None:
+def move_champion(session: Session, version: str, kind: str, reason: str, extra: dict | None = None) -> None:
     """Move the alias (one update: there is always a champion), then append the change to the history.
 
     In this order a process killed between the two writes leaves a history that lacks the last move, which
     `rollback_target` handles (it treats the alias as the newest entry); the other order would leave a
     history naming a champion that never served.
     """
-    entry = {"version": str(version), "kind": kind, "reason": reason[:200], "at": int(time.time())}
+    entry = {"version": str(version), "kind": kind, "reason": reason[:200], "at": int(time.time()), **(extra or {})}
     entries = (history(session) + [entry])[-HISTORY_MAX:]
     session.client.set_registered_model_alias(session.model_name, CHAMPION, str(version))
     session.client.set_registered_model_tag(session.model_name, lineage.CHAMPION_HISTORY, json.dumps(entries))
@@ -157,7 +157,9 @@ def rollback(root: Path, params: Params, to: str | None = None) -> str:
         mv = get_version(session, target)
         if str(mv.version) == str(current.version):
             raise RegistryError(f"v{mv.version} is already the champion.")
-        move_champion(session, mv.version, "rollback", f"rollback from v{current.version}")
+        source = session.client.get_run(current.run_id).data.tags.get(lineage.RAW_MD5, "") if current.run_id else ""
+        move_champion(session, mv.version, "rollback", f"rollback from v{current.version}",
+                      {"from": str(current.version), "from_raw_md5": source})  # fmt: skip
     return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}"
 
 
@@ -191,28 +193,87 @@ def trained_data_versions(root: Path, params: Params) -> list[dict]:
     return sorted(out, key=lambda v: int(v["version"]))
 
 
+def artifacts_missing(session: Session, mv: ModelVersion) -> bool:
+    """True when a version in a local store has lost its model files (deleted, or a copy of mlruns/ without
+    them); a remote store's are assumed present (checking would mean a download)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        location = session.client.get_model_version_download_uri(mv.name, mv.version) or ""
+    except MlflowException:
+        return True
+    if not location.startswith("file://"):
+        return False
+    return not (Path(location.removeprefix("file://")) / "MLmodel").exists()
+
+
+def alias_state(session: Session, alias: str) -> dict | None:
+    """The version an alias points at, what it was trained on (`lineage.run_state`) and its decision."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = session.client.get_model_version_by_alias(session.model_name, alias)
+    except MlflowException:
+        return None
+    tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    return {"version": str(mv.version), "decision": mv.tags.get(lineage.DECISION, ""),
+            "reason": mv.tags.get(lineage.REASON, ""), "broken": artifacts_missing(session, mv),
+            **lineage.run_state(tags)}  # fmt: skip
+
+
 def champion_state(root: Path, params: Params) -> dict | None:
     """The champion's version and what it was trained on (`lineage.run_state`); None when there is none."""
     if not store_exists(tracking_uri(root, params)):
         return None
-    session = connect(root, params, experiment=False)
-    mv = champion(session)
-    if mv is None:
-        return None
-    tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
-    return {"version": str(mv.version), **lineage.run_state(tags)}
+    return alias_state(connect(root, params, experiment=False), CHAMPION)
+
+
+def rolled_back_from(session: Session) -> dict[str, str]:
+    """Raw-data md5 -> the version a person rolled back from, for every rollback in the champion history: its
+    data is suspect, and a model trained on it again is not promoted without a person."""
+    out = {}
+    for entry in history(session):
+        source = entry.get("from")
+        if entry.get("kind") == "rollback" and source:
+            raw = entry.get("from_raw_md5")
+            if raw:
+                out[raw] = str(source)
+    return out
 
 
 def nothing_to_retrain(root: Path, params: Params) -> str | None:
-    """A message when the champion was trained on the current data version with the current training params
-    (so a run now would train the same model again); None when there is something to train."""
+    """A message when a run now would train a model the registry has already judged: the champion, or the last
+    challenger (rejected), was trained on the current data version with the current training params. None when
+    there is something to train."""
+    from textops.scm import require_untouched_raw
+
+    require_untouched_raw(root, params)  # a hand edit is a change the pointer does not show
     now = lineage.current_state(root, params)
-    champ = champion_state(root, params)
-    if champ is None or not now["raw_md5"]:
+    if not now["raw_md5"] or not store_exists(tracking_uri(root, params)):
         return None
-    if now["raw_md5"] == champ["raw_md5"] and now["params_md5"] == champ["params_md5"]:
+    session = connect(root, params, experiment=False)
+    same = {
+        alias: state
+        for alias in (CHAMPION, CHALLENGER)
+        if (state := alias_state(session, alias)) and (state["raw_md5"], state["params_md5"]) == (
+            now["raw_md5"], now["params_md5"])
+    }  # fmt: skip
+    if CHAMPION in same and not same[CHAMPION]["broken"]:  # a champion that cannot load is replaced
         return (
-            f"nothing to retrain: champion v{champ['version']} was trained on this data version "
+            f"nothing to retrain: champion v{same[CHAMPION]['version']} was trained on this data version "
             f"(raw md5 {now['raw_md5'][:12]}) with these params"
+        )
+    if CHALLENGER in same and not same[CHALLENGER]["broken"]:
+        state = same[CHALLENGER]
+        if state["version"] in rolled_back_from(session).values():
+            verdict = "rolled back from by a person"
+        elif state["decision"] == "rejected":
+            verdict = f"not promoted ({state['reason']})"
+        else:
+            return None  # promoted once and no longer champion otherwise: let the registry judge it again
+        return (
+            f"nothing to retrain: v{state['version']} was trained on this data version with these params and "
+            f"{verdict}; change the data or the params, or promote it by hand (`textops model promote "
+            f"{state['version']} --reason ...`)"
         )
     return None

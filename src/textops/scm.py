@@ -11,6 +11,7 @@ threads and notebooks).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,10 +21,12 @@ from typing import TYPE_CHECKING
 import yaml
 
 from textops.artifacts import split_rows
-from textops.errors import StateError
+from textops.errors import DataError, StateError
 
 if TYPE_CHECKING:
     from textops.config import Params
+
+log = logging.getLogger(__name__)
 
 DVC_LOCK = "dvc.lock"
 DVC_YAML = "dvc.yaml"
@@ -122,9 +125,19 @@ def pointer_md5(text: str | None) -> str | None:
 
 
 def raw_md5(root: Path, params: Params) -> str | None:
-    """The raw data version in the working tree: data.dvc's md5."""
+    """The raw data version in the working tree: data.dvc's md5 (None without data.dvc; StateError when it
+    cannot be read, e.g. a merge left conflict markers in it)."""
     path = Path(root) / raw_pointer(params)
-    return pointer_md5(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    md5 = pointer_md5(path.read_text(encoding="utf-8", errors="replace"))
+    if md5 is None:
+        raise StateError(
+            f"{path} is not a DVC file textops can read (a merge conflict left in it?): resolve it, e.g. `git "
+            f"checkout --theirs {raw_pointer(params)}` or `git checkout HEAD -- {raw_pointer(params)}`, then `dvc "
+            f"checkout {raw_pointer(params)}`."
+        )
+    return md5
 
 
 def lock_out_md5(lock_text: str | None, stage: str, out: str) -> str | None:
@@ -212,6 +225,16 @@ def stage_names(root: Path) -> set[str]:
     return set((yaml.safe_load(path.read_text()) or {}).get("stages") or {}) if path.exists() else set()
 
 
+def stage_paths(root: Path, stage: str) -> list[str]:
+    """The dependencies and outputs STAGE declares in dvc.yaml (params files aside)."""
+    spec = (yaml.safe_load((Path(root) / DVC_YAML).read_text()) or {}).get("stages", {}).get(stage) or {}
+    paths = []
+    for key in ("deps", "outs", "metrics", "plots"):
+        for entry in spec.get(key) or []:
+            paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return paths
+
+
 def under_dvc() -> bool:
     """True inside `dvc repro` / `dvc exp run`: DVC records the stage itself and holds its lock meanwhile."""
     return bool(os.environ.get("DVC_STAGE"))
@@ -223,10 +246,78 @@ def record_stage(root: Path, stage: str) -> bool:
     records it itself, or where dvc.yaml has no such stage."""
     if under_dvc() or stage not in stage_names(root):
         return False
-    proc = dvc_cli(root, "commit", "--force", "--quiet", stage)
+    missing = [p for p in stage_paths(root, stage) if not (Path(root) / p).exists()]
+    if missing:
+        # e.g. `textops train` before any `textops validate`: dvc.lock cannot name a file that does not exist,
+        # and the stage's own result (the model, the run) stands; `dvc status` keeps showing the stage as changed.
+        log.warning("dvc.lock not updated for %s: %s missing", stage, ", ".join(missing))
+        return False
+    proc = dvc_cli(root, "commit", "--force", stage)
     if proc.returncode != 0:
         raise StateError(f"`dvc commit {stage}` failed in {root}: {(proc.stderr or proc.stdout).strip()}")
     return True
+
+
+def cache_path(root: Path, md5: str) -> Path:
+    """Where the local DVC cache keeps the object MD5 (a file, or a directory's `.dir` listing)."""
+    return Path(dvc_repo(root).cache.local.oid_to_path(md5))
+
+
+def dir_listing(root: Path, dir_md5: str) -> dict[str, str] | None:
+    """relpath -> md5 of the files of a directory version, from its `.dir` object in the local DVC cache; None
+    when the cache does not hold it."""
+    import json
+
+    try:
+        entries = json.loads(cache_path(root, dir_md5).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {e["relpath"]: e["md5"] for e in entries if "relpath" in e and "md5" in e}
+
+
+def file_md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dir_differences(root: Path, rel_dir: str, dir_md5: str) -> list[str] | None:
+    """How the files under ROOT/REL_DIR differ from the directory version DIR_MD5 ("changed: x", "missing: y",
+    "added: z"), [] when they are that version byte for byte, None when the local cache cannot tell."""
+    listing = dir_listing(root, dir_md5)
+    if listing is None:
+        return None
+    base = Path(root) / rel_dir
+    present = {p.relative_to(base).as_posix(): p for p in base.rglob("*") if p.is_file()} if base.is_dir() else {}
+    present = {k: v for k, v in present.items() if Path(k).name != ".gitignore"}
+    found = [f"changed: {rel}" for rel, md5 in listing.items() if rel in present and file_md5(present[rel]) != md5]
+    found += [f"missing: {rel}" for rel in listing if rel not in present]
+    found += [f"added: {rel}" for rel in present if rel not in listing]
+    return sorted(found)
+
+
+def raw_changes(root: Path, params: Params) -> list[str] | None:
+    """How data/ differs from the version data.dvc names (an edit outside `textops ingest`); see dir_differences."""
+    md5 = raw_md5(root, params)
+    return None if md5 is None else dir_differences(root, tracked_dir(params), md5)
+
+
+def require_untouched_raw(root: Path, params: Params) -> None:
+    """DataError when data/ was changed outside `textops ingest`: its version would not be the one data.dvc names,
+    so "nothing to retrain" and every lineage tag would be wrong."""
+    changes = raw_changes(root, params)
+    if changes:
+        shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+        raise DataError(
+            f"{tracked_dir(params)}/ differs from the data version {raw_pointer(params)} names ({shown}): it was "
+            "changed outside `textops ingest`. Put it back with `dvc checkout "
+            f"{raw_pointer(params)}`, then add new rows with `textops ingest FILE` (each file becomes a versioned "
+            "batch)."
+        )
 
 
 def raw_targets(root: Path, params: Params, with_clean: bool) -> list[str]:

@@ -150,11 +150,63 @@ def connect(root: Path, params: Params, experiment: bool = True) -> Session:
 
     uri = tracking_uri(root, params)
     check_store(uri)
+    relocate_store(root, params)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment_id = ensure_experiment(client, root, params) if experiment else None
     if experiment_id is not None:
         reap_stale_runs(client, experiment_id)
     return Session(uri, client, experiment_id, params.mlflow.registered_model)
+
+
+# Where MLflow's SQL store keeps absolute artifact locations of a local store.
+LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+)
+
+
+def relocate_store(root: Path, params: Params) -> str | None:
+    """Keep the project's own SQLite store usable after the project directory moved (a new clone path, a renamed
+    folder): MLflow records artifact locations as absolute paths, so every run, logged model and model version
+    would point at the old place. When the experiment's artifact location names another project directory that
+    is gone, rewrite that prefix to this one (one transaction) and say so; None when nothing moved."""
+    import sqlite3
+
+    db = relative_sqlite_path(params.mlflow.tracking_uri)
+    if db is None or os.environ.get("MLFLOW_TRACKING_URI") or not (Path(root) / db).exists():
+        return None  # a server or a store you chose: its locations are yours
+    new_root = Path(root).resolve()
+    expected = artifact_location(root, params)
+    con = sqlite3.connect(Path(root) / db, timeout=10)
+    try:
+        row = con.execute("SELECT artifact_location FROM experiments WHERE name = ?", (params.mlflow.experiment,))
+        found = row.fetchone()
+        old = found[0] if found else None
+        suffix = "/" + params.mlflow.artifact_location.strip("/")
+        if not old or old == expected or not old.startswith("file://") or not old.endswith(suffix):
+            return None
+        old_root = old.removeprefix("file://")[: -len(suffix)]
+        if Path(old_root).exists():
+            return None  # another live project shares this store file: not a move
+        with con:
+            for table, column in LOCATION_COLUMNS:
+                for before, after in ((f"file://{old_root}/", f"file://{new_root}/"), (f"{old_root}/", f"{new_root}/")):
+                    pattern = before.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                    con.execute(
+                        f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
+                        f"WHERE \"{column}\" LIKE ? ESCAPE '\\'",
+                        (after, len(before) + 1, pattern),
+                    )
+    except sqlite3.OperationalError:
+        return None  # an older or newer MLflow schema: leave it to MLflow
+    finally:
+        con.close()
+    message = f"the project moved from {old_root} to {new_root}: its MLflow store now points at the new place"
+    logging.getLogger("textops").warning(message)
+    return message
 
 
 def ensure_experiment(client: MlflowClient, root: Path, params: Params) -> str:

@@ -12,6 +12,7 @@ to MLflow and writes files.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ from textops.checkpoints import (
     MLFLOW_RUN,
     complete_checkpoint,
     interrupted_run_id,
+    mark_finished,
     mlflow_metrics,
     prepare_checkpoints,
     replay_history,
@@ -344,8 +346,9 @@ def train(root: Path, params: Params) -> dict:
         atomic_write_json(checkpoint_dir / MLFLOW_RUN, {"run_id": run.info.run_id})
         mlflow.log_params(flatten(params))
         mlflow.set_tags({**tags, **environment(), **owner_tags(), lineage.STAGE: "train"})
+        # MLflow keeps a param value to 6,000 characters: the label names in full are in labels.json (a DVC out).
         mlflow.log_params({"train_rows": len(trainer.train_dataset), "val_rows": len(trainer.eval_dataset),
-                           "labels": ",".join(labels)})
+                           "num_labels": len(labels), "labels": json.dumps(labels, ensure_ascii=False)[:500]})
         if resume_from is not None:
             mlflow.set_tags({lineage.RESUMED_FROM: resume_from.name, lineage.RESUMED_FROM_RUN: interrupted or ""})
             replay_history(resume_from)
@@ -358,6 +361,7 @@ def train(root: Path, params: Params) -> dict:
             | {"train_samples_per_second": float(metrics["train_samples_per_second"] or 0)}
         )
         run_info = save_outputs(root, params, trainer, run, metrics, labels)
+    mark_finished(checkpoint_dir, run_info["run_id"])  # the next training of this data starts afresh
     record_stage(root, "train")
     return {**metrics, **run_info}
 

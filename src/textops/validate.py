@@ -5,20 +5,19 @@ so there is no stored context whose "datasource already exists" state can go sta
 context validates every suite of a call (GX costs seconds to import and set up, milliseconds per suite).
 
 Checks that count things (rows per class, class imbalance, texts shared between splits) validate a
-small derived frame with an ordinary GX suite, so that they show up in Data Docs and in the error message
+small derived frame with an ordinary GX suite, so that they show up in the report and in the error message
 like any other expectation.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from textops.artifacts import SPLITS, VALIDATE_METRICS, atomic_write_json, load_split, read_labels
+from textops.artifacts import SPLITS, VALIDATE_METRICS, atomic_write_json, atomic_write_text, load_split, read_labels
 from textops.config import DataParams, Params
 from textops.errors import ValidationFailed
 from textops.scm import record_stage
@@ -26,7 +25,7 @@ from textops.scm import record_stage
 # Raw text is not cleaned yet (whitespace runs, markup): allow this many times data.max_chars before
 # refusing a file; preprocess drops the rows that are still too long after cleaning.
 RAW_LENGTH_FACTOR = 10
-# How many failing values the error message shows per expectation (Data Docs show more).
+# How many failing values the error message shows per expectation (the report shows as many).
 EXAMPLES = 5
 # Derived column holding each text's Python type name: pandas 3's `str` dtype does not match GX's
 # type-list expectation, and a non-string value would make the length and regex checks raise.
@@ -156,8 +155,9 @@ def shared_texts(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
 # running suites
 
 
-def gx_context(docs_dir: Path | None):
-    """A fresh ephemeral GX context; with DOCS_DIR, one filesystem Data Docs site there."""
+def gx_context():
+    """A fresh ephemeral GX context with no Data Docs site: the report is textops' own page (textops.reports),
+    because GX's pages load their scripts from CDNs (blank offline) and put data values into the HTML unescaped."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -165,18 +165,10 @@ def gx_context(docs_dir: Path | None):
         ProgressBarsConfig,
     )
 
-    sites = {}
-    if docs_dir is not None:
-        sites["textops"] = {
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
     config = DataContextConfig(
-        # No temporary docs site: GX would otherwise write a second copy of the docs under /tmp.
+        # No temporary docs site: GX would otherwise write a copy of the docs under /tmp.
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        data_docs_sites=sites,
+        data_docs_sites={},
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False),  # tqdm bars would flood DVC and Prefect logs
     )
@@ -196,7 +188,7 @@ def run_suites(context, checks: list[tuple[str, pd.DataFrame, list, list[str]]])
         result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
         if id_columns:
             # Names the failing rows (e.g. which class is short) instead of only their values. SUMMARY,
-            # not COMPLETE: a big leak between splits would otherwise put every row into the Data Docs.
+            # not COMPLETE: a big leak between splits would otherwise put every row into the report.
             result_format["unexpected_index_column_names"] = id_columns
         results.append((name, definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)))
     return results
@@ -223,39 +215,44 @@ def _exception_message(info: dict) -> str | None:
     return None
 
 
+def expectation_record(suite: str, item) -> dict:
+    """What a person needs of one expectation's result: what was checked, whether it held, and how it failed."""
+    config = item.expectation_config
+    result = item.result or {}
+    record = {
+        "suite": suite,
+        "column": config.kwargs.get("column"),
+        "expectation": config.type,
+        "success": bool(item.success),
+        "unexpected_count": result.get("unexpected_count"),
+        "unexpected_percent": result.get("unexpected_percent"),
+        "observed_value": result.get("observed_value"),
+        "bounds": {k: config.kwargs[k] for k in ("min_value", "max_value") if config.kwargs.get(k) is not None},
+        "examples": _examples(result),
+    }
+    error = _exception_message(item.exception_info or {})
+    if error:
+        record["error"] = error
+    return record
+
+
 def summarise(results: list) -> dict:
-    """Counts per suite and one record per failed expectation (what the message and metrics show)."""
-    suites, failures = {}, []
+    """Counts per suite, every expectation's record (for the report) and the failed ones (for the message and
+    the metrics)."""
+    suites, records = {}, []
     for name, suite_result in results:
-        evaluated = len(suite_result.results)
-        failed = 0
-        for item in suite_result.results:
-            if item.success:
-                continue
-            failed += 1
-            config = item.expectation_config
-            result = item.result or {}
-            failure = {
-                "suite": name,
-                "column": config.kwargs.get("column"),
-                "expectation": config.type,
-                "unexpected_count": result.get("unexpected_count"),
-                "unexpected_percent": result.get("unexpected_percent"),
-                "observed_value": result.get("observed_value"),
-                "bounds": {k: config.kwargs[k] for k in ("min_value", "max_value") if config.kwargs.get(k) is not None},
-                "examples": _examples(result),
-            }
-            error = _exception_message(item.exception_info or {})
-            if error:
-                failure["error"] = error
-            failures.append(failure)
-        suites[name] = {"success": failed == 0, "evaluated": evaluated, "failed": failed}
+        mine = [expectation_record(name, item) for item in suite_result.results]
+        records += mine
+        failed = sum(not r["success"] for r in mine)
+        suites[name] = {"success": failed == 0, "evaluated": len(mine), "failed": failed}
+    failures = [{k: v for k, v in r.items() if k != "success"} for r in records if not r["success"]]
     return {
         "success": not failures,
-        "evaluated": sum(s["evaluated"] for s in suites.values()),
+        "evaluated": len(records),
         "failed": len(failures),
         "suites": suites,
         "failures": failures,
+        "expectations": records,
     }
 
 
@@ -298,7 +295,7 @@ def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
     """Gate before ingest: each file's canonical frame (text, label as str) must be fit to enter data/raw,
     and all of them together (one ingest) must hold enough classes and not be mostly duplicates.
 
-    Raises ValidationFailed naming each failed expectation and the file. No Data Docs: ingest runs on a
+    Raises ValidationFailed naming each failed expectation and the file. No report page: ingest runs on a
     user's files and the message (with examples) is the report.
     """
     data, bounds = params.data, params.validation
@@ -310,7 +307,7 @@ def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
         batch = pd.concat([df.reindex(columns=["text", "label"]) for _, df in files], ignore_index=True)
         batch_suite = batch_expectations(bounds.min_batch_classes, bounds.max_duplicate_fraction)
         checks.append(("raw.batch", batch, batch_suite, []))
-    summary = summarise(run_suites(gx_context(None), checks))
+    summary = summarise(run_suites(gx_context(), checks))
     if not summary["success"]:
         names = {f"raw[{i}]": source for i, (source, _) in enumerate(files)}
         names["raw.batch"] = "all files of this ingest" if len(files) > 1 else files[0][0]
@@ -319,7 +316,7 @@ def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
             f["suite"] = names.get(f["suite"], f["suite"])
         heading = f"{', '.join(sorted(names[s] for s in failed))}: raw data check failed, nothing was ingested"
         raise ValidationFailed(describe_failures(summary, heading, None))
-    return {"success": True, "evaluated": summary["evaluated"], "failed": 0, "data_docs": None}
+    return {"success": True, "evaluated": summary["evaluated"], "failed": 0, "report": None}
 
 
 def clean_checks(splits: dict[str, pd.DataFrame], labels: list[str], params: Params) -> list:
@@ -343,35 +340,32 @@ def clean_checks(splits: dict[str, pd.DataFrame], labels: list[str], params: Par
     return checks
 
 
-def check_clean(splits: dict[str, pd.DataFrame], labels: list[str], params: Params, docs_dir: Path | None = None):
-    """Run every clean suite on SPLITS (in memory); with DOCS_DIR also build Data Docs there. The summary."""
-    context = gx_context(docs_dir)
-    summary = summarise(run_suites(context, clean_checks(splits, labels, params)))
-    if docs_dir is not None:
-        context.build_data_docs(site_names=["textops"])
-    return summary
+def check_clean(splits: dict[str, pd.DataFrame], labels: list[str], params: Params) -> dict:
+    """Run every clean suite on SPLITS (in memory); the summary."""
+    return summarise(run_suites(gx_context(), clean_checks(splits, labels, params)))
 
 
 def validate(root: Path, params: Params) -> dict:
-    """The `validate` stage: run the clean suites on artifacts/clean, write metrics and Data Docs.
+    """The `validate` stage: run the clean suites on artifacts/clean, write the metrics and the report.
 
-    metrics/validate.json is written whether or not the data passes; a failure then raises
-    ValidationFailed listing each failed expectation and pointing to the Data Docs.
+    metrics/validate.json and the report (`validate.report_dir`/index.html: one self-contained page, every value
+    from the data escaped, nothing loaded from the network) are written whether or not the data passes; a
+    failure then raises ValidationFailed listing each failed expectation and pointing to the report.
     """
+    from textops.reports import validation_page
+
     root = Path(root)
     labels = read_labels(root, params)
     splits = {name: load_split(root, params, name) for name in SPLITS}
-
-    docs_dir = root / params.validation.report_dir
-    # Only this run's pages: older validation results in the index would read as current ones.
-    shutil.rmtree(docs_dir, ignore_errors=True)
-    summary = check_clean(splits, labels, params, docs_dir)
-    index = docs_dir / "index.html"
+    summary = check_clean(splits, labels, params)
+    index = root / params.validation.report_dir / "index.html"
     docs = str(index.relative_to(root))  # the metric is committed: no machine-specific path in it
+    rows = {name: len(frame) for name, frame in splits.items()}
+    atomic_write_text(index, validation_page(summary, rows, labels))
 
     metrics = {k: summary[k] for k in ("success", "evaluated", "failed", "suites", "failures")}
-    metrics["rows"] = {name: len(frame) for name, frame in splits.items()}
-    metrics["data_docs"] = docs
+    metrics["rows"] = rows
+    metrics["report"] = docs
     atomic_write_json(root / VALIDATE_METRICS, metrics)
     record_stage(root, "validate")  # a failure too: dvc.lock says what the suites saw
 
@@ -381,6 +375,6 @@ def validate(root: Path, params: Params) -> dict:
         "success": True,
         "evaluated": summary["evaluated"],
         "failed": 0,
-        "data_docs": str(index),
+        "report": str(index),
         "suites": summary["suites"],
     }

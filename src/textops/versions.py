@@ -103,7 +103,7 @@ def data_versions(root: Path, params: Params, trained: list[dict] | None = None)
 # restoring
 
 
-def checkout_data(root: Path, rev: str, params: Params, commit: bool = False) -> str:
+def checkout_data(root: Path, rev: str, params: Params, commit: bool = False, discard: bool = False) -> str:
     """Restore data/ and the cleaned splits as they were at git revision REV (from the DVC cache or the remote);
     with COMMIT, commit the restored pointer files."""
     root = Path(root)
@@ -115,7 +115,7 @@ def checkout_data(root: Path, rev: str, params: Params, commit: bool = False) ->
         raise StateError(f"{rev} has no {pointer}: there is no data version at that revision.")
     files = {p: scm.show(root, commit_id, p) for p in pointers(params)}
     files = {p: text for p, text in files.items() if text is not None}
-    return restore(root, params, files, f"{commit_id[:8]} ({rev})", commit)
+    return restore(root, params, files, f"{commit_id[:8]} ({rev})", commit, discard)
 
 
 def model_version_files(root: Path, params: Params, version: str) -> dict[str, str]:
@@ -144,21 +144,50 @@ def model_version_files(root: Path, params: Params, version: str) -> dict[str, s
     return files
 
 
-def checkout_model_data(root: Path, params: Params, version: str, commit: bool = False) -> str:
+def checkout_model_data(
+    root: Path, params: Params, version: str, commit: bool = False, discard: bool = False
+) -> str:
     """Restore byte-exact the raw and cleaned data model VERSION was trained on, from what its MLflow run
     recorded and the DVC cache or remote; with COMMIT, commit the restored pointer files."""
     files = model_version_files(Path(root), params, version)
-    return restore(Path(root), params, files, f"model v{version}", commit)
+    return restore(Path(root), params, files, f"model v{version}", commit, discard)
 
 
-def restore(root: Path, params: Params, files: dict[str, str], label: str, commit: bool) -> str:
-    """Write FILES (pointer files, relative path -> content) and let DVC restore the data they name.
+def unsaved_data(root: Path, params: Params) -> str | None:
+    """The raw md5 of data/ when it is a version nothing else records: data.dvc changed since the last commit
+    (an ingest without --commit) and no model was trained on it. A checkout would leave it findable only by that
+    hash."""
+    from textops.registry import trained_data_versions
+
+    current = read_text(Path(root) / scm.raw_pointer(params))
+    if current is None or current == scm.show(root, "HEAD", scm.raw_pointer(params)):
+        return None
+    md5 = scm.pointer_md5(current)
+    if md5 is None or scm.data_rev(root, params, {"pointer": {"md5": md5}}) is not None:
+        return None  # an earlier commit holds it (e.g. a checkout of an older version)
+    if any(v["raw_md5"] == md5 for v in trained_data_versions(root, params)):
+        return None
+    return md5
+
+
+def restore(
+    root: Path, params: Params, files: dict[str, str], label: str, commit: bool, discard: bool = False
+) -> str:
+    """Write FILES (pointer files, relative path -> content) and let DVC restore the data they name. Refuses to
+    replace data that nothing records (see unsaved_data) unless DISCARD.
 
     Only the pointer files and the data they name change. If the data cannot be restored, or the process is
     killed half way, the pointer files and the data are put back (at once, or by the next textops command), so
     nothing stays half-switched.
     """
     pointer = scm.raw_pointer(params)
+    unsaved = None if discard else unsaved_data(root, params)
+    if unsaved:
+        raise StateError(
+            f"data/ holds data that is neither committed nor trained on (an ingest since the last commit: {pointer} "
+            f"md5 {unsaved}); the checkout would replace it. Commit it first (`git commit {pointer} .gitignore -m "
+            "...`), or pass --discard to replace it anyway (its batches stay in the DVC cache under that md5)."
+        )
     with_clean = scm.DVC_LOCK in files and "preprocess" in scm.stage_names(root)
     targets = scm.raw_targets(root, params, with_clean=with_clean)
     outs = [d for d in (scm.tracked_dir(params), params.data.clean_dir) if (root / d).exists()]
@@ -172,6 +201,7 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
                 for path, content in files.items():
                     atomic_write_text(root / path, content)
                 how = dvc_restore(root, targets)
+                how = verify_restored(root, params, files, targets) or how
         except Exception as exc:
             raise StateError(
                 f"could not restore the data of {label}: {exc}. data/, {pointer} and dvc.lock are back as they "
@@ -189,6 +219,44 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
             "`textops preprocess` to rebuild them"
         )
     return f"data of {label} restored {how}: data/ and the cleaned splits"
+
+
+def expected_dirs(params: Params, files: dict[str, str]) -> list[tuple[str, str]]:
+    """(directory, DVC md5) of each directory the pointer FILES name."""
+    raw = scm.pointer_md5(files.get(scm.raw_pointer(params)))
+    clean = scm.lock_out_md5(files.get(scm.DVC_LOCK), "preprocess", params.data.clean_dir)
+    return [(d, md5) for d, md5 in ((scm.tracked_dir(params), raw), (params.data.clean_dir, clean)) if md5]
+
+
+def differences(root: Path, params: Params, files: dict[str, str]) -> dict[str, list[str]]:
+    found = {d: scm.dir_differences(root, d, md5) for d, md5 in expected_dirs(params, files)}
+    return {d: diff for d, diff in found.items() if diff}
+
+
+def verify_restored(root: Path, params: Params, files: dict[str, str], targets: list[str]) -> str | None:
+    """Check every restored file against the hashes the version recorded. A file that differs came from a
+    damaged object in the local DVC cache: drop the object and fetch it again from the remote. Returns how the
+    data came back when it had to be repaired; StateError when it cannot be."""
+    bad = differences(root, params, files)
+    if not bad:
+        return None
+    for directory, md5 in expected_dirs(params, files):
+        listing = scm.dir_listing(root, md5) or {}
+        for item in bad.get(directory, []):
+            kind, _, rel = item.partition(": ")
+            if kind == "changed" and rel in listing:
+                scm.cache_path(root, listing[rel]).unlink(missing_ok=True)
+                (root / directory / rel).unlink(missing_ok=True)
+    log.warning("the local DVC cache held damaged copies of %s; fetching them again from the remote", bad)
+    scm.dvc_fetch(root, targets)
+    scm.dvc_checkout(root, targets)
+    still = differences(root, params, files)
+    if still:
+        raise StateError(
+            f"the restored data does not match the hashes its version recorded ({still}); the DVC cache and the "
+            "remote hold damaged copies"
+        )
+    return "after fetching damaged files again from the DVC remote"
 
 
 def dvc_restore(root: Path, targets: list[str]) -> str:

@@ -153,12 +153,22 @@ def test_crashing_run_is_marked_failed(small):
     last = sorted((small / "artifacts/checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
     (last / "model.safetensors").write_bytes(b"not a safetensors file")
     (small / "artifacts/checkpoints/mlflow_run.json").unlink()
+    (small / "artifacts/checkpoints/finished.json").unlink()  # as if the training had not ended
     proc = textops(small, "train", check=False)
     assert proc.returncode != 0
     c = client(small)
     runs = c.search_runs([r.experiment_id for r in c.search_experiments()], order_by=["attributes.start_time DESC"])
     assert runs[0].info.status == "FAILED"
     assert runs[1].info.status == "FINISHED"
+
+
+def test_a_finished_training_is_not_resumed(small):
+    first = run_train(small)  # early stopping on: a finished run may stop before its last epoch
+    again = run_train(small)
+    assert again["resumed_from_step"] == 0 and again["global_step"] == first["global_step"]
+    assert again["train_loss"] == first["train_loss"] > 0.0
+    run = client(small).get_run(again["run_id"])
+    assert "textops.resumed_from" not in run.data.tags
 
 
 def test_missing_data_is_a_user_error(project):

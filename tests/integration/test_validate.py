@@ -70,15 +70,24 @@ def test_clean_data_passes_and_writes_metrics_and_docs(tmp_path):
         "clean.splits",
     }
     assert metrics["evaluated"] == summary["evaluated"]
-    index = Path(summary["data_docs"])
+    index = Path(summary["report"])
     assert index == tmp_path / "reports/validation/index.html" and index.exists()
     assert "clean.train" in index.read_text()
-    # A second run: the metric is byte-identical (the train stage depends on it), and the docs hold the
-    # latest results only.
-    before = (tmp_path / "metrics/validate.json").read_bytes()
+    # A second run: the metric and the report are byte-identical (the train stage depends on the metric).
+    before = (tmp_path / "metrics/validate.json").read_bytes(), index.read_bytes()
     validate(tmp_path, PARAMS)
-    assert (tmp_path / "metrics/validate.json").read_bytes() == before
-    assert len(list((tmp_path / "reports/validation/validations").rglob("*.html"))) == len(metrics["suites"])
+    assert ((tmp_path / "metrics/validate.json").read_bytes(), index.read_bytes()) == before
+
+
+def test_the_report_shows_data_as_text_never_as_markup(tmp_path):
+    splits = good_splits()
+    splits["train"].loc[0, "text"] = "<script>document.title='owned'</script>" + "x" * 300  # too long: it fails
+    write_clean(tmp_path, splits)
+    with pytest.raises(ValidationFailed):
+        validate(tmp_path, PARAMS)
+    page = (tmp_path / "reports/validation/index.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;document.title" in page
+    assert "http://" not in page and "https://" not in page  # nothing loaded from the network
 
 
 def test_unknown_label_id(tmp_path):

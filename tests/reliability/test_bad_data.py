@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import shutil
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,8 +102,8 @@ CASES: dict[str, tuple[str | bytes | Callable[[Path], None], str]] = {
     "nested_text.jsonl": ('{"text": {"a": {"b": "deep"}}, "label": "positive"}\n{"text": "ok", "label": "negative"}\n',
                           "non-text values"),
     "null_label.jsonl": ('{"text": "fine film", "label": null}\n{"text": "dull film", "label": "negative"}\n',
-                         "have no label"),
-    "blank_texts.csv": ('text,label\n"   ",positive\n"\t",negative\nfine film,positive\n', "match_regex"),
+                         "1 of 2 rows have an empty text or label (lines 1)"),
+    "blank_texts.csv": ('text,label\n"   ",positive\n"\t",negative\nfine film,positive\n', "lines 2, 3"),
     "unclosed_quote.csv": ('text,label\n"fine film,positive\ndull film,negative\n', "malformed CSV"),
     "utf16.csv": ("text,label\nfine film,positive\ndull film,negative\n".encode("utf-16"), "UTF-16"),
     "spreadsheet.xlsx": (b"PK\x03\x04 not really a workbook", "unsupported file type"),
@@ -161,3 +162,33 @@ def test_hostile_file_fails_the_flow_and_changes_nothing(name, champion_template
     assert (landing / name).exists() or (landing / name).is_symlink()  # left for a person to fix
     assert git(root, "rev-parse", "HEAD") == head_before  # nothing committed
     shutil.rmtree(landing)
+
+
+# Label names a user may well have: characters MLflow refuses in metric names, names of the aggregate metrics,
+# very long names, markup, emoji, a path, two spellings of one name (NFC/NFD).
+ODD_LABELS = ["macro_f1", "accuracy", "a/b: c?", "<b>bold</b>", "fun 😀", "négatif", "x" * 300, "../../etc"]
+
+
+def test_any_label_ingest_accepts_trains_evaluates_registers_and_predicts(tmp_path, monkeypatch):
+    from helpers import FAST, FLOW, make_project, set_params, textops
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST, FLOW, {"validate": {"min_rows": 40, "min_rows_per_class": 5, "max_class_ratio": 3}})
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    rows = [(f"{words[k]} {words[k]} item {i}", label) for k, label in enumerate(ODD_LABELS) for i in range(40)]
+    rows += [(f"golf golf extra {i}", "ne\u0301gatif") for i in range(5)]  # the NFD spelling of one class
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "odd.csv", index=False)
+    textops(root, "ingest", str(tmp_path / "odd.csv"))
+    out = textops(root, "run").stdout
+    assert "now the champion" in out, out
+    import json
+
+    assert json.loads((root / "artifacts/clean/labels.json").read_text())["labels"] == sorted(
+        unicodedata.normalize("NFC", label) for label in ODD_LABELS
+    )
+    (tmp_path / "texts.csv").write_text("text\nalpha alpha item 3\nhotel hotel item 9\n")
+    textops(root, "predict", str(tmp_path / "texts.csv"), "-o", str(tmp_path / "out.csv"))
+    predicted = pd.read_csv(tmp_path / "out.csv")
+    assert set(predicted["pred"]) <= set(ODD_LABELS) and len(predicted) == 2

@@ -51,6 +51,8 @@ def test_two_pipeline_runs_at_once_train_once(fresh):
     # One trained and registered; the other waited for the training slot, then found nothing to retrain.
     assert sum("registered" in o for o in outs) == 1, outs
     assert sum("nothing to retrain" in o for o in outs) == 1, outs
+    # The one that waited said what for, and who held it.
+    assert sum("waiting for the training slot 'textops-training', held by" in o for o in outs) == 1, outs
     state = registry_state(root)
     assert len(state["versions"]) == 1 and state["aliases"]["champion"] == "1"
     consistent(state)

@@ -15,15 +15,19 @@ from pathlib import Path
 import pytest
 from helpers import (
     FAST,
+    FLOW,
     digest,
     dvc,
     git,
     killed,
+    make_project,
     registry_state,
     run_status,
     sampled_project,
+    set_params,
     textops,
     two_sample_files,
+    wait_for,
 )
 from helpers import textops_python as victim
 
@@ -145,6 +149,36 @@ def test_kill_during_register_leaves_no_half_registered_version(trained):
     final = registry_state(root)
     assert all(decision in ("promoted", "rejected") for _, _, decision in final["versions"])
     assert final["aliases"]["challenger"] == max((v for v, _, _ in final["versions"]), key=int)
+
+
+def processes_in(root: Path) -> list[str]:
+    """Command lines of the processes whose working directory is ROOT (what a textops run left behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(proc / "cwd").resolve() == root.resolve():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_run_killed_while_training_wedges_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST, FLOW, {"train": {"save_steps": 5}})
+    textops(root, "sample")
+    proc = victim(root, KILL_IN_TRAINER.format(hook="on_step_end", step=3), "run")
+    assert killed(proc), "the run ended before the kill point"
+    # The temporary Prefect server does not outlive the run that started it.
+    wait_for(lambda: not processes_in(root), 30, "the run's processes to go: " + " | ".join(processes_in(root)))
+
+    # The next run is not stuck behind the dead run's training slot: it takes the slot back and says so.
+    out = textops(root, "run", timeout=600)
+    said = out.stdout + out.stderr
+    assert "released the training slot held by process" in said and "which died" in said, said
+    assert "now the champion" in out.stdout
 
 
 # --------------------------------------------------------------------------------------------------

@@ -74,3 +74,19 @@ def test_evaluations_per_epoch_set_the_checkpoint_interval():
     assert eval_steps(params, 10_000) == 157  # 313 steps an epoch: patience 2 is a whole epoch, not 100 steps
     assert eval_steps(load_params(REPO / "params.yaml", ["train.save_steps=25"]), 10_000) == 25
     assert eval_steps(params, 10) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("a: &a [x, x, x]\nb: [*a, *a, *a]\n", "aliases"),  # "billion laughs" grows from this
+        ("train:\n  epochs: .inf\n", "finite number"),
+        ("train:\n  learning_rate: .nan\n", "finite number"),
+        ("<<<<<<< HEAD\ntrain: {}\n=======\n", "not valid YAML"),
+    ],
+)
+def test_params_that_would_hang_or_crash_later_are_refused_at_once(tmp_path, text, named):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=named):
+        load_params(path)

@@ -9,7 +9,7 @@ import pytest
 
 from textops.config import PromotionParams
 from textops.errors import RegistryError
-from textops.policy import champion_stack, decide, mcnemar, rollback_target, score
+from textops.policy import Guard, champion_stack, decide, mcnemar, rollback_target, score
 
 POLICY = PromotionParams(primary_metric="macro_f1", min_delta=0.01, max_p_value=0.05, floor=0.6)
 
@@ -82,9 +82,9 @@ def test_must_promote_when_better_by_min_delta_and_significant():
 @pytest.mark.parametrize(
     ("new", "old", "p", "why"),
     [
-        (0.805, 0.80, 0.001, "at least"),  # better, significant, but below min_delta
-        (0.80, 0.80, 0.001, "at least"),  # a tie never promotes
-        (0.70, 0.80, 0.001, "at least"),  # worse
+        (0.805, 0.80, 0.001, "below promotion.min_delta 0.01"),  # better, significant, but below min_delta
+        (0.80, 0.80, 0.001, "does not beat the champion"),  # a tie never promotes
+        (0.70, 0.80, 0.001, "does not beat the champion"),  # worse
         (0.90, 0.80, 0.20, "not significant"),  # better by a lot on few rows: p too large
         (0.90, 0.80, 0.05, "not significant"),  # p must be strictly below the threshold
         (0.90, 0.80, None, "not significant"),
@@ -98,8 +98,23 @@ def test_must_not_promote(new, old, p, why):
 
 def test_zero_min_delta_still_needs_a_strict_win():
     policy = PromotionParams(min_delta=0.0, max_p_value=0.05, floor=0.0)
-    assert not decide(policy, 0.8, 0.8, 0.0).promote
+    tie = decide(policy, 0.8, 0.8, 0.0)
+    assert not tie.promote and "at least 0.0" not in tie.reason  # no "does not beat it by at least 0.0"
     assert decide(policy, 0.8001, 0.8, 0.01).promote
+
+
+def test_a_win_on_new_data_that_regresses_on_the_champions_rows_is_not_promoted():
+    proven = Guard("the champion's test rows", 400, challenger_metric=0.71, champion_metric=0.89)
+    d = decide(POLICY, 0.95, 0.80, 1e-6, guards=[proven])
+    assert not d.promote and "the champion's test rows (400 rows)" in d.reason
+    assert "0.7100 vs champion 0.8900" in d.reason
+    within = Guard("the champion's test rows", 400, challenger_metric=0.885, champion_metric=0.89)
+    assert decide(POLICY, 0.95, 0.80, 1e-6, guards=[within]).promote  # max_regression 0.01 allows noise
+
+
+def test_a_hold_is_for_a_person_whatever_the_metrics():
+    d = decide(POLICY, 0.99, 0.50, 1e-9, hold="trained on data v3 was rolled back from")
+    assert not d.promote and d.reason == "trained on data v3 was rolled back from"
 
 
 # --------------------------------------------------------------------------------------------------

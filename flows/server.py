@@ -1,0 +1,115 @@
+"""The temporary Prefect server of an in-process run (`textops run`, `textops rollback` with no PREFECT_API_URL).
+
+Prefect would start one itself, but as an ordinary child process: when textops is killed (SIGKILL, the OOM
+killer) that server outlives it, holding a port and, in its database, the run's concurrency slot. textops
+starts the same server (Prefect's API app under uvicorn, its database in the project's `.prefect/`) as a child
+that the kernel stops when textops dies (PR_SET_PDEATHSIG on Linux), and stops it when the run ends.
+
+No Prefect import here: the server's settings must be in the environment before Prefect is first imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from textops.errors import StateError
+
+STARTUP_TIMEOUT_S = 120  # a fresh database's migrations take long on a slow or shared machine
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel for SIGTERM when the parent dies (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the server is stopped by the parent's exit handler only
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(port: int) -> list[str]:
+    """Prefect's own temporary-server command line (prefect.server.api.server.SubprocessASGIServer)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise StateError("Prefect is not installed: pip install -e . (textops depends on it).")
+    app_dir = str(Path(spec.origin).parent.parent)
+    return [
+        sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
+    ]  # fmt: skip
+
+
+@contextmanager
+def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
+    """A Prefect API server for this process, its database in HOME; yields its API URL (also exported as
+    PREFECT_API_URL for the block, then put back). Stopped when the block ends, and by the kernel if this
+    process dies."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    home.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    before = os.environ.get("PREFECT_API_URL")
+    try:
+        _wait_healthy(url, proc, log_path)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", STARTUP_TIMEOUT_S))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StateError(
+                f"the temporary Prefect server exited with code {proc.returncode} before it answered; its log is "
+                f"{log_path}."
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise StateError(f"the temporary Prefect server did not answer within the start-up timeout; see {log_path}.")

@@ -1,0 +1,124 @@
+"""Pages for people: the validation report and the run report, each one self-contained HTML file.
+
+Nothing is loaded from the network (textops runs offline: no scripts, fonts or styles from a CDN), pictures are
+embedded as data URIs, and every value that comes from the data is escaped, so a text like
+`<script>...</script>` in a training file shows as text and never runs in the reader's browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #1f2328; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #d0d7de; }
+table { border-collapse: collapse; width: 100%; margin: .6em 0; }
+th, td { border: 1px solid #d0d7de; padding: .3em .55em; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
+.banner { padding: .7em 1em; border-radius: 6px; margin: 1em 0; font-weight: 600; }
+.banner.ok { background: #dafbe1; } .banner.fail { background: #ffebe9; }
+code, .example { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .92em;
+                 white-space: pre-wrap; word-break: break-word; }
+.example { display: block; background: #f6f8fa; margin: .15em 0; padding: .1em .3em; }
+img { max-width: 100%; border: 1px solid #d0d7de; }
+.muted { color: #59636e; }
+"""
+
+MAX_EXAMPLE_CHARS = 300
+
+
+def esc(value: Any) -> str:
+    """VALUE as HTML text: escaped, long values cut."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > MAX_EXAMPLE_CHARS:
+        text = text[:MAX_EXAMPLE_CHARS] + f"… ({len(text)} characters)"
+    return html.escape(text, quote=True)
+
+
+def page(title: str, body: str) -> str:
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        # No script may run, whatever a value holds: the page needs none.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">"
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    """An HTML table; cells are given as HTML (escape values with esc first)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    num = ' class="num"'
+    body = "".join(
+        "<tr>" + "".join(f"<td{num if i in numeric else ''}>{c}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def image(path: Path, alt: str) -> str:
+    """A PNG embedded as a data URI (the page stays one file); nothing when it does not exist."""
+    if not Path(path).exists():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    caption = esc(alt)
+    img = f'<img alt="{caption}" src="data:image/png;base64,{data}">'
+    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
+
+
+# --------------------------------------------------------------------------------------------------
+# the validation report
+
+
+def outcome(record: dict) -> str:
+    """How an expectation came out, in words (HTML)."""
+    if record.get("error"):
+        return f"could not run: {esc(record['error'])}"
+    parts = []
+    if record.get("unexpected_count") is not None:
+        parts.append(f"{record['unexpected_count']} unexpected ({record.get('unexpected_percent') or 0:.2f}%)")
+    elif record.get("observed_value") is not None:
+        parts.append(f"observed {esc(record['observed_value'])}")
+    examples = "".join(f'<span class="example">{esc(e)}</span>' for e in record.get("examples") or [])
+    return esc("; ".join(parts)) + examples
+
+
+def validation_page(summary: dict, rows: dict[str, int], labels: list[str]) -> str:
+    """The validation report: the verdict, each suite, each expectation with its bounds, outcome and examples."""
+    verdict = (
+        f"passed: {summary['evaluated']} expectations held"
+        if summary["success"]
+        else f"failed: {summary['failed']} of {summary['evaluated']} expectations did not hold"
+    )
+    body = [
+        "<h1>Data validation (Great Expectations)</h1>",
+        f'<div class="banner {"ok" if summary["success"] else "fail"}">{esc(verdict)}</div>',
+        "<p class=\"muted\">The cleaned splits " + esc(", ".join(f"{k} {v} rows" for k, v in rows.items()))
+        + f"; {len(labels)} classes: " + esc(", ".join(labels[:50])) + (" …" if len(labels) > 50 else "") + "</p>",
+    ]
+    order = sorted(summary.get("expectations", []), key=lambda r: (r["success"], r["suite"]))
+    by_suite: dict[str, list[dict]] = {}
+    for record in order:
+        by_suite.setdefault(record["suite"], []).append(record)
+    for suite, records in by_suite.items():
+        state = summary["suites"].get(suite, {})
+        mark = '<span class="ok">passed</span>' if state.get("success", True) else '<span class="fail">failed</span>'
+        body.append(f"<h2>{esc(suite)} {mark}</h2>")
+        table_rows = [
+            [
+                '<span class="ok">✓</span>' if r["success"] else '<span class="fail">✗</span>',
+                f"<code>{esc(r['expectation'])}</code>",
+                esc(r["column"] or ""),
+                esc(", ".join(f"{k}={v}" for k, v in r["bounds"].items())),
+                "" if r["success"] else outcome(r),
+            ]
+            for r in records
+        ]
+        body.append(table(["", "expectation", "column", "bounds", "what was found"], table_rows))
+    return page("Data validation", "\n".join(body))

@@ -1,0 +1,58 @@
+"""Data that passes every check but is wrong: a large batch whose labels are flipped. The gate holds it for a
+person; forced in, the model trained on it is not promoted (it regresses on the rows the champion was proven
+on); and after a person rolls back from such a model, the next run does not train and promote it again."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from helpers import FAST, data_state, make_project, mlflow_client, registry_state, set_params, textops
+
+from textops.sample import make_sample
+
+pytestmark = pytest.mark.reliability
+
+
+def flipped(rows: int, seed: int) -> pd.DataFrame:
+    """Well-formed reviews with every label wrong."""
+    frame = make_sample(rows, seed)
+    frame["label"] = frame["label"].map({"positive": "negative", "negative": "positive"})
+    return frame
+
+
+def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    make_sample(300, 5).to_csv(root / "reference.csv", index=False)  # a small set a person trusts
+    set_params(root, FAST, {"promotion": {"reference_file": "reference.csv"}})
+    assert "now the champion" in textops(root, "run").stdout
+    poison = tmp_path / "poison.csv"
+    flipped(3000, 77).to_csv(poison, index=False)
+
+    # The gate (what the scheduled retrain runs) holds the batch: it passes every data check, but the champion
+    # scores far below its test accuracy on it.
+    before = data_state(root)
+    held = textops(root, "ingest", str(poison), "--gate", check=False)
+    assert held.returncode != 0 and "held for a person" in held.stderr, held.stderr
+    assert "--accept-shift" in held.stderr and data_state(root) == before
+
+    # Forced in, it trains a model that wins on its own (poisoned) test split but regresses on the champion's
+    # own test rows and on the reference set: not promoted, and the reason says where it regressed.
+    textops(root, "ingest", str(poison), "--gate", "--accept-shift")
+    out = textops(root, "run").stdout
+    assert "not promoted" in out and "the champion's own test rows" in out, out
+    client, name = mlflow_client(root)
+    evidence = client.get_model_version(name, "2").tags
+    assert "the reference set reference.csv" in " ".join(evidence.values())
+    assert registry_state(root)["aliases"]["champion"] == "1"
+    assert "nothing to retrain" in textops(root, "run").stdout  # judged once, not retrained every night
+
+    # A person promotes it anyway, then rolls back from it: the next run neither retrains it nor re-promotes it.
+    textops(root, "model", "promote", "2", "--reason", "trying it")
+    textops(root, "model", "rollback")
+    again = textops(root, "run").stdout
+    assert "nothing to retrain" in again and "rolled back from" in again, again
+    forced = textops(root, "run", "--force").stdout  # a forced run trains it again, but may not promote it
+    assert "not promoted" in forced and "rolled back from" in forced, forced
+    assert registry_state(root)["aliases"]["champion"] == "1"

@@ -1,0 +1,75 @@
+"""Mistakes a careless user makes, and files an attacker plants: each is one clear message and a non-zero exit,
+never a traceback, and nothing outside the project is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import digest, textops, two_sample_files
+
+pytestmark = pytest.mark.reliability
+
+
+@pytest.fixture
+def ingested(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = two_sample_files(tmp_path)
+    textops(root, "ingest", str(tmp_path / "v1.csv"), "--commit")
+    (tmp_path / "texts.csv").write_text("text\nfine\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["predict", "{texts}", "-o", "out.csv", "--batch-size", "0"], "--batch-size"),
+        (["predict", "{texts}", "-o", "out.csv", "--batch-size", "-3"], "--batch-size"),
+        (["serve", "--port", "70000"], "--port"),
+        (["serve", "--port", "-1"], "--port"),
+        (["ingest", "{v2}", "--text-column", "label", "--label-column", "label"], "two different columns"),
+        (["data", "checkout"], "name one data version"),
+        (["data", "checkout", "HEAD", "--model", "1"], "name one data version"),
+        (["rollback"], "name one data version"),
+        (["model", "show", "99"], "no version"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_wrong_command_line_is_one_message(ingested, args, said):
+    root = ingested
+    args = [a.format(texts=root.parent / "texts.csv", v2=root.parent / "v2.csv") for a in args]
+    proc = textops(root, *args, check=False)
+    assert proc.returncode in (1, 2), proc.stdout
+    assert said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_an_output_path_that_is_a_directory(ingested):
+    textops(ingested, "run", "-S", "train.epochs=1", "-S", "promotion.floor=0")
+    (ingested / "outdir").mkdir()
+    proc = textops(ingested, "predict", str(ingested.parent / "texts.csv"), "-o", "outdir", check=False)
+    assert proc.returncode == 1 and "is a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_planted_journal_cannot_write_outside_the_project(ingested, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    journal = ingested / ".textops" / "journal.json"
+    journal.parent.mkdir(exist_ok=True)
+    journal.write_text(json.dumps({"op": "checkout", "pointers": {str(victim): "owned\n", "../x.txt": "owned"}}))
+    proc = textops(ingested, "preprocess", check=False)
+    assert proc.returncode == 1 and "outside the project" in proc.stderr and "Traceback" not in proc.stderr
+    assert victim.read_text() == "precious\n" and not (tmp_path / "x.txt").exists()
+    journal.write_text("{not json")  # a damaged journal is reported, not a crash
+    assert textops(ingested, "preprocess", check=False).returncode == 0
+
+
+def test_a_merge_conflict_in_the_pointer(ingested):
+    pointer = ingested / "data.dvc"
+    pointer.write_text("<<<<<<< HEAD\n" + pointer.read_text() + "=======\nouts: []\n>>>>>>> other\n")
+    before = digest(ingested / "data")
+    for command in (["preprocess"], ["run"], ["data", "versions"]):
+        proc = textops(ingested, *command, check=False)
+        assert "Traceback" not in proc.stderr, (command, proc.stderr)
+        if proc.returncode:
+            assert "merge conflict" in proc.stderr, (command, proc.stderr)
+    assert digest(ingested / "data") == before
