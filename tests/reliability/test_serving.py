@@ -1,18 +1,23 @@
-"""The served champion under load and under fuzzed malformed requests: `textops serve` (mlflow models serve) on
-127.0.0.1, started and stopped by the test.
+"""The served champion under load, under fuzzed malformed requests and under requests too large to be
+reasonable: `textops serve` on 127.0.0.1, started and stopped by the test.
 
 - 5,000 requests from 16 concurrent clients: no errors (the latency figures are in BENCHMARKS.md, measured by
   benchmarks/serve_load.py with the same load generator);
 - 1,000 generated malformed payloads (hypothesis): wrong types, huge strings, deep JSON, invalid UTF-8, empty
-  bodies, wrong or missing content types: never a 5xx, and correct requests are still answered afterwards.
+  bodies, wrong or missing content types: never a 5xx, and correct requests are still answered afterwards;
+- bounded work: a 50 MB request is refused at once (413), the work of a client that went away is dropped, and a
+  large request lets small ones through.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 
 import pytest
-from helpers import TEXTS, listening_addresses, load, post_raw, serving
+from helpers import TEXTS, listening_addresses, load, post_raw, serving, wait_for
 
 pytestmark = pytest.mark.reliability
 
@@ -21,8 +26,8 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def server(champion_template):
-    with serving(champion_template) as (url, port, _):
-        yield url, port
+    with serving(champion_template) as served:
+        yield served.url, served.port
 
 
 def predictions(url: str, texts: list[str]) -> list[dict]:
@@ -120,3 +125,71 @@ def test_1000_malformed_payloads_never_get_a_5xx(server):
     assert sum(400 <= s < 500 for s in seen) > 900  # malformed: most are refused (a few are valid by chance)
     # and it still answers correct requests, with the same answer as before the fuzzing
     assert predictions(url, TEXTS) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# bounded work
+
+
+def metric(url: str, name: str) -> float:
+    from textops.testing import request
+
+    lines = request(url, "GET", "/metrics")[2].decode().splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
+
+
+def test_a_50_mb_request_is_refused_at_once(server):
+    url, _ = server
+    body = json.dumps({"inputs": ["a perfectly valid review of a film " * 30] * 48_000}).encode()
+    assert len(body) > 50_000_000
+    start = time.monotonic()
+    status, answer = post_raw(url, body, JSON)
+    assert status == 413 and "serve.max_body_bytes" in json.loads(answer)["message"]
+    assert time.monotonic() - start < 10
+    too_many = json.dumps({"inputs": ["short"] * 5000}).encode()
+    status, answer = post_raw(url, too_many, JSON)
+    assert status == 413 and "serve.max_texts" in json.loads(answer)["message"]
+    assert predictions(url, TEXTS)  # and it answers the next request
+
+
+def big_request(texts: int = 1000) -> bytes:
+    return json.dumps({"inputs": [f"{TEXTS[i % len(TEXTS)]} " * 40 for i in range(texts)]}).encode()
+
+
+def test_the_work_of_a_client_that_went_away_is_dropped(server):
+    url, port = server
+    dropped = metric(url, "textops_requests_dropped_total")
+    body = big_request()
+    with socket.create_connection(("127.0.0.1", port)) as s:  # send a large request, then give up at once
+        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        time.sleep(0.2)
+    wait_for(lambda: metric(url, "textops_requests_dropped_total") > dropped, 60, "the server to drop the work",
+             interval=0.2)  # fmt: skip
+    assert predictions(url, TEXTS)
+
+
+def test_a_large_request_lets_small_ones_through(server):
+    url, _ = server
+    body = big_request()
+    start = time.monotonic()
+    assert post_raw(url, body, JSON)[0] == 200
+    alone = time.monotonic() - start
+    done: dict[str, float] = {}
+
+    def large() -> None:
+        post_raw(url, body, JSON)
+        done["large"] = time.monotonic()
+
+    thread = threading.Thread(target=large)
+    thread.start()
+    time.sleep(min(0.2, alone / 5))
+    small = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        predictions(url, TEXTS[:1])
+        small.append(time.monotonic() - t0)
+    thread.join(120)
+    # a small request waits for at most one batch of the large one, not for all of it
+    assert max(small) < alone / 2, (small, alone)
+    assert done["large"] > t0 + small[-1]
