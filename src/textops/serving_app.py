@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from textops.config import Params
 from textops.follow import Follower, Loaded, RegistrySource
@@ -169,6 +170,9 @@ async def score(request, state: ServeState):
                 request_id = uuid.uuid4().hex[:16]
                 response.headers["X-Request-Id"] = request_id
                 state.request_log.add(request_id, loaded.model_version, texts, records)
+    except ClientDisconnect:  # gone while sending the body
+        status, response = 499, Response(b"", 499)
+        state.metrics.dropped.inc()
     except BadRequest as exc:
         status, response = exc.status, Response(exc.body(), exc.status, headers=headers, media_type=JSON)
     except MlflowException as exc:  # the model refused the input (its schema, its own checks)
