@@ -195,7 +195,6 @@ def run_workers(root: Path, params: Params, version: str | None, sock: socket.so
                 served: str) -> int:  # fmt: skip
     """uvicorn's multiprocess supervisor: WORKERS spawned processes on SOCK, SIGHUP passed on to them."""
     import shutil
-    import tempfile
 
     from uvicorn.supervisors.multiprocess import Multiprocess
 
@@ -216,7 +215,7 @@ def run_workers(root: Path, params: Params, version: str | None, sock: socket.so
                 worker_exited(metrics_dir, pid)
             self.startup_failed = self.startup_failed or any(p.exitcode == 3 for p in self.processes)
 
-    metrics_dir = tempfile.mkdtemp(prefix="textops-metrics-")
+    metrics_dir = metrics_directory(root)
     try:
         app = WorkerApp(Path(root), params, version, os.getpid(), metrics_dir)
         supervisor = Supervisor(_uvicorn_config(app, workers), sockets=[sock])
@@ -227,6 +226,24 @@ def run_workers(root: Path, params: Params, version: str | None, sock: socket.so
     if supervisor.startup_failed:
         raise StateError("a worker could not load the model and the server stopped: see the messages above.")
     return 0
+
+
+def metrics_directory(root: Path) -> str:
+    """A new `.textops/serve-metrics-PID` for the workers' metrics; those of servers that are gone (a SIGKILL
+    leaves its directory behind) are removed."""
+    import shutil
+
+    from textops.locks import STATE_DIR
+
+    base = Path(root) / STATE_DIR
+    for old in base.glob("serve-metrics-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"serve-metrics-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return str(path)
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -2,8 +2,8 @@
 version, request latency, texts per request, reloads and failed reloads, and which version each worker serves.
 
 One worker keeps them in a private registry. With `--workers N` every worker writes them to files in one
-directory (prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, set by the worker for itself
-before prometheus_client is imported) and `/metrics` from any worker adds up all of them.
+directory, `.textops/serve-metrics-PID` (prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR`, set
+by the worker for itself before prometheus_client is imported), and `/metrics` from any worker adds up all of them.
 """
 
 from __future__ import annotations

@@ -121,3 +121,18 @@ def test_a_worker_dies_with_its_parent(tmp_path: Path):
         wait_for(lambda: not _alive(child), 10, "the worker to die with its parent", interval=0.1)
     finally:
         stop_server(proc)
+
+
+def test_workers_metrics_live_in_the_project_and_dead_servers_leave_none(tmp_path: Path):
+    from textops.serve import metrics_directory
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / ".textops" / f"serve-metrics-{dead.pid}"
+    stale.mkdir(parents=True)
+    (stale / "counter_1.db").write_bytes(b"x")
+    alive = tmp_path / ".textops" / f"serve-metrics-{os.getppid()}"  # a server still running keeps its own
+    alive.mkdir()
+    path = Path(metrics_directory(tmp_path))
+    assert path == tmp_path / ".textops" / f"serve-metrics-{os.getpid()}" and path.is_dir()
+    assert not stale.exists() and alive.exists()
