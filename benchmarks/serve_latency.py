@@ -1,6 +1,6 @@
 """Serving figures: `textops serve` (REST) against in-process `predict` on the same texts, and the hot swap.
 
-    python benchmarks/serve_latency.py [--base minilm] [--requests 300] [--batches 30] [--rounds 3]
+    python benchmarks/serve_latency.py [--base minilm] [--requests 300] [--batches 30] [--rounds 3] [--project DIR]
 
 Builds a throwaway project (built-in sample, a short fine-tune of model.base so a champion exists, and a second
 registered version: a copy of the first's artifacts, a real second load), then measures in one run:
@@ -82,13 +82,15 @@ def build(root: Path, base: str) -> None:
 
 
 def second_version(root: Path, params) -> str:
-    """Register a copy of v1's artifacts as a new version (a real second load for the swap)."""
+    """Register a copy of v1's artifacts as a new version (a real second load for the swap); an existing v2."""
     import mlflow.artifacts
 
     from textops.tracking import connect
 
     session = connect(root, params, experiment=False)
     name = session.model_name
+    if len(session.client.search_model_versions(f"name='{name}'")) > 1:
+        return "2"
     with session.active():
         path = mlflow.artifacts.download_artifacts(f"models:/{name}/1", dst_path=str(root / "artifacts" / "copy"))
     run_id = session.client.get_model_version(name, "1").run_id
@@ -230,12 +232,19 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=3, help="server starts timed")
     parser.add_argument("--clients", type=int, default=4, help="clients sending requests during the swaps")
     parser.add_argument("--threads", default="1", help="OMP_NUM_THREADS for both sides")
+    parser.add_argument("--project", type=Path, default=None, help="build the project here, or reuse it")
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["OMP_NUM_THREADS"] = args.threads  # before torch is imported, here and in the server
     from textops.env import set_offline_env
 
     set_offline_env()
+    if args.project is not None:
+        root = args.project.resolve()
+        if not (root / "params.yaml").exists():
+            build(root, args.base)
+        report(args, measure(args, root))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "proj"
         build(root, args.base)

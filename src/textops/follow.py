@@ -1,18 +1,19 @@
 """The served model and how it follows the registry: one immutable `Loaded` (the model, its version, when it
 was loaded) held by a `Follower` that swaps it atomically.
 
-Every `serve.poll_seconds`, on `request_reload()` (SIGHUP) or on `check(force=True)` (POST /reload), the
-follower asks the source which version the alias points at. When that is another version it loads it and
-warms it with a prediction in the caller's (background) thread, then replaces its one reference: a request
-reads `follower.current` once at its start and finishes on that model, none waits for a load. A version that
-fails to load (missing artifacts, corrupt weights, registry unreachable) is not swapped in: the current model
-keeps serving, the error is kept in `last_error`, and that version is tried again on a forced check or after
-`RETRY_FAILED_POLLS` polls.
+Every `serve.poll_seconds`, on `request_reload()` (SIGHUP) or on `reload()` (POST /reload), the follower's
+poller thread asks the source which version the alias points at. When that is another version it loads it and
+warms it with a prediction in that thread (at a lower CPU priority than the threads answering requests), then
+replaces its one reference: a request reads `follower.current` once at its start and finishes on that model, none
+waits for a load. A version that fails to load (missing artifacts, corrupt weights, registry unreachable) is not
+swapped in: the current model keeps serving, the error is kept in `last_error`, and that version is tried again on
+a forced check or after `RETRY_FAILED_POLLS` polls.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("textops.serve")
 RETRY_FAILED_POLLS = 6
+LOADER_NICE = 10  # the poller's nice value (a load yields the CPU to inference)
 WARM_TEXTS = ["a warm-up text: the model answers before it serves"]
 
 
@@ -66,6 +68,8 @@ class Follower:
         self._stop = threading.Event()
         self._failed: dict[str, float] = {}  # version -> when it failed (time.monotonic)
         self._thread: threading.Thread | None = None
+        self._waiters: list[tuple[threading.Event, dict]] = []  # POST /reload calls waiting for the poller
+        self._waiters_lock = threading.Lock()
 
     def load_initial(self) -> Loaded:
         """Load the version the source names now; raises what the source raises (the server cannot start)."""
@@ -134,17 +138,46 @@ class Follower:
         """Check now, in the poller's thread (safe from a signal handler)."""
         self._wake.set()
 
+    def reload(self, timeout: float = 900) -> dict:
+        """Check now, forced, and return the result (POST /reload). The poller does it when there is one, so every
+        load runs in its thread, at its lower CPU priority."""
+        if self._thread is None:
+            return self.check(force=True)
+        waiter: tuple[threading.Event, dict] = (threading.Event(), {})
+        with self._waiters_lock:
+            self._waiters.append(waiter)
+        self._wake.set()
+        if not waiter[0].wait(timeout):
+            return {"result": "failed", "model_version": self.current.model_version if self.current else None,
+                    "error": {"message": f"the check did not finish within {timeout:.0f} s"}}  # fmt: skip
+        return waiter[1]
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
 
     def _run(self) -> None:
+        lower_priority()
         while not self._stop.is_set():
             forced = self._wake.wait(self.poll_seconds or None)
             self._wake.clear()
             if self._stop.is_set():
                 return
-            self.check(force=forced)
+            with self._waiters_lock:  # those who asked before this check began get its result
+                waiters, self._waiters = self._waiters, []
+            result = self.check(force=forced or bool(waiters))
+            for done, box in waiters:
+                box.update(result)
+                done.set()
+
+
+def lower_priority() -> None:
+    """Let the calling thread yield the CPU to the threads that answer requests: a load and its warm-up compete
+    less with inference (Linux: a thread's nice value; elsewhere nothing)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def _first_line(exc: BaseException) -> str:

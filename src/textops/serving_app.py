@@ -137,7 +137,7 @@ def _routes(app, state: ServeState) -> None:
         if request.client is None or request.client.host not in LOOPBACK:
             return Response(BadRequest(403, "POST /reload is for loopback clients only", "FORBIDDEN").body(), 403,
                             media_type=JSON)  # fmt: skip
-        result = await asyncio.to_thread(follower.check, True)
+        result = await asyncio.to_thread(follower.reload)
         return Response(json.dumps(result), 503 if result["result"] == "failed" else 200, media_type=JSON)
 
     @app.post("/invocations")

@@ -96,3 +96,20 @@ def test_the_poller_follows_the_alias():
         wait_for(lambda: f.current.model_version == "2", 10, "the poll", interval=0.05)
     finally:
         f.stop()
+
+
+def test_reload_runs_in_the_poller_at_a_lower_priority():
+    from pathlib import Path
+
+    source = StandInSource("1")
+    f, _ = follower(source, poll=3600)
+    f.start()
+    try:
+        source.version = "2"
+        assert f.reload() == {"result": "swapped", "model_version": "2", "previous": "1"}
+        assert f.reload() == {"result": "unchanged", "model_version": "2"}
+        stat = Path(f"/proc/self/task/{f._thread.native_id}/stat")
+        if stat.exists():  # Linux: the poller's nice value (field 19) is raised
+            assert int(stat.read_text().rsplit(")", 1)[1].split()[16]) == 10
+    finally:
+        f.stop()
