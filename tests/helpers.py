@@ -24,6 +24,7 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
     FAST,
     REPO,
     TEXTS,
+    background_load,
     champion_project,
     dvc,
     free_port,
@@ -32,6 +33,7 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
     make_project,
     merge,
     post_raw,
+    request,
     serving,
     set_params,
     textops,
@@ -286,3 +288,50 @@ def listening_addresses(port: int) -> set[str]:
                 words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                 found.add(str(ipaddress.IPv6Address(words)))
     return found
+
+
+# --------------------------------------------------------------------------------------------------
+# a stand-in registry for the serving unit tests (the integration tests use the real one)
+
+
+class StandInModel:
+    """Answers like the logged pyfunc (`label`, `prob_negative`, `prob_positive`): positive iff 'good' is in the
+    text, with a probability that names the version, so a test can tell which version answered."""
+
+    def __init__(self, version: str, delay: float = 0.0):
+        self.version, self.delay, self.calls = version, delay, 0
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        texts = frame["text"].tolist()
+        p = [0.5 + int(self.version) / 100 if "good" in t else 0.5 - int(self.version) / 100 for t in texts]
+        labels = ["positive" if x > 0.5 else "negative" for x in p]
+        return pd.DataFrame({"label": labels, "prob_negative": [1 - x for x in p], "prob_positive": p})
+
+
+class StandInSource:
+    """A registry of stand-in versions: `target` is where the alias points; `broken` versions fail to load;
+    `gate` (a threading.Event), when set up, holds every load until it is set."""
+
+    alias = "champion"
+
+    def __init__(self, target: str = "1", broken: tuple[str, ...] = ()):
+        self.version, self.broken, self.gate, self.loads, self.down = target, set(broken), None, [], False
+
+    def target(self) -> str:
+        if self.down:
+            raise ConnectionError("registry unreachable")
+        return self.version
+
+    def load(self, version: str):
+        from textops.follow import Loaded
+
+        self.loads.append(version)
+        if self.gate is not None:
+            self.gate.wait(30)
+        if version in self.broken:
+            raise OSError(f"No such file or directory: 'artifacts/{version}/model.safetensors'")
+        return Loaded(StandInModel(version), "stand-in", version, self.alias, time.time(), 0.0,
+                      {"raw_md5": f"md5-{version}", "rev": f"rev-{version}"}, f"run-{version}")  # fmt: skip

@@ -252,14 +252,16 @@ def model_rollback(
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default: serve.host, 127.0.0.1)."),
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: serve.port)."),
-    model_version: str | None = typer.Option(None, help="Serve this version instead of the champion."),
+    model_version: str | None = typer.Option(None, help="Serve this version only instead of following the champion."),
+    workers: int | None = typer.Option(None, min=1, help="Server processes (default: serve.workers, 1)."),
     *,
     project: Project,
 ) -> None:
-    """Serve the champion over REST with `mlflow models serve` (POST /invocations) until Ctrl-C."""
+    """Serve the champion over REST (MLflow's scoring protocol, POST /invocations) until Ctrl-C, following
+    `champion` as it moves (every serve.poll_seconds, on SIGHUP or POST /reload) without dropping a request."""
     from textops.serve import serve as run_serve
 
-    raise typer.Exit(run_serve(project.root, project.params, host, port, model_version))
+    raise typer.Exit(run_serve(project.root, project.params, host, port, model_version, workers))
 
 
 @command(app)

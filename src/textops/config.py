@@ -200,6 +200,21 @@ class PromotionParams(_Section):
 class ServeParams(_Section):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    poll_seconds: float = Field(10, ge=0)  # 0: follow the alias only on POST /reload or SIGHUP
+    batch_size: int = Field(64, ge=1)
+    threads: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(10_000_000, ge=1024)
+    max_texts: int = Field(1000, ge=1)
+    max_chars_per_text: int = Field(100_000, ge=1)
+    log_requests: bool = False
+    log_texts: bool = False
+    request_log_dir: str = "logs/requests"
+    request_log_format: Literal["jsonl", "parquet"] = "jsonl"
+    request_log_rotate_mb: float = Field(64, gt=0)
+    request_log_keep: int = Field(20, ge=1)
+
+    _paths = field_validator("request_log_dir")(_inside_project)
 
 
 class Params(_Section):
@@ -256,6 +271,7 @@ def _describe(error: ValidationError, path: Path | str) -> str:
 PATH_KEYS = (
     "data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
     "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location", "promotion.reference_file",
+    "serve.request_log_dir",
 )  # fmt: skip
 
 

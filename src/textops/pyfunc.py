@@ -128,7 +128,8 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
 # strings "1", "2" before the model sees them. A client mistake must get a 4xx that says what is wrong,
 # so the model, when the scoring server loads it, wraps the server's `invocations` function (looked up
 # by the request handler at call time) with these checks. If MLflow renames that function, the guard
-# is skipped with a warning, and tests/reliability/test_serving.py fails.
+# is skipped with a warning, and tests/integration/test_serve.py (`mlflow models serve` of the champion) fails.
+# `textops serve` does not use this: it reads requests with `textops.scoring`, which calls `request_problem`.
 
 SERVER_MODEL_PATH_ENV = "__pyfunc_model_path__"  # mlflow.pyfunc.scoring_server._SERVER_MODEL_PATH
 TEXT_LISTS = ("inputs", "instances")

@@ -1,62 +1,274 @@
-"""Serving: `mlflow models serve` of the champion, and batch scoring of a file.
+"""`textops serve`: the champion over REST, following the registry, as one process tree that dies with its parent.
 
-The server is MLflow's own scoring server (FastAPI under uvicorn) started as
-`mlflow models serve -m models:/NAME@champion --env-manager local`. The alias is resolved when the server
-starts, so after a promotion or rollback the server must be restarted to serve the new champion.
-It runs in its own process group because `mlflow models serve` starts uvicorn as a child: stopping only
-the parent would leave the child holding the port.
+The app is textops' own (`textops.serving_app`, FastAPI under uvicorn, MLflow's scoring protocol) over a model
+loaded with `mlflow.pyfunc.load_model`; it follows `models:/NAME@champion` (`textops.follow`). The listening
+socket is bound here first, so a busy or bad port is a one-paragraph error before any model loads.
+
+- One worker (the default): uvicorn runs in this process. SIGHUP checks the registry now; SIGINT/SIGTERM stop
+  it gracefully; SIGKILL leaves nothing behind (there is no child).
+- `--workers N`: uvicorn's multiprocess supervisor in this process, N spawned workers on the one socket. Each
+  worker loads the model and follows the alias itself; SIGHUP to this process is passed on to every worker; each
+  worker asks the kernel to SIGTERM it when this process dies (Linux `prctl(PR_SET_PDEATHSIG)`, elsewhere a
+  watchdog thread), so a SIGKILL of `textops serve` leaves no worker holding the port.
+
+`wait_ready` and `stop_server` are for whoever starts `textops serve` as a process (tests, benchmarks).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from textops.config import Params
-from textops.errors import StateError
-from textops.predict import model_uri
+from textops.errors import ParamsError, StateError, TextopsError
+
+log = logging.getLogger("textops.serve")
+GRACEFUL_SHUTDOWN_S = 10  # requests in flight get this long to finish on SIGTERM
+BACKLOG = 2048
 
 
-def serve_command(params: Params, host: str, port: int, version: str | None = None) -> list[str]:
-    # `python -m mlflow`, not the `mlflow` script: the same interpreter (and virtualenv) as textops.
-    return [
-        sys.executable, "-m", "mlflow", "models", "serve",
-        "-m", model_uri(params, version),
-        "--env-manager", "local",
-        "-h", host,
-        "-p", str(port),
-    ]  # fmt: skip
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on HOST:PORT, inheritable by workers; StateError when it cannot be had."""
+    if not 1 <= port <= 65535:
+        raise ParamsError(f"--port {port}: a port is a number from 1 to 65535 (default serve.port, 5001).")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StateError(f"cannot serve on {host!r}: not an address of this machine ({exc.strerror}).") from exc
+    family, kind, proto, _, address = infos[0]
+    # with the protocol named (IPPROTO_TCP), asyncio sets TCP_NODELAY on every accepted connection; without it a
+    # response written in two parts waits ~40 ms for the client's delayed ACK (Nagle)
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == 98:  # EADDRINUSE
+            why = "another process is listening on it (an earlier `textops serve`? see `ss -ltnp`); pick --port"
+        elif exc.errno == 13:  # EACCES
+            why = "ports below 1024 need privileges; pick a port from 1024 to 65535"
+        else:
+            why = f"{exc.strerror or exc}; check serve.host / --host"
+        raise StateError(f"cannot serve on {host}:{port}: {why}.") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
-def server_env(root: Path, params: Params) -> dict[str, str]:
-    from textops.env import child_env
-    from textops.tracking import tracking_uri
+def serve(
+    root: Path,
+    params: Params,
+    host: str | None = None,
+    port: int | None = None,
+    version: str | None = None,
+    workers: int | None = None,
+) -> int:
+    """Serve the champion (or VERSION) until SIGINT/SIGTERM; 0 on a clean stop."""
+    host, port = host or params.serve.host, port or params.serve.port
+    workers = workers or params.serve.workers
+    if workers < 1:
+        raise ParamsError(f"--workers {workers}: at least 1.")
+    served = resolve_version(root, params, version)
+    sock = bind_socket(host, port)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
+    try:
+        if workers == 1:
+            return run_single(root, params, version, sock, url)
+        return run_workers(root, params, version, sock, url, workers, served)
+    finally:
+        sock.close()
 
-    # so `models:/` resolves in the server, and against this project's registry whatever the caller exported
-    uri = tracking_uri(root, params)
-    return child_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri)
+
+def resolve_version(root: Path, params: Params, version: str | None) -> str:
+    """The version to serve first: VERSION (it must exist) or the champion's; a clear error when there is none."""
+    from textops.registry import champion, get_version
+    from textops.tracking import connect
+
+    session = connect(root, params, experiment=False)
+    if version is not None:
+        return str(get_version(session, version).version)
+    mv = champion(session)
+    if mv is None:
+        raise StateError(
+            f"{params.mlflow.registered_model} has no champion: run `textops register` "
+            "(or `textops model promote VERSION`) first."
+        )
+    return str(mv.version)
 
 
-def start_server(
-    root: Path, params: Params, host: str | None = None, port: int | None = None, version: str | None = None, log=None
-) -> subprocess.Popen:
-    """Start the scoring server in a new process group; returns at once (see `wait_ready`)."""
-    host = host or params.serve.host
-    port = port or params.serve.port
-    return subprocess.Popen(
-        serve_command(params, host, port, version),
-        cwd=root,
-        env=server_env(root, params),
-        start_new_session=True,  # own process group: stop_server kills mlflow and its uvicorn child
-        stdout=log if log is not None else None,
-        stderr=subprocess.STDOUT if log is not None else None,
+def banner(url: str, name: str, version: str, pinned: bool, params: Params, workers: int) -> str:
+    follows = (
+        f"v{version} pinned (--model-version)"
+        if pinned
+        else f"v{version}, follows @champion"
+        + (f" (checks every {params.serve.poll_seconds:g} s)" if params.serve.poll_seconds else " (on reload only)")
     )
+    return (
+        f"textops serve: {name} {follows} at {url} ({workers} worker{'s' if workers > 1 else ''}, pid {os.getpid()})\n"
+        f"  curl -s {url}/invocations -H 'Content-Type: application/json' "
+        "-d '{\"inputs\": [\"what a wonderful film\"]}'\n"
+        f"  GET {url}/version  /health  /metrics   check the registry now: kill -HUP {os.getpid()} "
+        f"or curl -X POST {url}/reload   stop: Ctrl-C"
+    )
+
+
+def _uvicorn_config(app, workers: int = 1):
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        factory=workers > 1,
+        workers=workers,
+        log_level="info" if workers > 1 else "warning",  # the supervisor says when a worker starts or dies
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        lifespan="on",
+    )
+
+
+def install_sighup(follower) -> None:
+    """SIGHUP: check the registry now (the follower's poller does the work; the handler only wakes it)."""
+    signal.signal(signal.SIGHUP, lambda signum, frame: follower.request_reload())
+
+
+def run_single(root: Path, params: Params, version: str | None, sock: socket.socket, url: str) -> int:
+    """uvicorn in this process: load the model first (a failure is a clear error), then serve."""
+    import uvicorn
+
+    from textops.serving_app import build_state, create_app
+
+    state = build_state(root, params, version)
+    install_sighup(state.follower)  # before the load: a SIGHUP during it must not kill the server
+    try:
+        loaded = state.follower.load_initial()
+    except TextopsError:
+        raise
+    except Exception as exc:
+        raise StateError(f"cannot load the model to serve: {type(exc).__name__}: {exc}") from exc
+    print(banner(url, loaded.model_name, loaded.model_version, version is not None, params, 1), flush=True)
+    # uvicorn restores these after a graceful stop and raises the signal again: let that be a clean exit
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
+    uvicorn.Server(_uvicorn_config(create_app(state))).run(sockets=[sock])
+    return 0
+
+
+@dataclass(frozen=True)
+class WorkerApp:
+    """The app factory uvicorn calls in each spawned worker (pickled to it): the worker dies with its parent,
+    logs like the CLI, writes its metrics to the shared directory and handles SIGHUP itself."""
+
+    root: Path
+    params: Params
+    version: str | None
+    parent_pid: int
+    metrics_dir: str
+
+    def __call__(self):
+        die_with_parent(self.parent_pid)
+        logger = logging.getLogger("textops")
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(f"textops [worker {os.getpid()}]: %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        from textops.serving_app import build_state, create_app
+
+        state = build_state(self.root, self.params, self.version, self.metrics_dir)
+        install_sighup(state.follower)
+        return create_app(state)  # its lifespan loads the model: a failure stops every worker and the parent
+
+
+def run_workers(root: Path, params: Params, version: str | None, sock: socket.socket, url: str, workers: int,
+                served: str) -> int:  # fmt: skip
+    """uvicorn's multiprocess supervisor: WORKERS spawned processes on SOCK, SIGHUP passed on to them."""
+    import shutil
+
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    from textops.serve_metrics import worker_exited
+
+    class Supervisor(Multiprocess):
+        startup_failed = False
+
+        def handle_hup(self) -> None:  # uvicorn restarts the workers on SIGHUP; textops reloads the model
+            for process in self.processes:
+                if process.pid is not None and process.exitcode is None:
+                    os.kill(process.pid, signal.SIGHUP)
+
+        def keep_subprocess_alive(self) -> None:
+            before = {p.pid for p in self.processes}
+            super().keep_subprocess_alive()
+            for pid in before - {p.pid for p in self.processes}:
+                worker_exited(metrics_dir, pid)
+            self.startup_failed = self.startup_failed or any(p.exitcode == 3 for p in self.processes)
+
+    metrics_dir = metrics_directory(root)
+    try:
+        app = WorkerApp(Path(root), params, version, os.getpid(), metrics_dir)
+        supervisor = Supervisor(_uvicorn_config(app, workers), sockets=[sock])
+        print(banner(url, params.mlflow.registered_model, served, version is not None, params, workers), flush=True)
+        supervisor.run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if supervisor.startup_failed:
+        raise StateError("a worker could not load the model and the server stopped: see the messages above.")
+    return 0
+
+
+def metrics_directory(root: Path) -> str:
+    """A new `.textops/serve-metrics-PID` for the workers' metrics; those of servers that are gone (a SIGKILL
+    leaves its directory behind) are removed."""
+    import shutil
+
+    from textops.locks import STATE_DIR
+
+    base = Path(root) / STATE_DIR
+    for old in base.glob("serve-metrics-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"serve-metrics-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return str(path)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have this process get SIGTERM when PARENT_PID (its parent) dies, and exit at once if it already has."""
+    done = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    if os.getppid() != parent_pid:  # it died before prctl: nobody would tell us
+        os._exit(0)
+    if not done:
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="textops-parent-watch", daemon=True).start()
+
+
+# --------------------------------------------------------------------------------------------------
+# `textops serve` as a child process
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> float:
@@ -87,30 +299,3 @@ def stop_server(proc: subprocess.Popen, timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=timeout)
-
-
-def serve(
-    root: Path, params: Params, host: str | None = None, port: int | None = None, version: str | None = None
-) -> int:
-    """Run the server in the foreground until Ctrl-C or SIGTERM, then stop its whole process group."""
-    from textops.registry import champion
-    from textops.tracking import connect
-
-    if version is None and champion(connect(root, params, experiment=False)) is None:
-        raise StateError(
-            f"{params.mlflow.registered_model} has no champion: run `textops register` "
-            "(or `textops model promote VERSION`) first."
-        )
-    proc = start_server(root, params, host, port, version)
-
-    def _terminate(signum, frame):  # SIGTERM to textops: stop the group as for Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_server(proc)
-        signal.signal(signal.SIGTERM, previous)

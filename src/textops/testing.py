@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -126,24 +127,47 @@ def wait_for(check, timeout: float, what: str, interval: float = 1.0):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@dataclass
+class Served:
+    """A running `textops serve`: its URL and port, seconds until it answered, the process and its log."""
+
+    url: str
+    port: int
+    started: float
+    proc: subprocess.Popen
+    log: Path
+
+    def get(self, path: str, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+        """GET URL/PATH: (status, headers in lower case, body); never raises on 4xx/5xx."""
+        return request(self.url, "GET", path, timeout=timeout)
+
+    def version(self) -> dict:
+        """GET /version, decoded."""
+        status, _, body = self.get("/version")
+        assert status == 200, body
+        return json.loads(body)
+
+
 @contextmanager
-def serving(root: Path, timeout: float = 240) -> Iterator[tuple[str, int, float]]:
-    """`textops serve` on a free port as a user starts it: yields (url, port, seconds until it answered);
-    stopped afterwards with SIGTERM to textops, which must take its whole process group down."""
+def serving(root: Path, *args: str, timeout: float = 240) -> Iterator[Served]:
+    """`textops serve ARGS` on a free port as a user starts it, its output in ROOT/../serve-PORT.log; stopped
+    afterwards with SIGTERM to textops, which must take its whole process tree down."""
     from textops.serve import stop_server, wait_ready
 
     port = free_port()
-    log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115
+    path = root.parent / f"serve-{port}.log"
+    log = open(path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port)],
+        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port), *args],
         cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         started = wait_ready(url, proc, timeout=timeout)
-        yield url, port, started
+        yield Served(url, port, started, proc, path)
     finally:
-        proc.send_signal(signal.SIGTERM)  # to textops only: it must take its whole server down
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # to textops only: it must take its whole server down
         try:
             proc.wait(timeout=60)
         finally:
@@ -154,61 +178,102 @@ def serving(root: Path, timeout: float = 240) -> Iterator[tuple[str, int, float]
         assert s.connect_ex(("127.0.0.1", port)) != 0, "something still listens after textops serve stopped"
 
 
-def post_raw(url: str, body: bytes, headers: dict[str, str], timeout: float = 60) -> tuple[int, bytes]:
-    """POST BODY to URL/invocations on a fresh connection; (status, response body). Never raises on 4xx/5xx."""
+def request(url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+            timeout: float = 60) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """One HTTP request on a fresh connection: (status, headers in lower case, body). Never raises on 4xx/5xx."""
     import http.client
     from urllib.parse import urlparse
 
     parts = urlparse(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.request("POST", "/invocations", body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
 
 
-def load(url: str, texts: list[str], requests: int, clients: int) -> dict:
-    """REQUESTS POSTs of one text each from CLIENTS threads, each on its own kept-alive connection.
+def post_raw(url: str, body: bytes, headers: dict[str, str], timeout: float = 60) -> tuple[int, bytes]:
+    """POST BODY to URL/invocations on a fresh connection; (status, response body). Never raises on 4xx/5xx."""
+    status, _, answer = request(url, "POST", "/invocations", body, headers, timeout)
+    return status, answer
 
-    Returns the count of errors (a non-200 answer or a failed connection), their first examples, and every
-    request's latency in seconds (for the benchmark's p50/p99).
+
+def load(url: str, texts: list[str], requests: int | None = None, clients: int = 16, until=None) -> dict:
+    """POSTs of one text each from CLIENTS threads, each on its own kept-alive connection: REQUESTS in all, or
+    until the threading.Event UNTIL is set.
+
+    Returns the count of errors (a non-200 answer or a failed connection), their first examples, every
+    request's latency in seconds (for the benchmarks' p50/p99), and every response as a dict: `start`, `end`
+    (wall clock, time.time()), `status`, `version` (X-Model-Version), `text` and its `prediction`.
     """
     import http.client
+    import itertools
     import threading
-    from concurrent.futures import ThreadPoolExecutor
     from urllib.parse import urlparse
 
     parts = urlparse(url)
-    local = threading.local()
     errors: list[str] = []
     latencies: list[float] = []
+    responses: list[dict] = []
     lock = threading.Lock()
+    counter = itertools.count()
 
-    def one(i: int) -> None:
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        body = json.dumps({"inputs": [texts[i % len(texts)]]})
-        start = time.perf_counter()
+    def one(conn: http.client.HTTPConnection, i: int) -> http.client.HTTPConnection:
+        text = texts[i % len(texts)]
+        start, wall, status, version, prediction = time.perf_counter(), time.time(), 0, None, None
         try:
-            local.conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-            resp = local.conn.getresponse()
-            payload = resp.read()
-            ok = resp.status == 200 and len(json.loads(payload)["predictions"]) == 1
-            problem = None if ok else f"{resp.status}: {payload[:200]!r}"
+            conn.request("POST", "/invocations", body=json.dumps({"inputs": [text]}),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+            resp = conn.getresponse()
+            payload, status, version = resp.read(), resp.status, resp.getheader("X-Model-Version")
+            predictions = json.loads(payload)["predictions"] if status == 200 else []
+            prediction = predictions[0] if len(predictions) == 1 else None
+            problem = None if prediction else f"{status}: {payload[:200]!r}"
         except Exception as exc:  # a dropped connection is an error too; reconnect for the next request
-            local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
             problem = f"{type(exc).__name__}: {exc}"
         elapsed = time.perf_counter() - start
         with lock:
             latencies.append(elapsed)
+            responses.append({"start": wall, "end": wall + elapsed, "status": status, "version": version,
+                              "text": text, "prediction": prediction})  # fmt: skip
             if problem:
                 errors.append(problem)
+        return conn
 
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(one, range(requests)))
-    return {"errors": len(errors), "examples": errors[:5], "latencies": latencies}
+    def client() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        while until is None or not until.is_set():
+            i = next(counter)
+            if requests is not None and i >= requests:
+                break
+            conn = one(conn, i)
+        conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"errors": len(errors), "examples": errors[:5], "latencies": latencies, "responses": responses}
+
+
+@contextmanager
+def background_load(url: str, texts: list[str], clients: int = 16) -> Iterator[dict]:
+    """`load` from CLIENTS threads for as long as the block runs; the dict it yields is filled with load's result
+    when the block ends."""
+    import threading
+
+    stop, result = threading.Event(), {}
+    runner = threading.Thread(target=lambda: result.update(load(url, texts, clients=clients, until=stop)), daemon=True)
+    runner.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        runner.join(timeout=120)
 
 
 def champion_project(root: Path, *updates: dict) -> Path:

@@ -1,11 +1,17 @@
-"""Serving: the real `mlflow models serve` of the champion on a free port, restarts after promote/rollback,
-bad payloads, and batch `textops predict` of files."""
+"""Serving: the real `textops serve` on a free port following the champion through real `textops model
+promote/rollback` under load, a version that cannot load, SIGHUP and POST /reload, the request log, --workers,
+SIGKILL, bad payloads, MLflow's own `mlflow models serve` of the logged pyfunc, and batch `textops predict`."""
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,36 +19,36 @@ import pandas as pd
 import pytest
 from helpers import (
     FAST,
+    TEXTS,
     TINY,
     WEAK,
     active_store,
+    background_load,
     free_port,
     merge,
     mlflow_client,
+    post_raw,
     prepare_data,
+    request,
     sampled_project,
     serving,
     textops,
     train_and_register,
+    wait_for,
 )
 
 from textops.readers import read_texts
 
-TEXTS = ["the movie was truly wonderful!", "the battery was awful.", "honestly, the staff was not friendly"]
+POLL = 2  # serve.poll_seconds of the following server
 
 
 def post_json(url: str, body, content_type: str = "application/json") -> tuple[int, dict | str]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": content_type})
+    status, answer = post_raw(url, data, {"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        text = err.read().decode(errors="replace")
-        try:
-            return err.code, json.loads(text)
-        except json.JSONDecodeError:
-            return err.code, text
+        return status, json.loads(answer)
+    except json.JSONDecodeError:
+        return status, answer.decode(errors="replace")
 
 
 def test_serve_without_champion_is_a_clear_error(project: Path):
@@ -61,43 +67,127 @@ def served_project(tmp_path_factory: pytest.TempPathFactory):
         yield root
 
 
-def version_probs(root: Path, version: str) -> np.ndarray:
+@pytest.fixture(scope="module")
+def server(served_project: Path):
+    """`textops serve` following the champion, checking every POLL seconds."""
+    with serving(served_project, "-S", f"serve.poll_seconds={POLL}") as served:
+        yield served
+
+
+def version_probs(root: Path, version: str, texts: list[str] = TEXTS) -> np.ndarray:
     """In-process predictions of a registered version: what the server must return when it serves it."""
     import mlflow.pyfunc
 
     with active_store(root):
         model = mlflow.pyfunc.load_model(f"models:/{mlflow_client(root)[1]}/{version}")
-    return model.predict(pd.DataFrame({"text": TEXTS}))[["prob_negative", "prob_positive"]].to_numpy()
+    return model.predict(pd.DataFrame({"text": texts}))[["prob_negative", "prob_positive"]].to_numpy()
 
 
-def served_probs(url: str) -> np.ndarray:
-    status, body = post_json(url, {"inputs": TEXTS})
+def served_probs(url: str, texts: list[str] = TEXTS) -> tuple[np.ndarray, str]:
+    """The server's probabilities for TEXTS and the version that says it computed them."""
+    status, headers, body = request(url, "POST", "/invocations", json.dumps({"inputs": texts}).encode(),
+                                    {"Content-Type": "application/json"})  # fmt: skip
     assert status == 200, body
-    return np.array([[p["prob_negative"], p["prob_positive"]] for p in body["predictions"]])
+    preds = json.loads(body)["predictions"]
+    return np.array([[p["prob_negative"], p["prob_positive"]] for p in preds]), headers["x-model-version"]
+
+
+def metric(server, name: str) -> float:
+    """The sum of a metric's samples in GET /metrics (0 when absent)."""
+    lines = server.get("/metrics")[2].decode().splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
+
+
+def other(version: str) -> str:
+    return "1" if version == "2" else "2"
 
 
 @pytest.mark.slow
-def test_server_follows_promotion_and_rollback_across_restarts(served_project: Path):
+def test_hot_swap_under_load_through_promote_and_rollback(served_project: Path, server):
+    """16 clients send requests all along while the champion is promoted twice and rolled back once: no
+    request fails, each answer comes from a version that was champion while it ran (allowing for the poll and
+    the load), each says which one, and each move is served within poll_seconds + load time, without a restart."""
     root = served_project
-    v1, v2 = version_probs(root, "1"), version_probs(root, "2")
-    assert not np.allclose(v1, v2, atol=1e-3)  # the two versions are distinguishable
-    with serving(root) as (url, _, _):
-        served = served_probs(url)
-    assert np.allclose(served, v2, atol=1e-5)
-    textops(root, "model", "rollback")
-    with serving(root) as (url, _, _):
-        assert np.allclose(served_probs(url), v1, atol=1e-5)
-    textops(root, "model", "promote", "2", "--reason", "back to the better model")
-    with serving(root) as (url, _, _):
-        assert np.allclose(served_probs(url), v2, atol=1e-5)
+    truth = {v: dict(zip(TEXTS, version_probs(root, v)[:, 1].tolist(), strict=True)) for v in ("1", "2")}
+    assert not np.allclose(list(truth["1"].values()), list(truth["2"].values()), atol=1e-3)  # distinguishable
+    start = server.version()["model_version"]
+    moves = [(("model", "promote", other(start), "--reason", "hot swap test"), other(start)),
+             (("model", "promote", start, "--reason", "hot swap test, back"), start),
+             (("model", "rollback"), other(start))]  # fmt: skip
+    reloads = metric(server, "textops_model_reloads_total")
+    timeline = [[start, 0.0, None]]  # [version, champion from (at the earliest), until (at the latest)]
+    seen = []  # per move: (version, when the server was first seen serving it, its load seconds)
+    with background_load(server.url, TEXTS, clients=16) as result:
+        time.sleep(2)
+        for args, expected in moves:
+            before = time.time()
+            textops(root, *args)
+            timeline[-1][2] = moved = time.time()
+            timeline.append([expected, before, None])
+            version = wait_for(lambda e=expected: (v := server.version())["model_version"] == e and v, 120,
+                               f"the server to serve v{expected}", interval=0.1)  # fmt: skip
+            assert version["last_reload_error"] is None
+            seen.append((expected, time.time(), version["load_seconds"]))
+            # served within poll_seconds + load time of the move (and a margin for this loaded machine)
+            assert seen[-1][1] - moved <= POLL + version["load_seconds"] + 5, (expected, seen[-1], moved)
+            time.sleep(1)
+    assert server.proc.poll() is None  # no restart
+    assert metric(server, "textops_model_reloads_total") - reloads == 3
+    responses = result["responses"]
+    assert result["errors"] == 0, result["examples"]
+    assert len(responses) > 100 and {r["status"] for r in responses} == {200}
+    lag = POLL + max(load for _, _, load in seen) + 5  # the old champion answers until the new one is loaded
+    for r in responses:
+        champions = [v for v, since, until in timeline
+                     if since <= r["end"] and (until is None or until + lag >= r["start"])]  # fmt: skip
+        assert r["version"] in champions, (r, timeline)
+        # the header names the model that computed the answer
+        assert r["prediction"]["prob_positive"] == pytest.approx(truth[r["version"]][r["text"]], abs=1e-5)
+    for expected, when, _ in seen:  # and after each swap the clients got the new champion's answers
+        assert any(r["version"] == expected and when <= r["start"] <= when + 1 for r in responses), expected
+
+
+def register_copy(root: Path, of: str) -> tuple[str, Path]:
+    """A new version of the registered model whose artifacts are a copy of version OF's: (version, its dir)."""
+    import mlflow.artifacts
+
+    client, name = mlflow_client(root)
+    with active_store(root):
+        path = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{of}", dst_path=str(root.parent / "copy")))
+    mv = client.create_model_version(name, source=str(path.resolve()), run_id=client.get_model_version(name, of).run_id)
+    return str(mv.version), path
 
 
 @pytest.mark.slow
-def test_payload_formats_and_bad_payloads(served_project: Path):
+def test_a_version_that_cannot_load_is_not_swapped_in(served_project: Path, server):
+    root = served_project
+    serving_now = server.version()["model_version"]
+    broken, path = register_copy(root, "1")
+    shutil.rmtree(path)  # its artifacts are deleted
+    textops(root, "model", "promote", broken, "--reason", "artifacts deleted")
+    error = wait_for(lambda: server.version()["last_reload_error"], POLL + 60, "the failed reload")
+    assert error["version"] == broken and f"cannot load v{broken}" in error["message"]
+    status, headers, _ = request(server.url, "POST", "/invocations", json.dumps({"inputs": TEXTS}).encode(),
+                                 {"Content-Type": "application/json"})  # fmt: skip
+    assert status == 200 and headers["x-model-version"] == serving_now  # the old model keeps serving
+    assert metric(server, "textops_model_reload_failures_total") >= 1
+    good = other(serving_now)
+    textops(root, "model", "promote", good, "--reason", "a good version again")
+    wait_for(lambda: server.version()["model_version"] == good, POLL + 60, f"the swap to v{good}")
+    assert server.version()["last_reload_error"] is None
+    probs, header = served_probs(server.url)
+    assert header == good and np.allclose(probs, version_probs(root, good), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_payload_formats_and_bad_payloads(served_project: Path, server):
+    url = server.url
     good = [
-        {"inputs": TEXTS},
-        {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}},
-        {"dataframe_records": [{"text": t} for t in TEXTS]},
+        ({"inputs": TEXTS}, "application/json"),
+        ({"instances": TEXTS}, "application/json"),
+        ({"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}}, "application/json"),
+        ({"dataframe_records": [{"text": t} for t in TEXTS]}, "application/json"),
+        (pd.DataFrame({"text": TEXTS}).to_csv(index=False).encode(), "text/csv"),
     ]
     bad = [
         b"{not json",
@@ -110,25 +200,142 @@ def test_payload_formats_and_bad_payloads(served_project: Path):
         {"dataframe_split": {"columns": ["text"], "data": [[3.5]]}},
         {"inputs": [["nested"]]},
     ]
-    with serving(served_project) as (url, _, _):
-        expected = served_probs(url)
-        for body in good:
-            status, answer = post_json(url, body)
-            assert status == 200, (body, answer)
-            preds = answer["predictions"]
-            assert len(preds) == len(TEXTS)
-            assert all(p["label"] in ("negative", "positive") for p in preds)
-            probs = np.array([[p["prob_negative"], p["prob_positive"]] for p in preds])
-            assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and np.allclose(probs, expected, atol=1e-5)
-        for body in bad:
-            status, answer = post_json(url, body)
-            assert 400 <= status < 500, (body, status, answer)
-            assert isinstance(answer, dict) and answer.get("message"), answer
-            assert post_json(url, {"inputs": TEXTS[:1]})[0] == 200  # and it keeps answering
-        # longer than max_length: truncated, not an error; an empty string is scored
-        status, answer = post_json(url, {"inputs": ["great " * 5000, ""]})
-        assert status == 200, answer
-        assert len(answer["predictions"]) == 2
+    expected, _ = served_probs(url)
+    for body, content_type in good:
+        status, answer = post_json(url, body, content_type)
+        assert status == 200, (body, answer)
+        preds = answer["predictions"]
+        assert len(preds) == len(TEXTS)
+        assert all(p["label"] in ("negative", "positive") for p in preds)
+        probs = np.array([[p["prob_negative"], p["prob_positive"]] for p in preds])
+        assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and np.allclose(probs, expected, atol=1e-5)
+    for body in bad:
+        status, answer = post_json(url, body)
+        assert 400 <= status < 500, (body, status, answer)
+        assert isinstance(answer, dict) and answer.get("message"), answer
+        assert post_json(url, {"inputs": TEXTS[:1]})[0] == 200  # and it keeps answering
+    # longer than max_length: truncated, not an error; an empty string is scored
+    status, answer = post_json(url, {"inputs": ["great " * 5000, ""]})
+    assert status == 200, answer
+    assert len(answer["predictions"]) == 2
+    # every response says which model answered; /version and /health say what is loaded
+    _, headers, _ = request(url, "GET", "/health")
+    version = server.version()
+    assert headers["x-model-version"] == version["model_version"] and headers["x-model-name"] == version["model_name"]
+    assert version["alias"] == "champion" and version["data"]["raw_md5"] and version["data"]["rev"]
+    assert version["loaded_at"] and version["poll_seconds"] == POLL
+
+
+@pytest.mark.slow
+def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served_project: Path):
+    root = served_project
+    with serving(root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true") as server:
+        first = server.version()["model_version"]
+        textops(root, "model", "promote", other(first), "--reason", "sighup test")
+        time.sleep(2)
+        assert server.version()["model_version"] == first  # poll_seconds 0: nothing polls
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_for(lambda: server.version()["model_version"] == other(first), 60, "the swap after SIGHUP")
+        assert server.proc.poll() is None  # SIGHUP reloads, it does not stop the server
+        textops(root, "model", "promote", first, "--reason", "reload test")
+        status, _, body = request(server.url, "POST", "/reload", timeout=120)
+        assert status == 200 and json.loads(body)["result"] == "swapped"
+        assert server.version()["model_version"] == first
+        status, headers, _ = request(server.url, "POST", "/invocations", json.dumps({"inputs": TEXTS[:2]}).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+        assert status == 200
+    logs = list((root / "logs" / "requests").glob("requests-*.jsonl"))
+    rows = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
+    mine = [r for r in rows if r["request_id"] == headers["x-request-id"]]
+    assert [r["index"] for r in mine] == [0, 1] and all(r["model_version"] == first for r in mine)
+    assert mine[0]["chars"] == len(TEXTS[0]) and set(mine[0]["probabilities"]) == {"negative", "positive"}
+    assert "text" not in mine[0] and TEXTS[0] not in "".join(f.read_text() for f in logs)
+    assert "logs/" not in subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
+                                         text=True).stdout  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_of_textops_serve_frees_the_port(served_project: Path, workers: int):
+    """--workers N: each worker follows the alias; a SIGKILL of `textops serve` leaves nothing on the port."""
+    root = served_project
+    with serving(root, "--workers", str(workers), "-S", "serve.poll_seconds=0") as server:
+        assert served_probs(server.url)[0].shape == (len(TEXTS), 2)
+        children = _children(server.proc.pid)
+        if workers > 1:
+            first = server.version()["model_version"]
+            textops(root, "model", "promote", other(first), "--reason", "workers test")
+            os.kill(server.proc.pid, signal.SIGHUP)  # passed on to every worker
+
+            def serving_everywhere() -> bool:
+                info = [line for line in server.get("/metrics")[2].decode().splitlines()
+                        if line.startswith("textops_model_info") and line.endswith(" 1.0")]  # fmt: skip
+                return len(info) == workers and all(f'model_version="{other(first)}"' in line for line in info)
+
+            wait_for(serving_everywhere, 90, "every worker to serve the new champion", interval=0.2)
+            textops(root, "model", "promote", first, "--reason", "workers test, back")
+        server.proc.kill()
+        server.proc.wait(10)
+        wait_for(lambda: _port_free(server.port), 5, "the port to be free after SIGKILL", interval=0.1)
+        wait_for(lambda: not [c for c in children if Path(f"/proc/{c}").exists() and
+                              "Z" not in Path(f"/proc/{c}/stat").read_text().split(")")[-1][:3]], 10,
+                 "every worker to exit", interval=0.1)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_busy_port_is_a_clear_error(served_project: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        proc = textops(served_project, "serve", "--port", str(s.getsockname()[1]), check=False, timeout=120)
+    assert proc.returncode != 0 and "another process is listening" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_still_serves_the_logged_model(served_project: Path):
+    """Users who deploy with MLflow's own tooling lose nothing: `mlflow models serve` of the champion alias
+    answers, and the pyfunc's guard still turns MLflow's 500s and conversions into 4xx."""
+    from textops.config import load_params
+    from textops.env import child_env
+    from textops.serve import stop_server, wait_ready
+    from textops.tracking import tracking_uri
+
+    root = served_project
+    params = load_params(root / "params.yaml")
+    uri = tracking_uri(root, params)
+    port = free_port()
+    with open(root.parent / "mlflow-serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+             f"models:/{params.mlflow.registered_model}@champion", "--env-manager", "local", "-h", "127.0.0.1",
+             "-p", str(port)],
+            cwd=root, env=child_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, proc, timeout=240)
+            champion = mlflow_client(root)[0].get_model_version_by_alias(params.mlflow.registered_model, "champion")
+            status, answer = post_json(url, {"inputs": TEXTS})
+            assert status == 200, answer
+            probs = np.array([[p["prob_negative"], p["prob_positive"]] for p in answer["predictions"]])
+            assert np.allclose(probs, version_probs(root, str(champion.version)), atol=1e-5)
+            assert post_json(url, {"inputs": [1, 2]})[0] == 400  # numbers where texts go: the guard
+            assert post_raw(url, b'{"inputs": ["x"]}', {})[0] == 415  # no Content-Type: the guard
+            assert post_json(url, b"[" * 100_000)[0] == 400  # nested past the recursion limit: the guard
+        finally:
+            stop_server(proc)
 
 
 @pytest.mark.slow
@@ -145,7 +352,7 @@ def test_predict_file_in_batches(served_project: Path, suffix: str):
     result = read_texts(out)
     assert list(result["id"]) == list(range(7))
     assert set(result["pred"]) <= {"negative", "positive"}
-    v1 = version_probs(root, "1")
+    v1 = version_probs(root, "1", TEXTS[:3])
     assert np.allclose(result[["prob_negative", "prob_positive"]].to_numpy()[:3], v1, atol=1e-5)
 
 

@@ -1,18 +1,23 @@
-"""The served champion under load and under fuzzed malformed requests: `textops serve` (mlflow models serve) on
-127.0.0.1, started and stopped by the test.
+"""The served champion under load, under fuzzed malformed requests and under requests too large to be
+reasonable: `textops serve` on 127.0.0.1, started and stopped by the test.
 
 - 5,000 requests from 16 concurrent clients: no errors (the latency figures are in BENCHMARKS.md, measured by
   benchmarks/serve_load.py with the same load generator);
 - 1,000 generated malformed payloads (hypothesis): wrong types, huge strings, deep JSON, invalid UTF-8, empty
-  bodies, wrong or missing content types: never a 5xx, and correct requests are still answered afterwards.
+  bodies, wrong or missing content types: never a 5xx, and correct requests are still answered afterwards;
+- bounded work: a 50 MB request is refused at once (413), the work of a client that went away is dropped, and a
+  large request lets small ones through.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 
 import pytest
-from helpers import TEXTS, listening_addresses, load, post_raw, serving
+from helpers import TEXTS, listening_addresses, load, post_raw, serving, wait_for
 
 pytestmark = pytest.mark.reliability
 
@@ -21,8 +26,8 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def server(champion_template):
-    with serving(champion_template) as (url, port, _):
-        yield url, port
+    with serving(champion_template) as served:
+        yield served.url, served.port
 
 
 def predictions(url: str, texts: list[str]) -> list[dict]:
@@ -34,6 +39,23 @@ def predictions(url: str, texts: list[str]) -> list[dict]:
 def test_binds_loopback_only(server):
     _, port = server
     assert listening_addresses(port) == {"127.0.0.1"}
+
+
+def test_a_kept_alive_connection_answers_without_a_delayed_ack_stall(server):
+    """Without TCP_NODELAY every answer waited ~40 ms for the client's delayed ACK (Nagle)."""
+    import http.client
+    import statistics
+
+    _, port = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times = []
+    for _ in range(50):
+        start = time.perf_counter()
+        conn.request("GET", "/ping")
+        conn.getresponse().read()
+        times.append(time.perf_counter() - start)
+    conn.close()
+    assert statistics.median(times) < 0.02, times
 
 
 def test_5000_requests_from_16_clients_without_an_error(server):
@@ -120,3 +142,76 @@ def test_1000_malformed_payloads_never_get_a_5xx(server):
     assert sum(400 <= s < 500 for s in seen) > 900  # malformed: most are refused (a few are valid by chance)
     # and it still answers correct requests, with the same answer as before the fuzzing
     assert predictions(url, TEXTS) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# bounded work
+
+
+def metric(url: str, name: str, labels: str = "") -> float:
+    """The sum of a metric's samples in GET /metrics whose labels contain LABELS (0 when none)."""
+    from textops.testing import request
+
+    lines = request(url, "GET", "/metrics")[2].decode().splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+               if line.split("{")[0].split(" ")[0] == name and labels in line)  # fmt: skip
+
+
+def test_a_50_mb_request_is_refused_at_once(server):
+    url, _ = server
+    body = json.dumps({"inputs": ["a perfectly valid review of a film " * 30] * 48_000}).encode()
+    assert len(body) > 50_000_000
+    start = time.monotonic()
+    status, answer = post_raw(url, body, JSON)
+    assert status == 413 and "serve.max_body_bytes" in json.loads(answer)["message"]
+    assert time.monotonic() - start < 10
+    too_many = json.dumps({"inputs": ["short"] * 5000}).encode()
+    status, answer = post_raw(url, too_many, JSON)
+    assert status == 413 and "serve.max_texts" in json.loads(answer)["message"]
+    assert predictions(url, TEXTS)  # and it answers the next request
+
+
+def big_request(texts: int = 1000) -> bytes:
+    return json.dumps({"inputs": [f"{TEXTS[i % len(TEXTS)]} " * 40 for i in range(texts)]}).encode()
+
+
+@pytest.mark.parametrize("sent", ["all of it", "half of it"])
+def test_the_work_of_a_client_that_went_away_is_dropped(server, sent: str):
+    url, port = server
+    dropped = metric(url, "textops_requests_dropped_total")
+    body = big_request()
+    head = ("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    with socket.create_connection(("127.0.0.1", port)) as s:  # send a large request, then give up at once
+        s.sendall(head + (body if sent == "all of it" else body[: len(body) // 2]))
+        time.sleep(0.2)
+    wait_for(lambda: metric(url, "textops_requests_dropped_total") > dropped, 60, "the server to drop the work",
+             interval=0.2)  # fmt: skip
+    assert metric(url, "textops_request_errors_total", 'status="5') == 0
+    assert predictions(url, TEXTS)
+
+
+def test_a_large_request_lets_small_ones_through(server):
+    url, _ = server
+    body = big_request()
+    start = time.monotonic()
+    assert post_raw(url, body, JSON)[0] == 200
+    alone = time.monotonic() - start
+    done: dict[str, float] = {}
+
+    def large() -> None:
+        post_raw(url, body, JSON)
+        done["large"] = time.monotonic()
+
+    thread = threading.Thread(target=large)
+    thread.start()
+    time.sleep(min(0.2, alone / 5))
+    small = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        predictions(url, TEXTS[:1])
+        small.append(time.monotonic() - t0)
+    thread.join(120)
+    # a small request waits for at most one batch of the large one, not for all of it
+    assert max(small) < alone / 2, (small, alone)
+    assert done["large"] > t0 + small[-1]

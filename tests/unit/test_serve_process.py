@@ -1,5 +1,5 @@
-"""The model server as a process: its command line, stopping its whole process group, failing fast when it
-exits early. No model needed."""
+"""The model server as a process: the socket it binds (clear errors for a busy or bad port), its workers dying
+with it, stopping its whole process group, failing fast when it exits early. No model needed."""
 
 from __future__ import annotations
 
@@ -10,20 +10,52 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import free_port, wait_for
 
-from textops.config import Params
-from textops.errors import StateError
-from textops.serve import serve_command, stop_server, wait_ready
+from textops.errors import ParamsError, StateError
+from textops.serve import bind_socket, stop_server, wait_ready
 
 
-def test_serve_command_serves_the_champion_alias_locally():
-    cmd = serve_command(Params(), "127.0.0.1", 5999)
-    assert cmd[:5] == [sys.executable, "-m", "mlflow", "models", "serve"]
-    assert cmd[cmd.index("-m", 3) + 1] == "models:/textops-classifier@champion"
-    assert cmd[cmd.index("--env-manager") + 1] == "local"
-    assert cmd[cmd.index("-h") + 1] == "127.0.0.1" and cmd[cmd.index("-p") + 1] == "5999"
-    assert serve_command(Params(), "127.0.0.1", 1, version="3")[6] == "models:/textops-classifier/3"
+def test_a_busy_or_bad_port_is_a_clear_error():
+    sock = bind_socket("127.0.0.1", free_port())
+    try:
+        port = sock.getsockname()[1]
+        with pytest.raises(StateError, match=f"cannot serve on 127.0.0.1:{port}: another process is listening"):
+            bind_socket("127.0.0.1", port)
+    finally:
+        sock.close()
+    with pytest.raises(ParamsError, match="1 to 65535"):
+        bind_socket("127.0.0.1", 70000)
+    with pytest.raises(StateError, match="not an address"):
+        bind_socket("no-such-host.invalid", free_port())
+
+
+def test_accepted_connections_are_not_delayed_by_nagle():
+    """asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP: without it every response written
+    in two parts waited ~40 ms for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    sock = bind_socket("127.0.0.1", free_port())
+    seen: dict[str, int] = {}
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport):
+            seen["nodelay"] = transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+
+    asyncio.run(accept_one())
+    assert seen == {"nodelay": 1}
 
 
 def _alive(pid: int) -> bool:
@@ -62,3 +94,45 @@ def test_wait_ready_fails_fast_when_the_server_exits():
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(StateError, match="exited with code 3"):
         wait_ready(f"http://127.0.0.1:{free_port()}", proc, timeout=30)
+
+
+def test_a_worker_dies_with_its_parent(tmp_path: Path):
+    """What `textops serve --workers N` relies on: SIGKILL of the parent leaves no worker behind."""
+    pidfile = tmp_path / "worker.pid"
+    worker = (
+        "import os, sys, time\n"
+        "from textops.serve import die_with_parent\n"
+        "die_with_parent(int(sys.argv[1]))\n"
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(300)\n"
+    )
+    parent = (
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {worker!r}, str(os.getpid())])\n"
+        "time.sleep(300)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "the worker to start", interval=0.1)
+        child = int(pidfile.read_text())
+        assert _alive(child)
+        proc.kill()
+        proc.wait(10)
+        wait_for(lambda: not _alive(child), 10, "the worker to die with its parent", interval=0.1)
+    finally:
+        stop_server(proc)
+
+
+def test_workers_metrics_live_in_the_project_and_dead_servers_leave_none(tmp_path: Path):
+    from textops.serve import metrics_directory
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / ".textops" / f"serve-metrics-{dead.pid}"
+    stale.mkdir(parents=True)
+    (stale / "counter_1.db").write_bytes(b"x")
+    alive = tmp_path / ".textops" / f"serve-metrics-{os.getppid()}"  # a server still running keeps its own
+    alive.mkdir()
+    path = Path(metrics_directory(tmp_path))
+    assert path == tmp_path / ".textops" / f"serve-metrics-{os.getpid()}" and path.is_dir()
+    assert not stale.exists() and alive.exists()

@@ -1,0 +1,148 @@
+"""The app of `textops serve` in-process (Starlette's test client) over a stand-in source: headers, /version,
+/health, /metrics, /reload, chunked scoring, the swap seen by requests, the request log. Real servers on
+127.0.0.1 with the real registry are in tests/integration/test_serve.py and tests/reliability/test_serving.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import StandInModel, StandInSource
+
+from textops.follow import Follower
+from textops.request_log import RequestLog, text_hash
+from textops.scoring import Limits
+from textops.serve_metrics import Metrics
+from textops.serving_app import ServeState, create_app
+
+testclient = pytest.importorskip("starlette.testclient")
+JSON = {"Content-Type": "application/json"}
+
+
+def make_state(source: StandInSource, batch_size: int = 64, request_log: RequestLog | None = None) -> ServeState:
+    metrics = Metrics()
+
+    def on_event(kind, info):
+        (metrics.reloads if kind == "swapped" else metrics.failed_reloads).inc()
+
+    return ServeState(Follower(source, 3600, on_event), metrics, Limits(max_body_bytes=5000, max_texts=20),
+                      batch_size, ThreadPoolExecutor(1), request_log)  # fmt: skip
+
+
+def client(state: ServeState, host: str = "127.0.0.1"):
+    return testclient.TestClient(create_app(state), client=(host, 40000))
+
+
+def test_answers_name_the_model_and_version_everywhere():
+    state = make_state(StandInSource("1"))
+    with client(state) as c:
+        r = c.post("/invocations", content=json.dumps({"inputs": ["a good film", "bad"]}), headers=JSON)
+        assert r.status_code == 200
+        assert r.headers["x-model-version"] == "1" and r.headers["x-model-name"] == "stand-in"
+        assert [p["label"] for p in r.json()["predictions"]] == ["positive", "negative"]
+        assert set(r.json()["predictions"][0]) == {"label", "prob_negative", "prob_positive"}
+        bad = c.post("/invocations", content=b"{nope", headers=JSON)
+        assert bad.status_code == 400 and bad.json()["message"] and bad.headers["x-model-version"] == "1"
+        assert c.get("/health").status_code == 200 and c.get("/ping").status_code == 200
+        assert c.get("/nowhere").headers["x-model-version"] == "1"
+        version = c.get("/version").json()
+        assert version["model_name"] == "stand-in" and version["model_version"] == "1"
+        assert version["alias"] == "champion" and version["data"] == {"raw_md5": "md5-1", "rev": "rev-1"}
+        assert version["loaded_at"].endswith("Z") and version["last_reload_error"] is None
+        metrics = c.get("/metrics").text
+        assert 'textops_requests_total{model_version="1",status="200"} 1.0' in metrics
+        assert 'textops_request_errors_total{model_version="1",status="400"} 1.0' in metrics
+        assert "textops_request_seconds_bucket" in metrics and "textops_texts_per_request_count 1.0" in metrics
+
+
+def test_a_request_finishes_on_the_model_it_started_on():
+    source = StandInSource("1")
+    state = make_state(source)
+    with client(state) as c:
+        c.post("/invocations", content=json.dumps({"inputs": ["warm"]}), headers=JSON)
+        state.follower.current.model.delay = 1.0  # v1 is slow: the swap happens while it computes
+        answers = {}
+        slow = threading.Thread(target=lambda: answers.update(
+            r=c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=JSON)))
+        slow.start()
+        threading.Event().wait(0.3)
+        source.version = "2"
+        assert state.follower.check()["result"] == "swapped"
+        slow.join(10)
+        r = answers["r"]
+        assert r.status_code == 200 and r.headers["x-model-version"] == "1"
+        assert r.json()["predictions"][0]["prob_positive"] == pytest.approx(0.51)  # v1's answer
+        after = c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=JSON)
+        assert after.headers["x-model-version"] == "2" and after.json()["predictions"][0]["prob_positive"] == 0.52
+        assert "textops_model_reloads_total 1.0" in c.get("/metrics").text
+
+
+def test_large_requests_are_scored_in_chunks_in_order():
+    state = make_state(StandInSource("1"), batch_size=2)
+    with client(state) as c:
+        model: StandInModel = state.follower.current.model
+        calls = model.calls
+        texts = [f"good {i}" if i % 2 else f"bad {i}" for i in range(7)]
+        r = c.post("/invocations", content=json.dumps({"inputs": texts}), headers=JSON)
+        assert r.status_code == 200 and model.calls - calls == 4  # 2 + 2 + 2 + 1
+        assert [p["label"] for p in r.json()["predictions"]] == ["negative", "positive"] * 3 + ["negative"]
+
+
+def test_limits_answer_413_before_any_work():
+    state = make_state(StandInSource("1"))
+    with client(state) as c:
+        calls = state.follower.current.model.calls
+        for body, says in [
+            (json.dumps({"inputs": ["x" * 6000]}), "serve.max_body_bytes"),
+            (json.dumps({"inputs": ["x"] * 21}), "serve.max_texts"),
+        ]:
+            r = c.post("/invocations", content=body, headers=JSON)
+            assert r.status_code == 413 and says in r.json()["message"]
+        assert state.follower.current.model.calls == calls
+
+
+def test_reload_is_for_loopback_clients_only():
+    source = StandInSource("1")
+    with client(make_state(source), host="192.0.2.7") as c:
+        source.version = "2"
+        assert c.post("/reload").status_code == 403
+        assert c.get("/version").json()["model_version"] == "1"
+    source = StandInSource("1")
+    with client(make_state(source)) as c:
+        source.version = "2"
+        r = c.post("/reload")
+        assert r.status_code == 200 and r.json() == {"result": "swapped", "model_version": "2", "previous": "1"}
+        source.version, source.broken = "3", {"3"}
+        failed = c.post("/reload")
+        assert failed.status_code == 503 and failed.json()["result"] == "failed"
+        version = c.get("/version").json()
+        assert version["model_version"] == "2" and version["last_reload_error"]["version"] == "3"
+        assert "textops_model_reload_failures_total 1.0" in c.get("/metrics").text
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("with_texts", [False, True])
+def test_the_request_log_has_a_row_per_text(tmp_path: Path, fmt: str, with_texts: bool):
+    log = RequestLog(tmp_path / "logs", fmt, texts=with_texts)
+    state = make_state(StandInSource("1"), request_log=log)
+    texts = ["a good film", "secret bad words"]
+    with client(state) as c:
+        r = c.post("/invocations", content=json.dumps({"inputs": texts}), headers=JSON)
+        assert r.status_code == 200 and r.headers["x-request-id"]
+    files = list((tmp_path / "logs").glob(f"requests-*.{fmt}"))
+    assert len(files) == 1
+    if fmt == "jsonl":
+        rows = [json.loads(line) for line in files[0].read_text().splitlines()]
+    else:
+        rows = pd.read_parquet(files[0]).to_dict(orient="records")
+    assert [row["index"] for row in rows] == [0, 1]
+    assert {row["request_id"] for row in rows} == {r.headers["x-request-id"]}
+    assert rows[0]["model_version"] == "1" and rows[0]["label"] == "positive" and rows[1]["chars"] == len(texts[1])
+    assert rows[1]["text_sha256"] == text_hash(texts[1])
+    assert dict(rows[0]["probabilities"])["positive"] == pytest.approx(0.51)
+    assert rows[0]["time"].endswith("Z")
+    assert ("secret" in files[0].read_bytes().decode(errors="replace")) == with_texts
