@@ -23,6 +23,10 @@ from textops.errors import TextopsError, ValidationFailed
 # A global concurrency limit with one slot: two runs never train, evaluate or move aliases at once (the
 # second waits for the slot). It covers the whole pipeline because all stages write the same project files.
 TRAINING_LIMIT = "textops-training"
+# The slot is a lease the run renews every 45 s while it lives. A run whose machine died (SIGKILL, power) cannot
+# give it back: the server takes it back when the lease runs out, about when the heartbeat automation of
+# docs/orchestration.md marks that run Crashed. Prefect's default (300 s) would stall the next run for minutes.
+TRAINING_LEASE_S = 60
 TRAIN_RETRIES = 2
 
 
@@ -177,7 +181,7 @@ def training_pipeline(
     logger = get_run_logger()
     ensure_limit()
     try:
-        with concurrency(TRAINING_LIMIT, occupy=1, timeout_seconds=wait_timeout_s):
+        with concurrency(TRAINING_LIMIT, occupy=1, timeout_seconds=wait_timeout_s, lease_duration=TRAINING_LEASE_S):
             # Checked inside the slot: a run that waited behind one on the same data finds nothing to do.
             if skip_unchanged:
                 unchanged = check_changes(root, params)
