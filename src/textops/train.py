@@ -6,7 +6,7 @@ for the same data and params, so a killed run (SIGKILL, preempted GPU worker) co
 stopped and ends with the metrics an uninterrupted run would have.
 
 Distributed (DDP): launch the same command under `torchrun --nproc_per_node=N -m textops.cli train` or
-`accelerate launch --num_processes N -m textops.cli train` (several GPUs, or CPU processes with gloo);
+`accelerate launch --multi_gpu --num_processes N -m textops.cli train` (GPUs, or CPU processes with gloo);
 Trainer joins the process group, every rank trains and evaluates in lockstep, and only rank 0 talks to
 MLflow and writes files. train.batch_size is the global batch (each of N processes takes 1/N of it), so a
 run on N processes takes the same steps with the same schedule as one process and its metrics differ only
@@ -336,7 +336,9 @@ def train(root: Path, params: Params) -> dict:
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
     args = training_arguments(params, checkpoint_dir)  # under torchrun this joins the process group
-    # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left.
+    # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left. Every rank
+    # reads the checkpoints rank 0 wrote (to resume, and the best one at the end): on several machines they share
+    # one checkout (transformers 5 writes a checkpoint's weights on global rank 0 only, save_on_each_node or not).
     with args.main_process_first(local=False, desc="checkpoints"):
         if rank0:
             resume_from = prepare_checkpoints(checkpoint_dir, fingerprint)
