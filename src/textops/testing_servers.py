@@ -265,11 +265,12 @@ def postgres(log: Path | None = None, bindir: Path | None = None) -> Iterator[Po
 
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a server or client process: ours, with HOME-like directories in HOME."""
+    """The environment of a server, worker or client process: ours, with HOME (so every cache and config a library
+    writes there), PREFECT_HOME and matplotlib's directory under HOME, never the user's."""
     from textops.env import child_env
 
     home.mkdir(parents=True, exist_ok=True)
-    env = child_env(PREFECT_HOME=str(home / "prefect"), MPLCONFIGDIR=str(home / "mpl"), **extra)
+    env = child_env(HOME=str(home), PREFECT_HOME=str(home / "prefect"), MPLCONFIGDIR=str(home / "mpl"), **extra)
     env.pop("PREFECT_API_URL", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     env.update(extra)
@@ -343,7 +344,7 @@ def prefect_api(api: str, path: str, body: dict | None = None, method: str = "PO
 def worker(api_env: dict, home: Path, root: Path, name: str, pool: str = "gpu", **extra: str) -> Service:
     """A process worker NAME on POOL for the checkout ROOT (TEXTOPS_ROOT), not started yet. Flow runs it starts
     send a heartbeat every 30 s (the crash detection of docs/orchestration.md)."""
-    env = {**api_env, "PREFECT_HOME": str(home / "prefect"), "TEXTOPS_ROOT": str(root),
+    env = {**api_env, "HOME": str(home), "PREFECT_HOME": str(home / "prefect"), "TEXTOPS_ROOT": str(root),
            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30", **extra}
     # --type: a worker that starts while the API is away (a restart) does not need it to learn the pool's type
     argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
