@@ -24,6 +24,10 @@ from textops.errors import TextopsError, ValidationFailed
 # A global concurrency limit with one slot: two runs never train, evaluate or move aliases at once (the
 # second waits for the slot). It covers the whole pipeline because all stages write the same project files.
 TRAINING_LIMIT = "textops-training"
+# The slot is a lease the run renews every 45 s while it lives. A run whose machine died (SIGKILL, power) cannot
+# give it back: the server takes it back when the lease runs out, about when the heartbeat automation of
+# docs/orchestration.md marks that run Crashed. Prefect's default (300 s) would stall the next run for minutes.
+TRAINING_LEASE_S = 60
 TRAIN_RETRIES = 2
 
 
@@ -220,7 +224,10 @@ def training_slot(root: Path, timeout_s: float | None):
             report_at = time.monotonic() + WAIT_REPORT_S
         acquired = False
         try:
-            with concurrency(TRAINING_LIMIT, occupy=1, timeout_seconds=min(WAIT_REPORT_S, left or WAIT_REPORT_S)):
+            with concurrency(
+                TRAINING_LIMIT, occupy=1, timeout_seconds=min(WAIT_REPORT_S, left or WAIT_REPORT_S),
+                lease_duration=TRAINING_LEASE_S,
+            ):
                 acquired = True
                 holder = {**owner_tags(), "flow_run": str(flow_run.id), "at": time.time(),
                           "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip

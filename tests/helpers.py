@@ -335,3 +335,33 @@ class StandInSource:
             raise OSError(f"No such file or directory: 'artifacts/{version}/model.safetensors'")
         return Loaded(StandInModel(version), "stand-in", version, self.alias, time.time(), 0.0,
                       {"raw_md5": f"md5-{version}", "rev": f"rev-{version}"}, f"run-{version}")  # fmt: skip
+
+
+def registry_problems(client, name: str) -> list[str]:
+    """What is wrong with the registry of NAME ([] when it is sound): every version READY, from a FINISHED run,
+    with its whole evidence (decision, challenger run); aliases and the champion history name existing versions."""
+    problems = []
+    versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+    for number, mv in versions.items():
+        if mv.status != "READY":
+            problems.append(f"v{number} is {mv.status}")
+        if mv.tags.get("textops.decision") not in ("promoted", "rejected"):
+            problems.append(f"v{number} has no decision tag: {mv.tags}")
+        if mv.tags.get("textops.challenger.run_id") != mv.run_id:
+            problems.append(f"v{number} lacks its evidence (challenger.run_id)")
+        status = client.get_run(mv.run_id).info.status
+        if status != "FINISHED":
+            problems.append(f"v{number}'s run {mv.run_id} is {status}")
+    if not versions:
+        return problems
+    model = client.get_registered_model(name)
+    for alias, number in model.aliases.items():
+        if str(number) not in versions:
+            problems.append(f"alias {alias} names v{number}, which does not exist")
+    promoted = any(mv.tags.get("textops.decision") == "promoted" for mv in versions.values())
+    if promoted and "champion" not in model.aliases:
+        problems.append("a version was promoted but there is no champion")
+    for entry in json.loads(model.tags.get("textops.champion_history", "[]")):
+        if str(entry["version"]) not in versions:
+            problems.append(f"the champion history names v{entry['version']}, which does not exist")
+    return problems

@@ -351,9 +351,15 @@ def run(
             return
     state = _run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
     typer.echo(run_summary(_finish(state)))
+    from textops.config import redact
+    from textops.tracking import tracking_uri
+
+    uri = tracking_uri(root, params)  # a tracking server has its own UI
+    ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000"
+    ui = redact(uri) if uri.startswith("http") else ui
     typer.echo(
         "\nnext steps:\n"
-        f"  mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000     # runs, metrics, the registry\n"
+        f"  {ui}     # runs, metrics, the registry\n"
         "  textops model list                                   # versions, aliases, data versions\n"
         "  textops serve                                        # serve the champion over REST\n"
         "  textops ingest NEW.csv --commit && textops run       # retrain on new data\n"

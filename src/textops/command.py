@@ -72,20 +72,32 @@ def _disk_full(exc: BaseException) -> OSError | None:
 
 @contextmanager
 def user_errors(name: str) -> Iterator[None]:
-    """Turn a TextopsError (bad data, bad params, failed suite, bad state) and a full disk into a message and a
-    non-zero exit code instead of a traceback."""
+    """Turn a TextopsError (bad data, bad params, failed suite, bad state), a full disk and a tracking server that
+    stopped answering into a message and a non-zero exit code instead of a traceback."""
     try:
         yield
     except TextopsError as exc:
         fail(str(exc), exit_code(exc))
     except Exception as exc:
         full = _disk_full(exc)
-        if full is None:
+        if full is not None:
+            fail(
+                f"no space left on the device ({full.filename or 'while writing outputs'}): `textops {name}` "
+                "stopped. Every stage writes its outputs aside and swaps them in at the end, so what was there "
+                "before is unchanged, and a training resumes from its last complete checkpoint. Free some space "
+                "and run it again."
+            )
+        from textops.tracking import server_gone
+
+        gone = server_gone(exc)
+        if gone is None:
             raise
         fail(
-            f"no space left on the device ({full.filename or 'while writing outputs'}): `textops {name}` stopped. "
-            "Every stage writes its outputs aside and swaps them in at the end, so what was there before is "
-            "unchanged, and a training resumes from its last complete checkpoint. Free some space and run it again."
+            f"the MLflow tracking server stopped answering during `textops {name}` ({gone}). Nothing is half "
+            "done: a model version is registered in one call with all its evidence and the aliases move last, and "
+            "a training resumes from its last complete checkpoint. Start the server (or wait for it) and run the "
+            f"command again; MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR set how long "
+            "textops keeps retrying first (MLflow's defaults: 7 retries over about 4 minutes)."
         )
 
 

@@ -89,6 +89,22 @@ def check_store(uri: str, timeout: float = 10) -> None:
             ) from exc
 
 
+def server_gone(exc: BaseException) -> str | None:
+    """What failed, when EXC is (or wraps) a request to a tracking server that did not answer after MLflow's
+    retries (connections refused or dropped, or server errors only); None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        if kind.__module__.startswith("requests") and kind.__name__ in ("ConnectionError", "RetryError"):
+            from textops.config import redact
+
+            return redact(str(exc).splitlines()[0] if str(exc) else kind.__name__)[:300]
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def store_exists(uri: str) -> bool:
     """False for a SQLite store whose file does not exist yet (opening it would create an empty one)."""
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
@@ -152,7 +168,7 @@ def connect(root: Path, params: Params, experiment: bool = True) -> Session:
     check_store(uri)
     relocate_store(root, params)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment_id = ensure_experiment(client, root, params) if experiment else None
+    experiment_id = ensure_experiment(client, root, params, uri) if experiment else None
     if experiment_id is not None:
         reap_stale_runs(client, experiment_id)
     return Session(uri, client, experiment_id, params.mlflow.registered_model)
@@ -209,16 +225,17 @@ def relocate_store(root: Path, params: Params) -> str | None:
     return message
 
 
-def ensure_experiment(client: MlflowClient, root: Path, params: Params) -> str:
-    """The experiment's id, creating it with the project's artifact location (MLflow's default would be
-    ./mlartifacts relative to wherever the process runs)."""
+def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str) -> str:
+    """The experiment's id, creating it with the project's artifact location on a local store URI (MLflow's
+    default would be ./mlartifacts relative to wherever the process runs)."""
     experiment = client.get_experiment_by_name(params.mlflow.experiment)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        # A tracking server decides where its artifacts go (it may proxy them); only the local
-        # default store gets the project's artifact directory.
-        location = None if os.environ.get("MLFLOW_TRACKING_URI") else artifact_location(root, params)
+        # A tracking server decides where its artifacts go (it proxies them: `mlflow-artifacts:/...`); only a
+        # local store (SQLite, a directory) gets the project's artifact directory.
+        remote = uri.startswith(("http://", "https://", "databricks"))
+        location = None if remote else artifact_location(root, params)
         return client.create_experiment(params.mlflow.experiment, artifact_location=location)
     except Exception:  # created meanwhile by a concurrent process
         experiment = client.get_experiment_by_name(params.mlflow.experiment)

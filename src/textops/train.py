@@ -5,9 +5,12 @@ call it. It resumes from the last complete checkpoint in params.train.checkpoint
 for the same data and params, so a killed run (SIGKILL, preempted GPU worker) continues where it
 stopped and ends with the metrics an uninterrupted run would have.
 
-Multi-GPU: launch the same command under `torchrun --nproc_per_node=N -m textops.cli train` or
-`accelerate launch -m textops.cli train`; Trainer picks up the process group, and only rank 0 talks
-to MLflow and writes files.
+Distributed (DDP): launch the same command under `torchrun --nproc_per_node=N -m textops.cli train` or
+`accelerate launch --multi_gpu --num_processes N -m textops.cli train` (GPUs, or CPU processes with gloo);
+Trainer joins the process group, every rank trains and evaluates in lockstep, and only rank 0 talks to
+MLflow and writes files. train.batch_size is the global batch (each of N processes takes 1/N of it), so a
+run on N processes takes the same steps with the same schedule as one process and its metrics differ only
+by the order in which the rows are drawn.
 """
 
 from __future__ import annotations
@@ -39,8 +42,25 @@ from textops.checkpoints import (
     replay_history,
 )
 from textops.config import Params, flatten, redact
+from textops.errors import ParamsError
 from textops.plots import write_curves
 from textops.scm import record_stage
+
+
+def world() -> tuple[int, int]:
+    """(this process's global rank, number of processes): set by torchrun and accelerate launch; (0, 1) alone."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def per_device_batch(batch_size: int, processes: int) -> int:
+    """Each process's share of the global batch train.batch_size; it must divide evenly."""
+    if batch_size % processes:
+        lower = max(processes, batch_size - batch_size % processes)
+        raise ParamsError(
+            f"train.batch_size {batch_size} is the global batch and must divide evenly among the {processes} "
+            f"training processes: use a multiple of {processes} (e.g. -S train.batch_size={lower})."
+        )
+    return batch_size // processes
 
 
 def environment() -> dict[str, str]:
@@ -57,6 +77,7 @@ def environment() -> dict[str, str]:
         "textops.version.tokenizers": tokenizers.__version__,
         "textops.version.mlflow": mlflow.__version__,
         "textops.cpu_threads": str(torch.get_num_threads()),
+        "textops.world_size": str(world()[1]),
     }
     if torch.cuda.is_available():
         info["textops.gpu"] = torch.cuda.get_device_name(0)
@@ -132,10 +153,12 @@ def training_arguments(params: Params, checkpoint_dir: Path, train_rows: int):
 
     t = params.train
     every = eval_steps(params, train_rows)
+    cuda = torch.cuda.is_available()
+    processes = world()[1]
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=t.epochs,
-        per_device_train_batch_size=t.batch_size,
+        per_device_train_batch_size=per_device_batch(t.batch_size, processes),
         per_device_eval_batch_size=t.eval_batch_size,
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
@@ -155,9 +178,17 @@ def training_arguments(params: Params, checkpoint_dir: Path, train_rows: int):
         seed=t.seed,
         data_seed=t.seed,
         # Deterministic kernels cost speed on a GPU; on the CPU they are what makes reruns identical.
-        full_determinism=not torch.cuda.is_available(),
+        full_determinism=not cuda,
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_pin_memory=cuda,
+        # Without a GPU, say so: under torchrun Trainer then joins a gloo process group (it would otherwise
+        # find no accelerator, skip the process group and let every rank train alone).
+        use_cpu=not cuda,
+        ddp_backend="gloo" if processes > 1 and not cuda else None,
+        # A classifier's loss is the mean over its batch (one label a row) and DDP averages the gradients: that is
+        # the global batch's mean already. Trainer's token averaging would multiply the loss (and so the gradient
+        # and the clipping) by the number of processes, because the model ignores the item count it is given.
+        average_tokens_across_devices=False,
         report_to="none",  # MLflow logging is ours (MlflowLogger): one run across resumes and stages
         disable_tqdm=False,
         **precision(),
@@ -316,14 +347,16 @@ def train(root: Path, params: Params) -> dict:
 
     root = Path(root)
     labels = read_labels(root, params)
-    rank0 = int(os.environ.get("RANK", "0")) == 0
+    rank0 = world()[0] == 0
     tags = lineage.lineage_tags(root, params)
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
     frame = train_frame(root, params)
     args = training_arguments(params, checkpoint_dir, len(frame))  # under torchrun this joins the process group
-    # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left.
+    # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left. Every rank
+    # reads the checkpoints rank 0 wrote (to resume, and the best one at the end): on several machines they share
+    # one checkout (transformers 5 writes a checkpoint's weights on global rank 0 only, save_on_each_node or not).
     with args.main_process_first(local=False, desc="checkpoints"):
         if rank0:
             resume_from = prepare_checkpoints(checkpoint_dir, fingerprint)
@@ -331,8 +364,9 @@ def train(root: Path, params: Params) -> dict:
             resume_from = complete_checkpoint(checkpoint_dir, prune=False)
     trainer = build_trainer(root, params, frame, labels, resume_from, args)
     resume = str(resume_from) if resume_from else None
-    if not rank0:  # other DDP ranks train in lockstep; rank 0 owns MLflow and the outputs
+    if not rank0:  # other DDP ranks train and evaluate in lockstep; rank 0 owns MLflow and the outputs
         trainer.train(resume_from_checkpoint=resume)
+        trainer.evaluate()  # a collective under DDP: every rank takes part
         return {}
 
     session = connect(root, params)  # also marks KILLED the run of a training that was SIGKILLed here

@@ -35,3 +35,24 @@ def test_session_active_points_mlflow_at_the_store_and_back(tmp_path, monkeypatc
         assert mlflow.get_tracking_uri() == uri
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://mine:5000"
     assert mlflow.get_tracking_uri() == "http://mine:5000"
+
+
+def test_server_gone_names_a_tracking_server_that_stopped_answering():
+    import requests
+
+    from textops.tracking import server_gone
+
+    def wrapped(exc: Exception) -> Exception:
+        try:
+            try:
+                raise exc
+            except Exception as inner:  # as MLflow's http_request wraps it: a new exception, the old as context
+                raise mlflow.exceptions.MlflowException(f"API request to http://u:secret@h:5000/api failed: {inner}")  # noqa: B904
+        except Exception as outer:
+            return outer
+
+    gone = server_gone(wrapped(requests.exceptions.ConnectionError("Connection refused")))
+    assert gone is not None and "Connection refused" in gone and "secret" not in gone
+    assert server_gone(wrapped(requests.exceptions.RetryError("too many 503 error responses"))) is not None
+    assert server_gone(wrapped(ValueError("a bad value"))) is None
+    assert server_gone(ValueError("no cause")) is None
