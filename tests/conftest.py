@@ -5,14 +5,28 @@ Tests that commit, ingest or register work only in a throwaway project (`project
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import pytest
-from helpers import FAST, SECRETS, SST2, champion_project, easy_reviews, make_project, set_params, textops
+# Before any library is imported: the suite never writes to the user's home (~/.prefect, ~/.config, ~/.cache,
+# ~/.gitconfig). Every library that keeps state under HOME or the XDG directories gets a throwaway one, and git
+# sees no global config, as on a fresh machine (the test repos set their own identity).
+_HOME = Path(tempfile.mkdtemp(prefix="textops-tests-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ.update(
+    HOME=str(_HOME), PREFECT_HOME=str(_HOME / ".prefect"), MPLCONFIGDIR=str(_HOME / ".matplotlib"),
+    XDG_CONFIG_HOME=str(_HOME / ".config"), XDG_CACHE_HOME=str(_HOME / ".cache"), XDG_DATA_HOME=str(_HOME / ".local"),
+)  # fmt: skip
+os.environ.pop("GIT_CONFIG_GLOBAL", None)
 
-from textops.env import set_offline_env
+import pytest  # noqa: E402
+from helpers import FAST, SECRETS, SST2, champion_project, easy_reviews, make_project, set_params, textops  # noqa: E402
+
+from textops.env import set_offline_env  # noqa: E402
 
 # The project's own offline switches, also for the subprocesses tests start.
 set_offline_env()

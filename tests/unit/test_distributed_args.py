@@ -30,7 +30,7 @@ def test_single_process_arguments(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     import torch
 
-    args = training_arguments(Params(), tmp_path)
+    args = training_arguments(Params(), tmp_path, 1000)
     assert args.use_cpu == (not torch.cuda.is_available())
     assert args.ddp_backend is None and args.world_size == 1
     assert args.per_device_train_batch_size == Params().train.batch_size
