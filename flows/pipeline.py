@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 
 from textops.config import Params, load_params
 from textops.errors import TextopsError, ValidationFailed
+from textops.logs import stage
 
 # A global concurrency limit with one slot: two runs never train, evaluate or move aliases at once (the
 # second waits for the slot). It covers the whole pipeline because all stages write the same project files.
@@ -64,8 +65,10 @@ def check_changes(root: Path, params: Params) -> str | None:
 def preprocess_task(root: Path, params: Params) -> dict:
     from textops.preprocess import preprocess
 
-    stats = preprocess(root, params)
-    get_run_logger().info("preprocess: %s rows out, splits %s", stats["rows_out"], stats["splits"])
+    with stage("preprocess", "[1/5]") as done:
+        stats = preprocess(root, params)
+        split = ", ".join(f"{k} {v:,}" for k, v in stats["splits"].items())
+        done["note"] = f"{stats['rows_out']:,} rows ({split})"
     return {"rows_out": stats["rows_out"], "splits": stats["splits"], "raw_md5": stats.get("raw_md5")}
 
 
@@ -73,7 +76,9 @@ def preprocess_task(root: Path, params: Params) -> dict:
 def validate_task(root: Path, params: Params) -> dict:
     from textops.validate import validate
 
-    summary = validate(root, params)
+    with stage("validate", "[2/5]") as done:
+        summary = validate(root, params)
+        done["note"] = f"{summary.get('evaluated', '')} expectations passed; report {summary.get('report', '')}"
     return {k: summary[k] for k in ("evaluated", "report") if k in summary}
 
 
@@ -89,7 +94,11 @@ def train_task(root: Path, params: Params) -> dict:
     # The Trainer picks CUDA when the worker's machine has it; nothing to choose here.
     from textops.train import train
 
-    result = train(root, params)
+    with stage("train", "[3/5]") as done:
+        result = train(root, params)
+        done["note"] = ", ".join(
+            f"{k} {v:.4f}" for k, v in result.items() if k.startswith("val_") and isinstance(v, float)
+        )
     get_run_logger().info("train: %s", result)
     return result
 
@@ -98,7 +107,9 @@ def train_task(root: Path, params: Params) -> dict:
 def evaluate_task(root: Path, params: Params) -> dict:
     from textops.evaluate import evaluate
 
-    result = evaluate(root, params)
+    with stage("evaluate", "[4/5]") as done:
+        result = evaluate(root, params)
+        done["note"] = ", ".join(f"test {k} {result[k]:.4f}" for k in ("accuracy", "macro_f1") if k in result)
     get_run_logger().info("evaluate: %s", {k: v for k, v in result.items() if not isinstance(v, dict | list)})
     return result
 
@@ -108,15 +119,21 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
     from textops.register import register
     from textops.registry import promote
 
-    result = register(root, params)
+    with stage("register", "[5/5]") as done:
+        result = register(root, params)
+        done["note"] = f"v{result['version']} {'promoted' if result['promote'] else 'not promoted'}"
     logger = get_run_logger()
-    logger.info("register: v%s %s (%s)", result["version"], "promoted" if result["promote"] else "not promoted",
-                result["reason"])
+    logger.info(
+        "register: v%s %s (%s)",
+        result["version"],
+        "promoted" if result["promote"] else "not promoted",
+        result["reason"],
+    )
     if force and not result["promote"]:
         why = reason or "forced by data rollback"
         logger.info(promote(root, params, result["version"], f"{why} (policy said: {result['reason']})"))
         result = {**result, "promote": True, "forced": True, "reason": why}
-    return {k: v for k, v in result.items() if k != "evidence"}
+    return result
 
 
 @task(name="commit", cache_policy=NO_CACHE)
@@ -225,7 +242,9 @@ def training_slot(root: Path, timeout_s: float | None):
         acquired = False
         try:
             with concurrency(
-                TRAINING_LIMIT, occupy=1, timeout_seconds=min(WAIT_REPORT_S, left or WAIT_REPORT_S),
+                TRAINING_LIMIT,
+                occupy=1,
+                timeout_seconds=min(WAIT_REPORT_S, left or WAIT_REPORT_S),
                 lease_duration=TRAINING_LEASE_S,
             ):
                 acquired = True

@@ -29,20 +29,15 @@ app.add_typer(model_app, name="model")
 
 
 @app.callback()
-def _setup() -> None:
-    """Offline switches first (before any heavy import); the library's warnings go to stderr, one line each."""
-    import logging
-
+def _setup(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show the libraries' logs, warnings and progress bars, and tracebacks."
+    ),
+) -> None:
+    """Offline switches first (before any heavy import). Where the output goes: textops.logs."""
     from textops.env import set_offline_env
 
     set_offline_env()
-    logger = logging.getLogger("textops")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("textops: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,8 +291,10 @@ def _run_flow(project: Project, module: str, flow: str, **kwargs):
     from textops.flows import configure_prefect
     from textops.flows.server import temporary_server
     from textops.locks import state_dir
+    from textops.logs import quiet_prefect
 
-    configure_prefect(project.root)  # before Prefect is first imported
+    quiet_prefect()  # these three before Prefect is first imported
+    configure_prefect(project.root)
     kwargs.update(project_dir=str(project.root), params_file=project.params_path.name,
                   overrides=list(project.overrides), return_state=True)  # fmt: skip
     if os.environ.get("PREFECT_API_URL"):
@@ -350,21 +347,37 @@ def run(
             typer.echo(f"{unchanged} (`textops run --force` retrains anyway)")
             return
     state = _run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
-    typer.echo(run_summary(_finish(state)))
+    summary = _finish(state)
+    typer.echo("\n" + run_summary(summary))
+    if "register" in summary:
+        typer.echo(next_steps(root, params, summary))
+
+
+def next_steps(root: Path, params, summary: dict) -> str:
+    """Where to look after a run: its files, the MLflow run, the log."""
+    from textops import logs
     from textops.config import redact
     from textops.tracking import tracking_uri
 
     uri = tracking_uri(root, params)  # a tracking server has its own UI
-    ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000"
+    ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000 --workers 1"
     ui = redact(uri) if uri.startswith("http") else ui
-    typer.echo(
-        "\nnext steps:\n"
-        f"  {ui}     # runs, metrics, the registry\n"
-        "  textops model list                                   # versions, aliases, data versions\n"
-        "  textops serve                                        # serve the champion over REST\n"
-        "  textops ingest NEW.csv --commit && textops run       # retrain on new data\n"
-        "  docs/orchestration.md                                # schedules and GPU workers"
-    )
+    run_id = summary.get("evaluate", {}).get("run_id") or summary.get("train", {}).get("run_id") or ""
+    report = summary.get("validate", {}).get("report")
+    looks = [
+        ("metrics/eval.json", "test metrics (dvc metrics show; dvc plots show for the curves)"),
+        (params.evaluate.output_dir, "confusion matrix, calibration, misclassified rows"),
+        *([(str(report), "the data checks")] if report else []),
+        (ui, f"MLflow: run {run_id[:12]}, the registry" if run_id else "MLflow: runs, the registry"),
+        *([(str(logs.CURRENT.relative_to(root)), "the libraries' log of this run")]
+          if logs.CURRENT and logs.CURRENT.exists() else []),
+    ]  # fmt: skip
+    width = max(len(a) for a, _ in looks)
+    lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
+    lines += ["next:", "  textops serve                              # serve the champion over REST",
+              "  textops ingest NEW.csv --commit && textops run   # retrain on new data",
+              "  docs/orchestration.md                      # schedules and GPU workers"]  # fmt: skip
+    return "\n".join(lines)
 
 
 @command(app, "rollback")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from textops.errors import TextopsError, exit_code
+from textops.logs import start_logging
 
 if TYPE_CHECKING:
     from textops.config import Params
@@ -45,6 +46,14 @@ class Project:
 
             self._params = load_params(self.params_path, self.overrides)
         return self._params
+
+
+def verbose() -> bool:
+    """Whether the command line asked for the libraries' own output (`textops -v ...`)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("verbose"))
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -74,11 +83,19 @@ def _disk_full(exc: BaseException) -> OSError | None:
 def user_errors(name: str) -> Iterator[None]:
     """Turn a TextopsError (bad data, bad params, failed suite, bad state), a full disk and a tracking server that
     stopped answering into a message and a non-zero exit code instead of a traceback."""
+    import logging
+
     try:
         yield
     except TextopsError as exc:
+        logging.getLogger("textops").debug("%s failed", name, exc_info=True)
+        if verbose():
+            raise
         fail(str(exc), exit_code(exc))
     except Exception as exc:
+        logging.getLogger("textops").error("`textops %s` failed", name, exc_info=True)
+        if verbose():
+            raise
         full = _disk_full(exc)
         if full is not None:
             fail(
@@ -91,7 +108,13 @@ def user_errors(name: str) -> Iterator[None]:
 
         gone = server_gone(exc)
         if gone is None:
-            raise
+            from textops import logs
+
+            where = f"the traceback is in {logs.CURRENT}" if logs.CURRENT else "run it with -v for the traceback"
+            fail(
+                f"`textops {name}` stopped on an unexpected {type(exc).__name__}: {exc} ({where}). This is "
+                "likely a bug in textops: please report it with that log."
+            )
         fail(
             f"the MLflow tracking server stopped answering during `textops {name}` ({gone}). Nothing is half "
             "done: a model version is registered in one call with all its evidence and the aliases move last, and "
@@ -133,8 +156,10 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
 
         @functools.wraps(func)
         def wrapper(*args, params_path: Path, overrides: list[str], **kwargs):
+            project = Project(params_path, tuple(overrides or ()))
+            start_logging(project.root, label, verbose())
             with user_errors(label):
-                return func(*args, project=Project(params_path, tuple(overrides or ())), **kwargs)
+                return func(*args, project=project, **kwargs)
 
         wrapper.__signature__ = signature.replace(parameters=own + _PROJECT_OPTIONS)
         wrapper.__annotations__ = {

@@ -32,13 +32,73 @@ def format_list(rows: list[dict], metric: str) -> str:
 
 
 def run_summary(summary: dict) -> str:
-    """One paragraph for a pipeline run: the test metrics and what the registry decided."""
+    """A pipeline run at a glance: test metrics of the challenger, the champion it was compared with and the
+    TF-IDF baseline where evaluated, the decision with its reason, and where to look next."""
     if "register" not in summary:
         return summary.get("message") or "done"
     reg, ev = summary["register"], summary.get("evaluate", {})
-    metrics = {k: ev[k] for k in ("accuracy", "macro_f1") if isinstance(ev.get(k), int | float)}
-    return (
-        f"trained and evaluated: {', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) or ev}; "
-        f"registered {reg.get('name')} v{reg['version']}: "
-        f"{'now the champion' if reg['promote'] else 'not promoted'} ({reg['reason']})"
-    )
+    evidence = reg.get("evidence") or {}
+    metric = next((k.split(".", 1)[1] for k in evidence if k.startswith("challenger.") and k.count(".") == 1
+                   and k != "challenger.version" and k != "challenger.run_id"), "macro_f1")  # fmt: skip
+    rows = [(f"challenger v{reg['version']}", ev.get("accuracy"), ev.get("macro_f1"))]
+    if f"champion.{metric}" in evidence:
+        rows.append((f"champion v{evidence.get('champion.version')}", None, None))
+        rows[-1] = (rows[-1][0], *(_figure(evidence, "champion", m, metric) for m in ("accuracy", "macro_f1")))
+    baseline = ev.get("baseline")
+    if isinstance(baseline, dict):
+        rows.append(("baseline (TF-IDF)", baseline.get("accuracy"), baseline.get("macro_f1")))
+    lines = [f"{'':<22} {'test accuracy':>13} {'test macro-F1':>13}"]
+    lines += [f"{name:<22} {_fmt(acc):>13} {_fmt(f1):>13}" for name, acc, f1 in rows]
+    verdict = "promoted: now the champion" if reg["promote"] else "not promoted"
+    lines += ["", f"{reg.get('name')} v{reg['version']} {verdict} ({reg['reason']})"]
+    return "\n".join(lines)
+
+
+def _figure(evidence: dict, who: str, name: str, metric: str):
+    """WHO's figure for metric NAME from the registry's evidence (only the primary metric is there)."""
+    return evidence.get(f"{who}.{name}") if name == metric or f"{who}.{name}" in evidence else None
+
+
+def _fmt(value) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def training_progress():
+    """A Trainer callback drawing a progress bar of the training steps on a terminal (rank 0 only; nothing
+    where stdout is not a terminal, e.g. a log file or a Prefect worker, which gets the stage lines)."""
+    import sys
+
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        def __init__(self):
+            self.bar, self.task = None, None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero or not sys.stdout.isatty():
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            steps = TextColumn("{task.completed}/{task.total} steps")
+            self.bar = Progress(TextColumn("      training"), BarColumn(), steps, TextColumn("{task.fields[loss]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), transient=True)  # fmt: skip
+            self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step, loss="")
+            self.bar.start()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.update(self.task, loss=f"loss {float(logs['loss']):.4f}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.stop()
+                self.bar = None
+
+    return StepBar()

@@ -115,7 +115,7 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         if SERVER_MODEL_PATH_ENV in os.environ:  # loaded by `mlflow models serve`
             guard_scoring_server()
 
-    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         texts = as_texts(model_input)
         return to_frame(predict_texts(self.model, self.tokenizer, texts), self.labels)
 

@@ -42,6 +42,7 @@ from textops.checkpoints import (
     replay_history,
 )
 from textops.config import Params, flatten, redact
+from textops.console import training_progress
 from textops.errors import ParamsError
 from textops.plots import write_curves
 from textops.scm import record_stage
@@ -274,7 +275,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
         tokenizer = AutoTokenizer.from_pretrained(resume_from, local_files_only=True)
 
     max_length = params.model.max_length
-    callbacks = [mlflow_logger()]
+    callbacks = [mlflow_logger(), training_progress()]
     if params.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.train.early_stopping_patience))
     return Trainer(

@@ -40,9 +40,19 @@ def test_run_on_fresh_project_trains_registers_then_skips_without_torch(flow_pro
     proc = textops(flow_project, "run")
     out = proc.stdout
     assert "ingesting the built-in sample" in out
-    assert "now the champion" in out and "next steps" in out and "textops serve" in out
+    assert "now the champion" in out and "look at:" in out and "metrics/eval.json" in out and "textops serve" in out
     assert (flow_project / ".prefect").is_dir()  # project-local Prefect home
     assert registry(flow_project)["champion"] == "1"
+    # The console is for people: a line as each stage starts and ends, the summary; the libraries' logs, warnings
+    # and progress bars are in the run's log file.
+    for step in ("[1/5] preprocess done in", "[3/5] train done in", "[5/5] register done in"):
+        assert step in out, out
+    both = out + proc.stderr
+    for noise in ("Downloading artifacts", "Warning", "Traceback", " | INFO ", "Loading weights", "{'loss'"):
+        assert noise not in both, both
+    assert len(both.splitlines()) < 45, both
+    logs = list((flow_project / ".textops" / "logs").glob("run-*.log"))
+    assert len(logs) == 1 and "mlflow" in logs[0].read_text(), logs
     # Every stage's outputs are recorded in dvc.lock: DVC agrees there is nothing to reproduce.
     status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=flow_project, capture_output=True,
                             text=True, check=True).stdout
