@@ -364,19 +364,22 @@ def next_steps(root: Path, params, summary: dict) -> str:
     ui = redact(uri) if uri.startswith("http") else ui
     run_id = summary.get("evaluate", {}).get("run_id") or summary.get("train", {}).get("run_id") or ""
     report = summary.get("validate", {}).get("report")
+    def rel(path) -> str:
+        path = Path(path)
+        return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
+
     looks = [
-        ("metrics/eval.json", "test metrics (dvc metrics show; dvc plots show for the curves)"),
+        ("metrics/eval.json", "test metrics (`dvc metrics show`; `dvc plots show` draws the curves)"),
         (params.evaluate.output_dir, "confusion matrix, calibration, misclassified rows"),
-        *([(str(report), "the data checks")] if report else []),
-        (ui, f"MLflow: run {run_id[:12]}, the registry" if run_id else "MLflow: runs, the registry"),
-        *([(str(logs.CURRENT.relative_to(root)), "the libraries' log of this run")]
-          if logs.CURRENT and logs.CURRENT.exists() else []),
-    ]  # fmt: skip
+        *([(rel(report), "the data checks")] if report else []),
+        *([(rel(logs.CURRENT), "the libraries' log of this run")] if logs.CURRENT and logs.CURRENT.exists() else []),
+    ]
     width = max(len(a) for a, _ in looks)
     lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
-    lines += ["next:", "  textops serve                              # serve the champion over REST",
-              "  textops ingest NEW.csv --commit && textops run   # retrain on new data",
-              "  docs/orchestration.md                      # schedules and GPU workers"]  # fmt: skip
+    lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
+              "next:", "  textops serve                                   # serve the champion over REST",
+              "  textops ingest NEW.csv --commit && textops run  # retrain on new data",
+              "  docs/orchestration.md                           # schedules and GPU workers"]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -212,7 +212,8 @@ def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"sample-{params.sample.rows}-seed{params.sample.seed}.csv"
         frame.to_csv(path, index=False)
-        return ingest([path], Path(root), params, text_column="text", label_column="label", gate=False)[0]
+        result = ingest([path], Path(root), params, text_column="text", label_column="label", gate=False)[0]
+    return replace(result, source=f"the built-in sample ({params.sample.rows} rows, seed {params.sample.seed})")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -141,3 +141,20 @@ def prune(log_dir: Path, keep: int = KEEP_LOGS) -> None:
     for old in logs[keep:]:
         old.unlink(missing_ok=True)
         old.with_suffix(".prefect.yml").unlink(missing_ok=True)
+
+
+@contextmanager
+def printed_to_log(logger: str) -> Iterator[None]:
+    """What a library prints to stderr inside the block (MLflow's `eprint`, e.g. "Successfully registered
+    model") as INFO records of LOGGER instead: in the log file, or on stderr with -v."""
+    import io
+    from contextlib import redirect_stderr
+
+    buffer = io.StringIO()
+    try:
+        with redirect_stderr(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                logging.getLogger(logger).info("%s", line)

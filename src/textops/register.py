@@ -29,6 +29,7 @@ from textops.config import Params
 from textops.errors import StateError
 from textops.guards import own_rows_guard, reference_guard, reference_set
 from textops.locks import registry_lock
+from textops.logs import printed_to_log
 from textops.policy import decide, mcnemar, score
 from textops.predict import load_model, predict_batches
 from textops.registry import CHALLENGER, champion, move_champion, rolled_back_from
@@ -195,7 +196,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
     version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
     version_tags.update({lineage.PREFIX + k: str(v)[:5000] for k, v in evidence.items()})
-    with session.active():
+    with session.active(), printed_to_log("mlflow"):
         mv = mlflow.register_model(model_uri, session.model_name, tags=version_tags)
     version = str(mv.version)
     evidence = {"challenger.version": version, **evidence}

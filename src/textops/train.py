@@ -263,6 +263,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
     """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging and
     early stopping."""
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback
 
     from textops.model import load_base
 
@@ -278,7 +279,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
     callbacks = [mlflow_logger(), training_progress()]
     if params.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.train.early_stopping_patience))
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=Encoded(tokenizer, frame["text"].tolist(), frame["label"].tolist(), max_length),
@@ -288,6 +289,9 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
+    if os.environ.get("TQDM_DISABLE"):  # a quiet console (textops.logs): no metric dicts printed to stdout either
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def summary_metrics(trainer, result, best: dict, resume_from: Path | None) -> dict:
