@@ -301,7 +301,14 @@ def _run_flow(project: Project, module: str, flow: str, **kwargs):
         return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
     log = state_dir(project.root) / "logs" / "prefect-server.log"
     with temporary_server(Path(os.environ["PREFECT_HOME"]), log):
-        return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
+        try:
+            return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
+        finally:  # the run's last logs and events reach the server before it stops
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            for worker in (APILogWorker, EventsWorker):
+                worker.drain_all(timeout=10)
 
 
 def _finish(state) -> dict:

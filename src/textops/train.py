@@ -263,7 +263,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
     """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging and
     early stopping."""
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from textops.model import load_base
 
@@ -291,6 +291,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
     )
     if os.environ.get("TQDM_DISABLE"):  # a quiet console (textops.logs): no metric dicts printed to stdout either
         trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)  # tqdm.write prints its metric dicts even with the bar off
     return trainer
 
 
