@@ -71,6 +71,9 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
     }
     env.pop("PREFECT_API_URL", None)
     home.mkdir(parents=True, exist_ok=True)
+    fresh = not (home / DB).exists()
+    if fresh:
+        seed_database(home)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -80,6 +83,8 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
     before = os.environ.get("PREFECT_API_URL")
     try:
         _wait_healthy(url, proc, log_path)
+        if fresh:
+            save_template(home)
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
@@ -93,6 +98,56 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+DB, MEMO = "prefect.db", "memo_store.toml"
+
+
+def template_dir() -> Path:
+    """Where a migrated empty Prefect database is kept, per Prefect version (the user's cache directory)."""
+    from importlib.metadata import version
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "textops" / f"prefect-{version('prefect')}"
+
+
+def seed_database(home: Path) -> bool:
+    """Start a new project's Prefect database from the migrated template, if there is one: a fresh database
+    otherwise spends most of the server's start-up in migrations (BENCHMARKS.md)."""
+    import shutil
+
+    template = template_dir()
+    if not (template / DB).is_file():
+        return False
+    for name in (DB, MEMO):
+        if (template / name).is_file():
+            tmp = home / f".{name}.{os.getpid()}"
+            shutil.copyfile(template / name, tmp)
+            os.replace(tmp, home / name)
+    return True
+
+
+def save_template(home: Path) -> None:
+    """Keep a consistent copy of a just-migrated database (SQLite's backup API) as the template, once."""
+    import sqlite3
+
+    template = template_dir()
+    if (template / DB).is_file():
+        return
+    try:
+        template.mkdir(parents=True, exist_ok=True)
+        tmp = template / f".{DB}.{os.getpid()}"
+        src, dst = sqlite3.connect(home / DB), sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        if (home / MEMO).is_file():
+            (template / MEMO).write_bytes((home / MEMO).read_bytes())
+        os.replace(tmp, template / DB)
+    except (OSError, sqlite3.Error):  # a read-only or full cache: the next project migrates its own
+        pass
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
