@@ -204,6 +204,23 @@ def model_list(*, project: Project) -> None:
     typer.echo(format_list(rows, project.params.promotion.primary_metric))
 
 
+@command(app)
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the machine-readable status."),
+    *,
+    project: Project,
+) -> None:
+    """The project on one screen: champion and challenger, data/, landing files, serving, schedules, last runs."""
+    import json
+
+    from textops.status import format_status, project_status
+
+    st = project_status(project.root, project.params)
+    typer.echo(
+        json.dumps(st, indent=2, default=str) if as_json else format_status(st, project.params.promotion.primary_metric)
+    )
+
+
 @command(model_app, "show")
 def model_show(
     version: str = typer.Argument(..., help="A version number from `textops model list`."),
@@ -272,9 +289,7 @@ def predict(
     """Score a file in batches with the champion (or --model-version), with a progress bar."""
     from textops.predict import predict_file
 
-    result = predict_file(
-        project.root, project.params, input_path, output, model_version, batch_size, text_column
-    )
+    result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column)
     typer.echo(f"predict: {result['rows']} rows scored with {result['model']} -> {result['output']}")
 
 
@@ -337,7 +352,7 @@ def run(
 
     from textops import scm
     from textops.artifacts import has_raw_data
-    from textops.console import run_summary
+    from textops.console import next_steps, run_summary
     from textops.ingest import ingest_sample
     from textops.registry import nothing_to_retrain
 
@@ -358,36 +373,6 @@ def run(
     typer.echo("\n" + run_summary(summary))
     if "register" in summary:
         typer.echo(next_steps(root, params, summary))
-
-
-def next_steps(root: Path, params, summary: dict) -> str:
-    """Where to look after a run: its files, the MLflow run, the log."""
-    from textops import logs
-    from textops.config import redact
-    from textops.tracking import tracking_uri
-
-    uri = tracking_uri(root, params)  # a tracking server has its own UI
-    ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000 --workers 1"
-    ui = redact(uri) if uri.startswith("http") else ui
-    run_id = summary.get("evaluate", {}).get("run_id") or summary.get("train", {}).get("run_id") or ""
-    report = summary.get("validate", {}).get("report")
-    def rel(path) -> str:
-        path = Path(path)
-        return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
-
-    looks = [
-        ("metrics/eval.json", "test metrics (`dvc metrics show`; `dvc plots show` draws the curves)"),
-        (params.evaluate.output_dir, "confusion matrix, calibration, misclassified rows"),
-        *([(rel(report), "the data checks")] if report else []),
-        *([(rel(logs.CURRENT), "the libraries' log of this run")] if logs.CURRENT and logs.CURRENT.exists() else []),
-    ]
-    width = max(len(a) for a, _ in looks)
-    lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
-    lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
-              "next:", "  textops serve                                   # serve the champion over REST",
-              "  textops ingest NEW.csv --commit && textops run  # retrain on new data",
-              "  docs/orchestration.md                           # schedules and GPU workers"]  # fmt: skip
-    return "\n".join(lines)
 
 
 @command(app, "rollback")

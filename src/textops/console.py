@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textops.config import Params
+
 
 def format_versions(versions: list[dict]) -> str:
     if not versions:
@@ -102,3 +108,34 @@ def training_progress():
                 self.bar = None
 
     return StepBar()
+
+
+def next_steps(root: Path, params: Params, summary: dict) -> str:
+    """Where to look after a run: its files, the MLflow run, the log."""
+    from textops import logs
+    from textops.config import redact
+    from textops.tracking import tracking_uri
+
+    uri = tracking_uri(root, params)  # a tracking server has its own UI
+    ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000 --workers 1"
+    ui = redact(uri) if uri.startswith("http") else ui
+    run_id = summary.get("evaluate", {}).get("run_id") or summary.get("train", {}).get("run_id") or ""
+    report = summary.get("validate", {}).get("report")
+
+    def rel(path) -> str:
+        path = Path(path)
+        return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
+
+    looks = [
+        ("metrics/eval.json", "test metrics (`dvc metrics show`; `dvc plots show` draws the curves)"),
+        (params.evaluate.output_dir, "confusion matrix, calibration, misclassified rows"),
+        *([(rel(report), "the data checks")] if report else []),
+        *([(rel(logs.CURRENT), "the libraries' log of this run")] if logs.CURRENT and logs.CURRENT.exists() else []),
+    ]
+    width = max(len(a) for a, _ in looks)
+    lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
+    lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
+              "next:", "  textops serve                                   # serve the champion over REST",
+              "  textops ingest NEW.csv --commit && textops run  # retrain on new data",
+              "  docs/orchestration.md                           # schedules and GPU workers"]  # fmt: skip
+    return "\n".join(lines)
