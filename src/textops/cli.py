@@ -283,6 +283,25 @@ def predict(
     typer.echo(f"predict: {result['rows']} rows scored with {result['model']} -> {result['output']}")
 
 
+@command(app)
+def monitor(
+    files: list[Path] = typer.Argument(None, help="Labelled or unlabelled files (default: the landing directory)."),
+    requests: bool = typer.Option(False, "--requests", help="Monitor the request log of `textops serve` instead."),
+    as_json: bool = typer.Option(False, "--json", help='Print the result as JSON (top-level "drift": true|false).'),
+    *,
+    project: Project,
+) -> None:
+    """Compare new texts with the champion's training data: input drift (length, vocabulary, embeddings, predicted
+    classes, confidence), label shift and performance decay; to metrics/monitor.json, an HTML report and MLflow."""
+    import json
+
+    from textops.console import format_monitor
+    from textops.monitor import monitor as run_monitor
+
+    result = run_monitor(project.root, project.params, files or None, requests)
+    typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_monitor(result))
+
+
 # --------------------------------------------------------------------------------------------------
 # orchestration: the Prefect flows (flows/, installed as textops.flows; imported here only)
 
