@@ -114,6 +114,12 @@ def landed_files(root: Path, params: Params, remember: bool = True) -> list[Path
 # the champion: its data version, its encoder
 
 
+def no_champion(model_name: str) -> StateError:
+    return StateError(
+        f"{model_name} has no champion yet: there is nothing to compare new data with. Train one first (`textops run`)."
+    )
+
+
 def champion_reference(root: Path, params: Params, session: Session) -> dict:
     """The champion's version, recorded test figures and data version (train and held-out rows, sampled)."""
     from textops.guards import champion_split
@@ -121,10 +127,7 @@ def champion_reference(root: Path, params: Params, session: Session) -> dict:
 
     current = champion(session)
     if current is None:
-        raise StateError(
-            f"{session.model_name} has no champion yet: there is nothing to compare new data with. "
-            "Train one first (`textops run`)."
-        )
+        raise no_champion(session.model_name)
     run = session.client.get_run(current.run_id)
     splits = {s: champion_split(root, params, run.data.tags, s) for s in ("train", "val", "test")}
     if any(v is None for v in splits.values()):
@@ -268,7 +271,7 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
     the champion's training data; write metrics/monitor.json, the HTML report and an MLflow run. Returns the
     result: `drift`, `kinds` (input / label / performance), every check, the champion and the source."""
     from textops.ingest import landing_files
-    from textops.tracking import connect
+    from textops.tracking import connect, store_exists, tracking_uri
 
     root = Path(root)
     if requests and files:
@@ -284,6 +287,8 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
             )
         new, source = read_new_files(files, params), ", ".join(Path(f).name for f in files)
     started = time.monotonic()
+    if not store_exists(tracking_uri(root, params)):  # no store, no champion: and nothing created by asking
+        raise no_champion(params.mlflow.registered_model)
     session = connect(root, params, experiment=False)
     ref = champion_reference(root, params, session)
     new = prepare(params, new)
