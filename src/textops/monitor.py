@@ -183,7 +183,7 @@ def load_classifier(session: Session, version: str):
 def input_checks(params: Params, ref: dict, new: pd.DataFrame, emb: tuple | None) -> list[dict]:
     """Text length (KS), out-of-vocabulary words and the embedding domain classifier."""
     p = params.monitor
-    lengths = new["chars"] if "chars" in new.columns else new["text"].str.len()
+    lengths = new["text"].str.len() if "text" in new.columns else new["chars"]
     checks = [
         drift.ks_shift(
             "input", "text length (characters)", ref["train"]["text"].str.len(), lengths, p.p_value, p.max_ks
