@@ -3,6 +3,7 @@
 - `flows/pipeline.py:training_pipeline`  flow `training-pipeline`: preprocess → validate → train → evaluate → register
 - `flows/retrain.py:retrain`             flow `retrain`: ingest the landing directory, then the pipeline
 - `flows/rollback.py:data_rollback`      flow `data-rollback`: restore a data version, then the pipeline
+- `flows/monitor.py:monitor_flow`        flow `monitor`: announce landed files and drift as Prefect events
 
 This directory is installed as the package `textops.flows` (see pyproject.toml), so a flow file that Prefect
 loads by path (`prefect deploy`, a worker) imports the installed package only, like the CLI and the tests.

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import typer
 
-from textops.command import Project, command, fail
-from textops.errors import TextopsError
+from textops.command import Project, command, fail, finish, run_flow
 
 app = typer.Typer(
     help="Keep a transformers text classifier good over time: ingest, preprocess, validate, train, "
@@ -293,48 +292,27 @@ def predict(
     typer.echo(f"predict: {result['rows']} rows scored with {result['model']} -> {result['output']}")
 
 
+@command(app)
+def monitor(
+    files: list[Path] = typer.Argument(None, help="Labelled or unlabelled files (default: the landing directory)."),
+    requests: bool = typer.Option(False, "--requests", help="Monitor the request log of `textops serve` instead."),
+    as_json: bool = typer.Option(False, "--json", help='Print the result as JSON (top-level "drift": true|false).'),
+    *,
+    project: Project,
+) -> None:
+    """Compare new texts with the champion's training data: input drift (length, vocabulary, embeddings, predicted
+    classes, confidence), label shift and performance decay; to metrics/monitor.json, an HTML report and MLflow."""
+    import json
+
+    from textops.console import format_monitor
+    from textops.monitor import monitor as run_monitor
+
+    result = run_monitor(project.root, project.params, files or None, requests)
+    typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_monitor(result))
+
+
 # --------------------------------------------------------------------------------------------------
 # orchestration: the Prefect flows (flows/, installed as textops.flows; imported here only)
-
-
-def _run_flow(project: Project, module: str, flow: str, **kwargs):
-    """Run flow FLOW of textops.flows.MODULE in this process and return its final state: against the server in
-    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.flows.server)."""
-    import importlib
-    import os
-
-    from textops.flows import configure_prefect
-    from textops.flows.server import temporary_server
-    from textops.locks import state_dir
-    from textops.logs import quiet_prefect
-
-    quiet_prefect()  # these three before Prefect is first imported
-    configure_prefect(project.root)
-    kwargs.update(project_dir=str(project.root), params_file=project.params_path.name,
-                  overrides=list(project.overrides), return_state=True)  # fmt: skip
-    if os.environ.get("PREFECT_API_URL"):
-        return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
-    log = state_dir(project.root) / "logs" / "prefect-server.log"
-    with temporary_server(Path(os.environ["PREFECT_HOME"]), log):
-        try:
-            return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
-        finally:  # the run's last logs and events reach the server before it stops
-            from prefect.events.worker import EventsWorker
-            from prefect.logging.handlers import APILogWorker
-
-            for worker in (APILogWorker, EventsWorker):
-                worker.drain_all(timeout=10)
-
-
-def _finish(state) -> dict:
-    """A flow's final state: its summary when it completed; a user error or the failure message otherwise."""
-    if state.is_completed():
-        result = state.result(raise_on_failure=False)
-        return result if isinstance(result, dict) else {"message": state.message}
-    error = state.result(raise_on_failure=False)
-    if isinstance(error, TextopsError):
-        raise error
-    fail(f"{state.name}: {state.message}")
 
 
 @command(app)
@@ -368,8 +346,8 @@ def run(
         if unchanged:
             typer.echo(f"{unchanged} (`textops run --force` retrains anyway)")
             return
-    state = _run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
-    summary = _finish(state)
+    state = run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
+    summary = finish(state)
     typer.echo("\n" + run_summary(summary))
     if "register" in summary:
         typer.echo(next_steps(root, params, summary))
@@ -392,9 +370,9 @@ def rollback_data(
     if (data is None) == (model is None):
         fail("name one data version: `--data REV` (a git revision) or `--model N` (a model version).", 2)
     project.params  # a bad params file stops here, before any data moves  # noqa: B018
-    state = _run_flow(project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason,
+    state = run_flow(project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason,
                       discard=discard)  # fmt: skip
-    typer.echo(run_summary(_finish(state)))
+    typer.echo(run_summary(finish(state)))
     where = f"at {data}" if data else f"model v{model}'s"
     typer.echo(f"the data is now {where}: see `textops data versions`")
 

@@ -171,3 +171,43 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
         return func
 
     return register
+
+
+def run_flow(project: Project, module: str, flow: str, **kwargs):
+    """Run flow FLOW of textops.flows.MODULE in this process and return its final state: against the server in
+    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.flows.server)."""
+    import importlib
+    import os
+
+    from textops.flows import configure_prefect
+    from textops.flows.server import temporary_server
+    from textops.locks import state_dir
+    from textops.logs import quiet_prefect
+
+    quiet_prefect()  # these three before Prefect is first imported
+    configure_prefect(project.root)
+    kwargs.update(project_dir=str(project.root), params_file=project.params_path.name,
+                  overrides=list(project.overrides), return_state=True)  # fmt: skip
+    if os.environ.get("PREFECT_API_URL"):
+        return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
+    log = state_dir(project.root) / "logs" / "prefect-server.log"
+    with temporary_server(Path(os.environ["PREFECT_HOME"]), log):
+        try:
+            return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
+        finally:  # the run's last logs and events reach the server before it stops
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            for worker in (APILogWorker, EventsWorker):
+                worker.drain_all(timeout=10)
+
+
+def finish(state) -> dict:
+    """A flow's final state: its summary when it completed; a user error or the failure message otherwise."""
+    if state.is_completed():
+        result = state.result(raise_on_failure=False)
+        return result if isinstance(result, dict) else {"message": state.message}
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, TextopsError):
+        raise error
+    fail(f"{state.name}: {state.message}")

@@ -217,6 +217,24 @@ class ServeParams(_Section):
     _paths = field_validator("request_log_dir")(_inside_project)
 
 
+class MonitorParams(_Section):
+    # `textops monitor` and the `monitor` flow: new texts against the champion's own data version.
+    experiment: str = "textops-monitoring"  # the MLflow experiment of the monitoring runs
+    report_dir: str = "reports/monitoring"  # the self-contained HTML report (index.html)
+    sample_size: int = Field(2000, ge=50)  # rows of each side compared (a seeded sample of larger sets)
+    min_rows: int = Field(30, ge=5)  # fewer new rows than this prove nothing: no test is run on them
+    p_value: float = Field(0.01, gt=0, lt=1)  # a test's shift counts only below this p-value...
+    max_ks: float = Field(0.15, gt=0, le=1)  # ...and, for the KS tests (length, confidence), above this statistic
+    max_oov_increase: float = Field(0.05, gt=0, le=1)  # out-of-vocabulary word share above the reference's by this
+    max_domain_auc: float = Field(0.7, gt=0.5, le=1)  # ROC-AUC of a classifier telling new from reference embeddings
+    cv_folds: int = Field(5, ge=2, le=20)  # cross-validation folds of that classifier
+    max_label_shift: float = Field(0.1, gt=0, le=1)  # total variation distance of label / predicted-class shares
+    max_performance_drop: float = Field(0.1, gt=0, le=1)  # accuracy or macro-F1 below the champion's test figure
+    seed: int = 0
+
+    _paths = field_validator("report_dir")(_inside_project)
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     sample: SampleParams = SampleParams()
@@ -227,6 +245,7 @@ class Params(_Section):
     mlflow: MlflowParams = MlflowParams()
     promotion: PromotionParams = PromotionParams()
     serve: ServeParams = ServeParams()
+    monitor: MonitorParams = MonitorParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
     # The `-S key=value` overrides these params were loaded with (recorded with a training run).
@@ -271,7 +290,7 @@ def _describe(error: ValidationError, path: Path | str) -> str:
 PATH_KEYS = (
     "data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
     "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location", "promotion.reference_file",
-    "serve.request_log_dir",
+    "serve.request_log_dir", "monitor.report_dir",
 )  # fmt: skip
 
 

@@ -139,3 +139,31 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
               "  textops ingest NEW.csv --commit && textops run  # retrain on new data",
               "  docs/orchestration.md                           # schedules and GPU workers"]  # fmt: skip
     return "\n".join(lines)
+
+
+def format_monitor(result: dict) -> str:
+    """The monitor's verdict and one line per check: kind, name, reference and new figures, p-value."""
+
+    def show(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        if isinstance(value, dict):
+            return " ".join(f"{k}:{v:.2f}" for k, v in list(value.items())[:4])
+        return "-" if value is None else str(value)
+
+    champion = result["champion"]
+    lines = [
+        f"monitor: {result['rows']} rows from {result['source']} against {champion['name']} v{champion['version']}'s "
+        "training data",
+        f"{'':<6} {'kind':<12} {'check':<32} {'reference':>27} {'new':>27} {'p-value':>9}",
+    ]
+    for c in result["checks"]:
+        mark = "DRIFT" if c["drifted"] else ("skip" if "skipped" in c else "ok")
+        if "skipped" in c:
+            lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} ({c['skipped']})")
+            continue
+        lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} {show(c.get('reference')):>27} "
+                     f"{show(c.get('current')):>27} {show(c.get('p_value')):>9}")  # fmt: skip
+    verdict = f"DRIFT ({', '.join(result['kinds'])})" if result["drift"] else "no drift"
+    lines.append(f"{verdict}; report {result['report']}, MLflow run {result['mlflow_run_id']}")
+    return "\n".join(lines)

@@ -24,22 +24,28 @@ from textops.policy import Guard, score
 MIN_ROWS = 20  # fewer rows than this prove nothing either way
 
 
-def champion_test_rows(root: Path, params: Params, run_tags: dict[str, str]) -> pd.DataFrame | None:
-    """The champion's test split (text, label name) from the local DVC cache; None when it cannot be found."""
+def champion_split(root: Path, params: Params, run_tags: dict[str, str], split: str) -> pd.DataFrame | None:
+    """One cleaned split of the champion's data version (text, label name), read from the local DVC cache
+    through the `preprocess` lock entry its run recorded; None when it cannot be found there."""
     lock = run_tags.get(lineage.DATA_PREPROCESS)
     if not lock:
         return None
     clean = next((o.get("md5") for o in json.loads(lock).get("outs", []) if o.get("path") == params.data.clean_dir),
                  None)  # fmt: skip
     listing = scm.dir_listing(root, clean) if clean else None
-    if not listing or "test.parquet" not in listing or "labels.json" not in listing:
+    if not listing or f"{split}.parquet" not in listing or "labels.json" not in listing:
         return None
     try:
-        test = pd.read_parquet(scm.cache_path(root, listing["test.parquet"]))
+        rows = pd.read_parquet(scm.cache_path(root, listing[f"{split}.parquet"]))
         names = json.loads(scm.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
     except (OSError, ValueError, KeyError):
         return None
-    return pd.DataFrame({"text": test["text"].astype(str), "label": [names[i] for i in test["label"]]})
+    return pd.DataFrame({"text": rows["text"].astype(str), "label": [names[i] for i in rows["label"]]})
+
+
+def champion_test_rows(root: Path, params: Params, run_tags: dict[str, str]) -> pd.DataFrame | None:
+    """The champion's test split (text, label name) from the local DVC cache; None when it cannot be found."""
+    return champion_split(root, params, run_tags, "test")
 
 
 def own_rows_guard(root: Path, params: Params, run_tags: dict, test: pd.DataFrame, y, pred_new, pred_old):

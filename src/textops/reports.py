@@ -122,3 +122,49 @@ def validation_page(summary: dict, rows: dict[str, int], labels: list[str]) -> s
         ]
         body.append(table(["", "expectation", "column", "bounds", "what was found"], table_rows))
     return page("Data validation", "\n".join(body))
+
+
+# --------------------------------------------------------------------------------------------------
+# the monitoring report
+
+
+def figure(value: Any) -> str:
+    """A figure for a cell: a number to 4 places, a share per class, or the value as text (escaped)."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return esc(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()))
+    return "" if value is None else esc(value)
+
+
+def monitor_page(result: dict) -> str:
+    """The monitoring report: the verdict, what was compared with what, and every check with its figures."""
+    kinds = ", ".join(result["kinds"])
+    verdict = f"drift: {kinds}" if result["drift"] else "no drift"
+    champion = result["champion"]
+    body = [
+        "<h1>Monitoring: new data against the champion's training data</h1>",
+        f'<div class="banner {"fail" if result["drift"] else "ok"}">{esc(verdict)}</div>',
+        f'<p class="muted">{esc(result["rows"])} new rows from {esc(result["source"])}'
+        f"{' (labelled)' if result['labelled'] else ' (unlabelled)'}; champion {esc(champion['name'])} "
+        f"v{esc(champion['version'])}, reference rows: {esc(result['reference_rows'])}.</p>",
+    ]
+    rows = [
+        [
+            '<span class="fail">drift</span>'
+            if c["drifted"]
+            else ("skipped" if "skipped" in c else '<span class="ok">ok</span>'),
+            esc(c["kind"]),
+            esc(c["name"]),
+            esc(c["test"]),
+            figure(c.get("reference")),
+            figure(c.get("current")),
+            figure(c.get("statistic")),
+            figure(c.get("p_value")),
+            esc(c.get("skipped") or c.get("threshold") or ""),
+        ]
+        for c in result["checks"]
+    ]
+    header = ["", "kind", "check", "test", "reference", "new", "statistic", "p-value", "drift when"]
+    body.append(table(header, rows, numeric={6, 7}))
+    return page("Monitoring", "\n".join(body))

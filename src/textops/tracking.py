@@ -225,10 +225,11 @@ def relocate_store(root: Path, params: Params) -> str | None:
     return message
 
 
-def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str) -> str:
-    """The experiment's id, creating it with the project's artifact location on a local store URI (MLflow's
-    default would be ./mlartifacts relative to wherever the process runs)."""
-    experiment = client.get_experiment_by_name(params.mlflow.experiment)
+def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str, name: str | None = None) -> str:
+    """The id of experiment NAME (default: mlflow.experiment), creating it with the project's artifact location
+    on a local store URI (MLflow's default would be ./mlartifacts relative to wherever the process runs)."""
+    name = name or params.mlflow.experiment
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
@@ -236,9 +237,9 @@ def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str
         # local store (SQLite, a directory) gets the project's artifact directory.
         remote = uri.startswith(("http://", "https://", "databricks"))
         location = None if remote else artifact_location(root, params)
-        return client.create_experiment(params.mlflow.experiment, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location)
     except Exception:  # created meanwhile by a concurrent process
-        experiment = client.get_experiment_by_name(params.mlflow.experiment)
+        experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise
         return experiment.experiment_id

@@ -1,0 +1,105 @@
+"""Flow `monitor`: watch what arrives and tell Prefect, so that the `retrain` deployment's triggers can act.
+
+Scheduled hourly by the `monitor` deployment (prefect.yaml). Each run:
+
+- emits `textops.data.landed` when files are in the landing directory that no earlier run announced (a file
+  held there for a person is announced once, not every hour), then monitors them against the champion;
+- monitors the serving request log when `serve.log_requests` is on and the log has rows;
+- emits `textops.drift.detected` with the figures for each source that drifted.
+
+The `retrain` deployment has deployment triggers on both events, with a cool-down (prefect.yaml). Monitoring
+itself is `textops.monitor.monitor`, the function `textops monitor` calls; this file only wires it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from textops.flows.pipeline import project
+
+from textops.config import Params
+from textops.errors import TextopsError
+
+LANDED = "textops.data.landed"
+DRIFT = "textops.drift.detected"
+
+
+def resource(root: Path, what: str) -> dict[str, str]:
+    """The event's resource: `textops.landing` or `textops.monitor`, labelled with the project it is about."""
+    return {
+        "prefect.resource.id": f"textops.{what}",
+        "prefect.resource.name": f"{root.name} {what}",
+        "textops.project": str(root),
+    }
+
+
+def figures(result: dict) -> dict:
+    """What a drift event carries: the verdict, the source, the champion and every check that drifted."""
+    keep = ("kind", "name", "test", "statistic", "p_value", "threshold", "reference", "current")
+    drifted = [{k: c.get(k) for k in keep if k in c} for c in result["checks"] if c["drifted"]]
+    return {
+        "drift": result["drift"],
+        "kinds": result["kinds"],
+        "source": result["source"],
+        "rows": result["rows"],
+        "champion_version": result["champion"]["version"],
+        "checks": drifted,
+        "mlflow_run_id": result.get("mlflow_run_id"),
+    }
+
+
+@task(name="landed-files", cache_policy=NO_CACHE)
+def landed_task(root: Path, params: Params) -> list[str]:
+    """Landing files not announced before (from now on they count as announced)."""
+    from textops.monitor import landed_files
+
+    return [str(p) for p in landed_files(root, params)]
+
+
+@task(name="monitor", cache_policy=NO_CACHE)
+def monitor_task(root: Path, params: Params, files: list[str] | None, requests: bool) -> dict | None:
+    """The monitor on FILES or the request log; None (and a warning) when it cannot run: no champion yet, an
+    unreadable file (the retrain that the landed event starts names it), too few rows."""
+    from textops.monitor import monitor
+
+    try:
+        return monitor(root, params, [Path(f) for f in files or []] or None, requests)
+    except TextopsError as exc:
+        get_run_logger().warning("monitor skipped: %s", exc)
+        return None
+
+
+def has_request_log(root: Path, params: Params) -> bool:
+    directory = root / params.serve.request_log_dir
+    return params.serve.log_requests and directory.is_dir() and any(directory.glob("requests-*"))
+
+
+@flow(name="monitor", log_prints=True)
+def monitor_flow(project_dir: str = ".", params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """Announce newly landed files, monitor them and the request log against the champion, announce drift."""
+    root, params = project(project_dir, params_file, overrides)
+    logger = get_run_logger()
+    landed = landed_task(root, params)
+    if landed:
+        emit_event(
+            LANDED,
+            resource=resource(root, "landing"),
+            payload={"files": [Path(f).name for f in landed], "landing_dir": params.data.landing_dir},
+        )
+        logger.info("%s: %s", LANDED, ", ".join(Path(f).name for f in landed))
+    results = {}
+    if landed:
+        results["landing"] = monitor_task(root, params, landed, False)
+    if has_request_log(root, params):
+        results["requests"] = monitor_task(root, params, None, True)
+    for source, result in results.items():
+        if result and result["drift"]:
+            emit_event(DRIFT, resource=resource(root, "monitor"), payload={"from": source, **figures(result)})
+            logger.warning("%s (%s): %s", DRIFT, source, ", ".join(result["kinds"]))
+    return {
+        "landed": [Path(f).name for f in landed],
+        "drift": {s: (r["kinds"] if r else None) for s, r in results.items()},
+    }

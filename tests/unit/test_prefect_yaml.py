@@ -1,0 +1,69 @@
+"""prefect.yaml's deployments say what the monitoring loop needs: `monitor` runs hourly, and `retrain` has deployment
+triggers on the monitor's events with a cool-down, valid for Prefect's own models (what `prefect deploy` builds the
+automations from), besides its nightly cron and its concurrency limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def deployments() -> dict[str, dict]:
+    return {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+
+
+def test_monitor_is_deployed_hourly_and_emits_the_events_the_triggers_expect():
+    monitor = deployments()["monitor"]
+    assert monitor["entrypoint"] == "flows/monitor.py:monitor_flow"
+    assert [s.get("interval") for s in monitor["schedules"]] == [3600]
+    source = (REPO / "flows" / "monitor.py").read_text()
+    expected = {e for t in deployments()["retrain"]["triggers"] for e in t["expect"]}
+    assert expected == {"textops.data.landed", "textops.drift.detected"}
+    assert all(f'"{event}"' in source for event in expected)
+
+
+def test_retrain_triggers_are_valid_prefect_deployment_triggers_with_a_cool_down(tmp_path):
+    # In a child with its own PREFECT_HOME: importing Prefect creates its home directory.
+    check = (
+        "import sys, json, yaml\n"
+        "from prefect.events import DeploymentEventTrigger\n"
+        "from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes\n"
+        "from pydantic import TypeAdapter\n"
+        "ds = {d['name']: d for d in yaml.safe_load(open(sys.argv[1]))['deployments']}\n"
+        "out = []\n"
+        "for raw in ds['retrain']['triggers']:\n"
+        "    t = TypeAdapter(DeploymentTriggerTypes).validate_python(raw)\n"
+        "    assert isinstance(t, DeploymentEventTrigger), type(t)\n"
+        "    out.append({'name': t.name, 'posture': t.posture.value, 'threshold': t.threshold,\n"
+        "                'within': t.within.total_seconds(), 'expect': sorted(t.expect), 'enabled': t.enabled,\n"
+        "                'match': t.match.model_dump(mode='json')})\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", check, str(REPO / "prefect.yaml")],
+        env={**os.environ, "PREFECT_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    triggers = {t["expect"][0]: t for t in json.loads(proc.stdout.strip().splitlines()[-1])}
+    assert set(triggers) == {"textops.data.landed", "textops.drift.detected"}
+    for event, trigger in triggers.items():
+        # Reactive, once per window: the first event fires, the rest of the window only counts (the cool-down)
+        assert trigger["posture"] == "Reactive" and trigger["threshold"] == 1 and trigger["enabled"]
+        assert trigger["within"] >= 600, f"{event}: a cool-down of {trigger['within']} s"
+        resource = "textops.landing" if event == "textops.data.landed" else "textops.monitor"
+        assert trigger["match"]["prefect.resource.id"] == resource
+
+
+def test_retrain_keeps_its_cron_and_its_concurrency_limit():
+    retrain = deployments()["retrain"]
+    assert [s["cron"] for s in retrain["schedules"]] == ["0 2 * * *"]
+    assert retrain["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
