@@ -136,6 +136,19 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
     return result
 
 
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(root: Path, params: Params, summary: dict) -> str | None:
+    """The run on one page (reports/run.html, also on the MLflow run). A report that cannot be written is a
+    warning: the model is registered either way."""
+    from textops.reports import write_run_report
+
+    try:
+        return str(write_run_report(root, params, summary))
+    except Exception as exc:  # noqa: BLE001 - nothing downstream depends on the page
+        get_run_logger().warning("the run report was not written: %s", exc)
+        return None
+
+
 @task(name="commit", cache_policy=NO_CACHE)
 def commit_task(root: Path, params: Params, summary: dict) -> str | None:
     """git commit the data version and metrics, naming the model version (a missing git identity is a warning:
@@ -271,6 +284,7 @@ def run_stages(root: Path, params: Params, force_promote: bool, reason: str, com
     summary["train"] = train_task(root, params)
     summary["evaluate"] = evaluate_task(root, params)
     summary["register"] = register_task(root, params, force=force_promote, reason=reason)
+    summary["report"] = report_task(root, params, summary)
     if commit:
         summary["commit"] = commit_task(root, params, summary)
     return summary

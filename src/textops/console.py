@@ -130,6 +130,7 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
         ("metrics/eval.json", "test metrics (`dvc metrics show`; `dvc plots show` draws the curves)"),
         (params.evaluate.output_dir, "confusion matrix, calibration, misclassified rows"),
         *([(rel(report), "the data checks")] if report else []),
+        *([(rel(summary["report"]), "this run on one page (also in MLflow)")] if summary.get("report") else []),
         *([(rel(logs.CURRENT), "the libraries' log of this run")] if logs.CURRENT and logs.CURRENT.exists() else []),
     ]
     width = max(len(a) for a, _ in looks)

@@ -168,3 +168,74 @@ def monitor_page(result: dict) -> str:
     header = ["", "kind", "check", "test", "reference", "new", "statistic", "p-value", "drift when"]
     body.append(table(header, rows, numeric={6, 7}))
     return page("Monitoring", "\n".join(body))
+
+
+# --------------------------------------------------------------------------------------------------
+# the run report
+
+
+def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) -> str:
+    """One pipeline run on one page: the data, the data gate, the training curves, the test metrics with the
+    confusion matrix, and the registry's decision with its reason. FILES holds the stages' metric files
+    (preprocess, validate, train, eval; any may be missing), PICTURES the PNGs to embed."""
+    pre, val, ev = files.get("preprocess") or {}, files.get("validate") or {}, files.get("eval") or {}
+    reg = summary.get("register") or {}
+    decision = ("promoted: the new champion" if reg.get("promote") else "not promoted") if reg else "not registered"
+    body = [f"<h1>textops run: {esc(reg.get('name', ''))} v{esc(reg.get('version', '?'))}</h1>",
+            f'<div class="banner {"ok" if reg.get("promote") else "fail"}">{esc(decision)}: '
+            f"{esc(reg.get('reason', summary.get('message', '')))}</div>", "<h2>Data</h2>"]  # fmt: skip
+    if pre:
+        body.append(table(["rows in", "rows out", "dropped", "train", "val", "test", "raw data"], [[
+            esc(pre.get("rows_in")), esc(pre.get("rows_out")),
+            esc(", ".join(f"{k} {v}" for k, v in (pre.get("dropped") or {}).items() if v) or "none"),
+            *(esc((pre.get("splits") or {}).get(s, "")) for s in ("train", "val", "test")),
+            f"<code>{esc(pre.get('raw_md5', ''))}</code>"]], numeric={0, 1, 3, 4, 5}))  # fmt: skip
+        balance = pre.get("class_balance", {}).get("train") or {}
+        rows = [[esc(k), esc(v)] for k, v in list(balance.items())[:50]]
+        body.append(table(["class", "train rows"], rows, numeric={1}) if rows else "")
+    if val:
+        ok = val.get("success")
+        body.append(f"<h2>Data gate <span class=\"{'ok' if ok else 'fail'}\">{'passed' if ok else 'failed'}</span></h2>"
+                    f"<p>{esc(val.get('evaluated'))} expectations evaluated, {esc(val.get('failed', 0))} failed.</p>")
+    body.append("<h2>Training</h2>" + image(pictures.get("training_curve", Path()), "loss and validation macro-F1"))
+    if ev:
+        metrics = [[esc(k), f"{float(ev[k]):.4f}"] for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
+                   if isinstance(ev.get(k), int | float)]  # fmt: skip
+        baseline = ev.get("baseline") if isinstance(ev.get("baseline"), dict) else {}
+        metrics += [[esc(f"baseline (TF-IDF) {k}"), f"{float(v):.4f}"] for k, v in baseline.items()
+                    if isinstance(v, int | float)]  # fmt: skip
+        body.append("<h2>Test split</h2>" + table(["metric", "value"], metrics, numeric={1}))
+    body.append(image(pictures.get("confusion_matrix", Path()), "confusion matrix (test split)"))
+    evidence = reg.get("evidence") or {}
+    if evidence:
+        body.append("<h2>Registry decision</h2>" + table(["evidence", "value"],
+                    [[esc(k), esc(v)] for k, v in evidence.items()]))  # fmt: skip
+    return page("textops run", "\n".join(body))
+
+
+RUN_REPORT = "run.html"  # in validate.report_dir's parent (reports/), and as an artifact of the MLflow run
+
+
+def write_run_report(root: Path, params, summary: dict) -> Path:
+    """reports/run.html for the pipeline run SUMMARY (the flow's), also logged to its MLflow run."""
+    from textops import artifacts
+    from textops.tracking import connect
+
+    root = Path(root)
+
+    def load(rel: str) -> dict:
+        try:
+            return json.loads((root / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    files = {name: load(rel) for name, rel in (("preprocess", artifacts.PREPROCESS_METRICS),
+             ("validate", artifacts.VALIDATE_METRICS), ("eval", artifacts.EVAL_METRICS))}  # fmt: skip
+    pictures = {"training_curve": artifacts.model_dir(root, params) / "training_curve.png",
+                "confusion_matrix": root / params.evaluate.output_dir / "confusion_matrix.png"}  # fmt: skip
+    path = root / Path(params.validate_.report_dir).parent / RUN_REPORT
+    artifacts.atomic_write_text(path, run_page(summary, files, pictures))
+    run_id = (summary.get("evaluate") or {}).get("run_id")
+    if run_id:
+        connect(root, params, experiment=False).client.log_artifact(run_id, str(path))
+    return path

@@ -8,6 +8,7 @@ playwright) with the network cut off, so a page that needs a CDN shows what it w
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import mlflow_client
 from test_validate import PARAMS, good_splits, write_clean
 
 from textops.errors import ValidationFailed
@@ -85,3 +87,16 @@ def test_dvc_plots_show_draws_every_plot_offline(browser, champion_template, tmp
     assert drawn >= 1 and drawn + images >= declared, (drawn, images, declared)
     assert all(page.evaluate("i => document.images[i].naturalWidth", i) > 0 for i in range(images))
     assert blocked == [] and errors == [], (blocked, errors)
+
+
+def test_the_run_report_shows_the_decision_the_metrics_and_the_pictures(browser, champion_template):
+    page, blocked, errors = open_offline(browser, champion_template / "reports" / "run.html")
+    text = page.inner_text("body")
+    assert "promoted: the new champion" in text and "Test split" in text and "Data gate" in text, text[:1500]
+    images = page.locator("img").count()
+    assert images == 2 and all(page.evaluate("i => document.images[i].naturalWidth", i) > 0 for i in range(images))
+    assert blocked == [] and errors == [], (blocked, errors)
+    # The same page is an artifact of the model's MLflow run.
+    client, _ = mlflow_client(champion_template)
+    run_id = json.loads((champion_template / "artifacts/model/run.json").read_text())["run_id"]
+    assert "run.html" in [a.path for a in client.list_artifacts(run_id)]
