@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -40,7 +41,8 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
     wait_for,
 )
 
-SST2 = REPO.parent / "shared" / "datasets" / "sst2"
+# GLUE SST-2 (train.tsv, dev.tsv): TEXTOPS_SST2, or ../shared/datasets/sst2 beside the checkout (README, Tests).
+SST2 = Path(os.environ.get("TEXTOPS_SST2") or REPO.parent / "shared" / "datasets" / "sst2")
 
 # The flow tests: a few hundred rows and one epoch; they check the flow's wiring, not the model.
 FLOW = {
