@@ -370,6 +370,11 @@ def rollback_data(
     if (data is None) == (model is None):
         fail("name one data version: `--data REV` (a git revision) or `--model N` (a model version).", 2)
     project.params  # a bad params file stops here, before any data moves  # noqa: B018
+    if data is not None:  # an unknown revision is said before any server starts
+        from textops import scm
+
+        if not scm.resolve_commit(project.root, data):
+            fail(f"unknown revision {data!r}: see `textops data versions` for the data versions.")
     state = run_flow(project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason,
                       discard=discard)  # fmt: skip
     typer.echo(run_summary(finish(state)))
