@@ -85,15 +85,20 @@ def user_errors(name: str) -> Iterator[None]:
     stopped answering into a message and a non-zero exit code instead of a traceback."""
     import logging
 
+    import click
+
+    log = logging.getLogger("traceback")  # the root logger's handler: the log file only (stderr with -v)
     try:
         yield
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise  # typer.Exit from fail(), Ctrl-C, usage errors: click reports them itself
     except TextopsError as exc:
-        logging.getLogger("textops").debug("%s failed", name, exc_info=True)
+        log.info("`textops %s` failed", name, exc_info=True)
         if verbose():
             raise
         fail(str(exc), exit_code(exc))
     except Exception as exc:
-        logging.getLogger("textops").error("`textops %s` failed", name, exc_info=True)
+        log.error("`textops %s` failed", name, exc_info=True)
         if verbose():
             raise
         full = _disk_full(exc)
@@ -210,4 +215,4 @@ def finish(state) -> dict:
     error = state.result(raise_on_failure=False)
     if isinstance(error, TextopsError):
         raise error
-    fail(f"{state.name}: {state.message}")
+    fail(state.message if state.name == "Failed" else f"the run ended {state.name}: {state.message}")
