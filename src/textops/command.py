@@ -90,7 +90,7 @@ def user_errors(name: str) -> Iterator[None]:
     log = logging.getLogger("traceback")  # the root logger's handler: the log file only (stderr with -v)
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
         raise  # typer.Exit from fail(), Ctrl-C, usage errors: click reports them itself
     except TextopsError as exc:
         log.info("`textops %s` failed", name, exc_info=True)

@@ -31,6 +31,7 @@ def ingested(tmp_path, monkeypatch):
         (["data", "checkout"], "name one data version"),
         (["data", "checkout", "HEAD", "--model", "1"], "name one data version"),
         (["rollback"], "name one data version"),
+        (["rollback", "--data", "nosuchrev"], "unknown revision 'nosuchrev'"),
         (["model", "show", "99"], "no version"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
@@ -41,6 +42,7 @@ def test_a_wrong_command_line_is_one_message(ingested, args, said):
     proc = textops(root, *args, check=False)
     assert proc.returncode in (1, 2), proc.stdout
     assert said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.lower().count("error") == 1 and "unexpected" not in proc.stderr, proc.stderr  # once
 
 
 def test_an_output_path_that_is_a_directory(ingested):
