@@ -11,13 +11,25 @@ from helpers import digest, textops, two_sample_files
 pytestmark = pytest.mark.reliability
 
 
-@pytest.fixture
-def ingested(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def ingested_project(tmp_path):
     root = two_sample_files(tmp_path)
     textops(root, "ingest", str(tmp_path / "v1.csv"), "--commit")
     (tmp_path / "texts.csv").write_text("text\nfine\n")
     return root
+
+
+@pytest.fixture
+def ingested(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return ingested_project(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def ingested_once(tmp_path_factory):
+    """One project for the refused command lines: a refused command changes nothing (checked by digest)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        return ingested_project(tmp_path_factory.mktemp("mistakes"))
 
 
 @pytest.mark.parametrize(
@@ -36,10 +48,12 @@ def ingested(tmp_path, monkeypatch):
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
-def test_a_wrong_command_line_is_one_message(ingested, args, said):
-    root = ingested
+def test_a_wrong_command_line_is_one_message(ingested_once, args, said):
+    root = ingested_once
     args = [a.format(texts=root.parent / "texts.csv", v2=root.parent / "v2.csv") for a in args]
+    before = digest(root / "data"), (root / "data.dvc").read_bytes()
     proc = textops(root, *args, check=False)
+    assert (digest(root / "data"), (root / "data.dvc").read_bytes()) == before
     assert proc.returncode in (1, 2), proc.stdout
     assert said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.lower().count("error") == 1 and "unexpected" not in proc.stderr, proc.stderr  # once
