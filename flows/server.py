@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from textops.env import backup_sqlite, copy_if_absent, template_dir
 from textops.errors import StateError
 
 STARTUP_TIMEOUT_S = 120  # a fresh database's migrations take long on a slow or shared machine
@@ -103,51 +104,24 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
 DB, MEMO = "prefect.db", "memo_store.toml"
 
 
-def template_dir() -> Path:
-    """Where a migrated empty Prefect database is kept, per Prefect version (the user's cache directory)."""
-    from importlib.metadata import version
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "textops" / f"prefect-{version('prefect')}"
-
-
 def seed_database(home: Path) -> bool:
     """Start a new project's Prefect database from the migrated template, if there is one: a fresh database
-    otherwise spends most of the server's start-up in migrations (BENCHMARKS.md)."""
-    import shutil
-
-    template = template_dir()
+    otherwise spends most of the server's start-up in migrations (BENCHMARKS.md, "Orchestration")."""
+    template = template_dir("prefect", "prefect")
     if not (template / DB).is_file():
         return False
-    for name in (DB, MEMO):
-        if (template / name).is_file():
-            tmp = home / f".{name}.{os.getpid()}"
-            shutil.copyfile(template / name, tmp)
-            os.replace(tmp, home / name)
-    return True
+    if (template / MEMO).is_file() and not (home / MEMO).exists():
+        copy_if_absent(template / MEMO, home / MEMO)
+    return copy_if_absent(template / DB, home / DB)
 
 
 def save_template(home: Path) -> None:
-    """Keep a consistent copy of a just-migrated database (SQLite's backup API) as the template, once."""
-    import sqlite3
-
-    template = template_dir()
-    if (template / DB).is_file():
-        return
-    try:
+    """Keep a consistent copy of a just-migrated database as the template, once."""
+    template = template_dir("prefect", "prefect")
+    if (home / MEMO).is_file() and not (template / MEMO).exists():
         template.mkdir(parents=True, exist_ok=True)
-        tmp = template / f".{DB}.{os.getpid()}"
-        src, dst = sqlite3.connect(home / DB), sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
-        if (home / MEMO).is_file():
-            (template / MEMO).write_bytes((home / MEMO).read_bytes())
-        os.replace(tmp, template / DB)
-    except (OSError, sqlite3.Error):  # a read-only or full cache: the next project migrates its own
-        pass
+        copy_if_absent(home / MEMO, template / MEMO)
+    backup_sqlite(home / DB, template / DB)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textops.config import Params, relative_sqlite_path
+from textops.env import backup_sqlite, copy_if_absent, template_dir
 from textops.lineage import KILLED
 
 if TYPE_CHECKING:
@@ -110,6 +111,31 @@ def store_exists(uri: str) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
 
 
+STORE_TEMPLATE = "mlflow.db"
+
+
+def seed_store(uri: str) -> bool:
+    """Start a new SQLite store from the migrated empty one textops keeps (MLflow's migrations of a new store take
+    seconds to tens of seconds); False where URI is no SQLite file, the file exists, or there is no template."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return False
+    db = Path(uri.removeprefix("sqlite:///"))
+    template = template_dir("mlflow", "mlflow") / STORE_TEMPLATE
+    if db.exists() or not template.is_file() or not copy_if_absent(template, db):
+        return False
+    # The Default experiment's artifact location, as MLflow would have set it here (./mlruns/0).
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                        (str(Path("mlruns").resolve() / "0"),))  # fmt: skip
+    finally:
+        con.close()
+    return True
+
+
 def artifact_location(root: Path, params: Params) -> str:
     """The artifact root for new experiments, as a file URI under the project root."""
     return (Path(root).resolve() / params.mlflow.artifact_location).as_uri()
@@ -166,8 +192,12 @@ def connect(root: Path, params: Params, experiment: bool = True) -> Session:
 
     uri = tracking_uri(root, params)
     check_store(uri)
+    fresh = not store_exists(uri) and not seed_store(uri)
     relocate_store(root, params)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if fresh:  # MLflow creates and migrates it now; keep a copy for the next new project
+        client.search_experiments(max_results=1)
+        backup_sqlite(Path(uri.removeprefix("sqlite:///")), template_dir("mlflow", "mlflow") / STORE_TEMPLATE)
     experiment_id = ensure_experiment(client, root, params, uri) if experiment else None
     if experiment_id is not None:
         reap_stale_runs(client, experiment_id)

@@ -62,11 +62,11 @@ def test_a_new_projects_prefect_database_starts_from_the_migrated_template(tmp_p
     con.commit()
     server.save_template(first)
     con.close()
-    assert server.template_dir().parent == tmp_path / "cache" / "textops"
+    assert server.template_dir("prefect", "prefect").parent == tmp_path / "cache" / "textops"
     assert server.seed_database(second)
     rows = sqlite3.connect(second / server.DB).execute("SELECT version_num FROM alembic_version").fetchall()
     assert rows == [("head",)]
     # The template is written once; a project that has a database keeps it.
-    stamp = (server.template_dir() / server.DB).stat().st_mtime_ns
+    stamp = (server.template_dir("prefect", "prefect") / server.DB).stat().st_mtime_ns
     server.save_template(second)
-    assert (server.template_dir() / server.DB).stat().st_mtime_ns == stamp
+    assert (server.template_dir("prefect", "prefect") / server.DB).stat().st_mtime_ns == stamp
