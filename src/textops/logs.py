@@ -81,7 +81,9 @@ def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
     prune(path.parent)
     handler = FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.root.handlers = [handler]
+    # Prefect replaces the root logger's handlers with its own config (quiet_prefect points those at this file);
+    # here only an earlier command's file handler (several commands in one process) makes way.
+    logging.root.handlers = [h for h in logging.root.handlers if not isinstance(h, FileHandler)] + [handler]
     logging.root.setLevel(logging.INFO)
     textops.addHandler(handler)
     logging.captureWarnings(True)

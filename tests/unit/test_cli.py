@@ -59,7 +59,7 @@ COMMANDS = [
     ["ingest", "x.csv"], ["sample"], ["preprocess"], ["validate"], ["train"], ["evaluate"], ["register"],
     ["serve"], ["predict", "x.csv", "-o", "y.csv"], ["run"], ["rollback", "--data", "HEAD"],
     ["data", "versions"], ["data", "checkout", "HEAD"], ["model", "list"], ["model", "show", "1"],
-    ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["monitor", "x.csv"],
+    ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["monitor", "x.csv"], ["status"],
 ]
 
 
