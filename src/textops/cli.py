@@ -141,12 +141,13 @@ def train(*, project: Project) -> None:
 @command(app)
 def evaluate(*, project: Project) -> None:
     """Score the test split; metrics, plots and errors to metrics/, artifacts/eval and the MLflow run."""
+    from textops.console import baseline_summary
     from textops.evaluate import evaluate as run_evaluate
 
     m = run_evaluate(project.root, project.params)
     typer.echo(
         f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['rows']} rows "
-        f"({m['texts_per_second']:.0f} texts/s); MLflow run {m['run_id']}"
+        f"({m['texts_per_second']:.0f} texts/s){baseline_summary(m.get('baseline'))}; MLflow run {m['run_id']}"
     )
 
 

@@ -31,6 +31,14 @@ def format_list(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
+def baseline_summary(baseline: dict | None) -> str:
+    """` (TF-IDF + logistic regression baseline: accuracy .., macro_f1 ..)`, or '' without a baseline."""
+    if not baseline:
+        return ""
+    figures = ", ".join(f"{k} {baseline[k]:.4f}" for k in ("accuracy", "macro_f1") if baseline.get(k) is not None)
+    return f" ({baseline.get('model', 'baseline')} baseline: {figures})"
+
+
 def run_summary(summary: dict) -> str:
     """One paragraph for a pipeline run: the test metrics and what the registry decided."""
     if "register" not in summary:
@@ -38,7 +46,8 @@ def run_summary(summary: dict) -> str:
     reg, ev = summary["register"], summary.get("evaluate", {})
     metrics = {k: ev[k] for k in ("accuracy", "macro_f1") if isinstance(ev.get(k), int | float)}
     return (
-        f"trained and evaluated: {', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) or ev}; "
+        f"trained and evaluated: {', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) or ev}"
+        f"{baseline_summary(ev.get('baseline'))}; "
         f"registered {reg.get('name')} v{reg['version']}: "
         f"{'now the champion' if reg['promote'] else 'not promoted'} ({reg['reason']})"
     )

@@ -128,6 +128,14 @@ def show_version(root: Path, params: Params, version: str) -> dict:
         "git": {"dirty": t.get(lineage.GIT_DIRTY), "params_md5": t.get(lineage.PARAMS_MD5)},
         "params": dict(sorted(run.data.params.items())),
         "metrics": dict(sorted(run.data.metrics.items())),
+        "baseline": {  # the evaluation's TF-IDF + logistic regression on the same splits (textops.baseline)
+            "model": t.get(lineage.BASELINE),
+            **{
+                k.removeprefix("baseline_test_"): v
+                for k, v in sorted(run.data.metrics.items())
+                if k.startswith("baseline_test_")
+            },
+        },
         "decision": {
             k.removeprefix(lineage.PREFIX): v for k, v in sorted(mv.tags.items()) if k.startswith(lineage.PREFIX)
         },
