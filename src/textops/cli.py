@@ -335,18 +335,25 @@ def run(
     from textops import scm
     from textops.artifacts import has_raw_data
     from textops.console import run_summary
-    from textops.ingest import ingest_sample
-    from textops.registry import nothing_to_retrain
 
     params, root = project.params, project.root
     if not has_raw_data(root, params):
+        from textops.ingest import ingest_sample
+
         if (root / scm.raw_pointer(params)).exists():
             fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
         typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)")
         typer.echo(ingest_sample(root, params).describe())
     elif not force and not os.environ.get("PREFECT_API_URL"):
-        # Decided before any server starts: a no-op costs seconds. (With a server the flow records the no-op.)
-        unchanged = nothing_to_retrain(root, params)
+        # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
+        # MLflow when that is not sure: a no-op costs about a second. (With a server the flow records the no-op.)
+        from textops.noop import quick_nothing_to_retrain
+
+        unchanged = quick_nothing_to_retrain(root, params)
+        if unchanged is None:
+            from textops.registry import nothing_to_retrain
+
+            unchanged = nothing_to_retrain(root, params)
         if unchanged:
             typer.echo(f"{unchanged} (`textops run --force` retrains anyway)")
             return

@@ -17,6 +17,7 @@ from textops import lineage
 from textops.config import Params
 from textops.errors import RegistryError
 from textops.locks import registry_lock
+from textops.noop import champion_unchanged
 from textops.policy import rollback_target
 from textops.tracking import Session, connect, store_exists, tracking_uri
 
@@ -267,10 +268,7 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
             now["raw_md5"], now["params_md5"])
     }  # fmt: skip
     if CHAMPION in same and not same[CHAMPION]["broken"]:  # a champion that cannot load is replaced
-        return (
-            f"nothing to retrain: champion v{same[CHAMPION]['version']} was trained on this data version "
-            f"(raw md5 {now['raw_md5'][:12]}) with these params"
-        )
+        return champion_unchanged(same[CHAMPION]["version"], now["raw_md5"])
     if CHALLENGER in same and not same[CHALLENGER]["broken"]:
         state = same[CHALLENGER]
         if state["version"] in rolled_back_from(session).values():
