@@ -89,3 +89,18 @@ def test_every_command_reads_the_params_file_it_is_given(tmp_path, monkeypatch, 
     assert "strict.yaml" in result.output and "train.warmup" in result.output
     overridden = CliRunner().invoke(app, [*args, "-S", "train.epochs=0"])
     assert overridden.exit_code == 2 and "-S train.epochs=0" in overridden.output, overridden.output
+
+
+def test_the_run_summary_names_the_baseline_beside_the_model():
+    from textops.console import run_summary
+
+    summary = {
+        "evaluate": {"accuracy": 0.8, "macro_f1": 0.7996,
+                     "baseline": {"model": "TF-IDF + logistic regression", "accuracy": 0.7647, "macro_f1": 0.7647}},
+        "register": {"name": "m", "version": "2", "promote": False, "reason": "loses to the baseline"},
+    }  # fmt: skip
+    line = run_summary(summary)
+    assert "accuracy 0.8000, macro_f1 0.7996 (TF-IDF + logistic regression baseline: accuracy 0.7647" in line
+    assert "v2: not promoted (loses to the baseline)" in line
+    del summary["evaluate"]["baseline"]  # evaluate.baseline off
+    assert "baseline:" not in run_summary(summary)
