@@ -115,7 +115,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1)
     ap.add_argument("--skip-clone", action="store_true")
     args = ap.parse_args()
-    update = {"sample": {"rows": args.rows}, "train": {"epochs": args.epochs}, "promotion": {"floor": 0.0}}
+    # a champion whatever the model scores: the figures are times
+    update = {"sample": {"rows": args.rows}, "train": {"epochs": args.epochs},
+              "promotion": {"floor": 0.0, "beat_baseline": False}}  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory(prefix="textops-bench-") as tmp:
         base = Path(tmp)

@@ -74,7 +74,7 @@ def build(root: Path, base: str) -> None:
             "sample": {"rows": 1000},
             "model": {"base": base, "max_length": 128},
             "train": {"epochs": 1, "max_train_samples": 128, "batch_size": 16, "save_steps": 1000},
-            "promotion": {"floor": 0.0},
+            "promotion": {"floor": 0.0, "beat_baseline": False},
         },
     )
     for step in ("sample", "preprocess", "validate", "train", "evaluate", "register"):

@@ -51,10 +51,12 @@ def transient_only(task, task_run, state) -> bool:
 
 @task(name="check-changes", cache_policy=NO_CACHE)
 def check_changes(root: Path, params: Params) -> str | None:
-    """A message when the champion was trained on this data version with these params, else None."""
+    """A message when the champion was trained on this data version with these params, else None (the quick
+    check first: no MLflow import when it is sure)."""
+    from textops.noop import quick_nothing_to_retrain
     from textops.registry import nothing_to_retrain
 
-    return nothing_to_retrain(root, params)
+    return quick_nothing_to_retrain(root, params) or nothing_to_retrain(root, params)
 
 
 # --------------------------------------------------------------------------------------------------

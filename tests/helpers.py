@@ -44,17 +44,19 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
 # GLUE SST-2 (train.tsv, dev.tsv): TEXTOPS_SST2, or ../shared/datasets/sst2 beside the checkout (README, Tests).
 SST2 = Path(os.environ.get("TEXTOPS_SST2") or REPO.parent / "shared" / "datasets" / "sst2")
 
-# The flow tests: a few hundred rows and one epoch; they check the flow's wiring, not the model.
+# The flow tests: a few hundred rows and one epoch; they check the flow's wiring, not the model, so neither the
+# floor nor the TF-IDF baseline (which such a model may lose to) stands in the way of a promotion.
 FLOW = {
     "sample": {"rows": 400},
     "train": {"epochs": 1, "batch_size": 32, "save_steps": 1000},
-    "promotion": {"floor": 0.0},
+    "promotion": {"floor": 0.0, "beat_baseline": False},
 }
-# The registry and serving tests: tiny models trained on two data versions and registered through the CLI.
+# The registry and serving tests: tiny models trained on two data versions and registered through the CLI; the
+# first champion is deliberately weak (floor 0, no baseline rule: the registry's mechanics are under test).
 TINY = {
     "sample": {"rows": 1500, "seed": 13},
     "train": {"epochs": 4, "batch_size": 32, "save_steps": 1000, "logging_steps": 20},
-    "promotion": {"floor": 0.0, "min_delta": 0.01, "max_p_value": 0.05},
+    "promotion": {"floor": 0.0, "min_delta": 0.01, "max_p_value": 0.05, "beat_baseline": False},
 }
 # A model that learns nothing: one step at a vanishing learning rate.
 WEAK = {"train": {"epochs": 1, "learning_rate": 1e-9, "max_train_samples": 32, "warmup_ratio": 0.0}}

@@ -135,12 +135,13 @@ def train(*, project: Project) -> None:
 @command(app)
 def evaluate(*, project: Project) -> None:
     """Score the test split; metrics, plots and errors to metrics/, artifacts/eval and the MLflow run."""
+    from textops.console import baseline_summary
     from textops.evaluate import evaluate as run_evaluate
 
     m = run_evaluate(project.root, project.params)
     typer.echo(
         f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['rows']} rows "
-        f"({m['texts_per_second']:.0f} texts/s); MLflow run {m['run_id']}"
+        f"({m['texts_per_second']:.0f} texts/s){baseline_summary(m.get('baseline'))}; MLflow run {m['run_id']}"
     )
 
 
@@ -331,18 +332,25 @@ def run(
     from textops import scm
     from textops.artifacts import has_raw_data
     from textops.console import next_steps, run_summary
-    from textops.ingest import ingest_sample
-    from textops.registry import nothing_to_retrain
 
     params, root = project.params, project.root
     if not has_raw_data(root, params):
+        from textops.ingest import ingest_sample
+
         if (root / scm.raw_pointer(params)).exists():
             fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
         typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)")
         typer.echo(ingest_sample(root, params).describe())
     elif not force and not os.environ.get("PREFECT_API_URL"):
-        # Decided before any server starts: a no-op costs seconds. (With a server the flow records the no-op.)
-        unchanged = nothing_to_retrain(root, params)
+        # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
+        # MLflow when that is not sure: a no-op costs about a second. (With a server the flow records the no-op.)
+        from textops.noop import quick_nothing_to_retrain
+
+        unchanged = quick_nothing_to_retrain(root, params)
+        if unchanged is None:
+            from textops.registry import nothing_to_retrain
+
+            unchanged = nothing_to_retrain(root, params)
         if unchanged:
             typer.echo(f"{unchanged} (`textops run --force` retrains anyway)")
             return

@@ -158,6 +158,9 @@ class EvaluateParams(_Section):
     output_dir: str = "artifacts/eval"
     batch_size: int = Field(64, ge=1)
     calibration_bins: int = Field(10, ge=2)
+    # Also fit TF-IDF + logistic regression on the train split and score it on the test split (textops.baseline).
+    baseline: bool = True
+    baseline_max_features: int = Field(100_000, ge=100)
 
     _paths = field_validator("output_dir")(_inside_project)
 
@@ -190,6 +193,10 @@ class PromotionParams(_Section):
     # challenger may not score more than this below the champion.
     max_regression: float = Field(0.01, ge=0, le=1)
     reference_file: str | None = None  # a pinned labelled file (text/label columns as data.*), inside the project
+    # A model that scores below the evaluation's TF-IDF baseline (evaluate.baseline) by more than baseline_margin
+    # on the primary metric is never promoted automatically.
+    beat_baseline: bool = True
+    baseline_margin: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("reference_file")
     @classmethod

@@ -37,6 +37,14 @@ def format_list(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
+def baseline_summary(baseline: dict | None) -> str:
+    """` (TF-IDF + logistic regression baseline: accuracy .., macro_f1 ..)`, or '' without a baseline."""
+    if not baseline:
+        return ""
+    figures = ", ".join(f"{k} {baseline[k]:.4f}" for k in ("accuracy", "macro_f1") if baseline.get(k) is not None)
+    return f" ({baseline.get('model', 'baseline')} baseline: {figures})"
+
+
 def run_summary(summary: dict) -> str:
     """A pipeline run at a glance: test metrics of the challenger, the champion it was compared with and the
     TF-IDF baseline where evaluated, the decision with its reason, and where to look next."""

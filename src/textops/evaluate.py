@@ -123,6 +123,23 @@ def write_outputs(root: Path, params: Params, texts: list[str], labels, probs, n
     return [out_dir / p.name for p in plots] + [out_dir / "misclassified.csv"]
 
 
+BASELINE_METRICS = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
+
+
+def baseline_metrics(root: Path, params: Params, names: list[str], texts: list[str], labels) -> dict | None:
+    """The TF-IDF + logistic regression baseline (textops.baseline) fitted on the train split and scored on these
+    test rows: its metrics and what was fitted; None when evaluate.baseline is off."""
+    if not params.evaluate.baseline:
+        return None
+    from textops.baseline import fit_predict
+
+    train = load_split(root, params, "train")
+    probs, info = fit_predict(train["text"].tolist(), train["label"].to_numpy(), texts, len(names),
+                              params.evaluate.baseline_max_features)  # fmt: skip
+    scores = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)
+    return {**{k: scores[k] for k in BASELINE_METRICS}, **info}
+
+
 def evaluate(root: Path, params: Params) -> dict:
     """Score the test split; write metrics/eval.json, artifacts/eval/ and log them to the train run."""
     import mlflow
@@ -150,18 +167,27 @@ def evaluate(root: Path, params: Params) -> dict:
 
     metrics = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)
     metrics.update(rows=len(test), texts_per_second=len(test) / seconds if seconds > 0 else None)
+    baseline = baseline_metrics(root, params, names, texts, labels)
+    if baseline is not None:
+        metrics["baseline"] = baseline
     files = write_outputs(root, params, texts, labels, probs, names)
     atomic_write_json(root / EVAL_METRICS, metrics)
 
     flat = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for i, (name, scores) in enumerate(metrics["per_class"].items()):
         flat.update({f"{class_metric_prefix(i, name)}{k}": v for k, v in scores.items() if k != "support"})
+    if baseline is not None:
+        flat.update({f"baseline_test_{k}": baseline[k] for k in BASELINE_METRICS if baseline[k] is not None})
+        flat["baseline_fit_seconds"] = baseline["fit_seconds"]
     # Reopening the train run keeps one run per model: registry and lineage read it in one place.
     with session.active(), mlflow.start_run(run_id=run_info["run_id"]):
         mlflow.set_tags(owner_tags())  # a SIGKILL here leaves the run RUNNING: the next stage marks it KILLED
         mlflow.log_metrics({k: float(v) for k, v in flat.items()})
         for path in [*files, root / EVAL_METRICS]:
             mlflow.log_artifact(str(path), "eval")
+        if baseline is not None:
+            mlflow.set_tag(lineage.BASELINE, f"{baseline['model']} ({baseline['analyzer']}, {baseline['features']} "
+                                             f"features, {baseline['train_rows']} train rows)")  # fmt: skip
         mlflow.set_tag(lineage.EVALUATED, "true")
     record_stage(root, "evaluate")
     return {**metrics, "run_id": run_info["run_id"]}

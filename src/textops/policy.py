@@ -5,7 +5,9 @@ Policy (params.promotion):
 - the first version becomes `champion` when its primary metric reaches `floor`;
 - a later one replaces the champion only when, on the *same* test rows, it beats the champion by at least
   `min_delta` (and by more than zero) AND McNemar's exact test on the paired predictions gives p < `max_p_value`;
-- a failed or skipped data validation never promotes.
+- a failed or skipped data validation never promotes;
+- with `beat_baseline`, no version is promoted whose primary metric is more than `baseline_margin` below the
+  TF-IDF + logistic regression baseline's on the same test split (`textops.baseline`).
 
 Every champion change (automatic, manual, rollback) is one entry of a history; `champion_stack` replays it,
 and `rollback_target` reads the previous champion from it.
@@ -13,7 +15,7 @@ and `rollback_target` reads the previous champion from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,9 +87,27 @@ def decide(
     validation_ok: bool = True,
     guards: tuple[Guard, ...] | list[Guard] = (),
     hold: str | None = None,
+    baseline_metric: float | None = None,
 ) -> Decision:
     """Apply the promotion policy. `champion_metric=None` means there is no champion yet; HOLD is a reason a
-    person must decide (the data was rolled back from), which no metric overrides."""
+    person must decide (the data was rolled back from), which no metric overrides; `baseline_metric=None` means
+    the evaluation fitted no baseline. The reason is the first rule that refuses; the baseline comes last, so it
+    speaks only for a model every other rule would promote."""
+    decision = against_champion(policy, challenger_metric, champion_metric, p_value, validation_ok, guards, hold)
+    losing = loses_to_baseline(policy, challenger_metric, baseline_metric) if decision.promote else None
+    return replace(decision, promote=False, reason=losing) if losing else decision
+
+
+def against_champion(
+    policy: PromotionParams,
+    challenger_metric: float,
+    champion_metric: float | None,
+    p_value: float | None,
+    validation_ok: bool,
+    guards: tuple[Guard, ...] | list[Guard],
+    hold: str | None,
+) -> Decision:
+    """The policy without the baseline (see `decide`)."""
     m = policy.primary_metric
     args = dict(challenger_metric=challenger_metric, champion_metric=champion_metric, p_value=p_value)
     if hold:
@@ -125,6 +145,23 @@ def decide(
         + "".join(f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})"
                   for g in guards),  # fmt: skip
         **args,
+    )
+
+
+def loses_to_baseline(policy: PromotionParams, challenger_metric: float, baseline_metric: float | None) -> str | None:
+    """Why the model may not be promoted against the bag-of-words baseline, or None (also when the rule is off or
+    there is no baseline figure)."""
+    if not policy.beat_baseline or baseline_metric is None:
+        return None
+    if challenger_metric >= baseline_metric - policy.baseline_margin:
+        return None
+    m = policy.primary_metric
+    margin = f" by more than promotion.baseline_margin {policy.baseline_margin}" if policy.baseline_margin else ""
+    return (
+        f"{m} {challenger_metric:.4f} loses to the TF-IDF + logistic regression baseline's {baseline_metric:.4f} on "
+        f"the same test split{margin} (promotion.beat_baseline): a bag-of-words model serves this data better. Try "
+        "a stronger base model (`textops run -S model.base=minilm`), more epochs or data; or promote by hand "
+        "(`textops model promote VERSION --reason ...`)"
     )
 
 

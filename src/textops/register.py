@@ -151,6 +151,16 @@ def hold_reason(session: Session, tags: dict) -> str | None:
     )
 
 
+def baseline_on(root: Path, params: Params, test: pd.DataFrame, y, labels: list[str]) -> float:
+    """The primary metric of the TF-IDF baseline fitted on the current train split, on TEST (labels Y as names)."""
+    from textops.baseline import fit_predict
+
+    train = load_split(root, params, "train")
+    probs, _ = fit_predict(train["text"].tolist(), train["label"].to_numpy(), test["text"].astype(str).tolist(),
+                           len(labels), params.evaluate.baseline_max_features)  # fmt: skip
+    return score(y, np.asarray(labels)[probs.argmax(axis=1)], params.promotion.primary_metric)
+
+
 def decide_and_register(root: Path, params: Params) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
@@ -165,16 +175,19 @@ def decide_and_register(root: Path, params: Params) -> dict:
     model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
     metric = params.promotion.primary_metric
     session = connect(root, params)  # checks the store, marks KILLED runs whose process died
-    tags = trained_run(session, run_id, metric).data.tags
+    run = trained_run(session, run_id, metric)
+    tags = run.data.tags
 
     # Paired predictions of both models on the challenger's test split.
     labels = read_labels(root, params)
     test = load_split(root, params, "test")
     y = as_names(test["label"], labels)
     pred_new = evaluated_predictions(root, params, test, labels)
-    if pred_new is None:
+    baseline_metric = run.data.metrics.get(f"baseline_test_{metric}")  # the evaluation's, on the same rows
+    if pred_new is None:  # the test split changed since the evaluation: both are scored again on it
         texts = test["text"].astype(str).tolist()
         pred_new = labels_of(load_model(session, model_uri), texts, params.evaluate.batch_size)
+        baseline_metric = baseline_on(root, params, test, y, labels) if baseline_metric is not None else None
     new_metric = score(y, pred_new, metric)
 
     evidence = {
@@ -185,10 +198,13 @@ def decide_and_register(root: Path, params: Params) -> dict:
         "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
         "test_rows": len(test),
     }
+    if baseline_metric is not None:
+        evidence[f"baseline.{metric}"] = round(baseline_metric, 6)
     versus = compare_with_champion(root, session, params, tags, test, y, pred_new, model_uri)
     evidence.update(versus["evidence"])
     decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
-                      validation_passed(root, params), versus["guards"], hold_reason(session, tags))  # fmt: skip
+                      validation_passed(root, params), versus["guards"], hold_reason(session, tags),
+                      baseline_metric)  # fmt: skip
     if versus["note"]:
         decision = replace(decision, reason=versus["note"] + decision.reason)
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})

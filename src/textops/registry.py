@@ -17,6 +17,7 @@ from textops import lineage
 from textops.config import Params
 from textops.errors import RegistryError
 from textops.locks import registry_lock
+from textops.noop import champion_unchanged
 from textops.policy import rollback_target
 from textops.tracking import Session, connect, store_exists, tracking_uri
 
@@ -128,6 +129,14 @@ def show_version(root: Path, params: Params, version: str) -> dict:
         "git": {"dirty": t.get(lineage.GIT_DIRTY), "params_md5": t.get(lineage.PARAMS_MD5)},
         "params": dict(sorted(run.data.params.items())),
         "metrics": dict(sorted(run.data.metrics.items())),
+        "baseline": {  # the evaluation's TF-IDF + logistic regression on the same splits (textops.baseline)
+            "model": t.get(lineage.BASELINE),
+            **{
+                k.removeprefix("baseline_test_"): v
+                for k, v in sorted(run.data.metrics.items())
+                if k.startswith("baseline_test_")
+            },
+        },
         "decision": {
             k.removeprefix(lineage.PREFIX): v for k, v in sorted(mv.tags.items()) if k.startswith(lineage.PREFIX)
         },
@@ -259,10 +268,7 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
             now["raw_md5"], now["params_md5"])
     }  # fmt: skip
     if CHAMPION in same and not same[CHAMPION]["broken"]:  # a champion that cannot load is replaced
-        return (
-            f"nothing to retrain: champion v{same[CHAMPION]['version']} was trained on this data version "
-            f"(raw md5 {now['raw_md5'][:12]}) with these params"
-        )
+        return champion_unchanged(same[CHAMPION]["version"], now["raw_md5"])
     if CHALLENGER in same and not same[CHALLENGER]["broken"]:
         state = same[CHALLENGER]
         if state["version"] in rolled_back_from(session).values():

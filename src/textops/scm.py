@@ -263,13 +263,21 @@ def cache_path(root: Path, md5: str) -> Path:
     return Path(dvc_repo(root).cache.local.oid_to_path(md5))
 
 
+def cached_object(root: Path, md5: str) -> Path:
+    """An object of the local DVC cache, to read: at DVC 3's default place (`.dvc/cache/files/md5/ab/cdef..`) when
+    it is there, so the common case imports no DVC (objects are named by their content: any copy is the right
+    one); where the project's DVC configuration puts the cache otherwise."""
+    default = Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    return default if len(md5) > 2 and default.is_file() else cache_path(root, md5)
+
+
 def dir_listing(root: Path, dir_md5: str) -> dict[str, str] | None:
     """relpath -> md5 of the files of a directory version, from its `.dir` object in the local DVC cache; None
     when the cache does not hold it."""
     import json
 
     try:
-        entries = json.loads(cache_path(root, dir_md5).read_text(encoding="utf-8"))
+        entries = json.loads(cached_object(root, dir_md5).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return {e["relpath"]: e["md5"] for e in entries if "relpath" in e and "md5" in e}

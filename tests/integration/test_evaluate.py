@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import mlflow_client, textops
+from helpers import WEAK, mlflow_client, set_params, textops
 
 
 def test_evaluate_before_train_is_a_user_error(small):
@@ -44,3 +44,30 @@ def test_train_then_evaluate_logs_into_the_same_run(small):
     assert "val_macro_f1" in run.data.metrics  # training's metrics are in the same run
     names = {a.path for a in mlflow_client(small)[0].list_artifacts(run_id, "eval")}
     assert {"eval/confusion_matrix.png", "eval/pr_curve.png", "eval/misclassified.csv"} <= names
+
+    # The TF-IDF baseline on the same splits: in eval.json, on the run, in the command's line.
+    baseline = metrics["baseline"]
+    train_rows = len(pd.read_parquet(small / "artifacts/clean/train.parquet"))
+    assert baseline["analyzer"] == "word" and baseline["train_rows"] == train_rows
+    assert 0.5 < baseline["accuracy"] <= 1.0 and baseline["fit_seconds"] < 60
+    assert run.data.metrics["baseline_test_macro_f1"] == pytest.approx(baseline["macro_f1"])
+    assert run.data.tags["textops.baseline"].startswith("TF-IDF + logistic regression (word")
+    assert f"baseline: accuracy {baseline['accuracy']:.4f}" in out.stdout
+
+
+def test_a_model_that_loses_to_the_baseline_is_not_promoted(small):
+    set_params(small, WEAK, {"promotion": {"floor": 0.0}}, commit=False)  # learns nothing; any floor passes
+    for stage in ("validate", "train", "evaluate"):
+        textops(small, stage)
+    out = textops(small, "register").stdout
+    assert "not promoted" in out and "TF-IDF + logistic regression baseline" in out, out
+    assert "model.base=minilm" in out
+    shown = json.loads(textops(small, "model", "show", "1").stdout)
+    assert shown["aliases"] == ["challenger"]
+    assert shown["baseline"]["macro_f1"] > shown["metrics"]["test_macro_f1"]
+    assert float(shown["decision"]["baseline.macro_f1"]) == pytest.approx(shown["baseline"]["macro_f1"], abs=1e-6)
+    assert f"{shown['baseline']['macro_f1']:.4f}" in out and f"{shown['metrics']['test_macro_f1']:.4f}" in out
+
+    # With the rule off the same model is promoted (the floor is 0): the baseline was what stood in the way.
+    set_params(small, {"promotion": {"beat_baseline": False}}, commit=False)
+    assert "PROMOTED" in textops(small, "register").stdout

@@ -60,7 +60,7 @@ def test_a_wrong_command_line_is_one_message(ingested_once, args, said):
 
 
 def test_an_output_path_that_is_a_directory(ingested):
-    textops(ingested, "run", "-S", "train.epochs=1", "-S", "promotion.floor=0")
+    textops(ingested, "run", "-S", "train.epochs=1", "-S", "promotion.floor=0", "-S", "promotion.beat_baseline=false")
     (ingested / "outdir").mkdir()
     proc = textops(ingested, "predict", str(ingested.parent / "texts.csv"), "-o", "outdir", check=False)
     assert proc.returncode == 1 and "is a directory" in proc.stderr and "Traceback" not in proc.stderr

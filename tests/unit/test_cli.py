@@ -89,3 +89,24 @@ def test_every_command_reads_the_params_file_it_is_given(tmp_path, monkeypatch, 
     assert "strict.yaml" in result.output and "train.warmup" in result.output
     overridden = CliRunner().invoke(app, [*args, "-S", "train.epochs=0"])
     assert overridden.exit_code == 2 and "-S train.epochs=0" in overridden.output, overridden.output
+
+
+def test_the_run_summary_names_the_baseline_beside_the_model():
+    from textops.console import run_summary
+
+    summary = {
+        "evaluate": {"accuracy": 0.8, "macro_f1": 0.7996,
+                     "baseline": {"model": "TF-IDF + logistic regression", "accuracy": 0.7647, "macro_f1": 0.7647}},
+        "register": {"name": "m", "version": "2", "promote": False, "reason": "loses to the baseline"},
+    }  # fmt: skip
+    table = run_summary(summary)
+    rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in table.splitlines() if line.strip()}
+    assert rows["challenger v2"] == ["0.8000", "0.7996"], table
+    assert rows["baseline (TF-IDF)"] == ["0.7647", "0.7647"], table
+    assert "m v2 not promoted (loses to the baseline)" in table
+    # With the champion it was compared with (its primary metric from the registry's evidence).
+    evidence = {"challenger.macro_f1": 0.7996, "champion.version": "1", "champion.macro_f1": 0.81}
+    summary["register"]["evidence"] = evidence
+    assert run_summary(summary).splitlines()[2].split()[-3:] == ["v1", "-", "0.8100"], run_summary(summary)
+    del summary["evaluate"]["baseline"]  # evaluate.baseline off
+    assert "baseline" not in run_summary(summary).split("\n\n")[0]

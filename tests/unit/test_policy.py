@@ -117,6 +117,34 @@ def test_a_hold_is_for_a_person_whatever_the_metrics():
     assert not d.promote and d.reason == "trained on data v3 was rolled back from"
 
 
+def test_a_model_that_loses_to_the_baseline_is_never_promoted():
+    first = decide(POLICY, 0.78, baseline_metric=0.81)
+    assert not first.promote
+    assert "0.7800" in first.reason and "0.8100" in first.reason and "model.base=minilm" in first.reason
+    # it beats the champion, significantly, yet a bag-of-words model does better on the same rows
+    later = decide(POLICY, 0.80, 0.70, 1e-6, baseline_metric=0.85)
+    assert not later.promote and "baseline" in later.reason
+    assert decide(POLICY, 0.80, 0.70, 1e-6, baseline_metric=0.79).promote
+    assert decide(POLICY, 0.81, baseline_metric=0.81).promote  # a tie does not lose
+    assert decide(POLICY, 0.78).promote  # no baseline figure (evaluate.baseline off): the rule has nothing to say
+
+
+def test_baseline_rule_can_be_turned_off_or_given_a_margin():
+    off = PromotionParams(floor=0.6, beat_baseline=False)
+    assert decide(off, 0.78, baseline_metric=0.81).promote
+    margin = PromotionParams(floor=0.6, baseline_margin=0.02)
+    assert decide(margin, 0.795, baseline_metric=0.81).promote
+    lost = decide(margin, 0.785, baseline_metric=0.81)
+    assert not lost.promote and "baseline_margin 0.02" in lost.reason
+
+
+def test_the_baseline_speaks_only_for_a_model_every_other_rule_would_promote():
+    assert decide(POLICY, 0.7, baseline_metric=0.9, hold="rolled back from").reason == "rolled back from"
+    assert "validation" in decide(POLICY, 0.7, baseline_metric=0.9, validation_ok=False).reason
+    assert "floor" in decide(POLICY, 0.5, baseline_metric=0.9).reason
+    assert "does not beat the champion" in decide(POLICY, 0.7, 0.75, 0.01, baseline_metric=0.9).reason
+
+
 # --------------------------------------------------------------------------------------------------
 # history replay for rollback
 
