@@ -51,26 +51,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    root = make_project(Path(tempfile.mkdtemp(prefix="textops-noop-")) / "proj")
+    with tempfile.TemporaryDirectory(prefix="textops-noop-") as tmp:
+        print(json.dumps(measure(make_project(Path(tmp) / "proj"), args.repeats)))
+    return 0
+
+
+def measure(root: Path, repeats: int) -> dict:
     set_params(root, FAST)
     first = textops(root, "run").stdout
     assert "now the champion" in first, first
     exe = str(Path(sys.executable).with_name("textops"))
     runs = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         seconds, out = timed([exe, "run"], root)
         assert "nothing to retrain" in out, out
         runs.append(round(seconds, 2))
-    help_s = [round(timed([exe, "--help"], root)[0], 2) for _ in range(args.repeats)]
-    print(json.dumps({
+    help_s = [round(timed([exe, "--help"], root)[0], 2) for _ in range(repeats)]
+    return {
         "benchmark": "noop-retrain", "textops_run_s": runs, "textops_run_median_s": statistics.median(runs),
         "textops_help_median_s": statistics.median(help_s),
         "quick_check": check(root, "noop", "quick_nothing_to_retrain"),
         "mlflow_check": check(root, "registry", "nothing_to_retrain"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }))  # fmt: skip
-    return 0
+    }  # fmt: skip
 
 
 if __name__ == "__main__":
