@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 
 from textops.config import Params, load_params
 from textops.errors import TextopsError, ValidationFailed
-from textops.logs import stage
+from textops.logs import note, stage
 
 # A global concurrency limit with one slot: two runs never train, evaluate or move aliases at once (the
 # second waits for the slot). It covers the whole pipeline because all stages write the same project files.
@@ -147,7 +147,7 @@ def report_task(root: Path, params: Params, summary: dict) -> str | None:
     try:
         return str(write_run_report(root, params, summary))
     except Exception as exc:  # noqa: BLE001 - nothing downstream depends on the page
-        get_run_logger().warning("the run report was not written: %s", exc)
+        note("the run report was not written: %s", exc, warning=True)
         return None
 
 
@@ -161,9 +161,9 @@ def commit_task(root: Path, params: Params, summary: dict) -> str | None:
     try:
         commit = commit_run(root, params, summary["register"])
     except StateError as exc:
-        get_run_logger().warning("not committed: %s", exc)
+        note("not committed: %s", exc, warning=True)
         return None
-    get_run_logger().info("committed %s", commit or "nothing (no change)")
+    note("committed %s", commit or "nothing (no change)")
     return commit
 
 
@@ -243,7 +243,7 @@ def training_slot(root: Path, timeout_s: float | None):
     while True:
         released = release_if_holder_died(root)
         if released:
-            get_run_logger().warning(released)
+            note(released, warning=True)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise SlotWaitTimeout(timeout_s)
@@ -252,7 +252,7 @@ def training_slot(root: Path, timeout_s: float | None):
         if taken and time.monotonic() >= report_at:
             who = path.read_text(encoding="utf-8").strip() if path.exists() else "a run on another machine"
             until = "" if left is None else f"; giving up in {left:.0f} s"
-            get_run_logger().warning("waiting for the training slot %r, held by %s%s", TRAINING_LIMIT, who, until)
+            note("waiting for the training slot %r, held by %s%s", TRAINING_LIMIT, who, until, warning=True)
             report_at = time.monotonic() + WAIT_REPORT_S
         acquired = False
         try:

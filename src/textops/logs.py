@@ -51,6 +51,15 @@ def stage(name: str, step: str = "") -> Iterator[dict]:
     log.info("%s done in %s%s", label, took(start), f": {note}" if note else "")
 
 
+def note(message: str, *args, warning: bool = False) -> None:
+    """A line for the person running the pipeline: on the console of a CLI run (a warning on stderr), and in the
+    flow run's logs on a worker (textops' loggers are Prefect "extra loggers")."""
+    if warning:
+        logging.getLogger("textops.flows").warning(message, *args)
+    else:
+        logging.getLogger(STAGES).info(message, *args)
+
+
 def took(start: float) -> str:
     seconds = time.monotonic() - start
     return f"{seconds:.1f} s" if seconds < 120 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
