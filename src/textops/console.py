@@ -63,8 +63,8 @@ def run_summary(summary: dict) -> str:
         rows.append(("baseline (TF-IDF)", baseline.get("accuracy"), baseline.get("macro_f1")))
     lines = [f"{'':<22} {'test accuracy':>13} {'test macro-F1':>13}"]
     lines += [f"{name:<22} {_fmt(acc):>13} {_fmt(f1):>13}" for name, acc, f1 in rows]
-    verdict = "promoted: now the champion" if reg["promote"] else "not promoted"
-    lines += ["", f"{reg.get('name')} v{reg['version']} {verdict} ({reg['reason']})"]
+    verdict = "promoted, now the champion" if reg["promote"] else "not promoted"
+    lines += ["", f"registered {reg.get('name')} v{reg['version']}: {verdict} ({reg['reason']})"]
     return "\n".join(lines)
 
 
