@@ -41,6 +41,13 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
+def pytest_collection_modifyitems(items):
+    """tests/production (the scale-out on PostgreSQL-backed servers) is part of the extended tier."""
+    for item in items:
+        if "tests/production/" in item.nodeid or item.nodeid.startswith("production/"):
+            item.add_marker(pytest.mark.extended)
+
+
 @pytest.fixture(autouse=True)
 def no_store_leak():
     """Fail a test that leaves an MLflow store in the environment (`mlflow.set_tracking_uri` exports it).

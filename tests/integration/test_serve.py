@@ -339,13 +339,18 @@ def test_mlflow_models_serve_still_serves_the_logged_model(served_project: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize(
+    "suffix", [".csv", *(pytest.param(s, marks=pytest.mark.extended) for s in (".jsonl", ".parquet"))]
+)
 def test_predict_file_in_batches(served_project: Path, suffix: str):
     root = served_project
     frame = pd.DataFrame({"id": range(7), "text": [TEXTS[i % 3] for i in range(7)]})
     src = root.parent / f"in{suffix}"
-    {".csv": lambda: frame.to_csv(src, index=False), ".jsonl": lambda: frame.to_json(src, orient="records", lines=True),
-     ".parquet": lambda: frame.to_parquet(src)}[suffix]()
+    {
+        ".csv": lambda: frame.to_csv(src, index=False),
+        ".jsonl": lambda: frame.to_json(src, orient="records", lines=True),
+        ".parquet": lambda: frame.to_parquet(src),
+    }[suffix]()
     out = root.parent / f"out{suffix}"
     proc = textops(root, "predict", str(src), "--output", str(out), "--batch-size", "3", "--model-version", "1")
     assert "7 rows" in proc.stdout
@@ -362,6 +367,7 @@ def test_predict_errors_are_user_errors(served_project: Path):
     missing = textops(root, "predict", "nope.csv", "--output", "x.csv", check=False)
     assert missing.returncode != 0 and "not found" in missing.stderr and "Traceback" not in missing.stderr
     (root.parent / "t.csv").write_text("text\nhello\n")
-    unknown = textops(root, "predict", str(root.parent / "t.csv"), "--output", "x.csv", "--model-version", "42",
-                      check=False)
+    unknown = textops(
+        root, "predict", str(root.parent / "t.csv"), "--output", "x.csv", "--model-version", "42", check=False
+    )
     assert unknown.returncode != 0 and "cannot load" in unknown.stderr

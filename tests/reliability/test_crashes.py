@@ -88,7 +88,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "hook, step, resumes_from",
-    [("on_step_end", 3, 0), ("on_save", 50, 50)],
+    [pytest.param("on_step_end", 3, 0, marks=pytest.mark.extended), ("on_save", 50, 50)],
     ids=["during-first-epoch", "right-after-a-checkpoint"],
 )
 def test_kill_during_training_then_rerun_matches_uninterrupted(trained, hook, step, resumes_from):
@@ -223,7 +223,10 @@ s.dvc_repo = _repo
 }
 
 
-@pytest.mark.parametrize("point", sorted(INGEST_KILL_POINTS))
+@pytest.mark.parametrize(
+    "point",
+    [p if p == "after-dvc-add" else pytest.param(p, marks=pytest.mark.extended) for p in sorted(INGEST_KILL_POINTS)],
+)
 def test_kill_during_ingest_is_repaired_by_the_next_command(data_project, point):
     root = data_project
     before = data_state(root)

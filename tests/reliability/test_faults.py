@@ -29,7 +29,7 @@ def sampled(tmp_path, monkeypatch):
 # DVC remote
 
 
-@pytest.mark.parametrize("fault", ["cannot-be-created", "not-a-directory"])
+@pytest.mark.parametrize("fault", [pytest.param("cannot-be-created", marks=pytest.mark.extended), "not-a-directory"])
 def test_dvc_remote_fault_keeps_the_data_and_the_next_ingest_pushes(sampled, fault):
     root = sampled
     remote = root.parent / "remote"
@@ -137,8 +137,9 @@ def small_disk(sampled):
     """A 3 MB tmpfs mounted at PROJECT/out (skipped where this machine cannot mount one)."""
     out = sampled / "out"
     out.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(out)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(out)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a size-limited tmpfs here (needs root / CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     try:
@@ -156,10 +157,13 @@ def fill(disk: Path, leave_bytes: int) -> Path:
     return filler
 
 
+@pytest.mark.extended
 def test_full_disk_stops_preprocess_and_training_cleanly(small_disk):
     root, disk = small_disk
-    set_params(root, {"data": {"clean_dir": "out/clean"},
-                      "train": {"checkpoint_dir": "out/checkpoints", "output_dir": "out/model"}})
+    set_params(
+        root,
+        {"data": {"clean_dir": "out/clean"}, "train": {"checkpoint_dir": "out/checkpoints", "output_dir": "out/model"}},
+    )
     textops(root, "ingest", str(root.parent / "v1.csv"))
     textops(root, "preprocess")
     textops(root, "validate")

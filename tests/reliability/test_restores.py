@@ -81,7 +81,9 @@ def test_a_checkout_does_not_drop_an_uncommitted_ingest(two_versions, tmp_path):
     assert "restored" in textops(root, "data", "checkout", v1, "--discard").stdout
 
 
-@pytest.mark.parametrize("edit", ["change-a-batch", "add-a-file", "delete-a-batch"])
+@pytest.mark.parametrize(
+    "edit", ["change-a-batch", *(pytest.param(e, marks=pytest.mark.extended) for e in ("add-a-file", "delete-a-batch"))]
+)
 def test_a_hand_edit_of_the_raw_data_is_refused(two_versions, edit):
     root, _ = two_versions
     batch = sorted((root / "data" / "raw").glob("batch-*.jsonl"))[0]

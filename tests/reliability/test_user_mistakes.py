@@ -59,10 +59,11 @@ def test_a_wrong_command_line_is_one_message(ingested_once, args, said):
     assert proc.stderr.lower().count("error") == 1 and "unexpected" not in proc.stderr, proc.stderr  # once
 
 
-def test_an_output_path_that_is_a_directory(ingested):
-    textops(ingested, "run", "-S", "train.epochs=1", "-S", "promotion.floor=0", "-S", "promotion.beat_baseline=false")
-    (ingested / "outdir").mkdir()
-    proc = textops(ingested, "predict", str(ingested.parent / "texts.csv"), "-o", "outdir", check=False)
+def test_an_output_path_that_is_a_directory(champion_template, tmp_path):
+    (tmp_path / "texts.csv").write_text("text\nfine\n")
+    (tmp_path / "outdir").mkdir()
+    texts, out = str(tmp_path / "texts.csv"), str(tmp_path / "outdir")
+    proc = textops(champion_template, "predict", texts, "-o", out, check=False)
     assert proc.returncode == 1 and "is a directory" in proc.stderr and "Traceback" not in proc.stderr
 
 
