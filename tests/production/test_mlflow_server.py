@@ -62,7 +62,7 @@ def test_pipeline_registry_serve_and_predict_through_the_server(tmp_path, on_ser
     fresh_model_name(root, "pipeline")
     out = textops(root, "run").stdout
     assert "now the champion" in out, out
-    assert f"{on_server.url}     # runs, metrics, the registry" in out  # its UI, not a local `mlflow ui`
+    assert f"\n  {on_server.url}\n" in out and "mlflow ui" not in out, out  # its UI, not a local `mlflow ui`
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "first data version")
 

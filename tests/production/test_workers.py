@@ -71,7 +71,10 @@ class Cluster:
     def pull(self) -> None:
         """Both machines move to the origin's revision (code, params and data pointers) and fetch its data."""
         for root in self.checkouts.values():
-            git(root, "pull", "-q", "--ff-only")
+            # A retrain commits its data version in the machine's checkout (textops run --commit where git can),
+            # so the checkout may have diverged: it takes the origin's revision as it is.
+            git(root, "fetch", "-q", "origin")
+            git(root, "reset", "-q", "--hard", "FETCH_HEAD")
             dvc(root, "pull", "-q", "data.dvc", check=True)
 
     def online(self) -> set[str]:
