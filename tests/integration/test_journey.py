@@ -25,6 +25,7 @@ def version_tags(root: Path, version: str) -> dict[str, str]:
     return {**client.get_run(mv.run_id).data.tags, **mv.tags}
 
 
+@pytest.mark.extended
 def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
     root = make_project(tmp_path / "clone")  # what a clone is: params, dvc.yaml, sources, git and DVC set up
     set_params(root, FAST, FLOW)

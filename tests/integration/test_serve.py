@@ -265,7 +265,7 @@ def _port_free(port: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.extended)])
 def test_sigkill_of_textops_serve_frees_the_port(served_project: Path, workers: int):
     """--workers N: each worker follows the alias; a SIGKILL of `textops serve` leaves nothing on the port."""
     root = served_project

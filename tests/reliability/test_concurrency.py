@@ -58,6 +58,7 @@ def test_two_pipeline_runs_at_once_train_once(fresh):
     consistent(state)
 
 
+@pytest.mark.extended
 def test_two_registrations_at_once_promote_at_most_once(fresh):
     root = fresh
     textops(root, "sample")
@@ -75,6 +76,7 @@ def test_two_registrations_at_once_promote_at_most_once(fresh):
     consistent(state)
 
 
+@pytest.mark.extended
 def test_two_ingests_at_once_both_land(fresh):
     root = fresh
     files = []

@@ -110,6 +110,7 @@ def test_kill_during_training_then_rerun_matches_uninterrupted(trained, hook, st
     assert metrics(root) == reference
 
 
+@pytest.mark.extended
 def test_kill_during_evaluation_then_rerun(trained):
     root, reference = trained
     fresh_outputs(root)
@@ -247,6 +248,7 @@ def test_kill_during_ingest_is_repaired_by_the_next_command(data_project, point)
     assert "ingested" in textops(root, "ingest", str(root.parent / "v2.csv"), "--commit").stdout
 
 
+@pytest.mark.extended
 def test_kill_during_data_checkout_is_repaired_by_the_next_command(data_project):
     root = data_project
     assert dvc(root, "repro", "preprocess").returncode == 0

@@ -57,6 +57,7 @@ def test_dvc_remote_fault_keeps_the_data_and_the_next_ingest_pushes(sampled, fau
     assert "in sync" in dvc(root, "status", "--cloud", "data.dvc").stdout
 
 
+@pytest.mark.extended
 def test_checkout_with_an_empty_cache_and_no_remote_changes_nothing(sampled):
     root = sampled
     textops(root, "ingest", str(root.parent / "v1.csv"), "--commit")

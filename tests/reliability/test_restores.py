@@ -56,6 +56,7 @@ def test_a_damaged_cache_object_is_fetched_again_from_the_remote(two_versions):
     assert data_bytes(root) == expected
 
 
+@pytest.mark.extended
 def test_a_restore_that_cannot_be_verified_fails_and_changes_nothing(two_versions):
     root, (v1, _) = two_versions
     before = {**data_bytes(root), **digest(root / "data.dvc", root / "dvc.lock")}

@@ -23,6 +23,7 @@ def trained(tmp_path, monkeypatch):
     return root
 
 
+@pytest.mark.extended
 def test_a_moved_project_keeps_its_registry(trained, tmp_path):
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
