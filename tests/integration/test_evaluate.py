@@ -55,6 +55,7 @@ def test_train_then_evaluate_logs_into_the_same_run(small):
     assert f"baseline: accuracy {baseline['accuracy']:.4f}" in out.stdout
 
 
+@pytest.mark.extended
 def test_a_model_that_loses_to_the_baseline_is_not_promoted(small):
     set_params(small, WEAK, {"promotion": {"floor": 0.0}}, commit=False)  # learns nothing; any floor passes
     for stage in ("validate", "train", "evaluate"):

@@ -117,6 +117,7 @@ def test_rollback_restores_data_and_reproduces_the_v1_model(flow_project):
     assert v1_md5[:12] in versions[1]
 
 
+@pytest.mark.extended
 def test_run_and_rollback_honour_the_params_file_and_overrides(flow_project):
     root = flow_project
     textops(root, "sample", "--output", str(root.parent / "sample.csv"))

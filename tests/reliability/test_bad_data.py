@@ -169,6 +169,7 @@ def test_hostile_file_fails_the_flow_and_changes_nothing(name, champion_template
 ODD_LABELS = ["macro_f1", "accuracy", "a/b: c?", "<b>bold</b>", "fun 😀", "négatif", "x" * 300, "../../etc"]
 
 
+@pytest.mark.extended
 def test_any_label_ingest_accepts_trains_evaluates_registers_and_predicts(tmp_path, monkeypatch):
     from helpers import FAST, FLOW, make_project, set_params, textops
 

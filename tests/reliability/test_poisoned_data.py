@@ -20,6 +20,7 @@ def flipped(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.extended
 def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
