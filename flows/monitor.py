@@ -7,7 +7,7 @@ Scheduled hourly by the `monitor` deployment (prefect.yaml). Each run:
 - monitors the serving request log when `serve.log_requests` is on and the log has rows;
 - emits `textops.drift.detected` with the figures for each source that drifted.
 
-The `retrain` deployment has deployment triggers on both events, with a cool-down (prefect.yaml). Monitoring
+The `retrain` deployment has one deployment trigger on both events, with a cool-down (prefect.yaml). Monitoring
 itself is `textops.monitor.monitor`, the function `textops monitor` calls; this file only wires it.
 """
 

@@ -350,3 +350,55 @@ def worker(api_env: dict, home: Path, root: Path, name: str, pool: str = "gpu", 
     argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
     home.mkdir(parents=True, exist_ok=True)
     return Service(f"worker {name}", argv, env, home / f"worker-{name}.log", cwd=home)
+
+
+# --------------------------------------------------------------------------------------------------
+# deployments on a Prefect server (the monitoring loop's test and benchmark)
+
+FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+def deployed_project(root: Path, cool_down_s: float | None = None) -> None:
+    """Give the project ROOT what a clone has: flows/ and prefect.yaml (committed), the retrain trigger's cool-down
+    (`within`) set to COOL_DOWN_S when given, so that a test or a benchmark sees one end."""
+    import yaml
+
+    from textops.testing import REPO, git
+
+    shutil.copytree(REPO / "flows", root / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    if cool_down_s is not None:
+        retrain = next(d for d in spec["deployments"] if d["name"] == "retrain")
+        for trigger in retrain["triggers"]:
+            trigger["within"] = cool_down_s
+    (root / "prefect.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    git(root, "add", "flows", "prefect.yaml")
+    git(root, "commit", "-q", "-m", "flows and deployments")
+
+
+def deployment_runs(api: str, deployment: str) -> list[dict]:
+    """The flow runs of DEPLOYMENT (its name) that someone or something started (by hand, a trigger), oldest first:
+    not the runs its schedules create ahead of time."""
+    found = prefect_api(api, "/deployments/filter", {"deployments": {"name": {"any_": [deployment]}}})
+    assert found, f"no deployment named {deployment}"
+    runs = prefect_api(api, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [found[0]["id"]]}},
+                                                  "sort": "EXPECTED_START_TIME_ASC", "limit": 100})  # fmt: skip
+    return [r for r in runs if not r["auto_scheduled"]]
+
+
+def run_deployment(api: str, env: dict, root: Path, deployment: str, timeout: float = 600) -> dict:
+    """`prefect deployment run FLOW/DEPLOYMENT` (flow and deployment share the name here), then wait until that run
+    is in a final state; the run."""
+    before = {r["id"] for r in deployment_runs(api, deployment)}
+    prefect(env, root, "deployment", "run", f"{deployment}/{deployment}")
+
+    def done():
+        new = [r for r in deployment_runs(api, deployment) if r["id"] not in before]
+        return new[0] if new and new[0]["state_type"] in FINAL_STATES else None
+
+    return wait_for(done, timeout, f"the {deployment} run", interval=0.5)
+
+
+def events_named(api: str, name: str) -> list[dict]:
+    """The events called NAME the server has, newest first."""
+    return prefect_api(api, "/events/filter", {"filter": {"event": {"name": [name]}}, "limit": 50})["events"]

@@ -1,5 +1,5 @@
 """prefect.yaml's deployments say what the monitoring loop needs: `monitor` runs hourly, and `retrain` has deployment
-triggers on the monitor's events with a cool-down, valid for Prefect's own models (what `prefect deploy` builds the
+trigger on the monitor's events with one cool-down, valid for Prefect's own models (what `prefect deploy` builds the
 automations from), besides its nightly cron and its concurrency limit."""
 
 from __future__ import annotations
@@ -53,14 +53,15 @@ def test_retrain_triggers_are_valid_prefect_deployment_triggers_with_a_cool_down
         text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    triggers = {t["expect"][0]: t for t in json.loads(proc.stdout.strip().splitlines()[-1])}
-    assert set(triggers) == {"textops.data.landed", "textops.drift.detected"}
-    for event, trigger in triggers.items():
-        # Reactive, once per window: the first event fires, the rest of the window only counts (the cool-down)
-        assert trigger["posture"] == "Reactive" and trigger["threshold"] == 1 and trigger["enabled"]
-        assert trigger["within"] >= 600, f"{event}: a cool-down of {trigger['within']} s"
-        resource = "textops.landing" if event == "textops.data.landed" else "textops.monitor"
-        assert trigger["match"]["prefect.resource.id"] == resource
+    triggers = json.loads(proc.stdout.strip().splitlines()[-1])
+    # One trigger for both events: one cool-down, so files that land and the drift they bring start one retrain.
+    assert len(triggers) == 1, [t["name"] for t in triggers]
+    trigger = triggers[0]
+    assert trigger["expect"] == ["textops.data.landed", "textops.drift.detected"]
+    # Reactive, once per window: the first event fires, the rest of the window only counts (the cool-down)
+    assert trigger["posture"] == "Reactive" and trigger["threshold"] == 1 and trigger["enabled"]
+    assert trigger["within"] >= 600, f"a cool-down of {trigger['within']} s"
+    assert trigger["match"]["prefect.resource.id"] == ["textops.landing", "textops.monitor"]
 
 
 def test_retrain_keeps_its_cron_and_its_concurrency_limit():
