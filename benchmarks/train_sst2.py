@@ -7,6 +7,9 @@ test = dev.tsv (872 rows; SST-2's test labels are not public).
     python benchmarks/train_sst2.py tfidf
     python benchmarks/train_sst2.py tiny   --train-samples 20000 --epochs 3
     python benchmarks/train_sst2.py minilm --train-samples 8000 --epochs 1 --max-length 64
+    python benchmarks/train_sst2.py minilm --epochs 1 -S train.group_by_length=false -S train.threads=1
+
+`-S section.key=value` sets any other params.yaml key (a YAML value), as `textops run -S` does.
 
 Prints one JSON line with the figures for BENCHMARKS.md.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -23,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2"
+SST2 = Path(os.environ.get("TEXTOPS_SST2") or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2")
 LABELS = ["negative", "positive"]
 
 
@@ -55,12 +59,14 @@ def tfidf(data: dict[str, pd.DataFrame]) -> dict:
 
 
 def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
-    import textops  # noqa: F401  (offline env)
     from textops.config import load_params
+    from textops.env import set_offline_env
     from textops.evaluate import evaluate
+    from textops.testing import make_project
     from textops.train import train
 
-    root = Path(tempfile.mkdtemp(prefix=f"sst2-{model}-"))
+    set_offline_env()
+    root = make_project(Path(tempfile.mkdtemp(prefix=f"sst2-{model}-")) / "project")  # git + DVC, as a user's
     clean = root / "artifacts" / "clean"
     clean.mkdir(parents=True)
     for name, frame in data.items():
@@ -70,6 +76,13 @@ def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
     params["model"].update(base=model, max_length=args.max_length)
     params["train"].update(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                            save_steps=args.save_steps, logging_steps=50, early_stopping_patience=3)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        *sections, last = key.split(".")
+        target = params
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[last] = yaml.safe_load(value)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     p = load_params(root / "params.yaml")
     start = time.perf_counter()
@@ -79,7 +92,8 @@ def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
     return {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "roc_auc": e["roc_auc"], "ece": e["ece"],
             "val_accuracy": t["val_accuracy"], "train_s": train_s, "steps": t["global_step"],
             "best_step": t["best_step"], "train_samples_per_second": t["train_samples_per_second"],
-            "eval_texts_per_second": e["texts_per_second"], "project": str(root)}
+            "eval_texts_per_second": e["texts_per_second"], "project": str(root),
+            "max_length_used": t.get("max_length")}
 
 
 def main() -> None:
@@ -91,6 +105,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--save-steps", type=int, default=200)
+    ap.add_argument("-S", "--set", action="append", default=[], help="another params key: section.key=value")
     args = ap.parse_args()
     args.lr = args.lr or (1e-3 if args.model == "tiny" else 5e-5)
     data = splits(args.train_samples)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from textops.errors import ParamsError
+from textops.params_file import apply_overrides, describe, read_yaml
 
 PARAMS_FILE = "params.yaml"
 # What a trained model depends on besides the raw data: the sections the `preprocess` and `train` stages of
@@ -110,10 +110,10 @@ class TinyModelParams(_Section):
 
 
 class ModelParams(_Section):
-    # "tiny" (built from a config), "minilm" (the packaged all-MiniLM-L6-v2), a local
-    # directory, or a hub id read from the local cache only unless allow_download is true.
-    base: str = "tiny"
-    max_length: int = Field(128, ge=8, le=4096)
+    # auto (textops.model.resolve_base), tiny, minilm, a local directory, or a hub id (local cache unless allowed)
+    base: str = "auto"
+    max_length: int = Field(128, ge=8, le=4096)  # the longest input in tokens, or less (model.fitted_length)
+    length_percentile: float | None = Field(99.0, gt=0, le=100)
     allow_download: bool = False
     tiny: TinyModelParams = TinyModelParams()
 
@@ -131,16 +131,25 @@ def preset_of(base: str) -> str:
     return "tiny" if base == "tiny" else "pretrained"
 
 
+def with_preset(train: dict, base: str) -> dict:
+    """TRAIN (the train section) with the keys left out or null filled from the preset of BASE."""
+    preset = PRESETS[preset_of(base)]
+    return {**train, **{k: v for k, v in preset.items() if train.get(k) is None}}
+
+
 class TrainParams(_Section):
-    # null: the preset for model.base (PRESETS)
-    epochs: float = Field(PRESETS["tiny"]["epochs"], gt=0)
-    batch_size: int = Field(PRESETS["tiny"]["batch_size"], ge=1)
+    # null: the preset for model.base (PRESETS); for `auto`, filled by the train stage (textops.model.resolved)
+    epochs: float | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(PRESETS["tiny"]["learning_rate"], gt=0, lt=1)
+    learning_rate: float | None = Field(None, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     max_train_samples: int | None = Field(None, ge=1)
+    group_by_length: bool = True  # batches of similar lengths (train.length_grouped_trainer)
+    optimizer: Literal["adamw_torch_fused", "adamw_torch"] = "adamw_torch_fused"
+    threads: int | None = Field(None, ge=1, le=256)  # null: textops.env.set_torch_threads decides
     # Evaluations (each with a checkpoint) per epoch; patience counts them, so 2 and 2 stop after one whole epoch
     # without a better val macro-F1. save_steps, when set, evaluates every that many steps instead.
     early_stopping_patience: int = Field(2, ge=0)
@@ -211,6 +220,9 @@ class ServeParams(_Section):
     poll_seconds: float = Field(10, ge=0)  # 0: follow the alias only on POST /reload or SIGHUP
     batch_size: int = Field(64, ge=1)
     threads: int = Field(1, ge=1, le=64)
+    # What serves, predicts and scores before a promotion: onnxruntime on the logged ONNX graph (int8 with quantize)
+    runtime: Literal["torch", "onnx"] = "onnx"
+    quantize: bool = False
     max_body_bytes: int = Field(10_000_000, ge=1024)
     max_texts: int = Field(1000, ge=1)
     max_chars_per_text: int = Field(100_000, ge=1)
@@ -222,6 +234,12 @@ class ServeParams(_Section):
     request_log_keep: int = Field(20, ge=1)
 
     _paths = field_validator("request_log_dir")(_inside_project)
+
+    @model_validator(mode="after")
+    def _quantize_onnx(self) -> ServeParams:
+        if self.quantize and self.runtime != "onnx":
+            raise ValueError("quantize: true needs runtime: onnx (the int8 graph is an ONNX one)")
+        return self
 
 
 class MonitorParams(_Section):
@@ -271,27 +289,14 @@ class Params(_Section):
         model, train = raw.get("model") or {}, raw.get("train") or {}
         if not isinstance(model, dict) or not isinstance(train, dict):
             return raw  # the field validation says what is wrong
-        preset = PRESETS[preset_of(str(model.get("base", "tiny")))]
-        return {**raw, "train": {**train, **{k: v for k, v in preset.items() if train.get(k) is None}}}
+        base = str(model.get("base", "auto"))
+        if base == "auto":  # resolved with the data, by the train stage
+            return raw
+        return {**raw, "train": with_preset(train, base)}
 
     @property
     def validation(self) -> ValidateParams:
         return self.validate_
-
-
-def _describe(error: ValidationError, path: Path | str) -> str:
-    lines = []
-    for err in error.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        key = key.replace("validate_", "validate")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (a typo? see the keys in README.md's configuration section)"
-        else:
-            msg = err["msg"]
-            if "input" in err and err["type"] != "missing":
-                msg += f" (got {err['input']!r})"
-        lines.append(f"  - {key}: {msg}")
-    return f"{path}: invalid parameters:\n" + "\n".join(lines)
 
 
 PATH_KEYS = (
@@ -318,51 +323,6 @@ def check_paths(params: Params, root: Path, path: Path) -> None:
             )
 
 
-MAX_PARAMS_BYTES = 1 << 20
-
-
-def read_yaml(path: Path) -> object:
-    """PATH parsed as YAML, refusing at once what would make a small file expensive: aliases (`*a`, which
-    "billion laughs" files multiply into gigabytes) and files over 1 MB; a ParamsError otherwise."""
-    if path.stat().st_size > MAX_PARAMS_BYTES:
-        raise ParamsError(f"{path}: {path.stat().st_size} bytes; a parameters file is at most 1 MB.")
-    try:
-        text = path.read_text(encoding="utf-8")
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                raise ParamsError(
-                    f"{path}: YAML aliases (`*name`) are not allowed in a parameters file; write the values out."
-                )
-        return yaml.safe_load(text) or {}
-    except UnicodeDecodeError as exc:
-        raise ParamsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
-
-
-def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], path: Path) -> dict:
-    """RAW with each `section.key=value` of OVERRIDES set (like `dvc exp run -S`); the value is read as YAML
-    (`1e-4`, `true`, `null`, `[a, b]`), so it gets the same validation as the file."""
-    out = dict(raw)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            raise ParamsError(f"--set {item!r}: expected section.key=value, e.g. -S train.epochs=1")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ParamsError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
-        node = out
-        for name in parts[:-1]:
-            child = node.get(name)
-            child = dict(child) if isinstance(child, dict) else {}
-            node[name] = child
-            node = child
-        node[parts[-1]] = parsed
-    return out
-
-
 def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str, ...] = ()) -> Params:
     """Read and validate params.yaml with OVERRIDES (`section.key=value`) applied; raise ParamsError naming
     the file and each bad key."""
@@ -377,7 +337,7 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_describe(exc, where)) from exc
+        raise ParamsError(describe(exc, where)) from exc
     check_paths(params, path.parent, path)
     params._overrides = tuple(overrides)
     return params

@@ -1,4 +1,4 @@
-"""Offline switches for every process the project starts.
+"""Offline switches (and the CPU threads' manners) for every process the project starts.
 
 Without them transformers, MLflow, Prefect and DVC try to reach the internet and hang or retry on a
 closed network. The entry points (the CLI, the flows, the test suite) call `set_offline_env()` before
@@ -23,6 +23,11 @@ OFFLINE_ENV = {
     "GX_ANALYTICS_ENABLED": "false",
     # Tokenizers' thread pool deadlocks after a fork (DataLoader workers, Prefect subprocesses).
     "TOKENIZERS_PARALLELISM": "false",
+    # OpenMP threads (torch's) sleep when they run out of work instead of spinning for it. On a machine shared
+    # with other jobs a spinning thread takes a core from the thread it waits for: one MiniLM step took 1.78 s with
+    # two spinning threads against 1.22 s passive and 1.15 s with one thread; idle, passive costs 4 % (BENCHMARKS.md,
+    # Training). Read when torch starts, so it must be in the environment before the import.
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 
@@ -35,6 +40,34 @@ def set_offline_env() -> None:
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: the offline switches under the caller's own, plus EXTRA."""
     return {**OFFLINE_ENV, **os.environ, **extra}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota (a container's limit)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def set_torch_threads(requested: int | None) -> int:
+    """Set torch's intra-op threads: REQUESTED, else OMP_NUM_THREADS when the user set it, else `usable_cpus()`.
+    torch's own default counts the machine's cores, not the ones a container or a CPU set grants. Returns it."""
+    import torch
+
+    if requested is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        requested = int(os.environ["OMP_NUM_THREADS"])
+    threads = requested or usable_cpus()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def template_dir(kind: str, package: str) -> Path:

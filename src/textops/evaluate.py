@@ -162,7 +162,7 @@ def evaluate(root: Path, params: Params) -> dict:
 
     texts, labels = test["text"].tolist(), test["label"].to_numpy()
     start = time.perf_counter()
-    probs = predict_texts(model, tokenizer, texts, params.evaluate.batch_size, params.model.max_length)
+    probs = predict_texts(model, tokenizer, texts, params.evaluate.batch_size)
     seconds = time.perf_counter() - start
 
     metrics = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from textops.config import ServeParams
     from textops.tracking import Session
 
 log = logging.getLogger("textops.serve")
@@ -41,6 +42,7 @@ class Loaded:
     load_seconds: float
     data: dict = field(default_factory=dict)  # raw_md5, rev
     run_id: str | None = None
+    runtime: str | None = None  # torch, onnx or onnx-int8: what runs it
 
 
 class Source(Protocol):
@@ -186,10 +188,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 class RegistrySource:
-    """The MLflow registry of a project: `models:/NAME@ALIAS`, or one pinned VERSION (alias None)."""
+    """The MLflow registry of a project: `models:/NAME@ALIAS`, or one pinned VERSION (alias None), loaded with the
+    serving runtime of SERVE (params.serve; None: PyTorch)."""
 
-    def __init__(self, session: Session, alias: str | None = "champion", version: str | None = None):
+    def __init__(self, session: Session, alias: str | None = "champion", version: str | None = None,
+                 serve: ServeParams | None = None):  # fmt: skip
         self.session, self.alias, self.version = session, (None if version else alias), version
+        self.serve = serve
 
     def target(self) -> str:
         if self.alias is None:
@@ -200,9 +205,10 @@ class RegistrySource:
         from textops.predict import load_model
 
         mv = self.session.client.get_model_version(self.session.model_name, version)
-        model = load_model(self.session, f"models:/{self.session.model_name}/{version}")
+        model = load_model(self.session, f"models:/{self.session.model_name}/{version}", self.serve)
+        runtime = getattr(model.unwrap_python_model(), "runtime", "torch")
         return Loaded(model, self.session.model_name, str(version), self.alias, time.time(), 0.0,
-                      self.data_version(mv), mv.run_id)  # fmt: skip
+                      self.data_version(mv), mv.run_id, runtime)  # fmt: skip
 
     def data_version(self, mv) -> dict:
         """The data a version was trained on: its evidence tags, else its training run's lineage tags."""

@@ -216,6 +216,23 @@ def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest
     return replace(result, source=f"the built-in sample ({params.sample.rows} rows, seed {params.sample.seed})")
 
 
+def only_the_sample(root: Path, params: Params) -> bool:
+    """True when data/raw holds exactly one batch, the one the built-in sample (params.sample) ingests as: the
+    embedded demo, not a user's data. Known by content (batches are named by their hash), not by a file name."""
+    from textops.sample import make_sample
+
+    raw = Path(root) / params.data.raw_dir
+    batches = sorted(p.name for p in raw.glob("batch-*.jsonl")) if raw.is_dir() else []
+    if len(batches) != 1:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sample.csv"
+        make_sample(params.sample.rows, params.sample.seed).to_csv(path, index=False)
+        frame = read_labelled_file(path, "text", "label", params.data.max_file_mb,
+                                   params.validation.max_invalid_fraction)  # fmt: skip
+    return batches == [Path(batch_path(params, batch_bytes(frame))).name]
+
+
 # --------------------------------------------------------------------------------------------------
 # the landing directory (the scheduled `retrain` flow)
 

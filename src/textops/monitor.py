@@ -148,25 +148,28 @@ def champion_reference(root: Path, params: Params, session: Session) -> dict:
 
 
 def encode(classifier, texts: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean-pooled last hidden states, class probabilities) of TEXTS from the champion's own transformer."""
+    """(mean-pooled last hidden states, class probabilities) of TEXTS from the champion's own transformer, in the
+    order of TEXTS."""
     import torch
 
-    from textops.pyfunc import CHARS_PER_TOKEN
+    from textops.pyfunc import CHARS_PER_TOKEN, by_length
 
     model, tokenizer = classifier.model, classifier.tokenizer
     device, limit = next(model.parameters()).device, tokenizer.model_max_length
-    embeddings, probs = [], []
+    embeddings = probs = None
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = [t[: limit * CHARS_PER_TOKEN] for t in texts[start : start + batch_size]]
+        for rows, batch in by_length([t[: limit * CHARS_PER_TOKEN] for t in texts], batch_size):
             inputs = tokenizer(batch, truncation=True, max_length=limit, padding=True, return_tensors="pt").to(device)
             out = model(**inputs, output_hidden_states=True)
             mask = inputs["attention_mask"].unsqueeze(-1).float()
-            pooled = (out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1).clamp(min=1)
-            embeddings.append(pooled.cpu().numpy())
-            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
-    return np.concatenate(embeddings), np.concatenate(probs)
+            pooled = ((out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+            if embeddings is None:
+                embeddings = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+                probs = np.zeros((len(texts), out.logits.shape[1]), dtype=np.float32)
+            embeddings[rows] = pooled
+            probs[rows] = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+    return embeddings, probs
 
 
 def load_classifier(session: Session, version: str):

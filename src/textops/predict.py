@@ -3,12 +3,13 @@ register stage (both models on the same test rows) and by `textops predict` (a f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from textops.config import Params
+from textops.config import Params, ServeParams
 from textops.errors import StateError
 
 if TYPE_CHECKING:
@@ -21,30 +22,51 @@ def model_uri(params: Params, version: str | None = None) -> str:
     return f"models:/{name}/{version}" if version else f"models:/{name}@champion"
 
 
-def load_model(session: Session, uri: str):
-    """The pyfunc at URI (`models:/...`) from SESSION's store; StateError when it cannot be loaded."""
+def runtime_config(serve: ServeParams | None) -> dict:
+    """The pyfunc's model_config for the serving runtime in SERVE (params.serve); None: PyTorch, what monitoring
+    needs (the transformer's hidden states). onnxruntime gets as many threads as torch would (textops.env)."""
+    from textops.env import usable_cpus
+
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(omp) if omp.isdigit() and int(omp) > 0 else usable_cpus()
+    if serve is None:
+        return {"runtime": "torch", "quantize": False, "threads": threads}
+    return {"runtime": serve.runtime, "quantize": serve.quantize, "threads": threads}
+
+
+def load_model(session: Session, uri: str, serve: ServeParams | None = None):
+    """The pyfunc at URI (`models:/...`) from SESSION's store, run by the runtime in SERVE (params.serve: what
+    `textops serve` will run, for scoring that must match it) or by PyTorch (None); StateError when it cannot be
+    loaded."""
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
     try:
         with session.active():
-            return mlflow.pyfunc.load_model(uri)
+            return mlflow.pyfunc.load_model(uri, model_config=runtime_config(serve))
     except MlflowException as exc:
         raise StateError(f"cannot load {uri}: {exc.message.splitlines()[0]} (see `textops model list`).") from exc
 
 
 def predict_batches(model, texts: list[str], batch_size: int, progress: bool = False) -> pd.DataFrame:
-    """The pyfunc's output (`label`, `prob_<class>`...) for TEXTS, BATCH_SIZE at a time, with a progress bar."""
+    """The pyfunc's output (`label`, `prob_<class>`...) for TEXTS, BATCH_SIZE at a time (in order of length, so a
+    batch pads little; the rows come back in the order of TEXTS), with a progress bar."""
     from rich.progress import Progress
 
-    parts = []
+    from textops.pyfunc import by_length
+
+    parts, order = [], []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring", total=len(texts))
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
+        for rows, chunk in by_length(texts, batch_size):
             parts.append(model.predict(pd.DataFrame({"text": chunk})))
+            order.extend(rows.tolist())
             bar.advance(task, len(chunk))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"label": []})
+    if not parts:
+        return pd.DataFrame({"label": []})
+    frame = pd.concat(parts, ignore_index=True)
+    frame.index = order
+    return frame.sort_index().reset_index(drop=True)
 
 
 def predict_file(
@@ -64,7 +86,7 @@ def predict_file(
     df = read_texts(input_path, text_column)
     texts = df[text_column].fillna("").astype(str).tolist()
     uri = model_uri(params, version)
-    model = load_model(connect(root, params, experiment=False), uri)
+    model = load_model(connect(root, params, experiment=False), uri, params.serve)
     preds = predict_batches(model, texts, batch_size or params.evaluate.batch_size, progress)
     out = pd.concat([df.reset_index(drop=True), preds.rename(columns={"label": "pred"})], axis=1)
     write_table(out, output_path)

@@ -21,6 +21,11 @@ from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 HF_ARTIFACT = "hf"
+ONNX_ARTIFACT = "onnx"  # model.onnx and model.int8.onnx (textops.export), where the export succeeded
+ONNX_FILES = {False: "model.onnx", True: "model.int8.onnx"}
+# The model_config the model is logged with (every key must be there to be overridable at load time):
+# runtime torch | onnx, quantize (the int8 ONNX graph), threads (onnxruntime's intra-op threads, 0: its default).
+DEFAULT_CONFIG = {"runtime": "torch", "quantize": False, "threads": 0}
 # Texts are cut to this many characters per token of max_length before tokenizing: a fast tokenizer
 # tokenizes the whole string before it truncates, and a 5 MB text would cost seconds of a server's time.
 # No WordPiece token is longer than this, so the cut never changes what the model sees for real texts.
@@ -56,29 +61,65 @@ def as_texts(model_input) -> list[str]:
     return values
 
 
+def by_length(texts: list[str], batch_size: int):
+    """(row indices, texts) per batch, the batches formed in order of text length: each batch is padded to its
+    longest text, so a few long texts no longer make every batch they fall in long. Put rows back with the
+    indices."""
+    import numpy as np
+
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        yield rows, [texts[i] for i in rows]
+
+
 def predict_texts(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int | None = None):
-    """Class probabilities (numpy, rows x classes) for TEXTS, in batches, without gradients."""
+    """Class probabilities (numpy, rows x classes, in the order of TEXTS) for TEXTS, without gradients."""
     import numpy as np
     import torch
 
     device = next(model.parameters()).device
     max_length = max_length or tokenizer.model_max_length
     texts = [t[: max_length * CHARS_PER_TOKEN] for t in texts]
-    out = []
+    probs = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                texts[start : start + batch_size],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            logits = model(**batch).logits.float()
-            out.append(torch.softmax(logits, dim=-1).cpu().numpy())
-    n_classes = model.config.num_labels
-    return np.concatenate(out) if out else np.zeros((0, n_classes), dtype=np.float32)
+        for rows, batch in by_length(texts, batch_size):
+            inputs = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            logits = model(**inputs.to(device)).logits.float()
+            probs[rows] = torch.softmax(logits, dim=-1).cpu().numpy()
+    return probs
+
+
+def onnx_session(path: str, threads: int = 0):
+    """An onnxruntime session on the CPU for the graph at PATH. Its threads do not spin waiting for work: on a
+    machine shared with other jobs a spinning thread takes the core that the thread it waits for needs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: no per-node placement chatter in the log
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(session, tokenizer, texts: list[str], batch_size: int = 64, max_length: int | None = None):
+    """Class probabilities (numpy, rows x classes, in the order of TEXTS) from the ONNX graph in SESSION."""
+    import numpy as np
+
+    max_length = max_length or tokenizer.model_max_length
+    texts = [t[: max_length * CHARS_PER_TOKEN] for t in texts]
+    names = [i.name for i in session.get_inputs()]
+    probs = None
+    for rows, batch in by_length(texts, batch_size):
+        encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+        logits = session.run(None, {n: encoded[n].astype(np.int64) for n in names})[0].astype(np.float64)
+        if probs is None:
+            probs = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs[rows] = exp / exp.sum(axis=1, keepdims=True)
+    return probs
 
 
 def label_values(labels: list[str]) -> list:
@@ -101,23 +142,46 @@ def to_frame(probs, labels: list[str]) -> pd.DataFrame:
 
 
 class TextClassifier(mlflow.pyfunc.PythonModel):
-    """A transformers sequence classifier as an MLflow pyfunc."""
+    """A transformers sequence classifier as an MLflow pyfunc, run by PyTorch or by onnxruntime (model_config
+    `runtime`: the ONNX graph, int8 with `quantize`, when the logged model has one)."""
 
     def load_context(self, context) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         path = context.artifacts[HF_ARTIFACT]
+        config = {**DEFAULT_CONFIG, **(getattr(context, "model_config", None) or {})}
+        onnx_dir = context.artifacts.get(ONNX_ARTIFACT)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-        self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.model = self.session = None
+        if config["runtime"] == "onnx" and onnx_dir and os.path.isfile(os.path.join(onnx_dir, ONNX_FILES[False])):
+            graph = os.path.join(onnx_dir, ONNX_FILES[bool(config["quantize"])])
+            self.session = onnx_session(graph, int(config["threads"] or 0))
+            hf_config = AutoConfig.from_pretrained(path, local_files_only=True)
+            self.runtime = "onnx-int8" if config["quantize"] else "onnx"
+        else:
+            import torch
+            from transformers import AutoModelForSequenceClassification
+
+            if config["runtime"] == "onnx":  # a model logged before the export, or one that could not be exported
+                import logging
+
+                logging.getLogger(__name__).warning("textops: this model has no ONNX graph; serving it with PyTorch")
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+            self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            hf_config = self.model.config
+            self.runtime = "torch"
+        self.labels = [hf_config.id2label[i] for i in range(hf_config.num_labels)]
         if SERVER_MODEL_PATH_ENV in os.environ:  # loaded by `mlflow models serve`
             guard_scoring_server()
 
+    def probabilities(self, texts: list[str], batch_size: int = 64):
+        """Class probabilities for TEXTS (rows x classes) from whichever runtime this model was loaded with."""
+        if self.session is not None:
+            return onnx_predict(self.session, self.tokenizer, texts, batch_size)
+        return predict_texts(self.model, self.tokenizer, texts, batch_size)
+
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        texts = as_texts(model_input)
-        return to_frame(predict_texts(self.model, self.tokenizer, texts), self.labels)
+        return to_frame(self.probabilities(as_texts(model_input)), self.labels)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
         return out
     old_tags = session.client.get_run(current.run_id).data.tags if current.run_id else {}
     try:
-        old_model = load_model(session, f"models:/{session.model_name}/{current.version}")
+        old_model = load_model(session, f"models:/{session.model_name}/{current.version}", params.serve)
     except StateError as exc:  # its artifacts are gone: judged as if there were none, and said so
         out["evidence"] = {"champion.version": str(current.version), "champion.broken": str(exc)[:300]}
         out["note"] = f"champion v{current.version} cannot be loaded ({exc}), so it was judged as a first champion: "
@@ -121,7 +121,7 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     guards = [g for g in [own_rows_guard(root, params, old_tags, test, y, pred_new, pred_old)] if g]
     reference = reference_set(root, params)
     if reference is not None:
-        new_model = load_model(session, challenger_uri)
+        new_model = load_model(session, challenger_uri, params.serve)
         guards.append(reference_guard(params, reference, lambda t: labels_of(new_model, t, batch),
                                       lambda t: labels_of(old_model, t, batch)))  # fmt: skip
     out["evidence"] = {
@@ -161,6 +161,22 @@ def baseline_on(root: Path, params: Params, test: pd.DataFrame, y, labels: list[
     return score(y, np.asarray(labels)[probs.argmax(axis=1)], params.promotion.primary_metric)
 
 
+def challenger_predictions(root: Path, session: Session, params: Params, model_uri: str, test: pd.DataFrame,
+                           labels: list[str]) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """The challenger's labels on TEST as it will serve, and how they were had: the evaluate stage's (PyTorch) when
+    they are for these rows and PyTorch serves; else the logged model scored under the serving runtime (the ONNX
+    graph, int8 or not), with the share of labels it agrees on with PyTorch's."""
+    evaluated = evaluated_predictions(root, params, test, labels)
+    if evaluated is not None and params.serve.runtime == "torch":
+        return evaluated, {"evaluated": evaluated, "runtime": "torch", "agreement": {}}
+    model = load_model(session, model_uri, params.serve)
+    runtime = getattr(model.unwrap_python_model(), "runtime", "torch")
+    pred = labels_of(model, test["text"].astype(str).tolist(), params.evaluate.batch_size)
+    agreement = {} if evaluated is None or runtime == "torch" else {
+        "runtime.agreement_with_torch": round(float(np.mean(pred == evaluated)), 6)}  # fmt: skip
+    return pred, {"evaluated": evaluated, "runtime": runtime, "agreement": agreement}
+
+
 def decide_and_register(root: Path, params: Params) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
@@ -182,11 +198,9 @@ def decide_and_register(root: Path, params: Params) -> dict:
     labels = read_labels(root, params)
     test = load_split(root, params, "test")
     y = as_names(test["label"], labels)
-    pred_new = evaluated_predictions(root, params, test, labels)
     baseline_metric = run.data.metrics.get(f"baseline_test_{metric}")  # the evaluation's, on the same rows
-    if pred_new is None:  # the test split changed since the evaluation: both are scored again on it
-        texts = test["text"].astype(str).tolist()
-        pred_new = labels_of(load_model(session, model_uri), texts, params.evaluate.batch_size)
+    pred_new, served = challenger_predictions(root, session, params, model_uri, test, labels)
+    if served["evaluated"] is None:  # the test split changed since the evaluation: both are scored again on it
         baseline_metric = baseline_on(root, params, test, y, labels) if baseline_metric is not None else None
     new_metric = score(y, pred_new, metric)
 
@@ -197,6 +211,8 @@ def decide_and_register(root: Path, params: Params) -> dict:
         "challenger.data.clean_md5": tags.get(lineage.CLEAN_MD5, ""),
         "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
         "test_rows": len(test),
+        "runtime": served["runtime"],
+        **served["agreement"],
     }
     if baseline_metric is not None:
         evidence[f"baseline.{metric}"] = round(baseline_metric, 6)

@@ -65,7 +65,7 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         else:
             metrics.failed_reloads.inc()
 
-    source = RegistrySource(connect(root, params, experiment=False), version=version)
+    source = RegistrySource(connect(root, params, experiment=False), version=version, serve=serve)
     request_log = None
     if serve.log_requests:
         from textops.request_log import RequestLog
@@ -240,6 +240,7 @@ def describe(follower: Follower) -> dict:
         "alias": follower.source.alias,
         "data": cur.data if cur else {},
         "run_id": cur.run_id if cur else None,
+        "runtime": cur.runtime if cur else None,
         "loaded_at": iso(cur.loaded_at) if cur else None,
         "load_seconds": round(cur.load_seconds, 3) if cur else None,
         "last_check": iso(follower.last_check),

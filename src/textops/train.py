@@ -32,6 +32,7 @@ from textops.artifacts import (
     read_labels,
     staged_dir,
 )
+from textops.batches import Encoded, length_grouped_trainer
 from textops.checkpoints import (
     MLFLOW_RUN,
     complete_checkpoint,
@@ -44,8 +45,12 @@ from textops.checkpoints import (
 from textops.config import Params, flatten, redact
 from textops.console import training_progress
 from textops.errors import ParamsError
+from textops.logged_model import log_model
+from textops.model import resolved
 from textops.plots import write_curves
 from textops.scm import record_stage
+
+log = logging.getLogger("textops")
 
 
 def world() -> tuple[int, int]:
@@ -88,24 +93,6 @@ def environment() -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------------
 # data and model
-
-
-class Encoded:
-    """Tokenized texts (unpadded: DataCollatorWithPadding pads each batch to its longest row)."""
-
-    def __init__(self, tokenizer, texts: list[str], labels: list[int], max_length: int):
-        self.texts = texts
-        enc = tokenizer(texts, truncation=True, max_length=max_length)
-        self.rows = [
-            {"input_ids": ids, "attention_mask": mask, "labels": int(label)}
-            for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], labels, strict=True)
-        ]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.rows[i]
 
 
 def train_frame(root: Path, params: Params):
@@ -192,6 +179,7 @@ def training_arguments(params: Params, checkpoint_dir: Path, train_rows: int):
         average_tokens_across_devices=False,
         report_to="none",  # MLflow logging is ours (MlflowLogger): one run across resumes and stages
         disable_tqdm=False,
+        optim=t.optimizer,
         **precision(),
     )
 
@@ -213,49 +201,6 @@ def mlflow_logger():
 
 
 # --------------------------------------------------------------------------------------------------
-# the logged model
-
-
-def pip_requirements() -> list[str]:
-    """Explicit requirements: MLflow's inference would add torchvision, which breaks loading here."""
-    import mlflow
-    import pandas
-    import tokenizers
-    import torch
-    import transformers
-
-    return [
-        f"mlflow=={mlflow.__version__}",
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"transformers=={transformers.__version__}",
-        f"tokenizers=={tokenizers.__version__}",
-        f"pandas=={pandas.__version__}",
-    ]
-
-
-def log_model(hf_dir: Path, labels: list[str], example_texts: list[str]):
-    """Log the saved model as the pyfunc at artifact path `model`, with a signature and input example."""
-    import mlflow
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    from textops import pyfunc
-
-    example = pd.DataFrame({"text": example_texts})
-    output = pyfunc.to_frame(np.full((1, len(labels)), 1 / len(labels)), labels)  # int labels stay ints
-    return mlflow.pyfunc.log_model(
-        name="model",
-        # Models from code: the model is pyfunc.py itself, so loading it unpickles nothing.
-        python_model=pyfunc.__file__,
-        artifacts={pyfunc.HF_ARTIFACT: str(hf_dir)},
-        signature=infer_signature(example, output),
-        input_example=example,
-        pip_requirements=pip_requirements(),
-    )
-
-
-# --------------------------------------------------------------------------------------------------
 # the stage
 
 
@@ -268,6 +213,8 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
     from textops.model import load_base
 
     val = load_split(root, params, "val")
+    # In order of length: evaluation pads each batch to its longest row too (the metrics ignore the order).
+    val = val.iloc[val["text"].str.len().argsort(kind="stable")]
     set_seed(params.train.seed)  # before the model is built: the random init is part of the result
     tokenizer, model = load_base(params.model, labels, frame["text"].tolist())
     if resume_from is not None and params.model.base == "tiny":
@@ -275,11 +222,12 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
         # relying on retraining giving the same vocabulary.
         tokenizer = AutoTokenizer.from_pretrained(resume_from, local_files_only=True)
 
-    max_length = params.model.max_length
+    max_length = tokenizer.model_max_length  # params.model.max_length or less (model.fitted_length)
     callbacks = [mlflow_logger(), training_progress()]
     if params.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.train.early_stopping_patience))
-    trainer = Trainer(
+    trainer_class = length_grouped_trainer(params.train.seed) if params.train.group_by_length else Trainer
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=Encoded(tokenizer, frame["text"].tolist(), frame["label"].tolist(), max_length),
@@ -309,6 +257,7 @@ def summary_metrics(trainer, result, best: dict, resume_from: Path | None) -> di
         else state.global_step,
         "epochs": state.epoch,
         "train_rows": len(trainer.train_dataset),
+        "max_length": trainer.processing_class.model_max_length,
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "train_runtime_s": result.metrics.get("train_runtime"),
         "device": environment()["textops.device"],
@@ -327,8 +276,8 @@ def save_outputs(root: Path, params: Params, trainer, run, metrics: dict, labels
         trainer.processing_class.save_pretrained(str(hf_dir))
         write_curves(root, trainer.state.log_history, staged / "training_curve.png")
         mlflow.log_artifact(str(staged / "training_curve.png"), "plots")
-        examples = trainer.eval_dataset.texts[:3] or ["an example"]
-        logged = log_model(hf_dir, labels, examples)
+        texts = trainer.eval_dataset.texts  # sorted by length: a spread of 64 checks the ONNX export
+        logged = log_model(hf_dir, labels, texts[:: max(1, len(texts) // 64)][:64], params.serve)
         run_info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,
@@ -349,12 +298,17 @@ def train(root: Path, params: Params) -> dict:
     """
     import mlflow
 
+    from textops.env import set_torch_threads
     from textops.tracking import connect, owner_tags
 
     root = Path(root)
+    set_torch_threads(params.train.threads)
     labels = read_labels(root, params)
     rank0 = world()[0] == 0
-    tags = lineage.lineage_tags(root, params)
+    tags = lineage.lineage_tags(root, params)  # the params as written (`model.base: auto` stays auto there)
+    params = resolved(root, params)
+    tags[lineage.BASE_MODEL] = params.model.base
+    log.info("train: base model %s", params.model.base)
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
@@ -384,11 +338,7 @@ def train(root: Path, params: Params) -> dict:
     # `with` ends the run FAILED when anything below raises (KILLED on Ctrl-C), never left RUNNING.
     with session.active(), mlflow.start_run(experiment_id=session.experiment_id) as run:
         atomic_write_json(checkpoint_dir / MLFLOW_RUN, {"run_id": run.info.run_id})
-        mlflow.log_params(flatten(params))
-        mlflow.set_tags({**tags, **environment(), **owner_tags(), lineage.STAGE: "train"})
-        # MLflow keeps a param value to 6,000 characters: the label names in full are in labels.json (a DVC out).
-        mlflow.log_params({"train_rows": len(trainer.train_dataset), "val_rows": len(trainer.eval_dataset),
-                           "num_labels": len(labels), "labels": json.dumps(labels, ensure_ascii=False)[:500]})
+        log_inputs(params, {**tags, **owner_tags()}, trainer, labels)
         if resume_from is not None:
             mlflow.set_tags({lineage.RESUMED_FROM: resume_from.name, lineage.RESUMED_FROM_RUN: interrupted or ""})
             replay_history(resume_from)
@@ -404,6 +354,18 @@ def train(root: Path, params: Params) -> dict:
     mark_finished(checkpoint_dir, run_info["run_id"])  # the next training of this data starts afresh
     record_stage(root, "train")
     return {**metrics, **run_info}
+
+
+def log_inputs(params: Params, tags: dict, trainer, labels: list[str]) -> None:
+    """The active run's params (as trained: `auto` resolved, presets filled) and tags, and what the data gave."""
+    import mlflow
+
+    mlflow.log_params(flatten(params))
+    mlflow.set_tags({**tags, **environment(), lineage.STAGE: "train"})
+    # MLflow keeps a param value to 6,000 characters: the label names in full are in labels.json (a DVC out).
+    mlflow.log_params({"train_rows": len(trainer.train_dataset), "val_rows": len(trainer.eval_dataset),
+                       "num_labels": len(labels), "labels": json.dumps(labels, ensure_ascii=False)[:500],
+                       "max_length_used": trainer.processing_class.model_max_length})  # fmt: skip
 
 
 def publish_data(root: Path, params: Params) -> bool:

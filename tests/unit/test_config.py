@@ -11,7 +11,8 @@ from textops.errors import ParamsError
 
 def test_default_params_load():
     params = load_params(REPO / "params.yaml")
-    assert params.model.base == "tiny"
+    assert params.model.base == "auto"  # minilm for a user's data, tiny on the built-in sample alone
+    assert params.serve.runtime == "onnx" and params.serve.quantize is False
     assert params.validation.min_rows_per_class >= 1
 
 
@@ -59,8 +60,10 @@ def test_training_fingerprint_ignores_what_training_does_not_depend_on():
 
 
 def test_training_presets_follow_the_base_model():
-    tiny = load_params(REPO / "params.yaml")
+    tiny = load_params(REPO / "params.yaml", ["model.base=tiny"])
     assert (tiny.train.learning_rate, tiny.train.epochs) == (5e-4, 3)
+    auto = load_params(REPO / "params.yaml")  # filled by the train stage once it knows the base (model.resolved)
+    assert (auto.train.learning_rate, auto.train.epochs, auto.train.batch_size) == (None, None, None)
     pretrained = load_params(REPO / "params.yaml", ["model.base=minilm"])
     assert pretrained.train.learning_rate == 1e-4 and pretrained.train.epochs == 2
     chosen = load_params(REPO / "params.yaml", ["model.base=minilm", "train.learning_rate=3e-5"])
@@ -70,9 +73,9 @@ def test_training_presets_follow_the_base_model():
 def test_evaluations_per_epoch_set_the_checkpoint_interval():
     from textops.train import eval_steps
 
-    params = load_params(REPO / "params.yaml")  # batch 32, 2 evaluations per epoch
+    params = load_params(REPO / "params.yaml", ["model.base=tiny"])  # batch 32, 2 evaluations per epoch
     assert eval_steps(params, 10_000) == 157  # 313 steps an epoch: patience 2 is a whole epoch, not 100 steps
-    assert eval_steps(load_params(REPO / "params.yaml", ["train.save_steps=25"]), 10_000) == 25
+    assert eval_steps(load_params(REPO / "params.yaml", ["model.base=tiny", "train.save_steps=25"]), 10_000) == 25
     assert eval_steps(params, 10) == 1
 
 
@@ -90,3 +93,9 @@ def test_params_that_would_hang_or_crash_later_are_refused_at_once(tmp_path, tex
     path.write_text(text)
     with pytest.raises(ParamsError, match=named):
         load_params(path)
+
+
+def test_quantize_needs_the_onnx_runtime():
+    with pytest.raises(ParamsError, match="quantize: true needs runtime: onnx"):
+        load_params(REPO / "params.yaml", ["serve.runtime=torch", "serve.quantize=true"])
+    assert load_params(REPO / "params.yaml", ["serve.quantize=true"]).serve.quantize

@@ -9,6 +9,8 @@ from textops.config import Params
 from textops.errors import ParamsError
 from textops.train import per_device_batch, training_arguments, world
 
+TINY = Params.model_validate({"model": {"base": "tiny"}})  # its presets filled (model.base auto leaves them null)
+
 
 def test_the_global_batch_is_split_evenly_or_refused():
     assert per_device_batch(32, 1) == 32
@@ -30,8 +32,8 @@ def test_single_process_arguments(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     import torch
 
-    args = training_arguments(Params(), tmp_path, 1000)
+    args = training_arguments(TINY, tmp_path, 1000)
     assert args.use_cpu == (not torch.cuda.is_available())
     assert args.ddp_backend is None and args.world_size == 1
-    assert args.per_device_train_batch_size == Params().train.batch_size
+    assert args.per_device_train_batch_size == TINY.train.batch_size
     assert args.average_tokens_across_devices is False

@@ -22,7 +22,7 @@ def test_model_resolution_offline(tmp_path):
         load_base(ModelParams(base="no-such-org/no-such-model"), ["a", "b"])
     assert pretrained_source(ModelParams(base="some/id", allow_download=True)) == ("some/id", False)
     # tiny: a tokenizer trained on the given texts and a model that names the labels
-    tok, model = load_base(ModelParams(max_length=16), ["neg", "pos"], ["good film", "bad film"] * 50)
+    tok, model = load_base(ModelParams(base="tiny", max_length=16), ["neg", "pos"], ["good film", "bad film"] * 50)
     assert model.config.id2label == {0: "neg", 1: "pos"}
     assert tok.convert_ids_to_tokens(tok("good film")["input_ids"]) == ["[CLS]", "good", "film", "[SEP]"]
     # a local directory (the tiny model saved) loads with a fresh head for other labels

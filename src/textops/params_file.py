@@ -1,0 +1,73 @@
+"""Reading params.yaml: refusing what would make a small file expensive, applying `-S key=value` overrides, and
+wording pydantic's validation errors as a user reads them (the key, the file, what was given)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from textops.errors import ParamsError
+
+
+def describe(error: ValidationError, path: Path | str) -> str:
+    """ERROR as one line per bad key, under the file (and overrides) PATH names."""
+    lines = []
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = key.replace("validate_", "validate")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (a typo? see the keys in README.md's configuration section)"
+        else:
+            msg = err["msg"]
+            if "input" in err and err["type"] != "missing":
+                msg += f" (got {err['input']!r})"
+        lines.append(f"  - {key}: {msg}")
+    return f"{path}: invalid parameters:\n" + "\n".join(lines)
+
+
+
+MAX_PARAMS_BYTES = 1 << 20
+
+
+def read_yaml(path: Path) -> object:
+    """PATH parsed as YAML, refusing at once what would make a small file expensive: aliases (`*a`, which
+    "billion laughs" files multiply into gigabytes) and files over 1 MB; a ParamsError otherwise."""
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: {path.stat().st_size} bytes; a parameters file is at most 1 MB.")
+    try:
+        text = path.read_text(encoding="utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ParamsError(
+                    f"{path}: YAML aliases (`*name`) are not allowed in a parameters file; write the values out."
+                )
+        return yaml.safe_load(text) or {}
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], path: Path) -> dict:
+    """RAW with each `section.key=value` of OVERRIDES set (like `dvc exp run -S`); the value is read as YAML
+    (`1e-4`, `true`, `null`, `[a, b]`), so it gets the same validation as the file."""
+    out = dict(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ParamsError(f"--set {item!r}: expected section.key=value, e.g. -S train.epochs=1")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+        node = out
+        for name in parts[:-1]:
+            child = node.get(name)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[name] = child
+            node = child
+        node[parts[-1]] = parsed
+    return out
