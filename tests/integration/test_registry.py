@@ -106,6 +106,8 @@ def test_model_list_show_and_data_versions(registry_project):
     assert shown["data"]["clean_md5"] and shown["data"]["rev"]
     assert shown["metrics"]["test_macro_f1"] > 0.5
     assert shown["decision"]["decision"] == "promoted"
+    # judged as it serves: the ONNX graph (serve.runtime's default), which gave PyTorch's labels
+    assert shown["decision"]["runtime"] == "onnx" and float(shown["decision"]["runtime.agreement_with_torch"]) > 0.98
     assert shown["params"]  # the training params are part of the lineage
     versions = textops(root, "data", "versions").stdout
     newest, oldest = versions.splitlines()[1], versions.splitlines()[-1]

@@ -224,13 +224,16 @@ def test_payload_formats_and_bad_payloads(served_project: Path, server):
     assert headers["x-model-version"] == version["model_version"] and headers["x-model-name"] == version["model_name"]
     assert version["alias"] == "champion" and version["data"]["raw_md5"] and version["data"]["rev"]
     assert version["loaded_at"] and version["poll_seconds"] == POLL
+    assert version["runtime"] == "onnx"  # serve.runtime's default: the ONNX graph logged with the model
 
 
 @pytest.mark.slow
 def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served_project: Path):
     root = served_project
-    with serving(root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true") as server:
+    with serving(root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true", "-S", "serve.runtime=torch") \
+            as server:
         first = server.version()["model_version"]
+        assert server.version()["runtime"] == "torch"
         textops(root, "model", "promote", other(first), "--reason", "sighup test")
         time.sleep(2)
         assert server.version()["model_version"] == first  # poll_seconds 0: nothing polls
