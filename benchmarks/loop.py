@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import signal
 import tempfile
 import time
 from datetime import datetime
@@ -31,15 +30,12 @@ from textops.sample import make_sample  # noqa: E402
 from textops.testing import FAST, champion_project, serving, wait_for  # noqa: E402
 from textops.testing_servers import (  # noqa: E402
     FINAL_STATES,
+    deployed_on_a_server,
     deployed_project,
     deployment_runs,
     events_named,
-    prefect,
     prefect_api,
-    prefect_client_env,
-    prefect_server,
     run_deployment,
-    worker,
 )
 
 LOOP = {
@@ -70,26 +66,18 @@ def main() -> None:
     root = champion_project(work / "proj", FAST, LOOP)
     deployed_project(root)
     (root / "landing").mkdir()
-    with prefect_server(f"sqlite+aiosqlite:///{work / 'prefect.db'}", work) as server:
-        api, env = server.url, prefect_client_env(server, work / "client")
-        prefect(env, root, "work-pool", "create", "gpu", "--type", "process")
-        prefect({k: v for k, v in env.items() if k != "TEXTOPS_ROOT"}, root, "deploy", "--all")
-        runner = worker(env, work / "worker", root, "gpu-1", OMP_NUM_THREADS="1").start()
-        try:
-            with serving(root) as served:
-                assert served.version()["model_version"] == "1"
-                make_sample(args.rows, seed=101).to_csv(root / "landing" / "reviews.csv", index=False)
-                landed = time.time()
-                monitor = run_deployment(api, env, root, "monitor", timeout=600)
-                retrain = wait_for(lambda: [r for r in deployment_runs(api, "retrain")
-                                            if r["state_type"] in FINAL_STATES], 1800, "the retrain", interval=1)[0]
-                answered = wait_for(lambda: served.version()["model_version"] == "2" and time.time(), 120,
-                                    "the server to answer with v2", interval=0.2)  # fmt: skip
-                event = events_named(api, "textops.data.landed")[0]
-                version = served.version()
-                spans = task_spans(api, landed)
-        finally:
-            runner.stop(signal.SIGINT)
+    with deployed_on_a_server(root, work) as (api, env, _), serving(root) as served:
+        assert served.version()["model_version"] == "1"
+        make_sample(args.rows, seed=101).to_csv(root / "landing" / "reviews.csv", index=False)
+        landed = time.time()
+        monitor = run_deployment(api, env, root, "monitor", timeout=600)
+        retrain = wait_for(lambda: [r for r in deployment_runs(api, "retrain")
+                                    if r["state_type"] in FINAL_STATES], 1800, "the retrain", interval=1)[0]
+        answered = wait_for(lambda: served.version()["model_version"] == "2" and time.time(), 120,
+                            "the server to answer with v2", interval=0.2)  # fmt: skip
+        event = events_named(api, "textops.data.landed")[0]
+        version = served.version()
+        spans = task_spans(api, landed)
     rel = lambda t: round(t - landed, 1)  # noqa: E731
     steps = {
         "monitor run created (prefect deployment run)": rel(at(monitor["created"])),

@@ -8,6 +8,11 @@ test = dev.tsv (872 rows; SST-2's test labels are not public).
     python benchmarks/train_sst2.py tiny   --train-samples 20000 --epochs 3
     python benchmarks/train_sst2.py minilm --train-samples 8000 --epochs 1 --max-length 64
     python benchmarks/train_sst2.py minilm --epochs 1 -S train.group_by_length=false -S train.threads=1
+    python benchmarks/train_sst2.py minilm --epochs 2 --max-length 128 --lr 1e-4 --save-steps 500 --curve
+
+`--curve` also scores dev.tsv at every evaluation (the model of that step; its time is left out of the wall
+time) and prints the points as "curve": accuracy against training wall time, several budgets in one run. The
+model the stages keep is still the best on the val split, never chosen on dev.
 
 `-S section.key=value` sets any other params.yaml key (a YAML value), as `textops run -S` does.
 
@@ -85,15 +90,59 @@ def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
         target[last] = yaml.safe_load(value)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     p = load_params(root / "params.yaml")
+    curve: list[dict] = []
+    if args.curve:
+        dev_curve(data["test"], curve)
     start = time.perf_counter()
     t = train(root, p)
-    train_s = time.perf_counter() - start
+    train_s = time.perf_counter() - start - sum(point["dev_eval_s"] for point in curve)
     e = evaluate(root, p)
     return {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "roc_auc": e["roc_auc"], "ece": e["ece"],
             "val_accuracy": t["val_accuracy"], "train_s": train_s, "steps": t["global_step"],
             "best_step": t["best_step"], "train_samples_per_second": t["train_samples_per_second"],
             "eval_texts_per_second": e["texts_per_second"], "project": str(root),
-            "max_length_used": t.get("max_length")}
+            "max_length_used": t.get("max_length"), **({"curve": curve} if args.curve else {})}
+
+
+def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
+    """Patch textops.train.build_trainer so that every evaluation also scores DEV, appending to POINTS:
+    step, training seconds so far (dev scoring left out), val and dev accuracy. Measurement only."""
+    from transformers import TrainerCallback
+
+    import textops.train as stage
+
+    built = stage.build_trainer
+    started: list[float] = []
+
+    class DevAccuracy(TrainerCallback):
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            started.append(time.perf_counter())
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            begin = time.perf_counter()
+            tr = self.trainer
+            order = dev["text"].str.len().argsort(kind="stable")
+            rows = dev.iloc[order]
+            encoded = stage.Encoded(tr.processing_class, rows["text"].tolist(), rows["label"].tolist(),
+                                    tr.processing_class.model_max_length)
+            pred = tr.predict(encoded).predictions.argmax(-1)
+            spent = time.perf_counter() - begin
+            points.append({"step": state.global_step, "epoch": round(state.epoch or 0, 3),
+                           "train_s": round(begin - started[0] - sum(p["dev_eval_s"] for p in points), 1),
+                           "val_accuracy": (metrics or {}).get("eval_accuracy"),
+                           "dev_accuracy": float((pred == rows["label"].to_numpy()).mean()),
+                           "dev_eval_s": round(spent, 1)})
+            print(json.dumps({"curve_point": points[-1]}), flush=True)
+
+    def patched(*a, **k):
+        trainer = built(*a, **k)
+        trainer.add_callback(DevAccuracy(trainer))
+        return trainer
+
+    stage.build_trainer = patched
 
 
 def main() -> None:
@@ -105,6 +154,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--save-steps", type=int, default=200)
+    ap.add_argument("--curve", action="store_true", help="also score dev.tsv at every evaluation")
     ap.add_argument("-S", "--set", action="append", default=[], help="another params key: section.key=value")
     args = ap.parse_args()
     args.lr = args.lr or (1e-3 if args.model == "tiny" else 5e-5)

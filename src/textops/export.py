@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 from textops.errors import ModelError
@@ -78,7 +79,11 @@ def export_onnx(hf_dir: Path, out_dir: Path, texts: list[str] | None = None) -> 
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
     raw = out_dir / "model.raw.onnx"
     try:
-        with torch.no_grad():
+        # The tracer warns about values it records as constants (transformers' mask padding, always 0 for an
+        # encoder) and negative indices; `verify` below checks the graph's answers instead of trusting either way.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
                 _logits_module(model),
                 tuple(example[n] for n in names),
@@ -149,8 +154,7 @@ def optimize(source: Path, target: Path, config) -> bool:
 
     heads = getattr(config, "num_attention_heads", 0) or getattr(config, "n_heads", 0)
     hidden = getattr(config, "hidden_size", 0) or getattr(config, "dim", 0)
-    model_type = "bert" if config.model_type in ("bert", "electra", "mpnet") else config.model_type.replace("-", "_")
-    model_type = {"xlm_roberta": "bert", "roberta": "bert"}.get(model_type, model_type)
+    model_type = "bert"  # onnxruntime's fusions for the whole BERT family of encoders
     try:
         optimized = optimize_model(str(source), model_type=model_type, num_heads=heads, hidden_size=hidden,
                                    opt_level=1, use_gpu=False)  # fmt: skip

@@ -402,3 +402,19 @@ def run_deployment(api: str, env: dict, root: Path, deployment: str, timeout: fl
 def events_named(api: str, name: str) -> list[dict]:
     """The events called NAME the server has, newest first."""
     return prefect_api(api, "/events/filter", {"filter": {"event": {"name": [name]}}, "limit": 50})["events"]
+
+
+@contextmanager
+def deployed_on_a_server(root: Path, work: Path) -> Iterator[tuple[str, dict, Service]]:
+    """A Prefect server on SQLite in WORK, the `gpu` process pool, ROOT's deployments (`prefect deploy --all`) and
+    one worker for ROOT: (API URL, a client's environment, the worker). Everything stops afterwards."""
+    with prefect_server(f"sqlite+aiosqlite:///{work / 'prefect.db'}", work) as server:
+        api, env = server.url, prefect_client_env(server, work / "client")
+        prefect(env, root, "work-pool", "create", "gpu", "--type", "process")
+        # TEXTOPS_ROOT unset at deploy time: the pull step's directory is resolved on the worker, from its env.
+        prefect({k: v for k, v in env.items() if k != "TEXTOPS_ROOT"}, root, "deploy", "--all")
+        runner = worker(env, work / "worker", root, "gpu-1", OMP_NUM_THREADS="1").start()
+        try:
+            yield api, env, runner
+        finally:
+            runner.stop(signal.SIGINT)  # a Prefect worker ignores SIGTERM

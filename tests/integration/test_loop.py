@@ -9,7 +9,6 @@ triggers fails naming the file, and the champion and the version served stay as 
 
 from __future__ import annotations
 
-import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,14 +20,11 @@ from helpers import FAST, champion_project, registry, serving, wait_for
 from textops.sample import make_sample
 from textops.testing_servers import (
     FINAL_STATES,
+    deployed_on_a_server,
     deployed_project,
     deployment_runs,
     events_named,
-    prefect,
-    prefect_client_env,
-    prefect_server,
     run_deployment,
-    worker,
 )
 
 pytestmark = pytest.mark.slow
@@ -60,48 +56,40 @@ def test_files_land_monitor_announces_retrain_promotes_and_the_server_swaps(tmp_
     deployed_project(root, COOL_DOWN_S)
     landing = root / "landing"
     landing.mkdir()
-    with prefect_server(f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}", tmp_path) as server:
-        api, env = server.url, prefect_client_env(server, tmp_path / "client")
-        prefect(env, root, "work-pool", "create", "gpu", "--type", "process")
-        prefect({k: v for k, v in env.items() if k != "TEXTOPS_ROOT"}, root, "deploy", "--all")
-        runner = worker(env, tmp_path / "worker", root, "gpu-1", OMP_NUM_THREADS="1").start()
-        try:
-            with serving(root) as served:
-                first = served.version()
-                assert first["model_version"] == "1"
+    with deployed_on_a_server(root, tmp_path) as (api, env, runner), serving(root) as served:
+        first = served.version()
+        assert first["model_version"] == "1"
 
-                # 1. A burst: two better labelled files, each announced by its own monitor run.
-                make_sample(1500, seed=101).to_csv(landing / "reviews-a.csv", index=False)
-                run_monitor(api, env, root)
-                make_sample(1500, seed=102).to_csv(landing / "reviews-b.csv", index=False)
-                run_monitor(api, env, root)
-                events = events_named(api, "textops.data.landed")
-                assert sorted(f for e in events for f in e["payload"]["files"]) == ["reviews-a.csv", "reviews-b.csv"]
+        # 1. A burst: two better labelled files, each announced by its own monitor run.
+        make_sample(1500, seed=101).to_csv(landing / "reviews-a.csv", index=False)
+        run_monitor(api, env, root)
+        make_sample(1500, seed=102).to_csv(landing / "reviews-b.csv", index=False)
+        run_monitor(api, env, root)
+        events = events_named(api, "textops.data.landed")
+        assert sorted(f for e in events for f in e["payload"]["files"]) == ["reviews-a.csv", "reviews-b.csv"]
 
-                # ... starts one retrain (the trigger's cool-down), which promotes v2.
-                retrain = wait_for(lambda: retrains(api), 900, "the triggered retrain", interval=2)
-                assert len(retrain) == 1 and retrain[0]["state_type"] == "COMPLETED", (retrain, runner.tail())
-                assert registry(root)["champion"] == "2"
+        # ... starts one retrain (the trigger's cool-down), which promotes v2.
+        retrain = wait_for(lambda: retrains(api), 900, "the triggered retrain", interval=2)
+        assert len(retrain) == 1 and retrain[0]["state_type"] == "COMPLETED", (retrain, runner.tail())
+        assert registry(root)["champion"] == "2"
 
-                # The running server follows the promotion: the same process answers with v2.
-                swapped = wait_for(lambda: (v := served.version())["model_version"] == "2" and v, 60,
-                                   "the server to answer with v2", interval=0.5)  # fmt: skip
-                assert served.proc.poll() is None and swapped["loaded_at"] != first["loaded_at"]
-                assert served.get("/ping")[0] == 200
-                assert len(deployment_runs(api, "retrain")) == 1, "the burst's second event started another retrain"
+        # The running server follows the promotion: the same process answers with v2.
+        swapped = wait_for(lambda: (v := served.version())["model_version"] == "2" and v, 60,
+                           "the server to answer with v2", interval=0.5)  # fmt: skip
+        assert served.proc.poll() is None and swapped["loaded_at"] != first["loaded_at"]
+        assert served.get("/ping")[0] == 200
+        assert len(deployment_runs(api, "retrain")) == 1, "the burst's second event started another retrain"
 
-                # 2. After the cool-down, a file that fails the data gate (no label column) lands.
-                occurred = min(datetime.fromisoformat(e["occurred"]) for e in events)
-                time.sleep(max(0.0, COOL_DOWN_S + 2 - (datetime.now(timezone.utc) - occurred).total_seconds()))
-                pd.DataFrame({"text": [f"an unlabelled review number {i}" for i in range(200)]}).to_csv(
-                    landing / "unlabelled.csv", index=False)
-                run_monitor(api, env, root)
-                failed = wait_for(lambda: retrains(api)[1:], 600, "the second triggered retrain", interval=2)
-                assert failed[0]["state_type"] == "FAILED", failed
-                assert "unlabelled.csv" in failed[0]["state"]["message"], failed[0]["state"]["message"]
-                assert (landing / "unlabelled.csv").exists()  # refused files stay where they landed
-                assert registry(root)["champion"] == "2"
-                time.sleep(3)  # three of the server's alias checks
-                assert served.version()["model_version"] == "2"
-        finally:
-            runner.stop(signal.SIGINT)  # a Prefect worker ignores SIGTERM
+        # 2. After the cool-down, a file that fails the data gate (no label column) lands.
+        occurred = min(datetime.fromisoformat(e["occurred"]) for e in events)
+        time.sleep(max(0.0, COOL_DOWN_S + 2 - (datetime.now(timezone.utc) - occurred).total_seconds()))
+        pd.DataFrame({"text": [f"an unlabelled review number {i}" for i in range(200)]}).to_csv(
+            landing / "unlabelled.csv", index=False)
+        run_monitor(api, env, root)
+        failed = wait_for(lambda: retrains(api)[1:], 600, "the second triggered retrain", interval=2)
+        assert failed[0]["state_type"] == "FAILED", failed
+        assert "unlabelled.csv" in failed[0]["state"]["message"], failed[0]["state"]["message"]
+        assert (landing / "unlabelled.csv").exists()  # refused files stay where they landed
+        assert registry(root)["champion"] == "2"
+        time.sleep(3)  # three of the server's alias checks
+        assert served.version()["model_version"] == "2"
