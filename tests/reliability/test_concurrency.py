@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FAST, dvc, git, make_project, registry_state, set_params, textops
+from helpers import FAST, dvc, git, make_project, registry_state, set_params, textops, wait_for
+from textops.flows.pipeline import HOLDER_FILE
+
+from textops.locks import STATE_DIR
 
 pytestmark = pytest.mark.reliability
 
@@ -45,7 +48,16 @@ def fresh(tmp_path, monkeypatch):
 def test_two_pipeline_runs_at_once_train_once(fresh):
     root = fresh
     textops(root, "sample")
-    results = at_once(root, ["run"], ["run"])
+    # The second run starts once the first holds the training slot, and the first holds it for tens of seconds
+    # (12 epochs): started together on a loaded machine, the second could reach its no-op check only after the
+    # first had registered, and never meet the slot.
+    set_params(root, {**FAST, "train": {**FAST["train"], "epochs": 12}})
+    first = subprocess.Popen([EXE, "run"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: (root / STATE_DIR / HOLDER_FILE).exists() or first.poll() is not None, 300,
+             "the first run to take the training slot", interval=0.2)  # fmt: skip
+    assert first.poll() is None, first.communicate()[0]
+    second = subprocess.Popen([EXE, "run"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    results = [(p.wait(timeout=900), p.communicate()[0]) for p in (first, second)]
     assert [code for code, _ in results] == [0, 0], results
     outs = [out for _, out in results]
     # One trained and registered; the other waited for the training slot, then found nothing to retrain.
