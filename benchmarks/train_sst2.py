@@ -113,6 +113,7 @@ def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
 
     built = stage.build_trainer
     started: list[float] = []
+    rows = dev.iloc[dev["text"].str.len().argsort(kind="stable")]  # in order of length, as evaluate scores
 
     class DevAccuracy(TrainerCallback):
         def __init__(self, trainer):
@@ -124,8 +125,6 @@ def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             begin = time.perf_counter()
             tr = self.trainer
-            order = dev["text"].str.len().argsort(kind="stable")
-            rows = dev.iloc[order]
             encoded = stage.Encoded(tr.processing_class, rows["text"].tolist(), rows["label"].tolist(),
                                     tr.processing_class.model_max_length)
             pred = tr.predict(encoded).predictions.argmax(-1)
