@@ -174,6 +174,17 @@ def load_split(root: Path, params: Params, split: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def load_train_rows(root: Path, params: Params) -> pd.DataFrame:
+    """The rows a model trains on: the train split, capped at train.max_train_samples by a seeded sample (CPU
+    budgets). The evaluation's and the registry's TF-IDF baseline fit on exactly these rows too: a baseline fitted
+    on more rows than the model saw would judge the model unfairly."""
+    frame = load_split(root, params, "train")
+    cap = params.train.max_train_samples
+    if cap is not None and cap < len(frame):
+        frame = frame.sample(n=cap, random_state=params.train.seed).reset_index(drop=True)
+    return frame
+
+
 def split_rows(root: Path, params: Params, split: str) -> int | None:
     """Rows in a cleaned split from the Parquet footer (no data read); None when the file is missing."""
     import pyarrow.parquet as pq

@@ -43,11 +43,15 @@ def _setup(
 # data
 
 
+# CSV/TSV without a header row: columns by position (textops.columns.columns_by_position).
+NO_HEADER = "No header row: columns by position (default: the text has the longest values"
+
 @command(app)
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Labelled files: CSV, TSV, JSONL or Parquet."),
-    text_column: str | None = typer.Option(None, help="Text column (default: data.text_column)."),
-    label_column: str | None = typer.Option(None, help="Label column (default: data.label_column)."),
+    text_column: str | None = typer.Option(None, help="Text column (data.text_column); --no-header: a position."),
+    label_column: str | None = typer.Option(None, help="Label column (data.label_column); --no-header: a position."),
+    no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + " and the label the fewest distinct ones)."),
     commit: bool = typer.Option(False, "--commit", help="git commit data.dvc after ingesting."),
     allow_new_labels: bool = typer.Option(False, help="Accept labels the data has not had before."),
     gate: bool = typer.Option(
@@ -65,17 +69,9 @@ def ingest(
     """Add labelled files to data/raw as immutable batches, `dvc add` them and push to the remote."""
     from textops.ingest import ingest as ingest_files
 
-    results = ingest_files(
-        paths,
-        project.root,
-        project.params,
-        text_column=text_column,
-        label_column=label_column,
-        commit=commit,
-        allow_new_labels=allow_new_labels,
-        gate=gate,
-        accept_shift=accept_shift,
-    )
+    results = ingest_files(paths, project.root, project.params, text_column=text_column, label_column=label_column,
+                           commit=commit, allow_new_labels=allow_new_labels, gate=gate, accept_shift=accept_shift,
+                           header=not no_header)  # fmt: skip
     for r in results:
         typer.echo(r.describe())
 
@@ -282,15 +278,18 @@ def predict(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write rows + predictions (same formats)."),
     model_version: str | None = typer.Option(None, help="Score with this version instead of the champion."),
     batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: evaluate.batch_size)."),
-    text_column: str = typer.Option("text", help="The column holding the texts."),
+    text_column: str = typer.Option("text", help="The column holding the texts; --no-header: a 0-based position."),
+    no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + ")."),
     *,
     project: Project,
 ) -> None:
     """Score a file in batches with the champion (or --model-version), with a progress bar."""
     from textops.predict import predict_file
 
-    result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column)
-    typer.echo(f"predict: {result['rows']} rows scored with {result['model']} -> {result['output']}")
+    result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
+                          header=not no_header)  # fmt: skip
+    taken = f" (texts: column {result['text_column']})" if no_header else ""
+    typer.echo(f"predict: {result['rows']} rows scored with {result['model']}{taken} -> {result['output']}")
 
 
 @command(app)

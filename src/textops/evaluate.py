@@ -17,6 +17,7 @@ from textops.artifacts import (
     PREDICTIONS_FILE,
     atomic_write_json,
     load_split,
+    load_train_rows,
     model_dir,
     read_labels,
     read_run_info,
@@ -127,13 +128,14 @@ BASELINE_METRICS = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
 
 
 def baseline_metrics(root: Path, params: Params, names: list[str], texts: list[str], labels) -> dict | None:
-    """The TF-IDF + logistic regression baseline (textops.baseline) fitted on the train split and scored on these
-    test rows: its metrics and what was fitted; None when evaluate.baseline is off."""
+    """The TF-IDF + logistic regression baseline (textops.baseline) fitted on the rows the model trained on (the
+    train split, capped as train.max_train_samples caps it) and scored on these test rows: its metrics and what was
+    fitted; None when evaluate.baseline is off."""
     if not params.evaluate.baseline:
         return None
     from textops.baseline import fit_predict
 
-    train = load_split(root, params, "train")
+    train = load_train_rows(root, params)
     probs, info = fit_predict(train["text"].tolist(), train["label"].to_numpy(), texts, len(names),
                               params.evaluate.baseline_max_features)  # fmt: skip
     scores = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)

@@ -134,17 +134,9 @@ def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_
             )
 
 
-def ingest(
-    paths: list[Path],
-    root: Path,
-    params: Params,
-    text_column: str | None = None,
-    label_column: str | None = None,
-    commit: bool = False,
-    allow_new_labels: bool = False,
-    gate: bool = True,
-    accept_shift: bool = False,
-) -> list[IngestResult]:
+def ingest(paths: list[Path], root: Path, params: Params, text_column: str | None = None,
+           label_column: str | None = None, commit: bool = False, allow_new_labels: bool = False, gate: bool = True,
+           accept_shift: bool = False, header: bool = True) -> list[IngestResult]:  # fmt: skip
     """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
 
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
@@ -161,10 +153,8 @@ def ingest(
     label_column = label_column or data.label_column
     with data_lock(root):
         limit = params.validation.max_invalid_fraction
-        files = [
-            (str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit))
-            for path in paths
-        ]
+        files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
+                                                header=header)) for path in paths]  # fmt: skip
         validate_raw(files, params)
         existing = read_raw(root, params) if has_raw_data(root, params) else pd.DataFrame({"text": [], "label": []})
         _check_labels(files, set(existing["label"].unique()), allow_new_labels)

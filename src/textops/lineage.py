@@ -44,6 +44,10 @@ DATA_VERSION_TAGS = (RAW_MD5, CLEAN_MD5, CLEAN_DVC_MD5, DATA_REV, DATA_POINTER, 
 STAGE = "textops.stage"
 EVALUATED = "textops.evaluated"
 BASE_MODEL = "textops.model.base"  # the base model trained (model.base, with `auto` resolved)
+BASE_REASON = "textops.model.base_reason"  # why that base (what `auto` measured and chose)
+# What `auto` measured of the pretrained tokenizer on the train split: tokens it cannot read, texts it cuts.
+BASE_UNKNOWN_SHARE = "textops.model.pretrained_unknown_share"
+BASE_TRUNCATED_SHARE = "textops.model.pretrained_truncated_share"
 BASELINE = "textops.baseline"  # what the evaluation's bag-of-words baseline was (its figures: baseline_test_*)
 RESUMED_FROM = "textops.resumed_from"
 RESUMED_FROM_RUN = "textops.resumed_from_run"
@@ -102,3 +106,12 @@ def current_state(root: Path, params: Params) -> dict[str, str | None]:
 def run_state(tags: dict[str, str]) -> dict[str, str | None]:
     """The same two facts as `current_state`, read from a training run's tags."""
     return {"raw_md5": tags.get(RAW_MD5), "params_md5": tags.get(PARAMS_MD5)}
+
+
+def base_model_tags(base: str, reason: str, unknown_share: float | None, truncated_share: float | None) -> dict:
+    """The tags of the base model a run trained (what `model.base: auto` chose, why, and what it measured)."""
+    tags = {BASE_MODEL: base, BASE_REASON: reason[:MAX_TAG]}
+    for key, share in ((BASE_UNKNOWN_SHARE, unknown_share), (BASE_TRUNCATED_SHARE, truncated_share)):
+        if share is not None:
+            tags[key] = str(share)
+    return tags

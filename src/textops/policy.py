@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from textops.config import PromotionParams
+from textops.config import MAX_UNKNOWN_SHARE, PromotionParams
 from textops.errors import RegistryError
 
 
@@ -88,13 +88,14 @@ def decide(
     guards: tuple[Guard, ...] | list[Guard] = (),
     hold: str | None = None,
     baseline_metric: float | None = None,
+    advice: str = "",
 ) -> Decision:
     """Apply the promotion policy. `champion_metric=None` means there is no champion yet; HOLD is a reason a
     person must decide (the data was rolled back from), which no metric overrides; `baseline_metric=None` means
     the evaluation fitted no baseline. The reason is the first rule that refuses; the baseline comes last, so it
     speaks only for a model every other rule would promote."""
     decision = against_champion(policy, challenger_metric, champion_metric, p_value, validation_ok, guards, hold)
-    losing = loses_to_baseline(policy, challenger_metric, baseline_metric) if decision.promote else None
+    losing = loses_to_baseline(policy, challenger_metric, baseline_metric, advice) if decision.promote else None
     return replace(decision, promote=False, reason=losing) if losing else decision
 
 
@@ -148,19 +149,37 @@ def against_champion(
     )
 
 
-def loses_to_baseline(policy: PromotionParams, challenger_metric: float, baseline_metric: float | None) -> str | None:
+def stronger_model_advice(base: str | None, unknown_share: float | None = None,
+                          truncated_share: float | None = None) -> str:  # fmt: skip
+    """What would help a model that lost to the baseline, from what it was: BASE (the base model trained, the tag
+    `textops.model.base`) and what `model.base: auto` measured of the pretrained tokenizer on the train split."""
+    cut = (f"; {truncated_share:.0%} of the train texts were cut at model.max_length: a larger -S model.max_length "
+           "keeps more of each" if truncated_share and truncated_share > 0.2 else "")  # fmt: skip
+    if unknown_share is not None and unknown_share > MAX_UNKNOWN_SHARE:
+        return (f"no packaged pretrained model reads this data (MiniLM's vocabulary maps {unknown_share:.0%} of its "
+                "tokens to [UNK]): point model.base at a local directory holding a multilingual encoder "
+                "(-S model.base=/path/to/model), or add labelled data")  # fmt: skip
+    if base == "tiny":
+        return "try the pretrained base (-S model.base=minilm), more epochs (-S train.epochs=N) or more data" + cut
+    return ("try more epochs (-S train.epochs=N) or more labelled data, or a larger pretrained model from a local "
+            "directory (-S model.base=/path/to/model)" + cut)  # fmt: skip
+
+
+def loses_to_baseline(policy: PromotionParams, challenger_metric: float, baseline_metric: float | None,
+                      advice: str = "") -> str | None:  # fmt: skip
     """Why the model may not be promoted against the bag-of-words baseline, or None (also when the rule is off or
-    there is no baseline figure)."""
+    there is no baseline figure). ADVICE (`stronger_model_advice`) says what would help."""
     if not policy.beat_baseline or baseline_metric is None:
         return None
     if challenger_metric >= baseline_metric - policy.baseline_margin:
         return None
     m = policy.primary_metric
     margin = f" by more than promotion.baseline_margin {policy.baseline_margin}" if policy.baseline_margin else ""
+    advice = advice or stronger_model_advice(None)
     return (
         f"{m} {challenger_metric:.4f} loses to the TF-IDF + logistic regression baseline's {baseline_metric:.4f} on "
-        f"the same test split{margin} (promotion.beat_baseline): a bag-of-words model serves this data better. Try "
-        "a stronger base model (`textops run -S model.base=minilm`), more epochs or data; or promote by hand "
+        f"the same test split{margin} (promotion.beat_baseline): a bag-of-words model serves this data better. "
+        f"{advice[:1].upper()}{advice[1:]}; or promote by hand "
         "(`textops model promote VERSION --reason ...`)"
     )
 

@@ -78,16 +78,20 @@ def predict_file(
     batch_size: int | None = None,
     text_column: str = "text",
     progress: bool = True,
+    header: bool = True,
 ) -> dict:
-    """Score every row of INPUT with the champion (or VERSION) in batches; write rows + predictions."""
+    """Score every row of INPUT with the champion (or VERSION) in batches; write rows + predictions. HEADER=False:
+    a CSV/TSV without a header row, TEXT_COLUMN a 0-based position or, if not a number, the column with the longest
+    values (the column taken is the result's `text_column`)."""
     from textops.readers import read_texts, write_table
     from textops.tracking import connect
 
-    df = read_texts(input_path, text_column)
-    texts = df[text_column].fillna("").astype(str).tolist()
+    df = read_texts(input_path, text_column, header=header)
+    column = df.attrs.get("columns", {}).get("text", text_column)  # without a header: the position taken
+    texts = df[column].fillna("").astype(str).tolist()
     uri = model_uri(params, version)
     model = load_model(connect(root, params, experiment=False), uri, params.serve)
     preds = predict_batches(model, texts, batch_size or params.evaluate.batch_size, progress)
     out = pd.concat([df.reset_index(drop=True), preds.rename(columns={"label": "pred"})], axis=1)
     write_table(out, output_path)
-    return {"rows": len(out), "output": str(output_path), "model": uri}
+    return {"rows": len(out), "output": str(output_path), "model": uri, "text_column": column}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from textops.artifacts import (
 from textops.config import Params
 from textops.errors import DataError
 from textops.recovery import data_lock
+
+log = logging.getLogger("textops")
 
 
 def clean_text(texts: pd.Series, lowercase: bool) -> pd.Series:
@@ -54,13 +57,20 @@ def split_position(texts: pd.Series) -> np.ndarray:
     return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / 2.0**64
 
 
-def assign_splits(position: np.ndarray, labels: np.ndarray, val: float, test: float) -> np.ndarray:
-    """test below `test`, val below `test + val`, else train; then make sure each class is in each split.
+def hash_splits(position: np.ndarray, val: float, test: float) -> np.ndarray:
+    """test below `test`, val below `test + val`, else train: each text's own split, from its hash position."""
+    return np.where(position < test, "test", np.where(position < test + val, "val", "train")).astype(object)
+
+
+def assign_splits(position: np.ndarray, labels: np.ndarray, val: float, test: float,
+                  split: np.ndarray | None = None, movable: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """SPLIT (default: `hash_splits`), then make sure each class is in each split.
 
     A class too small for the hash to reach a split gets its train rows with the lowest positions moved
-    there (deterministic, and only ever for rare classes).
+    there (deterministic, and only ever for rare classes), the MOVABLE ones (texts inside no train text) first.
     """
-    split = np.where(position < test, "test", np.where(position < test + val, "val", "train")).astype(object)
+    split = (hash_splits(position, val, test) if split is None else split).copy()
+    movable = np.ones(len(position), dtype=bool) if movable is None else movable
     for label in np.unique(labels):
         for target in ("val", "test"):
             members = labels == label
@@ -68,8 +78,38 @@ def assign_splits(position: np.ndarray, labels: np.ndarray, val: float, test: fl
                 continue
             donors = np.flatnonzero(members & (split == "train"))
             if len(donors) >= 2:
-                split[donors[np.argmin(position[donors])]] = target
+                free = donors[movable[donors]]
+                pool = free if len(free) else donors
+                split[pool[np.argmin(position[pool])]] = target
     return split
+
+
+def split_rows(texts: pd.Series, labels: np.ndarray, params: Params) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(positions, the split of each text, the leak report): by hash, and with data.split.by `containment` (the
+    default) no val or test text inside a train text (`textops.overlap`)."""
+    from textops.overlap import leak_report, split_by_containment
+
+    cfg = params.data.split
+    position = split_position(texts)
+    by_hash = hash_splits(position, cfg.val, cfg.test)
+    by_containment, inside, inside_by_hash = split_by_containment(texts.tolist(), by_hash)
+    if cfg.by == "containment":
+        split = assign_splits(position, labels, cfg.val, cfg.test, by_containment, movable=(inside & 1) == 0)
+        report = leak_report(texts.to_numpy(), split, inside)
+    else:
+        split = assign_splits(position, labels, cfg.val, cfg.test, by_hash)
+        report = leak_report(texts.to_numpy(), split, inside_by_hash)
+    by_text = leak_report(texts.to_numpy(), by_hash, inside_by_hash)
+    report = {"split_by": cfg.by, **report, "test_inside_train_share_if_split_by_text": by_text[
+        "test_inside_train_share"]}  # fmt: skip
+    if by_text["test_inside_train_share"] > 0.01:
+        log.warning(
+            "preprocess: %.1f%% of the test texts occur inside train texts when split by text (the data holds pieces "
+            "of its own texts, like SST-2's phrases); %s", 100 * by_text["test_inside_train_share"],
+            "split by containment: no test text is seen in training" if cfg.by == "containment"
+            else "data.split.by is `text`, so the test figures are inflated: set data.split.by: containment",
+        )
+    return position, split, report
 
 
 def _label_order(labels: pd.Series) -> list[str]:
@@ -115,9 +155,9 @@ def clean_and_split(frame: pd.DataFrame, params: Params) -> tuple[dict[str, pd.D
 
     labels = _label_order(frame["label"])
     label_ids = {name: i for i, name in enumerate(labels)}
-    position = split_position(frame["text"])
-    frame = frame.assign(label=frame["label"].map(label_ids).astype("int64"), _pos=position)
-    frame["split"] = assign_splits(position, frame["label"].to_numpy(), data.split.val, data.split.test)
+    frame = frame.assign(label=frame["label"].map(label_ids).astype("int64"))
+    position, split, leak = split_rows(frame["text"], frame["label"].to_numpy(), params)
+    frame = frame.assign(_pos=position, split=split)
     frame = frame.sort_values("_pos", kind="stable")
 
     splits, balance = {}, {}
@@ -134,6 +174,7 @@ def clean_and_split(frame: pd.DataFrame, params: Params) -> tuple[dict[str, pd.D
         "splits": {name: len(part) for name, part in splits.items()},
         "class_balance": balance,
         "labels": labels,
+        "leak": leak,
     }
     return splits, labels, stats
 

@@ -17,31 +17,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from textops.columns import columns_by_position, looks_like_data, no_header_message
 from textops.errors import DataError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+READ_TEXT_FORMATS = {**FORMATS, ".json": "jsonl"}  # what read_texts (predict, monitor) reads: .json as JSON Lines
+TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}  # written
 
 
-def _format_of(path: Path) -> tuple[str, bool]:
+def _format_of(path: Path, formats: dict[str, str] = FORMATS, reader: str = "ingest") -> tuple[str, bool]:
     suffixes = [s.lower() for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == ".gz"
     if compressed:
         suffixes = suffixes[:-1]
-    fmt = FORMATS.get(suffixes[-1] if suffixes else "")
+    fmt = formats.get(suffixes[-1] if suffixes else "")
     if fmt is None:
         raise DataError(
             f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'}; "
-            f"ingest reads {', '.join(sorted(FORMATS))} (optionally .gz)."
+            f"{reader} reads {', '.join(sorted(formats))} (optionally .gz)."
         )
     return fmt, compressed
 
 
-def _read_bytes(path: Path, max_bytes: int, compressed: bool) -> bytes:
-    """The file's bytes, refusing files (or decompressed streams) larger than max_bytes."""
+def _read_bytes(path: Path, max_bytes: int | None, compressed: bool) -> bytes:
+    """The file's bytes, refusing files (or decompressed streams) larger than max_bytes (None: no limit)."""
     size = path.stat().st_size
-    limit_mb = max_bytes / 2**20
-    if size > max_bytes:
+    limit_mb = (max_bytes or 0) / 2**20
+    if max_bytes is not None and size > max_bytes:
         raise DataError(f"{path}: {size / 2**20:.1f} MB is over the limit of {limit_mb:g} MB (data.max_file_mb).")
     if size == 0:
         raise DataError(f"{path}: the file is empty.")
@@ -49,10 +51,11 @@ def _read_bytes(path: Path, max_bytes: int, compressed: bool) -> bytes:
         return path.read_bytes()
     try:
         with gzip.open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)  # never inflate more than the limit: a zip bomb stops here
+            # never inflate more than the limit: a zip bomb stops here
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable gzip file ({exc}).") from exc
-    if len(data) > max_bytes:
+    if max_bytes is not None and len(data) > max_bytes:
         raise DataError(
             f"{path}: decompresses to more than the limit of {limit_mb:g} MB (data.max_file_mb); refused."
         )
@@ -101,7 +104,9 @@ def line_endings(text: str, quoted: bool = True) -> dict[str, int]:
     return {kind: n for kind, n in counts.items() if n}
 
 
-def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
+def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFrame:
+    """The rows of RAW as read from a FMT file; HEADER=False: a CSV/TSV without a header row, its columns named
+    "0", "1", ... (JSONL and Parquet name their columns: the flag does not apply)."""
     if fmt == "parquet":
         if raw[:4] != b"PAR1":
             raise DataError(f"{path}: not a Parquet file (bad magic bytes).")
@@ -130,14 +135,23 @@ def _parse(path: Path, fmt: str, raw: bytes) -> pd.DataFrame:
     try:
         # dtype=object keeps labels as written ("1", "1.0", "Sports"); NA only for truly empty cells.
         frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=object, keep_default_na=False, na_values=[""], on_bad_lines="error"
+            io.StringIO(text),
+            sep=sep,
+            header=0 if header else None,
+            dtype=object,
+            keep_default_na=False,
+            na_values=[""],
+            on_bad_lines="error",
         )
-        frame.attrs["text"], frame.attrs["sep"] = text, sep  # for line numbers, only when a row must be named
-        return frame
     except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path}: no header and no rows.") from exc
+        raise DataError(f"{path}: {'no header and ' if header else ''}no rows.") from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: malformed {fmt.upper()} (ragged rows or bad quoting): {exc}".strip()) from exc
+    if not header:
+        frame.columns = [str(i) for i in range(frame.shape[1])]
+    # for line numbers, only when a row must be named
+    frame.attrs.update(text=text, sep=sep, header=header)
+    return frame
 
 
 def _labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
@@ -194,8 +208,9 @@ def record_lines(frame: pd.DataFrame, positions: list[int]) -> list[int]:
         if record:
             starts.append(line)
         line = reader.line_num + 1
-    data_starts = starts[1:]  # the first record is the header
-    return [data_starts[i] if i < len(data_starts) else i + 2 for i in positions]
+    skip = 1 if frame.attrs.get("header", True) else 0  # the first record is the header, if there is one
+    data_starts = starts[skip:]
+    return [data_starts[i] if i < len(data_starts) else i + 1 + skip for i in positions]
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -232,6 +247,8 @@ def _select_columns(path: Path, frame: pd.DataFrame, text_column: str, label_col
         )
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
     if missing:
+        if frame.attrs.get("header", False) and looks_like_data(frame):  # a CSV/TSV read with a header row
+            raise DataError(no_header_message(path, frame, [text_column, label_column]))
         found = ", ".join(map(str, frame.columns[:10])) or "none"
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)} (found: {found}); pass --text-column/--label-column "
@@ -243,7 +260,7 @@ def _select_columns(path: Path, frame: pd.DataFrame, text_column: str, label_col
     frame = frame[[text_column, label_column]].rename(columns={text_column: "text", label_column: "label"})
     frame.attrs = attrs
     header_again = (frame["text"].astype(str) == text_column) & (frame["label"].astype(str) == label_column)
-    if header_again.any():
+    if attrs.get("header", True) and header_again.any():  # without a header, the names are positions
         lines = record_lines(frame, np.flatnonzero(header_again.to_numpy()).tolist()[:5])
         raise DataError(
             f"{path}: the header row appears again inside the data (lines {lines}); files were concatenated."
@@ -259,14 +276,32 @@ def _select_columns(path: Path, frame: pd.DataFrame, text_column: str, label_col
     return frame
 
 
+def _check_file(path: Path, missing: str) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: {missing}")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file.")
+
+
 def read_labelled_file(
-    path: Path, text_column: str, label_column: str, max_file_mb: float, max_invalid_fraction: float = 0.0
+    path: Path,
+    text_column: str,
+    label_column: str,
+    max_file_mb: float,
+    max_invalid_fraction: float = 0.0,
+    *,
+    header: bool = True,
 ) -> pd.DataFrame:
     """Read CSV/TSV/JSONL/Parquet (optionally gzipped) into a frame with string columns `text`, `label`.
 
     Rows with an empty text or label are dropped up to MAX_INVALID_FRACTION of the file; their line numbers are
     in the result's `attrs["dropped_lines"]`. Raises DataError with a one-paragraph message for anything a person
-    would have to fix in the file.
+    would have to fix in the file. Texts are kept as written: `NA`, `null` or `None` are texts, only an empty
+    cell is missing.
+
+    HEADER=False: a CSV/TSV without a header row, its columns taken by position (see `columns.columns_by_position`:
+    TEXT_COLUMN/LABEL_COLUMN are 0-based positions, or chosen from the values); JSONL and Parquet name their
+    columns and ignore it. The columns taken are in `attrs["columns"]` (`{"text": ..., "label": ...}`).
     """
     path = Path(path)
     if path.is_symlink():
@@ -275,38 +310,42 @@ def read_labelled_file(
             f"{path}: a symbolic link (to {os.readlink(path)}); ingest reads regular files only: copy the file "
             "or pass its real path."
         )
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
-    if not path.is_file():
-        raise DataError(f"{path}: not a regular file.")
+    _check_file(path, "no such file.")
     fmt, compressed = _format_of(path)
     raw = _read_bytes(path, int(max_file_mb * 2**20), compressed)
-    frame = _select_columns(path, _parse(path, fmt, raw), text_column, label_column)
+    frame = _parse(path, fmt, raw, header)
+    columns = {"text": text_column, "label": label_column}
+    if not frame.attrs.get("header", True):
+        columns = columns_by_position(path, frame, columns)
+    frame = _select_columns(path, frame, columns["text"], columns["label"])
     frame = drop_empty_rows(path, frame, max_invalid_fraction)
     frame["label"] = _labels_as_strings(path, frame["label"])
+    frame.attrs["columns"] = columns
     return frame
 
 
-def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:
-    """A CSV/TSV/Parquet/JSONL file with a text column."""
+def read_texts(path: Path, text_column: str = "text", *, header: bool = True) -> pd.DataFrame:
+    """A CSV/TSV/JSONL/Parquet file (optionally gzipped; `.json` is read as JSON Lines) with a text column, every
+    column as written (a CSV's cells as strings, `NA` or `null` too; only an empty cell is missing), parsed,
+    decoded and checked as `read_labelled_file` does, but with no size limit and no checks on the values.
+
+    HEADER=False: a CSV/TSV without a header row (columns "0", "1", ...): TEXT_COLUMN is a 0-based position, or,
+    when it is not a number, the column with the longest values. The column taken is `attrs["columns"]["text"]`.
+    """
     path = Path(path)
-    kind = TEXT_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use CSV, TSV, Parquet or JSONL.")
-    if not path.exists():
-        raise DataError(f"{path}: file not found.")
-    try:
-        if kind == "parquet":
-            df = pd.read_parquet(path)
-        elif kind == "jsonl":
-            df = pd.read_json(path, lines=True)
-        else:
-            df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
-    except Exception as exc:
-        raise DataError(f"{path}: could not read it as {kind}: {exc}") from exc
-    if text_column not in df.columns:
-        raise DataError(f"{path}: no {text_column!r} column (columns: {', '.join(map(str, df.columns))}).")
-    return df
+    fmt, compressed = _format_of(path, READ_TEXT_FORMATS, "textops")
+    _check_file(path, "file not found.")
+    frame = _parse(path, fmt, _read_bytes(path, None, compressed), header)
+    if not frame.attrs.get("header", True):
+        column = columns_by_position(path, frame, {"text": text_column})["text"]
+    elif text_column not in frame.columns:
+        if frame.attrs.get("header", False) and looks_like_data(frame):
+            raise DataError(no_header_message(path, frame, [text_column]))
+        raise DataError(f"{path}: no {text_column!r} column (columns: {', '.join(map(str, frame.columns))}).")
+    else:
+        column = text_column
+    frame.attrs = {"columns": {"text": column}}  # not the file's text: nothing needs it, and it would be copied
+    return frame
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:

@@ -152,13 +152,29 @@ def hold_reason(session: Session, tags: dict) -> str | None:
 
 
 def baseline_on(root: Path, params: Params, test: pd.DataFrame, y, labels: list[str]) -> float:
-    """The primary metric of the TF-IDF baseline fitted on the current train split, on TEST (labels Y as names)."""
+    """The primary metric of the TF-IDF baseline fitted on the rows the model trains on (`load_train_rows`), on TEST
+    (labels Y as names)."""
+    from textops.artifacts import load_train_rows
     from textops.baseline import fit_predict
 
-    train = load_split(root, params, "train")
+    train = load_train_rows(root, params)
     probs, _ = fit_predict(train["text"].tolist(), train["label"].to_numpy(), test["text"].astype(str).tolist(),
                            len(labels), params.evaluate.baseline_max_features)  # fmt: skip
     return score(y, np.asarray(labels)[probs.argmax(axis=1)], params.promotion.primary_metric)
+
+
+def baseline_advice(tags: dict) -> str:
+    """What would help the run with TAGS beat the baseline (`policy.stronger_model_advice`)."""
+    from textops.policy import stronger_model_advice
+
+    def share(key: str) -> float | None:
+        try:
+            return float(tags[key])
+        except (KeyError, ValueError):
+            return None
+
+    return stronger_model_advice(tags.get(lineage.BASE_MODEL), share(lineage.BASE_UNKNOWN_SHARE),
+                                 share(lineage.BASE_TRUNCATED_SHARE))  # fmt: skip
 
 
 def challenger_predictions(root: Path, session: Session, params: Params, model_uri: str, test: pd.DataFrame,
@@ -220,7 +236,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     evidence.update(versus["evidence"])
     decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
                       validation_passed(root, params), versus["guards"], hold_reason(session, tags),
-                      baseline_metric)  # fmt: skip
+                      baseline_metric, baseline_advice(tags))  # fmt: skip
     if versus["note"]:
         decision = replace(decision, reason=versus["note"] + decision.reason)
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})

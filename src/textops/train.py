@@ -28,6 +28,7 @@ from textops.artifacts import (
     TRAIN_METRICS,
     atomic_write_json,
     load_split,
+    load_train_rows,
     model_dir,
     read_labels,
     staged_dir,
@@ -46,7 +47,7 @@ from textops.config import Params, flatten, redact
 from textops.console import training_progress
 from textops.errors import ParamsError
 from textops.logged_model import log_model
-from textops.model import resolved
+from textops.model import choose_base, resolved
 from textops.plots import write_curves
 from textops.scm import record_stage
 
@@ -93,15 +94,6 @@ def environment() -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------------
 # data and model
-
-
-def train_frame(root: Path, params: Params):
-    """The train split, capped at params.train.max_train_samples by a seeded sample (CPU budgets)."""
-    frame = load_split(root, params, "train")
-    cap = params.train.max_train_samples
-    if cap is not None and cap < len(frame):
-        frame = frame.sample(n=cap, random_state=params.train.seed).reset_index(drop=True)
-    return frame
 
 
 def compute_metrics(eval_pred) -> dict[str, float]:
@@ -306,13 +298,14 @@ def train(root: Path, params: Params) -> dict:
     labels = read_labels(root, params)
     rank0 = world()[0] == 0
     tags = lineage.lineage_tags(root, params)  # the params as written (`model.base: auto` stays auto there)
-    params = resolved(root, params)
-    tags[lineage.BASE_MODEL] = params.model.base
-    log.info("train: base model %s", params.model.base)
+    choice = choose_base(root, params)
+    params = resolved(root, params, choice)
+    tags.update(lineage.base_model_tags(choice.base, choice.reason, choice.unknown_share, choice.truncated_share))
+    log.info("train: base model %s (%s)", params.model.base, choice.reason)
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
-    frame = train_frame(root, params)
+    frame = load_train_rows(root, params)
     args = training_arguments(params, checkpoint_dir, len(frame))  # under torchrun this joins the process group
     # Rank 0 prunes or discards stale checkpoints first; the other DDP ranks then read what is left. Every rank
     # reads the checkpoints rank 0 wrote (to resume, and the best one at the end): on several machines they share

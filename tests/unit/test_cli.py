@@ -110,3 +110,13 @@ def test_the_run_summary_names_the_baseline_beside_the_model():
     assert run_summary(summary).splitlines()[2].split()[-3:] == ["v1", "-", "0.8100"], run_summary(summary)
     del summary["evaluate"]["baseline"]  # evaluate.baseline off
     assert "baseline" not in run_summary(summary).split("\n\n")[0]
+
+
+@pytest.mark.parametrize("command", ["ingest", "predict"])
+def test_headerless_files_have_an_option(command):
+    from typer.testing import CliRunner
+
+    from textops.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--no-header" in result.output, result.output

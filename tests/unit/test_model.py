@@ -31,3 +31,24 @@ def test_model_resolution_offline(tmp_path):
     tok2, model2 = load_base(ModelParams(base=str(tmp_path / "m"), max_length=24), ["x", "y", "z"])
     assert model2.config.id2label == {0: "x", 1: "y", 2: "z"}
     assert tok2.model_max_length == 24
+
+
+def test_auto_measures_whether_minilm_can_read_the_data():
+    """MiniLM's English vocabulary on Chinese maps most tokens to [UNK]: auto trains tiny instead and says why."""
+    from textops.model import minilm_dir, pretrained_or_tiny, tokenizer_fit
+
+    chinese = ["这家酒店的服务非常周到，房间干净整洁，早餐丰富", "位置偏僻，隔音很差，空调噪音大，前台态度冷淡"] * 30
+    english = ["a charming and often affecting journey", "the plot is thin and the acting wooden"] * 30
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+    unknown, truncated = tokenizer_fit(tokenizer, chinese, 128)
+    assert unknown > 0.3 and truncated == 0.0
+    assert tokenizer_fit(tokenizer, english, 128)[0] == 0.0
+    assert tokenizer_fit(tokenizer, english, 6)[1] == 1.0  # every text longer than 6 tokens with [CLS], [SEP]
+    zh = pretrained_or_tiny(chinese, 128)
+    assert zh.base == "tiny" and zh.unknown_share == round(unknown, 4)
+    assert "[UNK]" in zh.reason and "multilingual" in zh.reason
+    en = pretrained_or_tiny(english, 128)
+    assert en.base == "minilm" and en.unknown_share == 0.0 and "cut" not in en.reason
+    assert "are cut" in pretrained_or_tiny(english, 6).reason

@@ -9,7 +9,7 @@ import pytest
 
 from textops.config import PromotionParams
 from textops.errors import RegistryError
-from textops.policy import Guard, champion_stack, decide, mcnemar, rollback_target, score
+from textops.policy import Guard, champion_stack, decide, mcnemar, rollback_target, score, stronger_model_advice
 
 POLICY = PromotionParams(primary_metric="macro_f1", min_delta=0.01, max_p_value=0.05, floor=0.6)
 
@@ -118,15 +118,28 @@ def test_a_hold_is_for_a_person_whatever_the_metrics():
 
 
 def test_a_model_that_loses_to_the_baseline_is_never_promoted():
-    first = decide(POLICY, 0.78, baseline_metric=0.81)
+    first = decide(POLICY, 0.78, baseline_metric=0.81, advice=stronger_model_advice("tiny"))
     assert not first.promote
-    assert "0.7800" in first.reason and "0.8100" in first.reason and "model.base=minilm" in first.reason
+    assert "0.7800" in first.reason and "0.8100" in first.reason and "-S model.base=minilm" in first.reason
     # it beats the champion, significantly, yet a bag-of-words model does better on the same rows
     later = decide(POLICY, 0.80, 0.70, 1e-6, baseline_metric=0.85)
     assert not later.promote and "baseline" in later.reason
     assert decide(POLICY, 0.80, 0.70, 1e-6, baseline_metric=0.79).promote
     assert decide(POLICY, 0.81, baseline_metric=0.81).promote  # a tie does not lose
     assert decide(POLICY, 0.78).promote  # no baseline figure (evaluate.baseline off): the rule has nothing to say
+
+
+def test_the_advice_after_losing_to_the_baseline_fits_the_model_that_lost():
+    """Suggesting minilm to a model that was minilm helps nobody; nor does it help data its vocabulary cannot read."""
+    assert "model.base=minilm" in stronger_model_advice("tiny", unknown_share=0.0)
+    pretrained = stronger_model_advice("minilm", unknown_share=0.01)
+    assert "model.base=minilm" not in pretrained and "train.epochs" in pretrained
+    unreadable = stronger_model_advice("tiny", unknown_share=0.646)
+    assert "model.base=minilm" not in unreadable and "65%" in unreadable and "multilingual" in unreadable
+    assert "model.max_length" in stronger_model_advice("minilm", 0.0, truncated_share=0.4)
+    assert "model.max_length" not in stronger_model_advice("minilm", 0.0, truncated_share=0.05)
+    reason = decide(POLICY, 0.7, baseline_metric=0.8, advice=pretrained).reason
+    assert "Try more epochs" in reason and "model.base=minilm" not in reason
 
 
 def test_baseline_rule_can_be_turned_off_or_given_a_margin():

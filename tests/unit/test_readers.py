@@ -105,3 +105,110 @@ def test_unicode_equivalent_labels_are_one_class(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("text,label\nx,cafe\u0301\ny,caf\u00e9\nz, caf\u00e9 \n", encoding="utf-8")
     assert read_labelled_file(path, "text", "label", 1)["label"].tolist() == ["caf\u00e9"] * 3
+
+
+NA_LIKE = ["NA", "null", "N/A", "nan", "None", "#N/A"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+def test_na_like_texts_are_texts_in_both_readers(tmp_path, fmt):
+    frame = pd.DataFrame({"text": NA_LIKE, "label": ["pos", "neg"] * 3})
+    path = tmp_path / f"in.{fmt}"
+    if fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        path.write_text(frame.to_csv(sep="," if fmt == "csv" else "\t", index=False))
+    assert read_labelled_file(path, "text", "label", 1)["text"].tolist() == NA_LIKE
+    assert read_texts(path)["text"].tolist() == NA_LIKE
+
+
+def test_read_texts_shares_the_labelled_reader_checks(tmp_path):
+    (tmp_path / "a.json").write_text('{"text": "one"}\n{"text": 2}\n')  # .json: JSON Lines, values as written
+    assert read_texts(tmp_path / "a.json")["text"].tolist() == ["one", 2]
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(b"id,text\n007,hello\n"))
+    assert read_texts(tmp_path / "b.csv.gz").to_dict("list") == {"id": ["007"], "text": ["hello"]}
+    (tmp_path / "c.csv").write_bytes("text\nhello\n".encode("utf-16"))
+    with pytest.raises(DataError, match="c.csv: encoded as UTF-16"):
+        read_texts(tmp_path / "c.csv")
+    (tmp_path / "d.csv").write_bytes(b"text\ncaf\xe9\n")
+    with pytest.raises(DataError, match="d.csv: not valid UTF-8"):
+        read_texts(tmp_path / "d.csv")
+
+
+def test_looks_like_data():
+    from textops.columns import looks_like_data
+
+    def frame(columns, *rows):
+        return pd.DataFrame(list(rows), columns=columns, dtype=object)
+
+    assert looks_like_data(frame(["great movie", "1"], ["awful film", "0"]))  # a number
+    assert looks_like_data(frame(["fine", "pos"], ["dull", "neg"], ["nice", "pos"]))  # a value of its column
+    assert looks_like_data(frame(["x" * 41, "lbl"], ["y", "z"]))  # long
+    assert looks_like_data(frame(["one two three four", "lbl"], ["y", "z"]))  # many words
+    assert not looks_like_data(frame(["review", "stars"], ["fine film", "5"]))
+    assert not looks_like_data(frame(["text", "label"], ["fine film", "pos"]))
+
+
+ROWS = [("great movie, truly great", "1"), ("awful film", "0"), ("not bad at all", "1"), ("boring", "0")]
+HEADERLESS = "".join(f'"{text}",{label}\n' for text, label in ROWS)
+
+
+def test_a_headerless_file_is_named_as_such(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text(HEADERLESS)
+    with pytest.raises(DataError, match=r"first row \(great movie, truly great, 1\) looks like data") as err:
+        read_labelled_file(path, "text", "label", 1)
+    assert str(err.value).startswith(f"{path}: ") and "--no-header" in str(err.value)
+    assert "`text,label`" in str(err.value)
+    with pytest.raises(DataError, match="looks like data.*--no-header"):
+        read_texts(path)
+
+
+def test_a_header_naming_other_columns_is_still_missing_columns(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("review,stars\nfine film,5\ndull film,1\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) text, label \(found: review, stars\)") as err:
+        read_labelled_file(path, "text", "label", 1)
+    assert "--no-header" not in str(err.value)
+
+
+@pytest.mark.parametrize("order", ["text,label", "label,text"])
+def test_headerless_columns_chosen_from_the_values(tmp_path, order):
+    rows = [f'"{t}",{y}' if order == "text,label" else f'{y},"{t}"' for t, y in ROWS]
+    path = tmp_path / "a.csv"
+    path.write_text("\n".join(rows) + "\n")
+    frame = read_labelled_file(path, "text", "label", 1, header=False)
+    assert frame["text"].tolist() == [t for t, _ in ROWS] and frame["label"].tolist() == [y for _, y in ROWS]
+    text, label = ("0", "1") if order == "text,label" else ("1", "0")
+    assert frame.attrs["columns"] == {"text": text, "label": label}
+    assert read_texts(path, header=False).attrs["columns"] == {"text": text}
+
+
+def test_headerless_columns_by_position(tmp_path):
+    path = tmp_path / "a.tsv"
+    path.write_text("1\tshort\ta much longer text than the other one\n0\tok\tanother long text, longer\n")
+    frame = read_labelled_file(path, "1", "0", 1, header=False)  # not the longest: as asked
+    assert frame["text"].tolist() == ["short", "ok"] and frame["label"].tolist() == ["1", "0"]
+    assert frame.attrs["columns"] == {"text": "1", "label": "0"}
+    auto = read_labelled_file(path, "text", "label", 1, header=False)
+    assert auto.attrs["columns"] == {"text": "2", "label": "0"}  # labels 0/1 and short/ok tie: the lower position
+    texts = read_texts(path, "1", header=False)
+    assert texts.columns.tolist() == ["0", "1", "2"] and texts.attrs["columns"] == {"text": "1"}
+    with pytest.raises(DataError, match="--label-column 3: there is no column at that position"):
+        read_labelled_file(path, "2", "3", 1, header=False)
+
+
+def test_headerless_line_numbers_count_the_first_line(tmp_path):
+    path = tmp_path / "a.csv"
+    rows = "".join(f"text number {i},pos\n" for i in range(200))
+    path.write_text(f'first text,neg\n"two\nlines",pos\n   ,neg\n{rows}')
+    frame = read_labelled_file(path, "0", "1", 1, max_invalid_fraction=0.01, header=False)
+    assert len(frame) == 202 and frame.attrs["dropped_lines"] == [4]
+    assert frame["text"].iloc[0] == "first text"  # the first line is data
+
+
+def test_the_header_flag_does_not_apply_to_named_columns(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "fine", "label": "pos"}\n{"text": "dull", "label": "neg"}\n')
+    frame = read_labelled_file(path, "text", "label", 1, header=False)
+    assert frame["text"].tolist() == ["fine", "dull"] and frame.attrs["columns"] == {"text": "text", "label": "label"}
