@@ -52,6 +52,7 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
     put("wrong_ext.xlsx", "text,label\nfine,positive\n")
     put("zip_bomb.csv.gz", gzip.compress(b"text,label\n" + b"a" * (3 * 2**20)))
     put("missing_labels.csv", "text,label\nfine film,positive\ndull film,\n")
+    put("headerless.csv", "a fine film,positive\na dull film,negative\n")
     return cases
 
 
@@ -59,7 +60,7 @@ BAD_CASES = [
     "missing_text.csv", "missing_label.csv", "empty.csv", "header_only.csv", "all_null_text.csv",
     "unknown_label.csv", "binary.csv", "latin1.csv", "ragged.csv", "repeated_header.csv", "huge_row.csv",
     "mixed_label_types.jsonl", "float_labels.csv", "broken_line.jsonl", "not_parquet.parquet", "wrong_ext.xlsx",
-    "zip_bomb.csv.gz", "missing_labels.csv",
+    "zip_bomb.csv.gz", "missing_labels.csv", "headerless.csv",
 ]
 
 
@@ -91,6 +92,24 @@ def test_bad_input_is_refused_and_nothing_changes(ingested, tmp_path, name):
     assert "error:" in proc.stderr and str(bad) in proc.stderr.replace("\n", "")
     assert "Traceback" not in proc.stderr
     assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
+
+
+def test_a_headerless_file_is_named_and_ingests_with_no_header(ingested, tmp_path):
+    """Without a header row the first row is data: the message says so and offers --no-header, which reads the
+    columns by position (here label first, as many public CSV files have it) and keeps `NA` and `null` as texts."""
+    rows = [(label, text) for text, label in sample_rows(120, 9)] + [("positive", "NA"), ("negative", "null")]
+    path = tmp_path / "headerless.csv"
+    pd.DataFrame(rows).to_csv(path, index=False, header=False)
+    refused = textops(ingested, "ingest", str(path), check=False)
+    assert refused.returncode != 0 and "looks like data, not a header" in refused.stderr
+    assert "--no-header" in refused.stderr and "Traceback" not in refused.stderr
+    out = textops(ingested, "ingest", str(path), "--no-header").stdout
+    assert "ingested" in out and "122 rows" in out
+    from textops.artifacts import read_raw
+
+    raw = read_raw(ingested, load_params(ingested / "params.yaml"))
+    assert {"NA", "null"} <= set(raw["text"]) and set(raw["label"]) == {"negative", "positive"}
+    assert set(raw["text"]) >= {text for _, text in rows}
 
 
 def test_ingest_versions_with_dvc_and_reingest_is_noop(project):
