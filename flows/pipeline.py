@@ -223,6 +223,32 @@ def release_if_holder_died(root: Path) -> str | None:
     )
 
 
+def reclaim_orphaned_slots() -> int:
+    """Set the training limit's taken slots to 0 and return how many there were. Only for the project's temporary
+    server while no other run of the project is alive (`textops.locks.project_runs`): its slots then belong to no
+    live run, and that server runs no lease reaper to take them back."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            taken = client.read_global_concurrency_limit_by_name(TRAINING_LIMIT).active_slots
+        except ObjectNotFound:
+            return 0
+        if taken:
+            client.update_global_concurrency_limit(TRAINING_LIMIT, GlobalConcurrencyLimitUpdate(active_slots=0))
+        return taken
+
+
+def release_failed(exc: BaseException) -> bool:
+    """Whether EXC, leaving the slot's block, is the failure to give the slot back (the server unreachable): an
+    HTTP client error raised while an exception of the block was being handled, or in place of it."""
+    import httpx
+
+    return isinstance(exc, httpx.HTTPError | OSError) or isinstance(exc.__context__, httpx.HTTPError | OSError)
+
+
 @contextmanager
 def training_slot(root: Path, timeout_s: float | None):
     """Hold the one training slot (global concurrency limit `textops-training`) for the block; while another run
@@ -266,14 +292,20 @@ def training_slot(root: Path, timeout_s: float | None):
                 holder = {**owner_tags(), "flow_run": str(flow_run.id), "at": time.time(),
                           "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
                 path.write_text(json.dumps(holder), encoding="utf-8")
-                try:
-                    yield
-                finally:
-                    path.unlink(missing_ok=True)
-                return
+                yield
         except TimeoutError:
             if acquired:  # raised by the block itself, not by the wait
+                path.unlink(missing_ok=True)  # the slot was given back on the way out
                 raise
+            continue
+        except BaseException as exc:
+            # Left in place when giving the slot back failed (the server gone first): the record of this process
+            # is what lets the next run reclaim the slot once this process has ended, whatever stopped it.
+            if acquired and not release_failed(exc):
+                path.unlink(missing_ok=True)
+            raise
+        path.unlink(missing_ok=True)  # after the slot was given back, not before
+        return
 
 
 def run_stages(root: Path, params: Params, force_promote: bool, reason: str, commit: bool):

@@ -77,9 +77,10 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
         seed_database(home)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-        )
+        # Its own session: Ctrl-C in the terminal (SIGINT to the foreground group) must not stop the server before
+        # the run, stopping, has given back its training slot through it; the run stops it after that.
+        proc = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent, start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
     before = os.environ.get("PREFECT_API_URL")
     try:

@@ -54,6 +54,7 @@ def ingest(
     no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + " and the label the fewest distinct ones)."),
     commit: bool = typer.Option(False, "--commit", help="git commit data.dvc after ingesting."),
     allow_new_labels: bool = typer.Option(False, help="Accept labels the data has not had before."),
+    allow_relabel: bool = typer.Option(False, help="Accept a file that gives texts in the data other labels."),
     gate: bool = typer.Option(
         False,
         "--gate/--no-gate",
@@ -71,7 +72,7 @@ def ingest(
 
     results = ingest_files(paths, project.root, project.params, text_column=text_column, label_column=label_column,
                            commit=commit, allow_new_labels=allow_new_labels, gate=gate, accept_shift=accept_shift,
-                           header=not no_header)  # fmt: skip
+                           header=not no_header, allow_relabel=allow_relabel)  # fmt: skip
     for r in results:
         typer.echo(r.describe())
 

@@ -79,6 +79,26 @@ def _disk_full(exc: BaseException) -> OSError | None:
     return None
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM raises `Stopped` in the main thread instead of ending the process at once (Python's default), so
+    the command gives back what it holds on the way out. Prefect puts its own bridge in place while a flow runs."""
+    import signal
+
+    from textops.errors import Stopped
+
+    def handler(signum, frame):
+        raise Stopped()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _stopped(exc: BaseException) -> str | None:
+    """Why EXC ended the command when a signal did: SIGTERM (ours, or Prefect's TerminationSignal) or Ctrl-C."""
+    if type(exc).__name__ in ("Stopped", "TerminationSignal"):
+        return "SIGTERM"
+    return "Ctrl-C (SIGINT)" if isinstance(exc, KeyboardInterrupt) else None
+
+
 @contextmanager
 def user_errors(name: str) -> Iterator[None]:
     """Turn a TextopsError (bad data, bad params, failed suite, bad state), a full disk and a tracking server that
@@ -91,7 +111,7 @@ def user_errors(name: str) -> Iterator[None]:
     try:
         yield
     except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-        raise  # typer.Exit from fail(), Ctrl-C, usage errors: click reports them itself
+        raise  # typer.Exit from fail(), usage errors: click reports them itself
     except TextopsError as exc:
         log.info("`textops %s` failed", name, exc_info=True)
         if verbose():
@@ -126,6 +146,17 @@ def user_errors(name: str) -> Iterator[None]:
             "a training resumes from its last complete checkpoint. Start the server (or wait for it) and run the "
             f"command again; MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR set how long "
             "textops keeps retrying first (MLflow's defaults: 7 retries over about 4 minutes)."
+        )
+    except BaseException as exc:  # last: a signal (SIGTERM, Ctrl-C) is no Exception
+        signal = _stopped(exc)
+        if signal is None:
+            raise
+        log.info("`textops %s` stopped by %s", name, signal, exc_info=True)
+        fail(
+            f"`textops {name}` stopped ({signal}). What it held is given back: the project's locks, the training "
+            "slot and a temporary Prefect server; a half-done data change is undone. Run it again: a training "
+            "resumes from its last complete checkpoint.",
+            143 if signal == "SIGTERM" else 130,
         )
 
 
@@ -163,6 +194,7 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
         def wrapper(*args, params_path: Path, overrides: list[str], **kwargs):
             project = Project(params_path, tuple(overrides or ()))
             start_logging(project.root, label, verbose())
+            stop_on_sigterm()
             with user_errors(label):
                 return func(*args, project=project, **kwargs)
 
@@ -186,7 +218,7 @@ def run_flow(project: Project, module: str, flow: str, **kwargs):
 
     from textops.flows import configure_prefect
     from textops.flows.server import temporary_server
-    from textops.locks import state_dir
+    from textops.locks import project_runs, state_dir
     from textops.logs import quiet_prefect
 
     quiet_prefect()  # these three before Prefect is first imported
@@ -196,7 +228,7 @@ def run_flow(project: Project, module: str, flow: str, **kwargs):
     if os.environ.get("PREFECT_API_URL"):
         return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
     log = state_dir(project.root) / "logs" / "prefect-server.log"
-    with temporary_server(Path(os.environ["PREFECT_HOME"]), log):
+    with temporary_server(Path(os.environ["PREFECT_HOME"]), log), project_runs(project.root, reclaim_slots):
         try:
             return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
         finally:  # the run's last logs and events reach the server before it stops
@@ -205,6 +237,20 @@ def run_flow(project: Project, module: str, flow: str, **kwargs):
 
             for worker in (APILogWorker, EventsWorker):
                 worker.drain_all(timeout=10)
+
+
+def reclaim_slots() -> None:
+    """Give back the training slot a run that no longer lives left in the project's temporary Prefect server (no
+    other run of the project is alive: `locks.project_runs`), saying so."""
+    from textops.flows.pipeline import reclaim_orphaned_slots
+
+    freed = reclaim_orphaned_slots()
+    if freed:
+        import logging
+
+        logging.getLogger("textops").warning(
+            "took back %d training slot(s) left taken by a run that no longer lives (stopped before it could give "
+            "the slot back)", freed)  # fmt: skip
 
 
 def finish(state) -> dict:

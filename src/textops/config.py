@@ -95,6 +95,9 @@ class ValidateParams(_Section):
     # Rows with an empty text or label are dropped from a file (and reported with their line numbers) up to this
     # share of its rows; above it the file is refused.
     max_invalid_fraction: float = Field(0.01, ge=0, le=1)
+    # A file that gives texts already in the data another label on more than this share of its rows is held
+    # (`textops ingest --allow-relabel` lets it in): preprocess would drop the contradicted rows, champion's included.
+    max_relabel_fraction: float = Field(0.01, ge=0, le=1)
     # A gated ingest (the scheduled retrain) holds files on which the champion's accuracy is this much below its
     # test accuracy (wrong labels or a changed task pass every data check); null turns the check off.
     max_champion_drop: float | None = Field(0.25, gt=0, le=1)

@@ -21,6 +21,11 @@ OFFLINE_ENV = {
     "DVC_NO_ANALYTICS": "1",
     "DO_NOT_TRACK": "1",
     "GX_ANALYTICS_ENABLED": "false",
+    # onnxruntime (1.32) writes a telemetry device id under ~/.cache/Microsoft at import unless told not to; the
+    # second name is the one later releases read.
+    "ORT_DISABLE_TELEMETRY": "1",
+    "ORT_TELEMETRY_DISABLED": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
     # Tokenizers' thread pool deadlocks after a fork (DataLoader workers, Prefect subprocesses).
     "TOKENIZERS_PARALLELISM": "false",
     # OpenMP threads (torch's) sleep when they run out of work instead of spinning for it. On a machine shared
@@ -32,9 +37,17 @@ OFFLINE_ENV = {
 
 
 def set_offline_env() -> None:
-    """Set every offline switch the user has not set."""
+    """Set every offline switch the user has not set, and keep matplotlib's font cache in textops' own cache
+    (`~/.cache/textops/matplotlib`) rather than a folder of its own in the user's home."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+    os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib"))
+
+
+def cache_dir() -> Path:
+    """textops' folder in the user's cache (`$XDG_CACHE_HOME/textops`, else `~/.cache/textops`): the one place
+    outside a project where textops writes (docs/architecture.md lists what)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "textops"
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -75,8 +88,7 @@ def template_dir(kind: str, package: str) -> Path:
     user's cache, per package version (a new version migrates its own once)."""
     from importlib.metadata import version
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "textops" / f"{kind}-{version(package)}"
+    return cache_dir() / f"{kind}-{version(package)}"
 
 
 def copy_if_absent(source: Path, target: Path) -> bool:

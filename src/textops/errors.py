@@ -46,6 +46,13 @@ class PushFailed(StateError):
     """`dvc push` failed after the data was added to the local cache (nothing is lost)."""
 
 
+class Stopped(BaseException):  # noqa: N818 (not an error: a person or a supervisor asked the command to stop)
+    """SIGTERM (a terminal closing, systemd, a CI runner): raised in the main thread, so every `finally` and
+    every journal runs and what the command holds (locks, the training slot, a temporary server) is given back."""
+
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
+
+
 def exit_code(exc: BaseException) -> int:
     """The process exit code for EXC: its own for a user error, 1 for anything else."""
     return exc.exit_code if isinstance(exc, TextopsError) else 1

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from textops import scm
@@ -124,23 +125,71 @@ def check_candidate(root: Path, params: Params, existing: pd.DataFrame, new: lis
         )
 
 
+def relabelled(existing: pd.DataFrame, frame: pd.DataFrame, lowercase: bool) -> pd.DataFrame:
+    """The rows of FRAME whose text (as preprocess cleans it) is already in EXISTING with another label: text,
+    label (the new one) and `was` (the labels the data has for it)."""
+    from textops.preprocess import clean_text
+
+    if existing.empty or frame.empty:
+        return pd.DataFrame({"text": [], "label": [], "was": []})
+    old = existing.assign(key=clean_text(existing["text"], lowercase).to_numpy()).groupby("key")["label"].agg(set)
+    new = frame.assign(key=clean_text(frame["text"], lowercase).to_numpy())
+    known = new[new["key"].isin(old.index)]
+    was = known["key"].map(old)
+    clash = np.array([label not in labels for label, labels in zip(known["label"], was, strict=True)], dtype=bool)
+    out = known[clash].assign(was=was[clash].map(lambda v: ", ".join(sorted(v))))
+    return out[["text", "label", "was"]].reset_index(drop=True)
+
+
+def _check_relabels(files: list[tuple[str, pd.DataFrame]], existing: pd.DataFrame, params: Params,
+                    allow_relabel: bool) -> None:  # fmt: skip
+    """Hold a file that gives texts already in the data other labels (more than validate.max_relabel_fraction of
+    its rows): preprocess drops a text with two labels, so such a batch would erase the rows it contradicts (the
+    champion's proven test rows among them) instead of adding to them. A few are reported and let through."""
+    for source, frame in files:
+        clash = relabelled(existing, frame, params.data.lowercase)
+        if clash.empty:
+            continue
+        examples = "; ".join(f"{t[:60]!r}: {w} in the data, {lab} here" for t, lab, w in clash.head(3).itertuples(
+            index=False, name=None))  # fmt: skip
+        if allow_relabel or len(clash) <= params.validation.max_relabel_fraction * len(frame):
+            log.warning("%s: %d row(s) give texts already in the data another label (%s); preprocess drops such "
+                        "texts as conflicting", source, len(clash), examples)  # fmt: skip
+            continue
+        raise ValidationFailed(
+            f"{source}: {len(clash)} of {len(frame)} rows give texts already in the data another label (e.g. "
+            f"{examples}): a label conflict, held for a person, nothing was ingested. Preprocess drops a text with two "
+            "labels, so this batch would erase the rows it contradicts instead of adding to them. If the new labels "
+            "are corrections, pass --allow-relabel (both labels then stay in the raw data and the texts leave "
+            "training until one batch is rolled back); if they are wrong, fix the file."
+        )
+
+
+def shown(labels, most: int = 10) -> str:
+    """LABELS for a message: at most MOST of them, each cut to 60 characters (a label can be a whole paragraph)."""
+    cut = [repr(v if len(v) <= 60 else v[:57] + "...") for v in sorted(labels)[:most]]
+    return "[" + ", ".join(cut) + (f", ... ({len(labels)} in all)" if len(labels) > most else "") + "]"
+
+
 def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_new_labels: bool) -> None:
     for source, frame in files:
-        new = sorted(set(frame["label"]) - known)
+        new = set(frame["label"]) - known
         if known and new and not allow_new_labels:
             raise DataError(
-                f"{source}: unknown label(s) {new}; the data so far has {sorted(known)}. A typo? To add a class on "
-                "purpose, pass --allow-new-labels."
+                f"{source}: unknown label(s) {shown(new)}; the data so far has {shown(known)}. A typo? To add a "
+                "class on purpose, pass --allow-new-labels."
             )
 
 
 def ingest(paths: list[Path], root: Path, params: Params, text_column: str | None = None,
            label_column: str | None = None, commit: bool = False, allow_new_labels: bool = False, gate: bool = True,
-           accept_shift: bool = False, header: bool = True) -> list[IngestResult]:  # fmt: skip
+           accept_shift: bool = False, header: bool = True,
+           allow_relabel: bool = False) -> list[IngestResult]:  # fmt: skip
     """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
 
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
-    together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); with GATE, the data with
+    together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); no file relabels texts already in the
+    data (unless ALLOW_RELABEL); with GATE, the data with
     these files added still passes the clean suites and, unless ACCEPT_SHIFT (a person looked), the champion still
     scores on them about as well as on its own test split. A bad file in a list leaves data/ as it was, and so
     does a killed ingest (see textops.recovery).
@@ -152,12 +201,14 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
     text_column = text_column or data.text_column
     label_column = label_column or data.label_column
     with data_lock(root):
+        scm.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
         limit = params.validation.max_invalid_fraction
         files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
                                                 header=header)) for path in paths]  # fmt: skip
         validate_raw(files, params)
         existing = read_raw(root, params) if has_raw_data(root, params) else pd.DataFrame({"text": [], "label": []})
         _check_labels(files, set(existing["label"].unique()), allow_new_labels)
+        _check_relabels(files, existing, params, allow_relabel)
 
         results, planned = [], {}
         for source, frame in files:

@@ -23,7 +23,7 @@ from pathlib import Path
 from textops import scm
 from textops.artifacts import atomic_write_json
 from textops.errors import StateError
-from textops.locks import DATA_LOCK, LOCK_WAIT_S, STATE_DIR, project_lock, state_dir
+from textops.locks import DATA_LOCK, LOCK_WAIT_S, STATE_DIR, project_lock, state_dir, state_path
 
 JOURNAL_FILE = "journal.json"
 STAGING_DIR = "staging"
@@ -34,9 +34,7 @@ log = logging.getLogger("textops")
 
 def staging_dir(root: Path) -> Path:
     """Where new batches are written before the rename into data/raw (same file system: the rename is atomic)."""
-    path = state_dir(root) / STAGING_DIR
-    path.mkdir(exist_ok=True)
-    return path
+    return state_dir(root, STAGING_DIR)
 
 
 @contextmanager
@@ -80,11 +78,11 @@ def recover(root: Path) -> list[str]:
     """Undo what a process that died in an ingest or checkout left half done; one message per repair."""
     root = Path(root)
     messages = []
-    staging = root / STATE_DIR / STAGING_DIR
-    leftovers = list(staging.glob("*")) if staging.exists() else []
+    staging = state_path(root, STAGING_DIR)
+    leftovers = list(staging.glob("*")) if staging.is_dir() else []
     for path in leftovers:
         path.unlink(missing_ok=True)
-    path = root / STATE_DIR / JOURNAL_FILE
+    path = state_path(root, JOURNAL_FILE)
     if path.exists():
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
@@ -163,8 +161,9 @@ def _undo_ingest(root: Path, entry: dict) -> str:
 def backup_dirs(root: Path, dirs: list[str]) -> list[str]:
     """Hard-link copies of DIRS (relative to ROOT) under .textops/checkout-backup: no data is copied, and the
     copies keep the current files alive while DVC replaces or deletes them. Returns DIRS (for the journal)."""
-    backup = state_dir(root) / BACKUP_DIR
+    backup = state_path(root, BACKUP_DIR)
     shutil.rmtree(backup, ignore_errors=True)
+    backup = state_dir(root, BACKUP_DIR)
 
     def link(src: str, dst: str) -> None:
         try:
@@ -180,16 +179,18 @@ def backup_dirs(root: Path, dirs: list[str]) -> list[str]:
 
 
 def drop_backup(root: Path) -> None:
-    shutil.rmtree(Path(root) / STATE_DIR / BACKUP_DIR, ignore_errors=True)
+    shutil.rmtree(state_path(root, BACKUP_DIR), ignore_errors=True)
 
 
 def _undo_checkout(root: Path, entry: dict) -> str:
     saved: dict[str, str | None] = entry["pointers"]
+    backup = state_path(root, BACKUP_DIR)  # before anything is restored: a planted link stops the undo here
     _restore(root, saved)
-    backup = root / STATE_DIR / BACKUP_DIR
     dirs = entry.get("backup") or []
     if dirs and all((backup / rel).exists() for rel in dirs):
         for rel in dirs:
+            if (backup / rel).is_symlink():
+                raise StateError(f"{backup / rel} is a symbolic link: textops did not make it; nothing was moved.")
             shutil.rmtree(inside(root, rel), ignore_errors=True)
             os.replace(backup / rel, root / rel)
         drop_backup(root)

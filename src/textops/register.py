@@ -8,7 +8,7 @@ decision and its evidence go on the model version as tags (created with the vers
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +100,9 @@ def labels_of(model, texts: list[str], batch_size: int) -> np.ndarray:
 def compare_with_champion(root: Path, session: Session, params: Params, tags: dict, test, y, pred_new,
                           challenger_uri: str) -> dict:  # fmt: skip
     """The champion on the challenger's test rows, on its own test rows and on the reference set: evidence,
-    champion metric, McNemar p and the guards (all empty when there is no champion yet, or it cannot be loaded)."""
-    out = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "note": None}
+    champion metric, McNemar p and the guards (all empty when there is no champion yet), and `held`, the reason a
+    person must decide, when the champion cannot be loaded."""
+    out = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "held": None}
     metric, batch = params.promotion.primary_metric, params.evaluate.batch_size
     current = champion(session)
     if current is None:
@@ -109,9 +110,18 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     old_tags = session.client.get_run(current.run_id).data.tags if current.run_id else {}
     try:
         old_model = load_model(session, f"models:/{session.model_name}/{current.version}", params.serve)
-    except StateError as exc:  # its artifacts are gone: judged as if there were none, and said so
+    except StateError as exc:
+        # Unreadable is not absent (a network share down, a folder moved): judging the challenger "as a first
+        # champion" would replace a proven model with any model over the floor, for good. A person decides.
+        recorded = session.client.get_run(current.run_id).data.metrics.get(f"test_{metric}") if current.run_id else None
+        figure = f"its recorded test {metric} {recorded:.4f} still stands" if recorded is not None else "it stands"
         out["evidence"] = {"champion.version": str(current.version), "champion.broken": str(exc)[:300]}
-        out["note"] = f"champion v{current.version} cannot be loaded ({exc}), so it was judged as a first champion: "
+        out["held"] = (
+            f"champion v{current.version} cannot be loaded ({exc}), so the challenger cannot be compared with it on "
+            f"the same rows and {figure}: held for a person. Make its model files available again and run "
+            "`textops register` (or the pipeline with --force), or, if they are gone for good, promote a version by "
+            "hand (`textops model promote VERSION --reason ...`)"
+        )
         return out
     # Always score the champion on these rows: when its data version differs its own test metric is
     # on other rows, and even on the same data the paired test needs its per-row predictions.
@@ -235,10 +245,8 @@ def decide_and_register(root: Path, params: Params) -> dict:
     versus = compare_with_champion(root, session, params, tags, test, y, pred_new, model_uri)
     evidence.update(versus["evidence"])
     decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
-                      validation_passed(root, params), versus["guards"], hold_reason(session, tags),
+                      validation_passed(root, params), versus["guards"], versus["held"] or hold_reason(session, tags),
                       baseline_metric, baseline_advice(tags))  # fmt: skip
-    if versus["note"]:
-        decision = replace(decision, reason=versus["note"] + decision.reason)
     evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
 
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
@@ -254,6 +262,8 @@ def decide_and_register(root: Path, params: Params) -> dict:
     session.client.set_registered_model_alias(session.model_name, CHALLENGER, version)
     if decision.promote:
         move_champion(session, version, "auto", decision.reason)
+    if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
+        raise StateError(f"registered {session.model_name} v{version} as challenger, not promoted: {versus['held']}.")
     return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
 
 

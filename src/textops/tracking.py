@@ -218,8 +218,11 @@ def relocate_store(root: Path, params: Params) -> str | None:
     """Keep the project's own SQLite store usable after the project directory moved (a new clone path, a renamed
     folder): MLflow records artifact locations as absolute paths, so every run, logged model and model version
     would point at the old place. When the experiment's artifact location names another project directory that
-    is gone, rewrite that prefix to this one (one transaction) and say so; None when nothing moved."""
+    is gone (moved) or still there (copied: the copy's own artifacts were copied with it), rewrite that prefix to
+    this one (one transaction) and say so; None when nothing moved."""
     import sqlite3
+
+    from textops.errors import StateError
 
     db = relative_sqlite_path(params.mlflow.tracking_uri)
     if db is None or os.environ.get("MLFLOW_TRACKING_URI") or not (Path(root) / db).exists():
@@ -235,8 +238,17 @@ def relocate_store(root: Path, params: Params) -> str | None:
         if not old or old == expected or not old.startswith("file://") or not old.endswith(suffix):
             return None
         old_root = old.removeprefix("file://")[: -len(suffix)]
-        if Path(old_root).exists():
-            return None  # another live project shares this store file: not a move
+        # The store file is inside this project (params cannot point it elsewhere), so an original that still
+        # exists means a copy (`cp -a project copy`): left as it is, the copy would write its models into the
+        # original's artifacts, and lose its champion when the original is deleted.
+        copied = Path(old_root).exists()
+        if copied and not (new_root / params.mlflow.artifact_location).is_dir():
+            raise StateError(
+                f"this project's MLflow store ({db}) records its models in {old_root}: it was copied from there "
+                f"without its {params.mlflow.artifact_location}/. Copy that folder "
+                "along (or copy the whole project, e.g. `cp -a`), or remove the copied store to start an empty one; "
+                "textops will not write into another project's artifacts."
+            )
         with con:
             for table, column in LOCATION_COLUMNS:
                 for before, after in ((f"file://{old_root}/", f"file://{new_root}/"), (f"{old_root}/", f"{new_root}/")):
@@ -250,7 +262,11 @@ def relocate_store(root: Path, params: Params) -> str | None:
         return None  # an older or newer MLflow schema: leave it to MLflow
     finally:
         con.close()
-    message = f"the project moved from {old_root} to {new_root}: its MLflow store now points at the new place"
+    if copied:
+        message = (f"the project was copied from {old_root}: this copy's MLflow store now points at its own "
+                   f"artifacts in {new_root} (the original is untouched)")  # fmt: skip
+    else:
+        message = f"the project moved from {old_root} to {new_root}: its MLflow store now points at the new place"
     logging.getLogger("textops").warning(message)
     return message
 

@@ -112,6 +112,39 @@ def test_a_headerless_file_is_named_and_ingests_with_no_header(ingested, tmp_pat
     assert set(raw["text"]) >= {text for _, text in rows}
 
 
+def test_a_batch_that_relabels_texts_in_the_data_is_held(ingested, tmp_path):
+    """Flipped labels on copies of texts already in the data (plus new rows): preprocess would drop every
+    contradicted row as a conflicting duplicate, champion's test rows included. The batch is named and held."""
+    flipped = [(text, "negative" if label == "positive" else "positive") for text, label in sample_rows(300, 5)]
+    path = write_csv(tmp_path / "flipped.csv", flipped[:200] + sample_rows(100, 31))
+    before = digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache")
+    held = textops(ingested, "ingest", str(path), check=False)
+    assert held.returncode != 0 and "200 of 300 rows give texts already in the data another label" in held.stderr
+    assert "held for a person" in held.stderr and "--allow-relabel" in held.stderr
+    assert "Traceback" not in held.stderr
+    assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
+    # A few corrections among many new rows pass with a warning; a person can let the whole batch in.
+    few = write_csv(tmp_path / "few.csv", flipped[:1] + sample_rows(200, 32))
+    assert "ingested" in textops(ingested, "ingest", str(few)).stdout
+    assert "ingested" in textops(ingested, "ingest", str(path), "--allow-relabel").stdout
+
+
+@pytest.mark.parametrize("edit", ["truncate", "relabel"])
+def test_ingest_refuses_to_version_a_hand_edited_batch(ingested, tmp_path, edit):
+    """A batch in data/raw changed by hand would become part of the next data version, unseen: refused first."""
+    batch = next((ingested / "data" / "raw").glob("batch-*.jsonl"))
+    batch.chmod(0o644)
+    lines = batch.read_text().splitlines()
+    changed = lines[:10] if edit == "truncate" else [line.replace('"positive"', '"negative"') for line in lines]
+    batch.write_text("\n".join(changed) + "\n")
+    before = digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache")
+    new = write_csv(tmp_path / "new.csv", sample_rows(150, 41))
+    proc = textops(ingested, "ingest", str(new), "--commit", check=False)
+    assert proc.returncode != 0 and "changed outside `textops ingest`" in proc.stderr, proc.stderr
+    assert "dvc checkout data.dvc" in proc.stderr and "Traceback" not in proc.stderr
+    assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
+
+
 def test_ingest_versions_with_dvc_and_reingest_is_noop(project):
     src = write_csv(project.parent / "reviews.csv", sample_rows(200, 3))
     out = textops(project, "ingest", str(src), "--commit").stdout

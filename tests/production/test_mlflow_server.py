@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import (
     FAST,
     FLOW,
@@ -83,6 +84,11 @@ def test_pipeline_registry_serve_and_predict_through_the_server(tmp_path, on_ser
     assert f"to v{champion}" in textops(root, "model", "rollback").stdout
     versions = textops(root, "data", "versions").stdout
     assert "1" in versions and "2" in versions, versions
+    # Each version's data comes back from the lineage the server holds (`data checkout --model N`).
+    for version in ("1", "2"):
+        textops(root, "data", "checkout", "--model", version)
+        pointer = json.loads(client.get_model_version(name, version).tags["textops.data.pointer"])
+        assert pointer["md5"] == yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"], version
 
     # Artifacts went through the server's proxy: nothing local, all under its --artifacts-destination.
     run = client.get_run(client.get_model_version(name, "1").run_id)
@@ -96,16 +102,10 @@ def test_pipeline_registry_serve_and_predict_through_the_server(tmp_path, on_ser
     (tmp_path / "in.csv").write_text("text\nthe movie was wonderful\nthe battery was awful\n")
     textops(root, "predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 3
-    with serving(root) as (url, _port, _started):
-        status, body = post_raw(url, json.dumps({"inputs": ["a wonderful film"]}).encode(),
+    with serving(root) as served:
+        status, body = post_raw(served.url, json.dumps({"inputs": ["a wonderful film"]}).encode(),
                                 {"Content-Type": "application/json"})
     assert status == 200 and len(json.loads(body)["predictions"]) == 1, body
-
-
-@pytest.mark.skip(reason="TODO(issue 13): `textops data checkout --model N` does not exist yet (built in parallel "
-                  "by another branch); test it against the MLflow server once it lands")
-def test_data_checkout_of_a_model_version_through_the_server():
-    """`textops data checkout --model N` restores the data version model N was trained on, read from the server."""
 
 
 def first_metric_logged(client, experiment: str):

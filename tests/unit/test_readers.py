@@ -212,3 +212,18 @@ def test_the_header_flag_does_not_apply_to_named_columns(tmp_path):
     path.write_text('{"text": "fine", "label": "pos"}\n{"text": "dull", "label": "neg"}\n')
     frame = read_labelled_file(path, "text", "label", 1, header=False)
     assert frame["text"].tolist() == ["fine", "dull"] and frame.attrs["columns"] == {"text": "text", "label": "label"}
+
+
+def test_relabelled_rows_are_found_after_cleaning():
+    from textops.ingest import relabelled
+
+    existing = pd.DataFrame({"text": ["The movie was great", "dull  plot", "fine"], "label": ["pos", "neg", "pos"]})
+    new = pd.DataFrame({"text": ["the movie was great", "The movie was great", "dull plot", "new text"],
+                        "label": ["neg", "pos", "pos", "neg"]})  # fmt: skip
+    clash = relabelled(existing, new, lowercase=False)
+    assert clash.to_dict("records") == [{"text": "dull plot", "label": "pos", "was": "neg"}]  # spaces cleaned
+    lower = relabelled(existing, new, lowercase=True)
+    assert sorted(lower["text"]) == ["dull plot", "the movie was great"]
+    assert relabelled(existing.iloc[:0], new, lowercase=False).empty
+    unrelated = pd.DataFrame({"text": ["nothing in common"], "label": ["neg"]})
+    assert relabelled(existing, unrelated, lowercase=False).empty  # no text known: no clash, no error
