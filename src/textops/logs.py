@@ -84,8 +84,9 @@ def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
     err.setFormatter(logging.Formatter("textops: %(message)s"))
     textops.handlers = [err]
     textops.propagate = False  # as Prefect sets it when it attaches its API handler: the file handler is explicit
-    if not Path(root).is_dir():
-        return None
+    if not Path(root).is_dir() or any(p.is_symlink() for p in (Path(root) / LOG_DIR, *(Path(root) / LOG_DIR).parents)
+                                      if Path(root) in p.parents):  # fmt: skip
+        return None  # a planted link (refused by the command itself, `locks.state_path`): no log written through it
     path = Path(root) / LOG_DIR / f"{command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     prune(path.parent)
     handler = FileHandler(path)

@@ -56,6 +56,44 @@ def test_params_cannot_point_outside_the_project(case, tmp_path):
 # secrets
 
 
+PLANTED = {  # textops' own state paths a link could be planted at, and the command that would follow it
+    "staging": (".textops/staging", ["ingest", "{new}"]),
+    "checkout-backup": (".textops/checkout-backup", ["data", "checkout", "HEAD~1"]),
+    "lock-holder": (".textops/data.lock.holder", ["ingest", "{new}"]),
+    "state-dir": (".textops", ["ingest", "{new}"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_links_planted_in_textops_state_are_refused(case, tmp_path):
+    """A symbolic link at the staging folder, the checkout backup, a lock's holder file or .textops itself would
+    make the next command delete, write or move files outside the project: refused, nothing outside touched."""
+    root = make_project(tmp_path / "proj")
+    for seed in (1, 2):
+        sample = tmp_path / f"v{seed}.csv"
+        textops(root, "sample", "--no-ingest", "-S", f"sample.seed={seed}", "-S", "sample.rows=150", "--output",
+                str(sample))  # fmt: skip
+        textops(root, "ingest", str(sample), "--commit")
+    outside = tmp_path / "outside"
+    (outside / "data" / "raw").mkdir(parents=True)
+    (outside / "keep.txt").write_text("not textops' to delete\n")
+    (outside / "data" / "raw" / "batch-x.jsonl").write_text('{"text": "planted", "label": "positive"}\n')
+    rel, args = PLANTED[case]
+    target = root / rel
+    if target.is_dir() and not target.is_symlink():
+        import shutil
+
+        shutil.rmtree(target)
+    target.unlink(missing_ok=True)
+    target.symlink_to(outside / "keep.txt" if case == "lock-holder" else outside)
+    before = {**digest(outside), **digest(root / "data", root / "data.dvc")}
+    new = tmp_path / "new.csv"
+    textops(root, "sample", "--no-ingest", "-S", "sample.seed=3", "-S", "sample.rows=150", "--output", str(new))
+    proc = textops(root, *[a.format(new=new) for a in args], check=False)
+    assert proc.returncode != 0 and "symbolic link" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert {**digest(outside), **digest(root / "data", root / "data.dvc")} == before
+
+
 def test_secrets_in_the_environment_are_never_written(champion_template):
     """The champion project was built (`textops run`: Prefect flow, DVC, GX, training, MLflow registry) with
     SECRETS in its environment; none of them may appear in any file it wrote, Prefect's and MLflow's
