@@ -77,7 +77,7 @@ def make_project(path: Path) -> Path:
     # libraries inline for `dvc plots show`, as in this repository (renders offline).
     shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")
     with open(path / ".dvc" / "config", "a", encoding="utf-8") as config:
-        config.write("[core]\n    remote = local\n    autostage = true\n")
+        config.write("[core]\n    remote = local\n    autostage = true\n    analytics = false\n")
         config.write(f"[plots]\n    html_template = plots/offline.html\n['remote \"local\"']\n    url = {remote}\n")
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "init project")

@@ -1,0 +1,30 @@
+"""A first `textops run` writes nothing outside the project but what docs/architecture.md lists: the textops cache
+(`~/.cache/textops/`: migrated empty Prefect and MLflow databases, matplotlib's font cache). No library keeps a
+telemetry identifier (onnxruntime's device id, MLflow's telemetry.json, DVC's, Prefect's)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import FAST, FLOW, make_project, set_params, textops
+
+ALLOWED = (".cache/textops/prefect-", ".cache/textops/mlflow-", ".cache/textops/matplotlib/")
+
+
+@pytest.mark.slow
+def test_a_first_run_writes_only_the_textops_cache_outside_the_project(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST, FLOW)
+    for name in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "MLFLOW_TRACKING_URI",
+                 "PREFECT_API_URL", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+                 "DVC_NO_ANALYTICS", "HF_HUB_DISABLE_TELEMETRY"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)  # textops must set what it needs itself
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))  # git's own file, not textops'
+    out = textops(root, "run")
+    assert "now the champion" in out.stdout, out.stdout
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert written, "the textops cache was not written either: is HOME honoured?"
+    assert [p for p in written if not p.startswith(ALLOWED)] == [], written
+    assert not [p for p in written if "telemetry" in p.lower() or "deviceid" in p.lower()]
