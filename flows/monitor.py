@@ -73,8 +73,9 @@ def monitor_task(root: Path, params: Params, files: list[str] | None, requests: 
 
 
 def has_request_log(root: Path, params: Params) -> bool:
-    directory = root / params.serve.request_log_dir
-    return params.serve.log_requests and directory.is_dir() and any(directory.glob("requests-*"))
+    from textops.request_log import log_files
+
+    return params.serve.log_requests and bool(log_files(root / params.serve.request_log_dir))
 
 
 @flow(name="monitor", log_prints=True)

@@ -266,6 +266,9 @@ class MonitorParams(_Section):
     cv_folds: int = Field(5, ge=2, le=20)  # cross-validation folds of that classifier
     max_label_shift: float = Field(0.1, gt=0, le=1)  # total variation distance of label / predicted-class shares
     max_performance_drop: float = Field(0.1, gt=0, le=1)  # accuracy or macro-F1 below the champion's test figure
+    # The request log's rows `monitor --requests` compares: since_last (after the last monitor of it), all, or a
+    # duration (90m, 24h, 7d). A whole log at once would dilute what is new (1,000 odd texts after 20,000).
+    window: str = Field("since_last", pattern=r"^(since_last|all|[1-9]\d*[mhd])$")
     seed: int = 0
 
     _paths = field_validator("report_dir")(_inside_project)

@@ -69,29 +69,27 @@ def read_new_files(paths: list[Path], params: Params) -> pd.DataFrame:
     return rows
 
 
-def read_request_log(root: Path, params: Params) -> pd.DataFrame:
-    """The serving request log (`serve.request_log_dir`): `chars`, the served `predicted` class, its
-    `confidence`, and `text` where the log kept texts (serve.log_texts); StateError when there is none."""
+def read_request_log(root: Path, params: Params, since: str | None = None, until: str | None = None) -> pd.DataFrame:
+    """The serving request log's rows in the window SINCE < time <= UNTIL (`request_log.read_window`): `chars`,
+    the served `predicted` class, its `confidence`, and `text` where the log kept texts (serve.log_texts);
+    StateError when there is no log, or none of it can be read yet."""
+    from textops.request_log import read_window
+
     directory = Path(root) / params.serve.request_log_dir
-    files = sorted(directory.glob("requests-*.jsonl")) + sorted(directory.glob("requests-*.parquet"))
-    frames = []
-    for path in files:
-        try:
-            frames.append(pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True))
-        except ValueError:  # a Parquet file still being written, an empty JSONL file
-            continue
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    rows, read = read_window(directory, since, until)
+    if read["files"] == 0:
         raise StateError(
             f"no request log in {directory}: set serve.log_requests: true in params.yaml and restart "
             "`textops serve`, or give files to monitor."
         )
-    log = pd.concat(frames, ignore_index=True)
-    probabilities = log["probabilities"].map(lambda p: max(p.values()) if isinstance(p, dict) and p else np.nan)
-    out = pd.DataFrame({"chars": log["chars"], "predicted": log["label"].astype(str), "confidence": probabilities})
-    if "text" in log.columns:
-        out["text"] = log["text"].astype(str)
-    return out
+    if read["files"] == len(read["unreadable"]) and any(n.endswith(".parquet") for n in read["unreadable"]):
+        raise StateError(
+            f"the request log in {directory} is in Parquet files still being written (a Parquet file can be read "
+            "once it rotates or the server stops): for a running server use serve.request_log_format: jsonl, "
+            "which is complete line by line."
+        )
+    rows.attrs["read"] = read
+    return rows.drop(columns="time")
 
 
 def landed_files(root: Path, params: Params, remember: bool = True) -> list[Path]:
@@ -279,8 +277,14 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
     root = Path(root)
     if requests and files:
         raise StateError("monitor either files or the request log (--requests), not both at once.")
+    window = None
     if requests:
-        new, source = read_request_log(root, params), f"request log {params.serve.request_log_dir}"
+        from textops.request_log import remember_window, window_bounds
+
+        since, until, how = window_bounds(root, params.monitor.window)
+        new, source = read_request_log(root, params, since, until), f"request log {params.serve.request_log_dir}"
+        window = {"since": since, "until": until, "chosen": how, "rows": len(new)}
+        source += f", {how}"
     else:
         files = list(files or landing_files(root, params))
         if not files:
@@ -311,7 +315,12 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
         "checks": checks,
         "seconds": round(time.monotonic() - started, 3),
     }
-    return record(root, params, session, result)
+    if window is not None:
+        result["window"] = window
+    out = record(root, params, session, result)
+    if window is not None:
+        remember_window(root, window["until"])
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ Rows are queued by the request and written by one background thread, so a slow d
 full queue drops rows and counts them). Files live in serve.request_log_dir, one series per worker process:
 `requests-<UTC time>-<pid>.jsonl` (each line flushed: complete after a crash) or `.parquet` (finished when it
 rotates or the server stops). A file rotates at serve.request_log_rotate_mb; the newest
-serve.request_log_keep files per worker are kept.
+serve.request_log_keep files of the project are kept (whichever process wrote them: a restarted server's old
+files count too). This module owns the layout: `log_files` lists them and `read_window` reads them for the
+monitor, in chunks, keeping only the rows of a time window.
 """
 
 from __future__ import annotations
@@ -138,7 +140,112 @@ class RequestLog:
             self._file = None
 
     def _prune(self) -> None:
-        own = re.compile(rf"requests-\d{{8}}T\d{{6}}-{os.getpid()}(-\d+)?\.{self.fmt}")
-        mine = sorted((p for p in self.directory.iterdir() if own.fullmatch(p.name)), key=lambda p: p.stat().st_mtime)
-        for old in mine[: max(len(mine) - self.keep, 0)]:
-            old.unlink(missing_ok=True)
+        """Keep the project's newest `keep` files (never this process's open one)."""
+        files = log_files(self.directory)
+        for old in files[: max(len(files) - self.keep, 0)]:
+            if old != self._path:
+                old.unlink(missing_ok=True)
+
+
+LOG_NAME = re.compile(r"requests-\d{8}T\d{6}-\d+(-\d+)?\.(jsonl|parquet)")
+READ_CHUNK_ROWS = 50_000
+
+
+def log_files(directory: Path) -> list[Path]:
+    """The request log's files in DIRECTORY, oldest first (by the time in the name, then modification time)."""
+    if not Path(directory).is_dir():
+        return []
+    found = []
+    for path in Path(directory).iterdir():
+        if LOG_NAME.fullmatch(path.name):
+            try:
+                found.append((path.name.split("-")[1], path.stat().st_mtime, path))
+            except FileNotFoundError:  # pruned meanwhile
+                continue
+    return [path for *_, path in sorted(found)]
+
+
+def _summary(frame, texts: bool):
+    """The monitor's columns of log rows: chars, predicted, confidence (and text)."""
+    import numpy as np
+    import pandas as pd
+
+    confidence = frame["probabilities"].map(
+        lambda p: max(v for _, v in p) if isinstance(p, list) and p else
+        max(p.values()) if isinstance(p, dict) and p else np.nan)  # fmt: skip
+    out = pd.DataFrame({"time": frame["time"].astype(str), "chars": frame["chars"],
+                        "predicted": frame["label"].astype(str), "confidence": confidence})  # fmt: skip
+    if texts and "text" in frame.columns:
+        out["text"] = frame["text"].astype(str)
+    return out
+
+
+def read_window(directory: Path, since: str | None = None, until: str | None = None) -> tuple[object, dict]:
+    """The log rows with SINCE < time <= UNTIL (ISO UTC strings as the log writes them; None: no bound), read a
+    chunk at a time so a large log is never in memory whole: (rows: time, chars, predicted, confidence, text
+    where kept; what was read: files, unreadable Parquet files still being written, rows in the window)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts, unreadable, files = [], [], log_files(directory)
+
+    def keep(chunk) -> None:
+        if chunk.empty:
+            return
+        times = chunk["time"].astype(str)
+        mask = pd.Series(True, index=chunk.index)
+        if since is not None:
+            mask &= times > since
+        if until is not None:
+            mask &= times <= until
+        if mask.any():
+            parts.append(_summary(chunk[mask], "text" in chunk.columns))
+
+    for path in files:
+        try:
+            if path.suffix == ".parquet":
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS):
+                    keep(batch.to_pandas())
+            else:
+                with pd.read_json(path, lines=True, chunksize=READ_CHUNK_ROWS, dtype=False,
+                                  convert_dates=False) as reader:
+                    for chunk in reader:
+                        keep(chunk)
+        except (ValueError, OSError):  # a Parquet file still being written (no footer yet), an empty file
+            unreadable.append(path.name)
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"time": [], "chars": [], "predicted": [], "confidence": []})  # fmt: skip
+    return rows, {"files": len(files), "unreadable": unreadable, "rows": len(rows)}
+
+
+REQUESTS_STATE = "monitor-requests.json"  # in .textops/: the end of the request-log window last monitored
+
+
+def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[str | None, str, str]:
+    """(since, until, how it was chosen) of the request-log window WINDOW (monitor.window) names: `since_last` (the rows
+    after the last monitor of the log; all of them the first time), `all`, or a duration (`90m`, `24h`, `7d`)."""
+    from textops.locks import state_path
+
+    now = time.time() if now is None else now
+    until = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    if window == "all":
+        return None, until, "the whole retained log"
+    if window == "since_last":
+        state = state_path(root, REQUESTS_STATE)
+        try:
+            since = json.loads(state.read_text(encoding="utf-8"))["until"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None, until, "the whole retained log (no earlier monitor of it)"
+        return since, until, f"since the last monitor ({since})"
+    amount, unit = re.fullmatch(r"(\d+)([mhd])", window).groups()
+    start = now - int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f".{int(start % 1 * 1000):03d}Z"
+    return since, until, f"the last {window} (since {since})"
+
+
+def remember_window(root: Path, until: str) -> None:
+    """The request log was monitored up to UNTIL: the next `since_last` window starts there."""
+    from textops.artifacts import atomic_write_json
+    from textops.locks import state_dir
+
+    atomic_write_json(state_dir(root) / REQUESTS_STATE, {"until": until})

@@ -201,10 +201,16 @@ def data_rev(root: Path, params: Params, version: dict, limit: int = 200) -> str
 
 
 def dvc_repo(root: Path):
-    """DVC's Repo for ROOT; StateError when ROOT is not a DVC repository."""
+    """DVC's Repo for ROOT; StateError when ROOT is not a DVC repository inside a git repository."""
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
+    if git_ok(root, "rev-parse", "--git-dir") is None:
+        raise StateError(
+            f"{root} is not a git repository (its .git is missing?): textops versions data with DVC inside git, so "
+            "nothing was changed. Restore .git (or clone the project again), or start one with `git init && dvc init "
+            "--force`."
+        )
     try:
         return Repo(str(root))
     except NotDvcRepoError as exc:

@@ -145,6 +145,17 @@ def test_ingest_refuses_to_version_a_hand_edited_batch(ingested, tmp_path, edit)
     assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
 
 
+def test_ingest_without_git_is_a_message_and_changes_nothing(ingested, tmp_path):
+    import shutil as sh
+
+    sh.rmtree(ingested / ".git")
+    before = digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache")
+    proc = textops(ingested, "ingest", str(write_csv(tmp_path / "n.csv", sample_rows(150, 43))), check=False)
+    assert proc.returncode != 0 and "is not a git repository" in proc.stderr, proc.stderr
+    assert "likely a bug" not in proc.stderr and "Traceback" not in proc.stderr
+    assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
+
+
 def test_ingest_versions_with_dvc_and_reingest_is_noop(project):
     src = write_csv(project.parent / "reviews.csv", sample_rows(200, 3))
     out = textops(project, "ingest", str(src), "--commit").stdout

@@ -92,6 +92,19 @@ def test_out_of_domain_texts_in_the_request_log_are_input_drift(champion):
     assert checks["embeddings (domain classifier)"]["drifted"] and checks["out-of-vocabulary words"]["drifted"]
     assert "skipped" in checks["label shares"]  # unlabelled: no label or performance figures
 
+    # The next monitor compares only what was logged since (monitor.window: since_last), not the whole log again;
+    # `-S monitor.window=all` compares everything retained.
+    assert result["window"]["since"] is None and result["window"]["rows"] == 300
+    log = RequestLog(champion / "logs" / "requests", "jsonl", texts=True)
+    log.start()
+    log.add("req-new", "1", texts[:40], [{"label": "positive", "prob_negative": 0.5, "prob_positive": 0.5}] * 40)
+    log.close()
+    textops(champion, "monitor", "--requests")
+    again = json.loads((champion / "metrics" / "monitor.json").read_text())
+    assert again["rows"] == 40 and again["window"]["chosen"].startswith("since the last monitor"), again["window"]
+    textops(champion, "monitor", "--requests", "-S", "monitor.window=all")
+    assert json.loads((champion / "metrics" / "monitor.json").read_text())["rows"] == 340
+
 
 def test_flipped_labels_are_performance_drift_only(champion):
     result = monitor_json(champion, str(champion.parent / "flipped.csv"))

@@ -108,3 +108,47 @@ def test_flat_metrics_are_names_mlflow_accepts():
         "performance.macro_f1.statistic": 0.02,
         "performance.macro_f1.drifted": 0.0,
     }
+
+
+def test_the_request_log_is_read_by_window(tmp_path, monkeypatch):
+    """`monitor --requests` compares a window (monitor.window), not the whole retained log: what is new is not
+    diluted by what was already monitored. The log is read in chunks (never whole in memory)."""
+    import json
+
+    from textops import request_log
+    from textops.request_log import read_window, remember_window, window_bounds
+
+    directory = tmp_path / Params().serve.request_log_dir
+    directory.mkdir(parents=True)
+    rows = [{"time": f"2026-12-0{day}T10:00:00.000Z", "request_id": f"r{day}-{i}", "index": 0, "model_version": "1",
+             "label": "positive", "chars": day, "probabilities": {"negative": 0.1, "positive": 0.9}}
+            for day in (1, 2, 3) for i in range(5)]  # fmt: skip
+    (directory / "requests-20261201T000000-11.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
+    (directory / "requests-20261202T000000-12.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[10:]))
+    monkeypatch.setattr(request_log, "READ_CHUNK_ROWS", 3)
+    window, read = read_window(directory, "2026-12-01T23:00:00.000Z", "2026-12-03T00:00:00.000Z")
+    assert window["chars"].tolist() == [2] * 5 and read == {"files": 2, "unreadable": [], "rows": 5}
+    assert len(read_window(directory)[0]) == 15
+
+    assert window_bounds(tmp_path, "since_last", now=0)[0] is None  # the first time: the whole log
+    remember_window(tmp_path, "2026-12-02T12:00:00.000Z")
+    since, until, how = window_bounds(tmp_path, "since_last", now=1_800_000_000)
+    assert since == "2026-12-02T12:00:00.000Z" and until.startswith("2027-01-15") and "since the last" in how
+    assert read_request_log(tmp_path, Params(), since, until)["chars"].tolist() == [3] * 5
+    assert window_bounds(tmp_path, "24h", now=86_400 * 2)[0] == "1970-01-02T00:00:00.000Z"
+    assert window_bounds(tmp_path, "all")[0] is None
+
+
+def test_the_request_log_keeps_its_newest_files_per_project(tmp_path):
+    """Retention is per project, whichever process wrote the files: a restarted server's old files go too."""
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    for i in range(6):  # earlier servers' files (other pids)
+        (directory / f"requests-2026110{i}T000000-{100 + i}.jsonl").write_text("{}\n")
+    log = RequestLog(directory, "jsonl", keep=3)
+    log.start()
+    log.add("r", "1", ["text"], [{"label": "a", "prob_a": 1.0}])
+    log.close()
+    names = sorted(p.name for p in directory.iterdir())
+    assert len(names) == 3 and names[-1].endswith(f"-{os.getpid()}.jsonl"), names
+    assert "requests-20261105T000000-105.jsonl" in names and "requests-20261100T000000-100.jsonl" not in names
