@@ -3,9 +3,10 @@
 A challenger is scored on its own test split, which new data can dominate: a large batch with wrong labels
 (it passes every data check) makes a worse model look better there. So it must also hold up on:
 
-- the champion's own test rows that still exist: read from the DVC cache through the `preprocess` lock entry
-  the champion's run recorded (no file of the champion's data version needs to be checked out), and kept where
-  the same text has the same label in the current test split;
+- the champion's own test rows, with the labels they had: read from the DVC cache through the `preprocess` lock
+  entry the champion's run recorded (no file of the champion's data version needs to be checked out), scored
+  whatever the new data did to them (a batch relabelling them makes preprocess drop them), except those now in the
+  current train split;
 - an optional pinned reference set (`promotion.reference_file`), a labelled file a person trusts.
 """
 
@@ -48,22 +49,25 @@ def champion_test_rows(root: Path, params: Params, run_tags: dict[str, str]) -> 
     return champion_split(root, params, run_tags, "test")
 
 
-def own_rows_guard(root: Path, params: Params, run_tags: dict, test: pd.DataFrame, y, pred_new, pred_old):
-    """The guard on the champion's own test rows that are still test rows with the same label, or None."""
+def own_rows_guard(root: Path, params: Params, run_tags: dict, train_texts: set[str], predict_new, predict_old):
+    """The guard on the champion's own test rows, with the champion's labels, whatever the new data did to them
+    (a batch that relabels them makes preprocess drop them from the current splits: they are scored all the same),
+    except those now in the current train split (the challenger has seen them); None when they cannot be found
+    or are too few. PREDICT_* map texts to predicted label names."""
     rows = champion_test_rows(root, params, run_tags)
     if rows is None:
         return None
-    current = pd.DataFrame({"text": test["text"].astype(str).to_numpy(), "label": np.asarray(y, dtype=str)})
-    kept = current.reset_index().merge(rows.drop_duplicates(), on=["text", "label"])["index"].to_numpy()
-    if len(kept) < MIN_ROWS:
+    rows = rows.drop_duplicates("text")
+    rows = rows[~rows["text"].isin(train_texts)]
+    if len(rows) < MIN_ROWS:
         return None
     metric = params.promotion.primary_metric
-    y_kept = np.asarray(y)[kept]
+    texts, y = rows["text"].tolist(), rows["label"].astype(str).to_numpy()
     return Guard(
         "the champion's own test rows",
-        len(kept),
-        challenger_metric=score(y_kept, np.asarray(pred_new)[kept], metric),
-        champion_metric=score(y_kept, np.asarray(pred_old)[kept], metric),
+        len(rows),
+        challenger_metric=score(y, np.asarray(predict_new(texts)), metric),
+        champion_metric=score(y, np.asarray(predict_old(texts)), metric),
     )
 
 

@@ -128,12 +128,21 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     pred_old = labels_of(old_model, test["text"].astype(str).tolist(), batch)
     old_metric = score(y, pred_old, metric)
     paired = mcnemar(y, pred_new, pred_old)
-    guards = [g for g in [own_rows_guard(root, params, old_tags, test, y, pred_new, pred_old)] if g]
+    loaded: list = []
+
+    def predict_new(texts: list[str]) -> np.ndarray:  # the challenger loaded once, only when a guard needs it
+        if not loaded:
+            loaded.append(load_model(session, challenger_uri, params.serve))
+        return labels_of(loaded[0], texts, batch)
+
+    def predict_old(texts: list[str]) -> np.ndarray:
+        return labels_of(old_model, texts, batch)
+
+    train_texts = set(load_split(root, params, "train")["text"].astype(str))
+    guards = [g for g in [own_rows_guard(root, params, old_tags, train_texts, predict_new, predict_old)] if g]
     reference = reference_set(root, params)
     if reference is not None:
-        new_model = load_model(session, challenger_uri, params.serve)
-        guards.append(reference_guard(params, reference, lambda t: labels_of(new_model, t, batch),
-                                      lambda t: labels_of(old_model, t, batch)))  # fmt: skip
+        guards.append(reference_guard(params, reference, predict_new, predict_old))
     out["evidence"] = {
         "champion.version": str(current.version),
         f"champion.{metric}": round(old_metric, 6),

@@ -57,3 +57,29 @@ def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_pat
     forced = textops(root, "run", "--force").stdout  # a forced run trains it again, but may not promote it
     assert "not promoted" in forced and "rolled back from" in forced, forced
     assert registry_state(root)["aliases"]["champion"] == "1"
+
+
+def test_flipped_copies_of_the_data_are_held_and_cannot_promote_even_forced_in(tmp_path, monkeypatch):
+    """Labels flipped on copies of every text already in the data, plus more flipped rows: ingest names the label
+    conflict and holds the batch. Forced in (--allow-relabel), preprocess drops every contradicted row as a
+    conflicting duplicate, so the champion's test rows are no longer in any split; they are scored all the same,
+    and the model trained on the poison is not promoted."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST, {"promotion": {"beat_baseline": False}})
+    assert "now the champion" in textops(root, "run").stdout
+    original = make_sample(1000, 13)  # FAST's sample: the rows the champion was trained and tested on
+    poison = tmp_path / "poison.csv"
+    pd.concat([flipped(1000, 13), flipped(2000, 78)], ignore_index=True).to_csv(poison, index=False)
+    assert set(original["text"]) <= set(pd.read_csv(poison)["text"])
+
+    before = data_state(root)
+    held = textops(root, "ingest", str(poison), check=False)
+    assert held.returncode != 0 and "another label" in held.stderr and "--allow-relabel" in held.stderr
+    assert data_state(root) == before
+
+    textops(root, "ingest", str(poison), "--allow-relabel")
+    out = textops(root, "run").stdout
+    assert "not promoted" in out and "the champion's own test rows" in out, out
+    assert registry_state(root)["aliases"]["champion"] == "1"
