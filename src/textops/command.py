@@ -261,4 +261,6 @@ def finish(state) -> dict:
     error = state.result(raise_on_failure=False)
     if isinstance(error, TextopsError):
         raise error
+    if isinstance(error, BaseException) and _disk_full(error) is not None:
+        raise error  # the user_errors mapping says it as a full disk, not as the library's error
     fail(state.message if state.name == "Failed" else f"the run ended {state.name}: {state.message}")

@@ -97,6 +97,9 @@ def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
     logging.root.setLevel(logging.INFO)
     textops.addHandler(handler)
     logging.captureWarnings(True)
+    # A log record that cannot be written (a full disk) is dropped, not printed as a "--- Logging error ---" block
+    # on stderr for every record: the command's own error says what happened, once.
+    logging.raiseExceptions = False
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     CURRENT = path

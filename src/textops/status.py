@@ -48,8 +48,15 @@ def alias_summary(session, alias: str, metric: str) -> dict | None:
     except MlflowException:
         return None
     tags = mv.tags or {}
+    from textops.noop import model_files_present
+
+    location = session.client.get_model_version_download_uri(session.model_name, mv.version)
+    local = location.startswith("file:") or "://" not in location
     return {
         "version": str(mv.version),
+        # A local store's version whose files are gone (deleted, a share down) would fail to serve and to compare.
+        "files_missing": local and not model_files_present(Path("/"), location if "://" in location
+                                                            else f"file://{location}"),  # fmt: skip
         "metric": tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}{metric}"),
         "decision": tags.get(lineage.DECISION, ""),
         "reason": tags.get(lineage.REASON, ""),
@@ -125,6 +132,9 @@ def format_status(st: dict, metric: str) -> str:
             continue
         lines.append(f"{alias:<11} v{a['version']:<4} {metric} {a['metric'] or '-':<8} data {(a['raw_md5'] or '-')[:8]}"
                      f" (rev {(a['data_rev'] or '-')[:8]})  {age(a['created'])}  {a['decision']}")  # fmt: skip
+        if a.get("files_missing"):
+            lines.append(f"{'':<11} WARNING: v{a['version']}'s model files cannot be read: it cannot be served or "
+                         "compared (make them available, or `textops model promote` another version)")  # fmt: skip
         if alias == "challenger" and a["reason"]:
             lines.append(f"{'':<11} {a['reason'][:150]}")
     d = st["data"]

@@ -227,3 +227,13 @@ def test_relabelled_rows_are_found_after_cleaning():
     assert relabelled(existing.iloc[:0], new, lowercase=False).empty
     unrelated = pd.DataFrame({"text": ["nothing in common"], "label": ["neg"]})
     assert relabelled(existing, unrelated, lowercase=False).empty  # no text known: no clash, no error
+
+
+def test_labels_in_messages_are_cut():
+    """An unknown-label error once printed a 6,000-character label whole."""
+    from textops.ingest import shown
+
+    one = shown({"x" * 6000, "b"})
+    assert len(one) < 100 and "..." in one and "'b'" in one
+    many = shown({f"label{i}" for i in range(30)})
+    assert "(30 in all)" in many and many.count("'label") == 10
