@@ -22,8 +22,9 @@ from textops.env import set_offline_env
 set_offline_env()  # a flow module is an entry point: before Prefect, MLflow or DVC is imported
 
 # Prefect's temporary server (used when no PREFECT_API_URL is set) runs migrations on a fresh home
-# before it answers; on a slow or shared machine that takes longer than Prefect's 20 s default.
-EPHEMERAL_STARTUP_TIMEOUT_S = "120"
+# before it answers; on a slow or shared machine that takes minutes, not Prefect's 20 s. textops' own start-up
+# (flows/server.py) waits while the server makes progress and reads this as its ceiling only.
+EPHEMERAL_STARTUP_TIMEOUT_S = "1200"
 
 
 def configure_prefect(root: Path) -> dict[str, str]:

@@ -26,7 +26,10 @@ from pathlib import Path
 from textops.env import backup_sqlite, copy_if_absent, template_dir
 from textops.errors import StateError
 
-STARTUP_TIMEOUT_S = 120  # a fresh database's migrations take long on a slow or shared machine
+# The start-up waits while the server makes progress (CPU used or its log growing): a fresh database's migrations
+# take minutes on a loaded machine. It fails when the server exits, stalls for STALL_S, or passes the ceiling.
+STALL_S = 120
+CEILING_S = 1200
 
 
 def _die_with_parent() -> None:
@@ -125,10 +128,26 @@ def save_template(home: Path) -> None:
     backup_sqlite(home / DB, template / DB)
 
 
+def _cpu_seconds(proc: subprocess.Popen) -> float | None:
+    """CPU time the server process has used so far (user + system); None once it is gone."""
+    import psutil
+
+    try:
+        times = psutil.Process(proc.pid).cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", STARTUP_TIMEOUT_S))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until the server answers /health. A busy machine (a CI runner, a laptop running a browser) can take minutes
+    over a fresh database's migrations, so the wait is for progress, not for a fixed time: it fails when the
+    process exits, or when it has used no CPU and written nothing to its log for STALL_S seconds (stuck), or after
+    the ceiling PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (default 20 minutes) whatever it does."""
+    ceiling = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", CEILING_S))
+    start = time.monotonic()
+    progress_at, last = start, (_cpu_seconds(proc), _log_size(log_path))
+    while time.monotonic() - start < ceiling:
         if proc.poll() is not None:
             raise StateError(
                 f"the temporary Prefect server exited with code {proc.returncode} before it answered; its log is "
@@ -140,6 +159,22 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
                     return
         except (urllib.error.URLError, OSError):
             pass
+        now = (_cpu_seconds(proc), _log_size(log_path))
+        if now != last:
+            progress_at, last = time.monotonic(), now
+        elif time.monotonic() - progress_at > STALL_S:
+            proc.kill()
+            raise StateError(
+                f"the temporary Prefect server made no progress for {STALL_S:.0f} s (no CPU used, nothing logged) "
+                f"before it answered; see {log_path}."
+            )
         time.sleep(0.2)
     proc.kill()
-    raise StateError(f"the temporary Prefect server did not answer within the start-up timeout; see {log_path}.")
+    raise StateError(f"the temporary Prefect server did not answer within {ceiling:.0f} s; see {log_path}.")
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
