@@ -59,6 +59,16 @@ def choose_base(root: Path, params: Params) -> BaseChoice:
 
     from textops.ingest import only_the_sample
 
+    if params.model.base == "minilm":  # chosen by hand: still measured, so a refusal can say why it lost
+        from textops.artifacts import load_train_rows
+
+        fit = pretrained_or_tiny(load_train_rows(root, params)["text"].tolist(), params.model.max_length, warn=False)
+        if fit.base == "tiny":
+            logging.getLogger("textops").warning(
+                "model.base minilm: its English vocabulary maps %.1f%% of this data's tokens to [UNK]; it will "
+                "learn little (model.base auto would train tiny, whose vocabulary is built from the data)",
+                100 * fit.unknown_share)  # fmt: skip
+        return BaseChoice("minilm", "set in params (model.base)", fit.unknown_share, fit.truncated_share)
     if params.model.base != "auto":
         return BaseChoice(params.model.base, "set in params (model.base)")
     if only_the_sample(root, params):
@@ -73,7 +83,7 @@ def choose_base(root: Path, params: Params) -> BaseChoice:
     return pretrained_or_tiny(load_train_rows(root, params)["text"].tolist(), params.model.max_length)
 
 
-def pretrained_or_tiny(texts: list[str], max_length: int) -> BaseChoice:
+def pretrained_or_tiny(texts: list[str], max_length: int, warn: bool = True) -> BaseChoice:
     """`minilm` when its tokenizer reads TEXTS (the train split; at most MAX_UNKNOWN_SHARE of the tokens unknown),
     else `tiny` with a vocabulary built from them, with a warning that says why and what would do better."""
     from transformers import AutoTokenizer
@@ -88,7 +98,8 @@ def pretrained_or_tiny(texts: list[str], max_length: int) -> BaseChoice:
             "hard to beat, and for a better model point model.base at a local directory holding a multilingual "
             "encoder (e.g. a downloaded xlm-roberta-base or bert-base-multilingual-cased)"
         )
-        logging.getLogger("textops").warning(reason)
+        if warn:
+            logging.getLogger("textops").warning(reason)
         return BaseChoice("tiny", reason, round(unknown, 4), round(truncated, 4))
     reason = f"auto: your data, which MiniLM's vocabulary reads ({unknown:.1%} of the tokens unknown)"
     if truncated > 0.2:

@@ -156,9 +156,10 @@ def stronger_model_advice(base: str | None, unknown_share: float | None = None,
     cut = (f"; {truncated_share:.0%} of the train texts were cut at model.max_length: a larger -S model.max_length "
            "keeps more of each" if truncated_share and truncated_share > 0.2 else "")  # fmt: skip
     if unknown_share is not None and unknown_share > MAX_UNKNOWN_SHARE:
+        tiny = " or the tiny model with a vocabulary from the data (-S model.base=tiny)," if base == "minilm" else ""
         return (f"no packaged pretrained model reads this data (MiniLM's vocabulary maps {unknown_share:.0%} of its "
-                "tokens to [UNK]): point model.base at a local directory holding a multilingual encoder "
-                "(-S model.base=/path/to/model), or add labelled data")  # fmt: skip
+                f"tokens to [UNK]): point model.base at a local directory holding a multilingual encoder "
+                f"(-S model.base=/path/to/model),{tiny} or add labelled data")  # fmt: skip
     if base == "tiny":
         return "try the pretrained base (-S model.base=minilm), more epochs (-S train.epochs=N) or more data" + cut
     return ("try more epochs (-S train.epochs=N) or more labelled data, or a larger pretrained model from a local "

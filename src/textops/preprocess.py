@@ -84,14 +84,19 @@ def assign_splits(position: np.ndarray, labels: np.ndarray, val: float, test: fl
     return split
 
 
-def split_rows(texts: pd.Series, labels: np.ndarray, params: Params) -> tuple[np.ndarray, np.ndarray, dict]:
+def split_rows(texts: pd.Series, labels: np.ndarray, params: Params, containment: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
     """(positions, the split of each text, the leak report): by hash, and with data.split.by `containment` (the
-    default) no val or test text inside a train text (`textops.overlap`)."""
+    default) no val or test text inside a train text (`textops.overlap`). CONTAINMENT=False: by hash alone, the
+    leak not measured (the ingest gate's quick look at what the splits would be)."""
     from textops.overlap import leak_report, split_by_containment
 
     cfg = params.data.split
     position = split_position(texts)
     by_hash = hash_splits(position, cfg.val, cfg.test)
+    if not containment:
+        split = assign_splits(position, labels, cfg.val, cfg.test, by_hash)
+        return position, split, {"split_by": "text (not measured)"}
     by_containment, inside, inside_by_hash = split_by_containment(texts.tolist(), by_hash)
     if cfg.by == "containment":
         split = assign_splits(position, labels, cfg.val, cfg.test, by_containment, movable=(inside & 1) == 0)
@@ -119,7 +124,8 @@ def _label_order(labels: pd.Series) -> list[str]:
     return names
 
 
-def clean_and_split(frame: pd.DataFrame, params: Params) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+def clean_and_split(frame: pd.DataFrame, params: Params, containment: bool = True
+                    ) -> tuple[dict[str, pd.DataFrame], list[str], dict]:  # fmt: skip
     """Clean, filter, deduplicate and split raw rows (text, label as strings), in memory.
 
     Returns the splits (text, label id), the label names in id order, and the stats (rows in/out, drops by
@@ -156,7 +162,7 @@ def clean_and_split(frame: pd.DataFrame, params: Params) -> tuple[dict[str, pd.D
     labels = _label_order(frame["label"])
     label_ids = {name: i for i, name in enumerate(labels)}
     frame = frame.assign(label=frame["label"].map(label_ids).astype("int64"))
-    position, split, leak = split_rows(frame["text"], frame["label"].to_numpy(), params)
+    position, split, leak = split_rows(frame["text"], frame["label"].to_numpy(), params, containment)
     frame = frame.assign(_pos=position, split=split)
     frame = frame.sort_values("_pos", kind="stable")
 

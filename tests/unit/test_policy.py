@@ -136,6 +136,7 @@ def test_the_advice_after_losing_to_the_baseline_fits_the_model_that_lost():
     assert "model.base=minilm" not in pretrained and "train.epochs" in pretrained
     unreadable = stronger_model_advice("tiny", unknown_share=0.646)
     assert "model.base=minilm" not in unreadable and "65%" in unreadable and "multilingual" in unreadable
+    assert "-S model.base=tiny" in stronger_model_advice("minilm", unknown_share=0.64)  # minilm chosen by hand
     assert "model.max_length" in stronger_model_advice("minilm", 0.0, truncated_share=0.4)
     assert "model.max_length" not in stronger_model_advice("minilm", 0.0, truncated_share=0.05)
     reason = decide(POLICY, 0.7, baseline_metric=0.8, advice=pretrained).reason
