@@ -84,9 +84,8 @@ def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
     err.setFormatter(logging.Formatter("textops: %(message)s"))
     textops.handlers = [err]
     textops.propagate = False  # as Prefect sets it when it attaches its API handler: the file handler is explicit
-    if not Path(root).is_dir() or any(p.is_symlink() for p in (Path(root) / LOG_DIR, *(Path(root) / LOG_DIR).parents)
-                                      if Path(root) in p.parents):  # fmt: skip
-        return None  # a planted link (refused by the command itself, `locks.state_path`): no log written through it
+    if not Path(root).is_dir() or _planted_link(Path(root)):
+        return None  # the command itself refuses it (`locks.state_path`): no log is written through it
     path = Path(root) / LOG_DIR / f"{command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     prune(path.parent)
     handler = FileHandler(path)
@@ -104,6 +103,18 @@ def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
         os.environ.setdefault(key, value)
     CURRENT = path
     return path
+
+
+def _planted_link(root: Path) -> bool:
+    """Whether `.textops` or `.textops/logs` under ROOT is a symbolic link."""
+    from textops.errors import StateError
+    from textops.locks import state_path
+
+    try:
+        state_path(root, LOG_DIR.name)
+    except StateError:
+        return True
+    return False
 
 
 def quiet_prefect() -> None:

@@ -54,16 +54,16 @@ def champion_record(db: Path, model_name: str) -> dict | None:
     return {"version": str(alias[0]), "location": version[1] or "", **lineage.run_state(tags)}
 
 
-def model_files_present(root: Path, location: str) -> bool:
-    """The version's MLmodel is in this project (a moved project's store still names the old place: MLflow's
-    path, `tracking.relocate_store`, repairs it)."""
+def model_files_present(location: str, root: Path | None = None) -> bool:
+    """The version's MLmodel is at LOCATION (a `file:` URI) and, given ROOT, in that project (a moved project's store
+    still names the old place: MLflow's path, `tracking.relocate_store`, repairs it)."""
     from urllib.parse import unquote, urlparse
 
     parsed = urlparse(location)
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
         return False
     path = Path(unquote(parsed.path)).resolve()
-    return Path(root).resolve() in path.parents and (path / "MLmodel").is_file()
+    return (root is None or Path(root).resolve() in path.parents) and (path / "MLmodel").is_file()
 
 
 def quick_nothing_to_retrain(root: Path, params: Params) -> str | None:
@@ -77,7 +77,7 @@ def quick_nothing_to_retrain(root: Path, params: Params) -> str | None:
     now = {"raw_md5": raw, "params_md5": training_fingerprint(params)}
     if record is None or (record["raw_md5"], record["params_md5"]) != (now["raw_md5"], now["params_md5"]):
         return None
-    if not model_files_present(root, record["location"]):
+    if not model_files_present(record["location"], root):
         return None
     return champion_unchanged(record["version"], raw)
 

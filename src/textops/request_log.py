@@ -27,6 +27,12 @@ log = logging.getLogger("textops.serve")
 QUEUE_ROWS = 100_000
 
 
+def log_time(at: float) -> str:
+    """AT (seconds since the epoch) as the log writes times: ISO UTC to the millisecond, so that strings compare as
+    times do (the monitor's windows compare them so)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -62,7 +68,7 @@ class RequestLog:
 
     def _rows(self, item) -> list[dict]:
         at, request_id, version, texts, predictions = item
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+        stamp = log_time(at)
         rows = []
         for i, (text, pred) in enumerate(zip(texts, predictions, strict=True)):
             row = {"time": stamp, "request_id": request_id, "index": i, "model_version": version,
@@ -227,7 +233,7 @@ def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[st
     from textops.locks import state_path
 
     now = time.time() if now is None else now
-    until = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    until = log_time(now)
     if window == "all":
         return None, until, "the whole retained log"
     if window == "since_last":
@@ -239,7 +245,7 @@ def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[st
         return since, until, f"since the last monitor ({since})"
     amount, unit = re.fullmatch(r"(\d+)([mhd])", window).groups()
     start = now - int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
-    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f".{int(start % 1 * 1000):03d}Z"
+    since = log_time(start)
     return since, until, f"the last {window} (since {since})"
 
 

@@ -51,12 +51,10 @@ def alias_summary(session, alias: str, metric: str) -> dict | None:
     from textops.noop import model_files_present
 
     location = session.client.get_model_version_download_uri(session.model_name, mv.version)
-    local = location.startswith("file:") or "://" not in location
     return {
         "version": str(mv.version),
         # A local store's version whose files are gone (deleted, a share down) would fail to serve and to compare.
-        "files_missing": local and not model_files_present(Path("/"), location if "://" in location
-                                                            else f"file://{location}"),  # fmt: skip
+        "files_missing": location.startswith("file:") and not model_files_present(location),
         "metric": tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}{metric}"),
         "decision": tags.get(lineage.DECISION, ""),
         "reason": tags.get(lineage.REASON, ""),
