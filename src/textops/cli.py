@@ -58,11 +58,11 @@ def ingest(
     gate: bool = typer.Option(
         False,
         "--gate/--no-gate",
-        help="Also refuse files with which the cleaned data would fail its checks, or on which the champion scores "
-        "far below its test accuracy (the retrain flow always does).",
+        help="Also refuse files with which the cleaned data would fail its checks (the retrain flow always does).",
     ),
     accept_shift: bool = typer.Option(
-        False, "--accept-shift", help="With --gate: ingest files the champion scores badly on (you checked them)."
+        False, "--accept-shift", help="Skip the champion check: ingest files the champion scores far below its test "
+        "accuracy on (you checked their labels).",
     ),
     *,
     project: Project,

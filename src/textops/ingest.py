@@ -192,9 +192,8 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
 
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
     together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); no file relabels texts already in the
-    data (unless ALLOW_RELABEL); with GATE, the data with
-    these files added still passes the clean suites and, unless ACCEPT_SHIFT (a person looked), the champion still
-    scores on them about as well as on its own test split. A bad file in a list leaves data/ as it was, and so
+    data (unless ALLOW_RELABEL); unless ACCEPT_SHIFT (a person looked), the champion still scores on them about as
+    well as on its own test split; with GATE, the data with these files added still passes the clean suites. A bad file in a list leaves data/ as it was, and so
     does a killed ingest (see textops.recovery).
     """
     from textops.validate import validate_raw
@@ -225,12 +224,13 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
             # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
             push_raw(root, params)
             return results
+        new = [f for (_, f), r in zip(files, results, strict=True) if r.added]
         if gate:
-            new = [f for (_, f), r in zip(files, results, strict=True) if r.added]
             check_candidate(root, params, existing, new)
-            held = None if accept_shift else champion_collapse(root, params, pd.concat(new, ignore_index=True))
-            if held:
-                raise ValidationFailed(f"{', '.join(Path(r.source).name for r in results if r.added)}: {held}")
+        # On by default: a batch of wrong labels passes every data check, and only the champion sees it.
+        held = None if accept_shift else champion_collapse(root, params, pd.concat(new, ignore_index=True))
+        if held:
+            raise ValidationFailed(f"{', '.join(Path(r.source).name for r in results if r.added)}: {held}")
 
         pointer = scm.raw_pointer(params)
         added = [Path(r.source).name for r in results if r.added]
@@ -256,7 +256,9 @@ def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"sample-{params.sample.rows}-seed{params.sample.seed}.csv"
         frame.to_csv(path, index=False)
-        result = ingest([path], Path(root), params, text_column="text", label_column="label", gate=False)[0]
+        # The built-in sample is labelled by construction: no champion check.
+        result = ingest([path], Path(root), params, text_column="text", label_column="label", gate=False,
+                        accept_shift=True)[0]
     return replace(result, source=f"the built-in sample ({params.sample.rows} rows, seed {params.sample.seed})")
 
 

@@ -31,10 +31,10 @@ def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_pat
     poison = tmp_path / "poison.csv"
     flipped(3000, 77).to_csv(poison, index=False)
 
-    # The gate (what the scheduled retrain runs) holds the batch: it passes every data check, but the champion
-    # scores far below its test accuracy on it.
+    # Ingest holds the batch (the champion check is on by default, as in the scheduled retrain): it passes every
+    # data check, but the champion scores far below its test accuracy on it.
     before = data_state(root)
-    held = textops(root, "ingest", str(poison), "--gate", check=False)
+    held = textops(root, "ingest", str(poison), check=False)
     assert held.returncode != 0 and "held for a person" in held.stderr, held.stderr
     assert "--accept-shift" in held.stderr and data_state(root) == before
 
@@ -79,7 +79,12 @@ def test_flipped_copies_of_the_data_are_held_and_cannot_promote_even_forced_in(t
     assert held.returncode != 0 and "another label" in held.stderr and "--allow-relabel" in held.stderr
     assert data_state(root) == before
 
-    textops(root, "ingest", str(poison), "--allow-relabel")
+    # Past the label conflict, the champion check (on by default) still holds it: the champion scores far below
+    # its test accuracy on these labels.
+    held = textops(root, "ingest", str(poison), "--allow-relabel", check=False)
+    assert held.returncode != 0 and "held for a person" in held.stderr and data_state(root) == before, held.stderr
+
+    textops(root, "ingest", str(poison), "--allow-relabel", "--accept-shift")
     out = textops(root, "run").stdout
     assert "not promoted" in out and "the champion's own test rows" in out, out
     assert registry_state(root)["aliases"]["champion"] == "1"
