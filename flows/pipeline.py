@@ -121,20 +121,17 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
     from textops.register import register
     from textops.registry import promote
 
+    logger = get_run_logger()
     with stage("register", "[5/5]") as done:
         result = register(root, params)
-        done["note"] = f"v{result['version']} {'promoted' if result['promote'] else 'not promoted'}"
-    logger = get_run_logger()
-    logger.info(
-        "register: v%s %s (%s)",
-        result["version"],
-        "promoted" if result["promote"] else "not promoted",
-        result["reason"],
-    )
-    if force and not result["promote"]:
-        why = reason or "forced by data rollback"
-        logger.info(promote(root, params, result["version"], f"{why} (policy said: {result['reason']})"))
-        result = {**result, "promote": True, "forced": True, "reason": why}
+        if force and not result["promote"]:  # inside the stage: its line says what happened in the end
+            why = reason or "forced by data rollback"
+            logger.info(promote(root, params, result["version"], f"{why} (policy said: {result['reason']})"))
+            result = {**result, "promote": True, "forced": True, "reason": why}
+        forced = " (forced)" if result.get("forced") else ""
+        done["note"] = f"v{result['version']} {'promoted' if result['promote'] else 'not promoted'}{forced}"
+    logger.info("register: v%s %s (%s)", result["version"], "promoted" if result["promote"] else "not promoted",
+                result["reason"])  # fmt: skip
     return result
 
 

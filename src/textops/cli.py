@@ -290,6 +290,7 @@ def predict(
     result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
                           header=not no_header)  # fmt: skip
     taken = f" (texts: column {result['text_column']})" if no_header else ""
+    taken += "".join(f" (your column {a} is kept as {b})" for a, b in result["renamed"].items())
     typer.echo(f"predict: {result['rows']} rows scored with {result['model']}{taken} -> {result['output']}")
 
 
@@ -334,6 +335,8 @@ def run(
     from textops.console import next_steps, run_summary
 
     params, root = project.params, project.root
+    if commit:
+        scm.require_commit(root)
     if not has_raw_data(root, params):
         from textops.ingest import ingest_sample
 
@@ -352,7 +355,7 @@ def run(
 
             unchanged = nothing_to_retrain(root, params)
         if unchanged:
-            typer.echo(f"{unchanged} (`textops run --force` retrains anyway)")
+            typer.echo(f"{unchanged} (`textops run --force` retrains anyway){'; nothing to commit' * commit}")
             return
     state = run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
     summary = finish(state)

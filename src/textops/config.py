@@ -351,7 +351,7 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(describe(exc, where)) from exc
+        raise ParamsError(describe(exc, where, Params)) from exc
     check_paths(params, path.parent, path)
     params._overrides = tuple(overrides)
     return params

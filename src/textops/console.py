@@ -120,7 +120,7 @@ def training_progress():
 
 def next_steps(root: Path, params: Params, summary: dict) -> str:
     """Where to look after a run: its files, the MLflow run, the log."""
-    from textops import logs
+    from textops import logs, scm
     from textops.config import redact
     from textops.tracking import tracking_uri
 
@@ -143,10 +143,12 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
     ]
     width = max(len(a) for a, _ in looks)
     lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
+    # --commit only where git can make the commit (it needs an identity: user.name and user.email).
+    ingest = "textops ingest NEW.csv --commit" if scm.can_commit(root) else "textops ingest NEW.csv"
     lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
-              "next:", "  textops serve                                   # serve the champion over REST",
-              "  textops ingest NEW.csv --commit && textops run  # retrain on new data",
-              "  docs/orchestration.md                           # schedules and GPU workers"]  # fmt: skip
+              "next:", f"  {'textops serve':<{len(ingest) + 16}}# serve the champion over REST",
+              f"  {ingest} && textops run  # retrain on new data",
+              f"  {'docs/orchestration.md':<{len(ingest) + 16}}# schedules and GPU workers"]  # fmt: skip
     return "\n".join(lines)
 
 

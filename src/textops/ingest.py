@@ -193,8 +193,8 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
     together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); no file relabels texts already in the
     data (unless ALLOW_RELABEL); unless ACCEPT_SHIFT (a person looked), the champion still scores on them about as
-    well as on its own test split; with GATE, the data with these files added still passes the clean suites. A bad file in a list leaves data/ as it was, and so
-    does a killed ingest (see textops.recovery).
+    well as on its own test split; with GATE, the data with these files added still passes the clean suites. A
+    bad file in a list leaves data/ as it was, and so does a killed ingest (see textops.recovery).
     """
     from textops.validate import validate_raw
 
@@ -202,6 +202,8 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
     data = params.data
     text_column = text_column or data.text_column
     label_column = label_column or data.label_column
+    if commit:
+        scm.require_commit(root)
     with data_lock(root):
         scm.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
         limit = params.validation.max_invalid_fraction

@@ -3,22 +3,29 @@ wording pydantic's validation errors as a user reads them (the key, the file, wh
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from textops.errors import ParamsError
 
 
-def describe(error: ValidationError, path: Path | str) -> str:
-    """ERROR as one line per bad key, under the file (and overrides) PATH names."""
+def describe(error: ValidationError, path: Path | str, model: type[BaseModel] | None = None) -> str:
+    """ERROR as one line per bad key, under the file (and overrides) PATH names; an unknown key of MODEL's gets
+    the nearest known keys beside it."""
     lines = []
     for err in error.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         key = key.replace("validate_", "validate")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (a typo? see the keys in README.md's configuration section)"
+            known = known_keys(model, [str(p) for p in err["loc"][:-1]]) if model else []
+            near = difflib.get_close_matches(str(err["loc"][-1]), known, n=3, cutoff=0.6)
+            where = ".".join(str(p) for p in err["loc"][:-1])
+            hint = f"did you mean {' or '.join(f'{where}.{k}'.lstrip('.') for k in near)}?" if near else (
+                f"the keys here: {', '.join(known)}" if known else "see params.yaml's comments")
+            msg = f"unknown key ({hint})"
         else:
             msg = err["msg"]
             if "input" in err and err["type"] != "missing":
@@ -26,6 +33,18 @@ def describe(error: ValidationError, path: Path | str) -> str:
         lines.append(f"  - {key}: {msg}")
     return f"{path}: invalid parameters:\n" + "\n".join(lines)
 
+
+
+def known_keys(model: type[BaseModel], parents: list[str]) -> list[str]:
+    """The keys MODEL accepts under the path PARENTS (as params.yaml spells them); [] where that is not a section."""
+    for part in parents:
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}
+        field = fields.get(part) or model.model_fields.get(part)
+        sub = getattr(field, "annotation", None) if field else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return []
+        model = sub
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 MAX_PARAMS_BYTES = 1 << 20

@@ -92,6 +92,10 @@ def predict_file(
     uri = model_uri(params, version)
     model = load_model(connect(root, params, experiment=False), uri, params.serve)
     preds = predict_batches(model, texts, batch_size or params.evaluate.batch_size, progress)
-    out = pd.concat([df.reset_index(drop=True), preds.rename(columns={"label": "pred"})], axis=1)
+    # The served answer's names (`label`, `prob_<class>`); an input column by one of those names (the true label of
+    # a labelled file) stays, as NAME_input, so no column is lost or doubled.
+    kept = {c: f"{c}_input" for c in df.columns if c in preds.columns}
+    out = pd.concat([df.reset_index(drop=True).rename(columns=kept), preds], axis=1)
     write_table(out, output_path)
-    return {"rows": len(out), "output": str(output_path), "model": uri, "text_column": column}
+    return {"rows": len(out), "output": str(output_path), "model": uri, "text_column": column,
+            "renamed": kept}  # fmt: skip

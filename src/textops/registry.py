@@ -126,7 +126,8 @@ def show_version(root: Path, params: Params, version: str) -> dict:
             "clean_md5": t.get(lineage.CLEAN_MD5),
             "rev": t.get(lineage.DATA_REV),
         },
-        "git": {"dirty": t.get(lineage.GIT_DIRTY), "params_md5": t.get(lineage.PARAMS_MD5)},
+        "git": {"commit": t.get(lineage.GIT_COMMIT) or t.get("mlflow.source.git.commit"),
+                "dirty": t.get(lineage.GIT_DIRTY), "params_md5": t.get(lineage.PARAMS_MD5)},
         "params": dict(sorted(run.data.params.items())),
         "metrics": dict(sorted(run.data.metrics.items())),
         "baseline": {  # the evaluation's TF-IDF + logistic regression on the same splits (textops.baseline)
@@ -166,9 +167,12 @@ def rollback(root: Path, params: Params, to: str | None = None) -> str:
         mv = get_version(session, target)
         if str(mv.version) == str(current.version):
             raise RegistryError(f"v{mv.version} is already the champion.")
-        source = session.client.get_run(current.run_id).data.tags.get(lineage.RAW_MD5, "") if current.run_id else ""
+        source, target_raw = (_raw_md5(session, v.run_id) for v in (current, mv))
+        # The data is suspect only when the rollback changed it: between two models of the same data, the person
+        # rolled back from the model (nothing_to_retrain still holds that version), not from its data.
+        mark = {"from_raw_md5": source} if source and source != target_raw else {}
         move_champion(session, mv.version, "rollback", f"rollback from v{current.version}",
-                      {"from": str(current.version), "from_raw_md5": source})  # fmt: skip
+                      {"from": str(current.version), **mark})  # fmt: skip
     return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}"
 
 
@@ -237,9 +241,14 @@ def champion_state(root: Path, params: Params) -> dict | None:
     return alias_state(connect(root, params, experiment=False), CHAMPION)
 
 
+def _raw_md5(session: Session, run_id: str | None) -> str:
+    return session.client.get_run(run_id).data.tags.get(lineage.RAW_MD5, "") if run_id else ""
+
+
 def rolled_back_from(session: Session) -> dict[str, str]:
-    """Raw-data md5 -> the version a person rolled back from, for every rollback in the champion history: its
-    data is suspect, and a model trained on it again is not promoted without a person."""
+    """Raw-data md5 -> the version a person rolled back from, for every rollback in the champion history that
+    also went back to other data: that data is suspect, and a model trained on it again is not promoted without
+    a person."""
     out = {}
     for entry in history(session):
         source = entry.get("from")
@@ -248,6 +257,11 @@ def rolled_back_from(session: Session) -> dict[str, str]:
             if raw:
                 out[raw] = str(source)
     return out
+
+
+def rolled_back_versions(session: Session) -> set[str]:
+    """Every version a person rolled back from (whatever its data)."""
+    return {str(e["from"]) for e in history(session) if e.get("kind") == "rollback" and e.get("from")}
 
 
 def nothing_to_retrain(root: Path, params: Params) -> str | None:
@@ -271,7 +285,7 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
         return champion_unchanged(same[CHAMPION]["version"], now["raw_md5"])
     if CHALLENGER in same and not same[CHALLENGER]["broken"]:
         state = same[CHALLENGER]
-        if state["version"] in rolled_back_from(session).values():
+        if state["version"] in rolled_back_versions(session):
             verdict = "rolled back from by a person"
         elif state["decision"] == "rejected":
             verdict = f"not promoted ({state['reason']})"

@@ -202,8 +202,8 @@ def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) ->
         metrics = [[esc(k), f"{float(ev[k]):.4f}"] for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
                    if isinstance(ev.get(k), int | float)]  # fmt: skip
         baseline = ev.get("baseline") if isinstance(ev.get("baseline"), dict) else {}
-        metrics += [[esc(f"baseline (TF-IDF) {k}"), f"{float(v):.4f}"] for k, v in baseline.items()
-                    if isinstance(v, int | float)]  # fmt: skip
+        metrics += [[esc(f"baseline (TF-IDF) {k}"), f"{v:.4f}" if isinstance(v, float) else str(v)]
+                    for k, v in baseline.items() if isinstance(v, int | float) and not isinstance(v, bool)]  # fmt: skip
         body.append("<h2>Test split</h2>" + table(["metric", "value"], metrics, numeric={1}))
     body.append(image(pictures.get("confusion_matrix", Path()), "confusion matrix (test split)"))
     evidence = reg.get("evidence") or {}

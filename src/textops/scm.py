@@ -72,10 +72,23 @@ def is_dirty(root: Path) -> bool | None:
 
 
 def can_commit(root: Path) -> bool:
-    """ROOT is a git work tree whose commits have an author (git config, or GIT_AUTHOR_EMAIL)."""
+    """ROOT is a git work tree whose commits have an author and a committer (git config or GIT_* variables)."""
     if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
         return False
-    return bool(os.environ.get("GIT_AUTHOR_EMAIL") or git_ok(root, "config", "user.email"))
+    return all(git_ok(root, "var", ident) is not None for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"))
+
+
+def require_commit(root: Path) -> None:
+    """Refuse --commit before anything is written when git could not make the commit (git's own message is 12
+    lines about --global, after the work was done)."""
+    if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
+        raise StateError(f"--commit needs a git repository and {root} is not in one: `git init` it, or drop --commit.")
+    if not can_commit(root):
+        raise StateError(
+            "--commit needs a git identity and git has none here: set one with `git config user.name \"Your Name\"` "
+            "and `git config user.email you@example.com` (add --global for every repository), or drop --commit. "
+            "Nothing was changed."
+        )
 
 
 def commit_files(root: Path, paths: list[str], message: str) -> bool:

@@ -32,6 +32,8 @@ from pathlib import Path
 from textops.config import Params
 from textops.errors import ParamsError, StateError, TextopsError
 
+SERVING_DIR = "serving"  # .textops/serving/PID.json: where each running server listens
+
 log = logging.getLogger("textops.serve")
 GRACEFUL_SHUTDOWN_S = 10  # requests in flight get this long to finish on SIGTERM
 BACKLOG = 2048
@@ -82,12 +84,46 @@ def serve(
     served = resolve_version(root, params, version)
     sock = bind_socket(host, port)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
+    record = announce(root, url)
     try:
         if workers == 1:
             return run_single(root, params, version, sock, url)
         return run_workers(root, params, version, sock, url, workers, served)
     finally:
         sock.close()
+        record.unlink(missing_ok=True)
+
+
+def announce(root: Path, url: str) -> Path:
+    """Say where this server listens (`.textops/serving/PID.json`), so `textops status` finds one started with
+    --host/--port; removed on a clean stop, and skipped by status once its process is gone."""
+    from textops.artifacts import atomic_write_json
+    from textops.locks import state_dir
+
+    record = state_dir(root, SERVING_DIR) / f"{os.getpid()}.json"
+    atomic_write_json(record, {"url": url, "pid": os.getpid(), "started": time.time()})
+    return record
+
+
+def announced(root: Path) -> list[str]:
+    """The URLs of the servers of this project whose process is alive (`announce`), newest first."""
+    import json
+
+    import psutil
+
+    from textops.locks import state_path
+
+    folder = state_path(root, SERVING_DIR)
+    records = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    out = []
+    for record in records:
+        try:
+            entry = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(entry, dict) and psutil.pid_exists(int(entry.get("pid", 0))) and entry.get("url"):
+            out.append(str(entry["url"]))
+    return out
 
 
 def resolve_version(root: Path, params: Params, version: str | None) -> str:

@@ -36,8 +36,18 @@ def project_status(root: Path, params: Params, runs: int = 5) -> dict:
     out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
     out["landing"] = [p.name for p in landing_files(root, params)]
     out["schedules"] = schedules(root)
-    out["serving"] = serving(params.serve.host, params.serve.port)
+    out["serving_checked"] = servers(root, params)
+    out["serving"] = next((answer for url in out["serving_checked"] if (answer := serving_at(url))), None)
     return out
+
+
+def servers(root: Path, params: Params) -> list[str]:
+    """Where this project's servers may listen: each running `textops serve` (its --port too), then params'."""
+    from textops.serve import announced
+
+    host = "127.0.0.1" if params.serve.host in ("0.0.0.0", "::") else params.serve.host
+    default = f"http://{'[' + host + ']' if ':' in host else host}:{params.serve.port}"
+    return list(dict.fromkeys([*announced(root), default]))
 
 
 def alias_summary(session, alias: str, metric: str) -> dict | None:
@@ -102,12 +112,12 @@ def schedules(root: Path) -> list[dict]:
     return out
 
 
-def serving(host: str, port: int, timeout: float = 1.0) -> dict | None:
-    """What `textops serve` on HOST:PORT answers on /version; None when nothing answers there."""
-    target = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+def serving_at(url: str, timeout: float = 1.0) -> dict | None:
+    """What `textops serve` at URL answers on /version; None when nothing answers there."""
+    url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:")
     try:
-        with urllib.request.urlopen(f"http://{target}:{port}/version", timeout=timeout) as resp:
-            return json.loads(resp.read().decode("utf-8")) | {"url": f"http://{target}:{port}"}
+        with urllib.request.urlopen(f"{url}/version", timeout=timeout) as resp:
+            return json.loads(resp.read().decode("utf-8")) | {"url": url}
     except (urllib.error.URLError, OSError, ValueError):
         return None
 
@@ -145,7 +155,7 @@ def format_status(st: dict, metric: str) -> str:
         lines.append(f"{'serving':<11} {srv['url']}: v{srv.get('model_version', srv.get('version', '?'))} "
                      f"({srv.get('alias') or 'pinned'})")  # fmt: skip
     else:
-        lines.append(f"{'serving':<11} nothing answers on serve.host:serve.port")
+        lines.append(f"{'serving':<11} nothing answers at {', '.join(st.get('serving_checked') or [])}")
     for dep in st["schedules"]:
         when = ", ".join(dep["schedules"]) or "no schedule"
         trig = f", {dep['triggers']} trigger(s)" if dep["triggers"] else ""

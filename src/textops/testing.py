@@ -58,7 +58,8 @@ def git(cwd: Path, *args: str) -> str:
 def make_project(path: Path) -> Path:
     """A textops project in PATH: params.yaml, dvc.yaml and sources layout, git + DVC with a local remote."""
     path.mkdir(parents=True, exist_ok=True)
-    for name in ("params.yaml", "dvc.yaml", "prefect.yaml", ".gitignore"):
+    for name in ("params.yaml", "dvc.yaml", "prefect.yaml", ".gitignore", "artifacts/.gitignore"):
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, path / name)
     # dvc.yaml lists the stage modules as deps; the project needs them at those paths.
     shutil.copytree(REPO / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -28,3 +28,26 @@ def test_a_first_run_writes_only_the_textops_cache_outside_the_project(tmp_path,
     assert written, "the textops cache was not written either: is HOME honoured?"
     assert [p for p in written if not p.startswith(ALLOWED)] == [], written
     assert not [p for p in written if "telemetry" in p.lower() or "deviceid" in p.lower()]
+
+
+def test_prefect_run_by_hand_in_the_project_reads_its_offline_settings(tmp_path, monkeypatch):
+    """The runbook's `prefect server start` / `prefect deploy` run without textops' environment: prefect.toml in
+    the project root turns the server's analytics off for them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import REPO
+
+    for name in ("PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "PREFECT_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    prefect = str(Path(sys.executable).with_name("prefect"))
+
+    def analytics(cwd: Path) -> str:
+        out = subprocess.run([prefect, "config", "view", "--show-defaults"], cwd=cwd, capture_output=True,
+                             text=True, timeout=300).stdout  # fmt: skip
+        return next(line for line in out.splitlines() if "PREFECT_SERVER_ANALYTICS_ENABLED" in line)
+
+    assert "False" in analytics(REPO), analytics(REPO)
+    assert "True" in analytics(tmp_path)  # elsewhere Prefect's default: the file is what turns it off

@@ -45,6 +45,8 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
     textops(root, "run", "--commit")
     assert len(registry(root)["metrics"]) == 2
     assert "v2" in git(root, "log", "-1", "--format=%s") and git(root, "status", "--porcelain", "dvc.lock") == ""
+    # Nothing a run made is left untracked: git ignores the rest (README: what is git-ignored).
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == "", git(root, "status", "--porcelain")
     v2_rev = git(root, "rev-parse", "HEAD").strip()
     assert version_tags(root, "2")["textops.data.rev"] != "none"
 

@@ -13,6 +13,7 @@ from helpers import (
     FAST,
     TINY,
     WEAK,
+    git,
     merge,
     mlflow_client,
     prepare_data,
@@ -21,6 +22,8 @@ from helpers import (
     textops,
     train_and_register,
 )
+
+from textops import lineage
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +62,7 @@ def test_first_model_becomes_champion_then_better_one_on_new_data_is_promoted(re
     assert t["textops.champion.data.raw_md5"] != t["textops.challenger.data.raw_md5"]
     assert float(t["textops.challenger.macro_f1"]) >= float(t["textops.champion.macro_f1"]) + 0.01
     assert float(t["textops.mcnemar.p_value"]) < 0.05
+    assert 0.0 < float(t["textops.champion.accuracy"]) < 1.0  # the run summary shows the champion's row whole
     # the report is in v2's run
     report = Path(c.download_artifacts(v2.run_id, "registry/decision.md", str(root.parent / "dl")))
     assert "PROMOTED" in report.read_text() and "mcnemar.p_value" in report.read_text()
@@ -109,6 +113,8 @@ def test_model_list_show_and_data_versions(registry_project):
     # judged as it serves: the ONNX graph (serve.runtime's default), which gave PyTorch's labels
     assert shown["decision"]["runtime"] == "onnx" and float(shown["decision"]["runtime.agreement_with_torch"]) > 0.98
     assert shown["params"]  # the training params are part of the lineage
+    commit = shown["git"]["commit"]  # the code's commit when v2 was trained: one of the project's
+    assert len(commit) == 40 and git(root, "cat-file", "-t", commit).strip() == "commit", shown["git"]
     versions = textops(root, "data", "versions").stdout
     newest, oldest = versions.splitlines()[1], versions.splitlines()[-1]
     assert newest.rstrip().endswith("2,3") or newest.rstrip().endswith("2,3,4")
@@ -129,6 +135,12 @@ def test_manual_promote_and_rollback_follow_the_history(registry_project):
     assert alias(c, name, "champion") == "2"
     textops(root, "model", "rollback")
     assert alias(c, name, "champion") == "1"
+    # v3 -> v2 went back to a model of the same data: the model is marked, not its data; v2 -> v1 changed the
+    # data, so v2's data is marked too (a model trained on it again waits for a person).
+    moves = json.loads(c.get_registered_model(name).tags[lineage.CHAMPION_HISTORY])[-2:]
+    assert [m["from"] for m in moves] == ["3", "2"], moves
+    assert "from_raw_md5" not in moves[0] and moves[1]["from_raw_md5"] == c.get_model_version(name, "2").tags[
+        "textops.challenger.data.raw_md5"], moves
     nothing = textops(root, "model", "rollback", check=False)
     assert nothing.returncode != 0 and "nothing to roll back" in nothing.stderr
     assert alias(c, name, "champion") == "1"  # a failed rollback changes nothing

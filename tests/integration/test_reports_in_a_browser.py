@@ -93,6 +93,8 @@ def test_the_run_report_shows_the_decision_the_metrics_and_the_pictures(browser,
     page, blocked, errors = open_offline(browser, champion_template / "reports" / "run.html")
     text = page.inner_text("body")
     assert "promoted: the new champion" in text and "Test split" in text and "Data gate" in text, text[:1500]
+    rows = json.loads((champion_template / "metrics/eval.json").read_text())["baseline"]["train_rows"]
+    assert f"baseline (TF-IDF) train_rows\t{rows}\n" in text, text  # a count, not 3215.0000
     images = page.locator("img").count()
     assert images == 2 and all(page.evaluate("i => document.images[i].naturalWidth", i) > 0 for i in range(images))
     assert blocked == [] and errors == [], (blocked, errors)

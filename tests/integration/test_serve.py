@@ -245,6 +245,10 @@ def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served
         status, headers, _ = request(server.url, "POST", "/invocations", json.dumps({"inputs": TEXTS[:2]}).encode(),
                                      {"Content-Type": "application/json"})  # fmt: skip
         assert status == 200
+        assert any(url == server.url for url in json.loads(textops(root, "status", "--json").stdout)["serving_checked"])
+    # Stopped, the server's record is gone, and nothing answering is said, not an error.
+    assert not list((root / ".textops" / "serving").glob("*.json"))
+    assert "nothing answers at http://127.0.0.1:9" in textops(root, "status", "-S", "serve.port=9").stdout
     logs = list((root / "logs" / "requests").glob("requests-*.jsonl"))
     rows = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
     mine = [r for r in rows if r["request_id"] == headers["x-request-id"]]
@@ -345,7 +349,9 @@ def test_mlflow_models_serve_still_serves_the_logged_model(served_project: Path)
 )
 def test_predict_file_in_batches(served_project: Path, suffix: str):
     root = served_project
-    frame = pd.DataFrame({"id": range(7), "text": [TEXTS[i % 3] for i in range(7)]})
+    # with the true labels beside the texts: the served names (`label`, `prob_*`) hold the prediction, and the
+    # input's `label` stays as `label_input`
+    frame = pd.DataFrame({"id": range(7), "text": [TEXTS[i % 3] for i in range(7)], "label": ["positive"] * 7})
     src = root.parent / f"in{suffix}"
     {
         ".csv": lambda: frame.to_csv(src, index=False),
@@ -354,12 +360,12 @@ def test_predict_file_in_batches(served_project: Path, suffix: str):
     }[suffix]()
     out = root.parent / f"out{suffix}"
     proc = textops(root, "predict", str(src), "--output", str(out), "--batch-size", "3", "--model-version", "1")
-    assert "7 rows" in proc.stdout
+    assert "7 rows" in proc.stdout and "label is kept as label_input" in proc.stdout, proc.stdout
     # read back as numbers (textops' own reader keeps every cell as written: ids like 007 stay strings)
     result = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[
         suffix](out)  # fmt: skip
     assert list(result["id"]) == list(range(7))
-    assert set(result["pred"]) <= {"negative", "positive"}
+    assert set(result["label"]) <= {"negative", "positive"} and list(result["label_input"]) == ["positive"] * 7
     v1 = version_probs(root, "1", TEXTS[:3])
     assert np.allclose(result[["prob_negative", "prob_positive"]].to_numpy()[:3], v1, atol=1e-5)
 

@@ -192,4 +192,4 @@ def test_any_label_ingest_accepts_trains_evaluates_registers_and_predicts(tmp_pa
     (tmp_path / "texts.csv").write_text("text\nalpha alpha item 3\nhotel hotel item 9\n")
     textops(root, "predict", str(tmp_path / "texts.csv"), "-o", str(tmp_path / "out.csv"))
     predicted = pd.read_csv(tmp_path / "out.csv")
-    assert set(predicted["pred"]) <= set(ODD_LABELS) and len(predicted) == 2
+    assert set(predicted["label"]) <= set(ODD_LABELS) and len(predicted) == 2

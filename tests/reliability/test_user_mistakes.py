@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import digest, textops, two_sample_files
+from helpers import data_state, digest, git, textops, two_sample_files
 
 pytestmark = pytest.mark.reliability
 
@@ -90,3 +90,19 @@ def test_a_merge_conflict_in_the_pointer(ingested):
         if proc.returncode:
             assert "merge conflict" in proc.stderr, (command, proc.stderr)
     assert digest(ingested / "data") == before
+
+
+def test_commit_without_a_git_identity_is_refused_before_anything_is_written(ingested, tmp_path, monkeypatch):
+    """`--commit` needs a git identity the user may not have set: said first, in one paragraph, with nothing
+    ingested (not git's 12 lines after the batch was written), and the run is not started."""
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_NAME", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    git(ingested, "config", "--unset", "user.email")
+    git(ingested, "config", "--unset", "user.name")
+    git(ingested, "config", "user.useConfigOnly", "true")  # no identity guessed from the host name either
+    before = data_state(ingested), git(ingested, "status", "--porcelain")
+    for command in (["ingest", str(tmp_path / "v2.csv"), "--commit"], ["run", "--commit"]):
+        proc = textops(ingested, *command, check=False)
+        assert proc.returncode != 0 and "git config user.email" in proc.stderr, (command, proc.stderr)
+        assert "Please tell me who you are" not in proc.stderr and "Traceback" not in proc.stderr
+        assert (data_state(ingested), git(ingested, "status", "--porcelain")) == before

@@ -45,8 +45,12 @@ def test_overrides_are_validated_like_the_file(tmp_path):
     with pytest.raises(ParamsError, match="train.epochs") as err:
         load_params(path, ["train.epochs=-1"])
     assert "-S train.epochs=-1" in str(err.value)
-    with pytest.raises(ParamsError, match="unknown key"):
+    with pytest.raises(ParamsError, match=r"unknown key \(did you mean train.epochs\?\)"):
         load_params(path, ["train.epohcs=1"])
+    with pytest.raises(ParamsError, match=r"did you mean validate.max_relabel_fraction"):  # an aliased section
+        load_params(path, ["validate.max_relabel_fractoin=0.1"])
+    with pytest.raises(ParamsError, match=r"the keys here: .*learning_rate"):  # nothing near: what there is
+        load_params(path, ["train.zzzzqq=1"])
     with pytest.raises(ParamsError, match="section.key=value"):
         load_params(path, ["train.epochs"])
 
