@@ -82,11 +82,10 @@ def read_request_log(root: Path, params: Params, since: str | None = None, until
             f"no request log in {directory}: set serve.log_requests: true in params.yaml and restart "
             "`textops serve`, or give files to monitor."
         )
-    if read["files"] == len(read["unreadable"]) and any(n.endswith(".parquet") for n in read["unreadable"]):
+    if read["files"] == len(read["unreadable"]):
         raise StateError(
-            f"the request log in {directory} is in Parquet files still being written (a Parquet file can be read "
-            "once it rotates or the server stops): for a running server use serve.request_log_format: jsonl, "
-            "which is complete line by line."
+            f"no file of the request log in {directory} could be read ({', '.join(read['unreadable'][:3])}): "
+            "damaged or not written by `textops serve`; move them aside and let the server log again."
         )
     rows.attrs["read"] = read
     return rows.drop(columns="time")

@@ -4,8 +4,10 @@ it (the text itself only with serve.log_texts).
 
 Rows are queued by the request and written by one background thread, so a slow disk never slows an answer (a
 full queue drops rows and counts them). Files live in serve.request_log_dir, one series per worker process:
-`requests-<UTC time>-<pid>.jsonl` (each line flushed: complete after a crash) or `.parquet` (finished when it
-rotates or the server stops). A file rotates at serve.request_log_rotate_mb; the newest
+`requests-<UTC time>-<pid>.jsonl`, each line flushed (complete after a crash, readable while written). With
+serve.request_log_format parquet the open file is still that JSONL, turned into `.parquet` when it rotates or the
+server stops: a Parquet file has no footer until it is closed, so written directly it could not be read while the
+server runs and would be lost whole to a kill. A file rotates at serve.request_log_rotate_mb; the newest
 serve.request_log_keep files of the project are kept (whichever process wrote them: a restarted server's old
 files count too). This module owns the layout: `log_files` lists them and `read_window` reads them for the
 monitor, in chunks, keeping only the rows of a time window.
@@ -103,17 +105,10 @@ class RequestLog:
     def _write(self, rows: list[dict]) -> None:
         if self._file is None or self._written >= self.rotate_bytes:
             self._rotate()
-        if self.fmt == "jsonl":
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
-            self._file.write(data)
-            self._file.flush()
-            self._written += len(data)
-        else:
-            import pyarrow as pa
-
-            table = pa.Table.from_pylist(rows, schema=self._schema())
-            self._file.write_table(table)
-            self._written += table.nbytes
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+        self._file.write(data)
+        self._file.flush()
+        self._written += len(data)
 
     def _schema(self):
         import pyarrow as pa
@@ -126,17 +121,12 @@ class RequestLog:
     def _rotate(self) -> None:
         self._finish()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self._path = self.directory / f"requests-{stamp}-{os.getpid()}.{self.fmt}"
+        self._path = self.directory / f"requests-{stamp}-{os.getpid()}.jsonl"
         n = 1
-        while self._path.exists():
+        while self._path.exists() or self._path.with_suffix(".parquet").exists():
             n += 1
-            self._path = self.directory / f"requests-{stamp}-{os.getpid()}-{n}.{self.fmt}"
-        if self.fmt == "jsonl":
-            self._file = open(self._path, "ab")  # noqa: SIM115 - closed on rotation and at exit
-        else:
-            import pyarrow.parquet as pq
-
-            self._file = pq.ParquetWriter(self._path, self._schema())
+            self._path = self.directory / f"requests-{stamp}-{os.getpid()}-{n}.jsonl"
+        self._file = open(self._path, "ab")  # noqa: SIM115 - closed on rotation and at exit
         self._written = 0
         self._prune()
 
@@ -144,6 +134,8 @@ class RequestLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+            if self.fmt == "parquet":
+                to_parquet(self._path, self._schema())
 
     def _prune(self) -> None:
         """Keep the project's newest `keep` files (never this process's open one)."""
@@ -157,12 +149,50 @@ LOG_NAME = re.compile(r"requests-\d{8}T\d{6}-\d+(-\d+)?\.(jsonl|parquet)")
 READ_CHUNK_ROWS = 50_000
 
 
+def jsonl_chunks(path: Path):
+    """The rows of the JSONL file PATH, READ_CHUNK_ROWS at a time; a line a kill cut short (the last one) is left out,
+    so a killed server's file is read up to its last whole row."""
+    rows: list[dict] = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            if len(rows) >= READ_CHUNK_ROWS:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
+
+
+def to_parquet(journal: Path, schema) -> Path:
+    """The finished JSONL file JOURNAL as Parquet beside it (written aside, then renamed), then JOURNAL removed; a
+    line a kill cut short is left out. A crash between the two leaves both, and `log_files` reads the Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = journal.with_suffix(".parquet")
+    aside = target.with_name(target.name + ".tmp")
+    with pq.ParquetWriter(aside, schema) as writer:
+        for rows in jsonl_chunks(journal):
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    os.replace(aside, target)
+    journal.unlink()
+    return target
+
+
 def log_files(directory: Path) -> list[Path]:
-    """The request log's files in DIRECTORY, oldest first (by the time in the name, then modification time)."""
+    """The request log's files in DIRECTORY, oldest first (by the time in the name, then modification time); a
+    JSONL file whose Parquet copy is finished (`to_parquet`) only once."""
     if not Path(directory).is_dir():
         return []
     found = []
     for path in Path(directory).iterdir():
+        if path.suffix == ".jsonl" and path.with_suffix(".parquet").exists():
+            continue
         if LOG_NAME.fullmatch(path.name):
             try:
                 found.append((path.name.split("-")[1], path.stat().st_mtime, path))
@@ -189,7 +219,7 @@ def _summary(frame, texts: bool):
 def read_window(directory: Path, since: str | None = None, until: str | None = None) -> tuple[object, dict]:
     """The log rows with SINCE < time <= UNTIL (ISO UTC strings as the log writes them; None: no bound), read a
     chunk at a time so a large log is never in memory whole: (rows: time, chars, predicted, confidence, text
-    where kept; what was read: files, unreadable Parquet files still being written, rows in the window)."""
+    where kept; what was read: files, the files that could not be read, rows in the window)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -213,11 +243,9 @@ def read_window(directory: Path, since: str | None = None, until: str | None = N
                 for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS):
                     keep(batch.to_pandas())
             else:
-                with pd.read_json(path, lines=True, chunksize=READ_CHUNK_ROWS, dtype=False,
-                                  convert_dates=False) as reader:
-                    for chunk in reader:
-                        keep(chunk)
-        except (ValueError, OSError):  # a Parquet file still being written (no footer yet), an empty file
+                for chunk in jsonl_chunks(path):
+                    keep(pd.DataFrame(chunk))
+        except (ValueError, OSError):  # a damaged file, a line a kill cut short: said, the rest still read
             unreadable.append(path.name)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {"time": [], "chars": [], "predicted": [], "confidence": []})  # fmt: skip

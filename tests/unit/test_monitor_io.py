@@ -3,9 +3,11 @@ the landing files it announces (once each), the report page (escaped, offline) a
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+from helpers import wait_for
 
 from textops import drift
 from textops.config import Params
@@ -152,3 +154,35 @@ def test_the_request_log_keeps_its_newest_files_per_project(tmp_path):
     names = sorted(p.name for p in directory.iterdir())
     assert len(names) == 3 and names[-1].endswith(f"-{os.getpid()}.jsonl"), names
     assert "requests-20261105T000000-105.jsonl" in names and "requests-20261100T000000-100.jsonl" not in names
+
+
+def test_a_parquet_request_log_is_readable_while_written_and_after_a_kill(tmp_path):
+    """serve.request_log_format parquet: the open file is JSONL (the monitor reads it while the server runs, and a
+    kill loses at most the line being written); it becomes Parquet on rotation or stop, read once."""
+    from textops.request_log import log_files, read_window, to_parquet
+
+    directory = tmp_path / "requests"
+    log = RequestLog(directory, fmt="parquet")
+    log.start()
+    predictions = [{"label": "positive", "prob_negative": 0.2, "prob_positive": 0.8}] * 3
+    log.add("r1", "1", ["a", "bb", "ccc"], predictions)
+
+    def rows() -> list[int]:
+        return sorted(read_window(directory)[0]["chars"].tolist())
+
+    wait_for(lambda: rows() == [1, 2, 3], 60, "the open file's rows")  # the writer thread has written them
+    assert [p.suffix for p in log_files(directory)] == [".jsonl"]
+    log.close()
+    assert [p.suffix for p in log_files(directory)] == [".parquet"] and rows() == [1, 2, 3]
+
+    # A killed server's file: its last line cut short. Read up to its last whole row, and turned into Parquet
+    # whole rows only; a JSONL left beside its finished Parquet copy (a crash between the two) is read once.
+    killed = directory / "requests-20261203T000000-99.jsonl"
+    whole = json.dumps({"time": "2026-12-03T00:00:00.000Z", "request_id": "k", "index": 0, "model_version": "1",
+                        "label": "negative", "chars": 7, "probabilities": {"negative": 1.0}})  # fmt: skip
+    killed.write_text(whole + "\n" + whole[:25])
+    assert rows() == [1, 2, 3, 7] and read_window(directory)[1]["unreadable"] == []
+    copy = killed.read_text()
+    to_parquet(killed, log._schema())
+    killed.write_text(copy)
+    assert rows() == [1, 2, 3, 7]
