@@ -243,6 +243,7 @@ class ServeParams(_Section):
     request_log_format: Literal["jsonl", "parquet"] = "jsonl"
     request_log_rotate_mb: float = Field(64, gt=0)
     request_log_keep: int = Field(20, ge=1)
+    feedback_max_age_days: float = Field(30, gt=0)
 
     _paths = field_validator("request_log_dir")(_inside_project)
 

@@ -175,6 +175,9 @@ def format_monitor(result: dict) -> str:
             continue
         lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} {show(c.get('reference')):>27} "
                      f"{show(c.get('current')):>27} {show(c.get('p_value')):>9}")  # fmt: skip
+    for version, f in (result.get("online") or {}).items():
+        lines.append(f"online v{version}: {f['n']} answers labelled by feedback, accuracy {f['accuracy']:.3f}, "
+                     f"macro-F1 {f['macro_f1']:.3f}")  # fmt: skip
     verdict = f"DRIFT ({', '.join(result['kinds'])})" if result["drift"] else "no drift"
     lines.append(f"{verdict}; report {result['report']}, MLflow run {result['mlflow_run_id']}")
     return "\n".join(lines)

@@ -315,7 +315,11 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
         "seconds": round(time.monotonic() - started, 3),
     }
     if window is not None:
+        from textops.feedback import online_figures
+
         result["window"] = window
+        # What the served versions got right, by the labels people gave their answers (POST /feedback).
+        result["online"] = online_figures(root / params.serve.request_log_dir)
     out = record(root, params, session, result)
     if window is not None:
         remember_window(root, window["until"])
@@ -338,6 +342,8 @@ def flat_metrics(result: dict) -> dict[str, float]:
                 out[f"{key}.{field}"] = float(c[field])
         if "skipped" not in c:
             out[f"{key}.drifted"] = float(c["drifted"])
+    for version, figures in (result.get("online") or {}).items():  # live labels, per served version
+        out.update({f"online.v{version}.{name}": float(value) for name, value in figures.items()})
     return out
 
 

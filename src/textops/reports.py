@@ -167,6 +167,12 @@ def monitor_page(result: dict) -> str:
     ]
     header = ["", "kind", "check", "test", "reference", "new", "statistic", "p-value", "drift when"]
     body.append(table(header, rows, numeric={6, 7}))
+    online = result.get("online") or {}
+    if online:
+        body.append("<h2>Online: served answers labelled by feedback</h2>" + table(
+            ["model version", "labelled answers", "accuracy", "macro-F1"],
+            [[esc(v), esc(f["n"]), figure(f["accuracy"]), figure(f["macro_f1"])] for v, f in online.items()],
+            numeric={1, 2, 3}))  # fmt: skip
     return page("Monitoring", "\n".join(body))
 
 

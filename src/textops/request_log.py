@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -39,12 +40,64 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+ANSWERS = "answers.sqlite"
+
+
+class Answers:
+    """The index of logged answers, for feedback (textops.feedback): `answers.sqlite` in DIRECTORY, every answer by
+    (request id, position): when, the model version, the predicted label, the classes that model has, and the text
+    where serve.log_texts keeps texts. SQLite, because the workers of one server, and the next server after a
+    restart, all answer feedback on any of them. Answers older than serve.feedback_max_age_days are pruned as the
+    request log rotates."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / ANSWERS
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS answers (request_id TEXT, position INTEGER, time TEXT, version TEXT, "
+            "predicted TEXT, classes TEXT, text TEXT, PRIMARY KEY (request_id, position))"
+        )
+        return con
+
+    def add(self, rows: list[dict]) -> None:
+        """Index request-log ROWS (textops.request_log's rows: request_id, index, time, model_version, label,
+        probabilities, text where kept)."""
+        records = [(r["request_id"], r["index"], r["time"], r["model_version"], None if r["label"] is None else
+                    str(r["label"]), json.dumps(sorted(r["probabilities"])), r.get("text")) for r in rows]  # fmt: skip
+        with self._connect() as con:
+            con.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", records)
+        con.close()
+
+    def prune(self, before: str) -> None:
+        """Forget the answers logged before BEFORE (an ISO UTC time as the log writes it)."""
+        with self._connect() as con:
+            con.execute("DELETE FROM answers WHERE time < ?", (before,))
+        con.close()
+
+    def find(self, request_id: str) -> list[dict]:
+        """The answers of one request, by position."""
+        if not self.path.exists():
+            return []
+        with self._connect() as con:
+            found = con.execute("SELECT position, time, version, predicted, classes, text FROM answers WHERE "
+                                "request_id = ? ORDER BY position", (request_id,)).fetchall()  # fmt: skip
+        con.close()
+        return [{"index": p, "time": t, "model_version": v, "predicted": pr, "classes": json.loads(c), "text": tx}
+                for p, t, v, pr, c, tx in found]  # fmt: skip
+
+
 class RequestLog:
     def __init__(self, directory: Path, fmt: str = "jsonl", texts: bool = False, rotate_mb: float = 64,
-                 keep: int = 20):  # fmt: skip
+                 keep: int = 20, answers_days: float = 30):  # fmt: skip
         self.directory, self.fmt, self.texts = Path(directory), fmt, texts
         self.rotate_bytes, self.keep = int(rotate_mb * 1_000_000), keep
         self.dropped = 0
+        # Every answer is indexed for feedback (textops.feedback); until the writer has, it is found here.
+        self.answers, self.answers_days = Answers(self.directory), answers_days
+        self._pending: dict[str, tuple] = {}
         self._queue: queue.Queue = queue.Queue(QUEUE_ROWS)
         self._thread = threading.Thread(target=self._run, name="textops-request-log", daemon=True)
         self._file = None  # the open JSONL file or Parquet writer
@@ -57,10 +110,21 @@ class RequestLog:
 
     def add(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
         """Queue one request's rows (cheap: the rows are built in the writer's thread)."""
+        item = (time.time(), request_id, version, texts, predictions)
         try:
-            self._queue.put_nowait((time.time(), request_id, version, texts, predictions))
+            self._queue.put_nowait(item)
+            self._pending[request_id] = item
         except queue.Full:
             self.dropped += len(texts)
+
+    def find(self, request_id: str) -> list[dict]:
+        """The logged answers of one request, by position, as `Answers.find` gives them."""
+        item = self._pending.get(request_id)
+        if item is None:
+            return self.answers.find(request_id)
+        return [{"index": r["index"], "time": r["time"], "model_version": r["model_version"], "predicted": r["label"],
+                 "classes": sorted(r["probabilities"]), "text": item[3][r["index"]] if self.texts else None}
+                for r in self._rows(item)]  # fmt: skip
 
     def close(self, timeout: float = 10) -> None:
         self._queue.put(None)
@@ -95,9 +159,13 @@ class RequestLog:
             try:
                 if rows:
                     self._write(rows)
-            except OSError as exc:  # a full or read-only disk: the server keeps answering
+                    self.answers.add(rows)
+            except (OSError, sqlite3.Error) as exc:  # a full or read-only disk: the server keeps answering
                 self.dropped += len(rows)
                 log.warning("request log: cannot write to %s (%s); %d rows dropped", self.directory, exc, len(rows))
+            for it in batch:
+                if it is not None:
+                    self._pending.pop(it[1], None)
             if batch[-1] is None:
                 self._finish()
                 return
@@ -129,6 +197,7 @@ class RequestLog:
         self._file = open(self._path, "ab")  # noqa: SIM115 - closed on rotation and at exit
         self._written = 0
         self._prune()
+        self.answers.prune(log_time(time.time() - self.answers_days * 86400))
 
     def _finish(self) -> None:
         if self._file is not None:

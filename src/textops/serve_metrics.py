@@ -43,6 +43,7 @@ class Metrics:
                                       "Checks of the registry or loads of a new version that failed.", registry=own)
         self.model = Gauge("textops_model_info", "1 for the version this worker serves, 0 for versions it served.",
                            ["model_name", "model_version"], multiprocess_mode="liveall", registry=own)  # fmt: skip
+        self.feedback = Counter("textops_feedback_labels", "Labels accepted by POST /feedback.", registry=own)
         self.dropped = Counter("textops_requests_dropped",
                                "Requests whose client disconnected before the answer; their work was dropped.",
                                registry=own)  # fmt: skip

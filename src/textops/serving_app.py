@@ -8,7 +8,10 @@
 - `GET /version`: which model answers (name, version, alias, data version, when loaded, the last reload error).
 - `GET /metrics`: Prometheus text format (`textops.serve_metrics`).
 - `POST /reload`: check the registry now (loopback clients only); SIGHUP does the same.
-Every response carries `X-Model-Name` and `X-Model-Version`.
+- `POST /feedback`: labels for served answers, by their `X-Request-Id` (and position), with the request log on
+  (`textops.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have.
+Every response carries `X-Model-Name` and `X-Model-Version`; with the request log on, a scoring answer carries
+`X-Request-Id` too (the client's own, when it sent a valid one).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class ServeState:
     batch_size: int
     pool: ThreadPoolExecutor
     request_log: object | None = None  # textops.request_log.RequestLog
+    feedback_log: object | None = None  # textops.feedback.FeedbackLog, with the request log
 
 
 def build_state(root: Path, params: Params, version: str | None = None, metrics_dir: str | None = None) -> ServeState:
@@ -66,12 +70,14 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
             metrics.failed_reloads.inc()
 
     source = RegistrySource(connect(root, params, experiment=False), version=version, serve=serve)
-    request_log = None
+    request_log = feedback_log = None
     if serve.log_requests:
+        from textops.feedback import FeedbackLog
         from textops.request_log import RequestLog
 
         request_log = RequestLog(root / serve.request_log_dir, serve.request_log_format, serve.log_texts,
-                                 serve.request_log_rotate_mb, serve.request_log_keep)  # fmt: skip
+                                 serve.request_log_rotate_mb, serve.request_log_keep, serve.feedback_max_age_days)
+        feedback_log = FeedbackLog(root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000))
     return ServeState(
         follower=Follower(source, serve.poll_seconds, on_event),
         metrics=metrics,
@@ -79,6 +85,7 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         batch_size=serve.batch_size,
         pool=ThreadPoolExecutor(serve.threads, thread_name_prefix="textops-predict"),
         request_log=request_log,
+        feedback_log=feedback_log,
     )
 
 
@@ -144,6 +151,41 @@ def _routes(app, state: ServeState) -> None:
     async def invocations(request: Request):
         return await score(request, state)
 
+    @app.post("/feedback")
+    async def feedback(request: Request):
+        return await take_feedback(request, state)
+
+
+async def take_feedback(request, state: ServeState):
+    """`POST /feedback`: every item matched to its answer and checked, then all written durably, then 200."""
+    from textops.feedback import FeedbackError, parse, resolve
+    from textops.scoring import media_type, too_large
+
+    try:
+        if state.request_log is None:
+            raise FeedbackError(404, "this server keeps no request log (serve.log_requests: false), so it cannot "
+                                     "match feedback to its answers")  # fmt: skip
+        body = await read_body(request, state.limits)
+        if media_type(request.headers.get("content-type")) != "application/json":
+            raise BadRequest(415, "feedback is JSON: Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE")
+        try:
+            items = parse(body, state.limits.max_texts)
+        except OverflowError as exc:
+            raise too_large(str(exc)) from exc
+        except ValueError as exc:
+            raise BadRequest(400, str(exc)) from exc
+        rows = await asyncio.to_thread(resolve, items, state.request_log.find)
+        await asyncio.to_thread(state.feedback_log.append, rows)
+    except FeedbackError as exc:
+        code = "RESOURCE_DOES_NOT_EXIST" if exc.status == 404 else "INVALID_PARAMETER_VALUE"
+        return Response(BadRequest(exc.status, exc.message, code).body(), exc.status, media_type=JSON)
+    except BadRequest as exc:
+        return Response(exc.body(), exc.status, media_type=JSON)
+    except ClientDisconnect:
+        return Response(b"", 499)
+    state.metrics.feedback.inc(len(rows))
+    return Response(json.dumps({"accepted": len(rows)}), 200, media_type=JSON)
+
 
 async def score(request, state: ServeState):
     """One scoring request, on the model current at its start."""
@@ -167,7 +209,7 @@ async def score(request, state: ServeState):
         else:
             response = Response(json.dumps({"predictions": records}), 200, headers=headers, media_type=JSON)
             if state.request_log is not None:
-                request_id = uuid.uuid4().hex[:16]
+                request_id = client_request_id(request) or uuid.uuid4().hex[:16]
                 response.headers["X-Request-Id"] = request_id
                 state.request_log.add(request_id, loaded.model_version, texts, records)
     except ClientDisconnect:  # gone while sending the body
@@ -218,6 +260,14 @@ async def predict(request, state: ServeState, loaded: Loaded, texts: list[str]) 
         chunk = texts[start : start + state.batch_size]
         records.extend(await loop.run_in_executor(state.pool, _predict_records, loaded.model, chunk))
     return records
+
+
+def client_request_id(request) -> str | None:
+    """The client's own X-Request-Id when it is one the log can keep (letters, digits, `._:-`, up to 128)."""
+    from textops.feedback import REQUEST_ID
+
+    sent = request.headers.get("x-request-id", "")
+    return sent if REQUEST_ID.fullmatch(sent) else None
 
 
 def model_headers(loaded: Loaded | None) -> dict[str, str]:

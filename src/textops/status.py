@@ -36,6 +36,9 @@ def project_status(root: Path, params: Params, runs: int = 5) -> dict:
     out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
     out["landing"] = [p.name for p in landing_files(root, params)]
     out["schedules"] = schedules(root)
+    from textops.feedback import online_figures
+
+    out["online"] = online_figures(root / params.serve.request_log_dir)
     out["serving_checked"] = servers(root, params)
     out["serving"] = next((answer for url in out["serving_checked"] if (answer := serving_at(url))), None)
     return out
@@ -156,6 +159,8 @@ def format_status(st: dict, metric: str) -> str:
                      f"({srv.get('alias') or 'pinned'})")  # fmt: skip
     else:
         lines.append(f"{'serving':<11} nothing answers at {', '.join(st.get('serving_checked') or [])}")
+    for version, f in (st.get("online") or {}).items():
+        lines.append(f"{'online':<11} v{version}: accuracy {f['accuracy']:.3f} on {f['n']} answers labelled (feedback)")
     for dep in st["schedules"]:
         when = ", ".join(dep["schedules"]) or "no schedule"
         trig = f", {dep['triggers']} trigger(s)" if dep["triggers"] else ""

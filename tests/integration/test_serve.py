@@ -380,3 +380,73 @@ def test_predict_errors_are_user_errors(served_project: Path):
         root, "predict", str(root.parent / "t.csv"), "--output", "x.csv", "--model-version", "42", check=False
     )
     assert unknown.returncode != 0 and "cannot load" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_data(served_project: Path):
+    """POST /feedback on the real server: labels matched to served answers by X-Request-Id (the client's own, or
+    the server's) and position; unknown answers 404, labels the model does not have 422, malformed bodies 400/415,
+    floods 413, all refused whole with nothing written; accepted labels written before the 200, a second label
+    kept as a later answer. Then the online figures in `monitor --requests` and `status`, and the labelled texts
+    exported for the next retrain, once."""
+    from textops.feedback import read_feedback
+
+    root = served_project
+    logs = root / "logs" / "requests"
+    texts = [f"{TEXTS[i % len(TEXTS)]} (review {i})" for i in range(40)]
+    with serving(root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true", "-S", "serve.log_texts=true",
+                 "-S", "serve.max_texts=50") as server:  # fmt: skip
+        def feedback(body, content_type: str = "application/json") -> tuple[int, dict]:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            status, _, answer = request(server.url, "POST", "/feedback", data, {"Content-Type": content_type})
+            return status, json.loads(answer) if answer else {}
+
+        status, headers, body = request(server.url, "POST", "/invocations", json.dumps({"inputs": texts}).encode(),
+                                        {"Content-Type": "application/json", "X-Request-Id": "client-batch-1"})
+        assert status == 200 and headers["x-request-id"] == "client-batch-1"  # the client's own id is kept
+        version = headers["x-model-version"]
+        predicted = [p["label"] for p in json.loads(body)["predictions"]]
+        status, headers, body = request(server.url, "POST", "/invocations", json.dumps({"inputs": [texts[0]]})
+                                        .encode(), {"Content-Type": "application/json"})  # fmt: skip
+        single = headers["x-request-id"]
+
+        refused = [
+            ({"request_id": "nobody-asked", "label": "positive"}, 404),
+            ({"request_id": "client-batch-1", "index": 99, "label": "positive"}, 404),
+            ({"request_id": "client-batch-1", "index": 0, "label": "sarcastic"}, 422),  # not a class of the model
+            ({"request_id": "client-batch-1", "label": "positive"}, 422),  # a batch needs the position
+            ([{"request_id": single, "label": "negative"}, {"request_id": "nobody", "label": "negative"}], 404),
+            ({"request_id": single}, 400),
+            (b"{not json", 400),
+            ([{"request_id": single, "label": "negative"}] * 51, 413),  # more than serve.max_texts
+        ]
+        for body, expected in refused:
+            status, answer = feedback(body)
+            assert status == expected and answer.get("message"), (body, status, answer)
+        assert feedback({"request_id": single, "label": "negative"}, "text/plain")[0] == 415
+        assert read_feedback(logs) == []  # all or nothing: the valid item of a refused list was not kept
+
+        labels = ["positive" if i % 2 else "negative" for i in range(40)]
+        status, answer = feedback([{"request_id": "client-batch-1", "index": i, "label": label}
+                                   for i, label in enumerate(labels)] + [{"request_id": single, "label": "positive"}])
+        assert status == 200 and answer == {"accepted": 41}
+        assert feedback({"request_id": "client-batch-1", "index": 0, "label": "positive"}) == (200, {"accepted": 1})
+        assert len(read_feedback(logs, latest=False)) == 42 and len(read_feedback(logs)) == 41  # both kept
+        _, _, exposed = request(server.url, "GET", "/metrics")
+        assert "textops_feedback_labels_total 42.0" in exposed.decode()
+
+    labels[0] = "positive"  # the newest label of that answer counts
+    truth = labels + ["positive"]
+    served = predicted + [predicted[0]]
+    expected = sum(t == p for t, p in zip(truth, served, strict=True)) / len(truth)
+    result = json.loads(textops(root, "monitor", "--requests", "--json", "-S", "monitor.window=all").stdout)
+    assert result["online"][version]["n"] == 41, result["online"]
+    assert result["online"][version]["accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert "online" in textops(root, "status").stdout
+
+    first = textops(root, "feedback", "export").stdout
+    assert "41 labelled texts" in first, first
+    exported = pd.read_csv(next((root / "landing").glob("feedback-*.csv")))
+    assert len(exported) == 41 and set(exported["text"]) <= set(texts) and set(exported["label"]) <= {"positive",
+                                                                                                      "negative"}
+    assert "no feedback since the last export" in textops(root, "feedback", "export").stdout  # never twice

@@ -151,7 +151,7 @@ def test_the_request_log_keeps_its_newest_files_per_project(tmp_path):
     log.start()
     log.add("r", "1", ["text"], [{"label": "a", "prob_a": 1.0}])
     log.close()
-    names = sorted(p.name for p in directory.iterdir())
+    names = sorted(p.name for p in directory.iterdir() if p.name.startswith("requests-"))
     assert len(names) == 3 and names[-1].endswith(f"-{os.getpid()}.jsonl"), names
     assert "requests-20261105T000000-105.jsonl" in names and "requests-20261100T000000-100.jsonl" not in names
 
