@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from textops.cli_live import feedback_app, label_app
 from textops.command import Project, command, fail, finish, run_flow
 
 app = typer.Typer(
@@ -25,8 +26,8 @@ data_app = typer.Typer(help="Data versions (DVC): list them, restore one.", no_a
 model_app = typer.Typer(help="The MLflow model registry: list, show, promote, roll back.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
-feedback_app = typer.Typer(help="Labels people gave served answers (POST /feedback).", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(label_app, name="label")
 
 
 @app.callback()
@@ -313,21 +314,6 @@ def monitor(
 
     result = run_monitor(project.root, project.params, files or None, requests)
     typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_monitor(result))
-
-
-@command(feedback_app, "export")
-def feedback_export(
-    output: Path | None = typer.Option(None, "--output", "-o", help="The CSV (default: landing/feedback-<time>.csv)."),
-    *,
-    project: Project,
-) -> None:
-    """Write the live texts people labelled (POST /feedback), not exported before, as a labelled CSV that the
-    next retrain ingests from landing/ through the same checks as any file."""
-    from textops.feedback import export
-
-    r = export(project.root, project.params, output)
-    typer.echo(f"feedback export: {r['rows']} labelled texts -> {r['output']}" if r["rows"] else "feedback export: "
-               "no feedback since the last export")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import pandas as pd
 from textops.columns import columns_by_position, looks_like_data, no_header_message
 from textops.errors import DataError
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+           ".json": "labelstudio"}  # .json to ingest: Label Studio's JSON export (textops.labelstudio)
 READ_TEXT_FORMATS = {**FORMATS, ".json": "jsonl"}  # what read_texts (predict, monitor) reads: .json as JSON Lines
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}  # written
 
@@ -313,7 +314,12 @@ def read_labelled_file(
     _check_file(path, "no such file.")
     fmt, compressed = _format_of(path)
     raw = _read_bytes(path, int(max_file_mb * 2**20), compressed)
-    frame = _parse(path, fmt, raw, header)
+    if fmt == "labelstudio":
+        from textops.labelstudio import read_export
+
+        frame = read_export(path, _decode(path, raw, quoted=False), text_column, label_column)
+    else:
+        frame = _parse(path, fmt, raw, header)
     columns = {"text": text_column, "label": label_column}
     if not frame.attrs.get("header", True):
         columns = columns_by_position(path, frame, columns)

@@ -1,0 +1,45 @@
+"""The `textops feedback` and `textops label` commands: what comes back from live traffic (textops.feedback,
+textops.labelstudio). Registered on the main app by textops.cli; light imports only, as there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from textops.command import Project, command
+
+feedback_app = typer.Typer(help="Labels people gave served answers (POST /feedback).", no_args_is_help=True)
+label_app = typer.Typer(help="A labelling queue for Label Studio, from the served texts.", no_args_is_help=True)
+
+
+@command(feedback_app, "export")
+def feedback_export(
+    output: Path | None = typer.Option(None, "--output", "-o", help="The CSV (default: landing/feedback-<time>.csv)."),
+    *,
+    project: Project,
+) -> None:
+    """Write the live texts people labelled (POST /feedback), not exported before, as a labelled CSV that the
+    next retrain ingests from landing/ through the same checks as any file."""
+    from textops.feedback import export
+
+    r = export(project.root, project.params, output)
+    typer.echo(f"feedback export: {r['rows']} labelled texts -> {r['output']}" if r["rows"] else "feedback export: "
+               "no feedback since the last export")  # fmt: skip
+
+
+@command(label_app, "queue")
+def label_queue(
+    n: int = typer.Option(100, "-n", help="How many texts to queue."),
+    output: Path = typer.Option(Path("tasks.json"), "--output", "-o", help="Label Studio tasks (.json) or .csv."),
+    *,
+    project: Project,
+) -> None:
+    """Queue the served texts the champion is least sure of (no feedback yet, one per text, spread over classes
+    and hours) as Label Studio tasks with its answer as a pre-annotation; the labelling config goes beside them
+    (.xml). Label Studio's JSON export of the project is read back by `textops ingest EXPORT.json`."""
+    from textops.labelstudio import label_queue as queue
+
+    r = queue(project.root, project.params, n, output)
+    extra = f"; labelling config {Path(r['output']).with_suffix('.xml')}" if r["output"].endswith(".json") else ""
+    typer.echo(f"label queue: {r['rows']} texts -> {r['output']}{extra}")

@@ -1,0 +1,98 @@
+"""Label Studio both ways, on real files: the labelling queue picks the least sure served texts (no feedback yet,
+one per text, spread over classes) and writes tasks with the served answer as a pre-annotation and a labelling
+config Label Studio accepts; its JSON export comes back through ingest's reader (latest annotation wins, skipped
+tasks are not data), and an export of another kind of project is refused with a message."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+import pytest
+from helpers import wait_for
+
+from textops.config import Params
+from textops.errors import DataError, StateError
+from textops.labelstudio import label_queue
+from textops.readers import read_labelled_file
+from textops.request_log import RequestLog, read_window
+
+
+def served(root, texts_kept: bool = True) -> list[str]:
+    """A request log as `textops serve` writes it: 12 answers, sure to unsure, two classes, one text twice."""
+    directory = root / Params().serve.request_log_dir
+    log = RequestLog(directory, "jsonl", texts=texts_kept)
+    log.start()
+    texts = [f"review number {i}" for i in range(11)] + ["review number 0"]  # the last repeats the first
+    for i, text in enumerate(texts):
+        p = 0.5 + i * 0.04 if i % 2 else 0.5 + i * 0.03  # small i: the least sure
+        label = "positive" if i % 2 else "negative"
+        log.add(f"req-{i}", "3", [text], [{"label": label, f"prob_{label}": p,
+                                           f"prob_{'negative' if i % 2 else 'positive'}": 1 - p}])  # fmt: skip
+    wait_for(lambda: len(read_window(directory)[0]) == len(texts), 60, "the request log written")
+    log.close()
+    return texts
+
+
+def test_the_queue_holds_the_least_sure_texts_once_and_skips_labelled_ones(tmp_path):
+    texts = served(tmp_path)
+    directory = tmp_path / Params().serve.request_log_dir
+    # req-1 already has a label from POST /feedback: not queued again
+    (directory / "feedback-20261203T000000-1.jsonl").write_text(json.dumps(
+        {"time": "2026-12-03T00:00:00.000Z", "request_id": "req-1", "index": 0, "label": "negative",
+         "model_version": "3", "predicted": "positive"}) + "\n")  # fmt: skip
+    out = tmp_path / "queue" / "tasks.json"
+    result = label_queue(tmp_path, Params(), 4, out)
+    tasks = json.loads(out.read_text())
+    assert result["rows"] == 4 == len(tasks)
+    queued = [t["data"]["text"] for t in tasks]
+    assert len(set(queued)) == 4 and texts[1] not in queued  # one per text; the labelled one skipped
+    assert queued[0] == texts[0]  # the least sure first
+    assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks} == {"negative", "positive"}
+    first = tasks[0]
+    assert first["data"]["request_id"] in ("req-0", "req-11") and first["predictions"][0]["model_version"] == "v3"
+    config = ET.fromstring(out.with_suffix(".xml").read_text())  # Label Studio's labelling config, well formed
+    assert {c.get("value") for c in config.iter("Choice")} == {"negative", "positive"}
+
+    as_csv = label_queue(tmp_path, Params(), 4, tmp_path / "tasks.csv")
+    frame = pd.read_csv(as_csv["output"])
+    assert frame["text"].tolist() == queued and frame["margin"].is_monotonic_increasing
+
+
+def test_a_queue_needs_logged_texts(tmp_path):
+    served(tmp_path, texts_kept=False)
+    with pytest.raises(StateError, match="serve.log_texts"):
+        label_queue(tmp_path, Params(), 4, tmp_path / "tasks.json")
+    with pytest.raises(DataError, match=".json"):
+        label_queue(tmp_path, Params(), 4, tmp_path / "tasks.xlsx")
+
+
+def annotation(choice: str, at: str, cancelled: bool = False) -> dict:
+    return {"id": hash(at) % 1000, "was_cancelled": cancelled, "created_at": at, "updated_at": at,
+            "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                        "value": {"choices": [choice] if choice else []}}]}  # fmt: skip
+
+
+def test_label_studios_export_is_read_back_by_ingest(tmp_path):
+    export = [
+        {"id": 1, "data": {"text": "a fine film"}, "annotations": [
+            annotation("negative", "2026-12-01T10:00:00Z"), annotation("positive", "2026-12-02T10:00:00Z")]},
+        {"id": 2, "data": {"text": "skipped by the reviewer"}, "annotations": [
+            annotation("negative", "2026-12-01T10:00:00Z", cancelled=True)]},
+        {"id": 3, "data": {"text": "not looked at yet"}, "annotations": [], "predictions": []},
+        {"id": 4, "data": {"text": "a dull film"}, "annotations": [annotation("negative", "2026-12-01T11:00:00Z")]},
+    ]  # fmt: skip
+    path = tmp_path / "project-1-at-2026-12-03.json"
+    path.write_text(json.dumps(export))
+    frame = read_labelled_file(path, "text", "label", max_file_mb=10)
+    assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull film", "negative"]]
+
+    multi = [{"id": 5, "data": {"text": "x"}, "annotations": [annotation("negative", "2026-12-01T10:00:00Z")]}]
+    multi[0]["annotations"][0]["result"][0]["value"]["choices"] = ["negative", "positive"]
+    path.write_text(json.dumps(multi))
+    with pytest.raises(DataError, match="single-choice"):
+        read_labelled_file(path, "text", "label", max_file_mb=10)
+    path.write_text(json.dumps({"not": "a list"}))
+    with pytest.raises(DataError, match="Label Studio export"):
+        read_labelled_file(path, "text", "label", max_file_mb=10)
