@@ -5,6 +5,7 @@ Scheduled hourly by the `monitor` deployment (prefect.yaml). Each run:
 - emits `textops.data.landed` when files are in the landing directory that no earlier run announced (a file
   held there for a person is announced once, not every hour), then monitors them against the champion;
 - monitors the serving request log when `serve.log_requests` is on and the log has rows;
+- with promotion.live_min_labels, promotes the challenger that waits for live evidence once it has it;
 - emits `textops.drift.detected` with the figures for each source that drifted.
 
 The `retrain` deployment has one deployment trigger on both events, with a cool-down (prefect.yaml). Monitoring
@@ -72,6 +73,16 @@ def monitor_task(root: Path, params: Params, files: list[str] | None, requests: 
         return None
 
 
+@task(name="promote-check", cache_policy=NO_CACHE)
+def promote_check_task(root: Path, params: Params) -> dict:
+    """promotion.live_min_labels: promote the challenger waiting for live evidence once it has enough of it."""
+    from textops.register import live_check
+
+    result = live_check(root, params)
+    get_run_logger().info("promote-check: %s", result["message"])
+    return result
+
+
 def has_request_log(root: Path, params: Params) -> bool:
     from textops.request_log import log_files
 
@@ -96,6 +107,7 @@ def monitor_flow(project_dir: str = ".", params_file: str = "params.yaml", overr
         results["landing"] = monitor_task(root, params, landed, False)
     if has_request_log(root, params):
         results["requests"] = monitor_task(root, params, None, True)
+    live = promote_check_task(root, params) if params.promotion.live_min_labels else None
     for source, result in results.items():
         if result and result["drift"]:
             emit_event(DRIFT, resource=resource(root, "monitor"), payload={"from": source, **figures(result)})
@@ -103,4 +115,5 @@ def monitor_flow(project_dir: str = ".", params_file: str = "params.yaml", overr
     return {
         "landed": [Path(f).name for f in landed],
         "drift": {s: (r["kinds"] if r else None) for s, r in results.items()},
+        "promote_check": live["result"] if live else None,
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from textops.cli_live import feedback_app, label_app
+from textops.cli_live import add_model_commands, feedback_app, label_app
 from textops.command import Project, command, fail, finish, run_flow
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ data_app = typer.Typer(help="Data versions (DVC): list them, restore one.", no_a
 model_app = typer.Typer(help="The MLflow model registry: list, show, promote, roll back.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
+add_model_commands(model_app)
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(label_app, name="label")
 

@@ -43,3 +43,16 @@ def label_queue(
     r = queue(project.root, project.params, n, output)
     extra = f"; labelling config {Path(r['output']).with_suffix('.xml')}" if r["output"].endswith(".json") else ""
     typer.echo(f"label queue: {r['rows']} texts -> {r['output']}{extra}")
+
+
+def promote_check(*, project: Project) -> None:
+    """Decide on the challenger that waits for live evidence (promotion.live_min_labels): promote it once enough of
+    its answers in shadow are labelled and it does not lose to the champion on them (the monitor flow runs this)."""
+    from textops.register import live_check
+
+    typer.echo(f"promote-check: {live_check(project.root, project.params)['message']}")
+
+
+def add_model_commands(model_app: typer.Typer) -> None:
+    """The live-evidence commands of `textops model`."""
+    command(model_app, "promote-check")(promote_check)

@@ -217,6 +217,10 @@ class PromotionParams(_Section):
     # on the primary metric is never promoted automatically.
     beat_baseline: bool = True
     baseline_margin: float = Field(0.0, ge=0, lt=1)
+    # > 0: a challenger that passes offline stays challenger until this many of its answers in shadow (serve.shadow)
+    # got a label (POST /feedback) and it does not lose to the champion on them; `textops model promote-check` or the
+    # monitor flow promotes it then.
+    live_min_labels: int = Field(0, ge=0)
 
     @field_validator("reference_file")
     @classmethod
@@ -244,6 +248,7 @@ class ServeParams(_Section):
     request_log_rotate_mb: float = Field(64, gt=0)
     request_log_keep: int = Field(20, ge=1)
     feedback_max_age_days: float = Field(30, gt=0)
+    shadow: bool = False  # also score every request with the challenger, after the answer is sent
 
     _paths = field_validator("request_log_dir")(_inside_project)
 

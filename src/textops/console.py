@@ -178,6 +178,11 @@ def format_monitor(result: dict) -> str:
     for version, f in (result.get("online") or {}).items():
         lines.append(f"online v{version}: {f['n']} answers labelled by feedback, accuracy {f['accuracy']:.3f}, "
                      f"macro-F1 {f['macro_f1']:.3f}")  # fmt: skip
+    for f in (result.get("shadow") or {}).values():
+        labelled = (f" ; on {f['labelled']} labelled: served {f['served_accuracy']:.3f}, shadow "
+                    f"{f['shadow_accuracy']:.3f} (McNemar p {f['mcnemar_p']:.3g})") if f["labelled"] else ""
+        lines.append(f"shadow v{f['shadow_version']} beside v{f['served_version']}: agrees on "
+                     f"{f['agreement']:.1%} of {f['texts']} texts{labelled}")  # fmt: skip
     verdict = f"DRIFT ({', '.join(result['kinds'])})" if result["drift"] else "no drift"
     lines.append(f"{verdict}; report {result['report']}, MLflow run {result['mlflow_run_id']}")
     return "\n".join(lines)

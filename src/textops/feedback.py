@@ -153,6 +153,45 @@ def online_figures(directory: Path) -> dict:
     return out
 
 
+def shadow_figures(directory: Path) -> dict:
+    """Per (served version, shadow version): on every shadowed text, how often the shadow challenger agreed with the
+    answer; on those people labelled (the newest label), both models' accuracy and McNemar's exact p of the
+    difference (the test the registry applies offline). Keyed `"<served>-><shadow>"`."""
+    from textops.policy import mcnemar
+    from textops.request_log import read_rows
+
+    labels = {(r["request_id"], r.get("index")): r["label"] for r in read_feedback(directory)}
+    pairs: dict[str, dict] = {}
+    for row in read_rows(directory):
+        if row.get("shadow_version") is None:
+            continue
+        pair = pairs.setdefault(f"{row.get('model_version')}->{row['shadow_version']}", {
+            "served_version": str(row.get("model_version")), "shadow_version": str(row["shadow_version"]),
+            "texts": 0, "agree": 0, "y": [], "served": [], "shadow": []})  # fmt: skip
+        served, shadow = str(row.get("label")), str(row.get("shadow_label"))
+        pair["texts"] += 1
+        pair["agree"] += served == shadow
+        label = labels.get((row.get("request_id"), row.get("index")))
+        if label is not None:
+            pair["y"].append(label)
+            pair["served"].append(served)
+            pair["shadow"].append(shadow)
+    out = {}
+    for key, p in pairs.items():
+        n = len(p["y"])
+        figures = {"served_version": p["served_version"], "shadow_version": p["shadow_version"], "texts": p["texts"],
+                   "agreement": round(p["agree"] / p["texts"], 4), "labelled": n}  # fmt: skip
+        if n:
+            test = mcnemar(p["y"], p["shadow"], p["served"])
+            figures.update(
+                served_accuracy=round(sum(a == b for a, b in zip(p["y"], p["served"], strict=True)) / n, 4),
+                shadow_accuracy=round(sum(a == b for a, b in zip(p["y"], p["shadow"], strict=True)) / n, 4),
+                shadow_right_served_wrong=test.b, served_right_shadow_wrong=test.c, mcnemar_p=round(test.p_value, 6),
+            )  # fmt: skip
+        out[key] = figures
+    return out
+
+
 def export(root: Path, params, output: Path | None = None) -> dict:
     """Write the labelled live texts not exported before as a labelled CSV (text, label) that `textops ingest`
     (or the retrain flow, from the landing folder) takes through the same checks as any file. Needs the texts,

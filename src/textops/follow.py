@@ -88,9 +88,13 @@ class Follower:
             self.last_check = time.time()
             current = self.current.model_version if self.current else None
             try:
-                version = str(self.source.target())
+                version = self.source.target()
             except Exception as exc:
                 return self._failure(None, f"cannot read the registry: {_first_line(exc)}")
+            if version is None:  # nothing to hold now (a shadow when there is no challenger apart from the champion)
+                self.current, self.last_error = None, None
+                return {"result": "none", "model_version": None, "previous": current}
+            version = str(version)
             if version == current:  # the registry and the server agree: an earlier failure is over
                 self._failed.clear()
                 self.last_error = None
@@ -223,3 +227,28 @@ class RegistrySource:
                 tags = {}
             raw, rev = raw or tags.get(lineage.RAW_MD5), rev or tags.get(lineage.DATA_REV)
         return {"raw_md5": raw, "rev": rev}
+
+
+class ShadowSource(RegistrySource):
+    """The `challenger` alias while it names another version than `champion` (serve.shadow), else nothing."""
+
+    def __init__(self, session: Session, serve: ServeParams | None = None):
+        from textops.registry import CHALLENGER
+
+        super().__init__(session, alias=CHALLENGER, serve=serve)
+
+    def target(self) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        from textops.registry import CHALLENGER, CHAMPION
+
+        client, name = self.session.client, self.session.model_name
+        try:
+            challenger = str(client.get_model_version_by_alias(name, CHALLENGER).version)
+        except MlflowException:
+            return None
+        try:
+            champion = str(client.get_model_version_by_alias(name, CHAMPION).version)
+        except MlflowException:
+            champion = None
+        return None if challenger == champion else challenger

@@ -16,28 +16,10 @@ import time
 from pathlib import Path
 
 from textops.errors import DataError, StateError
-from textops.request_log import jsonl_chunks, log_files
+from textops.request_log import log_files, read_rows
 
 FROM_NAME, TO_NAME = "label", "text"  # the names in the labelling config written beside the tasks
 POOL_PER_PICK = 20  # candidates kept per text asked for (the least sure ones), before spreading
-
-
-def logged_rows(directory: Path):
-    """Every row of the request log in DIRECTORY (JSONL or Parquet), a file at a time."""
-    import pyarrow.parquet as pq
-
-    for path in log_files(directory):
-        try:
-            if path.suffix == ".parquet":
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
-                    for row in batch.to_pylist():
-                        row["probabilities"] = dict(row.get("probabilities") or [])
-                        yield row
-            else:
-                for chunk in jsonl_chunks(path):
-                    yield from chunk
-        except (OSError, ValueError):  # a damaged file: the monitor names it; the queue uses the rest
-            continue
 
 
 def margin(probabilities: dict) -> tuple[float, float]:
@@ -50,7 +32,7 @@ def candidates(directory: Path, labelled: set, keep: int) -> list[dict]:
     """The KEEP least sure logged answers with a text and no feedback yet, one per text."""
     heap: list[tuple] = []  # (-margin, n, row): the KEEP smallest margins
     seen_text = False
-    for n, row in enumerate(logged_rows(directory)):
+    for n, row in enumerate(read_rows(directory)):
         if row.get("text") is None:
             continue
         seen_text = True

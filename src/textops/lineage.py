@@ -55,6 +55,9 @@ KILLED = "textops.killed"
 
 # Tags on a model version (the registry's evidence): `textops.` + these.
 DECISION = "textops.decision"
+# The decisions a version's DECISION tag holds: AWAITING_LIVE passed offline and waits, as challenger, for labelled
+# live answers in shadow (promotion.live_min_labels; textops.register.live_check decides then).
+PROMOTED, REJECTED, AWAITING_LIVE = "promoted", "rejected", "awaiting-live"
 REASON = "textops.reason"
 MANUAL_PROMOTION = "textops.manual_promotion"
 CHALLENGER = "challenger."

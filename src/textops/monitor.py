@@ -315,11 +315,13 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
         "seconds": round(time.monotonic() - started, 3),
     }
     if window is not None:
-        from textops.feedback import online_figures
+        from textops.feedback import online_figures, shadow_figures
 
         result["window"] = window
-        # What the served versions got right, by the labels people gave their answers (POST /feedback).
+        # What the served versions got right, by the labels people gave their answers (POST /feedback), and how the
+        # shadow challenger did on the same texts (serve.shadow).
         result["online"] = online_figures(root / params.serve.request_log_dir)
+        result["shadow"] = shadow_figures(root / params.serve.request_log_dir)
     out = record(root, params, session, result)
     if window is not None:
         remember_window(root, window["until"])
@@ -344,6 +346,9 @@ def flat_metrics(result: dict) -> dict[str, float]:
             out[f"{key}.drifted"] = float(c["drifted"])
     for version, figures in (result.get("online") or {}).items():  # live labels, per served version
         out.update({f"online.v{version}.{name}": float(value) for name, value in figures.items()})
+    for f in (result.get("shadow") or {}).values():
+        key = f"shadow.v{f['served_version']}_v{f['shadow_version']}"
+        out.update({f"{key}.{k}": float(v) for k, v in f.items() if isinstance(v, int | float)})
     return out
 
 

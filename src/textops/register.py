@@ -8,7 +8,7 @@ decision and its evidence go on the model version as tags (created with the vers
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -257,7 +257,14 @@ def decide_and_register(root: Path, params: Params) -> dict:
     decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
                       validation_passed(root, params), versus["guards"], versus["held"] or hold_reason(session, tags),
                       baseline_metric, baseline_advice(tags))  # fmt: skip
-    evidence.update({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
+    live = bool(decision.promote and params.promotion.live_min_labels and versus["champion_metric"] is not None)
+    if live:  # offline is not enough: the champion stays until live answers in shadow say the challenger holds up
+        decision = replace(decision, promote=False, reason=(
+            f"passes offline ({decision.reason}); stays challenger until {params.promotion.live_min_labels} of its "
+            "answers in shadow are labelled and it does not lose to the champion on them (promotion.live_min_labels; "
+            "`textops model promote-check`)"))  # fmt: skip
+    verdict = lineage.AWAITING_LIVE if live else lineage.PROMOTED if decision.promote else lineage.REJECTED
+    evidence.update({"decision": verdict, "reason": decision.reason})
 
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
     version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
@@ -286,3 +293,46 @@ def decision_report(name: str, metric: str, evidence: dict) -> str:
         f"Primary metric: `{metric}` on the challenger's test split ({evidence['test_rows']} rows).\n\n"
         f"| evidence | value |\n|---|---|\n{rows}\n"
     )
+
+
+def live_check(root: Path, params: Params) -> dict:
+    """promotion.live_min_labels: decide on the challenger that waits for live evidence. Once that many of its
+    answers in shadow beside the champion got a label (POST /feedback), it is promoted unless it loses to the
+    champion on them (less accurate with McNemar p < promotion.max_p_value, the offline rule), and rejected if it
+    does; the live figures go into its evidence. Until then nothing changes. `result` says which."""
+    from mlflow.exceptions import MlflowException
+
+    from textops.feedback import shadow_figures
+
+    need = params.promotion.live_min_labels
+    if not need:
+        return {"result": "off", "message": "promotion.live_min_labels is 0: promotion does not wait for live labels"}
+    session = connect(root, params, experiment=False)
+    with registry_lock(root):
+        current = champion(session)
+        try:
+            waiting = session.client.get_model_version_by_alias(session.model_name, CHALLENGER)
+        except MlflowException:
+            waiting = None
+        if current is None or waiting is None or waiting.tags.get(lineage.DECISION) != lineage.AWAITING_LIVE:
+            return {"result": "none", "message": "no challenger waits for live evidence"}
+        version = str(waiting.version)
+        figures = shadow_figures(root / params.serve.request_log_dir).get(f"{current.version}->{version}") or {}
+        labelled = figures.get("labelled", 0)
+        if labelled < need:
+            return {"result": "waiting", "version": version, "labelled": labelled, "message": (
+                f"v{version} waits: {labelled} of {need} labelled live answers in shadow beside champion "
+                f"v{current.version} (serve.shadow: true and POST /feedback bring them)")}  # fmt: skip
+        ours, theirs, p = figures["shadow_accuracy"], figures["served_accuracy"], figures["mcnemar_p"]
+        loses = ours < theirs and p < params.promotion.max_p_value
+        on = f"on {labelled} labelled live texts in shadow, accuracy {ours:.4f} vs champion v{current.version} " \
+             f"{theirs:.4f} (McNemar p={p:.3g})"  # fmt: skip
+        reason = f"live: {on}: " + ("loses to the champion" if loses else "does not lose to the champion")
+        tags = {f"{lineage.PREFIX}live.{k}": str(v) for k, v in figures.items()}
+        tags.update({lineage.DECISION: lineage.REJECTED if loses else lineage.PROMOTED, lineage.REASON: reason[:5000]})
+        for key, value in tags.items():
+            session.client.set_model_version_tag(session.model_name, version, key, value)
+        if not loses:
+            move_champion(session, version, "live", reason)
+    return {"result": "rejected" if loses else "promoted", "version": version, "labelled": labelled,
+            "message": f"v{version} {'not promoted' if loses else 'promoted, now the champion'}: {reason}"}  # fmt: skip

@@ -287,8 +287,10 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
         state = same[CHALLENGER]
         if state["version"] in rolled_back_versions(session):
             verdict = "rolled back from by a person"
-        elif state["decision"] == "rejected":
+        elif state["decision"] == lineage.REJECTED:
             verdict = f"not promoted ({state['reason']})"
+        elif state["decision"] == lineage.AWAITING_LIVE:
+            verdict = "waits for live evidence (promotion.live_min_labels; `textops model promote-check`)"
         else:
             return None  # promoted once and no longer champion otherwise: let the registry judge it again
         return (

@@ -173,6 +173,13 @@ def monitor_page(result: dict) -> str:
             ["model version", "labelled answers", "accuracy", "macro-F1"],
             [[esc(v), esc(f["n"]), figure(f["accuracy"]), figure(f["macro_f1"])] for v, f in online.items()],
             numeric={1, 2, 3}))  # fmt: skip
+    shadow = result.get("shadow") or {}
+    if shadow:
+        body.append("<h2>Shadow challenger: the same live texts</h2>" + table(
+            ["served", "shadow", "texts", "agreement", "labelled", "served accuracy", "shadow accuracy", "McNemar p"],
+            [[esc(f["served_version"]), esc(f["shadow_version"]), esc(f["texts"]), figure(f["agreement"]),
+              esc(f["labelled"]), *(figure(f.get(k)) for k in ("served_accuracy", "shadow_accuracy", "mcnemar_p"))]
+             for f in shadow.values()], numeric={2, 3, 4, 5, 6, 7}))  # fmt: skip
     return page("Monitoring", "\n".join(body))
 
 

@@ -36,6 +36,11 @@ def log_time(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
 
 
+def probabilities(answer: dict) -> dict:
+    """The class -> probability of one served answer (its `prob_<class>` keys)."""
+    return {k.removeprefix("prob_"): v for k, v in answer.items() if k.startswith("prob_")}
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -77,6 +82,10 @@ class Answers:
             con.execute("DELETE FROM answers WHERE time < ?", (before,))
         con.close()
 
+    def expect(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
+        """An answer sent but logged later (after its shadow scoring, `add`): feedback finds it meanwhile."""
+        self._pending[request_id] = (time.time(), request_id, version, texts, predictions, None)
+
     def find(self, request_id: str) -> list[dict]:
         """The answers of one request, by position."""
         if not self.path.exists():
@@ -108,14 +117,20 @@ class RequestLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    def add(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
-        """Queue one request's rows (cheap: the rows are built in the writer's thread)."""
-        item = (time.time(), request_id, version, texts, predictions)
+    def add(self, request_id: str, version: str, texts: list[str], predictions: list[dict],
+            shadow: tuple[str, list[dict]] | None = None, at: float | None = None) -> None:  # fmt: skip
+        """Queue one request's rows (cheap: the rows are built in the writer's thread); SHADOW: the shadow
+        challenger's version and its answers to the same texts (serve.shadow), AT: when the answer was sent."""
+        item = (at or time.time(), request_id, version, texts, predictions, shadow)
         try:
             self._queue.put_nowait(item)
             self._pending[request_id] = item
         except queue.Full:
             self.dropped += len(texts)
+
+    def expect(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
+        """An answer sent but logged later (after its shadow scoring, `add`): feedback finds it meanwhile."""
+        self._pending[request_id] = (time.time(), request_id, version, texts, predictions, None)
 
     def find(self, request_id: str) -> list[dict]:
         """The logged answers of one request, by position, as `Answers.find` gives them."""
@@ -133,13 +148,16 @@ class RequestLog:
     # ----------------------------------------------------------------------------------------------
 
     def _rows(self, item) -> list[dict]:
-        at, request_id, version, texts, predictions = item
+        at, request_id, version, texts, predictions, shadow = item
         stamp = log_time(at)
         rows = []
         for i, (text, pred) in enumerate(zip(texts, predictions, strict=True)):
             row = {"time": stamp, "request_id": request_id, "index": i, "model_version": version,
                    "label": pred.get("label"), "chars": len(text), "text_sha256": text_hash(text)}  # fmt: skip
-            row["probabilities"] = {k.removeprefix("prob_"): v for k, v in pred.items() if k.startswith("prob_")}
+            row["probabilities"] = probabilities(pred)
+            if shadow is not None:
+                row.update(shadow_version=shadow[0], shadow_label=shadow[1][i].get("label"),
+                           shadow_probabilities=probabilities(shadow[1][i]))  # fmt: skip
             if self.texts:
                 row["text"] = text
             rows.append(row)
@@ -181,9 +199,11 @@ class RequestLog:
     def _schema(self):
         import pyarrow as pa
 
+        probs = pa.map_(pa.string(), pa.float64())
         fields = [("time", pa.string()), ("request_id", pa.string()), ("index", pa.int64()),
                   ("model_version", pa.string()), ("label", pa.string()), ("chars", pa.int64()),
-                  ("text_sha256", pa.string()), ("probabilities", pa.map_(pa.string(), pa.float64()))]  # fmt: skip
+                  ("text_sha256", pa.string()), ("probabilities", probs), ("shadow_version", pa.string()),
+                  ("shadow_label", pa.string()), ("shadow_probabilities", probs)]  # fmt: skip
         return pa.schema(fields + ([("text", pa.string())] if self.texts else []))
 
     def _rotate(self) -> None:
@@ -237,6 +257,26 @@ def jsonl_chunks(path: Path):
         yield rows
 
 
+def read_rows(directory: Path):
+    """Every row of the request log in DIRECTORY as written (JSONL or Parquet), a file at a time; a damaged file is
+    skipped (`read_window` names it)."""
+    import pyarrow.parquet as pq
+
+    for path in log_files(directory):
+        try:
+            if path.suffix == ".parquet":
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
+                    for row in batch.to_pylist():
+                        for key in ("probabilities", "shadow_probabilities"):
+                            row[key] = dict(row.get(key) or [])
+                        yield row
+            else:
+                for chunk in jsonl_chunks(path):
+                    yield from chunk
+        except (OSError, ValueError):
+            continue
+
+
 def to_parquet(journal: Path, schema) -> Path:
     """The finished JSONL file JOURNAL as Parquet beside it (written aside, then renamed), then JOURNAL removed; a
     line a kill cut short is left out. A crash between the two leaves both, and `log_files` reads the Parquet."""
@@ -247,6 +287,9 @@ def to_parquet(journal: Path, schema) -> Path:
     aside = target.with_name(target.name + ".tmp")
     with pq.ParquetWriter(aside, schema) as writer:
         for rows in jsonl_chunks(journal):
+            for row in rows:  # whole-number classes are served as numbers; the file keeps labels as text
+                for key in ("label", "shadow_label"):
+                    row[key] = None if row.get(key) is None else str(row[key])
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
     os.replace(aside, target)
     journal.unlink()

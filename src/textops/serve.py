@@ -97,10 +97,16 @@ def serve(
 def announce(root: Path, url: str) -> Path:
     """Say where this server listens (`.textops/serving/PID.json`), so `textops status` finds one started with
     --host/--port; removed on a clean stop, and skipped by status once its process is gone."""
+    import psutil
+
     from textops.artifacts import atomic_write_json
     from textops.locks import state_dir
 
-    record = state_dir(root, SERVING_DIR) / f"{os.getpid()}.json"
+    folder = state_dir(root, SERVING_DIR)
+    for old in folder.glob("*.json"):  # servers that were killed (SIGKILL) could not remove theirs
+        if old.stem.isdigit() and not psutil.pid_exists(int(old.stem)):
+            old.unlink(missing_ok=True)
+    record = folder / f"{os.getpid()}.json"
     atomic_write_json(record, {"url": url, "pid": os.getpid(), "started": time.time()})
     return record
 
@@ -173,9 +179,15 @@ def _uvicorn_config(app, workers: int = 1):
     )
 
 
-def install_sighup(follower) -> None:
-    """SIGHUP: check the registry now (the follower's poller does the work; the handler only wakes it)."""
-    signal.signal(signal.SIGHUP, lambda signum, frame: follower.request_reload())
+def install_sighup(follower, shadow=None) -> None:
+    """SIGHUP: check the registry now (the followers' pollers do the work; the handler only wakes them)."""
+
+    def wake(signum, frame) -> None:
+        follower.request_reload()
+        if shadow is not None:
+            shadow.request_reload()
+
+    signal.signal(signal.SIGHUP, wake)
 
 
 def run_single(root: Path, params: Params, version: str | None, sock: socket.socket, url: str) -> int:
@@ -185,7 +197,7 @@ def run_single(root: Path, params: Params, version: str | None, sock: socket.soc
     from textops.serving_app import build_state, create_app
 
     state = build_state(root, params, version)
-    install_sighup(state.follower)  # before the load: a SIGHUP during it must not kill the server
+    install_sighup(state.follower, state.shadow)  # before the load: a SIGHUP during it must not kill the server
     try:
         loaded = state.follower.load_initial()
     except TextopsError:
@@ -223,7 +235,7 @@ class WorkerApp:
         from textops.serving_app import build_state, create_app
 
         state = build_state(self.root, self.params, self.version, self.metrics_dir)
-        install_sighup(state.follower)
+        install_sighup(state.follower, state.shadow)
         return create_app(state)  # its lifespan loads the model: a failure stops every worker and the parent
 
 

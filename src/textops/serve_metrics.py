@@ -44,6 +44,15 @@ class Metrics:
         self.model = Gauge("textops_model_info", "1 for the version this worker serves, 0 for versions it served.",
                            ["model_name", "model_version"], multiprocess_mode="liveall", registry=own)  # fmt: skip
         self.feedback = Counter("textops_feedback_labels", "Labels accepted by POST /feedback.", registry=own)
+        pair = ["model_version", "shadow_version"]
+        self.shadow_texts = Counter("textops_shadow_texts", "Texts the shadow challenger scored after the answer.",
+                                    pair, registry=own)  # fmt: skip
+        self.shadow_disagreements = Counter("textops_shadow_disagreements",
+                                            "Texts on which the shadow challenger's label differs from the answer's.",
+                                            pair, registry=own)  # fmt: skip
+        self.shadow_skipped = Counter("textops_shadow_skipped",
+                                      "Requests not shadowed: too many waiting, or the shadow model failed.",
+                                      registry=own)  # fmt: skip
         self.dropped = Counter("textops_requests_dropped",
                                "Requests whose client disconnected before the answer; their work was dropped.",
                                registry=own)  # fmt: skip

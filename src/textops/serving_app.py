@@ -53,6 +53,9 @@ class ServeState:
     pool: ThreadPoolExecutor
     request_log: object | None = None  # textops.request_log.RequestLog
     feedback_log: object | None = None  # textops.feedback.FeedbackLog, with the request log
+    shadow: Follower | None = None  # serve.shadow: the challenger, scoring after each answer is sent
+    shadow_pool: ThreadPoolExecutor | None = None
+    shadow_waiting: int = 0  # shadow scorings not finished (only the event loop changes it)
 
 
 def build_state(root: Path, params: Params, version: str | None = None, metrics_dir: str | None = None) -> ServeState:
@@ -78,7 +81,15 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         request_log = RequestLog(root / serve.request_log_dir, serve.request_log_format, serve.log_texts,
                                  serve.request_log_rotate_mb, serve.request_log_keep, serve.feedback_max_age_days)
         feedback_log = FeedbackLog(root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000))
+    shadow = shadow_pool = None
+    if serve.shadow:
+        from textops.follow import ShadowSource, lower_priority
+
+        shadow = Follower(ShadowSource(source.session, serve), serve.poll_seconds)
+        shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="textops-shadow", initializer=lower_priority)
     return ServeState(
+        shadow=shadow,
+        shadow_pool=shadow_pool,
         follower=Follower(source, serve.poll_seconds, on_event),
         metrics=metrics,
         limits=Limits(serve.max_body_bytes, serve.max_texts, serve.max_chars_per_text),
@@ -101,12 +112,18 @@ def create_app(state: ServeState):
             await asyncio.to_thread(follower.load_initial)
         state.metrics.serving(follower.current.model_name, follower.current.model_version)
         follower.start()
+        if state.shadow is not None:
+            state.shadow.start()
+            state.shadow.request_reload()  # load the challenger now, off the request path
         if state.request_log is not None:
             state.request_log.start()
         try:
             yield
         finally:
             follower.stop()
+            if state.shadow is not None:
+                state.shadow.stop()
+                state.shadow_pool.shutdown(wait=False, cancel_futures=True)
             state.pool.shutdown(wait=False, cancel_futures=True)
             if state.request_log is not None:
                 state.request_log.close()
@@ -132,7 +149,10 @@ def _routes(app, state: ServeState) -> None:
 
     @app.get("/version")
     async def version():
-        return Response(json.dumps(describe(follower)), media_type=JSON)
+        shadow = state.shadow.current if state.shadow is not None else None
+        about = {"model_version": shadow.model_version, "alias": shadow.alias, "runtime": shadow.runtime} if shadow \
+            else None  # fmt: skip
+        return Response(json.dumps({**describe(follower), "shadow": about}), media_type=JSON)
 
     @app.get("/metrics")
     async def metrics():
@@ -144,6 +164,8 @@ def _routes(app, state: ServeState) -> None:
         if request.client is None or request.client.host not in LOOPBACK:
             return Response(BadRequest(403, "POST /reload is for loopback clients only", "FORBIDDEN").body(), 403,
                             media_type=JSON)  # fmt: skip
+        if state.shadow is not None:
+            state.shadow.request_reload()
         result = await asyncio.to_thread(follower.reload)
         return Response(json.dumps(result), 503 if result["result"] == "failed" else 200, media_type=JSON)
 
@@ -208,9 +230,11 @@ async def score(request, state: ServeState):
             response = Response(b"", 499)
         else:
             response = Response(json.dumps({"predictions": records}), 200, headers=headers, media_type=JSON)
+            request_id = None
             if state.request_log is not None:
                 request_id = client_request_id(request) or uuid.uuid4().hex[:16]
                 response.headers["X-Request-Id"] = request_id
+            if not shadow_after(response, state, loaded, texts, records, request_id) and request_id:
                 state.request_log.add(request_id, loaded.model_version, texts, records)
     except ClientDisconnect:  # gone while sending the body
         status, response = 499, Response(b"", 499)
@@ -228,6 +252,51 @@ async def score(request, state: ServeState):
                             500, headers=headers, media_type=JSON)  # fmt: skip
     state.metrics.request(status, loaded.model_version, time.perf_counter() - started, len(texts) if texts else None)
     return response
+
+
+SHADOW_WAITING_MAX = 32  # requests waiting for their shadow scoring; past it a request is not shadowed
+
+
+def shadow_after(response, state: ServeState, loaded: Loaded, texts: list[str], records: list[dict],
+                 request_id: str | None) -> bool:  # fmt: skip
+    """Schedule the shadow challenger's scoring of TEXTS for after RESPONSE is sent (a background task, on its own
+    low-priority thread); False when there is none to run (no shadow, or too many waiting: counted)."""
+    from starlette.background import BackgroundTask
+
+    shadow = state.shadow.current if state.shadow is not None else None
+    if shadow is None or shadow.model_version == loaded.model_version:
+        return False
+    if state.shadow_waiting >= SHADOW_WAITING_MAX:
+        state.metrics.shadow_skipped.inc()
+        return False
+    state.shadow_waiting += 1
+    if request_id:
+        state.request_log.expect(request_id, loaded.model_version, texts, records)
+    response.background = BackgroundTask(run_shadow, state, shadow, loaded, texts, records, request_id, time.time())
+    return True
+
+
+async def run_shadow(state: ServeState, shadow: Loaded, loaded: Loaded, texts: list[str], records: list[dict],
+                     request_id: str | None, at: float) -> None:  # fmt: skip
+    """The shadow's answers to TEXTS (the client has its response already): counted against the served ones in
+    /metrics and logged beside them."""
+    loop, answers = asyncio.get_running_loop(), []
+    try:
+        for start in range(0, len(texts), state.batch_size):
+            chunk = texts[start : start + state.batch_size]
+            answers.extend(await loop.run_in_executor(state.shadow_pool, _predict_records, shadow.model, chunk))
+        differ = sum(a.get("label") != r.get("label") for a, r in zip(answers, records, strict=True))
+        state.metrics.shadow_texts.labels(loaded.model_version, shadow.model_version).inc(len(texts))
+        state.metrics.shadow_disagreements.labels(loaded.model_version, shadow.model_version).inc(differ)
+        result = (shadow.model_version, answers)
+    except Exception as exc:  # the shadow never fails a request: counted and logged
+        log.warning("shadow v%s failed: %s: %s", shadow.model_version, type(exc).__name__, exc)
+        state.metrics.shadow_skipped.inc()
+        result = None
+    finally:
+        state.shadow_waiting -= 1
+    if request_id and state.request_log is not None:
+        state.request_log.add(request_id, loaded.model_version, texts, records, shadow=result, at=at)
 
 
 async def read_body(request, limits: Limits) -> bytes:

@@ -38,6 +38,7 @@ from helpers import (
 )
 
 POLL = 2  # serve.poll_seconds of the following server
+JSON_TYPE = "application/json"
 
 
 def post_json(url: str, body, content_type: str = "application/json") -> tuple[int, dict | str]:
@@ -246,8 +247,9 @@ def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served
                                      {"Content-Type": "application/json"})  # fmt: skip
         assert status == 200
         assert any(url == server.url for url in json.loads(textops(root, "status", "--json").stdout)["serving_checked"])
-    # Stopped, the server's record is gone, and nothing answering is said, not an error.
-    assert not list((root / ".textops" / "serving").glob("*.json"))
+    # Stopped, the server's record is gone (a SIGKILLed one's, of an earlier test, is skipped and then pruned), and
+    # nothing answering is said, not an error.
+    assert not (root / ".textops" / "serving" / f"{server.proc.pid}.json").exists()
     assert "nothing answers at http://127.0.0.1:9" in textops(root, "status", "-S", "serve.port=9").stdout
     logs = list((root / "logs" / "requests").glob("requests-*.jsonl"))
     rows = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
@@ -450,3 +452,57 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     assert len(exported) == 41 and set(exported["text"]) <= set(texts) and set(exported["label"]) <= {"positive",
                                                                                                       "negative"}
     assert "no feedback since the last export" in textops(root, "feedback", "export").stdout  # never twice
+
+
+@pytest.mark.slow
+def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_project: Path):
+    """The loop on live traffic: a challenger that passes offline waits (promotion.live_min_labels) while the
+    server scores every request with it in shadow, after answering; people label the answers (POST /feedback);
+    `textops model promote-check` promotes it once enough labelled answers show it does not lose, with the live
+    figures in its evidence; the running server then answers with it, with no restart."""
+    from textops.feedback import shadow_figures
+
+    root = served_project
+    live = ("-S", "promotion.live_min_labels=40")
+    textops(root, "model", "promote", "1", "--reason", "the weak model serves, for this test")
+    # The last trained model (good) registered again: it beats the weak champion offline, and waits.
+    out = textops(root, "register", *live).stdout
+    version = out.split(" v", 1)[1].split(" ", 1)[0]
+    assert "stays challenger until 40" in out, out
+    client, name = mlflow_client(root)
+    assert client.get_model_version(name, version).tags["textops.decision"] == "awaiting-live"
+    assert "waits: 0 of 40" in textops(root, "model", "promote-check", *live).stdout
+
+    test = pd.read_parquet(root / "artifacts/clean/test.parquet").head(60)
+    logs = root / "logs" / "requests"
+    with serving(root, "-S", "serve.poll_seconds=1", "-S", "serve.log_requests=true", "-S", "serve.shadow=true",
+                 *live) as server:  # fmt: skip
+        wait_for(lambda: (server.version().get("shadow") or {}).get("model_version") == version, 240,
+                 "the challenger loaded in shadow")  # fmt: skip
+        ids = []
+        for start in range(0, len(test), 20):
+            batch = json.dumps({"inputs": test["text"].iloc[start : start + 20].tolist()}).encode()
+            status, headers, _ = request(server.url, "POST", "/invocations", batch, {"Content-Type": JSON_TYPE})
+            assert status == 200 and headers["x-model-version"] == "1"
+            ids.append(headers["x-request-id"])
+        items = [{"request_id": rid, "index": i, "label": label} for n, rid in enumerate(ids)
+                 for i, label in enumerate(test["label"].iloc[n * 20:(n + 1) * 20].astype(str))]  # fmt: skip
+        status, _, body = request(server.url, "POST", "/feedback", json.dumps(items).encode(),
+                                  {"Content-Type": "application/json"})  # fmt: skip
+        assert status == 200 and json.loads(body) == {"accepted": 60}, body
+        figures = wait_for(lambda: (f := shadow_figures(logs).get(f"1->{version}")) and f["labelled"] >= 60 and f,
+                           120, "the shadow's answers logged")  # fmt: skip
+        assert figures["texts"] >= 60 and 0 <= figures["agreement"] <= 1, figures
+        _, _, exposed = request(server.url, "GET", "/metrics")
+        assert f'textops_shadow_texts_total{{model_version="1",shadow_version="{version}"}}' in exposed.decode()
+
+        checked = textops(root, "model", "promote-check", *live).stdout
+        assert "promoted, now the champion" in checked and "labelled live texts in shadow" in checked, checked
+        wait_for(lambda: server.version()["model_version"] == version, 240, "the server following the promotion")
+        tags = client.get_model_version(name, version).tags
+        assert tags["textops.decision"] == "promoted" and tags["textops.live.labelled"] == "60", tags
+        # The champion and the challenger are one version now: nothing left to shadow.
+        wait_for(lambda: server.version().get("shadow") is None, 120, "the shadow dropped")
+
+    result = json.loads(textops(root, "monitor", "--requests", "--json", "-S", "monitor.window=all").stdout)
+    assert result["shadow"][f"1->{version}"]["labelled"] == 60, result["shadow"]

@@ -59,7 +59,8 @@ COMMANDS = [
     ["ingest", "x.csv"], ["sample"], ["preprocess"], ["validate"], ["train"], ["evaluate"], ["register"],
     ["serve"], ["predict", "x.csv", "-o", "y.csv"], ["run"], ["rollback", "--data", "HEAD"],
     ["data", "versions"], ["data", "checkout", "HEAD"], ["model", "list"], ["model", "show", "1"],
-    ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["monitor", "x.csv"], ["status"],
+    ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["model", "promote-check"],
+    ["monitor", "x.csv"], ["status"], ["feedback", "export"], ["label", "queue"],
 ]
 
 
@@ -69,7 +70,7 @@ def test_the_command_list_is_complete():
     from textops.cli import app
 
     group = get_command(app)
-    names = {" ".join(c[:2]) if c[0] in ("data", "model") else c[0] for c in COMMANDS}
+    names = {" ".join(c[:2]) if c[0] in ("data", "model", "feedback", "label") else c[0] for c in COMMANDS}
     leaves = {f"{n} {s}" if hasattr(cmd, "commands") else n
               for n, cmd in group.commands.items() for s in getattr(cmd, "commands", {None: None})}
     assert leaves == names
