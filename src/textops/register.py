@@ -257,13 +257,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
                       validation_passed(root, params), versus["guards"], versus["held"] or hold_reason(session, tags),
                       baseline_metric, baseline_advice(tags))  # fmt: skip
-    live = bool(decision.promote and params.promotion.live_min_labels and versus["champion_metric"] is not None)
-    if live:  # offline is not enough: the champion stays until live answers in shadow say the challenger holds up
-        decision = replace(decision, promote=False, reason=(
-            f"passes offline ({decision.reason}); stays challenger until {params.promotion.live_min_labels} of its "
-            "answers in shadow are labelled and it does not lose to the champion on them (promotion.live_min_labels; "
-            "`textops model promote-check`)"))  # fmt: skip
-    verdict = lineage.AWAITING_LIVE if live else lineage.PROMOTED if decision.promote else lineage.REJECTED
+    decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)
     evidence.update({"decision": verdict, "reason": decision.reason})
 
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
@@ -282,6 +276,17 @@ def decide_and_register(root: Path, params: Params) -> dict:
     if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
         raise StateError(f"registered {session.model_name} v{version} as challenger, not promoted: {versus['held']}.")
     return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
+
+
+def awaiting_live(params: Params, decision, has_champion: bool):
+    """(the decision, its tag): with promotion.live_min_labels, a challenger that would replace a champion on
+    offline evidence waits as challenger for live answers in shadow (`live_check` decides then)."""
+    if decision.promote and params.promotion.live_min_labels and has_champion:
+        return replace(decision, promote=False, reason=(
+            f"passes offline ({decision.reason}); stays challenger until {params.promotion.live_min_labels} of its "
+            "answers in shadow are labelled and it does not lose to the champion on them (promotion.live_min_labels; "
+            "`textops model promote-check`)")), lineage.AWAITING_LIVE  # fmt: skip
+    return decision, lineage.PROMOTED if decision.promote else lineage.REJECTED
 
 
 def decision_report(name: str, metric: str, evidence: dict) -> str:

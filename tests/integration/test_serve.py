@@ -247,10 +247,9 @@ def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served
                                      {"Content-Type": "application/json"})  # fmt: skip
         assert status == 200
         assert any(url == server.url for url in json.loads(textops(root, "status", "--json").stdout)["serving_checked"])
-    # Stopped, the server's record is gone (a SIGKILLed one's, of an earlier test, is skipped and then pruned), and
-    # nothing answering is said, not an error.
+    # Stopped, the server's record is gone (a SIGKILLed one's, of an earlier test, is skipped and then pruned).
     assert not (root / ".textops" / "serving" / f"{server.proc.pid}.json").exists()
-    assert "nothing answers at http://127.0.0.1:9" in textops(root, "status", "-S", "serve.port=9").stdout
+    assert server.url not in json.loads(textops(root, "status", "--json").stdout)["serving_checked"]
     logs = list((root / "logs" / "requests").glob("requests-*.jsonl"))
     rows = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
     mine = [r for r in rows if r["request_id"] == headers["x-request-id"]]
@@ -473,7 +472,9 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
     assert client.get_model_version(name, version).tags["textops.decision"] == "awaiting-live"
     assert "waits: 0 of 40" in textops(root, "model", "promote-check", *live).stdout
 
-    test = pd.read_parquet(root / "artifacts/clean/test.parquet").head(60)
+    test = pd.read_parquet(root / "artifacts/clean/test.parquet").head(60)  # label ids, in labels.json's order
+    names = json.loads((root / "artifacts/clean/labels.json").read_text())["labels"]
+    test["label"] = [names[int(i)] for i in test["label"]]
     logs = root / "logs" / "requests"
     with serving(root, "-S", "serve.poll_seconds=1", "-S", "serve.log_requests=true", "-S", "serve.shadow=true",
                  *live) as server:  # fmt: skip

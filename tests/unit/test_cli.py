@@ -121,3 +121,11 @@ def test_headerless_files_have_an_option(command):
 
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--no-header" in result.output, result.output
+
+
+def test_status_says_where_nothing_answers():
+    from textops.status import format_status
+
+    st = {"aliases": {}, "runs": [], "data": {"raw_md5": None}, "landing": [], "schedules": [], "serving": None,
+          "serving_checked": ["http://127.0.0.1:5005", "http://127.0.0.1:5001"], "online": {}}  # fmt: skip
+    assert "nothing answers at http://127.0.0.1:5005, http://127.0.0.1:5001" in format_status(st, "macro_f1")
