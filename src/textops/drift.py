@@ -170,14 +170,16 @@ def distribution_shift(
 
 
 def scores(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
-    """Accuracy and macro-F1 (over the classes either side has)."""
-    from sklearn.metrics import f1_score
-
+    """Accuracy and macro-F1 over the classes either side has (scikit-learn's `f1_score(average="macro",
+    zero_division=0)`, in numpy: `textops status` computes it and must not import scikit-learn)."""
     y, p = np.asarray(truth, dtype=str), np.asarray(predicted, dtype=str)
-    return {
-        "accuracy": float((y == p).mean()) if len(y) else 0.0,
-        "macro_f1": float(f1_score(y, p, average="macro", zero_division=0)) if len(y) else 0.0,
-    }
+    if not len(y):
+        return {"accuracy": 0.0, "macro_f1": 0.0}
+    f1 = []
+    for c in np.union1d(y, p):
+        tp, fp, fn = np.sum((p == c) & (y == c)), np.sum((p == c) & (y != c)), np.sum((p != c) & (y == c))
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"accuracy": float((y == p).mean()), "macro_f1": float(np.mean(f1))}
 
 
 def performance_decay(

@@ -162,8 +162,9 @@ def test_monitor_flow_announces_landed_files_once_and_drift_with_its_figures(cha
     deployments = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     triggers = next(d for d in deployments if d["name"] == "retrain")["triggers"]
     out = in_process(champion, f"sys.argv[1:] = [{json.dumps(triggers)!r}]\n" + FLOW)
-    assert out["first"] == {"landed": ["logs.csv"], "drift": {"landing": ["input"]}}
-    assert out["second"] == {"landed": [], "drift": {}}  # a file is announced once, not every hour
+    # promote_check None: promotion.live_min_labels is off
+    assert out["first"] == {"landed": ["logs.csv"], "drift": {"landing": ["input"]}, "promote_check": None}
+    assert out["second"] == {"landed": [], "drift": {}, "promote_check": None}  # announced once, not every hour
     events = {e["event"]: e["payload"] for e in out["events"]}
     assert sorted(events) == ["textops.data.landed", "textops.drift.detected"], out["events"]  # one of each
     assert events["textops.data.landed"]["files"] == ["logs.csv"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from helpers import (
     FAST,
     TEXTS,
@@ -477,7 +478,7 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
     test["label"] = [names[int(i)] for i in test["label"]]
     logs = root / "logs" / "requests"
     with serving(root, "-S", "serve.poll_seconds=1", "-S", "serve.log_requests=true", "-S", "serve.shadow=true",
-                 *live) as server:  # fmt: skip
+                 "-S", "serve.log_texts=true", *live) as server:  # fmt: skip
         wait_for(lambda: (server.version().get("shadow") or {}).get("model_version") == version, 240,
                  "the challenger loaded in shadow")  # fmt: skip
         ids = []
@@ -507,3 +508,16 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
 
     result = json.loads(textops(root, "monitor", "--requests", "--json", "-S", "monitor.window=all").stdout)
     assert result["shadow"][f"1->{version}"]["labelled"] == 60, result["shadow"]
+
+    # The labels come back as data: exported once, ingested through the same checks, retrained on.
+    exported = textops(root, "feedback", "export").stdout
+    assert "60 labelled texts" in exported, exported
+    path = exported.rsplit("-> ", 1)[1].strip()
+    textops(root, "ingest", path)
+    textops(root, "preprocess")
+    textops(root, "validate")
+    train_and_register(root)
+    client, name = mlflow_client(root)
+    newest = max(client.search_model_versions(f"name='{name}'"), key=lambda mv: int(mv.version))
+    data = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    assert newest.tags["textops.challenger.data.raw_md5"] == data  # trained on the data with the feedback in it

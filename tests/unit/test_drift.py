@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textops import drift
 
@@ -99,3 +101,15 @@ def test_summarize_names_the_kinds_that_drifted():
     assert drift.summarize(checks[:1]) == {"drift": False, "kinds": []}
     with pytest.raises(ValueError):
         drift.check("vibes", "x", "t")
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("abce")), min_size=1, max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_scores_agree_with_scikit_learn(pairs):
+    """drift.scores computes macro-F1 in numpy (status must not import scikit-learn): the same figure."""
+    from sklearn.metrics import f1_score
+
+    truth, predicted = (list(x) for x in zip(*pairs, strict=True))
+    got = drift.scores(truth, predicted)
+    assert got["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0))
+    assert got["accuracy"] == pytest.approx(np.mean(np.asarray(truth) == np.asarray(predicted)))
