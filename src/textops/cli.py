@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from textops.cli_live import add_model_commands, feedback_app, label_app
+from textops.cli_live import add_model_commands, feedback_app, label_app, predict_ray
 from textops.command import Project, command, fail, finish, run_flow
 
 app = typer.Typer(
@@ -285,12 +285,18 @@ def predict(
     batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: evaluate.batch_size)."),
     text_column: str = typer.Option("text", help="The column holding the texts; --no-header: a 0-based position."),
     no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + ")."),
+    engine: str = typer.Option("local", help="local (this process) or ray: a directory or glob too (the [ray] extra)."),
+    address: str | None = typer.Option(None, help="--engine ray: the cluster (default: ray.address, RAY_ADDRESS)."),
     *,
     project: Project,
 ) -> None:
     """Score a file in batches with the champion (or --model-version), with a progress bar."""
     from textops.predict import predict_file
 
+    if engine not in ("local", "ray"):
+        fail(f"--engine {engine}: local or ray.", 2)
+    if engine == "ray":
+        return predict_ray(project, str(input_path), output, model_version, text_column, address)
     result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
                           header=not no_header)  # fmt: skip
     taken = f" (texts: column {result['text_column']})" if no_header else ""

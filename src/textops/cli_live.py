@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from textops.command import Project, command
+from textops.command import Project, command, verbose
 
 feedback_app = typer.Typer(help="Labels people gave served answers (POST /feedback).", no_args_is_help=True)
 label_app = typer.Typer(help="A labelling queue for Label Studio, from the served texts.", no_args_is_help=True)
@@ -56,3 +56,34 @@ def promote_check(*, project: Project) -> None:
 def add_model_commands(model_app: typer.Typer) -> None:
     """The live-evidence commands of `textops model`."""
     command(model_app, "promote-check")(promote_check)
+
+
+def predict_ray(project: Project, spec: str, output: Path, version: str | None, text_column: str,
+                address: str | None) -> None:  # fmt: skip
+    """`textops predict --engine ray` (textops.batch_ray), with a clear message where Ray is not installed."""
+    try:
+        import ray.data  # noqa: F401  (before quiet_ray_logs: importing it sets up Ray's handlers)
+    except ImportError:
+        from textops.command import fail
+
+        fail("--engine ray needs Ray: pip install -e \".[ray]\" (Ray Data and Tune), then run it again.")
+    from textops.batch_ray import predict_on_ray
+
+    quiet_ray_logs()
+    r = predict_on_ray(project.root, project.params, spec, output, version, text_column, address)
+    spread = ", ".join(f"{node[:8]} {n}" for node, n in sorted(r["nodes"].items()))
+    typer.echo(f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
+               f"{r['seconds']} s) -> {r['output']}")  # fmt: skip
+
+
+def quiet_ray_logs() -> None:
+    """Ray's own log lines (per-operator progress every few seconds) go where the libraries' logs go (the log
+    file, textops.logs), not to the console, unless -v."""
+    import logging
+
+    if verbose():
+        return
+    for name in ("ray", "ray.data"):
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+        logger.propagate = True

@@ -280,6 +280,16 @@ class MonitorParams(_Section):
     _paths = field_validator("report_dir")(_inside_project)
 
 
+class RayParams(_Section):
+    # `textops predict --engine ray` (pip install -e ".[ray]"): Ray Data streams the input through actors that
+    # each load the model once.
+    address: str | None = None  # an existing cluster (`ray start --head` prints it); None: RAY_ADDRESS, else local
+    actors: int = Field(2, ge=1, le=1024)  # model-holding actors scoring at once
+    cpus_per_actor: float = Field(1, gt=0)
+    gpus_per_actor: float | None = Field(None, ge=0)  # None: 1 where the cluster has GPUs, else 0
+    batch_size: int = Field(256, ge=1)  # rows an actor scores per call (in serve.batch_size chunks by length)
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     sample: SampleParams = SampleParams()
@@ -291,6 +301,7 @@ class Params(_Section):
     promotion: PromotionParams = PromotionParams()
     serve: ServeParams = ServeParams()
     monitor: MonitorParams = MonitorParams()
+    ray: RayParams = RayParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
     # The `-S key=value` overrides these params were loaded with (recorded with a training run).

@@ -1,0 +1,106 @@
+"""Batch scoring on a real Ray cluster: a head and a second node started as separate processes on 127.0.0.1
+(`ray start --head`, `ray start --address`), `textops predict --engine ray --address` scoring a file through
+model-holding actors on both nodes with the same rows, order, labels and probabilities as the in-process path,
+and a directory of files into a directory of Parquet files. The cluster is stopped after the test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import TEXTS, free_port, textops, wait_for
+
+pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
+pytestmark = pytest.mark.slow
+
+
+def alive_nodes(address: str) -> int:
+    code = f"import ray; ray.init(address={address!r}); print(sum(n['Alive'] for n in ray.nodes()))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else 0
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head (1 CPU: room for one actor) and a second node (2 CPUs: the other actor and the reads), each its
+    own process group: two actors of one CPU each cannot both sit on one node."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's sockets need a short path
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    procs = [subprocess.Popen([ray, "start", "--head", "--port", str(port), "--num-cpus", "1", "--temp-dir", temp,
+                               "--include-dashboard=false", *common], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    try:
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, 300, "the Ray head")
+        procs.append(subprocess.Popen([ray, "start", "--address", address, "--num-cpus", "2", *common], env=env,
+                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: alive_nodes(address) == 2, 300, "two Ray nodes", interval=3)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template, cluster, tmp_path):
+    root = champion_template
+    # 4,000 rows (~250 KB): read in blocks, spread over the actors of both nodes
+    texts = [f"{TEXTS[i % len(TEXTS)]} ({i})" for i in range(4000)]
+    frame = pd.DataFrame({"id": [f"{i:04d}" for i in range(4000)], "text": texts})
+    frame.loc[7, "text"] = "NA"  # a text, not a missing value, on both paths
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+
+    textops(root, "predict", str(source), "-o", str(tmp_path / "local.csv"))
+    out = textops(root, "predict", str(source), "-o", str(tmp_path / "ray.csv"), "--engine", "ray", "--address",
+                  cluster, "-S", "ray.actors=2", "-S", "ray.batch_size=100").stdout  # fmt: skip
+    assert "4000 rows scored" in out and "2 node(s)" in out, out  # both nodes' actors did work
+    local = pd.read_csv(tmp_path / "local.csv", dtype={"id": str}, keep_default_na=False)
+    remote = pd.read_csv(tmp_path / "ray.csv", dtype={"id": str}, keep_default_na=False)
+    assert list(remote.columns) == list(local.columns)
+    assert remote["id"].tolist() == frame["id"].tolist() and remote["text"].tolist() == frame["text"].tolist()
+    assert remote["label"].tolist() == local["label"].tolist()
+    probs = [c for c in local.columns if c.startswith("prob_")]
+    assert np.allclose(remote[probs].to_numpy(), local[probs].to_numpy(), atol=1e-5)
+    assert not list(tmp_path.glob(".*.part"))
+
+    # A directory of files (two formats) in, a directory of Parquet files out, every row once.
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    frame.iloc[:1200].to_csv(folder / "a.csv", index=False)
+    frame.iloc[1200:].to_json(folder / "b.jsonl", orient="records", lines=True)
+    textops(root, "predict", str(folder), "-o", str(tmp_path / "scored"), "--engine", "ray", "--address", cluster,
+            "-S", "ray.actors=2")  # fmt: skip
+    scored = pd.read_parquet(tmp_path / "scored")
+    assert sorted(scored["id"]) == sorted(frame["id"]) and set(scored["label"]) <= set(local["label"])
+
+
+def test_a_cluster_too_small_for_the_actors_is_a_message_not_a_hang(champion_template, cluster, tmp_path):
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
+    proc = textops(champion_template, "predict", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "ray",
+                   "--address", cluster, "-S", "ray.actors=3", check=False)  # fmt: skip
+    assert proc.returncode != 0 and "ray.actors" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.csv").exists()
