@@ -6,6 +6,7 @@ MLflow, Prefect or any file the pipeline writes, and loading or serving a model 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.reliability
 
 
 def _symlinked_artifacts(root: Path, outside: Path) -> str:
+    shutil.rmtree(root / "artifacts", ignore_errors=True)  # the project ships artifacts/.gitignore
     (root / "artifacts").symlink_to(outside, target_is_directory=True)
     return "data:\n  clean_dir: artifacts/clean\n"
 
