@@ -127,9 +127,9 @@ def read_dataset(files: list[Path], actors: int):
     return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
 
 
-def connect(params: Params, address: str | None) -> str | None:
-    """Join the cluster ADDRESS, params' or RAY_ADDRESS names, else start a local Ray in a temporary folder (its
-    path, removed after `ray.shutdown()`); None when joined."""
+def connect(params: Params, address: str | None, cpus: int | None = None) -> str | None:
+    """Join the cluster ADDRESS, params' or RAY_ADDRESS names, else start a local Ray with CPUS (default: the
+    actors' and one more) in a temporary folder (its path, removed after `ray.shutdown()`); None when joined."""
     import ray
 
     target = address or params.ray.address or os.environ.get("RAY_ADDRESS")
@@ -141,7 +141,7 @@ def connect(params: Params, address: str | None) -> str | None:
         # The actors' CPUs and one more for the tasks that read the files: with only the actors' they would wait
         # for each other for ever. A short path of its own: Ray's sockets live there (and not in /tmp/ray).
         temp = tempfile.mkdtemp(prefix="textops-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
-        cpus = int(math.ceil(params.ray.actors * params.ray.cpus_per_actor)) + 1
+        cpus = cpus or int(math.ceil(params.ray.actors * params.ray.cpus_per_actor)) + 1
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
                  _temp_dir=temp)  # fmt: skip
         return temp

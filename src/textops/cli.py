@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from textops.cli_live import add_model_commands, feedback_app, label_app, predict_ray
+from textops.cli_live import add_model_commands, add_scale_commands, feedback_app, label_app, predict_ray
 from textops.command import Project, command, fail, finish, run_flow
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(model_app, name="model")
 add_model_commands(model_app)
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(label_app, name="label")
+add_scale_commands(app)
 
 
 @app.callback()

@@ -58,6 +58,11 @@ def add_model_commands(model_app: typer.Typer) -> None:
     command(model_app, "promote-check")(promote_check)
 
 
+def add_scale_commands(app: typer.Typer) -> None:
+    """The Ray commands beside `predict --engine ray`."""
+    command(app, "tune")(tune)
+
+
 def predict_ray(project: Project, spec: str, output: Path, version: str | None, text_column: str,
                 address: str | None) -> None:  # fmt: skip
     """`textops predict --engine ray` (textops.batch_ray), with a clear message where Ray is not installed."""
@@ -74,6 +79,46 @@ def predict_ray(project: Project, spec: str, output: Path, version: str | None, 
     spread = ", ".join(f"{node[:8]} {n}" for node, n in sorted(r["nodes"].items()))
     typer.echo(f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
                f"{r['seconds']} s) -> {r['output']}")  # fmt: skip
+
+
+def tune(
+    address: str | None = typer.Option(None, help="The Ray cluster (default: ray.address, RAY_ADDRESS, else local)."),
+    apply: bool = typer.Option(False, "--apply", help="Write the best trial's values into params.yaml (a diff)."),
+    *,
+    project: Project,
+) -> None:
+    """Search train params (tune.space) on the current cleaned data: Optuna's TPE through Ray Tune, ASHA stopping
+    trailing trials; each trial the train stage's training, a child MLflow run; no model is kept or registered."""
+    params = project.params  # a bad params file is named before Ray is imported
+    try:
+        import optuna  # noqa: F401
+        import ray.tune  # noqa: F401
+    except ImportError:
+        from textops.command import fail
+
+        fail("tune needs Ray Tune and Optuna: pip install -e \".[ray]\", then run it again.")
+    from textops.tune import apply_best, describe
+    from textops.tune import tune as search
+
+    quiet_ray_logs()
+    r = search(project.root, params, address, echo=typer.echo, quiet=not verbose())
+    metric = r["metric"]
+    typer.echo(f"\n  {'val ' + metric:>14}  evals  trial")
+    for row in r["trials"]:
+        figure = "failed" if row[metric] is None else f"{row[metric]:.4f}"
+        typer.echo(f"  {figure:>14}  {row['evaluations']:>5}  {describe(row['config'])}")
+    start = r["start"]
+    gain = ""
+    if start and start[metric] is not None:
+        delta = r["best"][metric] - start[metric]
+        gain = " (the current params)" if start is r["best"] else f" ({delta:+.4f} over the current params)"
+    typer.echo(f"tune: best val {metric} {r['best'][metric]:.4f}{gain}: {describe(r['best']['config'])}; "
+               f"{len(r['trials'])} trials in run {r['run_id']} (experiment {r['experiment']})")  # fmt: skip
+    if apply:
+        diff = apply_best(project.params_path, r["best"]["config"])
+        typer.echo(diff.rstrip() if diff else f"tune --apply: {project.params_path} already holds the best values")
+    else:
+        typer.echo("tune: `textops tune --apply` writes them into params.yaml; `textops run` then trains with them")
 
 
 def quiet_ray_logs() -> None:

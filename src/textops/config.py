@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from textops.errors import ParamsError
-from textops.params_file import apply_overrides, describe, read_yaml
+from textops.params_file import apply_overrides, describe, flatten, read_yaml, redact  # noqa: F401
 
 PARAMS_FILE = "params.yaml"
 # What a trained model depends on besides the raw data: the sections the `preprocess` and `train` stages of
@@ -129,13 +129,11 @@ class ModelParams(_Section):
     tiny: TinyModelParams = TinyModelParams()
 
 
-# Training presets per kind of base model: what `train.learning_rate`, `train.epochs` and `train.batch_size`
-# are when params leave them null. A randomly initialised `tiny` model needs a learning rate ten times that of
-# a pretrained one, which a high rate would wreck (BENCHMARKS.md, Training).
+# train.learning_rate / epochs / batch_size where params leave them null: a randomly initialised `tiny` model needs
+# ten times a pretrained one's learning rate, which would wreck the pretrained (BENCHMARKS.md, Training).
 PRESETS = {
     "tiny": {"learning_rate": 5e-4, "epochs": 3, "batch_size": 32},
-    "pretrained": {"learning_rate": 1e-4, "epochs": 2, "batch_size": 32},
-}
+    "pretrained": {"learning_rate": 1e-4, "epochs": 2, "batch_size": 32}}
 
 
 def preset_of(base: str) -> str:
@@ -290,6 +288,44 @@ class RayParams(_Section):
     batch_size: int = Field(256, ge=1)  # rows an actor scores per call (in serve.batch_size chunks by length)
 
 
+TUNABLE = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay")  # train.* keys `tune` searches
+
+
+def _check_space(space: dict) -> dict:
+    """Each key one of TUNABLE with one kind: loguniform/uniform/int [low, high] or choice [values], all valid."""
+    for key, spec in space.items():
+        if key not in TUNABLE or not isinstance(spec, dict) or len(spec) != 1:
+            raise ValueError(f"{key}: tune one of {', '.join(TUNABLE)} as {{loguniform|uniform|int: [low, high]}} "
+                             "or {choice: [values]}")  # fmt: skip
+        (kind, values), = spec.items()
+        ranged = kind in ("loguniform", "uniform", "int")
+        if kind not in ("choice", "loguniform", "uniform", "int") or not values or (
+                ranged and (len(values) != 2 or not values[0] < values[1])):  # fmt: skip
+            raise ValueError(f"{key}: {kind} {values}: a range is [low, high] with low < high, a choice a list")
+        for value in values:
+            try:
+                TrainParams.model_validate({key: value})
+            except ValidationError as exc:
+                raise ValueError(f"{key}: {value!r} is not a train.{key} ({exc.errors()[0]['msg']})") from None
+    return space
+
+
+class TuneParams(_Section):
+    # `textops tune` (the [ray] extra): Optuna's TPE through Ray Tune, trials stopped early by ASHA on the val split.
+    space: dict[str, dict[Literal["loguniform", "uniform", "int", "choice"], list[float | int]]] = {
+        "learning_rate": {"loguniform": [1e-5, 3e-3]}, "epochs": {"int": [1, 4]},
+        "batch_size": {"choice": [16, 32, 64]}, "warmup_ratio": {"uniform": [0.0, 0.2]},
+        "weight_decay": {"uniform": [0.0, 0.1]}}  # fmt: skip
+    trials: int = Field(8, ge=1, le=10_000)
+    metric: Literal["macro_f1", "accuracy"] = "macro_f1"  # on the val split
+    max_concurrent: int = Field(2, ge=1)  # trials at once (each takes cpus_per_trial / gpus_per_trial)
+    cpus_per_trial: float = Field(1, gt=0)
+    gpus_per_trial: float | None = Field(None, ge=0)  # None: 1 where the cluster has GPUs, else 0
+    seed: int = 0
+
+    _space = field_validator("space")(_check_space)
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     sample: SampleParams = SampleParams()
@@ -302,6 +338,7 @@ class Params(_Section):
     serve: ServeParams = ServeParams()
     monitor: MonitorParams = MonitorParams()
     ray: RayParams = RayParams()
+    tune: TuneParams = TuneParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
     # The `-S key=value` overrides these params were loaded with (recorded with a training run).
@@ -330,11 +367,9 @@ class Params(_Section):
         return self.validate_
 
 
-PATH_KEYS = (
-    "data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
-    "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location", "promotion.reference_file",
-    "serve.request_log_dir", "monitor.report_dir",
-)  # fmt: skip
+PATH_KEYS = ("data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
+             "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location", "promotion.reference_file",
+             "serve.request_log_dir", "monitor.report_dir")  # fmt: skip
 
 
 def check_paths(params: Params, root: Path, path: Path) -> None:
@@ -382,26 +417,3 @@ def training_fingerprint(params: Params) -> str:
     dumped = params.model_dump(by_alias=True)
     wanted = {section: dumped[section] for section in TRAINING_SECTIONS}
     return hashlib.md5(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
-
-
-def redact(uri: str) -> str:
-    """URI with a password in it masked (`https://user:***@host`): URIs are logged, printed and recorded."""
-    import re
-
-    return re.sub(r"(//[^/@:\s]*):[^@/\s]*@", r"\1:***@", uri)
-
-
-def flatten(params: Params) -> dict[str, object]:
-    """Params as flat dotted keys (for MLflow's log_params); credentials in the tracking URI are masked."""
-    out: dict[str, object] = {}
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            out[prefix] = value
-
-    walk("", params.model_dump(by_alias=True))
-    out["mlflow.tracking_uri"] = redact(str(out["mlflow.tracking_uri"]))
-    return out

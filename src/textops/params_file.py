@@ -90,3 +90,55 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], path: Pat
             node = child
         node[parts[-1]] = parsed
     return out
+
+
+def redact(uri: str) -> str:
+    """URI with a password in it masked (`https://user:***@host`): URIs are logged, printed and recorded."""
+    import re
+
+    return re.sub(r"(//[^/@:\s]*):[^@/\s]*@", r"\1:***@", uri)
+
+
+def flatten(params: BaseModel) -> dict[str, object]:
+    """Params as flat dotted keys (for MLflow's log_params); credentials in the tracking URI are masked."""
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = value
+
+    walk("", params.model_dump(by_alias=True))
+    out["mlflow.tracking_uri"] = redact(str(out["mlflow.tracking_uri"]))
+    return out
+
+
+def set_section_values(text: str, section: str, values: dict) -> str:
+    """TEXT (a params.yaml) with SECTION's top-level KEY: lines set to VALUES, comments and layout kept; a key the
+    section lacks is added at its end."""
+    import re
+
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}:\s*(#.*)?$", line)), None)
+    if start is None:
+        return text.rstrip("\n") + f"\n\n{section}:\n" + "".join(f"  {k}: {v}\n" for k, v in values.items())
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()),
+               len(lines))  # fmt: skip
+    todo = dict(values)
+    for i in range(start + 1, end):
+        found = re.match(r"^(\s+)([A-Za-z_][\w]*)(:\s*)([^#\n]*?)(\s*#.*)?(\n?)$", lines[i])
+        if found and found.group(2) in todo and len(found.group(1)) == 2:
+            value = yaml.safe_dump(todo.pop(found.group(2)), default_flow_style=True).strip().removesuffix("...")
+            value = value.strip()
+            pad = found.group(5) or ""
+            if pad:  # keep the comment in its column where the new value fits
+                width = len(found.group(4)) + len(pad) - len(pad.lstrip())
+                pad = " " * max(1, width - len(value)) + pad.lstrip()
+            lines[i] = f"{found.group(1)}{found.group(2)}{found.group(3)}{value}{pad}{found.group(6)}"
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    added = [f"  {k}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}\n"
+             for k, v in todo.items()]  # fmt: skip
+    return "".join(lines[:end] + added + lines[end:])

@@ -77,3 +77,27 @@ def save_plots(out_dir: Path, probs: np.ndarray, labels: np.ndarray, names: list
     fig.savefig(pr_path, dpi=100)
     plt.close(fig)
     return [cm_path, pr_path]
+
+
+def tune_plot(table, metric: str, png: Path) -> None:
+    """`textops tune`: each trial's best val METRIC against its learning rate (log scale) and in trial order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    column = f"val_{metric}"
+    done = table[table[column].notna()]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    if "learning_rate" in done:
+        sizes = 20 + 20 * done["epochs"] if "epochs" in done else 40
+        ax1.scatter(done["learning_rate"], done[column], s=sizes, alpha=0.7)
+        ax1.set_xscale("log")
+        ax1.set_xlabel("learning rate (point size: epochs)")
+    ax1.set_ylabel(f"best val {metric}")
+    ax2.bar(range(len(table)), table[column].fillna(0), color=["tab:green"] + ["tab:blue"] * (len(table) - 1))
+    ax2.set_xlabel("trial (best first; failed: 0)")
+    ax2.set_ylabel(f"best val {metric}")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

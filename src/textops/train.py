@@ -196,9 +196,10 @@ def mlflow_logger():
 # the stage
 
 
-def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_from: Path | None, args):
-    """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging and
-    early stopping."""
+def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_from: Path | None, args,
+                  extra_callbacks: tuple = ()):  # fmt: skip
+    """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging, early
+    stopping and EXTRA_CALLBACKS (`textops tune` reports each evaluation to Ray Tune with one)."""
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -215,7 +216,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
         tokenizer = AutoTokenizer.from_pretrained(resume_from, local_files_only=True)
 
     max_length = tokenizer.model_max_length  # params.model.max_length or less (model.fitted_length)
-    callbacks = [mlflow_logger(), training_progress()]
+    callbacks = [mlflow_logger(), training_progress(), *extra_callbacks]
     if params.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.train.early_stopping_patience))
     trainer_class = length_grouped_trainer(params.train.seed) if params.train.group_by_length else Trainer
@@ -349,12 +350,12 @@ def train(root: Path, params: Params) -> dict:
     return {**metrics, **run_info}
 
 
-def log_inputs(params: Params, tags: dict, trainer, labels: list[str]) -> None:
+def log_inputs(params: Params, tags: dict, trainer, labels: list[str], stage: str = "train") -> None:
     """The active run's params (as trained: `auto` resolved, presets filled) and tags, and what the data gave."""
     import mlflow
 
     mlflow.log_params(flatten(params))
-    mlflow.set_tags({**tags, **environment(), lineage.STAGE: "train"})
+    mlflow.set_tags({**tags, **environment(), lineage.STAGE: stage})
     # MLflow keeps a param value to 6,000 characters: the label names in full are in labels.json (a DVC out).
     mlflow.log_params({"train_rows": len(trainer.train_dataset), "val_rows": len(trainer.eval_dataset),
                        "num_labels": len(labels), "labels": json.dumps(labels, ensure_ascii=False)[:500],

@@ -5,6 +5,7 @@ and a directory of files into a directory of Parquet files. The cluster is stopp
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TEXTS, free_port, textops, wait_for
+import yaml
+from helpers import FLOW, TEXTS, data_state, free_port, mlflow_client, sampled_project, textops, wait_for
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
 pytestmark = pytest.mark.slow
@@ -104,3 +106,43 @@ def test_a_cluster_too_small_for_the_actors_is_a_message_not_a_hang(champion_tem
                    "--address", cluster, "-S", "ray.actors=3", check=False)  # fmt: skip
     assert proc.returncode != 0 and "ray.actors" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best(cluster, tmp_path_factory):
+    """`textops tune` on the two-node cluster: every trial a child MLflow run of one parent run, ASHA's stops ended
+    KILLED, the best written into params.yaml with --apply; no model registered, the data untouched."""
+    space = "{learning_rate: {loguniform: [1.0e-4, 3.0e-3]}, epochs: {int: [1, 2]}, batch_size: {choice: [16, 32]}}"
+    with sampled_project(tmp_path_factory, "tune", {**FLOW, "train": {**FLOW["train"], "save_steps": None}}) as root:
+        textops(root, "preprocess")
+        data = data_state(root)
+        out = textops(root, "tune", "--address", cluster, "--apply", "-S", "tune.trials=3", "-S",
+                      "tune.max_concurrent=2", "-S", f"tune.space={space}").stdout  # fmt: skip
+        assert len([line for line in out.splitlines() if line.startswith("tune: trial ")]) == 3, out
+        assert "tune: best val macro_f1" in out and "+++ b/params.yaml" in out, out
+
+        client, name = mlflow_client(root)
+        experiment = client.get_experiment_by_name("textops-tune")
+        runs = client.search_runs([experiment.experiment_id])
+        parents = [r for r in runs if r.data.tags.get("textops.stage") == "tune"]
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        parent = parents[0]
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(trials) == 3 and all(r.data.tags["textops.stage"] == "tune-trial" for r in trials)
+        assert all(r.info.status != "RUNNING" for r in trials)
+        # the first trial is the current params: tiny's preset learning rate and batch, inside the space
+        assert any(json.loads(r.data.tags["textops.tune.config"])["learning_rate"] == 5e-4 for r in trials)
+        best = parent.data.metrics["best_val_macro_f1"]
+        finished = [r.data.metrics["best_val_macro_f1"] for r in trials if "best_val_macro_f1" in r.data.metrics]
+        assert finished and best >= max(finished) - 1e-9
+        assert parent.data.tags["textops.data.clean_md5"]  # the data version searched on
+        artifacts = {f.path for f in client.list_artifacts(parent.info.run_id, "tune")}
+        assert {"tune/trials.csv", "tune/best_params.json", "tune/tune_trials.png"} <= artifacts
+
+        best_params = json.loads(Path(client.download_artifacts(parent.info.run_id, "tune/best_params.json",
+                                                                str(root / ".textops"))).read_text())  # fmt: skip
+        applied = yaml.safe_load((root / "params.yaml").read_text())["train"]
+        assert applied["learning_rate"] == pytest.approx(best_params["learning_rate"], rel=1e-2)
+        assert applied["epochs"] == best_params["epochs"] and applied["batch_size"] == best_params["batch_size"]
+        assert client.search_model_versions(f"name = '{name}'") == []  # trials never register
+        assert data_state(root) == data
+        assert not any((root / ".textops" / "tune").iterdir())  # the trials' checkpoints are gone

@@ -60,7 +60,7 @@ COMMANDS = [
     ["serve"], ["predict", "x.csv", "-o", "y.csv"], ["run"], ["rollback", "--data", "HEAD"],
     ["data", "versions"], ["data", "checkout", "HEAD"], ["model", "list"], ["model", "show", "1"],
     ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["model", "promote-check"],
-    ["monitor", "x.csv"], ["status"], ["feedback", "export"], ["label", "queue"],
+    ["monitor", "x.csv"], ["status"], ["feedback", "export"], ["label", "queue"], ["tune"],
 ]
 
 

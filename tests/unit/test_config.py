@@ -25,6 +25,11 @@ def test_default_params_load():
         ("data:\n  clean_dir: ../outside\n", "data.clean_dir"),
         ("model:\n  tiny:\n    hidden_size: 65\n    num_heads: 2\n", "model.tiny"),
         ("bogus_section: {}\n", "bogus_section"),
+        ("tune:\n  space:\n    lr: {loguniform: [1.0e-5, 1.0e-3]}\n", "lr: tune one of learning_rate"),
+        ("tune:\n  space:\n    learning_rate: {loguniform: [0, 1.0e-3]}\n", "0 is not a train.learning_rate"),
+        ("tune:\n  space:\n    epochs: {int: [3, 1]}\n", "low < high"),
+        ("tune:\n  space:\n    batch_size: {choice: [16, 0]}\n", "0 is not a train.batch_size"),
+        ("tune:\n  space:\n    epochs: {normal: [1, 3]}\n", "tune.space"),
     ],
 )
 def test_bad_params_name_the_key_and_file(tmp_path, yaml_text, named):
@@ -103,3 +108,21 @@ def test_quantize_needs_the_onnx_runtime():
     with pytest.raises(ParamsError, match="quantize: true needs runtime: onnx"):
         load_params(REPO / "params.yaml", ["serve.runtime=torch", "serve.quantize=true"])
     assert load_params(REPO / "params.yaml", ["serve.quantize=true"]).serve.quantize
+
+
+def test_tune_apply_edits_only_the_train_values_and_keeps_the_comments():
+    import yaml
+
+    from textops.params_file import set_section_values
+
+    text = (REPO / "params.yaml").read_text()
+    edited = set_section_values(text, "train", {"learning_rate": 0.000312, "epochs": 3, "batch_size": 16})
+    changed = [(a, b) for a, b in zip(text.splitlines(), edited.splitlines(), strict=True) if a != b]
+    assert [b.split(":")[0].strip() for _, b in changed] == ["epochs", "batch_size", "learning_rate"], changed
+    before, after = yaml.safe_load(text), yaml.safe_load(edited)
+    assert after["train"] == {**before["train"], "learning_rate": 0.000312, "epochs": 3, "batch_size": 16}
+    assert {k: v for k, v in after.items() if k != "train"} == {k: v for k, v in before.items() if k != "train"}
+    assert text.count("#") == edited.count("#")
+    # a key the section lacks is added to it
+    added = yaml.safe_load(set_section_values("train:\n  epochs: 1\nserve:\n  port: 1\n", "train", {"seed": 3}))
+    assert added == {"train": {"epochs": 1, "seed": 3}, "serve": {"port": 1}}
