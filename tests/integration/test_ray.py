@@ -19,7 +19,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import FLOW, TEXTS, data_state, free_port, mlflow_client, sampled_project, textops, wait_for
+from helpers import (
+    FLOW,
+    TEXTS,
+    data_state,
+    free_port,
+    in_process,
+    mlflow_client,
+    sampled_project,
+    textops,
+    wait_for,
+)
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
 pytestmark = pytest.mark.slow
@@ -146,3 +156,21 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
         assert client.search_model_versions(f"name = '{name}'") == []  # trials never register
         assert data_state(root) == data
         assert not any((root / ".textops" / "tune").iterdir())  # the trials' checkpoints are gone
+
+
+def test_the_batch_score_flow_scores_a_directory_on_the_cluster(champion_template, cluster, tmp_path):
+    """The `batch-score` deployment's flow: a directory in, Parquet out on the cluster ray.address names; an empty
+    input is "nothing to score", not a failure."""
+    folder, empty = tmp_path / "incoming", tmp_path / "empty"
+    folder.mkdir(), empty.mkdir()
+    pd.DataFrame({"text": TEXTS * 20}).to_csv(folder / "a.csv", index=False)
+    overrides = [f"ray.address={cluster}", "ray.actors=2"]
+    code = ("from textops.flows.scale import batch_score\n"
+            f"r = batch_score(input={str(folder)!r}, output={str(tmp_path / 'scored')!r}, overrides={overrides!r})\n"
+            f"e = batch_score(input={str(empty)!r}, overrides={overrides!r})\n"
+            "print(json.dumps({'r': r, 'e': e}))\n")  # fmt: skip
+    result = in_process(champion_template, code)
+    assert result["r"]["rows"] == len(TEXTS) * 20 and result["e"] == {"rows": 0, "output": None}, result
+    scored = pd.read_parquet(tmp_path / "scored")
+    assert len(scored) == len(TEXTS) * 20 and scored["label"].notna().all()
+    assert not (champion_template / "scored").exists()

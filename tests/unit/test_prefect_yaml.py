@@ -68,3 +68,31 @@ def test_retrain_keeps_its_cron_and_its_concurrency_limit():
     retrain = deployments()["retrain"]
     assert [s["cron"] for s in retrain["schedules"]] == ["0 2 * * *"]
     assert retrain["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+
+
+def test_every_deployment_names_a_flow_that_takes_its_parameters(tmp_path):
+    """Each entrypoint loads as a Prefect flow, each deployment's parameters are the flow's, and each schedule is
+    one Prefect accepts: what `prefect deploy --all` would otherwise find out on the server."""
+    check = (
+        "import sys, json, yaml\n"
+        "from prefect.flows import load_flow_from_entrypoint\n"
+        "from prefect.client.schemas.schedules import construct_schedule\n"
+        "out = {}\n"
+        "for d in yaml.safe_load(open(sys.argv[1]))['deployments']:\n"
+        "    f = load_flow_from_entrypoint(d['entrypoint'])\n"
+        "    for s in d.get('schedules') or []:\n"
+        "        construct_schedule(**{k: v for k, v in s.items() if k in ('cron', 'interval', 'timezone')})\n"
+        "    out[d['name']] = {'flow': f.name, 'takes': sorted(f.parameters.properties),\n"
+        "                      'given': sorted(d.get('parameters') or {})}\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", check, str(REPO / "prefect.yaml")], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "PREFECT_HOME": str(tmp_path)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"retrain", "rollback", "monitor", "batch-score", "tune"} <= set(found)
+    for name, d in found.items():
+        assert set(d["given"]) <= set(d["takes"]), (name, d)
+    assert found["batch-score"]["flow"] == "batch-score" and "input" in found["batch-score"]["given"]
+    assert found["tune"]["flow"] == "tune" and not deployments()["tune"].get("schedules")  # by hand only
+    assert [s["cron"] for s in deployments()["batch-score"]["schedules"]] == ["0 4 * * *"]
