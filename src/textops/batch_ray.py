@@ -16,6 +16,7 @@ import glob
 import io
 import math
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -138,8 +139,13 @@ def connect(params: Params, address: str | None, cpus: int | None = None) -> str
         if target:
             ray.init(address=target, log_to_driver=False, configure_logging=False)
             return None
-        # The actors' CPUs and one more for the tasks that read the files: with only the actors' they would wait
-        # for each other for ever. A short path of its own: Ray's sockets live there (and not in /tmp/ray).
+        # A new local Ray turns on token authentication and saves a token in ~/.ray/auth_token, a file in the
+        # user's home that outlives it: the same protection with a token that lives in this process's environment
+        # (the raylet and the workers inherit it), unless the user chose Ray's authentication themselves.
+        if not any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        # CPUS, by default the actors' and one more for the tasks that read the files: with only the actors' they
+        # would wait for each other for ever. A short path of its own: Ray's sockets live there (not /tmp/ray).
         temp = tempfile.mkdtemp(prefix="textops-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
         cpus = cpus or int(math.ceil(params.ray.actors * params.ray.cpus_per_actor)) + 1
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,

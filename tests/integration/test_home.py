@@ -1,6 +1,7 @@
-"""A first `textops run` writes nothing outside the project but what docs/architecture.md lists: the textops cache
-(`~/.cache/textops/`: migrated empty Prefect and MLflow databases, matplotlib's font cache). No library keeps a
-telemetry identifier (onnxruntime's device id, MLflow's telemetry.json, DVC's, Prefect's)."""
+"""A first `textops run` (and a local Ray's batch scoring) writes nothing outside the project but what
+docs/architecture.md lists: the textops cache (`~/.cache/textops/`: migrated empty Prefect and MLflow databases,
+matplotlib's font cache). No library keeps a telemetry identifier (onnxruntime's device id, MLflow's telemetry.json,
+DVC's, Prefect's, Ray's) or a token (Ray's ~/.ray/auth_token)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,19 @@ def test_a_first_run_writes_only_the_textops_cache_outside_the_project(tmp_path,
         monkeypatch.delenv(name, raising=False)  # textops must set what it needs itself
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))  # git's own file, not textops'
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_USAGE_STATS_ENABLED", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
     out = textops(root, "run")
     assert "now the champion" in out.stdout, out.stdout
+    try:  # a local Ray (the [ray] extra): token authentication without ~/.ray/auth_token, no usage statistics
+        import ray  # noqa: F401
+
+        (tmp_path / "in.csv").write_text("text\na fine film\na dull film\n")
+        out = textops(root, "predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), "--engine", "ray",
+                      "-S", "ray.actors=1")  # fmt: skip
+        assert "2 rows scored" in out.stdout, out.stdout
+    except ImportError:
+        pass
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
     assert written, "the textops cache was not written either: is HOME honoured?"
     assert [p for p in written if not p.startswith(ALLOWED)] == [], written
