@@ -65,8 +65,15 @@ def two_nodes(temp: str) -> tuple[str, list]:
     wait_for(listening, 300, "the Ray head")
     procs.append(subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "2", *common],
                                   start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    time.sleep(15)  # the second node registers; the command waits for its actors in any case
-    return f"127.0.0.1:{port}", procs
+    address = f"127.0.0.1:{port}"
+
+    def two_alive() -> bool:
+        code = f"import ray; ray.init(address={address!r}); print(sum(n['Alive'] for n in ray.nodes()))"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        return proc.returncode == 0 and proc.stdout.strip().splitlines()[-1:] == ["2"]
+
+    wait_for(two_alive, 300, "two Ray nodes", interval=3)
+    return address, procs
 
 
 def main() -> None:

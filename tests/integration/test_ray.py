@@ -5,6 +5,7 @@ and a directory of files into a directory of Parquet files. The cluster is stopp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,18 +42,18 @@ def alive_nodes(address: str) -> int:
     return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else 0
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A Ray head (1 CPU: room for one actor) and a second node (2 CPUs: the other actor and the reads), each its
-    own process group: two actors of one CPU each cannot both sit on one node."""
+@contextlib.contextmanager
+def ray_cluster(head_cpus: int, node_cpus: int):
+    """A Ray head and a second node on 127.0.0.1, each its own process group: (address, [head, node] processes)."""
     ray = str(Path(sys.executable).with_name("ray"))
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's sockets need a short path
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
-    procs = [subprocess.Popen([ray, "start", "--head", "--port", str(port), "--num-cpus", "1", "--temp-dir", temp,
-                               "--include-dashboard=false", *common], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    procs = [subprocess.Popen([ray, "start", "--head", "--port", str(port), "--num-cpus", str(head_cpus),
+                               "--temp-dir", temp, "--include-dashboard=false", *common], env=env,
+                              start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]  # fmt: skip
     address = f"127.0.0.1:{port}"
     try:
         def listening() -> bool:
@@ -60,10 +61,11 @@ def cluster():
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
         wait_for(listening, 300, "the Ray head")
-        procs.append(subprocess.Popen([ray, "start", "--address", address, "--num-cpus", "2", *common], env=env,
-                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([ray, "start", "--address", address, "--num-cpus", str(node_cpus), *common],
+                                      env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))  # fmt: skip
         wait_for(lambda: alive_nodes(address) == 2, 300, "two Ray nodes", interval=3)
-        yield address
+        yield address, procs
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -74,6 +76,14 @@ def cluster():
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head (1 CPU: room for one actor) and a second node (2 CPUs: the other actor and the reads): two actors
+    of one CPU each cannot both sit on one node."""
+    with ray_cluster(1, 2) as (address, _):
+        yield address
 
 
 def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template, cluster, tmp_path):
@@ -174,3 +184,35 @@ def test_the_batch_score_flow_scores_a_directory_on_the_cluster(champion_templat
     scored = pd.read_parquet(tmp_path / "scored")
     assert len(scored) == len(TEXTS) * 20 and scored["label"].notna().all()
     assert not (champion_template / "scored").exists()
+
+
+def test_a_node_killed_mid_predict_ends_in_a_complete_output_or_a_clear_failure(champion_template, tmp_path):
+    """SIGKILL the second node (its raylet and its actor) while `predict --engine ray` scores: Ray restarts the actor
+    on the head, which has room for it, and retries its blocks; the output is then every row once, in order, with
+    the in-process answers. Were it to fail instead, it must say so and leave no output, never a partial file."""
+    texts = [f"{TEXTS[i % len(TEXTS)]} ({i})" for i in range(40000)]
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": texts}).to_csv(source, index=False)
+    textops(champion_template, "predict", str(source), "-o", str(tmp_path / "local.csv"))
+    output, part = tmp_path / "ray.csv", tmp_path / ".ray.csv.part"
+    with ray_cluster(3, 1) as (address, procs):
+        cmd = [str(Path(sys.executable).with_name("textops")), "predict", str(source), "-o", str(output),
+               "--engine", "ray", "--address", address, "-S", "ray.actors=2", "-S", "ray.batch_size=100"]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=champion_template, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        try:
+            wait_for(lambda: proc.poll() is not None or (part.exists() and part.stat().st_size > 0), 900,
+                     "the first scored rows")  # fmt: skip
+            assert proc.poll() is None, "predict ended before the node could be killed: " + proc.stderr.read()
+            os.killpg(procs[1].pid, signal.SIGKILL)  # the second node: its raylet and its worker processes
+            stdout, stderr = proc.communicate(timeout=1800)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    if proc.returncode == 0:
+        local = pd.read_csv(tmp_path / "local.csv", keep_default_na=False)
+        remote = pd.read_csv(output, keep_default_na=False)
+        assert remote["text"].tolist() == texts and remote["label"].tolist() == local["label"].tolist()
+    else:
+        assert "error:" in stderr and "Traceback" not in stderr and not output.exists(), stderr
+    assert not part.exists()
