@@ -59,6 +59,20 @@ def packed_model(session, uri: str) -> bytes:
         return buffer.getvalue()
 
 
+def unpack(tar: tarfile.TarFile, into: str) -> None:
+    """Extract TAR into INTO, refusing links and paths that would land outside it (tarfile's "data" filter where
+    this Python has it: 3.11.4 and later; the same checks by hand before)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+        return
+    base = os.path.realpath(into)
+    for member in tar.getmembers():
+        target = os.path.realpath(os.path.join(into, member.name))
+        if not (member.isfile() or member.isdir()) or os.path.commonpath([base, target]) != base:
+            raise DataError(f"the model archive holds {member.name!r}, which is not a plain file inside it")
+    tar.extractall(into)
+
+
 class Scorer:
     """A Ray actor's work: unpack and load the model once, then score blocks of rows."""
 
@@ -74,7 +88,7 @@ class Scorer:
         self.dir = tempfile.mkdtemp(prefix="textops-ray-actor-", dir=temp if temp and os.path.isdir(temp) else None)
         weakref.finalize(self, shutil.rmtree, self.dir, True)
         with tarfile.open(fileobj=io.BytesIO(ray.get(model[0]))) as tar:
-            tar.extractall(self.dir, filter="data")
+            unpack(tar, self.dir)
         self.model = mlflow.pyfunc.load_model(os.path.join(self.dir, "model"), model_config=model_config)
         self.text_column, self.batch_size = text_column, batch_size
         self.node = ray.get_runtime_context().get_node_id()

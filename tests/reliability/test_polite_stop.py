@@ -35,7 +35,8 @@ def test_a_polite_stop_during_training_releases_everything(tmp_path, monkeypatch
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
-    set_params(root, FAST, FLOW, {"train": {"epochs": 200, "save_steps": 10}})  # minutes of training: stopped
+    # Minutes of training, stopped: no early stopping, which would end it in seconds and race the signal.
+    set_params(root, FAST, FLOW, {"train": {"epochs": 200, "save_steps": 10, "early_stopping_patience": 0}})
     exe = Path(sys.executable).with_name("textops")
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115
     # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the whole group.
