@@ -35,13 +35,16 @@ def test_a_polite_stop_during_training_releases_everything(tmp_path, monkeypatch
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
-    # Minutes of training, stopped: no early stopping, which would end it in seconds and race the signal.
-    set_params(root, FAST, FLOW, {"train": {"epochs": 200, "save_steps": 10, "early_stopping_patience": 0}})
+    # Minutes of training (FAST's tiny model trains 200 epochs of these rows in about 30 s), stopped
+    set_params(root, FAST, FLOW, {"train": {"epochs": 2000, "save_steps": 10}})
     exe = Path(sys.executable).with_name("textops")
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115
     # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the whole group.
+    # SIGINT as a terminal gives its foreground job: a runner that starts CI in the background (`cmd &` without job
+    # control) passes SIGINT down ignored, and Python keeps ignoring a SIGINT it inherits ignored.
     proc = subprocess.Popen([str(exe), "run"], cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         checkpoints = root / "artifacts" / "checkpoints"
 
