@@ -2,9 +2,9 @@
 
     python benchmarks/live_loop.py [--labels 200] [--project DIR]
 
-A throwaway project on the built-in sample: a weak champion (v1: 128 rows, one epoch) and a better challenger
-(all rows, three epochs) registered with promotion.live_min_labels = LABELS, so it waits as `challenger`. Then
-`textops serve` with shadow on, the request log with texts, polling the alias every second; LABELS texts of the
+A throwaway project on the built-in sample: a weak champion (v1: one step at a vanishing learning rate) and a better
+challenger (all rows, three epochs) registered with promotion.live_min_labels = LABELS, so it waits as `challenger`.
+Then `textops serve` with shadow on, the request log with texts, polling the alias every second; LABELS texts of the
 test split are served (20 a request) and labelled through POST /feedback, one call. Timed from the feedback's 200:
 - until the shadow's answers to all of them are in the request log (the shadow scores after answering);
 - `textops model promote-check` (what the hourly `monitor` flow runs; the wait for its schedule is not counted);
@@ -31,12 +31,15 @@ def build(root: Path, labels: int) -> str:
     from textops.testing import make_project, set_params, textops
 
     make_project(root)
-    set_params(root, {"sample": {"rows": 2000}, "model": {"base": "tiny"},
-                      "train": {"epochs": 1, "max_train_samples": 128, "save_steps": 1000},
+    # v1 learns next to nothing (one step at a vanishing learning rate): the challenger must beat it clearly
+    set_params(root, {"sample": {"rows": 4000}, "model": {"base": "tiny"},
+                      "train": {"epochs": 1, "max_train_samples": 32, "learning_rate": 1e-9, "warmup_ratio": 0.0,
+                                "save_steps": 1000},
                       "promotion": {"floor": 0.0, "beat_baseline": False}})  # fmt: skip
     for step in ("sample", "preprocess", "validate", "train", "evaluate", "register"):
         textops(root, step, timeout=3600)
-    set_params(root, {"train": {"epochs": 3, "max_train_samples": None, "save_steps": None},
+    set_params(root, {"train": {"epochs": 3, "max_train_samples": 100000, "learning_rate": 2e-3, "warmup_ratio": 0.1,
+                                "save_steps": 50},
                       "promotion": {"live_min_labels": labels}})  # fmt: skip
     for step in ("train", "evaluate"):
         textops(root, step, timeout=3600)
