@@ -12,6 +12,7 @@ Either is written aside and moved into place only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import math
@@ -22,6 +23,7 @@ import tarfile
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -142,6 +144,20 @@ def read_dataset(files: list[Path], actors: int):
     return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
 
 
+def check_reachable(address: str, timeout: float = 10) -> None:
+    """A `host:port` cluster address must accept a connection: `ray.init` would otherwise retry for many minutes
+    before saying anything (other forms, `ray://...` or `auto`, are left to Ray)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from exc
+
+
 def connect(params: Params, address: str | None, cpus: int | None = None) -> str | None:
     """Join the cluster ADDRESS, params' or RAY_ADDRESS names, else start a local Ray with CPUS (default: the
     actors' and one more) in a temporary folder (its path, removed after `ray.shutdown()`); None when joined."""
@@ -151,6 +167,7 @@ def connect(params: Params, address: str | None, cpus: int | None = None) -> str
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         if target:
+            check_reachable(target)
             ray.init(address=target, log_to_driver=False, configure_logging=False)
             return None
         # A new local Ray turns on token authentication and saves a token in ~/.ray/auth_token, a file in the
@@ -169,6 +186,23 @@ def connect(params: Params, address: str | None, cpus: int | None = None) -> str
         raise StateError(f"cannot reach the Ray cluster at {target or 'a local Ray'}: {exc}. Start one with "
                          "`ray start --head` (it prints the address), or leave --address out for a local one.") \
             from exc  # fmt: skip
+
+
+@contextlib.contextmanager
+def ray_session(params: Params, address: str | None, what: str, cpus: int | None = None) -> Iterator[str | None]:
+    """`connect` for the block (yields the local Ray's folder, None on a cluster); Ray's own errors become a
+    StateError saying it could not WHAT; a local Ray is stopped and its folder removed however the block ends."""
+    import ray
+
+    local = connect(params, address, cpus)
+    try:
+        yield local
+    except ray.exceptions.RayError as exc:
+        raise StateError(f"Ray could not {what}: {str(exc).strip().splitlines()[-1][:500]}") from exc
+    finally:
+        if local:
+            ray.shutdown()
+            shutil.rmtree(local, ignore_errors=True)
 
 
 def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version: str | None = None,
@@ -194,8 +228,8 @@ def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version:
                                 "pass --text-column.")  # fmt: skip
     uri = model_uri(params, version)
     model = packed_model(open_store(root, params, experiment=False), uri)
-    started, local = time.monotonic(), connect(params, address)
-    try:
+    started = time.monotonic()
+    with ray_session(params, address, f"score {spec}") as local:
         need, cpus = params.ray.actors * params.ray.cpus_per_actor, ray.cluster_resources().get("CPU", 0)
         if cpus < need + 1:  # the actors would take every CPU and the reads wait for ever
             raise StateError(f"the Ray cluster has {cpus:g} CPUs: ray.actors x ray.cpus_per_actor = {need:g}, and "
@@ -217,12 +251,6 @@ def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version:
                                    "temp": local},
         )  # fmt: skip
         rows, nodes = (write_one if one else write_directory)(scored, output)
-    except ray.exceptions.RayError as exc:
-        raise StateError(f"Ray could not score {spec}: {str(exc).strip().splitlines()[-1][:500]}") from exc
-    finally:
-        if local:
-            ray.shutdown()
-            shutil.rmtree(local, ignore_errors=True)
     return {"rows": rows, "output": str(output), "model": uri, "nodes": nodes,
             "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
 

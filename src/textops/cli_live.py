@@ -125,12 +125,9 @@ def quiet_ray_logs() -> None:
     """Ray's own log lines (per-operator progress every few seconds) go where the libraries' logs go (the log
     file, textops.logs), not to the console, unless -v."""
     import logging
-    import os
 
     if verbose():
         return
-    # Ray's C++ core writes its warnings (a lost node's actor being retried, ...) straight to the console
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     for name in ("ray", "ray.data"):
         logger = logging.getLogger(name)
         logger.handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]

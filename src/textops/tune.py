@@ -213,9 +213,8 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
 
     import mlflow
     import optuna
-    import ray
 
-    from textops.batch_ray import connect as connect_ray
+    from textops.batch_ray import ray_session
     from textops.locks import state_dir
     from textops.model import choose_base, resolved
     from textops.tracking import connect, ensure_experiment, owner_tags, reap_stale_runs
@@ -235,9 +234,10 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     stdout = sys.stdout
     say = (lambda line: print(line, file=stdout, flush=True)) if quiet else echo
-    local = connect_ray(params, address, cpus=max(1, math.ceil(t.max_concurrent * t.cpus_per_trial)))
+    cpus = max(1, math.ceil(t.max_concurrent * t.cpus_per_trial))  # a local Ray's: the trials at once
     try:
-        with session.active(), mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent:
+        with ray_session(params, address, "run the search", cpus), session.active(), \
+                mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent:  # fmt: skip
             mlflow.set_tags({**tags, **owner_tags(), **lineage.base_model_tags(choice.base, choice.reason,
                              choice.unknown_share, choice.truncated_share), lineage.STAGE: TUNE_STAGE})  # fmt: skip
             mlflow.log_params({"tune.space": json.dumps(t.space), "tune.trials": t.trials, "tune.metric": t.metric,
@@ -249,12 +249,7 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
                 grid = tuner.fit()
             outcome = summarise(grid, t.metric, start)
             record(session, parent.info.run_id, experiment_id, outcome, t.metric, work)
-    except ray.exceptions.RayError as exc:
-        raise StateError(f"Ray could not run the search: {str(exc).strip().splitlines()[-1][:500]}") from exc
     finally:
-        if local:
-            ray.shutdown()
-            shutil.rmtree(local, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     return {**outcome, "run_id": parent.info.run_id, "experiment": experiment_name(params)}
 

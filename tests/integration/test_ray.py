@@ -128,6 +128,16 @@ def test_a_cluster_too_small_for_the_actors_is_a_message_not_a_hang(champion_tem
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_an_address_where_no_cluster_answers_is_a_message_not_a_wait(champion_template, tmp_path):
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    proc = textops(champion_template, "predict", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "ray",
+                   "--address", address, check=False, timeout=300)  # fmt: skip
+    assert proc.returncode != 0 and f"nothing answers at {address}" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.csv").exists()
+
+
 def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best(cluster, tmp_path_factory):
     """`textops tune` on the two-node cluster: every trial a child MLflow run of one parent run, ASHA's stops ended
     KILLED, the best written into params.yaml with --apply; no model registered, the data untouched."""
