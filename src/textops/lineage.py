@@ -52,6 +52,9 @@ BASELINE = "textops.baseline"  # what the evaluation's bag-of-words baseline was
 RESUMED_FROM = "textops.resumed_from"
 RESUMED_FROM_RUN = "textops.resumed_from_run"
 KILLED = "textops.killed"
+# `textops tune`'s runs: a trial's id, its params, the Ray node that trained it, whether ASHA stopped it; the best.
+TUNE_TRIAL, TUNE_CONFIG, TUNE_NODE = "textops.tune.trial", "textops.tune.config", "textops.tune.node"
+TUNE_STOPPED_EARLY, TUNE_BEST_TRIAL = "textops.tune.stopped_early", "textops.tune.best_trial"
 
 # Tags on a model version (the registry's evidence): `textops.` + these.
 DECISION = "textops.decision"

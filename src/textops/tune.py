@@ -30,7 +30,6 @@ from textops.errors import DataError, StateError
 
 log = logging.getLogger("textops")
 TRIAL_STAGE, TUNE_STAGE = "tune-trial", "tune"
-STOPPED_EARLY = "textops.tune.stopped_early"  # a trial run ASHA ended before its last epoch
 
 
 def experiment_name(params: Params) -> str:
@@ -97,10 +96,10 @@ def run_trial(config: dict, *, root: str, params: Params, uri: str, experiment_i
     trial = tune.get_context().get_trial_id()
     threads = max(1, int(params.tune.cpus_per_trial))
     params = trial_params(params, config, threads, f"{work_dir}/{trial}")  # relative, as params.yaml's paths
-    checkpoints = Path(root) / params.train.checkpoint_dir
+    root_path = Path(root)
+    checkpoints = root_path / params.train.checkpoint_dir
     set_torch_threads(threads)
     log.info("tune: trial %s starts: %s", trial, config)
-    root_path = Path(root)
     frame, labels = load_train_rows(root_path, params), read_labels(root_path, params)
     args = training_arguments(params, checkpoints, len(frame))
     args.save_total_limit = 1  # nothing of a trial is kept: the best checkpoint only, for load_best_model_at_end
@@ -109,16 +108,16 @@ def run_trial(config: dict, *, root: str, params: Params, uri: str, experiment_i
     try:
         with session.active(), mlflow.start_run(experiment_id=experiment_id, parent_run_id=parent_run_id,
                                                 run_name=f"trial-{trial}") as run:  # fmt: skip
-            tags = {"textops.tune.trial": trial, "textops.tune.config": json.dumps(config), **owner_tags(),
-                    "textops.tune.node": ray.get_runtime_context().get_node_id()}  # which machine trained it
+            tags = {lineage.TUNE_TRIAL: trial, lineage.TUNE_CONFIG: json.dumps(config), **owner_tags(),
+                    lineage.TUNE_NODE: ray.get_runtime_context().get_node_id()}
             log_inputs(params, tags, trainer, labels, stage=TRIAL_STAGE)
-            mlflow.set_tag(STOPPED_EARLY, "true")  # until it ends by itself: ASHA's stop kills the process
+            mlflow.set_tag(lineage.TUNE_STOPPED_EARLY, "true")  # until it ends by itself: ASHA's stop kills the process
             trainer.train()
             evals = [e for e in trainer.state.log_history if f"eval_{params.tune.metric}" in e]
             best = max(evals, key=lambda e: e[f"eval_{params.tune.metric}"])
             mlflow.log_metrics({f"best_val_{k.removeprefix('eval_')}": float(v) for k, v in best.items()
                                 if k in ("eval_accuracy", "eval_macro_f1", "eval_loss")})  # fmt: skip
-            mlflow.set_tag(STOPPED_EARLY, "false")
+            mlflow.set_tag(lineage.TUNE_STOPPED_EARLY, "false")
             log.info("tune: trial %s ended in run %s", trial, run.info.run_id)
     finally:
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -302,7 +301,7 @@ def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: s
                         "trials_failed": sum(r["failed"] for r in outcome["trials"])})  # fmt: skip
     if outcome["start"] is not None and outcome["start"][metric] is not None:
         mlflow.log_metric(f"start_val_{metric}", outcome["start"][metric])
-    mlflow.set_tag("textops.tune.best_trial", str(best["trial"]))
+    mlflow.set_tag(lineage.TUNE_BEST_TRIAL, str(best["trial"]))
     table = pd.DataFrame([{"trial": r["trial"], **r["config"], f"val_{metric}": r[metric], "evaluations":
                            r["evaluations"], "failed": r["failed"]} for r in outcome["trials"]])  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,8 @@ from helpers import (
     wait_for,
 )
 
+from textops import lineage
+
 pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
 pytestmark = pytest.mark.slow
 
@@ -153,14 +155,16 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
         client, name = mlflow_client(root)
         experiment = client.get_experiment_by_name("textops-tune")
         runs = client.search_runs([experiment.experiment_id])
-        parents = [r for r in runs if r.data.tags.get("textops.stage") == "tune"]
+        parents = [r for r in runs if r.data.tags.get(lineage.STAGE) == "tune"]
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         parent = parents[0]
         trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-        assert len(trials) == 3 and all(r.data.tags["textops.stage"] == "tune-trial" for r in trials)
+        assert len(trials) == 3 and all(r.data.tags[lineage.STAGE] == "tune-trial" for r in trials)
         assert all(r.info.status != "RUNNING" for r in trials)
+        stopped = [r for r in trials if r.data.tags[lineage.TUNE_STOPPED_EARLY] == "true"]
+        assert all(r.info.status in ("KILLED", "FAILED") for r in stopped)  # ASHA's stops ended, not RUNNING
         # the first trial is the current params: tiny's preset learning rate and batch, inside the space
-        assert any(json.loads(r.data.tags["textops.tune.config"])["learning_rate"] == 5e-4 for r in trials)
+        assert any(json.loads(r.data.tags[lineage.TUNE_CONFIG])["learning_rate"] == 5e-4 for r in trials)
         best = parent.data.metrics["best_val_macro_f1"]
         finished = [r.data.metrics["best_val_macro_f1"] for r in trials if "best_val_macro_f1" in r.data.metrics]
         assert finished and best >= max(finished) - 1e-9
