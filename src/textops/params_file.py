@@ -117,28 +117,29 @@ def flatten(params: BaseModel) -> dict[str, object]:
 
 def set_section_values(text: str, section: str, values: dict) -> str:
     """TEXT (a params.yaml) with SECTION's top-level KEY: lines set to VALUES, comments and layout kept; a key the
-    section lacks is added at its end."""
+    section lacks is added at its end, indented as the section's keys are."""
     import re
+
+    def scalar(value) -> str:
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}:\s*(#.*)?$", line)), None)
     if start is None:
-        return text.rstrip("\n") + f"\n\n{section}:\n" + "".join(f"  {k}: {v}\n" for k, v in values.items())
+        return text.rstrip("\n") + f"\n\n{section}:\n" + "".join(f"  {k}: {scalar(v)}\n" for k, v in values.items())
     end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()),
                len(lines))  # fmt: skip
+    key_line = re.compile(r"^(\s+)([A-Za-z_]\w*)(:\s*)([^#\n]*?)(\s*#.*)?(\n?)$")
+    keys = {i: key_line.match(lines[i]) for i in range(start + 1, end)}
+    indent = min((len(m.group(1)) for m in keys.values() if m), default=2)  # the section's own keys, not nested ones
     todo = dict(values)
-    for i in range(start + 1, end):
-        found = re.match(r"^(\s+)([A-Za-z_][\w]*)(:\s*)([^#\n]*?)(\s*#.*)?(\n?)$", lines[i])
-        if found and found.group(2) in todo and len(found.group(1)) == 2:
-            value = yaml.safe_dump(todo.pop(found.group(2)), default_flow_style=True).strip().removesuffix("...")
-            value = value.strip()
-            pad = found.group(5) or ""
+    for i, found in keys.items():
+        if found and found.group(2) in todo and len(found.group(1)) == indent:
+            value, pad = scalar(todo.pop(found.group(2))), found.group(5) or ""
             if pad:  # keep the comment in its column where the new value fits
                 width = len(found.group(4)) + len(pad) - len(pad.lstrip())
                 pad = " " * max(1, width - len(value)) + pad.lstrip()
             lines[i] = f"{found.group(1)}{found.group(2)}{found.group(3)}{value}{pad}{found.group(6)}"
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1
-    added = [f"  {k}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}\n"
-             for k, v in todo.items()]  # fmt: skip
-    return "".join(lines[:end] + added + lines[end:])
+    return "".join(lines[:end] + [f"{' ' * indent}{k}: {scalar(v)}\n" for k, v in todo.items()] + lines[end:])

@@ -126,3 +126,8 @@ def test_tune_apply_edits_only_the_train_values_and_keeps_the_comments():
     # a key the section lacks is added to it
     added = yaml.safe_load(set_section_values("train:\n  epochs: 1\nserve:\n  port: 1\n", "train", {"seed": 3}))
     assert added == {"train": {"epochs": 1, "seed": 3}, "serve": {"port": 1}}
+    # a section indented by four spaces, with a nested mapping whose keys are not the section's
+    four = "train:\n    epochs: 1   # one\n    nested:\n        epochs: 9\n"
+    edited = set_section_values(four, "train", {"epochs": 2, "seed": 3})
+    assert yaml.safe_load(edited) == {"train": {"epochs": 2, "nested": {"epochs": 9}, "seed": 3}}, edited
+    assert "# one" in edited
