@@ -31,7 +31,7 @@ def main() -> int:
 
     from sklearn.metrics import accuracy_score, f1_score
 
-    from textops.baseline import fit_predict
+    from textops.modeling.baseline import fit_predict
 
     data = splits(args.train_samples)
     train, test = data["train"], data["test"]

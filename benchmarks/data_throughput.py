@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.config import load_params
-from textops.ingest import ingest
-from textops.preprocess import preprocess
+from textops.core.config import load_params
+from textops.data.preprocess import preprocess
+from textops.data.validate import validate
+from textops.lifecycle.ingest import ingest
 from textops.testing import make_project
-from textops.validate import validate
 
 
 def help_time(runs: int = 10) -> float:

@@ -42,14 +42,14 @@ BARE = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from textops.env import set_offline_env
+from textops.core.env import set_offline_env
 set_offline_env()
-from textops.config import load_params
-from textops.preprocess import preprocess
-from textops.validate import validate
-from textops.train import train
-from textops.evaluate import evaluate
-from textops.register import register
+from textops.core.config import load_params
+from textops.data.preprocess import preprocess
+from textops.data.validate import validate
+from textops.modeling.train import train
+from textops.modeling.evaluate import evaluate
+from textops.lifecycle.register import register
 root = Path('.').resolve(); p = load_params('params.yaml')
 preprocess(root, p); validate(root, p); train(root, p); evaluate(root, p); register(root, p)
 print('WALL', time.perf_counter() - t0)

@@ -49,7 +49,7 @@ def build(root: Path, labels: int) -> str:
 
 
 def main() -> None:
-    from textops.feedback import shadow_figures
+    from textops.live.feedback import shadow_figures
     from textops.testing import request, serving, textops, wait_for
 
     parser = argparse.ArgumentParser()

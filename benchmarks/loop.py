@@ -22,13 +22,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from textops.env import set_offline_env
+from textops.core.env import set_offline_env
 
 set_offline_env()
 
-from textops.sample import make_sample  # noqa: E402
+from textops.data.sample import make_sample  # noqa: E402
 from textops.testing import FAST, champion_project, serving, wait_for  # noqa: E402
-from textops.testing_servers import (  # noqa: E402
+from textops.testing.servers import (  # noqa: E402
     FINAL_STATES,
     deployed_on_a_server,
     deployed_project,

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from textops.sample import make_sample
+from textops.data.sample import make_sample
 from textops.testing import champion_project
 
 

@@ -26,7 +26,7 @@ from textops.testing import FAST, make_project, set_params, textops
 
 CHECK = (
     "import sys, time; from pathlib import Path; start = time.perf_counter()\n"
-    "from textops.config import load_params\n"
+    "from textops.core.config import load_params\n"
     "from textops.{module} import {function}\n"
     "message = {function}(Path.cwd(), load_params('params.yaml'))\n"
     "print(time.perf_counter() - start, bool(message), sorted(m for m in ('mlflow', 'prefect', 'torch', 'dvc') "

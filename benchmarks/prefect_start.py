@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from textops.env import set_offline_env
+from textops.core.env import set_offline_env
 
 
 def start(home: Path, log: Path) -> float:

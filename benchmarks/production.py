@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from textops.testing import FAST, make_project, set_params
-from textops.testing_servers import mlflow_server, postgres, prefect_server
+from textops.testing.servers import mlflow_server, postgres, prefect_server
 
 BIN = Path(sys.executable).parent
 
@@ -125,7 +125,7 @@ def ddp(work: Path, rows: int, epochs: int) -> list[dict]:
     rows_out = []
     for label, launcher, case_env in cases:
         shutil.rmtree(root / "artifacts/checkpoints", ignore_errors=True)
-        wall, _ = timed([*launcher, "-m", "textops.cli", "train"], root, case_env)
+        wall, _ = timed([*launcher, "-m", "textops", "train"], root, case_env)
         timed([str(BIN / "textops"), "evaluate"], root, env)
         train = json.loads((root / "metrics/train.json").read_text())
         test = json.loads((root / "metrics/eval.json").read_text())
@@ -186,8 +186,8 @@ def main() -> None:
 
 
 def registry_table(local: Path, server_url: str, ops: int) -> None:
-    from textops.config import load_params
-    from textops.tracking import tracking_uri
+    from textops.core.config import load_params
+    from textops.core.tracking import tracking_uri
 
     name = load_params(local / "params.yaml").mlflow.registered_model
     sqlite = tracking_uri(local, load_params(local / "params.yaml"))

@@ -35,7 +35,7 @@ def texts(rows: int) -> list[str]:
 
     if (SST2 / "train.tsv").exists():
         return pd.read_csv(SST2 / "train.tsv", sep="\t", quoting=3)["sentence"].astype(str).head(rows).tolist()
-    from textops.sample import make_sample
+    from textops.data.sample import make_sample
 
     return make_sample(rows, 7)["text"].tolist()
 

@@ -85,7 +85,7 @@ def second_version(root: Path, params) -> str:
     """Register a copy of v1's artifacts as a new version (a real second load for the swap); an existing v2."""
     import mlflow.artifacts
 
-    from textops.tracking import connect
+    from textops.core.tracking import connect
 
     session = connect(root, params, experiment=False)
     name = session.model_name
@@ -101,7 +101,7 @@ def steady_and_swaps(root: Path, params, server, texts: list[str], clients: int,
     """Load from CLIENTS clients while the champion moves to VERSION (poll) and back to v1 (POST /reload). The
     alias is moved in this process with `textops.registry.promote` (what `textops model promote` runs), so the
     time of the move is known to the millisecond."""
-    from textops.registry import promote
+    from textops.registry.registry import promote
     from textops.testing import background_load, request, wait_for
 
     marks = []
@@ -140,10 +140,10 @@ def steady_and_swaps(root: Path, params, server, texts: list[str], clients: int,
 def measure(args, root: Path) -> dict:
     import pandas as pd
 
-    from textops.config import load_params
-    from textops.predict import load_model
+    from textops.core.config import load_params
+    from textops.core.tracking import connect
+    from textops.modeling.predict import load_model
     from textops.testing import serving
-    from textops.tracking import connect
 
     params = load_params(root / "params.yaml")
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -236,7 +236,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["OMP_NUM_THREADS"] = args.threads  # before torch is imported, here and in the server
-    from textops.env import set_offline_env
+    from textops.core.env import set_offline_env
 
     set_offline_env()
     if args.project is not None:

@@ -2,7 +2,7 @@
 
 The model directory (a Hugging Face classifier as the train stage saves it, e.g. artifacts/model/hf of a
 `benchmarks/train_sst2.py minilm` project) is exported as the train stage exports it (`textops.export`), saved as
-the pyfunc textops logs (`mlflow.pyfunc.save_model` of `textops/pyfunc.py` with its model_config), and loaded
+the pyfunc textops logs (`mlflow.pyfunc.save_model` of `textops/modeling/pyfunc.py` with its model_config), and loaded
 three times with `mlflow.pyfunc.load_model(..., model_config=...)`: each runtime answers through the same
 `predict` a server calls. For each: p50/p99 of one short text per call, texts/s at 32 texts per call, and
 accuracy on SST-2's dev set with the share of labels equal to PyTorch's.
@@ -48,8 +48,8 @@ def main() -> None:
 
     import mlflow.pyfunc
 
-    from textops import export, pyfunc
-    from textops.env import set_offline_env, usable_cpus
+    from textops.core.env import set_offline_env, usable_cpus
+    from textops.modeling import export, pyfunc
 
     set_offline_env()
     omp = os.environ.get("OMP_NUM_THREADS", "")

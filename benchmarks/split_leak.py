@@ -22,7 +22,7 @@ def baseline_accuracy(splits: dict, dev) -> dict:
     """The TF-IDF baseline fitted on the train split: its accuracy on the test split and on dev.tsv."""
     import numpy as np
 
-    from textops.baseline import fit_predict
+    from textops.modeling.baseline import fit_predict
 
     train, test = splits["train"], splits["test"]
     texts = test["text"].tolist() + dev["sentence"].tolist()
@@ -39,8 +39,8 @@ def main() -> int:
         return 0
     import pandas as pd
 
-    from textops.config import Params
-    from textops.preprocess import clean_and_split
+    from textops.core.config import Params
+    from textops.data.preprocess import clean_and_split
 
     frame = pd.read_csv(SST2 / "train.tsv", sep="\t", dtype=str, keep_default_na=False, quoting=3)
     frame = frame.rename(columns={"sentence": "text"})

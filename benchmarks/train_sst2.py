@@ -64,11 +64,11 @@ def tfidf(data: dict[str, pd.DataFrame]) -> dict:
 
 
 def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
-    from textops.config import load_params
-    from textops.env import set_offline_env
-    from textops.evaluate import evaluate
+    from textops.core.config import load_params
+    from textops.core.env import set_offline_env
+    from textops.modeling.evaluate import evaluate
+    from textops.modeling.train import train
     from textops.testing import make_project
-    from textops.train import train
 
     set_offline_env()
     root = make_project(Path(tempfile.mkdtemp(prefix=f"sst2-{model}-")) / "project")  # git + DVC, as a user's
@@ -109,7 +109,7 @@ def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
     step, training seconds so far (dev scoring left out), val and dev accuracy. Measurement only."""
     from transformers import TrainerCallback
 
-    import textops.train as stage
+    import textops.modeling.train as stage
 
     built = stage.build_trainer
     started: list[float] = []

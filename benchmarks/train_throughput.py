@@ -21,8 +21,8 @@ import textops  # noqa: F401  (offline env)
 def build(model_name: str, texts: list[str], max_length: int):
     from transformers import set_seed
 
-    from textops.config import ModelParams
-    from textops.model import load_base
+    from textops.core.config import ModelParams
+    from textops.modeling.model import load_base
 
     set_seed(0)
     return load_base(ModelParams(base=model_name, max_length=max_length), ["negative", "positive"], texts)
@@ -69,7 +69,7 @@ def main() -> None:
     import torch
     from transformers import DataCollatorWithPadding
 
-    from textops.train import Encoded
+    from textops.modeling.train import Encoded
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="minilm")

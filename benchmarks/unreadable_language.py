@@ -43,8 +43,8 @@ def one_run(root: Path, overrides: list[str]) -> dict:
     """The stages with OVERRIDES; what the run trained and what the registry decided."""
     from mlflow import MlflowClient
 
-    from textops.config import load_params
-    from textops.tracking import tracking_uri
+    from textops.core.config import load_params
+    from textops.core.tracking import tracking_uri
 
     args = [a for o in overrides for a in ("-S", o)]
     for stage in ("preprocess", "validate"):

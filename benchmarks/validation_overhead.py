@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.config import Params
-from textops.validate import validate, validate_raw
+from textops.core.config import Params
+from textops.data.validate import validate, validate_raw
 
 
 def import_time(runs: int = 3) -> float:

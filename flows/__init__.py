@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textops.env import set_offline_env
+from textops.core.env import set_offline_env
 
 set_offline_env()  # a flow module is an entry point: before Prefect, MLflow or DVC is imported
 

@@ -21,8 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from textops.flows.pipeline import project
 
-from textops.config import Params
-from textops.errors import TextopsError
+from textops.core.config import Params
+from textops.core.errors import TextopsError
 
 LANDED = "textops.data.landed"
 DRIFT = "textops.drift.detected"
@@ -55,7 +55,7 @@ def figures(result: dict) -> dict:
 @task(name="landed-files", cache_policy=NO_CACHE)
 def landed_task(root: Path, params: Params) -> list[str]:
     """Landing files not announced before (from now on they count as announced)."""
-    from textops.monitor import landed_files
+    from textops.lifecycle.monitor import landed_files
 
     return [str(p) for p in landed_files(root, params)]
 
@@ -64,7 +64,7 @@ def landed_task(root: Path, params: Params) -> list[str]:
 def monitor_task(root: Path, params: Params, files: list[str] | None, requests: bool) -> dict | None:
     """The monitor on FILES or the request log; None (and a warning) when it cannot run: no champion yet, an
     unreadable file (the retrain that the landed event starts names it), too few rows."""
-    from textops.monitor import monitor
+    from textops.lifecycle.monitor import monitor
 
     try:
         return monitor(root, params, [Path(f) for f in files or []] or None, requests)
@@ -76,7 +76,7 @@ def monitor_task(root: Path, params: Params, files: list[str] | None, requests: 
 @task(name="promote-check", cache_policy=NO_CACHE)
 def promote_check_task(root: Path, params: Params) -> dict:
     """promotion.live_min_labels: promote the challenger waiting for live evidence once it has enough of it."""
-    from textops.register import live_check
+    from textops.lifecycle.register import live_check
 
     result = live_check(root, params)
     get_run_logger().info("promote-check: %s", result["message"])
@@ -84,7 +84,7 @@ def promote_check_task(root: Path, params: Params) -> dict:
 
 
 def has_request_log(root: Path, params: Params) -> bool:
-    from textops.request_log import log_files
+    from textops.live.request_log import log_files
 
     return params.serve.log_requests and bool(log_files(root / params.serve.request_log_dir))
 

@@ -18,9 +18,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 
-from textops.config import Params, load_params
-from textops.errors import TextopsError, ValidationFailed
-from textops.logs import note, stage
+from textops.core.config import Params, load_params
+from textops.core.errors import TextopsError, ValidationFailed
+from textops.core.logs import note, stage
 
 # A global concurrency limit with one slot: two runs never train, evaluate or move aliases at once (the
 # second waits for the slot). It covers the whole pipeline because all stages write the same project files.
@@ -53,8 +53,8 @@ def transient_only(task, task_run, state) -> bool:
 def check_changes(root: Path, params: Params) -> str | None:
     """A message when the champion was trained on this data version with these params, else None (the quick
     check first: no MLflow import when it is sure)."""
-    from textops.noop import quick_nothing_to_retrain
-    from textops.registry import nothing_to_retrain
+    from textops.registry.noop import quick_nothing_to_retrain
+    from textops.registry.registry import nothing_to_retrain
 
     return quick_nothing_to_retrain(root, params) or nothing_to_retrain(root, params)
 
@@ -65,7 +65,7 @@ def check_changes(root: Path, params: Params) -> str | None:
 
 @task(name="preprocess", cache_policy=NO_CACHE)
 def preprocess_task(root: Path, params: Params) -> dict:
-    from textops.preprocess import preprocess
+    from textops.data.preprocess import preprocess
 
     with stage("preprocess", "[1/5]") as done:
         stats = preprocess(root, params)
@@ -76,7 +76,7 @@ def preprocess_task(root: Path, params: Params) -> dict:
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_task(root: Path, params: Params) -> dict:
-    from textops.validate import validate
+    from textops.data.validate import validate
 
     with stage("validate", "[2/5]") as done:
         summary = validate(root, params)
@@ -94,7 +94,7 @@ def validate_task(root: Path, params: Params) -> dict:
 )
 def train_task(root: Path, params: Params) -> dict:
     # The Trainer picks CUDA when the worker's machine has it; nothing to choose here.
-    from textops.train import train
+    from textops.modeling.train import train
 
     with stage("train", "[3/5]") as done:
         result = train(root, params)
@@ -107,7 +107,7 @@ def train_task(root: Path, params: Params) -> dict:
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(root: Path, params: Params) -> dict:
-    from textops.evaluate import evaluate
+    from textops.modeling.evaluate import evaluate
 
     with stage("evaluate", "[4/5]") as done:
         result = evaluate(root, params)
@@ -118,8 +118,8 @@ def evaluate_task(root: Path, params: Params) -> dict:
 
 @task(name="register", cache_policy=NO_CACHE)
 def register_task(root: Path, params: Params, force: bool = False, reason: str = "") -> dict:
-    from textops.register import register
-    from textops.registry import promote
+    from textops.lifecycle.register import register
+    from textops.registry.registry import promote
 
     logger = get_run_logger()
     with stage("register", "[5/5]") as done:
@@ -139,7 +139,7 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
 def report_task(root: Path, params: Params, summary: dict) -> str | None:
     """The run on one page (reports/run.html, also on the MLflow run). A report that cannot be written is a
     warning: the model is registered either way."""
-    from textops.reports import write_run_report
+    from textops.data.reports import write_run_report
 
     try:
         return str(write_run_report(root, params, summary))
@@ -152,8 +152,8 @@ def report_task(root: Path, params: Params, summary: dict) -> str | None:
 def commit_task(root: Path, params: Params, summary: dict) -> str | None:
     """git commit the data version and metrics, naming the model version (a missing git identity is a warning:
     the model and its data are recorded in MLflow either way)."""
-    from textops.errors import StateError
-    from textops.versions import commit_run
+    from textops.core.errors import StateError
+    from textops.lifecycle.versions import commit_run
 
     try:
         commit = commit_run(root, params, summary["register"])
@@ -197,8 +197,8 @@ def release_if_holder_died(root: Path) -> str | None:
 
     from prefect import get_client
 
-    from textops.locks import project_lock, state_dir
-    from textops.tracking import owner_alive
+    from textops.core.locks import project_lock, state_dir
+    from textops.core.tracking import owner_alive
 
     with project_lock(root, "training-slot.lock"):
         path = state_dir(root) / HOLDER_FILE
@@ -257,8 +257,8 @@ def training_slot(root: Path, timeout_s: float | None):
     from prefect.concurrency.sync import concurrency
     from prefect.runtime import flow_run
 
-    from textops.locks import state_dir
-    from textops.tracking import owner_tags
+    from textops.core.locks import state_dir
+    from textops.core.tracking import owner_tags
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     path = state_dir(root) / HOLDER_FILE

@@ -16,7 +16,7 @@ from textops.flows.pipeline import outcome, project, training_pipeline
 @task(name="ingest-landing", cache_policy=NO_CACHE)
 def ingest_landing_task(root: Path, params) -> list[dict]:
     """Ingest every landing file as one gated batch and commit data.dvc; a refused file stays for a person."""
-    from textops.ingest import ingest_landing
+    from textops.lifecycle.ingest import ingest_landing
 
     results = ingest_landing(root, params)
     logger = get_run_logger()
@@ -31,7 +31,7 @@ def ingest_landing_task(root: Path, params) -> list[dict]:
 def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
     """Ingest the landing directory, then run `training-pipeline` (which skips when nothing changed) and, where
     the checkout can commit, commit the data version and metrics naming the model version."""
-    from textops.scm import can_commit
+    from textops.core.scm import can_commit
 
     root, params = project(project_dir, params_file)
     ingested = ingest_landing_task(root, params)

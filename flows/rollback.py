@@ -16,7 +16,7 @@ from textops.flows.pipeline import outcome, project, training_pipeline
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
 def checkout_task(root: Path, params, rev: str | None, model: str | None, discard: bool) -> str:
-    from textops.versions import checkout_data, checkout_model_data
+    from textops.lifecycle.versions import checkout_data, checkout_model_data
 
     if model is not None:
         message = checkout_model_data(root, params, model, commit=True, discard=discard)

@@ -32,12 +32,12 @@ def score_task(root: Path, params, source: Path, output: Path, model_version: st
 
     logger = get_run_logger()
     if source.is_dir() or params.ray.address or os.environ.get("RAY_ADDRESS"):
-        from textops.batch_ray import predict_on_ray
+        from textops.scale.batch_ray import predict_on_ray
 
         result = predict_on_ray(root, params, str(source), output, model_version)
         logger.info("%d rows scored on Ray (%d node(s)) -> %s", result["rows"], len(result["nodes"]), output)
     else:
-        from textops.predict import predict_file
+        from textops.modeling.predict import predict_file
 
         result = predict_file(root, params, source, output, model_version)
         logger.info("%d rows scored in-process -> %s", result["rows"], output)
@@ -66,7 +66,7 @@ def batch_score(
 @task(name="tune", cache_policy=NO_CACHE)
 def tune_task(root: Path, params, apply: bool, params_path: Path) -> dict:
     """`textops tune` on the worker's checkout; with APPLY, the best params into its params.yaml."""
-    from textops.tune import apply_best, describe, tune
+    from textops.scale.tune import apply_best, describe, tune
 
     logger = get_run_logger()
     result = tune(root, params, echo=logger.info)

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from textops.env import backup_sqlite, copy_if_absent, template_dir
-from textops.errors import StateError
+from textops.core.env import backup_sqlite, copy_if_absent, template_dir
+from textops.core.errors import StateError
 
 # The start-up waits while the server makes progress (CPU used or its log growing): a fresh database's migrations
 # take minutes on a loaded machine. It fails when the server exits, stalls for STALL_S, or passes the ceiling.

@@ -27,7 +27,7 @@ for _name in ("GIT_CONFIG_GLOBAL", "PREFECT_HOME"):  # textops keeps Prefect's h
 import pytest  # noqa: E402
 from helpers import FAST, SECRETS, SST2, champion_project, easy_reviews, make_project, set_params, textops  # noqa: E402
 
-from textops.env import set_offline_env  # noqa: E402
+from textops.core.env import set_offline_env  # noqa: E402
 
 # The project's own offline switches, also for the subprocesses tests start.
 set_offline_env()

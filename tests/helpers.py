@@ -150,8 +150,8 @@ def registry(root: Path) -> dict:
     return in_process(
         root,
         "from mlflow import MlflowClient\n"
-        "from textops.config import load_params\n"
-        "from textops.tracking import connect\n"
+        "from textops.core.config import load_params\n"
+        "from textops.core.tracking import connect\n"
         "p = load_params('params.yaml'); c = connect(__import__('pathlib').Path('.').resolve(), p).client\n"
         "name = p.mlflow.registered_model\n"
         "vs = c.search_model_versions(f\"name='{name}'\")\n"
@@ -165,8 +165,8 @@ def registry(root: Path) -> dict:
 @contextmanager
 def active_store(root: Path) -> Iterator[None]:
     """MLflow's fluent API pointed at ROOT's store for the block (`mlflow.pyfunc.load_model("models:/...")`)."""
-    from textops.config import load_params
-    from textops.tracking import connect
+    from textops.core.config import load_params
+    from textops.core.tracking import connect
 
     with connect(root, load_params(root / "params.yaml"), experiment=False).active():
         yield
@@ -209,8 +209,8 @@ def mlflow_client(root: Path):
     """(an MlflowClient on ROOT's store, tracking and registry; the registered model's name)."""
     from mlflow import MlflowClient
 
-    from textops.config import load_params
-    from textops.tracking import tracking_uri
+    from textops.core.config import load_params
+    from textops.core.tracking import tracking_uri
 
     params = load_params(root / "params.yaml")
     uri = tracking_uri(root, params)
@@ -242,7 +242,7 @@ def textops_python(cwd: Path, code: str, *args: str) -> subprocess.Popen:
         "import os, signal, sys\n"
         "def die():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
         f"{code}\n"
-        "from textops.cli import app\n"
+        "from textops.ui.cli import app\n"
         f"sys.exit(app({list(args)!r}, standalone_mode=True))\n"
     )
     log = open(Path(cwd).parent / f"proc-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
@@ -330,7 +330,7 @@ class StandInSource:
         return self.version
 
     def load(self, version: str):
-        from textops.follow import Loaded
+        from textops.serving.follow import Loaded
 
         self.loads.append(version)
         if self.gate is not None:

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from helpers import digest, dvc, git, make_project, textops
 
-from textops.config import load_params
-from textops.preprocess import preprocess
-from textops.sample import make_sample
+from textops.core.config import load_params
+from textops.data.preprocess import preprocess
+from textops.data.sample import make_sample
 
 
 def sample_rows(rows: int, seed: int) -> list[tuple[str, str]]:
@@ -105,7 +105,7 @@ def test_a_headerless_file_is_named_and_ingests_with_no_header(ingested, tmp_pat
     assert "--no-header" in refused.stderr and "Traceback" not in refused.stderr
     out = textops(ingested, "ingest", str(path), "--no-header").stdout
     assert "ingested" in out and "122 rows" in out
-    from textops.artifacts import read_raw
+    from textops.core.artifacts import read_raw
 
     raw = read_raw(ingested, load_params(ingested / "params.yaml"))
     assert {"NA", "null"} <= set(raw["text"]) and set(raw["label"]) == {"negative", "positive"}

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from helpers import FAST, champion_project, registry, serving, wait_for
 
-from textops.sample import make_sample
-from textops.testing_servers import (
+from textops.data.sample import make_sample
+from textops.testing.servers import (
     FINAL_STATES,
     deployed_on_a_server,
     deployed_project,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import REPO, champion_project, in_process, textops
 
-from textops.sample import make_sample
+from textops.data.sample import make_sample
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_held_back_rows_of_the_training_distribution_are_no_drift(champion):
     assert "no drift" in page and "<script" not in page and "http" not in page.replace("http-equiv", "")
     run = in_process(
         champion,
-        "from textops.config import load_params\nfrom textops.tracking import connect\n"
+        "from textops.core.config import load_params\nfrom textops.tracking import connect\n"
         "s = connect(__import__('pathlib').Path('.'), load_params('params.yaml'), experiment=False)\n"
         f"r = s.client.get_run({result['mlflow_run_id']!r})\n"
         "e = s.client.get_experiment(r.info.experiment_id).name\n"
@@ -73,7 +73,7 @@ def test_held_back_rows_of_the_training_distribution_are_no_drift(champion):
 def test_out_of_domain_texts_in_the_request_log_are_input_drift(champion):
     # What `textops serve` logs with serve.log_texts on, written by its own RequestLog; with the texts in the log
     # the monitor scores them again with the champion, so the logged answers here are placeholders.
-    from textops.request_log import RequestLog
+    from textops.live.request_log import RequestLog
 
     texts = pd.read_csv(champion.parent / "logs.csv")["text"].tolist()
     log = RequestLog(champion / "logs" / "requests", "jsonl", texts=True)

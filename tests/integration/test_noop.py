@@ -11,21 +11,21 @@ from pathlib import Path
 import pytest
 from helpers import champion_project, mlflow_client, textops
 
-from textops.config import load_params
-from textops.noop import quick_nothing_to_retrain
+from textops.core.config import load_params
+from textops.registry.noop import quick_nothing_to_retrain
 
 HEAVY = ("mlflow", "prefect", "torch", "dvc", "transformers", "pandas", "sklearn")
 
 
 def test_the_no_op_run_imports_nothing_heavy_and_answers_like_mlflow(champion_template: Path, monkeypatch):
     monkeypatch.chdir(champion_template)
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textops.cli", "run"], cwd=champion_template,
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textops", "run"], cwd=champion_template,
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert "nothing to retrain: champion v1" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), imported & set(HEAVY)
 
-    from textops.registry import nothing_to_retrain
+    from textops.registry.registry import nothing_to_retrain
 
     params = load_params(champion_template / "params.yaml")
     assert quick_nothing_to_retrain(champion_template, params) == nothing_to_retrain(champion_template, params)

@@ -32,7 +32,7 @@ from helpers import (
     wait_for,
 )
 
-from textops import lineage
+from textops.core import lineage
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
 pytestmark = pytest.mark.slow

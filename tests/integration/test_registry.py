@@ -23,7 +23,7 @@ from helpers import (
     train_and_register,
 )
 
-from textops import lineage
+from textops.core import lineage
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import yaml
 from helpers import mlflow_client
 from test_validate import PARAMS, good_splits, write_clean
 
-from textops.errors import ValidationFailed
-from textops.validate import validate
+from textops.core.errors import ValidationFailed
+from textops.data.validate import validate
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -313,10 +313,10 @@ def test_busy_port_is_a_clear_error(served_project: Path):
 def test_mlflow_models_serve_still_serves_the_logged_model(served_project: Path):
     """Users who deploy with MLflow's own tooling lose nothing: `mlflow models serve` of the champion alias
     answers, and the pyfunc's guard still turns MLflow's 500s and conversions into 4xx."""
-    from textops.config import load_params
-    from textops.env import child_env
-    from textops.serve import stop_server, wait_ready
-    from textops.tracking import tracking_uri
+    from textops.core.config import load_params
+    from textops.core.env import child_env
+    from textops.core.tracking import tracking_uri
+    from textops.serving.serve import stop_server, wait_ready
 
     root = served_project
     params = load_params(root / "params.yaml")
@@ -391,7 +391,7 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     floods 413, all refused whole with nothing written; accepted labels written before the 200, a second label
     kept as a later answer. Then the online figures in `monitor --requests` and `status`, and the labelled texts
     exported for the next retrain, once."""
-    from textops.feedback import read_feedback
+    from textops.live.feedback import read_feedback
 
     root = served_project
     logs = root / "logs" / "requests"
@@ -460,7 +460,7 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
     server scores every request with it in shadow, after answering; people label the answers (POST /feedback);
     `textops model promote-check` promotes it once enough labelled answers show it does not lose, with the live
     figures in its evidence; the running server then answers with it, with no restart."""
-    from textops.feedback import shadow_figures
+    from textops.live.feedback import shadow_figures
 
     root = served_project
     live = ("-S", "promotion.live_min_labels=40")

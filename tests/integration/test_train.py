@@ -16,7 +16,7 @@ import pytest
 import yaml
 from helpers import active_store, mlflow_client, textops
 
-from textops.config import load_params
+from textops.core.config import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 def run_train(root: Path) -> dict:
     import torch
 
-    from textops.train import train
+    from textops.modeling.train import train
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
@@ -181,7 +181,7 @@ def test_missing_data_is_a_user_error(project):
 def test_cuda_mixed_precision(small):
     import torch
 
-    from textops.train import precision
+    from textops.modeling.train import precision
 
     p = precision()
     assert p == {"bf16": torch.cuda.is_bf16_supported(), "fp16": not torch.cuda.is_bf16_supported()}

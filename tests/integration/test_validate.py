@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from helpers import textops
 
-from textops.config import Params
-from textops.errors import StateError, ValidationFailed
-from textops.validate import validate, validate_raw
+from textops.core.config import Params
+from textops.core.errors import StateError, ValidationFailed
+from textops.data.validate import validate, validate_raw
 
 LABELS = ["negative", "positive"]
 # Small bounds so that small frames pass: train needs 20 rows and 5 per class, val/test 2 rows.

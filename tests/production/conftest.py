@@ -1,11 +1,11 @@
 """Fixtures of the production tests: one throwaway PostgreSQL cluster per test process (each test module creates
-its own databases on it and drops them afterwards). The servers themselves are `textops.testing_servers`."""
+its own databases on it and drops them afterwards). The servers themselves are `textops.testing.servers`."""
 
 from __future__ import annotations
 
 import pytest
 
-from textops.testing_servers import pg_bindir, postgres
+from textops.testing.servers import pg_bindir, postgres
 
 
 @pytest.fixture(scope="session")

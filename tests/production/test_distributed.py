@@ -37,11 +37,11 @@ def prepared(tmp_path_factory):
 
 
 def launch(root: Path, *launcher: str) -> dict:
-    """LAUNCHER `-m textops.cli train` (fresh checkpoints) then `textops evaluate`: the evaluation's metrics, the
+    """LAUNCHER `-m textops train` (fresh checkpoints) then `textops evaluate`: the evaluation's metrics, the
     run id of the model and the ranks' output."""
     shutil.rmtree(root / "artifacts/checkpoints", ignore_errors=True)  # a fresh training, not a resume
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*launcher, "-m", "textops.cli", "train"], cwd=root, env=env, capture_output=True,
+    proc = subprocess.run([*launcher, "-m", "textops", "train"], cwd=root, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count("train: val accuracy") == 1, proc.stdout  # rank 0 alone reports

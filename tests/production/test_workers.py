@@ -21,7 +21,7 @@ import pytest
 from helpers import FAST, FLOW, REPO, dvc, git, make_project, registry_problems, set_params, wait_for
 
 from textops.testing import textops
-from textops.testing_servers import (
+from textops.testing.servers import (
     Service,
     mlflow_server,
     prefect,
@@ -141,7 +141,7 @@ def registry(cluster: Cluster):
     """(a client of the shared MLflow server, the registered model's name)."""
     from mlflow import MlflowClient
 
-    from textops.config import load_params
+    from textops.core.config import load_params
 
     url = cluster.env["MLFLOW_TRACKING_URI"]
     return MlflowClient(url, url), load_params(cluster.origin / "params.yaml").mlflow.registered_model

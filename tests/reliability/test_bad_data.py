@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from helpers import data_state, git, registry_state
 
-from textops.sample import make_sample
+from textops.data.sample import make_sample
 
 pytestmark = pytest.mark.reliability
 

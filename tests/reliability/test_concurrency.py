@@ -12,7 +12,7 @@ import pytest
 from helpers import FAST, dvc, git, make_project, registry_state, set_params, textops, wait_for
 from textops.flows.pipeline import HOLDER_FILE
 
-from textops.locks import STATE_DIR
+from textops.core.locks import STATE_DIR
 
 pytestmark = pytest.mark.reliability
 

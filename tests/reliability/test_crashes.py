@@ -35,7 +35,7 @@ pytestmark = pytest.mark.reliability
 
 # on_step_end / on_save run in the Trainer's loop: wrap the MLflow callback the train stage installs.
 KILL_IN_TRAINER = """
-import textops.train as t
+import textops.modeling.train as t
 _orig = t.mlflow_logger
 def _patched():
     cb = _orig()
@@ -198,18 +198,18 @@ def data_project(tmp_path, monkeypatch):
 INGEST_KILL_POINTS = {
     # Half of a batch written to the staging file, then killed.
     "while-writing-a-batch": """
-import textops.ingest as i
+import textops.lifecycle.ingest as i
 def _write(root, rel, content):
-    from textops.recovery import staging_dir
+    from textops.data.recovery import staging_dir
     (staging_dir(root) / "batch-partial").write_bytes(content[: len(content) // 2])
     die()
 i.write_batch = _write
 """,
     # The batches are in data/raw, `dvc add` has not run.
-    "before-dvc-add": "import textops.ingest as i\ni.track_raw = lambda *a, **k: die()",
+    "before-dvc-add": "import textops.lifecycle.ingest as i\ni.track_raw = lambda *a, **k: die()",
     # `dvc add` done (data.dvc changed, cache written), the git commit not.
     "after-dvc-add": """
-import textops.scm as s
+import textops.core.scm as s
 _repo_of = s.dvc_repo
 def _repo(root):
     repo = _repo_of(root)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from helpers import FAST, data_state, make_project, mlflow_client, registry_state, set_params, textops
 
-from textops.sample import make_sample
+from textops.data.sample import make_sample
 
 pytestmark = pytest.mark.reliability
 

@@ -118,7 +118,7 @@ def test_secrets_in_the_environment_are_never_written(champion_template):
 
 
 def test_credentials_in_a_tracking_uri_are_masked():
-    from textops.config import Params, flatten, redact
+    from textops.core.config import Params, flatten, redact
 
     assert redact("https://alice:s3cr3t@mlflow.example.com/") == "https://alice:***@mlflow.example.com/"
     assert redact("postgresql://u:p%40ss@db:5432/mlflow") == "postgresql://u:***@db:5432/mlflow"
@@ -161,7 +161,7 @@ def test_loading_and_serving_a_model_unpickles_nothing(champion_template, tmp_pa
         texts = tmp_path / "in.csv"
         texts.write_text("text\nthe movie was wonderful\nthe battery was awful\n")
         script = NO_PICKLE + (
-            "from textops.cli import app\n"
+            "from textops.ui.cli import app\n"
             "import sys\n"
             f"sys.argv = ['textops', 'predict', {str(texts)!r}, '--output', {str(tmp_path / 'out.csv')!r}]\n"
             "app()\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textops.baseline import analyzer_for, fit_predict
+from textops.modeling.baseline import analyzer_for, fit_predict
 
 ENGLISH = ["the film was great", "an awful, boring plot", "lovely cast and a superb score", "terrible ending"]
 CHINESE = ["这家酒店的服务很好", "房间太小了，而且很吵", "早餐非常丰富", "前台态度很差"]

@@ -13,7 +13,7 @@ HEAVY = ("torch", "transformers", "mlflow", "prefect", "great_expectations", "dv
 
 def test_help_imports_nothing_heavy():
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom textops.cli import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom textops.ui.cli import app\n"
         "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
@@ -31,7 +31,7 @@ def test_bad_params_exit_code_2(tmp_path):
 def test_every_command_takes_the_params_file_and_overrides():
     from typer.main import get_command
 
-    from textops.cli import app
+    from textops.ui.cli import app
 
     def leaves(cmd, path=()):
         subs = getattr(cmd, "commands", None)
@@ -67,7 +67,7 @@ COMMANDS = [
 def test_the_command_list_is_complete():
     from typer.main import get_command
 
-    from textops.cli import app
+    from textops.ui.cli import app
 
     group = get_command(app)
     names = {" ".join(c[:2]) if c[0] in ("data", "model", "feedback", "label") else c[0] for c in COMMANDS}
@@ -80,7 +80,7 @@ def test_the_command_list_is_complete():
 def test_every_command_reads_the_params_file_it_is_given(tmp_path, monkeypatch, args):
     from typer.testing import CliRunner
 
-    from textops.cli import app
+    from textops.ui.cli import app
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")  # valid: a command that read it goes on
@@ -93,7 +93,7 @@ def test_every_command_reads_the_params_file_it_is_given(tmp_path, monkeypatch, 
 
 
 def test_the_run_summary_names_the_baseline_beside_the_model():
-    from textops.console import run_summary
+    from textops.ui.console import run_summary
 
     summary = {
         "evaluate": {"accuracy": 0.8, "macro_f1": 0.7996,
@@ -117,14 +117,14 @@ def test_the_run_summary_names_the_baseline_beside_the_model():
 def test_headerless_files_have_an_option(command):
     from typer.testing import CliRunner
 
-    from textops.cli import app
+    from textops.ui.cli import app
 
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--no-header" in result.output, result.output
 
 
 def test_status_says_where_nothing_answers():
-    from textops.status import format_status
+    from textops.ui.status import format_status
 
     st = {"aliases": {}, "runs": [], "data": {"raw_md5": None}, "landing": [], "schedules": [], "serving": None,
           "serving_checked": ["http://127.0.0.1:5005", "http://127.0.0.1:5001"], "online": {}}  # fmt: skip

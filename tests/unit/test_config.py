@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import REPO
 
-from textops.config import load_params, training_fingerprint
-from textops.errors import ParamsError
+from textops.core.config import load_params, training_fingerprint
+from textops.core.errors import ParamsError
 
 
 def test_default_params_load():
@@ -80,7 +80,7 @@ def test_training_presets_follow_the_base_model():
 
 
 def test_evaluations_per_epoch_set_the_checkpoint_interval():
-    from textops.train import eval_steps
+    from textops.modeling.train import eval_steps
 
     params = load_params(REPO / "params.yaml", ["model.base=tiny"])  # batch 32, 2 evaluations per epoch
     assert eval_steps(params, 10_000) == 157  # 313 steps an epoch: patience 2 is a whole epoch, not 100 steps
@@ -113,7 +113,7 @@ def test_quantize_needs_the_onnx_runtime():
 def test_tune_apply_edits_only_the_train_values_and_keeps_the_comments():
     import yaml
 
-    from textops.params_file import set_section_values
+    from textops.core.params_file import set_section_values
 
     text = (REPO / "params.yaml").read_text()
     edited = set_section_values(text, "train", {"learning_rate": 0.000312, "epochs": 3, "batch_size": 16})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from textops.testing_servers import worker
+from textops.testing.servers import worker
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy/systemd/textops-worker.service"

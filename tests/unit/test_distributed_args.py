@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from textops.config import Params
-from textops.errors import ParamsError
-from textops.train import per_device_batch, training_arguments, world
+from textops.core.config import Params
+from textops.core.errors import ParamsError
+from textops.modeling.train import per_device_batch, training_arguments, world
 
 TINY = Params.model_validate({"model": {"base": "tiny"}})  # its presets filled (model.base auto leaves them null)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textops import drift
+from textops.live import drift
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textops.config import ModelParams
-from textops.model import load_base
+from textops.core.config import ModelParams
+from textops.modeling.model import load_base
 
 TEXTS = [f"the {w} was {'not ' * (i % 2)}good, really {w}" for i, w in enumerate(["film", "plot", "cast"] * 12)]
 
@@ -30,8 +30,8 @@ def hf_dir(tmp_path_factory):
 
 
 def test_export_writes_fp32_and_int8_graphs_that_match_pytorch(hf_dir, tmp_path):
-    from textops import export
-    from textops.pyfunc import onnx_predict, onnx_session
+    from textops.modeling import export
+    from textops.modeling.pyfunc import onnx_predict, onnx_session
 
     report = export.export_onnx(hf_dir, tmp_path / "onnx", TEXTS)
     assert (tmp_path / "onnx" / export.FP32).is_file() and (tmp_path / "onnx" / export.INT8).is_file()
@@ -52,7 +52,7 @@ def test_export_writes_fp32_and_int8_graphs_that_match_pytorch(hf_dir, tmp_path)
 def test_the_pyfunc_serves_the_runtime_it_is_loaded_with(hf_dir, tmp_path, caplog):
     import mlflow.pyfunc
 
-    from textops import export, pyfunc
+    from textops.modeling import export, pyfunc
 
     export.export_onnx(hf_dir, tmp_path / "onnx", TEXTS)
     with_graph, without = tmp_path / "with", tmp_path / "without"

@@ -31,7 +31,7 @@ def test_train_retries_transient_errors_only():
     from prefect.states import exception_to_failed_state
     from textops.flows.pipeline import transient_only
 
-    from textops.errors import DataError, StateError
+    from textops.core.errors import DataError, StateError
 
     def failed(exc: BaseException):
         try:
@@ -81,7 +81,7 @@ def test_the_temporary_server_start_up_waits_for_progress_not_for_a_fixed_time(t
     import pytest
     from textops.flows import server
 
-    from textops.errors import StateError
+    from textops.core.errors import StateError
 
     monkeypatch.setattr(server, "STALL_S", 2)
     log = tmp_path / "server.log"

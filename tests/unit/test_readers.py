@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from textops.errors import DataError
-from textops.readers import line_endings, read_labelled_file, read_texts
+from textops.core.errors import DataError
+from textops.data.readers import line_endings, read_labelled_file, read_texts
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "csv.gz"])
@@ -54,7 +54,7 @@ def test_read_refuses_directory(tmp_path):
 
 
 def test_read_texts_errors(tmp_path: Path):
-    from textops.errors import DataError
+    from textops.core.errors import DataError
 
     (tmp_path / "a.csv").write_text("sentence\nhello\n")
     with pytest.raises(DataError, match="no 'text' column"):
@@ -136,7 +136,7 @@ def test_read_texts_shares_the_labelled_reader_checks(tmp_path):
 
 
 def test_looks_like_data():
-    from textops.columns import looks_like_data
+    from textops.data.columns import looks_like_data
 
     def frame(columns, *rows):
         return pd.DataFrame(list(rows), columns=columns, dtype=object)
@@ -215,7 +215,7 @@ def test_the_header_flag_does_not_apply_to_named_columns(tmp_path):
 
 
 def test_relabelled_rows_are_found_after_cleaning():
-    from textops.ingest import relabelled
+    from textops.lifecycle.ingest import relabelled
 
     existing = pd.DataFrame({"text": ["The movie was great", "dull  plot", "fine"], "label": ["pos", "neg", "pos"]})
     new = pd.DataFrame({"text": ["the movie was great", "The movie was great", "dull plot", "new text"],
@@ -231,7 +231,7 @@ def test_relabelled_rows_are_found_after_cleaning():
 
 def test_labels_in_messages_are_cut():
     """An unknown-label error once printed a 6,000-character label whole."""
-    from textops.ingest import shown
+    from textops.lifecycle.ingest import shown
 
     one = shown({"x" * 6000, "b"})
     assert len(one) < 100 and "..." in one and "'b'" in one

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from textops.scoring import BadRequest, Limits, read_texts
+from textops.serving.scoring import BadRequest, Limits, read_texts
 
 TEXTS = ["a good film", "a bad one", "这部电影很好看"]
 JSON = "application/json"

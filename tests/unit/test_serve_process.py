@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import free_port, wait_for
 
-from textops.errors import ParamsError, StateError
-from textops.serve import bind_socket, stop_server, wait_ready
+from textops.core.errors import ParamsError, StateError
+from textops.serving.serve import bind_socket, stop_server, wait_ready
 
 
 def test_a_busy_or_bad_port_is_a_clear_error():
@@ -101,7 +101,7 @@ def test_a_worker_dies_with_its_parent(tmp_path: Path):
     pidfile = tmp_path / "worker.pid"
     worker = (
         "import os, sys, time\n"
-        "from textops.serve import die_with_parent\n"
+        "from textops.serving.serve import die_with_parent\n"
         "die_with_parent(int(sys.argv[1]))\n"
         f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
         "time.sleep(300)\n"
@@ -124,7 +124,7 @@ def test_a_worker_dies_with_its_parent(tmp_path: Path):
 
 
 def test_workers_metrics_live_in_the_project_and_dead_servers_leave_none(tmp_path: Path):
-    from textops.serve import metrics_directory
+    from textops.serving.serve import metrics_directory
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from helpers import StandInModel, StandInSource
 
-from textops.follow import Follower
-from textops.request_log import RequestLog, text_hash
-from textops.scoring import Limits
-from textops.serve_metrics import Metrics
-from textops.serving_app import ServeState, create_app
+from textops.live.request_log import RequestLog, text_hash
+from textops.serving.follow import Follower
+from textops.serving.scoring import Limits
+from textops.serving.serve_metrics import Metrics
+from textops.serving.serving_app import ServeState, create_app
 
 testclient = pytest.importorskip("starlette.testclient")
 JSON = {"Content-Type": "application/json"}

@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 
-from textops.batches import length_grouped_sampler
-from textops.config import ModelParams
-from textops.env import set_torch_threads, usable_cpus
-from textops.model import fitted_length, load_base, train_tokenizer
+from textops.core.config import ModelParams
+from textops.core.env import set_torch_threads, usable_cpus
+from textops.modeling.batches import length_grouped_sampler
+from textops.modeling.model import fitted_length, load_base, train_tokenizer
 
 TEXTS = [("word " * n).strip() for n in [3, 40, 5, 7, 90, 2, 12, 4, 6, 33, 8, 9, 10, 11, 3, 2] * 8]
 
@@ -54,7 +54,7 @@ def test_fitted_length_is_the_percentile_rounded_up_and_capped():
 
 
 def test_predictions_in_length_order_come_back_in_the_callers_order():
-    from textops.pyfunc import predict_texts
+    from textops.modeling.pyfunc import predict_texts
 
     tok, model = load_base(ModelParams(base="tiny", max_length=64), ["a", "b", "c"], TEXTS)
     together = predict_texts(model, tok, TEXTS[:40], batch_size=8)
@@ -79,7 +79,7 @@ def test_threads_follow_the_request_then_omp_num_threads_then_the_usable_cpus(mo
 
 
 def test_the_project_env_makes_openmp_threads_wait_passively(monkeypatch):
-    from textops.env import child_env
+    from textops.core.env import child_env
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert child_env()["OMP_WAIT_POLICY"] == "PASSIVE"

@@ -6,8 +6,8 @@ import os
 
 import mlflow
 
-from textops.config import Params
-from textops.tracking import Session, tracking_uri
+from textops.core.config import Params
+from textops.core.tracking import Session, tracking_uri
 
 
 def test_tracking_uri_resolves_against_root_and_env_wins(tmp_path, monkeypatch):
@@ -40,7 +40,7 @@ def test_session_active_points_mlflow_at_the_store_and_back(tmp_path, monkeypatc
 def test_server_gone_names_a_tracking_server_that_stopped_answering():
     import requests
 
-    from textops.tracking import server_gone
+    from textops.core.tracking import server_gone
 
     def wrapped(exc: Exception) -> Exception:
         try:

@@ -1,0 +1,123 @@
+"""Lineage: what a model was made from, as MLflow tags, and the one list of those tag keys.
+
+A training run is tagged with its complete data version: what DVC records of it (the raw pointer's output and
+the `preprocess` entry of dvc.lock, enough to restore both byte-exact from the DVC cache or remote with
+`textops data checkout --model N`), the cleaned splits' own md5s, the newest commit holding that data, the code
+commit, whether the tree was dirty, and the fingerprint of the params training depends on
+(`config.training_fingerprint`). The registry copies the data tags onto each model version with the
+`textops.challenger.` / `textops.champion.` prefixes of its evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textops.core import scm
+from textops.core.artifacts import LABELS_FILE, PREPROCESS_METRICS, SPLITS, clean_dir
+from textops.core.config import training_fingerprint
+
+if TYPE_CHECKING:
+    from textops.core.config import Params
+
+PREFIX = "textops."
+MAX_TAG = 8000  # MLflow's limit on a tag value
+RAW_MD5 = "textops.data.raw_md5"
+CLEAN_MD5 = "textops.data.clean_md5"  # one hash over every cleaned split and labels.json
+CLEAN_MD5_PART = "textops.data.clean_md5."  # + train / val / test / labels
+DATA_REV = "textops.data.rev"  # the newest commit holding this data version ("none": not committed)
+DATA_POINTER = "textops.data.pointer"  # JSON: data.dvc's output (md5, size, nfiles, path)
+DATA_PREPROCESS = "textops.data.preprocess_lock"  # JSON: dvc.lock's entry for the preprocess stage
+DATA_PREPROCESS_STATS = "textops.data.preprocess_stats"  # metrics/preprocess.json as it was
+CLEAN_DVC_MD5 = "textops.data.clean_dvc_md5"  # DVC's hash of the cleaned splits' directory
+DATA_SPLITS = "textops.data.splits"  # JSON: rows per split
+DATA_PUSHED = "textops.data.pushed"  # "true" once the data version is on the DVC remote
+GIT_COMMIT = "textops.git.commit"  # the code: HEAD when the model was trained
+GIT_DIRTY = "textops.git.dirty"
+PARAMS_MD5 = "textops.params_md5"
+OVERRIDES = "textops.params.overrides"  # the -S key=value given on the command line, if any
+# What a model version carries of its run's data version (enough to restore it without the run).
+DATA_VERSION_TAGS = (RAW_MD5, CLEAN_MD5, CLEAN_DVC_MD5, DATA_REV, DATA_POINTER, DATA_PREPROCESS, DATA_SPLITS,
+                     DATA_PUSHED, GIT_COMMIT)
+STAGE = "textops.stage"
+EVALUATED = "textops.evaluated"
+BASE_MODEL = "textops.model.base"  # the base model trained (model.base, with `auto` resolved)
+BASE_REASON = "textops.model.base_reason"  # why that base (what `auto` measured and chose)
+# What `auto` measured of the pretrained tokenizer on the train split: tokens it cannot read, texts it cuts.
+BASE_UNKNOWN_SHARE = "textops.model.pretrained_unknown_share"
+BASE_TRUNCATED_SHARE = "textops.model.pretrained_truncated_share"
+BASELINE = "textops.baseline"  # what the evaluation's bag-of-words baseline was (its figures: baseline_test_*)
+RESUMED_FROM = "textops.resumed_from"
+RESUMED_FROM_RUN = "textops.resumed_from_run"
+KILLED = "textops.killed"
+# `textops tune`'s runs: a trial's id, its params, the Ray node that trained it, whether ASHA stopped it; the best.
+TUNE_TRIAL, TUNE_CONFIG, TUNE_NODE = "textops.tune.trial", "textops.tune.config", "textops.tune.node"
+TUNE_STOPPED_EARLY, TUNE_BEST_TRIAL = "textops.tune.stopped_early", "textops.tune.best_trial"
+
+# Tags on a model version (the registry's evidence): `textops.` + these.
+DECISION = "textops.decision"
+# The decisions a version's DECISION tag holds: AWAITING_LIVE passed offline and waits, as challenger, for labelled
+# live answers in shadow (promotion.live_min_labels; textops.register.live_check decides then).
+PROMOTED, REJECTED, AWAITING_LIVE = "promoted", "rejected", "awaiting-live"
+REASON = "textops.reason"
+MANUAL_PROMOTION = "textops.manual_promotion"
+CHALLENGER = "challenger."
+CHAMPION = "champion."
+# Tag on the registered model: every champion change, replayed by rollback.
+CHAMPION_HISTORY = "textops.champion_history"
+
+
+def clean_md5s(root: Path, params: Params) -> dict[str, str]:
+    """MD5 of each cleaned split and of labels.json, and `combined` over all of them (sorted by name)."""
+    directory = clean_dir(root, params)
+    parts = {name: scm.file_md5(directory / f"{name}.parquet") for name in SPLITS}
+    parts["labels"] = scm.file_md5(directory / LABELS_FILE)
+    combined = hashlib.md5("".join(f"{k}:{v}\n" for k, v in sorted(parts.items())).encode()).hexdigest()
+    return {**parts, "combined": combined}
+
+
+def lineage_tags(root: Path, params: Params) -> dict[str, str]:
+    """MLflow tags naming the data version, code and params of a training run."""
+    md5s = clean_md5s(root, params)
+    dirty = scm.is_dirty(root)
+    version = scm.working_version(root, params)
+    stats = Path(root) / PREPROCESS_METRICS
+    tags = {
+        RAW_MD5: scm.raw_md5(root, params) or "untracked",
+        CLEAN_MD5: md5s.pop("combined"),
+        CLEAN_DVC_MD5: scm.clean_dvc_md5(version, params) or "untracked",
+        DATA_REV: scm.data_rev(root, params, version) or "none",
+        DATA_SPLITS: json.dumps(version["splits"]),
+        GIT_COMMIT: scm.head(root) or "none",
+        GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
+        PARAMS_MD5: training_fingerprint(params),
+    }
+    if version["pointer"]:
+        tags[DATA_POINTER] = json.dumps(version["pointer"], sort_keys=True)
+    if version["preprocess"]:
+        tags[DATA_PREPROCESS] = json.dumps(version["preprocess"], sort_keys=True)
+    if stats.exists() and len(text := stats.read_text(encoding="utf-8")) < MAX_TAG:
+        tags[DATA_PREPROCESS_STATS] = text
+    tags.update({CLEAN_MD5_PART + k: v for k, v in md5s.items()})
+    return {k: v for k, v in tags.items() if len(v) < MAX_TAG}  # MLflow refuses longer tag values
+
+
+def current_state(root: Path, params: Params) -> dict[str, str | None]:
+    """What a training now would be made from: the raw data version and the params fingerprint."""
+    return {"raw_md5": scm.raw_md5(root, params), "params_md5": training_fingerprint(params)}
+
+
+def run_state(tags: dict[str, str]) -> dict[str, str | None]:
+    """The same two facts as `current_state`, read from a training run's tags."""
+    return {"raw_md5": tags.get(RAW_MD5), "params_md5": tags.get(PARAMS_MD5)}
+
+
+def base_model_tags(base: str, reason: str, unknown_share: float | None, truncated_share: float | None) -> dict:
+    """The tags of the base model a run trained (what `model.base: auto` chose, why, and what it measured)."""
+    tags = {BASE_MODEL: base, BASE_REASON: reason[:MAX_TAG]}
+    for key, share in ((BASE_UNKNOWN_SHARE, unknown_share), (BASE_TRUNCATED_SHARE, truncated_share)):
+        if share is not None:
+            tags[key] = str(share)
+    return tags

@@ -1,0 +1,385 @@
+"""git and DVC: the one place that runs them, and the one owner of the raw-data pointer.
+
+The raw data lives in `data.raw_dir` (default `data/raw`) inside the directory that `data.dvc` tracks
+(`data/`); the cleaned splits are the `preprocess` stage's output, pinned in `dvc.lock`. `raw_pointer` and
+`lock_out_md5` are the only code that knows those file names and formats.
+
+DVC's Python API resolves a stage's paths against the process's working directory, so stage commits run
+the `dvc` command line in the project root instead of changing the process's directory (unsafe with task
+threads and notebooks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from textops.core.artifacts import split_rows
+from textops.core.errors import DataError, PushFailed, StateError
+
+if TYPE_CHECKING:
+    from textops.core.config import Params
+
+log = logging.getLogger(__name__)
+
+DVC_LOCK = "dvc.lock"
+DVC_YAML = "dvc.yaml"
+
+
+# --------------------------------------------------------------------------------------------------
+# git
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    """`git ARGS` in ROOT; its stdout. With CHECK a failure raises StateError naming the command."""
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise StateError(f"git {' '.join(args)} failed in {root}: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+def git_ok(root: Path, *args: str) -> str | None:
+    """`git ARGS` in ROOT: its stripped stdout, or None when it fails (not a repository, no such revision)."""
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def show(root: Path, rev: str, path: str) -> str | None:
+    """The content of PATH at REV, or None when it does not exist there."""
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def resolve_commit(root: Path, rev: str) -> str | None:
+    """The full commit id REV names, or None."""
+    return git_ok(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}") or None
+
+
+def head(root: Path) -> str | None:
+    return git_ok(root, "rev-parse", "HEAD")
+
+
+def is_dirty(root: Path) -> bool | None:
+    """Tracked files changed since HEAD (None outside a git repository)."""
+    status = git_ok(root, "status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
+
+
+def can_commit(root: Path) -> bool:
+    """ROOT is a git work tree whose commits have an author and a committer (git config or GIT_* variables)."""
+    if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
+        return False
+    return all(git_ok(root, "var", ident) is not None for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"))
+
+
+def require_commit(root: Path) -> None:
+    """Refuse --commit before anything is written when git could not make the commit (git's own message is 12
+    lines about --global, after the work was done)."""
+    if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
+        raise StateError(f"--commit needs a git repository and {root} is not in one: `git init` it, or drop --commit.")
+    if not can_commit(root):
+        raise StateError(
+            "--commit needs a git identity and git has none here: set one with `git config user.name \"Your Name\"` "
+            "and `git config user.email you@example.com` (add --global for every repository), or drop --commit. "
+            "Nothing was changed."
+        )
+
+
+def commit_files(root: Path, paths: list[str], message: str) -> bool:
+    """`git add` and commit PATHS (relative to ROOT) with MESSAGE; False when nothing changed in them."""
+    present = [p for p in paths if (Path(root) / p).exists() or show(root, "HEAD", p) is not None]
+    if not present:
+        return False
+    git(root, "add", "-A", "--", *present)
+    proc = subprocess.run(
+        ["git", "commit", "-q", "-m", message, "--", *present], cwd=root, capture_output=True, text=True
+    )
+    if proc.returncode == 0:
+        return True
+    if "nothing" in proc.stdout + proc.stderr and "commit" in proc.stdout + proc.stderr:
+        return False
+    raise StateError(f"git commit of {', '.join(present)} failed: {(proc.stderr or proc.stdout).strip()}")
+
+
+def unstage(root: Path, paths: list[str]) -> None:
+    """Put the index of PATHS back to HEAD's (DVC's autostage may have `git add`-ed them)."""
+    git_ok(root, "reset", "-q", "--", *paths)
+
+
+# --------------------------------------------------------------------------------------------------
+# the raw-data pointer and dvc.lock
+
+
+def tracked_dir(params: Params) -> str:
+    """The directory data.dvc tracks (`data` for raw_dir `data/raw`)."""
+    return Path(params.data.raw_dir).parts[0]
+
+
+def raw_pointer(params: Params) -> str:
+    """The .dvc file that versions the raw data (`data.dvc`), relative to the project root."""
+    return f"{tracked_dir(params)}.dvc"
+
+
+def pointer_md5(text: str | None) -> str | None:
+    """The md5 DVC recorded for the single output of a .dvc file's TEXT (None when absent or unreadable)."""
+    if not text:
+        return None
+    try:
+        outs = (yaml.safe_load(text) or {}).get("outs") or [{}]
+        return outs[0].get("md5")
+    except (yaml.YAMLError, AttributeError, IndexError):
+        return None
+
+
+def raw_md5(root: Path, params: Params) -> str | None:
+    """The raw data version in the working tree: data.dvc's md5 (None without data.dvc; StateError when it
+    cannot be read, e.g. a merge left conflict markers in it)."""
+    path = Path(root) / raw_pointer(params)
+    if not path.exists():
+        return None
+    md5 = pointer_md5(path.read_text(encoding="utf-8", errors="replace"))
+    if md5 is None:
+        raise StateError(
+            f"{path} is not a DVC file textops can read (a merge conflict left in it?): resolve it, e.g. `git "
+            f"checkout --theirs {raw_pointer(params)}` or `git checkout HEAD -- {raw_pointer(params)}`, then `dvc "
+            f"checkout {raw_pointer(params)}`."
+        )
+    return md5
+
+
+def lock_out_md5(lock_text: str | None, stage: str, out: str) -> str | None:
+    """The md5 dvc.lock's TEXT records for output OUT of STAGE (None when absent)."""
+    if not lock_text:
+        return None
+    try:
+        entry = ((yaml.safe_load(lock_text) or {}).get("stages") or {}).get(stage) or {}
+    except yaml.YAMLError:
+        return None
+    for item in entry.get("outs") or []:
+        if item.get("path") == out:
+            return item.get("md5")
+    return None
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def working_version(root: Path, params: Params) -> dict:
+    """The working tree's data version as DVC records it: `pointer` (data.dvc's output: md5, size, nfiles) and
+    `preprocess` (dvc.lock's entry for the stage: cmd, deps, params, outs), each None when absent, plus the
+    rows per split."""
+    root = Path(root)
+    pointer_text = _read(root / raw_pointer(params))
+    lock_text = _read(root / DVC_LOCK)
+    pointer = (yaml.safe_load(pointer_text) or {}).get("outs", [None])[0] if pointer_text else None
+    lock = ((yaml.safe_load(lock_text) or {}).get("stages") or {}).get("preprocess") if lock_text else None
+    splits = {name: split_rows(root, params, name) for name in ("train", "val", "test")}
+    return {"pointer": pointer, "preprocess": lock, "splits": splits}
+
+
+def clean_dvc_md5(version: dict, params: Params) -> str | None:
+    """The DVC hash of the cleaned splits' directory in a version's preprocess entry."""
+    for out in (version.get("preprocess") or {}).get("outs") or []:
+        if out.get("path") == params.data.clean_dir:
+            return out.get("md5")
+    return None
+
+
+def data_rev(root: Path, params: Params, version: dict, limit: int = 200) -> str | None:
+    """The newest git commit that holds VERSION (its data.dvc, and its preprocess outputs when dvc.lock is
+    there), or None: a params-only commit on top does not name the data."""
+    md5 = (version.get("pointer") or {}).get("md5")
+    if not md5 or head(root) is None:
+        return None
+    clean = clean_dvc_md5(version, params)
+    log_text = git(root, "log", f"-{limit}", "--format=%H", "--", raw_pointer(params), DVC_LOCK)
+    for rev in log_text.split():
+        if pointer_md5(show(root, rev, raw_pointer(params))) != md5:
+            continue
+        lock = show(root, rev, DVC_LOCK)
+        if clean is None or lock is None or lock_out_md5(lock, "preprocess", params.data.clean_dir) == clean:
+            return rev
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# DVC
+
+
+def dvc_repo(root: Path):
+    """DVC's Repo for ROOT; StateError when ROOT is not a DVC repository inside a git repository."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    if git_ok(root, "rev-parse", "--git-dir") is None:
+        raise StateError(
+            f"{root} is not a git repository (its .git is missing?): textops versions data with DVC inside git, so "
+            "nothing was changed. Restore .git (or clone the project again), or start one with `git init && dvc init "
+            "--force`."
+        )
+    try:
+        return Repo(str(root))
+    except NotDvcRepoError as exc:
+        raise StateError(f"{root} is not a DVC repository: run `git init && dvc init` there first.") from exc
+
+
+def dvc_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """The `dvc` command line in ROOT (this interpreter's DVC, offline), not checked."""
+    from textops.core.env import child_env
+
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, env=child_env()
+    )
+
+
+def stage_names(root: Path) -> set[str]:
+    path = Path(root) / DVC_YAML
+    return set((yaml.safe_load(path.read_text()) or {}).get("stages") or {}) if path.exists() else set()
+
+
+def stage_paths(root: Path, stage: str) -> list[str]:
+    """The dependencies and outputs STAGE declares in dvc.yaml (params files aside)."""
+    spec = (yaml.safe_load((Path(root) / DVC_YAML).read_text()) or {}).get("stages", {}).get(stage) or {}
+    paths = []
+    for key in ("deps", "outs", "metrics", "plots"):
+        for entry in spec.get(key) or []:
+            paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return paths
+
+
+def under_dvc() -> bool:
+    """True inside `dvc repro` / `dvc exp run`: DVC records the stage itself and holds its lock meanwhile."""
+    return bool(os.environ.get("DVC_STAGE"))
+
+
+def record_stage(root: Path, stage: str) -> bool:
+    """Record what STAGE just produced in dvc.lock (`dvc commit`), so that `dvc status` and `dvc repro` agree
+    with a stage run outside DVC (the CLI, a Prefect flow, a notebook); nothing inside `dvc repro`, which
+    records it itself, or where dvc.yaml has no such stage."""
+    if under_dvc() or stage not in stage_names(root):
+        return False
+    missing = [p for p in stage_paths(root, stage) if not (Path(root) / p).exists()]
+    if missing:
+        # e.g. `textops train` before any `textops validate`: dvc.lock cannot name a file that does not exist,
+        # and the stage's own result (the model, the run) stands; `dvc status` keeps showing the stage as changed.
+        log.warning("dvc.lock not updated for %s: %s missing", stage, ", ".join(missing))
+        return False
+    proc = dvc_cli(root, "commit", "--force", stage)
+    if proc.returncode != 0:
+        raise StateError(f"`dvc commit {stage}` failed in {root}: {(proc.stderr or proc.stdout).strip()}")
+    return True
+
+
+def cache_path(root: Path, md5: str) -> Path:
+    """Where the local DVC cache keeps the object MD5 (a file, or a directory's `.dir` listing)."""
+    return Path(dvc_repo(root).cache.local.oid_to_path(md5))
+
+
+def cached_object(root: Path, md5: str) -> Path:
+    """An object of the local DVC cache, to read: at DVC 3's default place (`.dvc/cache/files/md5/ab/cdef..`) when
+    it is there, so the common case imports no DVC (objects are named by their content: any copy is the right
+    one); where the project's DVC configuration puts the cache otherwise."""
+    default = Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    return default if len(md5) > 2 and default.is_file() else cache_path(root, md5)
+
+
+def dir_listing(root: Path, dir_md5: str) -> dict[str, str] | None:
+    """relpath -> md5 of the files of a directory version, from its `.dir` object in the local DVC cache; None
+    when the cache does not hold it."""
+    import json
+
+    try:
+        entries = json.loads(cached_object(root, dir_md5).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {e["relpath"]: e["md5"] for e in entries if "relpath" in e and "md5" in e}
+
+
+def file_md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dir_differences(root: Path, rel_dir: str, dir_md5: str) -> list[str] | None:
+    """How the files under ROOT/REL_DIR differ from the directory version DIR_MD5 ("changed: x", "missing: y",
+    "added: z"), [] when they are that version byte for byte, None when the local cache cannot tell."""
+    listing = dir_listing(root, dir_md5)
+    if listing is None:
+        return None
+    base = Path(root) / rel_dir
+    present = {p.relative_to(base).as_posix(): p for p in base.rglob("*") if p.is_file()} if base.is_dir() else {}
+    present = {k: v for k, v in present.items() if Path(k).name != ".gitignore"}
+    found = [f"changed: {rel}" for rel, md5 in listing.items() if rel in present and file_md5(present[rel]) != md5]
+    found += [f"missing: {rel}" for rel in listing if rel not in present]
+    found += [f"added: {rel}" for rel in present if rel not in listing]
+    return sorted(found)
+
+
+def raw_changes(root: Path, params: Params) -> list[str] | None:
+    """How data/ differs from the version data.dvc names (an edit outside `textops ingest`); see dir_differences."""
+    md5 = raw_md5(root, params)
+    return None if md5 is None else dir_differences(root, tracked_dir(params), md5)
+
+
+def require_untouched_raw(root: Path, params: Params) -> None:
+    """DataError when data/ was changed outside `textops ingest`: its version would not be the one data.dvc names,
+    so "nothing to retrain" and every lineage tag would be wrong."""
+    changes = raw_changes(root, params)
+    if changes:
+        shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+        raise DataError(
+            f"{tracked_dir(params)}/ differs from the data version {raw_pointer(params)} names ({shown}): it was "
+            "changed outside `textops ingest`. Put it back with `dvc checkout "
+            f"{raw_pointer(params)}`, then add new rows with `textops ingest FILE` (each file becomes a versioned "
+            "batch)."
+        )
+
+
+def raw_targets(root: Path, params: Params, with_clean: bool) -> list[str]:
+    """DVC targets of a data version, absolute (DVC resolves relative ones against the working directory)."""
+    targets = [str(Path(root) / raw_pointer(params))]
+    if with_clean:
+        targets.append(f"{Path(root) / DVC_YAML}:preprocess")
+    return targets
+
+
+def dvc_checkout(root: Path, targets: list[str]) -> None:
+    dvc_repo(root).checkout(targets=targets, force=True)
+
+
+def dvc_fetch(root: Path, targets: list[str]) -> None:
+    dvc_repo(root).fetch(targets=targets)
+
+
+def push_data(root: Path, params: Params) -> bool:
+    """`dvc push` a whole data version (the raw batches and the cleaned splits) to the default remote.
+
+    False when there is nothing to push to (no remote) or when running inside `dvc repro`/`dvc exp run`, which
+    hold DVC's lock (push with `dvc push` afterwards); raises PushFailed when the remote refuses.
+    """
+    if under_dvc():
+        return False
+    repo = dvc_repo(root)
+    if not repo.config["core"].get("remote") or not (Path(root) / raw_pointer(params)).exists():
+        return False
+    with_clean = "preprocess" in stage_names(root) and (Path(root) / DVC_LOCK).exists()
+    try:
+        repo.push(raw_targets(root, params, with_clean=with_clean))
+    except Exception as exc:
+        raise PushFailed(
+            f"`dvc push` of the data version to the default remote failed: {exc}. The data is in the local DVC "
+            "cache; fix the remote (`dvc remote list`) and run `dvc push`."
+        ) from exc
+    return True

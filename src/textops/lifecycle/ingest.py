@@ -1,0 +1,265 @@
+"""Ingest: labelled files become immutable, DVC-versioned batches in data/raw.
+
+Raw batches are JSON Lines written by this module (`data/raw/batch-<sha256 of content>.jsonl`, columns
+`text` and `label` as strings): byte-stable across library versions, so the same rows always give the
+same DVC hash. `data/` is tracked by `data.dvc` and pushed to the default DVC remote.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textops.core import scm
+from textops.core.artifacts import has_raw_data, read_raw
+from textops.core.config import Params
+from textops.core.errors import DataError, PushFailed, ValidationFailed
+from textops.data.landing import batch_bytes, batch_path, landing_files
+from textops.data.readers import read_labelled_file
+from textops.data.recovery import data_lock, journal, read_text, staging_dir
+from textops.registry.guards import champion_collapse
+
+DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
+
+log = logging.getLogger("textops")
+
+
+@dataclass
+class IngestResult:
+    source: str
+    batch: str
+    rows: int
+    added: bool
+    dropped_lines: list[int] = field(default_factory=list)  # rows with an empty text or label, left out
+
+    def describe(self) -> str:
+        dropped = ""
+        if self.dropped_lines:
+            shown = ", ".join(map(str, self.dropped_lines[:10])) + (", ..." if len(self.dropped_lines) > 10 else "")
+            dropped = f" (left out {len(self.dropped_lines)} row(s) with an empty text or label: line {shown})"
+        if self.added:
+            return f"ingested {self.source}: {self.rows} rows -> {self.batch}{dropped}"
+        return f"already ingested {self.source} ({self.batch}); nothing to do{dropped}"
+
+
+def write_batch(root: Path, rel: str, content: bytes) -> None:
+    """Write a batch file: staged outside data/, fsynced, read-only, then renamed into place."""
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="batch-", dir=staging_dir(root))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def push_raw(root: Path, params: Params) -> None:
+    """`dvc push` data.dvc when a default remote is configured."""
+    repo = scm.dvc_repo(root)
+    pointer = root / scm.raw_pointer(params)
+    if not repo.config["core"].get("remote") or not pointer.exists():
+        return
+    try:
+        repo.push([str(pointer)])
+    except Exception as exc:  # the batch is safe in the local cache; say so instead of failing ingest
+        raise PushFailed(
+            f"the data is versioned in the local DVC cache, but `dvc push` to the default remote failed: {exc}. "
+            "Fix the remote (`dvc remote list`) and run `dvc push`, or ingest again: nothing was lost."
+        ) from exc
+
+
+def track_raw(root: Path, params: Params, message: str | None) -> None:
+    """`dvc add data` and, with MESSAGE, a git commit of data.dvc."""
+    # Absolute target: DVC resolves relative ones against the process's cwd, not the repo.
+    scm.dvc_repo(root).add([str(root / scm.tracked_dir(params))])
+    if message:
+        scm.commit_files(root, [scm.raw_pointer(params), ".gitignore"], message)
+
+
+def check_candidate(root: Path, params: Params, existing: pd.DataFrame, new: list[pd.DataFrame]) -> None:
+    """The clean suites on what preprocess would make of the raw data plus NEW: nothing that fails the data
+    gate enters the versioned data (a scheduled retrain leaves the files in landing/ for a person instead)."""
+    from textops.data.preprocess import clean_and_split
+    from textops.data.validate import check_clean, describe_failures
+
+    # Split by hash alone: what the suites check (rows and classes per split, no text in two splits) does not hinge
+    # on which split a contained text lands in, and the containment search is most of preprocess's time at 1M rows.
+    splits, labels, _ = clean_and_split(pd.concat([existing, *new], ignore_index=True), params, containment=False)
+    summary = check_clean(splits, labels, params)
+    if not summary["success"]:
+        raise ValidationFailed(
+            describe_failures(
+                summary,
+                "with these files the cleaned data would fail its checks, so nothing was ingested (fix the files, "
+                "or ingest them with `textops ingest` without --gate and fix the data afterwards)",
+                None,
+            )
+        )
+
+
+def relabelled(existing: pd.DataFrame, frame: pd.DataFrame, lowercase: bool) -> pd.DataFrame:
+    """The rows of FRAME whose text (as preprocess cleans it) is already in EXISTING with another label: text,
+    label (the new one) and `was` (the labels the data has for it)."""
+    from textops.data.preprocess import clean_text
+
+    if existing.empty or frame.empty:
+        return pd.DataFrame({"text": [], "label": [], "was": []})
+    new = frame.assign(key=clean_text(frame["text"], lowercase).to_numpy())
+    old = existing.assign(key=clean_text(existing["text"], lowercase).to_numpy())
+    old = old[old["key"].isin(set(new["key"]))].groupby("key")["label"].agg(set)  # only the texts both have
+    known = new[new["key"].isin(old.index)]
+    was = known["key"].map(old)
+    clash = np.array([label not in labels for label, labels in zip(known["label"], was, strict=True)], dtype=bool)
+    out = known[clash].assign(was=was[clash].map(lambda v: ", ".join(sorted(v))))
+    return out[["text", "label", "was"]].reset_index(drop=True)
+
+
+def _check_relabels(files: list[tuple[str, pd.DataFrame]], existing: pd.DataFrame, params: Params,
+                    allow_relabel: bool) -> None:  # fmt: skip
+    """Hold a file that gives texts already in the data other labels (more than validate.max_relabel_fraction of
+    its rows): preprocess drops a text with two labels, so such a batch would erase the rows it contradicts (the
+    champion's proven test rows among them) instead of adding to them. A few are reported and let through."""
+    for source, frame in files:
+        clash = relabelled(existing, frame, params.data.lowercase)
+        if clash.empty:
+            continue
+        examples = "; ".join(f"{t[:60]!r}: {w} in the data, {lab} here" for t, lab, w in clash.head(3).itertuples(
+            index=False, name=None))  # fmt: skip
+        if allow_relabel or len(clash) <= params.validation.max_relabel_fraction * len(frame):
+            log.warning("%s: %d row(s) give texts already in the data another label (%s); preprocess drops such "
+                        "texts as conflicting", source, len(clash), examples)  # fmt: skip
+            continue
+        raise ValidationFailed(
+            f"{source}: {len(clash)} of {len(frame)} rows give texts already in the data another label (e.g. "
+            f"{examples}): a label conflict, held for a person, nothing was ingested. Preprocess drops a text with two "
+            "labels, so this batch would erase the rows it contradicts instead of adding to them. If the new labels "
+            "are corrections, pass --allow-relabel (both labels then stay in the raw data and the texts leave "
+            "training until one batch is rolled back); if they are wrong, fix the file."
+        )
+
+
+def shown(labels, most: int = 10) -> str:
+    """LABELS for a message: at most MOST of them, each cut to 60 characters (a label can be a whole paragraph)."""
+    cut = [repr(v if len(v) <= 60 else v[:57] + "...") for v in sorted(labels)[:most]]
+    return "[" + ", ".join(cut) + (f", ... ({len(labels)} in all)" if len(labels) > most else "") + "]"
+
+
+def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_new_labels: bool) -> None:
+    for source, frame in files:
+        new = set(frame["label"]) - known
+        if known and new and not allow_new_labels:
+            raise DataError(
+                f"{source}: unknown label(s) {shown(new)}; the data so far has {shown(known)}. A typo? To add a "
+                "class on purpose, pass --allow-new-labels."
+            )
+
+
+def ingest(paths: list[Path], root: Path, params: Params, text_column: str | None = None,
+           label_column: str | None = None, commit: bool = False, allow_new_labels: bool = False, gate: bool = True,
+           accept_shift: bool = False, header: bool = True,
+           allow_relabel: bool = False) -> list[IngestResult]:  # fmt: skip
+    """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
+
+    Checks, all before anything is written: each file is readable and passes the raw suite; all files
+    together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); no file relabels texts already in the
+    data (unless ALLOW_RELABEL); unless ACCEPT_SHIFT (a person looked), the champion still scores on them about as
+    well as on its own test split; with GATE, the data with these files added still passes the clean suites. A
+    bad file in a list leaves data/ as it was, and so does a killed ingest (see textops.recovery).
+    """
+    from textops.data.validate import validate_raw
+
+    root = Path(root)
+    data = params.data
+    text_column = text_column or data.text_column
+    label_column = label_column or data.label_column
+    if commit:
+        scm.require_commit(root)
+    with data_lock(root):
+        scm.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
+        limit = params.validation.max_invalid_fraction
+        files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
+                                                header=header)) for path in paths]  # fmt: skip
+        validate_raw(files, params)
+        existing = read_raw(root, params) if has_raw_data(root, params) else pd.DataFrame({"text": [], "label": []})
+        _check_labels(files, set(existing["label"].unique()), allow_new_labels)
+        _check_relabels(files, existing, params, allow_relabel)
+
+        results, planned = [], {}
+        for source, frame in files:
+            content = batch_bytes(frame)
+            rel = batch_path(params, content)
+            added = not (root / rel).exists() and rel not in planned
+            if added:
+                planned[rel] = content
+            results.append(IngestResult(source, rel, len(frame), added, frame.attrs.get("dropped_lines", [])))
+        if not planned:
+            # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
+            push_raw(root, params)
+            return results
+        new = [f for (_, f), r in zip(files, results, strict=True) if r.added]
+        if gate:
+            check_candidate(root, params, existing, new)
+        # On by default: a batch of wrong labels passes every data check, and only the champion sees it.
+        held = None if accept_shift else champion_collapse(root, params, pd.concat(new, ignore_index=True))
+        if held:
+            raise ValidationFailed(f"{', '.join(Path(r.source).name for r in results if r.added)}: {held}")
+
+        pointer = scm.raw_pointer(params)
+        added = [Path(r.source).name for r in results if r.added]
+        with journal(root, "ingest", pointer=pointer, pointer_text=read_text(root / pointer), batches=list(planned),
+                     sources=added):
+            for rel, content in planned.items():
+                write_batch(root, rel, content)
+            track_raw(root, params, f"data: ingest {', '.join(added)}" if commit else None)
+        # After the journal: a failed push keeps the batches (they are versioned in the local cache).
+        push_raw(root, params)
+    return results
+
+
+def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest_it: bool = True):
+    """Write the built-in sample (see textops.sample) and ingest it; None when only written."""
+    from textops.data.sample import make_sample
+
+    frame = make_sample(params.sample.rows, params.sample.seed)
+    if output is not None:
+        frame.to_csv(output, index=False)
+    if not ingest_it:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"sample-{params.sample.rows}-seed{params.sample.seed}.csv"
+        frame.to_csv(path, index=False)
+        # The built-in sample is labelled by construction: no champion check.
+        result = ingest([path], Path(root), params, text_column="text", label_column="label", gate=False,
+                        accept_shift=True)[0]
+    return replace(result, source=f"the built-in sample ({params.sample.rows} rows, seed {params.sample.seed})")
+
+
+# --------------------------------------------------------------------------------------------------
+# the landing directory (the scheduled `retrain` flow)
+
+
+def ingest_landing(root: Path, params: Params) -> list[IngestResult]:
+    """Ingest every landing file as one gated batch (all are checked before any is written), commit data.dvc,
+    then move the files to `ingested/`. A refused file stays where it is and the error names it."""
+    files = landing_files(root, params)
+    if not files:
+        return []
+    results = ingest(files, root, params, commit=True, gate=True)
+    done = Path(root) / params.data.landing_dir / DONE_DIR
+    done.mkdir(exist_ok=True)
+    for path in files:  # moved only after a successful ingest
+        shutil.move(str(path), done / path.name)
+    return results

@@ -1,0 +1,343 @@
+"""The register stage: register the evaluated model as `challenger`, compare it with the champion on the same
+test rows, and promote it when the policy (`textops.policy`) says so.
+
+The champion is scored again on the challenger's test split, so both numbers come from the same rows. The
+decision and its evidence go on the model version as tags (created with the version, in one call) and into
+`registry/decision.md` in the challenger's run. Alias moves are the last writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textops.core import lineage
+from textops.core.artifacts import (
+    SPLITS,
+    VALIDATE_METRICS,
+    load_split,
+    predictions_path,
+    read_json,
+    read_labels,
+    read_run_info,
+    split_rows,
+)
+from textops.core.config import Params
+from textops.core.errors import StateError
+from textops.core.locks import registry_lock
+from textops.core.logs import printed_to_log
+from textops.core.policy import decide, mcnemar, score
+from textops.core.tracking import Session, connect
+from textops.modeling.predict import load_model, predict_batches
+from textops.registry.guards import own_rows_guard, reference_guard, reference_set
+from textops.registry.registry import CHALLENGER, champion, move_champion, rolled_back_from
+
+REPORT_PATH = "registry/decision.md"
+
+
+def validation_passed(root: Path, params: Params) -> bool:
+    """True only when the validate stage ran on the current cleaned splits and passed.
+
+    A stale metrics file from another data version must not count: its row counts must match the splits.
+    """
+    path = Path(root) / VALIDATE_METRICS
+    if not path.exists():
+        return False
+    stats = read_json(path, "validate")
+    if stats.get("success") is not True:
+        return False
+    rows = stats.get("rows") or {}
+    return all(split_rows(root, params, split) == rows.get(split) is not None for split in SPLITS)
+
+
+def as_names(values, labels: list[str]) -> np.ndarray:
+    """Predictions and labels as label names, whether they were stored as ids or names."""
+    s = pd.Series(values)
+    if pd.api.types.is_integer_dtype(s):
+        return np.asarray([labels[i] for i in s])
+    return s.astype(str).to_numpy()
+
+
+def evaluated_predictions(root: Path, params: Params, test: pd.DataFrame, labels: list[str]) -> np.ndarray | None:
+    """The evaluate stage's predictions, if they are for exactly these test rows."""
+    path = predictions_path(root, params)
+    if not path.exists():
+        return None
+    preds = pd.read_parquet(path)
+    if len(preds) != len(test) or "pred" not in preds or list(preds["text"]) != list(test["text"]):
+        return None
+    return as_names(preds["pred"], labels)
+
+
+def register(root: Path, params: Params) -> dict:
+    """Compare the evaluated model with the champion and register it (see `decide_and_register`), holding the
+    project's registry lock: two registrations on one machine never decide against the same old champion."""
+    with registry_lock(root):
+        return decide_and_register(Path(root), params)
+
+
+def trained_run(session: Session, run_id: str, metric: str):
+    """The evaluated training run; StateError when it was not evaluated or did not finish."""
+    run = session.client.get_run(run_id)
+    if f"test_{metric}" not in run.data.metrics:
+        raise StateError(f"run {run_id} has no test_{metric}: run `textops evaluate` before `textops register`.")
+    if run.info.status != "FINISHED":
+        raise StateError(
+            f"run {run_id} is {run.info.status}, not FINISHED (its training or evaluation was interrupted): run "
+            "`textops evaluate` again, or the pipeline, before registering it."
+        )
+    return run
+
+
+def labels_of(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """Label names (as strings) a loaded pyfunc predicts for TEXTS."""
+    return predict_batches(model, texts, batch_size)["label"].astype(str).to_numpy()
+
+
+def compare_with_champion(root: Path, session: Session, params: Params, tags: dict, test, y, pred_new,
+                          challenger_uri: str) -> dict:  # fmt: skip
+    """The champion on the challenger's test rows, on its own test rows and on the reference set: evidence,
+    champion metric, McNemar p and the guards (all empty when there is no champion yet), and `held`, the reason a
+    person must decide, when the champion cannot be loaded."""
+    out = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "held": None}
+    metric, batch = params.promotion.primary_metric, params.evaluate.batch_size
+    current = champion(session)
+    if current is None:
+        return out
+    old_tags = session.client.get_run(current.run_id).data.tags if current.run_id else {}
+    try:
+        old_model = load_model(session, f"models:/{session.model_name}/{current.version}", params.serve)
+    except StateError as exc:
+        # Unreadable is not absent (a network share down, a folder moved): judging the challenger "as a first
+        # champion" would replace a proven model with any model over the floor, for good. A person decides.
+        recorded = session.client.get_run(current.run_id).data.metrics.get(f"test_{metric}") if current.run_id else None
+        figure = f"its recorded test {metric} {recorded:.4f} still stands" if recorded is not None else "it stands"
+        out["evidence"] = {"champion.version": str(current.version), "champion.broken": str(exc)[:300]}
+        out["held"] = (
+            f"champion v{current.version} cannot be loaded ({exc}), so the challenger cannot be compared with it on "
+            f"the same rows and {figure}: held for a person. Make its model files available again and run "
+            "`textops register` (or the pipeline with --force), or, if they are gone for good, promote a version by "
+            "hand (`textops model promote VERSION --reason ...`)"
+        )
+        return out
+    # Always score the champion on these rows: when its data version differs its own test metric is
+    # on other rows, and even on the same data the paired test needs its per-row predictions.
+    pred_old = labels_of(old_model, test["text"].astype(str).tolist(), batch)
+    old_metric = score(y, pred_old, metric)
+    paired = mcnemar(y, pred_new, pred_old)
+    loaded: list = []
+
+    def predict_new(texts: list[str]) -> np.ndarray:  # the challenger loaded once, only when a guard needs it
+        if not loaded:
+            loaded.append(load_model(session, challenger_uri, params.serve))
+        return labels_of(loaded[0], texts, batch)
+
+    def predict_old(texts: list[str]) -> np.ndarray:
+        return labels_of(old_model, texts, batch)
+
+    train_texts = set(load_split(root, params, "train")["text"].astype(str))
+    guards = [g for g in [own_rows_guard(root, params, old_tags, train_texts, predict_new, predict_old)] if g]
+    reference = reference_set(root, params)
+    if reference is not None:
+        guards.append(reference_guard(params, reference, predict_new, predict_old))
+    out["evidence"] = {
+        "champion.version": str(current.version),
+        # Both figures, not only the primary metric: the run summary and the report show the champion's row whole.
+        **{f"champion.{m}": round(score(y, pred_old, m), 6) for m in ("accuracy", "macro_f1")},
+        "champion.data.raw_md5": old_tags.get(lineage.RAW_MD5, ""),
+        "champion.data.clean_md5": old_tags.get(lineage.CLEAN_MD5, ""),
+        "champion.rescored": str(old_tags.get(lineage.CLEAN_MD5) != tags.get(lineage.CLEAN_MD5)).lower(),
+        "mcnemar.b": paired.b,
+        "mcnemar.c": paired.c,
+        "mcnemar.p_value": f"{paired.p_value:.4g}",  # 4.7e-11, not a rounded 0.0
+        **{f"guard.{i}": f"{g.name}: {g.challenger_metric:.4f} vs {g.champion_metric:.4f} on {g.rows} rows"
+           for i, g in enumerate(guards)},
+    }  # fmt: skip
+    out.update(champion_metric=old_metric, p_value=paired.p_value, guards=guards)
+    return out
+
+
+def hold_reason(session: Session, tags: dict) -> str | None:
+    """Why a person must decide on this challenger: it was trained on data someone rolled back from."""
+    source = rolled_back_from(session).get(tags.get(lineage.RAW_MD5, ""))
+    if source is None:
+        return None
+    return (
+        f"trained on the data of v{source}, which a person rolled back from: not promoted automatically; if the "
+        "data is right after all, promote it by hand (`textops model promote VERSION --reason ...`)"
+    )
+
+
+def baseline_on(root: Path, params: Params, test: pd.DataFrame, y, labels: list[str]) -> float:
+    """The primary metric of the TF-IDF baseline fitted on the rows the model trains on (`load_train_rows`), on TEST
+    (labels Y as names)."""
+    from textops.core.artifacts import load_train_rows
+    from textops.modeling.baseline import fit_predict
+
+    train = load_train_rows(root, params)
+    probs, _ = fit_predict(train["text"].tolist(), train["label"].to_numpy(), test["text"].astype(str).tolist(),
+                           len(labels), params.evaluate.baseline_max_features)  # fmt: skip
+    return score(y, np.asarray(labels)[probs.argmax(axis=1)], params.promotion.primary_metric)
+
+
+def baseline_advice(tags: dict) -> str:
+    """What would help the run with TAGS beat the baseline (`policy.stronger_model_advice`)."""
+    from textops.core.policy import stronger_model_advice
+
+    def share(key: str) -> float | None:
+        try:
+            return float(tags[key])
+        except (KeyError, ValueError):
+            return None
+
+    return stronger_model_advice(tags.get(lineage.BASE_MODEL), share(lineage.BASE_UNKNOWN_SHARE),
+                                 share(lineage.BASE_TRUNCATED_SHARE))  # fmt: skip
+
+
+def challenger_predictions(root: Path, session: Session, params: Params, model_uri: str, test: pd.DataFrame,
+                           labels: list[str]) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """The challenger's labels on TEST as it will serve, and how they were had: the evaluate stage's (PyTorch) when
+    they are for these rows and PyTorch serves; else the logged model scored under the serving runtime (the ONNX
+    graph, int8 or not), with the share of labels it agrees on with PyTorch's."""
+    evaluated = evaluated_predictions(root, params, test, labels)
+    if evaluated is not None and params.serve.runtime == "torch":
+        return evaluated, {"evaluated": evaluated, "runtime": "torch", "agreement": {}}
+    model = load_model(session, model_uri, params.serve)
+    runtime = getattr(model.unwrap_python_model(), "runtime", "torch")
+    pred = labels_of(model, test["text"].astype(str).tolist(), params.evaluate.batch_size)
+    agreement = {} if evaluated is None or runtime == "torch" else {
+        "runtime.agreement_with_torch": round(float(np.mean(pred == evaluated)), 6)}  # fmt: skip
+    return pred, {"evaluated": evaluated, "runtime": runtime, "agreement": agreement}
+
+
+def decide_and_register(root: Path, params: Params) -> dict:
+    """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
+
+    Everything is decided before anything is written. The version is then created with all its evidence
+    tags in one registry call (one database transaction on a SQL store), so a kill at any point leaves
+    either no new version or a complete one; the alias moves come last.
+    """
+    import mlflow
+
+    run_info = read_run_info(root, params)
+    run_id = run_info["run_id"]
+    model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
+    metric = params.promotion.primary_metric
+    session = connect(root, params)  # checks the store, marks KILLED runs whose process died
+    run = trained_run(session, run_id, metric)
+    tags = run.data.tags
+
+    # Paired predictions of both models on the challenger's test split.
+    labels = read_labels(root, params)
+    test = load_split(root, params, "test")
+    y = as_names(test["label"], labels)
+    baseline_metric = run.data.metrics.get(f"baseline_test_{metric}")  # the evaluation's, on the same rows
+    pred_new, served = challenger_predictions(root, session, params, model_uri, test, labels)
+    if served["evaluated"] is None:  # the test split changed since the evaluation: both are scored again on it
+        baseline_metric = baseline_on(root, params, test, y, labels) if baseline_metric is not None else None
+    new_metric = score(y, pred_new, metric)
+
+    evidence = {
+        "challenger.run_id": run_id,
+        f"challenger.{metric}": round(new_metric, 6),
+        "challenger.data.raw_md5": tags.get(lineage.RAW_MD5, ""),
+        "challenger.data.clean_md5": tags.get(lineage.CLEAN_MD5, ""),
+        "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
+        "test_rows": len(test),
+        "runtime": served["runtime"],
+        **served["agreement"],
+    }
+    if baseline_metric is not None:
+        evidence[f"baseline.{metric}"] = round(baseline_metric, 6)
+    versus = compare_with_champion(root, session, params, tags, test, y, pred_new, model_uri)
+    evidence.update(versus["evidence"])
+    decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
+                      validation_passed(root, params), versus["guards"], versus["held"] or hold_reason(session, tags),
+                      baseline_metric, baseline_advice(tags))  # fmt: skip
+    decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)
+    evidence.update({"decision": verdict, "reason": decision.reason})
+
+    # The data version travels with the model version: `textops data checkout --model N` restores it from these.
+    version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
+    version_tags.update({lineage.PREFIX + k: str(v)[:5000] for k, v in evidence.items()})
+    with session.active(), printed_to_log("mlflow"):
+        mv = mlflow.register_model(model_uri, session.model_name, tags=version_tags)
+    version = str(mv.version)
+    evidence = {"challenger.version": version, **evidence}
+    session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
+
+    # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
+    session.client.set_registered_model_alias(session.model_name, CHALLENGER, version)
+    if decision.promote:
+        move_champion(session, version, "auto", decision.reason)
+    if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
+        raise StateError(f"registered {session.model_name} v{version} as challenger, not promoted: {versus['held']}.")
+    return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
+
+
+def awaiting_live(params: Params, decision, has_champion: bool):
+    """(the decision, its tag): with promotion.live_min_labels, a challenger that would replace a champion on
+    offline evidence waits as challenger for live answers in shadow (`live_check` decides then)."""
+    if decision.promote and params.promotion.live_min_labels and has_champion:
+        return replace(decision, promote=False, reason=(
+            f"passes offline ({decision.reason}); stays challenger until {params.promotion.live_min_labels} of its "
+            "answers in shadow are labelled and it does not lose to the champion on them (promotion.live_min_labels; "
+            "`textops model promote-check`)")), lineage.AWAITING_LIVE  # fmt: skip
+    return decision, lineage.PROMOTED if decision.promote else lineage.REJECTED
+
+
+def decision_report(name: str, metric: str, evidence: dict) -> str:
+    """The Markdown report logged to the challenger's run."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in evidence.items() if k not in ("decision", "reason"))
+    return (
+        f"# Registry decision: {name} v{evidence['challenger.version']}\n\n"
+        f"**{evidence['decision'].upper()}**: {evidence['reason']}\n\n"
+        f"Primary metric: `{metric}` on the challenger's test split ({evidence['test_rows']} rows).\n\n"
+        f"| evidence | value |\n|---|---|\n{rows}\n"
+    )
+
+
+def live_check(root: Path, params: Params) -> dict:
+    """promotion.live_min_labels: decide on the challenger that waits for live evidence. Once that many of its
+    answers in shadow beside the champion got a label (POST /feedback), it is promoted unless it loses to the
+    champion on them (less accurate with McNemar p < promotion.max_p_value, the offline rule), and rejected if it
+    does; the live figures go into its evidence. Until then nothing changes. `result` says which."""
+    from mlflow.exceptions import MlflowException
+
+    from textops.live.feedback import shadow_figures
+
+    need = params.promotion.live_min_labels
+    if not need:
+        return {"result": "off", "message": "promotion.live_min_labels is 0: promotion does not wait for live labels"}
+    session = connect(root, params, experiment=False)
+    with registry_lock(root):
+        current = champion(session)
+        try:
+            waiting = session.client.get_model_version_by_alias(session.model_name, CHALLENGER)
+        except MlflowException:
+            waiting = None
+        if current is None or waiting is None or waiting.tags.get(lineage.DECISION) != lineage.AWAITING_LIVE:
+            return {"result": "none", "message": "no challenger waits for live evidence"}
+        version = str(waiting.version)
+        figures = shadow_figures(root / params.serve.request_log_dir).get(f"{current.version}->{version}") or {}
+        labelled = figures.get("labelled", 0)
+        if labelled < need:
+            return {"result": "waiting", "version": version, "labelled": labelled, "message": (
+                f"v{version} waits: {labelled} of {need} labelled live answers in shadow beside champion "
+                f"v{current.version} (serve.shadow: true and POST /feedback bring them)")}  # fmt: skip
+        ours, theirs, p = figures["shadow_accuracy"], figures["served_accuracy"], figures["mcnemar_p"]
+        loses = ours < theirs and p < params.promotion.max_p_value
+        on = f"on {labelled} labelled live texts in shadow, accuracy {ours:.4f} vs champion v{current.version} " \
+             f"{theirs:.4f} (McNemar p={p:.3g})"  # fmt: skip
+        reason = f"live: {on}: " + ("loses to the champion" if loses else "does not lose to the champion")
+        tags = {f"{lineage.PREFIX}live.{k}": str(v) for k, v in figures.items()}
+        tags.update({lineage.DECISION: lineage.REJECTED if loses else lineage.PROMOTED, lineage.REASON: reason[:5000]})
+        for key, value in tags.items():
+            session.client.set_model_version_tag(session.model_name, version, key, value)
+        if not loses:
+            move_champion(session, version, "live", reason)
+    return {"result": "rejected" if loses else "promoted", "version": version, "labelled": labelled,
+            "message": f"v{version} {'not promoted' if loses else 'promoted, now the champion'}: {reason}"}  # fmt: skip

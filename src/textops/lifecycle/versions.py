@@ -1,0 +1,262 @@
+"""Data versions: what DVC records of the data (the raw pointer `data.dvc` and the `preprocess` stage's entry in
+`dvc.lock`), where a version is kept (git commits, and the MLflow run of every model trained on it), listing
+them, and restoring one byte-exact.
+
+A training records the working tree's data version on its MLflow run (`scm.working_version`) and pushes the data
+to the DVC remote (`scm.push_data`), so a model version alone names data that can be restored, with or without a
+git commit: `checkout_model_data` writes the recorded pointer and lock entry back and lets DVC restore the
+files from the cache or the remote. `checkout_data` does the same from a git revision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from textops.core import scm
+from textops.core.artifacts import PREPROCESS_METRICS, atomic_write_text
+from textops.core.config import Params
+from textops.core.errors import StateError
+from textops.data.recovery import backup_dirs, data_lock, drop_backup, journal, read_text
+
+log = logging.getLogger("textops")
+
+
+def pointers(params: Params) -> tuple[str, ...]:
+    """The files that name a data version: the raw pointer, dvc.lock and the preprocess metric."""
+    return (scm.raw_pointer(params), scm.DVC_LOCK, PREPROCESS_METRICS)
+
+
+# --------------------------------------------------------------------------------------------------
+# the data version of the working tree, recorded with every training
+
+
+# --------------------------------------------------------------------------------------------------
+# listing
+
+
+def version_at(root: Path, rev: str, params: Params) -> dict:
+    """The data version recorded at REV: raw md5 (data.dvc), cleaned md5 (dvc.lock), rows per split."""
+    stats_text = scm.show(root, rev, PREPROCESS_METRICS)
+    stats = json.loads(stats_text) if stats_text else {}
+    return {
+        "raw_md5": scm.pointer_md5(scm.show(root, rev, scm.raw_pointer(params))),
+        "clean_md5": scm.lock_out_md5(scm.show(root, rev, scm.DVC_LOCK), "preprocess", params.data.clean_dir),
+        "splits": stats.get("splits", {}),
+    }
+
+
+def data_versions(root: Path, params: Params, trained: list[dict] | None = None) -> list[dict]:
+    """Every data version: each commit that changed data.dvc or dvc.lock's preprocess output (newest first),
+    and each version that trained a model (TRAINED: dicts with raw_md5, clean_md5, splits, version) whether
+    committed or not. One entry per (raw md5, cleaned md5), with the model versions trained on it."""
+    root = Path(root)
+    versions: dict[tuple, dict] = {}
+    if scm.head(root) is not None:
+        log_text = scm.git(root, "log", "--format=%H%x09%cI%x09%s", "--", scm.raw_pointer(params), scm.DVC_LOCK)
+        for line in log_text.splitlines():
+            rev, date, subject = line.split("\t", 2)
+            version = version_at(root, rev, params)
+            key = (version["raw_md5"], version["clean_md5"])
+            if version["raw_md5"] is None or key in versions:
+                continue  # dvc.lock changed for train/evaluate only, or the same data committed again
+            versions[key] = {"rev": rev, "date": date, "subject": subject, "models": [], **version}
+    for model in trained or []:
+        key = (model["raw_md5"], model["clean_md5"])
+        entry = versions.setdefault(
+            key, {"rev": None, "date": model.get("date", ""), "subject": "(not committed: restore with "
+                  f"`textops data checkout --model {model['version']}`)", "models": [], **{k: model[k] for k in
+                  ("raw_md5", "clean_md5", "splits")}}
+        )  # fmt: skip
+        entry["models"].append(str(model["version"]))
+        if not entry["splits"]:
+            entry["splits"] = model["splits"]
+    return sorted(versions.values(), key=lambda v: v["date"], reverse=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# restoring
+
+
+def checkout_data(root: Path, rev: str, params: Params, commit: bool = False, discard: bool = False) -> str:
+    """Restore data/ and the cleaned splits as they were at git revision REV (from the DVC cache or the remote);
+    with COMMIT, commit the restored pointer files."""
+    root = Path(root)
+    commit_id = scm.resolve_commit(root, rev)
+    if not commit_id:
+        raise StateError(f"unknown revision {rev!r}: see `textops data versions` for the data versions.")
+    pointer = scm.raw_pointer(params)
+    if scm.show(root, commit_id, pointer) is None:
+        raise StateError(f"{rev} has no {pointer}: there is no data version at that revision.")
+    files = {p: scm.show(root, commit_id, p) for p in pointers(params)}
+    files = {p: text for p, text in files.items() if text is not None}
+    return restore(root, params, files, f"{commit_id[:8]} ({rev})", commit, discard)
+
+
+def model_version_files(root: Path, params: Params, version: str) -> dict[str, str]:
+    """The pointer files of the data model VERSION was trained on, rebuilt from what its run recorded."""
+    from textops.core import lineage
+    from textops.core.tracking import connect
+    from textops.registry.registry import get_version
+
+    session = connect(root, params, experiment=False)
+    mv = get_version(session, version)
+    tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    pointer, lock = tags.get(lineage.DATA_POINTER), tags.get(lineage.DATA_PREPROCESS)
+    if not pointer:
+        raise StateError(
+            f"model v{version} was trained before textops recorded data versions on the model (or on untracked "
+            "data): restore its data from git with `textops data checkout REV` (see `textops data versions`)."
+        )
+    files = {scm.raw_pointer(params): yaml.safe_dump({"outs": [json.loads(pointer)]}, sort_keys=False)}
+    if lock:
+        current = yaml.safe_load(read_text(root / scm.DVC_LOCK) or "") or {"schema": "2.0", "stages": {}}
+        current.setdefault("stages", {})["preprocess"] = json.loads(lock)
+        files[scm.DVC_LOCK] = yaml.safe_dump(current, sort_keys=False)
+    stats = tags.get(lineage.DATA_PREPROCESS_STATS)
+    if stats:
+        files[PREPROCESS_METRICS] = stats
+    return files
+
+
+def checkout_model_data(
+    root: Path, params: Params, version: str, commit: bool = False, discard: bool = False
+) -> str:
+    """Restore byte-exact the raw and cleaned data model VERSION was trained on, from what its MLflow run
+    recorded and the DVC cache or remote; with COMMIT, commit the restored pointer files."""
+    files = model_version_files(Path(root), params, version)
+    return restore(Path(root), params, files, f"model v{version}", commit, discard)
+
+
+def unsaved_data(root: Path, params: Params) -> str | None:
+    """The raw md5 of data/ when it is a version nothing else records: data.dvc changed since the last commit
+    (an ingest without --commit) and no model was trained on it. A checkout would leave it findable only by that
+    hash."""
+    from textops.registry.registry import trained_data_versions
+
+    current = read_text(Path(root) / scm.raw_pointer(params))
+    if current is None or current == scm.show(root, "HEAD", scm.raw_pointer(params)):
+        return None
+    md5 = scm.pointer_md5(current)
+    if md5 is None or scm.data_rev(root, params, {"pointer": {"md5": md5}}) is not None:
+        return None  # an earlier commit holds it (e.g. a checkout of an older version)
+    if any(v["raw_md5"] == md5 for v in trained_data_versions(root, params)):
+        return None
+    return md5
+
+
+def restore(
+    root: Path, params: Params, files: dict[str, str], label: str, commit: bool, discard: bool = False
+) -> str:
+    """Write FILES (pointer files, relative path -> content) and let DVC restore the data they name. Refuses to
+    replace data that nothing records (see unsaved_data) unless DISCARD.
+
+    Only the pointer files and the data they name change. If the data cannot be restored, or the process is
+    killed half way, the pointer files and the data are put back (at once, or by the next textops command), so
+    nothing stays half-switched.
+    """
+    pointer = scm.raw_pointer(params)
+    unsaved = None if discard else unsaved_data(root, params)
+    if unsaved:
+        raise StateError(
+            f"data/ holds data that is neither committed nor trained on (an ingest since the last commit: {pointer} "
+            f"md5 {unsaved}); the checkout would replace it. Commit it first (`git commit {pointer} .gitignore -m "
+            "...`), or pass --discard to replace it anyway (its batches stay in the DVC cache under that md5)."
+        )
+    with_clean = scm.DVC_LOCK in files and "preprocess" in scm.stage_names(root)
+    targets = scm.raw_targets(root, params, with_clean=with_clean)
+    outs = [d for d in (scm.tracked_dir(params), params.data.clean_dir) if (root / d).exists()]
+    with data_lock(root):
+        saved = {p: read_text(root / p) for p in pointers(params)}
+        try:
+            # The journal puts the pointers and data back if this raises, and the next command does it if
+            # the process is killed half way (textops.recovery). The data comes back from a hard-linked copy
+            # taken first, not from the DVC cache, which need not hold it (a wiped or shared cache).
+            with journal(root, "checkout", rev=label, pointer=pointer, pointers=saved, backup=backup_dirs(root, outs)):
+                for path, content in files.items():
+                    atomic_write_text(root / path, content)
+                how = dvc_restore(root, targets)
+                how = verify_restored(root, params, files, targets) or how
+        except Exception as exc:
+            raise StateError(
+                f"could not restore the data of {label}: {exc}. data/, {pointer} and dvc.lock are back as they "
+                "were; check the DVC remote (`dvc remote list`) and try again."
+            ) from exc
+        drop_backup(root)
+        if commit:
+            try:
+                scm.commit_files(root, list(files), f"data: restore the data of {label}")
+            except StateError as exc:  # the data is restored; only the commit that names it is missing
+                log.warning("the restored pointer files were not committed: %s", exc)
+    if not with_clean:
+        return (
+            f"raw data of {label} restored {how}; the cleaned splits were not (no dvc.lock there): run "
+            "`textops preprocess` to rebuild them"
+        )
+    return f"data of {label} restored {how}: data/ and the cleaned splits"
+
+
+def expected_dirs(params: Params, files: dict[str, str]) -> list[tuple[str, str]]:
+    """(directory, DVC md5) of each directory the pointer FILES name."""
+    raw = scm.pointer_md5(files.get(scm.raw_pointer(params)))
+    clean = scm.lock_out_md5(files.get(scm.DVC_LOCK), "preprocess", params.data.clean_dir)
+    return [(d, md5) for d, md5 in ((scm.tracked_dir(params), raw), (params.data.clean_dir, clean)) if md5]
+
+
+def differences(root: Path, params: Params, files: dict[str, str]) -> dict[str, list[str]]:
+    found = {d: scm.dir_differences(root, d, md5) for d, md5 in expected_dirs(params, files)}
+    return {d: diff for d, diff in found.items() if diff}
+
+
+def verify_restored(root: Path, params: Params, files: dict[str, str], targets: list[str]) -> str | None:
+    """Check every restored file against the hashes the version recorded. A file that differs came from a
+    damaged object in the local DVC cache: drop the object and fetch it again from the remote. Returns how the
+    data came back when it had to be repaired; StateError when it cannot be."""
+    bad = differences(root, params, files)
+    if not bad:
+        return None
+    for directory, md5 in expected_dirs(params, files):
+        listing = scm.dir_listing(root, md5) or {}
+        for item in bad.get(directory, []):
+            kind, _, rel = item.partition(": ")
+            if kind == "changed" and rel in listing:
+                scm.cache_path(root, listing[rel]).unlink(missing_ok=True)
+                (root / directory / rel).unlink(missing_ok=True)
+    log.warning("the local DVC cache held damaged copies of %s; fetching them again from the remote", bad)
+    scm.dvc_fetch(root, targets)
+    scm.dvc_checkout(root, targets)
+    still = differences(root, params, files)
+    if still:
+        raise StateError(
+            f"the restored data does not match the hashes its version recorded ({still}); the DVC cache and the "
+            "remote hold damaged copies"
+        )
+    return "after fetching damaged files again from the DVC remote"
+
+
+def dvc_restore(root: Path, targets: list[str]) -> str:
+    """Check TARGETS out from the local DVC cache, fetching from the remote what is missing; how it went."""
+    try:
+        scm.dvc_checkout(root, targets)
+        return "from the local DVC cache"
+    except Exception:  # objects not in the local cache: fetch them from the remote first
+        scm.dvc_fetch(root, targets)
+        scm.dvc_checkout(root, targets)
+        return "fetched from the DVC remote"
+
+
+def commit_run(root: Path, params: Params, registered: dict) -> str | None:
+    """git commit what a pipeline run leaves for git (data.dvc, dvc.lock, metrics/, DVC's .gitignore entries)
+    with a message naming the model version REGISTERED; the new commit's id, or None when nothing changed.
+    StateError when git cannot commit (no repository, no identity)."""
+    from textops.core.artifacts import TRAIN_METRICS
+
+    root = Path(root)
+    metrics_dir = str(Path(TRAIN_METRICS).parent)
+    paths = [scm.raw_pointer(params), scm.DVC_LOCK, metrics_dir, ".gitignore"]
+    decision = "champion" if registered.get("promote") else "not promoted"
+    message = f"textops run: {registered.get('name')} v{registered.get('version')} ({decision})"
+    return scm.head(root) if scm.commit_files(root, paths, message) else None

@@ -1,0 +1,397 @@
+"""The optional request log of `textops serve` (serve.log_requests), for monitoring: one row per scored text
+with the time, request id, model version, predicted label and probabilities, the text's length and a hash of
+it (the text itself only with serve.log_texts).
+
+Rows are queued by the request and written by one background thread, so a slow disk never slows an answer (a
+full queue drops rows and counts them). Files live in serve.request_log_dir, one series per worker process:
+`requests-<UTC time>-<pid>.jsonl`, each line flushed (complete after a crash, readable while written). With
+serve.request_log_format parquet the open file is still that JSONL, turned into `.parquet` when it rotates or the
+server stops: a Parquet file has no footer until it is closed, so written directly it could not be read while the
+server runs and would be lost whole to a kill. A file rotates at serve.request_log_rotate_mb; the newest
+serve.request_log_keep files of the project are kept (whichever process wrote them: a restarted server's old
+files count too). This module owns the layout: `log_files` lists them and `read_window` reads them for the
+monitor, in chunks, keeping only the rows of a time window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("textops.serve")
+QUEUE_ROWS = 100_000
+
+
+def log_time(at: float) -> str:
+    """AT (seconds since the epoch) as the log writes times: ISO UTC to the millisecond, so that strings compare as
+    times do (the monitor's windows compare them so)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+
+
+def probabilities(answer: dict) -> dict:
+    """The class -> probability of one served answer (its `prob_<class>` keys)."""
+    return {k.removeprefix("prob_"): v for k, v in answer.items() if k.startswith("prob_")}
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+ANSWERS = "answers.sqlite"
+
+
+class Answers:
+    """The index of logged answers, for feedback (textops.feedback): `answers.sqlite` in DIRECTORY, every answer by
+    (request id, position): when, the model version, the predicted label, the classes that model has, and the text
+    where serve.log_texts keeps texts. SQLite, because the workers of one server, and the next server after a
+    restart, all answer feedback on any of them. Answers older than serve.feedback_max_age_days are pruned as the
+    request log rotates."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / ANSWERS
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS answers (request_id TEXT, position INTEGER, time TEXT, version TEXT, "
+            "predicted TEXT, classes TEXT, text TEXT, PRIMARY KEY (request_id, position))"
+        )
+        return con
+
+    def add(self, rows: list[dict]) -> None:
+        """Index request-log ROWS (textops.request_log's rows: request_id, index, time, model_version, label,
+        probabilities, text where kept)."""
+        records = [(r["request_id"], r["index"], r["time"], r["model_version"], None if r["label"] is None else
+                    str(r["label"]), json.dumps(sorted(r["probabilities"])), r.get("text")) for r in rows]  # fmt: skip
+        with self._connect() as con:
+            con.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", records)
+        con.close()
+
+    def prune(self, before: str) -> None:
+        """Forget the answers logged before BEFORE (an ISO UTC time as the log writes it)."""
+        with self._connect() as con:
+            con.execute("DELETE FROM answers WHERE time < ?", (before,))
+        con.close()
+
+    def expect(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
+        """An answer sent but logged later (after its shadow scoring, `add`): feedback finds it meanwhile."""
+        self._pending[request_id] = (time.time(), request_id, version, texts, predictions, None)
+
+    def find(self, request_id: str) -> list[dict]:
+        """The answers of one request, by position."""
+        if not self.path.exists():
+            return []
+        with self._connect() as con:
+            found = con.execute("SELECT position, time, version, predicted, classes, text FROM answers WHERE "
+                                "request_id = ? ORDER BY position", (request_id,)).fetchall()  # fmt: skip
+        con.close()
+        return [{"index": p, "time": t, "model_version": v, "predicted": pr, "classes": json.loads(c), "text": tx}
+                for p, t, v, pr, c, tx in found]  # fmt: skip
+
+
+class RequestLog:
+    def __init__(self, directory: Path, fmt: str = "jsonl", texts: bool = False, rotate_mb: float = 64,
+                 keep: int = 20, answers_days: float = 30):  # fmt: skip
+        self.directory, self.fmt, self.texts = Path(directory), fmt, texts
+        self.rotate_bytes, self.keep = int(rotate_mb * 1_000_000), keep
+        self.dropped = 0
+        # Every answer is indexed for feedback (textops.feedback); until the writer has, it is found here.
+        self.answers, self.answers_days = Answers(self.directory), answers_days
+        self._pending: dict[str, tuple] = {}
+        self._queue: queue.Queue = queue.Queue(QUEUE_ROWS)
+        self._thread = threading.Thread(target=self._run, name="textops-request-log", daemon=True)
+        self._file = None  # the open JSONL file or Parquet writer
+        self._path: Path | None = None
+        self._written = 0
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def add(self, request_id: str, version: str, texts: list[str], predictions: list[dict],
+            shadow: tuple[str, list[dict]] | None = None, at: float | None = None) -> None:  # fmt: skip
+        """Queue one request's rows (cheap: the rows are built in the writer's thread); SHADOW: the shadow
+        challenger's version and its answers to the same texts (serve.shadow), AT: when the answer was sent."""
+        item = (at or time.time(), request_id, version, texts, predictions, shadow)
+        try:
+            self._queue.put_nowait(item)
+            self._pending[request_id] = item
+        except queue.Full:
+            self.dropped += len(texts)
+
+    def expect(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
+        """An answer sent but logged later (after its shadow scoring, `add`): feedback finds it meanwhile."""
+        self._pending[request_id] = (time.time(), request_id, version, texts, predictions, None)
+
+    def find(self, request_id: str) -> list[dict]:
+        """The logged answers of one request, by position, as `Answers.find` gives them."""
+        item = self._pending.get(request_id)
+        if item is None:
+            return self.answers.find(request_id)
+        return [{"index": r["index"], "time": r["time"], "model_version": r["model_version"], "predicted": r["label"],
+                 "classes": sorted(r["probabilities"]), "text": item[3][r["index"]] if self.texts else None}
+                for r in self._rows(item)]  # fmt: skip
+
+    def close(self, timeout: float = 10) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _rows(self, item) -> list[dict]:
+        at, request_id, version, texts, predictions, shadow = item
+        stamp = log_time(at)
+        rows = []
+        for i, (text, pred) in enumerate(zip(texts, predictions, strict=True)):
+            row = {"time": stamp, "request_id": request_id, "index": i, "model_version": version,
+                   "label": pred.get("label"), "chars": len(text), "text_sha256": text_hash(text)}  # fmt: skip
+            row["probabilities"] = probabilities(pred)
+            if shadow is not None:
+                row.update(shadow_version=shadow[0], shadow_label=shadow[1][i].get("label"),
+                           shadow_probabilities=probabilities(shadow[1][i]))  # fmt: skip
+            if self.texts:
+                row["text"] = text
+            rows.append(row)
+        return rows
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = [item]
+            while item is not None and len(batch) < 1000:  # whatever else is waiting, in one write
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            rows = [row for it in batch if it is not None for row in self._rows(it)]
+            try:
+                if rows:
+                    self._write(rows)
+                    self.answers.add(rows)
+            except (OSError, sqlite3.Error) as exc:  # a full or read-only disk: the server keeps answering
+                self.dropped += len(rows)
+                log.warning("request log: cannot write to %s (%s); %d rows dropped", self.directory, exc, len(rows))
+            for it in batch:
+                if it is not None:
+                    self._pending.pop(it[1], None)
+            if batch[-1] is None:
+                self._finish()
+                return
+
+    def _write(self, rows: list[dict]) -> None:
+        if self._file is None or self._written >= self.rotate_bytes:
+            self._rotate()
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+        self._file.write(data)
+        self._file.flush()
+        self._written += len(data)
+
+    def _schema(self):
+        import pyarrow as pa
+
+        probs = pa.map_(pa.string(), pa.float64())
+        fields = [("time", pa.string()), ("request_id", pa.string()), ("index", pa.int64()),
+                  ("model_version", pa.string()), ("label", pa.string()), ("chars", pa.int64()),
+                  ("text_sha256", pa.string()), ("probabilities", probs), ("shadow_version", pa.string()),
+                  ("shadow_label", pa.string()), ("shadow_probabilities", probs)]  # fmt: skip
+        return pa.schema(fields + ([("text", pa.string())] if self.texts else []))
+
+    def _rotate(self) -> None:
+        self._finish()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self._path = self.directory / f"requests-{stamp}-{os.getpid()}.jsonl"
+        n = 1
+        while self._path.exists() or self._path.with_suffix(".parquet").exists():
+            n += 1
+            self._path = self.directory / f"requests-{stamp}-{os.getpid()}-{n}.jsonl"
+        self._file = open(self._path, "ab")  # noqa: SIM115 - closed on rotation and at exit
+        self._written = 0
+        self._prune()
+        self.answers.prune(log_time(time.time() - self.answers_days * 86400))
+
+    def _finish(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            if self.fmt == "parquet":
+                to_parquet(self._path, self._schema())
+
+    def _prune(self) -> None:
+        """Keep the project's newest `keep` files (never this process's open one)."""
+        files = log_files(self.directory)
+        for old in files[: max(len(files) - self.keep, 0)]:
+            if old != self._path:
+                old.unlink(missing_ok=True)
+
+
+LOG_NAME = re.compile(r"requests-\d{8}T\d{6}-\d+(-\d+)?\.(jsonl|parquet)")
+READ_CHUNK_ROWS = 50_000
+
+
+def jsonl_chunks(path: Path):
+    """The rows of the JSONL file PATH, READ_CHUNK_ROWS at a time; a line a kill cut short (the last one) is left out,
+    so a killed server's file is read up to its last whole row."""
+    rows: list[dict] = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            if len(rows) >= READ_CHUNK_ROWS:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
+
+
+def read_rows(directory: Path):
+    """Every row of the request log in DIRECTORY as written (JSONL or Parquet), a file at a time; a damaged file is
+    skipped (`read_window` names it)."""
+    import pyarrow.parquet as pq
+
+    for path in log_files(directory):
+        try:
+            if path.suffix == ".parquet":
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
+                    for row in batch.to_pylist():
+                        for key in ("probabilities", "shadow_probabilities"):
+                            row[key] = dict(row.get(key) or [])
+                        yield row
+            else:
+                for chunk in jsonl_chunks(path):
+                    yield from chunk
+        except (OSError, ValueError):
+            continue
+
+
+def to_parquet(journal: Path, schema) -> Path:
+    """The finished JSONL file JOURNAL as Parquet beside it (written aside, then renamed), then JOURNAL removed; a
+    line a kill cut short is left out. A crash between the two leaves both, and `log_files` reads the Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = journal.with_suffix(".parquet")
+    aside = target.with_name(target.name + ".tmp")
+    with pq.ParquetWriter(aside, schema) as writer:
+        for rows in jsonl_chunks(journal):
+            for row in rows:  # whole-number classes are served as numbers; the file keeps labels as text
+                for key in ("label", "shadow_label"):
+                    row[key] = None if row.get(key) is None else str(row[key])
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    os.replace(aside, target)
+    journal.unlink()
+    return target
+
+
+def log_files(directory: Path) -> list[Path]:
+    """The request log's files in DIRECTORY, oldest first (by the time in the name, then modification time); a
+    JSONL file whose Parquet copy is finished (`to_parquet`) only once."""
+    if not Path(directory).is_dir():
+        return []
+    found = []
+    for path in Path(directory).iterdir():
+        if path.suffix == ".jsonl" and path.with_suffix(".parquet").exists():
+            continue
+        if LOG_NAME.fullmatch(path.name):
+            try:
+                found.append((path.name.split("-")[1], path.stat().st_mtime, path))
+            except FileNotFoundError:  # pruned meanwhile
+                continue
+    return [path for *_, path in sorted(found)]
+
+
+def _summary(frame, texts: bool):
+    """The monitor's columns of log rows: chars, predicted, confidence (and text)."""
+    import numpy as np
+    import pandas as pd
+
+    confidence = frame["probabilities"].map(
+        lambda p: max(v for _, v in p) if isinstance(p, list) and p else
+        max(p.values()) if isinstance(p, dict) and p else np.nan)  # fmt: skip
+    out = pd.DataFrame({"time": frame["time"].astype(str), "chars": frame["chars"],
+                        "predicted": frame["label"].astype(str), "confidence": confidence})  # fmt: skip
+    if texts and "text" in frame.columns:
+        out["text"] = frame["text"].astype(str)
+    return out
+
+
+def read_window(directory: Path, since: str | None = None, until: str | None = None) -> tuple[object, dict]:
+    """The log rows with SINCE < time <= UNTIL (ISO UTC strings as the log writes them; None: no bound), read a
+    chunk at a time so a large log is never in memory whole: (rows: time, chars, predicted, confidence, text
+    where kept; what was read: files, the files that could not be read, rows in the window)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    parts, unreadable, files = [], [], log_files(directory)
+
+    def keep(chunk) -> None:
+        if chunk.empty:
+            return
+        times = chunk["time"].astype(str)
+        mask = pd.Series(True, index=chunk.index)
+        if since is not None:
+            mask &= times > since
+        if until is not None:
+            mask &= times <= until
+        if mask.any():
+            parts.append(_summary(chunk[mask], "text" in chunk.columns))
+
+    for path in files:
+        try:
+            if path.suffix == ".parquet":
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS):
+                    keep(batch.to_pandas())
+            else:
+                for chunk in jsonl_chunks(path):
+                    keep(pd.DataFrame(chunk))
+        except (ValueError, OSError):  # a damaged file, a line a kill cut short: said, the rest still read
+            unreadable.append(path.name)
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"time": [], "chars": [], "predicted": [], "confidence": []})  # fmt: skip
+    return rows, {"files": len(files), "unreadable": unreadable, "rows": len(rows)}
+
+
+REQUESTS_STATE = "monitor-requests.json"  # in .textops/: the end of the request-log window last monitored
+
+
+def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[str | None, str, str]:
+    """(since, until, how it was chosen) of the request-log window WINDOW (monitor.window) names: `since_last` (the rows
+    after the last monitor of the log; all of them the first time), `all`, or a duration (`90m`, `24h`, `7d`)."""
+    from textops.core.locks import state_path
+
+    now = time.time() if now is None else now
+    until = log_time(now)
+    if window == "all":
+        return None, until, "the whole retained log"
+    if window == "since_last":
+        state = state_path(root, REQUESTS_STATE)
+        try:
+            since = json.loads(state.read_text(encoding="utf-8"))["until"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None, until, "the whole retained log (no earlier monitor of it)"
+        return since, until, f"since the last monitor ({since})"
+    amount, unit = re.fullmatch(r"(\d+)([mhd])", window).groups()
+    start = now - int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
+    since = log_time(start)
+    return since, until, f"the last {window} (since {since})"
+
+
+def remember_window(root: Path, until: str) -> None:
+    """The request log was monitored up to UNTIL: the next `since_last` window starts there."""
+    from textops.core.artifacts import atomic_write_json
+    from textops.core.locks import state_dir
+
+    atomic_write_json(state_dir(root) / REQUESTS_STATE, {"until": until})

@@ -1,0 +1,129 @@
+"""The rows a champion was proven on, for the register stage's regression guards (`policy.Guard`).
+
+A challenger is scored on its own test split, which new data can dominate: a large batch with wrong labels
+(it passes every data check) makes a worse model look better there. So it must also hold up on:
+
+- the champion's own test rows, with the labels they had: read from the DVC cache through the `preprocess` lock
+  entry the champion's run recorded (no file of the champion's data version needs to be checked out), scored
+  whatever the new data did to them (a batch relabelling them makes preprocess drop them), except those now in the
+  current train split;
+- an optional pinned reference set (`promotion.reference_file`), a labelled file a person trusts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textops.core import lineage, scm
+from textops.core.config import Params
+from textops.core.policy import Guard, score
+
+MIN_ROWS = 20  # fewer rows than this prove nothing either way
+
+
+def champion_split(root: Path, params: Params, run_tags: dict[str, str], split: str) -> pd.DataFrame | None:
+    """One cleaned split of the champion's data version (text, label name), read from the local DVC cache
+    through the `preprocess` lock entry its run recorded; None when it cannot be found there."""
+    lock = run_tags.get(lineage.DATA_PREPROCESS)
+    if not lock:
+        return None
+    clean = next((o.get("md5") for o in json.loads(lock).get("outs", []) if o.get("path") == params.data.clean_dir),
+                 None)  # fmt: skip
+    listing = scm.dir_listing(root, clean) if clean else None
+    if not listing or f"{split}.parquet" not in listing or "labels.json" not in listing:
+        return None
+    try:
+        rows = pd.read_parquet(scm.cache_path(root, listing[f"{split}.parquet"]))
+        names = json.loads(scm.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return pd.DataFrame({"text": rows["text"].astype(str), "label": [names[i] for i in rows["label"]]})
+
+
+def champion_test_rows(root: Path, params: Params, run_tags: dict[str, str]) -> pd.DataFrame | None:
+    """The champion's test split (text, label name) from the local DVC cache; None when it cannot be found."""
+    return champion_split(root, params, run_tags, "test")
+
+
+def own_rows_guard(root: Path, params: Params, run_tags: dict, train_texts: set[str], predict_new, predict_old):
+    """The guard on the champion's own test rows, with the champion's labels, whatever the new data did to them
+    (a batch that relabels them makes preprocess drop them from the current splits: they are scored all the same),
+    except those now in the current train split (the challenger has seen them); None when they cannot be found
+    or are too few. PREDICT_* map texts to predicted label names."""
+    rows = champion_test_rows(root, params, run_tags)
+    if rows is None:
+        return None
+    rows = rows.drop_duplicates("text")
+    rows = rows[~rows["text"].isin(train_texts)]
+    if len(rows) < MIN_ROWS:
+        return None
+    metric = params.promotion.primary_metric
+    texts, y = rows["text"].tolist(), rows["label"].astype(str).to_numpy()
+    return Guard(
+        "the champion's own test rows",
+        len(rows),
+        challenger_metric=score(y, np.asarray(predict_new(texts)), metric),
+        champion_metric=score(y, np.asarray(predict_old(texts)), metric),
+    )
+
+
+def reference_set(root: Path, params: Params) -> pd.DataFrame | None:
+    """promotion.reference_file read like an ingested file (text, label as strings), or None when not set."""
+    if params.promotion.reference_file is None:
+        return None
+    from textops.data.readers import read_labelled_file
+
+    data = params.data
+    path = Path(root) / params.promotion.reference_file
+    return read_labelled_file(path, data.text_column, data.label_column, data.max_file_mb)
+
+
+def reference_guard(params: Params, reference: pd.DataFrame, predict_new, predict_old) -> Guard:
+    """The guard on the pinned reference set; PREDICT_* map texts to predicted label names."""
+    texts = reference["text"].tolist()
+    y = reference["label"].astype(str).to_numpy()
+    metric = params.promotion.primary_metric
+    return Guard(
+        f"the reference set {params.promotion.reference_file}",
+        len(reference),
+        challenger_metric=score(y, predict_new(texts), metric),
+        champion_metric=score(y, predict_old(texts), metric),
+    )
+
+
+def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | None:
+    """Why BATCH (new labelled rows, text and label as strings) must wait for a person: the champion's accuracy
+    on it is more than `validate.max_champion_drop` below its accuracy on its own test split. That is what a
+    batch with wrong labels or a changed task looks like; it passes every data check. None when there is no
+    champion, the check is off, or the champion does well enough."""
+    from textops.core.tracking import connect, store_exists, tracking_uri
+    from textops.modeling.predict import load_model, predict_batches
+    from textops.registry.registry import champion
+
+    drop = params.validation.max_champion_drop
+    if drop is None or not store_exists(tracking_uri(root, params)):
+        return None
+    session = connect(root, params, experiment=False)
+    current = champion(session)
+    if current is None:
+        return None
+    proven = session.client.get_run(current.run_id).data.metrics.get("test_accuracy") if current.run_id else None
+    model = load_model(session, f"models:/{session.model_name}/{current.version}")
+    rows = batch.sample(frac=1.0, random_state=0).head(params.validation.champion_check_rows)
+    if proven is None or len(rows) < MIN_ROWS:
+        return None
+    predicted = predict_batches(model, rows["text"].tolist(), params.evaluate.batch_size)["label"].astype(str)
+    accuracy = float((predicted.to_numpy() == rows["label"].astype(str).to_numpy()).mean())
+    if accuracy >= proven - drop:
+        return None
+    return (
+        f"the champion (v{current.version}) gets accuracy {accuracy:.3f} on {len(rows)} rows of these files against "
+        f"{proven:.3f} on its own test split, more than validate.max_champion_drop ({drop}) lower: likely wrong "
+        "labels or a changed task, which no data check sees. Nothing was ingested; the files are held for a person: "
+        "check their labels, then ingest them with `textops ingest FILE --accept-shift` (or fix them and drop them "
+        "in again)."
+    )

@@ -1,0 +1,301 @@
+"""The MLflow model registry: who is champion, the champion history, and the model commands (list, show,
+promote, rollback). The pure policy is in `textops.policy`; the register stage in `textops.register`.
+
+Alias moves are single updates, so a model that had a champion always has one. Every champion change
+(automatic, manual, rollback) is appended to the registered model's tag `textops.champion_history`; rollback
+replays it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textops.core import lineage
+from textops.core.config import Params
+from textops.core.errors import RegistryError
+from textops.core.locks import registry_lock
+from textops.core.policy import rollback_target
+from textops.core.tracking import Session, connect, store_exists, tracking_uri
+from textops.registry.noop import champion_unchanged
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_MAX = 40  # entries kept in the tag (a tag value is limited to a few kB)
+
+
+def champion(session: Session) -> ModelVersion | None:
+    """The version the `champion` alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return session.client.get_model_version_by_alias(session.model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def history(session: Session) -> list[dict]:
+    """The champion history (oldest first); [] before the first promotion."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = session.client.get_registered_model(session.model_name).tags.get(lineage.CHAMPION_HISTORY)
+    except MlflowException:
+        return []
+    return json.loads(raw) if raw else []
+
+
+def move_champion(session: Session, version: str, kind: str, reason: str, extra: dict | None = None) -> None:
+    """Move the alias (one update: there is always a champion), then append the change to the history.
+
+    In this order a process killed between the two writes leaves a history that lacks the last move, which
+    `rollback_target` handles (it treats the alias as the newest entry); the other order would leave a
+    history naming a champion that never served.
+    """
+    entry = {"version": str(version), "kind": kind, "reason": reason[:200], "at": int(time.time()), **(extra or {})}
+    entries = (history(session) + [entry])[-HISTORY_MAX:]
+    session.client.set_registered_model_alias(session.model_name, CHAMPION, str(version))
+    session.client.set_registered_model_tag(session.model_name, lineage.CHAMPION_HISTORY, json.dumps(entries))
+
+
+def get_version(session: Session, version: str) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return session.client.get_model_version(session.model_name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"{session.model_name} has no version {version!r}: see `textops model list`.") from exc
+
+
+def aliases(session: Session) -> dict[str, str]:
+    return {alias: str(v) for alias, v in session.client.get_registered_model(session.model_name).aliases.items()}
+
+
+def evidence(mv: ModelVersion, key: str) -> str:
+    """One of the registry's evidence tags on a model version (`textops.` + KEY), '' when absent."""
+    return mv.tags.get(lineage.PREFIX + key, "")
+
+
+# --------------------------------------------------------------------------------------------------
+# model commands
+
+
+def list_versions(root: Path, params: Params) -> list[dict]:
+    """Every version of the registered model, newest first, with aliases, metric, data version, time."""
+    session = connect(root, params, experiment=False)
+    metric = params.promotion.primary_metric
+    versions = session.client.search_model_versions(f"name='{session.model_name}'")
+    # search results do not carry aliases on every store: read them from the registered model
+    by_version = aliases(session) if versions else {}
+    rows = []
+    for mv in versions:
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(a for a, v in by_version.items() if str(v) == str(mv.version)),
+                "metric": evidence(mv, f"{lineage.CHALLENGER}{metric}") or None,
+                "raw_md5": evidence(mv, f"{lineage.CHALLENGER}data.raw_md5"),
+                "clean_md5": evidence(mv, f"{lineage.CHALLENGER}data.clean_md5"),
+                "data_rev": evidence(mv, f"{lineage.CHALLENGER}data.rev"),
+                "decision": mv.tags.get(lineage.DECISION, ""),
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1000)),
+                "run_id": mv.run_id,
+            }
+        )
+    return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def show_version(root: Path, params: Params, version: str) -> dict:
+    """Lineage of one version: data hashes, git commit, params, metrics, and the promotion decision."""
+    session = connect(root, params, experiment=False)
+    mv = get_version(session, version)
+    run = session.client.get_run(mv.run_id)
+    t = run.data.tags
+    return {
+        "name": session.model_name,
+        "version": str(mv.version),
+        "aliases": sorted(mv.aliases),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "data": {
+            "raw_md5": t.get(lineage.RAW_MD5),
+            "clean_md5": t.get(lineage.CLEAN_MD5),
+            "rev": t.get(lineage.DATA_REV),
+        },
+        "git": {"commit": t.get(lineage.GIT_COMMIT) or t.get("mlflow.source.git.commit"),
+                "dirty": t.get(lineage.GIT_DIRTY), "params_md5": t.get(lineage.PARAMS_MD5)},
+        "params": dict(sorted(run.data.params.items())),
+        "metrics": dict(sorted(run.data.metrics.items())),
+        "baseline": {  # the evaluation's TF-IDF + logistic regression on the same splits (textops.baseline)
+            "model": t.get(lineage.BASELINE),
+            **{
+                k.removeprefix("baseline_test_"): v
+                for k, v in sorted(run.data.metrics.items())
+                if k.startswith("baseline_test_")
+            },
+        },
+        "decision": {
+            k.removeprefix(lineage.PREFIX): v for k, v in sorted(mv.tags.items()) if k.startswith(lineage.PREFIX)
+        },
+    }
+
+
+def promote(root: Path, params: Params, version: str, reason: str) -> str:
+    """Manual override: make VERSION the champion, recording who-knows-why in `reason`."""
+    if not reason.strip():
+        raise RegistryError("a manual promotion needs a reason (--reason).")
+    session = connect(root, params, experiment=False)
+    with registry_lock(root):
+        mv = get_version(session, version)
+        session.client.set_model_version_tag(session.model_name, mv.version, lineage.MANUAL_PROMOTION, reason[:500])
+        move_champion(session, mv.version, "manual", reason)
+    return f"{session.model_name} v{mv.version} is now the champion (manual: {reason})"
+
+
+def rollback(root: Path, params: Params, to: str | None = None) -> str:
+    """Make the previous champion (from the history) or version TO the champion again."""
+    session = connect(root, params, experiment=False)
+    with registry_lock(root):
+        current = champion(session)
+        if current is None:
+            raise RegistryError(f"{session.model_name} has no champion: nothing to roll back.")
+        target = str(to) if to is not None else rollback_target(history(session), str(current.version))
+        mv = get_version(session, target)
+        if str(mv.version) == str(current.version):
+            raise RegistryError(f"v{mv.version} is already the champion.")
+        source, target_raw = (_raw_md5(session, v.run_id) for v in (current, mv))
+        # The data is suspect only when the rollback changed it: between two models of the same data, the person
+        # rolled back from the model (nothing_to_retrain still holds that version), not from its data.
+        mark = {"from_raw_md5": source} if source and source != target_raw else {}
+        move_champion(session, mv.version, "rollback", f"rollback from v{current.version}",
+                      {"from": str(current.version), **mark})  # fmt: skip
+    return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}"
+
+
+def trained_data_versions(root: Path, params: Params) -> list[dict]:
+    """The data version of every registered model version (raw md5, DVC's md5 of the cleaned splits, rows per
+    split, the version, its date), from the version's tags; [] without a store or a registered model."""
+    if not store_exists(tracking_uri(root, params)):
+        return []
+    session = connect(root, params, experiment=False)
+    try:
+        versions = session.client.search_model_versions(f"name='{session.model_name}'")
+    except Exception:  # no registered model yet
+        return []
+    out = []
+    for mv in versions:
+        tags = mv.tags
+        if lineage.RAW_MD5 not in tags:  # registered before versions carried their data: ask the run
+            tags = {**session.client.get_run(mv.run_id).data.tags, **tags} if mv.run_id else tags
+        raw = tags.get(lineage.RAW_MD5) or evidence(mv, f"{lineage.CHALLENGER}data.raw_md5")
+        if not raw or raw == "untracked":
+            continue
+        clean = tags.get(lineage.CLEAN_DVC_MD5)
+        out.append({
+            "version": str(mv.version),
+            "raw_md5": raw,
+            "clean_md5": None if clean in (None, "untracked") else clean,
+            "splits": json.loads(tags.get(lineage.DATA_SPLITS) or "{}"),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(mv.creation_timestamp / 1000)),
+            "restorable": lineage.DATA_POINTER in tags,
+        })  # fmt: skip
+    return sorted(out, key=lambda v: int(v["version"]))
+
+
+def artifacts_missing(session: Session, mv: ModelVersion) -> bool:
+    """True when a version in a local store has lost its model files (deleted, or a copy of mlruns/ without
+    them); a remote store's are assumed present (checking would mean a download)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        location = session.client.get_model_version_download_uri(mv.name, mv.version) or ""
+    except MlflowException:
+        return True
+    if not location.startswith("file://"):
+        return False
+    return not (Path(location.removeprefix("file://")) / "MLmodel").exists()
+
+
+def alias_state(session: Session, alias: str) -> dict | None:
+    """The version an alias points at, what it was trained on (`lineage.run_state`) and its decision."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = session.client.get_model_version_by_alias(session.model_name, alias)
+    except MlflowException:
+        return None
+    tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    return {"version": str(mv.version), "decision": mv.tags.get(lineage.DECISION, ""),
+            "reason": mv.tags.get(lineage.REASON, ""), "broken": artifacts_missing(session, mv),
+            **lineage.run_state(tags)}  # fmt: skip
+
+
+def champion_state(root: Path, params: Params) -> dict | None:
+    """The champion's version and what it was trained on (`lineage.run_state`); None when there is none."""
+    if not store_exists(tracking_uri(root, params)):
+        return None
+    return alias_state(connect(root, params, experiment=False), CHAMPION)
+
+
+def _raw_md5(session: Session, run_id: str | None) -> str:
+    return session.client.get_run(run_id).data.tags.get(lineage.RAW_MD5, "") if run_id else ""
+
+
+def rolled_back_from(session: Session) -> dict[str, str]:
+    """Raw-data md5 -> the version a person rolled back from, for every rollback in the champion history that
+    also went back to other data: that data is suspect, and a model trained on it again is not promoted without
+    a person."""
+    out = {}
+    for entry in history(session):
+        source = entry.get("from")
+        if entry.get("kind") == "rollback" and source:
+            raw = entry.get("from_raw_md5")
+            if raw:
+                out[raw] = str(source)
+    return out
+
+
+def rolled_back_versions(session: Session) -> set[str]:
+    """Every version a person rolled back from (whatever its data)."""
+    return {str(e["from"]) for e in history(session) if e.get("kind") == "rollback" and e.get("from")}
+
+
+def nothing_to_retrain(root: Path, params: Params) -> str | None:
+    """A message when a run now would train a model the registry has already judged: the champion, or the last
+    challenger (rejected), was trained on the current data version with the current training params. None when
+    there is something to train."""
+    from textops.core.scm import require_untouched_raw
+
+    require_untouched_raw(root, params)  # a hand edit is a change the pointer does not show
+    now = lineage.current_state(root, params)
+    if not now["raw_md5"] or not store_exists(tracking_uri(root, params)):
+        return None
+    session = connect(root, params, experiment=False)
+    same = {
+        alias: state
+        for alias in (CHAMPION, CHALLENGER)
+        if (state := alias_state(session, alias)) and (state["raw_md5"], state["params_md5"]) == (
+            now["raw_md5"], now["params_md5"])
+    }  # fmt: skip
+    if CHAMPION in same and not same[CHAMPION]["broken"]:  # a champion that cannot load is replaced
+        return champion_unchanged(same[CHAMPION]["version"], now["raw_md5"])
+    if CHALLENGER in same and not same[CHALLENGER]["broken"]:
+        state = same[CHALLENGER]
+        if state["version"] in rolled_back_versions(session):
+            verdict = "rolled back from by a person"
+        elif state["decision"] == lineage.REJECTED:
+            verdict = f"not promoted ({state['reason']})"
+        elif state["decision"] == lineage.AWAITING_LIVE:
+            verdict = "waits for live evidence (promotion.live_min_labels; `textops model promote-check`)"
+        else:
+            return None  # promoted once and no longer champion otherwise: let the registry judge it again
+        return (
+            f"nothing to retrain: v{state['version']} was trained on this data version with these params and "
+            f"{verdict}; change the data or the params, or promote it by hand (`textops model promote "
+            f"{state['version']} --reason ...`)"
+        )
+    return None

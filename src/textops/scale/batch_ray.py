@@ -1,0 +1,316 @@
+"""Batch scoring on Ray (`textops predict --engine ray`, the `[ray]` extra): Ray Data reads the input in blocks and
+streams them through a pool of actors that each load the model once, on a local Ray started with the command or
+on an existing cluster (`--address`, `ray.address`, `RAY_ADDRESS`).
+
+The model travels through Ray's object store (its files, packed once by the driver), so the nodes need neither
+the project nor the MLflow store. Every column is read as text, as `textops predict` reads it, and each actor
+scores with the same code (`predict.predict_batches`, the serving runtime in params), so the labels and
+probabilities are the in-process path's. Output: one file in, one file out in the same order, written by the
+driver a block at a time (memory stays bounded); a directory or a glob in, a directory of Parquet files out.
+Either is written aside and moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import math
+import os
+import secrets
+import shutil
+import tarfile
+import tempfile
+import time
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from textops.core.config import Params
+from textops.core.errors import DataError, StateError
+
+READABLE = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
+NODE_COLUMN = "__textops_node"  # which node scored a row: counted by the driver, never written
+
+
+def input_files(spec: str) -> list[Path]:
+    """The files SPEC names: a file, a directory (its readable files), or a glob."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in READABLE and p.is_file())
+    elif path.exists():
+        files = [path]
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in READABLE)
+    if not files:
+        raise DataError(f"{spec}: no CSV, TSV, Parquet or JSONL file there (a file, a directory or a glob).")
+    return files
+
+
+def packed_model(session, uri: str) -> bytes:
+    """The model's files at URI as a tar archive (what the actors unpack and load)."""
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="textops-ray-model-") as tmp, session.active():
+        local = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(local, arcname="model")
+        return buffer.getvalue()
+
+
+def unpack(tar: tarfile.TarFile, into: str) -> None:
+    """Extract TAR into INTO, refusing links and paths that would land outside it (tarfile's "data" filter where
+    this Python has it: 3.11.4 and later; the same checks by hand before)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(into, filter="data")
+        return
+    base = os.path.realpath(into)
+    for member in tar.getmembers():
+        target = os.path.realpath(os.path.join(into, member.name))
+        if not (member.isfile() or member.isdir()) or os.path.commonpath([base, target]) != base:
+            raise DataError(f"the model archive holds {member.name!r}, which is not a plain file inside it")
+    tar.extractall(into)
+
+
+class Scorer:
+    """A Ray actor's work: unpack and load the model once, then score blocks of rows."""
+
+    def __init__(self, model: list, model_config: dict, text_column: str, batch_size: int, temp: str | None):
+        import mlflow.pyfunc
+        import ray
+
+        from textops.core.env import set_offline_env
+
+        set_offline_env()
+        # In the local Ray's folder (removed with it); on a cluster, the node's temp folder, removed when the actor
+        # ends normally.
+        self.dir = tempfile.mkdtemp(prefix="textops-ray-actor-", dir=temp if temp and os.path.isdir(temp) else None)
+        weakref.finalize(self, shutil.rmtree, self.dir, True)
+        with tarfile.open(fileobj=io.BytesIO(ray.get(model[0]))) as tar:
+            unpack(tar, self.dir)
+        self.model = mlflow.pyfunc.load_model(os.path.join(self.dir, "model"), model_config=model_config)
+        self.text_column, self.batch_size = text_column, batch_size
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from textops.modeling.predict import predict_batches
+
+        texts = batch[self.text_column].fillna("").astype(str).tolist()
+        preds = predict_batches(self.model, texts, self.batch_size)
+        kept = {c: f"{c}_input" for c in batch.columns if c in preds.columns}
+        out = pd.concat([batch.reset_index(drop=True).rename(columns=kept), preds], axis=1)
+        out[NODE_COLUMN] = self.node
+        return out
+
+
+MIN_BLOCK_BYTES = 1 << 16
+ACTOR_START_S = 900  # how long the actors may take to start and load the model
+
+
+def block_bytes(files: list[Path], actors: int) -> int:
+    """Bytes per block: about a quarter of the smallest file's share per actor, at least 64 KB and at most Ray's
+    default 128 MB."""
+    return min(max(min(p.stat().st_size for p in files) // (actors * 4), MIN_BLOCK_BYTES), 128 << 20)
+
+
+def read_dataset(files: list[Path], actors: int):
+    """A Ray dataset of FILES, every column as text (one reader per kind, then their union). A text file is read in
+    blocks of about a quarter of its share per actor (at least 64 KB): one file is one read task, and a block goes
+    to one actor, so a file read whole would keep every other actor idle."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import ray.data
+
+    parts = []
+    for path in files:
+        kind = path.suffix.lower()
+        block = block_bytes([path], actors)
+        if kind in (".csv", ".tsv"):
+            sep = "\t" if kind == ".tsv" else ","
+            header = pd.read_csv(path, sep=sep, nrows=0, dtype=str).columns
+            parts.append(ray.data.read_csv(
+                str(path), read_options=pacsv.ReadOptions(block_size=block),
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False)))
+        elif kind == ".parquet":
+            parts.append(ray.data.read_parquet(str(path)))
+        else:
+            parts.append(ray.data.read_json(str(path), read_options=pajson.ReadOptions(block_size=block)))
+    return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
+
+
+def check_reachable(address: str, timeout: float = 10) -> None:
+    """A `host:port` cluster address must accept a connection: `ray.init` would otherwise retry for many minutes
+    before saying anything (other forms, `ray://...` or `auto`, are left to Ray)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from exc
+
+
+def connect(params: Params, address: str | None, cpus: int | None = None) -> str | None:
+    """Join the cluster ADDRESS, params' or RAY_ADDRESS names, else start a local Ray with CPUS (default: the
+    actors' and one more) in a temporary folder (its path, removed after `ray.shutdown()`); None when joined."""
+    import ray
+
+    target = address or params.ray.address or os.environ.get("RAY_ADDRESS")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if target:
+            check_reachable(target)
+            ray.init(address=target, log_to_driver=False, configure_logging=False)
+            return None
+        # A new local Ray turns on token authentication and saves a token in ~/.ray/auth_token, a file in the
+        # user's home that outlives it: the same protection with a token that lives in this process's environment
+        # (the raylet and the workers inherit it), unless the user chose Ray's authentication themselves.
+        if not any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        # CPUS, by default the actors' and one more for the tasks that read the files: with only the actors' they
+        # would wait for each other for ever. A short path of its own: Ray's sockets live there (not /tmp/ray).
+        temp = tempfile.mkdtemp(prefix="textops-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        cpus = cpus or int(math.ceil(params.ray.actors * params.ray.cpus_per_actor)) + 1
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _temp_dir=temp)  # fmt: skip
+        return temp
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise StateError(f"cannot reach the Ray cluster at {target or 'a local Ray'}: {exc}. Start one with "
+                         "`ray start --head` (it prints the address), or leave --address out for a local one.") \
+            from exc  # fmt: skip
+
+
+@contextlib.contextmanager
+def ray_session(params: Params, address: str | None, what: str, cpus: int | None = None) -> Iterator[str | None]:
+    """`connect` for the block (yields the local Ray's folder, None on a cluster); Ray's own errors become a
+    StateError saying it could not WHAT; a local Ray is stopped and its folder removed however the block ends."""
+    import ray
+
+    local = connect(params, address, cpus)
+    try:
+        yield local
+    except ray.exceptions.RayError as exc:
+        raise StateError(f"Ray could not {what}: {str(exc).strip().splitlines()[-1][:500]}") from exc
+    finally:
+        if local:
+            ray.shutdown()
+            shutil.rmtree(local, ignore_errors=True)
+
+
+def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version: str | None = None,
+                   text_column: str = "text", address: str | None = None) -> dict:  # fmt: skip
+    """Score every row of the files SPEC names with the champion (or VERSION) on Ray; write OUTPUT (see the module
+    docstring). Returns rows, output, model, nodes (rows per node) and seconds."""
+    import ray
+
+    from textops.core.tracking import connect as open_store
+    from textops.data.readers import TEXT_FORMATS
+    from textops.modeling.predict import model_uri, runtime_config
+
+    files = input_files(spec)
+    output = Path(output)
+    one = len(files) == 1 and Path(spec).is_file()
+    if one and TEXT_FORMATS.get(output.suffix.lower()) is None:
+        raise DataError(f"{output}: unsupported output type {output.suffix!r}; use CSV, TSV, Parquet or JSONL.")
+    for path in files:
+        if path.suffix.lower() in (".csv", ".tsv"):
+            header = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns
+            if text_column not in header:
+                raise DataError(f"{path}: no column {text_column!r} (it has {', '.join(map(str, header))}); "
+                                "pass --text-column.")  # fmt: skip
+    uri = model_uri(params, version)
+    model = packed_model(open_store(root, params, experiment=False), uri)
+    started = time.monotonic()
+    with ray_session(params, address, f"score {spec}") as local:
+        need, cpus = params.ray.actors * params.ray.cpus_per_actor, ray.cluster_resources().get("CPU", 0)
+        if cpus < need + 1:  # the actors would take every CPU and the reads wait for ever
+            raise StateError(f"the Ray cluster has {cpus:g} CPUs: ray.actors x ray.cpus_per_actor = {need:g}, and "
+                             "reading the files needs one more. Lower ray.actors (-S ray.actors=N) or add nodes.")
+        gpus = params.ray.gpus_per_actor
+        if gpus is None:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = one  # one file in: its rows in order
+        ctx.target_max_block_size = block_bytes(files, params.ray.actors)  # blocks of the read size
+        # Every actor holds its model before the first block goes out: otherwise the first one up takes the blocks
+        # while the others still load. Past the ceiling, a cluster that cannot place them is an error, not a hang.
+        ctx.wait_for_min_actors_s = ACTOR_START_S
+        scored = read_dataset(files, params.ray.actors).map_batches(
+            Scorer, batch_size=params.ray.batch_size, batch_format="pandas", concurrency=params.ray.actors,
+            num_cpus=params.ray.cpus_per_actor, num_gpus=gpus, scheduling_strategy="SPREAD",  # actors over nodes
+            fn_constructor_kwargs={"model": [ray.put(model)], "model_config": runtime_config(params.serve),
+                                   "text_column": text_column, "batch_size": params.serve.batch_size,
+                                   "temp": local},
+        )  # fmt: skip
+        rows, nodes = (write_one if one else write_directory)(scored, output)
+    return {"rows": rows, "output": str(output), "model": uri, "nodes": nodes,
+            "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+
+
+def _count(nodes: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    for node, n in frame[NODE_COLUMN].value_counts().items():
+        nodes[node] = nodes.get(node, 0) + int(n)
+    return frame.drop(columns=NODE_COLUMN)
+
+
+def write_one(scored, output: Path) -> tuple[int, dict]:
+    """The scored rows into one file like OUTPUT's kind, a block at a time, written aside then moved into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kind = output.suffix.lower()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    aside = output.with_name(f".{output.name}.part")
+    rows, nodes, writer = 0, {}, None
+    try:
+        with open(aside, "wb") as f:
+            for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
+                frame = _count(nodes, batch)
+                if kind == ".parquet":
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(f, table.schema)
+                    writer.write_table(table)
+                elif kind in (".jsonl", ".json"):
+                    f.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode())
+                else:
+                    f.write(frame.to_csv(sep="\t" if kind == ".tsv" else ",", index=False, header=rows == 0).encode())
+                rows += len(frame)
+            if writer is not None:
+                writer.close()
+        os.replace(aside, output)
+    finally:
+        Path(aside).unlink(missing_ok=True)
+    return rows, nodes
+
+
+def write_directory(scored, output: Path) -> tuple[int, dict]:
+    """The scored rows as Parquet files (`part-00000.parquet`, ...) in the directory OUTPUT, a block at a time
+    into a folder beside it that replaces OUTPUT once complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output}: a directory or glob input writes a directory of Parquet files; name a directory.")
+    aside = output.with_name(f".{output.name}.part")
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir(parents=True)
+    rows, nodes = 0, {}
+    try:
+        for n, batch in enumerate(scored.iter_batches(batch_format="pandas", batch_size=None)):
+            frame = _count(nodes, batch)
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), aside / f"part-{n:05d}.parquet")
+            rows += len(frame)
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(aside, output)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return rows, nodes

@@ -1,0 +1,391 @@
+"""The ASGI app of `textops serve` (FastAPI): MLflow's scoring protocol over the model a `Follower` holds.
+
+- `POST /invocations`: MLflow's scoring protocol (`textops.scoring`), `{"predictions": [...]}` with `label` and
+  `prob_<class>` per text. The model is read once per request: the request finishes on it even if a new version
+  is swapped in meanwhile. The texts are scored in chunks of serve.batch_size on a thread pool (never on the event
+  loop); between chunks a small request gets its turn and a client that went away drops the rest of the work.
+- `GET /ping`, `GET /health`: 200 while a model is loaded, else 503.
+- `GET /version`: which model answers (name, version, alias, data version, when loaded, the last reload error).
+- `GET /metrics`: Prometheus text format (`textops.serve_metrics`).
+- `POST /reload`: check the registry now (loopback clients only); SIGHUP does the same.
+- `POST /feedback`: labels for served answers, by their `X-Request-Id` (and position), with the request log on
+  (`textops.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have.
+Every response carries `X-Model-Name` and `X-Model-Version`; with the request log on, a scoring answer carries
+`X-Request-Id` too (the client's own, when it sent a valid one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
+
+from textops.core.config import Params
+from textops.serving.follow import Follower, Loaded, RegistrySource
+from textops.serving.scoring import BadRequest, Limits, read_texts
+from textops.serving.serve_metrics import Metrics
+
+log = logging.getLogger("textops.serve")
+JSON = "application/json"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+INLINE_PARSE_BYTES = 64_000  # larger bodies are parsed off the event loop
+
+
+@dataclass
+class ServeState:
+    """What the app serves with: the follower (the model), limits, metrics, the request log, the thread pool."""
+
+    follower: Follower
+    metrics: Metrics
+    limits: Limits
+    batch_size: int
+    pool: ThreadPoolExecutor
+    request_log: object | None = None  # textops.request_log.RequestLog
+    feedback_log: object | None = None  # textops.feedback.FeedbackLog, with the request log
+    shadow: Follower | None = None  # serve.shadow: the challenger, scoring after each answer is sent
+    shadow_pool: ThreadPoolExecutor | None = None
+    shadow_waiting: int = 0  # shadow scorings not finished (only the event loop changes it)
+
+
+def build_state(root: Path, params: Params, version: str | None = None, metrics_dir: str | None = None) -> ServeState:
+    """The state for ROOT's registry: follow `champion` (or serve VERSION only); nothing loaded yet."""
+    from textops.core.tracking import connect
+
+    serve = params.serve
+    metrics = Metrics(metrics_dir)
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "swapped":
+            metrics.reloads.inc()
+            metrics.serving(params.mlflow.registered_model, info["to"], info["from"])
+        else:
+            metrics.failed_reloads.inc()
+
+    source = RegistrySource(connect(root, params, experiment=False), version=version, serve=serve)
+    request_log = feedback_log = None
+    if serve.log_requests:
+        from textops.live.feedback import FeedbackLog
+        from textops.live.request_log import RequestLog
+
+        request_log = RequestLog(root / serve.request_log_dir, serve.request_log_format, serve.log_texts,
+                                 serve.request_log_rotate_mb, serve.request_log_keep, serve.feedback_max_age_days)
+        feedback_log = FeedbackLog(root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000))
+    shadow = shadow_pool = None
+    if serve.shadow:
+        from textops.serving.follow import ShadowSource, lower_priority
+
+        shadow = Follower(ShadowSource(source.session, serve), serve.poll_seconds)
+        shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="textops-shadow", initializer=lower_priority)
+    return ServeState(
+        shadow=shadow,
+        shadow_pool=shadow_pool,
+        follower=Follower(source, serve.poll_seconds, on_event),
+        metrics=metrics,
+        limits=Limits(serve.max_body_bytes, serve.max_texts, serve.max_chars_per_text),
+        batch_size=serve.batch_size,
+        pool=ThreadPoolExecutor(serve.threads, thread_name_prefix="textops-predict"),
+        request_log=request_log,
+        feedback_log=feedback_log,
+    )
+
+
+def create_app(state: ServeState):
+    """The FastAPI app over STATE. Its lifespan loads the model if STATE has none yet (a failure stops the
+    server before it accepts a request), then starts the follower's poller and the request log."""
+    from fastapi import FastAPI
+
+    @asynccontextmanager
+    async def lifespan(app):
+        follower = state.follower
+        if follower.current is None:
+            await asyncio.to_thread(follower.load_initial)
+        state.metrics.serving(follower.current.model_name, follower.current.model_version)
+        follower.start()
+        if state.shadow is not None:
+            state.shadow.start()
+            state.shadow.request_reload()  # load the challenger now, off the request path
+        if state.request_log is not None:
+            state.request_log.start()
+        try:
+            yield
+        finally:
+            follower.stop()
+            if state.shadow is not None:
+                state.shadow.stop()
+                state.shadow_pool.shutdown(wait=False, cancel_futures=True)
+            state.pool.shutdown(wait=False, cancel_futures=True)
+            if state.request_log is not None:
+                state.request_log.close()
+            # The process ends next: let the interpreter's last garbage collection skip the model and the
+            # libraries (seconds of a busy CPU for nothing).
+            gc.freeze()
+
+    app = FastAPI(title="textops serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(ModelHeaders, follower=state.follower)
+    _routes(app, state)
+    return app
+
+
+def _routes(app, state: ServeState) -> None:
+    follower = state.follower
+
+    async def ping():
+        return Response("\n" if follower.current else "no model loaded\n", 200 if follower.current else 503,
+                        media_type=JSON)  # fmt: skip
+
+    app.get("/ping")(ping)
+    app.get("/health")(ping)
+
+    @app.get("/version")
+    async def version():
+        shadow = state.shadow.current if state.shadow is not None else None
+        about = {"model_version": shadow.model_version, "alias": shadow.alias, "runtime": shadow.runtime} if shadow \
+            else None  # fmt: skip
+        return Response(json.dumps({**describe(follower), "shadow": about}), media_type=JSON)
+
+    @app.get("/metrics")
+    async def metrics():
+        content, content_type = await asyncio.to_thread(state.metrics.exposition)
+        return Response(content, media_type=content_type)
+
+    @app.post("/reload")
+    async def reload(request: Request):
+        if request.client is None or request.client.host not in LOOPBACK:
+            return Response(BadRequest(403, "POST /reload is for loopback clients only", "FORBIDDEN").body(), 403,
+                            media_type=JSON)  # fmt: skip
+        if state.shadow is not None:
+            state.shadow.request_reload()
+        result = await asyncio.to_thread(follower.reload)
+        return Response(json.dumps(result), 503 if result["result"] == "failed" else 200, media_type=JSON)
+
+    @app.post("/invocations")
+    async def invocations(request: Request):
+        return await score(request, state)
+
+    @app.post("/feedback")
+    async def feedback(request: Request):
+        return await take_feedback(request, state)
+
+
+async def take_feedback(request, state: ServeState):
+    """`POST /feedback`: every item matched to its answer and checked, then all written durably, then 200."""
+    from textops.live.feedback import FeedbackError, parse, resolve
+    from textops.serving.scoring import media_type, too_large
+
+    try:
+        if state.request_log is None:
+            raise FeedbackError(404, "this server keeps no request log (serve.log_requests: false), so it cannot "
+                                     "match feedback to its answers")  # fmt: skip
+        body = await read_body(request, state.limits)
+        if media_type(request.headers.get("content-type")) != "application/json":
+            raise BadRequest(415, "feedback is JSON: Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE")
+        try:
+            items = parse(body, state.limits.max_texts)
+        except OverflowError as exc:
+            raise too_large(str(exc)) from exc
+        except ValueError as exc:
+            raise BadRequest(400, str(exc)) from exc
+        rows = await asyncio.to_thread(resolve, items, state.request_log.find)
+        await asyncio.to_thread(state.feedback_log.append, rows)
+    except FeedbackError as exc:
+        code = "RESOURCE_DOES_NOT_EXIST" if exc.status == 404 else "INVALID_PARAMETER_VALUE"
+        return Response(BadRequest(exc.status, exc.message, code).body(), exc.status, media_type=JSON)
+    except BadRequest as exc:
+        return Response(exc.body(), exc.status, media_type=JSON)
+    except ClientDisconnect:
+        return Response(b"", 499)
+    state.metrics.feedback.inc(len(rows))
+    return Response(json.dumps({"accepted": len(rows)}), 200, media_type=JSON)
+
+
+async def score(request, state: ServeState):
+    """One scoring request, on the model current at its start."""
+    from mlflow.exceptions import MlflowException
+
+    started = time.perf_counter()
+    loaded: Loaded = state.follower.current
+    status, texts, headers = 200, None, model_headers(loaded)
+    try:
+        body = await read_body(request, state.limits)
+        ctype = request.headers.get("content-type")
+        if len(body) > INLINE_PARSE_BYTES:
+            texts = await asyncio.to_thread(read_texts, body, ctype, state.limits)
+        else:
+            texts = read_texts(body, ctype, state.limits)
+        records = await predict(request, state, loaded, texts)
+        if records is None:  # the client went away: nobody to answer
+            status = 499
+            state.metrics.dropped.inc()
+            response = Response(b"", 499)
+        else:
+            response = Response(json.dumps({"predictions": records}), 200, headers=headers, media_type=JSON)
+            request_id = None
+            if state.request_log is not None:
+                request_id = client_request_id(request) or uuid.uuid4().hex[:16]
+                response.headers["X-Request-Id"] = request_id
+            if not shadow_after(response, state, loaded, texts, records, request_id) and request_id:
+                state.request_log.add(request_id, loaded.model_version, texts, records)
+    except ClientDisconnect:  # gone while sending the body
+        status, response = 499, Response(b"", 499)
+        state.metrics.dropped.inc()
+    except BadRequest as exc:
+        status, response = exc.status, Response(exc.body(), exc.status, headers=headers, media_type=JSON)
+    except MlflowException as exc:  # the model refused the input (its schema, its own checks)
+        status = exc.get_http_status_code() if 400 <= exc.get_http_status_code() < 500 else 400
+        response = Response(BadRequest(status, exc.message.splitlines()[0][:1000]).body(), status, headers=headers,
+                            media_type=JSON)  # fmt: skip
+    except Exception as exc:
+        log.exception("scoring failed")
+        status = 500
+        response = Response(BadRequest(500, f"the model failed: {type(exc).__name__}", "INTERNAL_ERROR").body(),
+                            500, headers=headers, media_type=JSON)  # fmt: skip
+    state.metrics.request(status, loaded.model_version, time.perf_counter() - started, len(texts) if texts else None)
+    return response
+
+
+SHADOW_WAITING_MAX = 32  # requests waiting for their shadow scoring; past it a request is not shadowed
+
+
+def shadow_after(response, state: ServeState, loaded: Loaded, texts: list[str], records: list[dict],
+                 request_id: str | None) -> bool:  # fmt: skip
+    """Schedule the shadow challenger's scoring of TEXTS for after RESPONSE is sent (a background task, on its own
+    low-priority thread); False when there is none to run (no shadow, or too many waiting: counted)."""
+    from starlette.background import BackgroundTask
+
+    shadow = state.shadow.current if state.shadow is not None else None
+    if shadow is None or shadow.model_version == loaded.model_version:
+        return False
+    if state.shadow_waiting >= SHADOW_WAITING_MAX:
+        state.metrics.shadow_skipped.inc()
+        return False
+    state.shadow_waiting += 1
+    if request_id:
+        state.request_log.expect(request_id, loaded.model_version, texts, records)
+    response.background = BackgroundTask(run_shadow, state, shadow, loaded, texts, records, request_id, time.time())
+    return True
+
+
+async def run_shadow(state: ServeState, shadow: Loaded, loaded: Loaded, texts: list[str], records: list[dict],
+                     request_id: str | None, at: float) -> None:  # fmt: skip
+    """The shadow's answers to TEXTS (the client has its response already): counted against the served ones in
+    /metrics and logged beside them."""
+    loop, answers = asyncio.get_running_loop(), []
+    try:
+        for start in range(0, len(texts), state.batch_size):
+            chunk = texts[start : start + state.batch_size]
+            answers.extend(await loop.run_in_executor(state.shadow_pool, _predict_records, shadow.model, chunk))
+        differ = sum(a.get("label") != r.get("label") for a, r in zip(answers, records, strict=True))
+        state.metrics.shadow_texts.labels(loaded.model_version, shadow.model_version).inc(len(texts))
+        state.metrics.shadow_disagreements.labels(loaded.model_version, shadow.model_version).inc(differ)
+        result = (shadow.model_version, answers)
+    except Exception as exc:  # the shadow never fails a request: counted and logged
+        log.warning("shadow v%s failed: %s: %s", shadow.model_version, type(exc).__name__, exc)
+        state.metrics.shadow_skipped.inc()
+        result = None
+    finally:
+        state.shadow_waiting -= 1
+    if request_id and state.request_log is not None:
+        state.request_log.add(request_id, loaded.model_version, texts, records, shadow=result, at=at)
+
+
+async def read_body(request, limits: Limits) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed the limit (Content-Length, or while reading)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit():
+        limits.check_body(int(length))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        limits.check_body(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _predict_records(model, texts: list[str]) -> list[dict]:
+    import pandas as pd
+
+    return model.predict(pd.DataFrame({"text": texts})).to_dict(orient="records")
+
+
+async def predict(request, state: ServeState, loaded: Loaded, texts: list[str]) -> list[dict] | None:
+    """The records for TEXTS, serve.batch_size at a time on the thread pool; None when the client disconnected
+    (checked between chunks: the rest is not computed)."""
+    loop = asyncio.get_running_loop()
+    records: list[dict] = []
+    for start in range(0, len(texts), state.batch_size):
+        if start and await request.is_disconnected():
+            return None
+        chunk = texts[start : start + state.batch_size]
+        records.extend(await loop.run_in_executor(state.pool, _predict_records, loaded.model, chunk))
+    return records
+
+
+def client_request_id(request) -> str | None:
+    """The client's own X-Request-Id when it is one the log can keep (letters, digits, `._:-`, up to 128)."""
+    from textops.live.feedback import REQUEST_ID
+
+    sent = request.headers.get("x-request-id", "")
+    return sent if REQUEST_ID.fullmatch(sent) else None
+
+
+def model_headers(loaded: Loaded | None) -> dict[str, str]:
+    if loaded is None:
+        return {}
+    return {"X-Model-Name": loaded.model_name, "X-Model-Version": loaded.model_version}
+
+
+def describe(follower: Follower) -> dict:
+    """`GET /version`: the model that answers now, and how following the registry goes."""
+    cur = follower.current
+
+    def iso(t: float | None) -> str | None:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else None
+
+    error = dict(follower.last_error, at=iso(follower.last_error["at"])) if follower.last_error else None
+    return {
+        "model_name": cur.model_name if cur else None,
+        "model_version": cur.model_version if cur else None,
+        "alias": follower.source.alias,
+        "data": cur.data if cur else {},
+        "run_id": cur.run_id if cur else None,
+        "runtime": cur.runtime if cur else None,
+        "loaded_at": iso(cur.loaded_at) if cur else None,
+        "load_seconds": round(cur.load_seconds, 3) if cur else None,
+        "last_check": iso(follower.last_check),
+        "poll_seconds": follower.poll_seconds if follower.source.alias else None,
+        "last_reload_error": error,
+    }
+
+
+class ModelHeaders:
+    """ASGI middleware: `X-Model-Name`/`X-Model-Version` of the current model on every response that does not
+    name one already (a scoring answer names the model that computed it)."""
+
+    def __init__(self, app, follower: Follower):
+        self.app, self.follower = app, follower
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_model(message):
+            if message["type"] == "http.response.start" and self.follower.current is not None:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-model-version" for name, _ in headers):
+                    extra = model_headers(self.follower.current)
+                    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_model)

@@ -1,0 +1,299 @@
+"""Helpers for a throwaway textops project, shared by the test suite and the benchmarks (like
+`prefect.testing`): make a project next to this checkout's sources, run the real `textops` and `dvc`
+commands in it, start `textops serve` on a free port and send it load.
+
+They need a checkout of the repository (an editable install): `make_project` copies its params.yaml,
+dvc.yaml and sources.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Small enough for two shared CPU cores, learnable enough that the first model passes the floor. Tests that
+# need something else say so with an override on top of it (set_params(root, FAST, {...})).
+FAST = {
+    "sample": {"rows": 1000, "seed": 13},
+    "data": {"max_file_mb": 2},
+    "validate": {"min_rows": 100, "min_rows_per_class": 20},
+    "model": {
+        "base": "tiny",
+        "max_length": 32,
+        "tiny": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+    },
+    "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.002, "save_steps": 25, "logging_steps": 5,
+              "early_stopping_patience": 0},
+    "promotion": {"floor": 0.6},
+}
+
+# What the load test and benchmark send: mixed casing, negation, contrast, a non-Latin script.
+TEXTS = [
+    "the movie was truly wonderful!",
+    "the battery was awful.",
+    "honestly, the staff was not friendly",
+    "这部电影很好看",
+    "THE SOUNDTRACK WAS BRILLIANT, BUT THE ENDING WAS DULL",
+]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_project(path: Path) -> Path:
+    """A textops project in PATH: params.yaml, dvc.yaml and sources layout, git + DVC with a local remote."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("params.yaml", "dvc.yaml", "prefect.yaml", ".gitignore", "artifacts/.gitignore"):
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, path / name)
+    # dvc.yaml lists the stage modules as deps; the project needs them at those paths.
+    shutil.copytree(REPO / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "tests@textops.invalid")
+    git(path, "config", "user.name", "textops tests")
+    from contextlib import redirect_stdout
+
+    from dvc.repo import Repo
+
+    with redirect_stdout(io.StringIO()):  # "Initialized DVC repository. ..."
+        Repo.init(str(path)).close()  # `dvc init`, in this process
+    remote = path.parent / f"{path.name}-remote"
+    remote.mkdir(exist_ok=True)
+    # What `dvc remote add -d local REMOTE` and `dvc config` write, without three more DVC processes; the Vega
+    # libraries inline for `dvc plots show`, as in this repository (renders offline).
+    shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")
+    with open(path / ".dvc" / "config", "a", encoding="utf-8") as config:
+        config.write("[core]\n    remote = local\n    autostage = true\n    analytics = false\n")
+        config.write(f"[plots]\n    html_template = plots/offline.html\n['remote \"local\"']\n    url = {remote}\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "init project")
+    return path
+
+
+def merge(base: dict, update: dict) -> dict:
+    """BASE with UPDATE merged in, nested sections key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def set_params(root: Path, *updates: dict, commit: bool = True) -> None:
+    """Merge UPDATES into ROOT's params.yaml; with COMMIT, commit it (a clean tree: lineage tags say dirty=false)."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for update in updates:
+        params = merge(params, update)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    if commit:
+        git(root, "commit", "-q", "-m", "test params", "--", "params.yaml")
+
+
+def textops(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real `textops` console script in CWD."""
+    exe = Path(sys.executable).with_name("textops")
+    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"textops {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """The real `dvc` CLI in ROOT; with CHECK a failure raises AssertionError with its output."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 1.0):
+    """CHECK() until it returns something truthy (returned), or AssertionError after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Served:
+    """A running `textops serve`: its URL and port, seconds until it answered, the process and its log."""
+
+    url: str
+    port: int
+    started: float
+    proc: subprocess.Popen
+    log: Path
+
+    def get(self, path: str, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+        """GET URL/PATH: (status, headers in lower case, body); never raises on 4xx/5xx."""
+        return request(self.url, "GET", path, timeout=timeout)
+
+    def version(self) -> dict:
+        """GET /version, decoded."""
+        status, _, body = self.get("/version")
+        assert status == 200, body
+        return json.loads(body)
+
+
+@contextmanager
+def serving(root: Path, *args: str, timeout: float = 240) -> Iterator[Served]:
+    """`textops serve ARGS` on a free port as a user starts it, its output in ROOT/../serve-PORT.log; stopped
+    afterwards with SIGTERM to textops, which must take its whole process tree down."""
+    from textops.serving.serve import stop_server, wait_ready
+
+    port = free_port()
+    path = root.parent / f"serve-{port}.log"
+    log = open(path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port), *args],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started = wait_ready(url, proc, timeout=timeout)
+        yield Served(url, port, started, proc, path)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # to textops only: it must take its whole server down
+        try:
+            proc.wait(timeout=60)
+        finally:
+            stop_server(proc)  # in case it did not
+            log.close()
+    # the port is free again: nothing of the server is left listening
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "something still listens after textops serve stopped"
+
+
+def request(url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+            timeout: float = 60) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """One HTTP request on a fresh connection: (status, headers in lower case, body). Never raises on 4xx/5xx."""
+    import http.client
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def post_raw(url: str, body: bytes, headers: dict[str, str], timeout: float = 60) -> tuple[int, bytes]:
+    """POST BODY to URL/invocations on a fresh connection; (status, response body). Never raises on 4xx/5xx."""
+    status, _, answer = request(url, "POST", "/invocations", body, headers, timeout)
+    return status, answer
+
+
+def load(url: str, texts: list[str], requests: int | None = None, clients: int = 16, until=None) -> dict:
+    """POSTs of one text each from CLIENTS threads, each on its own kept-alive connection: REQUESTS in all, or
+    until the threading.Event UNTIL is set.
+
+    Returns the count of errors (a non-200 answer or a failed connection), their first examples, every
+    request's latency in seconds (for the benchmarks' p50/p99), and every response as a dict: `start`, `end`
+    (wall clock, time.time()), `status`, `version` (X-Model-Version), `text` and its `prediction`.
+    """
+    import http.client
+    import itertools
+    import threading
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    errors: list[str] = []
+    latencies: list[float] = []
+    responses: list[dict] = []
+    lock = threading.Lock()
+    counter = itertools.count()
+
+    def one(conn: http.client.HTTPConnection, i: int) -> http.client.HTTPConnection:
+        text = texts[i % len(texts)]
+        start, wall, status, version, prediction = time.perf_counter(), time.time(), 0, None, None
+        try:
+            conn.request("POST", "/invocations", body=json.dumps({"inputs": [text]}),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+            resp = conn.getresponse()
+            payload, status, version = resp.read(), resp.status, resp.getheader("X-Model-Version")
+            predictions = json.loads(payload)["predictions"] if status == 200 else []
+            prediction = predictions[0] if len(predictions) == 1 else None
+            problem = None if prediction else f"{status}: {payload[:200]!r}"
+        except Exception as exc:  # a dropped connection is an error too; reconnect for the next request
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            problem = f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - start
+        with lock:
+            latencies.append(elapsed)
+            responses.append({"start": wall, "end": wall + elapsed, "status": status, "version": version,
+                              "text": text, "prediction": prediction})  # fmt: skip
+            if problem:
+                errors.append(problem)
+        return conn
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        while until is None or not until.is_set():
+            i = next(counter)
+            if requests is not None and i >= requests:
+                break
+            conn = one(conn, i)
+        conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"errors": len(errors), "examples": errors[:5], "latencies": latencies, "responses": responses}
+
+
+@contextmanager
+def background_load(url: str, texts: list[str], clients: int = 16) -> Iterator[dict]:
+    """`load` from CLIENTS threads for as long as the block runs; the dict it yields is filled with load's result
+    when the block ends."""
+    import threading
+
+    stop, result = threading.Event(), {}
+    runner = threading.Thread(target=lambda: result.update(load(url, texts, clients=clients, until=stop)), daemon=True)
+    runner.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        runner.join(timeout=120)
+
+
+def champion_project(root: Path, *updates: dict) -> Path:
+    """A new project in ROOT with FAST params (and UPDATES) whose registry has a champion: `textops run` on the
+    sample, committed."""
+    make_project(root)
+    set_params(root, FAST, *updates)
+    out = textops(root, "run").stdout
+    assert "now the champion" in out, out
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "first data version and model")
+    return root

@@ -1,0 +1,157 @@
+"""The `textops monitor`, `textops feedback` and `textops label` commands: what comes back from live traffic
+(textops.live). Registered on the main app by textops.ui.cli; light imports only, as there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from textops.ui.command import Project, command, verbose
+
+feedback_app = typer.Typer(help="Labels people gave served answers (POST /feedback).", no_args_is_help=True)
+label_app = typer.Typer(help="A labelling queue for Label Studio, from the served texts.", no_args_is_help=True)
+
+
+@command(feedback_app, "export")
+def feedback_export(
+    output: Path | None = typer.Option(None, "--output", "-o", help="The CSV (default: landing/feedback-<time>.csv)."),
+    *,
+    project: Project,
+) -> None:
+    """Write the live texts people labelled (POST /feedback), not exported before, as a labelled CSV that the
+    next retrain ingests from landing/ through the same checks as any file."""
+    from textops.live.feedback import export
+
+    r = export(project.root, project.params, output)
+    typer.echo(f"feedback export: {r['rows']} labelled texts -> {r['output']}" if r["rows"] else "feedback export: "
+               "no feedback since the last export")  # fmt: skip
+
+
+@command(label_app, "queue")
+def label_queue(
+    n: int = typer.Option(100, "-n", help="How many texts to queue."),
+    output: Path = typer.Option(Path("tasks.json"), "--output", "-o", help="Label Studio tasks (.json) or .csv."),
+    *,
+    project: Project,
+) -> None:
+    """Queue the served texts the champion is least sure of (no feedback yet, one per text, spread over classes
+    and hours) as Label Studio tasks with its answer as a pre-annotation; the labelling config goes beside them
+    (.xml). Label Studio's JSON export of the project is read back by `textops ingest EXPORT.json`."""
+    from textops.live.labelstudio import label_queue as queue
+
+    r = queue(project.root, project.params, n, output)
+    extra = f"; labelling config {Path(r['output']).with_suffix('.xml')}" if r["output"].endswith(".json") else ""
+    typer.echo(f"label queue: {r['rows']} texts -> {r['output']}{extra}")
+
+
+def promote_check(*, project: Project) -> None:
+    """Decide on the challenger that waits for live evidence (promotion.live_min_labels): promote it once enough of
+    its answers in shadow are labelled and it does not lose to the champion on them (the monitor flow runs this)."""
+    from textops.lifecycle.register import live_check
+
+    typer.echo(f"promote-check: {live_check(project.root, project.params)['message']}")
+
+
+def add_model_commands(model_app: typer.Typer) -> None:
+    """The live-evidence commands of `textops model`."""
+    command(model_app, "promote-check")(promote_check)
+
+
+def add_live_commands(app: typer.Typer) -> None:
+    """`textops monitor`: the champion on new texts, landed files or the request log."""
+    command(app, "monitor")(monitor)
+
+
+def add_scale_commands(app: typer.Typer) -> None:
+    """The Ray commands beside `predict --engine ray`."""
+    command(app, "tune")(tune)
+
+
+def predict_ray(project: Project, spec: str, output: Path, version: str | None, text_column: str,
+                address: str | None) -> None:  # fmt: skip
+    """`textops predict --engine ray` (textops.batch_ray), with a clear message where Ray is not installed."""
+    try:
+        import ray.data  # noqa: F401  (before quiet_ray_logs: importing it sets up Ray's handlers)
+    except ImportError:
+        from textops.ui.command import fail
+
+        fail("--engine ray needs Ray: pip install -e \".[ray]\" (Ray Data and Tune), then run it again.")
+    from textops.scale.batch_ray import predict_on_ray
+
+    quiet_ray_logs()
+    r = predict_on_ray(project.root, project.params, spec, output, version, text_column, address)
+    spread = ", ".join(f"{node[:8]} {n}" for node, n in sorted(r["nodes"].items()))
+    typer.echo(f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
+               f"{r['seconds']} s) -> {r['output']}")  # fmt: skip
+
+
+def tune(
+    address: str | None = typer.Option(None, help="The Ray cluster (default: ray.address, RAY_ADDRESS, else local)."),
+    apply: bool = typer.Option(False, "--apply", help="Write the best trial's values into params.yaml (a diff)."),
+    *,
+    project: Project,
+) -> None:
+    """Search train params (tune.space) on the current cleaned data: Optuna's TPE through Ray Tune, ASHA stopping
+    trailing trials; each trial the train stage's training, a child MLflow run; no model is kept or registered."""
+    params = project.params  # a bad params file is named before Ray is imported
+    try:
+        import optuna  # noqa: F401
+        import ray.tune  # noqa: F401
+    except ImportError:
+        from textops.ui.command import fail
+
+        fail("tune needs Ray Tune and Optuna: pip install -e \".[ray]\", then run it again.")
+    from textops.scale.tune import apply_best, describe
+    from textops.scale.tune import tune as search
+
+    quiet_ray_logs()
+    r = search(project.root, params, address, echo=typer.echo, quiet=not verbose())
+    metric = r["metric"]
+    typer.echo(f"\n  {'val ' + metric:>14}  evals  trial")
+    for row in r["trials"]:
+        figure = "failed" if row[metric] is None else f"{row[metric]:.4f}"
+        typer.echo(f"  {figure:>14}  {row['evaluations']:>5}  {describe(row['config'])}")
+    start = r["start"]
+    gain = ""
+    if start and start[metric] is not None:
+        delta = r["best"][metric] - start[metric]
+        gain = " (the current params)" if start is r["best"] else f" ({delta:+.4f} over the current params)"
+    typer.echo(f"tune: best val {metric} {r['best'][metric]:.4f}{gain}: {describe(r['best']['config'])}; "
+               f"{len(r['trials'])} trials in run {r['run_id']} (experiment {r['experiment']})")  # fmt: skip
+    if apply:
+        diff = apply_best(project.params_path, r["best"]["config"])
+        typer.echo(diff.rstrip() if diff else f"tune --apply: {project.params_path} already holds the best values")
+    else:
+        typer.echo("tune: `textops tune --apply` writes them into params.yaml; `textops run` then trains with them")
+
+
+def quiet_ray_logs() -> None:
+    """Ray's own log lines (per-operator progress every few seconds) go where the libraries' logs go (the log
+    file, textops.logs), not to the console, unless -v."""
+    import logging
+
+    if verbose():
+        return
+    for name in ("ray", "ray.data"):
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+        logger.propagate = True
+
+
+def monitor(
+    files: list[Path] = typer.Argument(None, help="Labelled or unlabelled files (default: the landing directory)."),
+    requests: bool = typer.Option(False, "--requests", help="Monitor the request log of `textops serve` instead."),
+    as_json: bool = typer.Option(False, "--json", help='Print the result as JSON (top-level "drift": true|false).'),
+    *,
+    project: Project,
+) -> None:
+    """Compare new texts with the champion's training data: input drift (length, vocabulary, embeddings, predicted
+    classes, confidence), label shift and performance decay; to metrics/monitor.json, an HTML report and MLflow."""
+    import json
+
+    from textops.lifecycle.monitor import monitor as run_monitor
+    from textops.ui.console import format_monitor
+
+    result = run_monitor(project.root, project.params, files or None, requests)
+    typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_monitor(result))

@@ -1,0 +1,150 @@
+"""What the CLI prints: tables and summaries, formatted from the plain dicts the library returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textops.core.config import Params
+
+
+def format_versions(versions: list[dict]) -> str:
+    if not versions:
+        return "no data versions yet: run `textops run`, or ingest data and commit it (`textops ingest FILE --commit`)."
+    lines = [f"{'rev':<10} {'date':<25} {'raw md5':<14} {'clean md5':<14} {'train':>8} {'val':>7} {'test':>7}  models"]
+    for v in versions:
+        s = v.get("splits") or {}
+        models = ",".join(str(m) for m in v.get("models", [])) or "-"
+        rev = (v.get("rev") or "(none)")[:8]
+        lines.append(
+            f"{rev:<10} {v.get('date') or '-':<25} {(v['raw_md5'] or '-')[:12]:<14} {(v['clean_md5'] or '-')[:12]:<14} "
+            f"{s.get('train', '-'):>8} {s.get('val', '-'):>7} {s.get('test', '-'):>7}  {models}"
+        )
+    return "\n".join(lines)
+
+
+def format_list(rows: list[dict], metric: str) -> str:
+    if not rows:
+        return "no registered versions yet: run `textops register` after training and evaluating."
+    lines = [f"{'version':>7}  {'aliases':<20} {metric:>9}  {'data rev':<9} {'raw md5':<13} {'decision':<9} created"]
+    for r in rows:
+        m = f"{float(r['metric']):.4f}" if r["metric"] else "-"
+        lines.append(
+            f"{r['version']:>7}  {','.join(r['aliases']) or '-':<20} {m:>9}  {r['data_rev'][:8] or '-':<9} "
+            f"{r['raw_md5'][:12] or '-':<13} {r['decision'] or '-':<9} {r['created']}"
+        )
+    return "\n".join(lines)
+
+
+def baseline_summary(baseline: dict | None) -> str:
+    """` (TF-IDF + logistic regression baseline: accuracy .., macro_f1 ..)`, or '' without a baseline."""
+    if not baseline:
+        return ""
+    figures = ", ".join(f"{k} {baseline[k]:.4f}" for k in ("accuracy", "macro_f1") if baseline.get(k) is not None)
+    return f" ({baseline.get('model', 'baseline')} baseline: {figures})"
+
+
+def run_summary(summary: dict) -> str:
+    """A pipeline run at a glance: test metrics of the challenger, the champion it was compared with and the
+    TF-IDF baseline where evaluated, the decision with its reason, and where to look next."""
+    if "register" not in summary:
+        return summary.get("message") or "done"
+    reg, ev = summary["register"], summary.get("evaluate", {})
+    evidence = reg.get("evidence") or {}
+    metric = next((k.split(".", 1)[1] for k in evidence if k.startswith("challenger.") and k.count(".") == 1
+                   and k != "challenger.version" and k != "challenger.run_id"), "macro_f1")  # fmt: skip
+    rows = [(f"challenger v{reg['version']}", ev.get("accuracy"), ev.get("macro_f1"))]
+    if f"champion.{metric}" in evidence:
+        rows.append((f"champion v{evidence.get('champion.version')}", None, None))
+        rows[-1] = (rows[-1][0], *(_figure(evidence, "champion", m, metric) for m in ("accuracy", "macro_f1")))
+    baseline = ev.get("baseline")
+    if isinstance(baseline, dict):
+        rows.append(("baseline (TF-IDF)", baseline.get("accuracy"), baseline.get("macro_f1")))
+    lines = [f"{'':<22} {'test accuracy':>13} {'test macro-F1':>13}"]
+    lines += [f"{name:<22} {_fmt(acc):>13} {_fmt(f1):>13}" for name, acc, f1 in rows]
+    verdict = "promoted, now the champion" if reg["promote"] else "not promoted"
+    lines += ["", f"registered {reg.get('name')} v{reg['version']}: {verdict} ({reg['reason']})"]
+    return "\n".join(lines)
+
+
+def _figure(evidence: dict, who: str, name: str, metric: str):
+    """WHO's figure for metric NAME from the registry's evidence (only the primary metric is there)."""
+    return evidence.get(f"{who}.{name}") if name == metric or f"{who}.{name}" in evidence else None
+
+
+def _fmt(value) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def next_steps(root: Path, params: Params, summary: dict) -> str:
+    """Where to look after a run: its files, the MLflow run, the log."""
+    from textops.core import logs, scm
+    from textops.core.config import redact
+    from textops.core.tracking import tracking_uri
+
+    uri = tracking_uri(root, params)  # a tracking server has its own UI
+    ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000 --workers 1"
+    ui = redact(uri) if uri.startswith("http") else ui
+    run_id = summary.get("evaluate", {}).get("run_id") or summary.get("train", {}).get("run_id") or ""
+    report = summary.get("validate", {}).get("report")
+
+    def rel(path) -> str:
+        path = Path(path)
+        return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
+
+    looks = [
+        ("metrics/eval.json", "test metrics (`dvc metrics show`; `dvc plots show` draws the curves)"),
+        (params.evaluate.output_dir, "confusion matrix, calibration, misclassified rows"),
+        *([(rel(report), "the data checks")] if report else []),
+        *([(rel(summary["report"]), "this run on one page (also in MLflow)")] if summary.get("report") else []),
+        *([(rel(logs.CURRENT), "the libraries' log of this run")] if logs.CURRENT and logs.CURRENT.exists() else []),
+    ]
+    width = max(len(a) for a, _ in looks)
+    lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
+    # --commit only where git can make the commit (it needs an identity: user.name and user.email).
+    ingest = "textops ingest NEW.csv --commit" if scm.can_commit(root) else "textops ingest NEW.csv"
+    lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
+              "next:", f"  {'textops serve':<{len(ingest) + 16}}# serve the champion over REST",
+              f"  {ingest} && textops run  # retrain on new data",
+              f"  {'docs/orchestration.md':<{len(ingest) + 16}}# schedules and GPU workers"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_monitor(result: dict) -> str:
+    """The monitor's verdict and one line per check: kind, name, reference and new figures, p-value."""
+
+    def show(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        if isinstance(value, dict):
+            return " ".join(f"{k}:{v:.2f}" for k, v in list(value.items())[:4])
+        return "-" if value is None else str(value)
+
+    champion = result["champion"]
+    lines = [
+        f"monitor: {result['rows']} rows from {result['source']} against {champion['name']} v{champion['version']}'s "
+        "training data",
+        f"{'':<6} {'kind':<12} {'check':<32} {'reference':>27} {'new':>27} {'p-value':>9}",
+    ]
+    for c in result["checks"]:
+        mark = "DRIFT" if c["drifted"] else ("skip" if "skipped" in c else "ok")
+        if "skipped" in c:
+            lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} ({c['skipped']})")
+            continue
+        lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} {show(c.get('reference')):>27} "
+                     f"{show(c.get('current')):>27} {show(c.get('p_value')):>9}")  # fmt: skip
+    for version, f in (result.get("online") or {}).items():
+        lines.append(f"online v{version}: {f['n']} answers labelled by feedback, accuracy {f['accuracy']:.3f}, "
+                     f"macro-F1 {f['macro_f1']:.3f}")  # fmt: skip
+    for f in (result.get("shadow") or {}).values():
+        labelled = (f" ; on {f['labelled']} labelled: served {f['served_accuracy']:.3f}, shadow "
+                    f"{f['shadow_accuracy']:.3f} (McNemar p {f['mcnemar_p']:.3g})") if f["labelled"] else ""
+        lines.append(f"shadow v{f['shadow_version']} beside v{f['served_version']}: agrees on "
+                     f"{f['agreement']:.1%} of {f['texts']} texts{labelled}")  # fmt: skip
+    verdict = f"DRIFT ({', '.join(result['kinds'])})" if result["drift"] else "no drift"
+    lines.append(f"{verdict}; report {result['report']}, MLflow run {result['mlflow_run_id']}")
+    return "\n".join(lines)

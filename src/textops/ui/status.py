@@ -1,0 +1,174 @@
+"""`textops status`: a project on one screen. The champion and the challenger (version, test metric, data
+version, age, decision), the last training runs, files waiting in the landing directory, the deployments'
+schedules, whether `textops serve` answers and with which version, and whether data/ is what the champion saw.
+
+Read-only: nothing here writes to the project, the MLflow store or the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from textops.core import lineage, scm
+from textops.core.config import Params
+from textops.core.tracking import connect, store_exists, tracking_uri
+from textops.data.landing import landing_files
+
+ALIASES = ("champion", "challenger")
+
+
+def project_status(root: Path, params: Params, runs: int = 5) -> dict:
+    """Everything `textops status` shows, as plain data (`--json` prints it)."""
+    root = Path(root)
+    out: dict = {"aliases": {}, "runs": [], "data": data_state(root, params)}
+    if store_exists(tracking_uri(root, params)):
+        session = connect(root, params, experiment=False)
+        for alias in ALIASES:
+            out["aliases"][alias] = alias_summary(session, alias, params.promotion.primary_metric)
+        out["runs"] = last_runs(session, params, runs)
+    champion = out["aliases"].get("champion") or {}
+    out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
+    out["landing"] = [p.name for p in landing_files(root, params)]
+    out["schedules"] = schedules(root)
+    from textops.live.feedback import online_figures
+
+    out["online"] = online_figures(root / params.serve.request_log_dir)
+    out["serving_checked"] = servers(root, params)
+    out["serving"] = next((answer for url in out["serving_checked"] if (answer := serving_at(url))), None)
+    return out
+
+
+def servers(root: Path, params: Params) -> list[str]:
+    """Where this project's servers may listen: each running `textops serve` (its --port too), then params'."""
+    from textops.serving.serve import announced
+
+    host = "127.0.0.1" if params.serve.host in ("0.0.0.0", "::") else params.serve.host
+    default = f"http://{'[' + host + ']' if ':' in host else host}:{params.serve.port}"
+    return list(dict.fromkeys([*announced(root), default]))
+
+
+def alias_summary(session, alias: str, metric: str) -> dict | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = session.client.get_model_version_by_alias(session.model_name, alias)
+    except MlflowException:
+        return None
+    tags = mv.tags or {}
+    from textops.registry.noop import model_files_present
+
+    location = session.client.get_model_version_download_uri(session.model_name, mv.version)
+    return {
+        "version": str(mv.version),
+        # A local store's version whose files are gone (deleted, a share down) would fail to serve and to compare.
+        "files_missing": location.startswith("file:") and not model_files_present(location),
+        "metric": tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}{metric}"),
+        "decision": tags.get(lineage.DECISION, ""),
+        "reason": tags.get(lineage.REASON, ""),
+        "raw_md5": tags.get(lineage.RAW_MD5) or tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}data.raw_md5"),
+        "data_rev": tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}data.rev", ""),
+        "created": mv.creation_timestamp / 1000,
+    }
+
+
+def last_runs(session, params: Params, limit: int) -> list[dict]:
+    experiment = session.client.get_experiment_by_name(params.mlflow.experiment)
+    if experiment is None:
+        return []
+    found = session.client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
+                                       max_results=limit)  # fmt: skip
+    metric = params.promotion.primary_metric
+    return [
+        {"run_id": r.info.run_id, "status": r.info.status, "start": r.info.start_time / 1000,
+         "stage": r.data.tags.get(lineage.STAGE, ""), f"test_{metric}": r.data.metrics.get(f"test_{metric}")}
+        for r in found
+    ]  # fmt: skip
+
+
+def data_state(root: Path, params: Params) -> dict:
+    """The raw data version data/ holds now (data.dvc's md5; None before the first ingest)."""
+    try:
+        raw = scm.raw_md5(root, params)
+    except Exception:  # a missing or conflicted pointer: status reports, the data commands explain
+        raw = None
+    return {"raw_md5": raw}
+
+
+def schedules(root: Path) -> list[dict]:
+    """The deployments in prefect.yaml with their schedules (what `prefect deploy` would create)."""
+    path = root / "prefect.yaml"
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    out = []
+    for d in spec.get("deployments") or []:
+        crons = [s.get("cron") or s.get("interval") or s.get("rrule") for s in d.get("schedules") or []]
+        out.append({"name": d.get("name"), "pool": (d.get("work_pool") or {}).get("name"),
+                    "schedules": [str(c) for c in crons if c], "triggers": len(d.get("triggers") or [])})  # fmt: skip
+    return out
+
+
+def serving_at(url: str, timeout: float = 1.0) -> dict | None:
+    """What `textops serve` at URL answers on /version; None when nothing answers there."""
+    url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:")
+    try:
+        with urllib.request.urlopen(f"{url}/version", timeout=timeout) as resp:
+            return json.loads(resp.read().decode("utf-8")) | {"url": url}
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def age(seconds_since_epoch: float) -> str:
+    s = max(0, time.time() - seconds_since_epoch)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.0f} {unit} ago"
+    return f"{s:.0f} s ago"
+
+
+def format_status(st: dict, metric: str) -> str:
+    """The one screen."""
+    lines = []
+    for alias in ALIASES:
+        a = st["aliases"].get(alias)
+        if a is None:
+            lines.append(f"{alias:<11} none" + ("  (run `textops run`)" if alias == "champion" else ""))
+            continue
+        lines.append(f"{alias:<11} v{a['version']:<4} {metric} {a['metric'] or '-':<8} data {(a['raw_md5'] or '-')[:8]}"
+                     f" (rev {(a['data_rev'] or '-')[:8]})  {age(a['created'])}  {a['decision']}")  # fmt: skip
+        if a.get("files_missing"):
+            lines.append(f"{'':<11} WARNING: v{a['version']}'s model files cannot be read: it cannot be served or "
+                         "compared (make them available, or `textops model promote` another version)")  # fmt: skip
+        if alias == "challenger" and a["reason"]:
+            lines.append(f"{'':<11} {a['reason'][:150]}")
+    d = st["data"]
+    same = "the champion's" if d.get("champion_trained_on_it") else "not what the champion was trained on"
+    lines.append(f"{'data/':<11} raw {(d['raw_md5'] or 'none')[:8]}: {same}" if d["raw_md5"] else "data/       empty")
+    waiting = st["landing"]
+    lines.append(f"{'landing':<11} {len(waiting)} file(s) waiting" + (f": {', '.join(waiting[:5])}" if waiting else ""))
+    srv = st["serving"]
+    if srv:
+        lines.append(f"{'serving':<11} {srv['url']}: v{srv.get('model_version', srv.get('version', '?'))} "
+                     f"({srv.get('alias') or 'pinned'})")  # fmt: skip
+    else:
+        lines.append(f"{'serving':<11} nothing answers at {', '.join(st.get('serving_checked') or [])}")
+    for version, f in (st.get("online") or {}).items():
+        lines.append(f"{'online':<11} v{version}: accuracy {f['accuracy']:.3f} on {f['n']} answers labelled (feedback)")
+    for dep in st["schedules"]:
+        when = ", ".join(dep["schedules"]) or "no schedule"
+        trig = f", {dep['triggers']} trigger(s)" if dep["triggers"] else ""
+        lines.append(f"{'deployment':<11} {dep['name']} on pool {dep['pool']}: {when}{trig}")
+    if st["runs"]:
+        lines.append("last runs:")
+        for r in st["runs"]:
+            f = r.get(f"test_{metric}")
+            lines.append(f"  {r['run_id'][:12]}  {r['status']:<9} {r['stage']:<9} {age(r['start']):<12} "
+                         f"test {metric} {'-' if f is None else f'{f:.4f}'}")  # fmt: skip
+    return "\n".join(lines)
