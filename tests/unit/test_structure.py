@@ -1,12 +1,15 @@
-"""The package's shape: no import cycles (imports inside functions count), no module importing another's
-private names, no module over ~400 lines nor function over ~60, no process-global state changed by src/ or
-flows/, and one definition of what a training depends on (config.TRAINING_SECTIONS and dvc.yaml agree)."""
+"""The package's shape: the layers (import-linter's contracts, the same table as docs/architecture.md), no import
+cycles within a layer (imports inside functions count), no module importing another's private names, no module
+over 400 lines nor function over ~60, no process-global state changed by src/ or flows/, and one definition of
+what a training depends on (config.TRAINING_SECTIONS and dvc.yaml agree)."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -126,3 +129,25 @@ def test_no_function_over_about_60_lines():
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 65:
                 long.append(f"{path.relative_to(REPO)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
+
+
+def contract_layers() -> list[list[str]]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c["layers"] for c in config["contracts"] if c["type"] == "layers")
+    return [[name.strip().removeprefix("textops.") for name in layer.split("|")] for layer in layers]
+
+
+def test_import_linter_contracts_hold(monkeypatch):
+    from importlinter.cli import lint_imports
+
+    monkeypatch.syspath_prepend(str(REPO))  # flows/ is checked as the package `flows`
+    assert lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+
+
+def test_the_architecture_page_shows_the_contract_layers_in_order():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    section = page[page.index("## Layers") : page.index("## Who owns which contract")]
+    rows = [re.findall(r"`(\w+)`", cells) for cells in re.findall(r"^\| (`\w+`(?: \\\| `\w+`)*) \|", section, re.M)]
+    assert rows == contract_layers()
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages == {name for layer in contract_layers() for name in layer} - {"flows"}
