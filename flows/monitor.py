@@ -21,19 +21,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from textops.flows.pipeline import project
 
+from textops.core import lineage
 from textops.core.config import Params
 from textops.core.errors import TextopsError
 
-LANDED = "textops.data.landed"
-DRIFT = "textops.drift.detected"
+LANDED, DRIFT = lineage.EVENT_LANDED, lineage.EVENT_DRIFT
 
 
 def resource(root: Path, what: str) -> dict[str, str]:
     """The event's resource: `textops.landing` or `textops.monitor`, labelled with the project it is about."""
     return {
-        "prefect.resource.id": f"textops.{what}",
+        "prefect.resource.id": lineage.event_resource(what),
         "prefect.resource.name": f"{root.name} {what}",
-        "textops.project": str(root),
+        lineage.EVENT_PROJECT_LABEL: str(root),
     }
 
 

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 
+from textops.core import lineage
 from textops.core.config import Params, load_params
 from textops.core.errors import TextopsError, ValidationFailed
 from textops.core.logs import note, stage
@@ -215,7 +216,7 @@ def release_if_holder_died(root: Path) -> str | None:
                 client.release_concurrency_slots(names=[TRAINING_LIMIT], slots=1, occupancy_seconds=max(held, 1.0))
         path.unlink(missing_ok=True)
     return (
-        f"released the training slot held by process {holder.get('textops.owner.pid')} (flow run "
+        f"released the training slot held by process {holder.get(lineage.OWNER_PID)} (flow run "
         f"{holder.get('flow_run')}, since {holder.get('since')}), which died without giving it back"
     )
 

@@ -9,9 +9,9 @@ import ast
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,3 +151,47 @@ def test_the_architecture_page_shows_the_contract_layers_in_order():
     assert rows == contract_layers()
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert packages == {name for layer in contract_layers() for name in layer} - {"flows"}
+
+
+ALIAS_CALLS = {"get_model_version_by_alias", "set_registered_model_alias", "delete_registered_model_alias"}
+
+
+def loose_names(path: Path) -> list[str]:  # noqa: C901
+    """MLflow tag keys, event names and alias names spelt out in PATH instead of taken from their owner
+    (core/lineage.py): a `"textops.…"` string (logger names and module paths aside), an alias literal given to
+    MLflow's alias calls, a `@champion` model URI."""
+    tree = ast.parse(path.read_text())
+    where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+    documented = (n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef) and n.body)
+    docstrings = {id(n.body[0].value) for n in documented
+                  if isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    allowed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                "getLogger", "import_module"):
+            allowed.update(id(n) for arg in node.args for n in ast.walk(arg))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings | allowed:
+            if node.value.startswith("textops.") or "@champion" in node.value or "@challenger" in node.value:
+                found.append(f"{where}:{node.lineno}: {node.value!r}")
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ALIAS_CALLS:
+            found.extend(f"{where}:{node.lineno}: alias {a.value!r}" for a in node.args
+                         if isinstance(a, ast.Constant) and a.value in ("champion", "challenger"))
+    return found
+
+
+def test_tag_keys_events_and_aliases_are_spelt_only_in_lineage():
+    owner = PACKAGE / "core" / "lineage.py"
+    logger_names = PACKAGE / "core" / "logs.py"  # `textops.stages`, a logger's name
+    offenders = [hit for path in modules().values() if path not in (owner, logger_names) for hit in loose_names(path)]
+    assert offenders == []
+
+
+def test_the_loose_name_check_finds_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text('import logging\nlogging.getLogger("textops.serve")\n'
+                      'TAG = "textops.decision"\nuri = f"models:/m@champion"\n'
+                      'client.set_registered_model_alias("m", "champion", "1")\n')
+    found = sorted(hit.split(": ", 1)[1] for hit in loose_names(sample))
+    assert found == ["'models:/m@champion'", "'textops.decision'", "alias 'champion'"]

@@ -52,6 +52,13 @@ BASELINE = "textops.baseline"  # what the evaluation's bag-of-words baseline was
 RESUMED_FROM = "textops.resumed_from"
 RESUMED_FROM_RUN = "textops.resumed_from_run"
 KILLED = "textops.killed"
+# The process that has a run open (a run whose owner is gone on this machine is marked KILLED).
+OWNER_HOST, OWNER_PID, OWNER_START = "textops.owner.host", "textops.owner.pid", "textops.owner.start"
+# What a training ran on.
+DEVICE, CPU_THREADS, WORLD_SIZE = "textops.device", "textops.cpu_threads", "textops.world_size"
+GPU, GPU_COUNT = "textops.gpu", "textops.gpu_count"
+# A monitoring run: what it read and the champion it judged.
+MONITOR_SOURCE, MONITOR_CHAMPION_VERSION = "textops.monitor.source", "textops.monitor.champion_version"
 # `textops tune`'s runs: a trial's id, its params, the Ray node that trained it, whether ASHA stopped it; the best.
 TUNE_TRIAL, TUNE_CONFIG, TUNE_NODE = "textops.tune.trial", "textops.tune.config", "textops.tune.node"
 TUNE_STOPPED_EARLY, TUNE_BEST_TRIAL = "textops.tune.stopped_early", "textops.tune.best_trial"
@@ -63,10 +70,59 @@ DECISION = "textops.decision"
 PROMOTED, REJECTED, AWAITING_LIVE = "promoted", "rejected", "awaiting-live"
 REASON = "textops.reason"
 MANUAL_PROMOTION = "textops.manual_promotion"
-CHALLENGER = "challenger."
-CHAMPION = "champion."
+# The registry's aliases: the one spelling, for the registry, the no-op check, status, serving and predict.
+CHAMPION_ALIAS, CHALLENGER_ALIAS = "champion", "challenger"
+ALIASES = (CHAMPION_ALIAS, CHALLENGER_ALIAS)
 # Tag on the registered model: every champion change, replayed by rollback.
 CHAMPION_HISTORY = "textops.champion_history"
+
+# MLflow metric keys of an evaluation run: the model's test figures and the baseline's on the same rows.
+TEST_METRIC_PREFIX, BASELINE_METRIC_PREFIX = "test_", "baseline_test_"
+
+# Prefect events the monitor flow emits and prefect.yaml's retrain trigger matches (resources `textops.landing`,
+# `textops.monitor`, labelled with the project).
+EVENT_LANDED, EVENT_DRIFT = "textops.data.landed", "textops.drift.detected"
+EVENT_PROJECT_LABEL = "textops.project"
+
+
+def version_tag(library: str) -> str:
+    """The tag holding the version of LIBRARY a training ran with."""
+    return f"{PREFIX}version.{library}"
+
+
+def evidence_tag(key: str) -> str:
+    """A model version's evidence tag for KEY (what register decided with: `decision`, `challenger.accuracy`)."""
+    return PREFIX + key
+
+
+def challenger_evidence(key: str) -> str:
+    """The challenger's figure or data fact KEY (`accuracy`, `data.raw_md5`) as its version records it."""
+    return evidence_tag(f"challenger.{key}")
+
+
+def champion_evidence(key: str) -> str:
+    """The champion's figure KEY that the challenger was compared with, as the challenger's version records it."""
+    return evidence_tag(f"champion.{key}")
+
+
+def live_tag(key: str) -> str:
+    """A version's figure KEY measured on labelled live answers (promote-check)."""
+    return evidence_tag(f"live.{key}")
+
+
+def event_resource(what: str) -> str:
+    """The Prefect resource id of an event about WHAT (`landing`, `monitor`)."""
+    return f"{PREFIX}{what}"
+
+
+def test_metric(name: str) -> str:
+    """The MLflow metric key of the model's test figure NAME (`accuracy` -> `test_accuracy`)."""
+    return TEST_METRIC_PREFIX + name
+
+
+def baseline_metric(name: str) -> str:
+    """The MLflow metric key of the baseline's test figure NAME on the same rows."""
+    return BASELINE_METRIC_PREFIX + name
 
 
 def clean_md5s(root: Path, params: Params) -> dict[str, str]:

@@ -161,10 +161,24 @@ def lock_out_md5(lock_text: str | None, stage: str, out: str) -> str | None:
         entry = ((yaml.safe_load(lock_text) or {}).get("stages") or {}).get(stage) or {}
     except yaml.YAMLError:
         return None
-    for item in entry.get("outs") or []:
-        if item.get("path") == out:
-            return item.get("md5")
-    return None
+    return stage_out_md5(entry, out)
+
+
+def stage_out_md5(entry: dict, out: str) -> str | None:
+    """The md5 of output OUT in one stage's dvc.lock ENTRY (as a run's lineage tag keeps it)."""
+    return next((item.get("md5") for item in entry.get("outs") or [] if item.get("path") == out), None)
+
+
+def pointer_text(out: dict) -> str:
+    """A .dvc file whose single output is OUT (md5, size, nfiles, path), as `dvc add` writes it."""
+    return yaml.safe_dump({"outs": [out]}, sort_keys=False)
+
+
+def lock_with_stage(lock_text: str | None, stage: str, entry: dict) -> str:
+    """dvc.lock's TEXT with STAGE's entry replaced by ENTRY (a new lock file when there is none)."""
+    lock = yaml.safe_load(lock_text or "") or {"schema": "2.0", "stages": {}}
+    lock.setdefault("stages", {})[stage] = entry
+    return yaml.safe_dump(lock, sort_keys=False)
 
 
 def _read(path: Path) -> str | None:

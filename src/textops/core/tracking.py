@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from textops.core.config import Params
 from textops.core.env import backup_sqlite, copy_if_absent, template_dir
-from textops.core.lineage import KILLED
+from textops.core.lineage import KILLED, OWNER_HOST, OWNER_PID, OWNER_START
 from textops.core.params_file import relative_sqlite_path
 
 if TYPE_CHECKING:
@@ -295,7 +295,6 @@ def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str
 # --------------------------------------------------------------------------------------------------
 # run owners
 
-OWNER_HOST, OWNER_PID, OWNER_START = "textops.owner.host", "textops.owner.pid", "textops.owner.start"
 
 
 def _process_start(pid: int) -> str | None:

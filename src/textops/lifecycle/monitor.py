@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from textops.core import lineage
 from textops.core.artifacts import atomic_write_json, atomic_write_text
 from textops.core.config import Params
 from textops.core.errors import DataError, StateError
@@ -138,7 +139,7 @@ def champion_reference(root: Path, params: Params, session: Session) -> dict:
     return {
         "version": str(current.version),
         "run_id": current.run_id,
-        "proven": {"accuracy": m.get("test_accuracy"), "macro_f1": m.get("test_macro_f1")},
+        "proven": {k: m.get(lineage.test_metric(k)) for k in ("accuracy", "macro_f1")},
         "train": splits["train"].sample(n=min(size, len(splits["train"])), random_state=seed),
         "holdout": holdout.sample(n=min(size, len(holdout)), random_state=seed),
     }
@@ -366,9 +367,9 @@ def record(root: Path, params: Params, session: Session, result: dict) -> dict:
         experiment,
         run_name=f"monitor v{result['champion']['version']}",
         tags={
-            "textops.stage": "monitor",
-            "textops.monitor.source": result["source"][:500],
-            "textops.monitor.champion_version": result["champion"]["version"],
+            lineage.STAGE: "monitor",
+            lineage.MONITOR_SOURCE: result["source"][:500],
+            lineage.MONITOR_CHAMPION_VERSION: result["champion"]["version"],
         },
     )
     result = {**result, "report": str(report.relative_to(root)), "mlflow_run_id": run.info.run_id}

@@ -33,7 +33,7 @@ from textops.core.policy import decide, mcnemar, score
 from textops.core.tracking import Session, connect
 from textops.modeling.predict import load_model, predict_batches
 from textops.registry.guards import own_rows_guard, reference_guard, reference_set
-from textops.registry.registry import CHALLENGER, champion, move_champion, rolled_back_from
+from textops.registry.registry import champion, move_champion, rolled_back_from
 
 REPORT_PATH = "registry/decision.md"
 
@@ -82,7 +82,7 @@ def register(root: Path, params: Params) -> dict:
 def trained_run(session: Session, run_id: str, metric: str):
     """The evaluated training run; StateError when it was not evaluated or did not finish."""
     run = session.client.get_run(run_id)
-    if f"test_{metric}" not in run.data.metrics:
+    if lineage.test_metric(metric) not in run.data.metrics:
         raise StateError(f"run {run_id} has no test_{metric}: run `textops evaluate` before `textops register`.")
     if run.info.status != "FINISHED":
         raise StateError(
@@ -113,7 +113,8 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     except StateError as exc:
         # Unreadable is not absent (a network share down, a folder moved): judging the challenger "as a first
         # champion" would replace a proven model with any model over the floor, for good. A person decides.
-        recorded = session.client.get_run(current.run_id).data.metrics.get(f"test_{metric}") if current.run_id else None
+        proven = session.client.get_run(current.run_id).data.metrics if current.run_id else {}
+        recorded = proven.get(lineage.test_metric(metric))
         figure = f"its recorded test {metric} {recorded:.4f} still stands" if recorded is not None else "it stands"
         out["evidence"] = {"champion.version": str(current.version), "champion.broken": str(exc)[:300]}
         out["held"] = (
@@ -234,7 +235,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     labels = read_labels(root, params)
     test = load_split(root, params, "test")
     y = as_names(test["label"], labels)
-    baseline_metric = run.data.metrics.get(f"baseline_test_{metric}")  # the evaluation's, on the same rows
+    baseline_metric = run.data.metrics.get(lineage.baseline_metric(metric))  # the evaluation's, on the same rows
     pred_new, served = challenger_predictions(root, session, params, model_uri, test, labels)
     if served["evaluated"] is None:  # the test split changed since the evaluation: both are scored again on it
         baseline_metric = baseline_on(root, params, test, y, labels) if baseline_metric is not None else None
@@ -262,7 +263,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
 
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
     version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
-    version_tags.update({lineage.PREFIX + k: str(v)[:5000] for k, v in evidence.items()})
+    version_tags.update({lineage.evidence_tag(k): str(v)[:5000] for k, v in evidence.items()})
     with session.active(), printed_to_log("mlflow"):
         mv = mlflow.register_model(model_uri, session.model_name, tags=version_tags)
     version = str(mv.version)
@@ -270,7 +271,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
 
     # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
-    session.client.set_registered_model_alias(session.model_name, CHALLENGER, version)
+    session.client.set_registered_model_alias(session.model_name, lineage.CHALLENGER_ALIAS, version)
     if decision.promote:
         move_champion(session, version, "auto", decision.reason)
     if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
@@ -316,7 +317,7 @@ def live_check(root: Path, params: Params) -> dict:
     with registry_lock(root):
         current = champion(session)
         try:
-            waiting = session.client.get_model_version_by_alias(session.model_name, CHALLENGER)
+            waiting = session.client.get_model_version_by_alias(session.model_name, lineage.CHALLENGER_ALIAS)
         except MlflowException:
             waiting = None
         if current is None or waiting is None or waiting.tags.get(lineage.DECISION) != lineage.AWAITING_LIVE:
@@ -333,7 +334,7 @@ def live_check(root: Path, params: Params) -> dict:
         on = f"on {labelled} labelled live texts in shadow, accuracy {ours:.4f} vs champion v{current.version} " \
              f"{theirs:.4f} (McNemar p={p:.3g})"  # fmt: skip
         reason = f"live: {on}: " + ("loses to the champion" if loses else "does not lose to the champion")
-        tags = {f"{lineage.PREFIX}live.{k}": str(v) for k, v in figures.items()}
+        tags = {lineage.live_tag(k): str(v) for k, v in figures.items()}
         tags.update({lineage.DECISION: lineage.REJECTED if loses else lineage.PROMOTED, lineage.REASON: reason[:5000]})
         for key, value in tags.items():
             session.client.set_model_version_tag(session.model_name, version, key, value)

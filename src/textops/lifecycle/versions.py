@@ -14,8 +14,6 @@ import json
 import logging
 from pathlib import Path
 
-import yaml
-
 from textops.core import scm
 from textops.core.artifacts import PREPROCESS_METRICS, atomic_write_text
 from textops.core.config import Params
@@ -111,11 +109,9 @@ def model_version_files(root: Path, params: Params, version: str) -> dict[str, s
             f"model v{version} was trained before textops recorded data versions on the model (or on untracked "
             "data): restore its data from git with `textops data checkout REV` (see `textops data versions`)."
         )
-    files = {scm.raw_pointer(params): yaml.safe_dump({"outs": [json.loads(pointer)]}, sort_keys=False)}
+    files = {scm.raw_pointer(params): scm.pointer_text(json.loads(pointer))}
     if lock:
-        current = yaml.safe_load(read_text(root / scm.DVC_LOCK) or "") or {"schema": "2.0", "stages": {}}
-        current.setdefault("stages", {})["preprocess"] = json.loads(lock)
-        files[scm.DVC_LOCK] = yaml.safe_dump(current, sort_keys=False)
+        files[scm.DVC_LOCK] = scm.lock_with_stage(read_text(root / scm.DVC_LOCK), "preprocess", json.loads(lock))
     stats = tags.get(lineage.DATA_PREPROCESS_STATS)
     if stats:
         files[PREPROCESS_METRICS] = stats

@@ -175,11 +175,11 @@ def evaluate(root: Path, params: Params) -> dict:
     files = write_outputs(root, params, texts, labels, probs, names)
     atomic_write_json(root / EVAL_METRICS, metrics)
 
-    flat = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    flat = {lineage.test_metric(k): v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for i, (name, scores) in enumerate(metrics["per_class"].items()):
         flat.update({f"{class_metric_prefix(i, name)}{k}": v for k, v in scores.items() if k != "support"})
     if baseline is not None:
-        flat.update({f"baseline_test_{k}": baseline[k] for k in BASELINE_METRICS if baseline[k] is not None})
+        flat.update({lineage.baseline_metric(k): baseline[k] for k in BASELINE_METRICS if baseline[k] is not None})
         flat["baseline_fit_seconds"] = baseline["fit_seconds"]
     # Reopening the train run keeps one run per model: registry and lineage read it in one place.
     with session.active(), mlflow.start_run(run_id=run_info["run_id"]):

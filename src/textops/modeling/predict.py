@@ -11,6 +11,7 @@ import pandas as pd
 
 from textops.core.config import Params, ServeParams
 from textops.core.errors import StateError
+from textops.core.lineage import CHAMPION_ALIAS
 
 if TYPE_CHECKING:
     from textops.core.tracking import Session
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 def model_uri(params: Params, version: str | None = None) -> str:
     """`models:/NAME@champion`, or `models:/NAME/VERSION` for a pinned version."""
     name = params.mlflow.registered_model
-    return f"models:/{name}/{version}" if version else f"models:/{name}@champion"
+    return f"models:/{name}/{version}" if version else f"models:/{name}@{CHAMPION_ALIAS}"
 
 
 def runtime_config(serve: ServeParams | None) -> dict:

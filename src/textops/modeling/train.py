@@ -78,17 +78,14 @@ def environment() -> dict[str, str]:
     import transformers
 
     info = {
-        "textops.device": "cuda" if torch.cuda.is_available() else "cpu",
-        "textops.version.torch": torch.__version__,
-        "textops.version.transformers": transformers.__version__,
-        "textops.version.tokenizers": tokenizers.__version__,
-        "textops.version.mlflow": mlflow.__version__,
-        "textops.cpu_threads": str(torch.get_num_threads()),
-        "textops.world_size": str(world()[1]),
+        lineage.DEVICE: "cuda" if torch.cuda.is_available() else "cpu",
+        **{lineage.version_tag(lib.__name__): lib.__version__ for lib in (torch, transformers, tokenizers, mlflow)},
+        lineage.CPU_THREADS: str(torch.get_num_threads()),
+        lineage.WORLD_SIZE: str(world()[1]),
     }
     if torch.cuda.is_available():
-        info["textops.gpu"] = torch.cuda.get_device_name(0)
-        info["textops.gpu_count"] = str(torch.cuda.device_count())
+        info[lineage.GPU] = torch.cuda.get_device_name(0)
+        info[lineage.GPU_COUNT] = str(torch.cuda.device_count())
     return info
 
 
@@ -253,7 +250,7 @@ def summary_metrics(trainer, result, best: dict, resume_from: Path | None) -> di
         "max_length": trainer.processing_class.model_max_length,
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "device": environment()["textops.device"],
+        "device": environment()[lineage.DEVICE],
         "resumed_from_step": int(resume_from.name.split("-")[-1]) if resume_from else 0,
     }
 

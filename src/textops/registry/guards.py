@@ -31,8 +31,7 @@ def champion_split(root: Path, params: Params, run_tags: dict[str, str], split: 
     lock = run_tags.get(lineage.DATA_PREPROCESS)
     if not lock:
         return None
-    clean = next((o.get("md5") for o in json.loads(lock).get("outs", []) if o.get("path") == params.data.clean_dir),
-                 None)  # fmt: skip
+    clean = scm.stage_out_md5(json.loads(lock), params.data.clean_dir)
     listing = scm.dir_listing(root, clean) if clean else None
     if not listing or f"{split}.parquet" not in listing or "labels.json" not in listing:
         return None
@@ -111,7 +110,8 @@ def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | 
     current = champion(session)
     if current is None:
         return None
-    proven = session.client.get_run(current.run_id).data.metrics.get("test_accuracy") if current.run_id else None
+    metrics = session.client.get_run(current.run_id).data.metrics if current.run_id else {}
+    proven = metrics.get(lineage.test_metric("accuracy"))
     model = load_model(session, f"models:/{session.model_name}/{current.version}")
     rows = batch.sample(frac=1.0, random_state=0).head(params.validation.champion_check_rows)
     if proven is None or len(rows) < MIN_ROWS:

@@ -19,8 +19,6 @@ from textops.core import lineage, scm
 from textops.core.config import Params, training_fingerprint
 from textops.core.tracking import tracking_uri
 
-CHAMPION = "champion"  # registry.CHAMPION (the registry module imports MLflow's types)
-
 
 def store_file(root: Path, params: Params) -> Path | None:
     """The SQLite file of the project's store, when the store is one and the registry is in it."""
@@ -39,7 +37,7 @@ def champion_record(db: Path, model_name: str) -> dict | None:
         with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as con:
             # One row each, or not sure (MLflow's workspaces can hold the name twice).
             alias = con.execute("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                                (model_name, CHAMPION)).fetchall()  # fmt: skip
+                                (model_name, lineage.CHAMPION_ALIAS)).fetchall()  # fmt: skip
             if len(alias) != 1:
                 return None
             version = con.execute("SELECT run_id, storage_location FROM model_versions WHERE name = ? AND version = ?",

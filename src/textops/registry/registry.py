@@ -24,7 +24,6 @@ from textops.registry.noop import champion_unchanged
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_MAX = 40  # entries kept in the tag (a tag value is limited to a few kB)
 
 
@@ -33,7 +32,7 @@ def champion(session: Session) -> ModelVersion | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return session.client.get_model_version_by_alias(session.model_name, CHAMPION)
+        return session.client.get_model_version_by_alias(session.model_name, lineage.CHAMPION_ALIAS)
     except MlflowException:
         return None
 
@@ -58,7 +57,7 @@ def move_champion(session: Session, version: str, kind: str, reason: str, extra:
     """
     entry = {"version": str(version), "kind": kind, "reason": reason[:200], "at": int(time.time()), **(extra or {})}
     entries = (history(session) + [entry])[-HISTORY_MAX:]
-    session.client.set_registered_model_alias(session.model_name, CHAMPION, str(version))
+    session.client.set_registered_model_alias(session.model_name, lineage.CHAMPION_ALIAS, str(version))
     session.client.set_registered_model_tag(session.model_name, lineage.CHAMPION_HISTORY, json.dumps(entries))
 
 
@@ -77,7 +76,7 @@ def aliases(session: Session) -> dict[str, str]:
 
 def evidence(mv: ModelVersion, key: str) -> str:
     """One of the registry's evidence tags on a model version (`textops.` + KEY), '' when absent."""
-    return mv.tags.get(lineage.PREFIX + key, "")
+    return mv.tags.get(lineage.evidence_tag(key), "")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -97,10 +96,10 @@ def list_versions(root: Path, params: Params) -> list[dict]:
             {
                 "version": str(mv.version),
                 "aliases": sorted(a for a, v in by_version.items() if str(v) == str(mv.version)),
-                "metric": evidence(mv, f"{lineage.CHALLENGER}{metric}") or None,
-                "raw_md5": evidence(mv, f"{lineage.CHALLENGER}data.raw_md5"),
-                "clean_md5": evidence(mv, f"{lineage.CHALLENGER}data.clean_md5"),
-                "data_rev": evidence(mv, f"{lineage.CHALLENGER}data.rev"),
+                "metric": mv.tags.get(lineage.challenger_evidence(metric), "") or None,
+                "raw_md5": mv.tags.get(lineage.challenger_evidence("data.raw_md5"), ""),
+                "clean_md5": mv.tags.get(lineage.challenger_evidence("data.clean_md5"), ""),
+                "data_rev": mv.tags.get(lineage.challenger_evidence("data.rev"), ""),
                 "decision": mv.tags.get(lineage.DECISION, ""),
                 "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1000)),
                 "run_id": mv.run_id,
@@ -133,9 +132,9 @@ def show_version(root: Path, params: Params, version: str) -> dict:
         "baseline": {  # the evaluation's TF-IDF + logistic regression on the same splits (textops.baseline)
             "model": t.get(lineage.BASELINE),
             **{
-                k.removeprefix("baseline_test_"): v
+                k.removeprefix(lineage.BASELINE_METRIC_PREFIX): v
                 for k, v in sorted(run.data.metrics.items())
-                if k.startswith("baseline_test_")
+                if k.startswith(lineage.BASELINE_METRIC_PREFIX)
             },
         },
         "decision": {
@@ -191,7 +190,7 @@ def trained_data_versions(root: Path, params: Params) -> list[dict]:
         tags = mv.tags
         if lineage.RAW_MD5 not in tags:  # registered before versions carried their data: ask the run
             tags = {**session.client.get_run(mv.run_id).data.tags, **tags} if mv.run_id else tags
-        raw = tags.get(lineage.RAW_MD5) or evidence(mv, f"{lineage.CHALLENGER}data.raw_md5")
+        raw = tags.get(lineage.RAW_MD5) or mv.tags.get(lineage.challenger_evidence("data.raw_md5"), "")
         if not raw or raw == "untracked":
             continue
         clean = tags.get(lineage.CLEAN_DVC_MD5)
@@ -238,7 +237,7 @@ def champion_state(root: Path, params: Params) -> dict | None:
     """The champion's version and what it was trained on (`lineage.run_state`); None when there is none."""
     if not store_exists(tracking_uri(root, params)):
         return None
-    return alias_state(connect(root, params, experiment=False), CHAMPION)
+    return alias_state(connect(root, params, experiment=False), lineage.CHAMPION_ALIAS)
 
 
 def _raw_md5(session: Session, run_id: str | None) -> str:
@@ -277,14 +276,15 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
     session = connect(root, params, experiment=False)
     same = {
         alias: state
-        for alias in (CHAMPION, CHALLENGER)
+        for alias in (lineage.CHAMPION_ALIAS, lineage.CHALLENGER_ALIAS)
         if (state := alias_state(session, alias)) and (state["raw_md5"], state["params_md5"]) == (
             now["raw_md5"], now["params_md5"])
     }  # fmt: skip
-    if CHAMPION in same and not same[CHAMPION]["broken"]:  # a champion that cannot load is replaced
-        return champion_unchanged(same[CHAMPION]["version"], now["raw_md5"])
-    if CHALLENGER in same and not same[CHALLENGER]["broken"]:
-        state = same[CHALLENGER]
+    champion, challenger = same.get(lineage.CHAMPION_ALIAS), same.get(lineage.CHALLENGER_ALIAS)
+    if champion and not champion["broken"]:  # a champion that cannot load is replaced
+        return champion_unchanged(champion["version"], now["raw_md5"])
+    if challenger and not challenger["broken"]:
+        state = challenger
         if state["version"] in rolled_back_versions(session):
             verdict = "rolled back from by a person"
         elif state["decision"] == lineage.REJECTED:

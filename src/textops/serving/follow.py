@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from textops.core import lineage
+
 if TYPE_CHECKING:
     from textops.core.config import ServeParams
     from textops.core.tracking import Session
@@ -195,7 +197,7 @@ class RegistrySource:
     """The MLflow registry of a project: `models:/NAME@ALIAS`, or one pinned VERSION (alias None), loaded with the
     serving runtime of SERVE (params.serve; None: PyTorch)."""
 
-    def __init__(self, session: Session, alias: str | None = "champion", version: str | None = None,
+    def __init__(self, session: Session, alias: str | None = lineage.CHAMPION_ALIAS, version: str | None = None,
                  serve: ServeParams | None = None):  # fmt: skip
         self.session, self.alias, self.version = session, (None if version else alias), version
         self.serve = serve
@@ -216,10 +218,8 @@ class RegistrySource:
 
     def data_version(self, mv) -> dict:
         """The data a version was trained on: its evidence tags, else its training run's lineage tags."""
-        from textops.core import lineage
-
-        raw = mv.tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}data.raw_md5")
-        rev = mv.tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}data.rev")
+        raw = mv.tags.get(lineage.challenger_evidence("data.raw_md5"))
+        rev = mv.tags.get(lineage.challenger_evidence("data.rev"))
         if (raw is None or rev is None) and mv.run_id:
             try:
                 tags = self.session.client.get_run(mv.run_id).data.tags
@@ -233,22 +233,18 @@ class ShadowSource(RegistrySource):
     """The `challenger` alias while it names another version than `champion` (serve.shadow), else nothing."""
 
     def __init__(self, session: Session, serve: ServeParams | None = None):
-        from textops.registry.registry import CHALLENGER
-
-        super().__init__(session, alias=CHALLENGER, serve=serve)
+        super().__init__(session, alias=lineage.CHALLENGER_ALIAS, serve=serve)
 
     def target(self) -> str | None:
         from mlflow.exceptions import MlflowException
 
-        from textops.registry.registry import CHALLENGER, CHAMPION
-
         client, name = self.session.client, self.session.model_name
         try:
-            challenger = str(client.get_model_version_by_alias(name, CHALLENGER).version)
+            challenger = str(client.get_model_version_by_alias(name, lineage.CHALLENGER_ALIAS).version)
         except MlflowException:
             return None
         try:
-            champion = str(client.get_model_version_by_alias(name, CHAMPION).version)
+            champion = str(client.get_model_version_by_alias(name, lineage.CHAMPION_ALIAS).version)
         except MlflowException:
             champion = None
         return None if challenger == champion else challenger

@@ -29,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from textops.core import lineage
 from textops.core.config import Params
 from textops.core.errors import ParamsError, StateError, TextopsError
 
@@ -153,7 +154,7 @@ def banner(url: str, name: str, version: str, pinned: bool, params: Params, work
     follows = (
         f"v{version} pinned (--model-version)"
         if pinned
-        else f"v{version}, follows @champion"
+        else f"v{version}, follows @{lineage.CHAMPION_ALIAS}"
         + (f" (checks every {params.serve.poll_seconds:g} s)" if params.serve.poll_seconds else " (on reload only)")
     )
     return (

@@ -20,8 +20,6 @@ from textops.core.config import Params
 from textops.core.tracking import connect, store_exists, tracking_uri
 from textops.data.landing import landing_files
 
-ALIASES = ("champion", "challenger")
-
 
 def project_status(root: Path, params: Params, runs: int = 5) -> dict:
     """Everything `textops status` shows, as plain data (`--json` prints it)."""
@@ -29,10 +27,10 @@ def project_status(root: Path, params: Params, runs: int = 5) -> dict:
     out: dict = {"aliases": {}, "runs": [], "data": data_state(root, params)}
     if store_exists(tracking_uri(root, params)):
         session = connect(root, params, experiment=False)
-        for alias in ALIASES:
+        for alias in lineage.ALIASES:
             out["aliases"][alias] = alias_summary(session, alias, params.promotion.primary_metric)
         out["runs"] = last_runs(session, params, runs)
-    champion = out["aliases"].get("champion") or {}
+    champion = out["aliases"].get(lineage.CHAMPION_ALIAS) or {}
     out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
     out["landing"] = [p.name for p in landing_files(root, params)]
     out["schedules"] = schedules(root)
@@ -68,11 +66,11 @@ def alias_summary(session, alias: str, metric: str) -> dict | None:
         "version": str(mv.version),
         # A local store's version whose files are gone (deleted, a share down) would fail to serve and to compare.
         "files_missing": location.startswith("file:") and not model_files_present(location),
-        "metric": tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}{metric}"),
+        "metric": tags.get(lineage.challenger_evidence(metric)),
         "decision": tags.get(lineage.DECISION, ""),
         "reason": tags.get(lineage.REASON, ""),
-        "raw_md5": tags.get(lineage.RAW_MD5) or tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}data.raw_md5"),
-        "data_rev": tags.get(f"{lineage.PREFIX}{lineage.CHALLENGER}data.rev", ""),
+        "raw_md5": tags.get(lineage.RAW_MD5) or tags.get(lineage.challenger_evidence("data.raw_md5")),
+        "data_rev": tags.get(lineage.challenger_evidence("data.rev"), ""),
         "created": mv.creation_timestamp / 1000,
     }
 
@@ -86,7 +84,8 @@ def last_runs(session, params: Params, limit: int) -> list[dict]:
     metric = params.promotion.primary_metric
     return [
         {"run_id": r.info.run_id, "status": r.info.status, "start": r.info.start_time / 1000,
-         "stage": r.data.tags.get(lineage.STAGE, ""), f"test_{metric}": r.data.metrics.get(f"test_{metric}")}
+         "stage": r.data.tags.get(lineage.STAGE, ""),
+         lineage.test_metric(metric): r.data.metrics.get(lineage.test_metric(metric))}
         for r in found
     ]  # fmt: skip
 
@@ -136,17 +135,17 @@ def age(seconds_since_epoch: float) -> str:
 def format_status(st: dict, metric: str) -> str:
     """The one screen."""
     lines = []
-    for alias in ALIASES:
+    for alias in lineage.ALIASES:
         a = st["aliases"].get(alias)
         if a is None:
-            lines.append(f"{alias:<11} none" + ("  (run `textops run`)" if alias == "champion" else ""))
+            lines.append(f"{alias:<11} none" + ("  (run `textops run`)" if alias == lineage.CHAMPION_ALIAS else ""))
             continue
         lines.append(f"{alias:<11} v{a['version']:<4} {metric} {a['metric'] or '-':<8} data {(a['raw_md5'] or '-')[:8]}"
                      f" (rev {(a['data_rev'] or '-')[:8]})  {age(a['created'])}  {a['decision']}")  # fmt: skip
         if a.get("files_missing"):
             lines.append(f"{'':<11} WARNING: v{a['version']}'s model files cannot be read: it cannot be served or "
                          "compared (make them available, or `textops model promote` another version)")  # fmt: skip
-        if alias == "challenger" and a["reason"]:
+        if alias == lineage.CHALLENGER_ALIAS and a["reason"]:
             lines.append(f"{'':<11} {a['reason'][:150]}")
     d = st["data"]
     same = "the champion's" if d.get("champion_trained_on_it") else "not what the champion was trained on"
@@ -168,7 +167,7 @@ def format_status(st: dict, metric: str) -> str:
     if st["runs"]:
         lines.append("last runs:")
         for r in st["runs"]:
-            f = r.get(f"test_{metric}")
+            f = r.get(lineage.test_metric(metric))
             lines.append(f"  {r['run_id'][:12]}  {r['status']:<9} {r['stage']:<9} {age(r['start']):<12} "
                          f"test {metric} {'-' if f is None else f'{f:.4f}'}")  # fmt: skip
     return "\n".join(lines)
