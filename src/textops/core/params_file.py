@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -162,7 +163,8 @@ def check_paths(params: BaseModel, root: Path, path: Path) -> None:
     the pipeline write elsewhere (`artifacts -> /etc` passes the relative-path check, not this one)."""
     root = root.resolve()
     flat = flatten(params)
-    db = relative_sqlite_path(params.mlflow.tracking_uri)
+    # PARAMS is a config.Params, a type this module cannot import (config imports it)
+    db = relative_sqlite_path(cast(Any, params).mlflow.tracking_uri)
     checks = [(k, flat[k]) for k in PATH_KEYS if flat.get(k) is not None]
     checks += [("mlflow.tracking_uri", db)] if db else []
     for key, value in checks:

@@ -16,6 +16,7 @@ and `rollback_target` reads the previous champion from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
 
@@ -39,6 +40,14 @@ class Decision:
     challenger_metric: float
     champion_metric: float | None = None
     p_value: float | None = None
+
+
+class _Figures(TypedDict):
+    """Decision's figures, passed as keywords."""
+
+    challenger_metric: float
+    champion_metric: float | None
+    p_value: float | None
 
 
 def mcnemar(y_true, pred_challenger, pred_champion) -> McNemar:
@@ -110,7 +119,7 @@ def against_champion(
 ) -> Decision:
     """The policy without the baseline (see `decide`)."""
     m = policy.primary_metric
-    args = dict(challenger_metric=challenger_metric, champion_metric=champion_metric, p_value=p_value)
+    args = _Figures(challenger_metric=challenger_metric, champion_metric=champion_metric, p_value=p_value)
     if hold:
         return Decision(False, hold, **args)
     if not validation_ok:

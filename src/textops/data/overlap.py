@@ -43,7 +43,7 @@ def split_by_containment(texts: Sequence[str], own_split: np.ndarray) -> tuple[n
     unique: dict[str, int] = {}
     key_of = np.array([unique.setdefault(k, len(unique)) for k in keys], dtype=np.int64)
     names = list(unique)
-    first = np.full(len(names), -1, dtype=np.int64)
+    first: np.ndarray = np.full(len(names), -1, dtype=np.int64)
     for i in range(len(texts) - 1, -1, -1):
         first[key_of[i]] = i
     automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -51,14 +51,14 @@ def split_by_containment(texts: Sequence[str], own_split: np.ndarray) -> tuple[n
         if len(name) <= MAX_PATTERN_CHARS:
             automaton.add_word(name, k)
     if len(automaton) == 0:
-        none = np.zeros(len(texts), dtype=np.int64)
+        none: np.ndarray = np.zeros(len(texts), dtype=np.int64)
         return np.asarray(own_split, dtype=object), none, none
     automaton.make_automaton()
 
     given = np.array([SPLIT_BITS[own_split[i]] for i in first], dtype=np.int64)
-    mask_given = np.zeros(len(names), dtype=np.int64)  # containers' splits as OWN_SPLIT places them
-    mask = np.zeros(len(names), dtype=np.int64)  # containers' splits as containment places them
-    split = np.zeros(len(names), dtype=np.int64)
+    mask_given: np.ndarray = np.zeros(len(names), dtype=np.int64)  # containers' splits as OWN_SPLIT places them
+    mask: np.ndarray = np.zeros(len(names), dtype=np.int64)  # containers' splits as containment places them
+    split: np.ndarray = np.zeros(len(names), dtype=np.int64)
     # Longest first: a container is longer than what it contains, so its split is known when its matches are read.
     for k in sorted(range(len(names)), key=lambda j: -len(names[j])):
         m = mask[k]
@@ -75,7 +75,7 @@ def split_by_containment(texts: Sequence[str], own_split: np.ndarray) -> tuple[n
 def leak_report(texts: Sequence[str], split: np.ndarray, container_mask: np.ndarray) -> dict:
     """How many val/test texts of SPLIT occur inside a train text (CONTAINER_MASK from `split_by_containment`)."""
     inside_train = (container_mask & SPLIT_BITS["train"]) > 0
-    out = {"texts_inside_other_texts": int((container_mask > 0).sum())}
+    out: dict[str, int | float] = {"texts_inside_other_texts": int((container_mask > 0).sum())}
     for name in ("val", "test"):
         members = split == name
         n = int(members.sum())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def page(title: str, body: str) -> str:
     )
 
 
-def table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+def table(header: list[str], rows: list[list[str]], numeric: Collection[int] = frozenset()) -> str:
     """An HTML table; cells are given as HTML (escape values with esc first)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     num = ' class="num"'
@@ -214,7 +215,8 @@ def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) ->
     if ev:
         metrics = [[esc(k), f"{float(ev[k]):.4f}"] for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
                    if isinstance(ev.get(k), int | float)]  # fmt: skip
-        baseline = ev.get("baseline") if isinstance(ev.get("baseline"), dict) else {}
+        found = ev.get("baseline")
+        baseline = found if isinstance(found, dict) else {}
         metrics += [[esc(f"baseline (TF-IDF) {k}"), f"{v:.4f}" if isinstance(v, float) else str(v)]
                     for k, v in baseline.items() if isinstance(v, int | float) and not isinstance(v, bool)]  # fmt: skip
         body.append("<h2>Test split</h2>" + table(["metric", "value"], metrics, numeric={1}))

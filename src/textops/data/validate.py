@@ -306,7 +306,7 @@ def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
     user's files and the message (with examples) is the report.
     """
     data, bounds = params.data, params.validation
-    checks = [
+    checks: list[tuple[str, pd.DataFrame, list, list[str]]] = [
         (f"raw[{i}]", with_text_type(df), raw_expectations(data.max_chars, bounds.refuse_formulas), [])
         for i, (_, df) in enumerate(files)
     ]
@@ -329,7 +329,7 @@ def validate_raw(files: list[tuple[str, pd.DataFrame]], params: Params) -> dict:
 def clean_checks(splits: dict[str, pd.DataFrame], labels: list[str], params: Params) -> list:
     """Every suite on the cleaned data: per split, per split's class counts, and across splits."""
     bounds = params.validation
-    checks = []
+    checks: list[tuple[str, pd.DataFrame, list, list[str]]] = []
     for name, frame in splits.items():
         # val/test are ~1/10 of the data each: they get a tenth of the row bound and 1 row per class.
         train = name == "train"

@@ -218,12 +218,12 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
             raise ValidationFailed(f"{', '.join(Path(r.source).name for r in results if r.added)}: {held}")
 
         pointer = scm.raw_pointer(params)
-        added = [Path(r.source).name for r in results if r.added]
+        names = [Path(r.source).name for r in results if r.added]
         with journal(root, "ingest", pointer=pointer, pointer_text=read_text(root / pointer), batches=list(planned),
-                     sources=added):
+                     sources=names):
             for rel, content in planned.items():
                 write_batch(root, rel, content)
-            track_raw(root, params, f"data: ingest {', '.join(added)}" if commit else None)
+            track_raw(root, params, f"data: ingest {', '.join(names)}" if commit else None)
         # After the journal: a failed push keeps the batches (they are versioned in the local cache).
         push_raw(root, params)
     return results

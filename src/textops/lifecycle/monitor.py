@@ -127,8 +127,9 @@ def champion_reference(root: Path, params: Params, session: Session) -> dict:
     if current is None:
         raise no_champion(session.model_name)
     run = session.client.get_run(current.run_id)
-    splits = {s: champion_split(root, params, run.data.tags, s) for s in ("train", "val", "test")}
-    if any(v is None for v in splits.values()):
+    found = {s: champion_split(root, params, run.data.tags, s) for s in ("train", "val", "test")}
+    splits = {s: frame for s, frame in found.items() if frame is not None}
+    if len(splits) < len(found):
         raise StateError(
             f"the training data of the champion (v{current.version}) is not in the local DVC cache, so there is "
             f"nothing to compare with: restore it with `textops data checkout --model {current.version}` (from the "
@@ -154,7 +155,8 @@ def encode(classifier, texts: list[str], batch_size: int) -> tuple[np.ndarray, n
 
     model, tokenizer = classifier.model, classifier.tokenizer
     device, limit = next(model.parameters()).device, tokenizer.model_max_length
-    embeddings = probs = None
+    embeddings: np.ndarray | None = None
+    probs: np.ndarray | None = None
     model.eval()
     with torch.inference_mode():
         for rows, batch in by_length([t[: limit * CHARS_PER_TOKEN] for t in texts], batch_size):
@@ -162,11 +164,12 @@ def encode(classifier, texts: list[str], batch_size: int) -> tuple[np.ndarray, n
             out = model(**inputs, output_hidden_states=True)
             mask = inputs["attention_mask"].unsqueeze(-1).float()
             pooled = ((out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
-            if embeddings is None:
+            if embeddings is None or probs is None:  # both, at the first batch
                 embeddings = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
                 probs = np.zeros((len(texts), out.logits.shape[1]), dtype=np.float32)
             embeddings[rows] = pooled
             probs[rows] = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+    assert embeddings is not None and probs is not None  # TEXTS is never empty (monitor.min_rows, held-out rows)
     return embeddings, probs
 
 
@@ -201,6 +204,7 @@ def input_checks(params: Params, ref: dict, new: pd.DataFrame, emb: tuple | None
             ref["train"]["text"].tolist(), ref["holdout"]["text"].tolist(), new["text"].tolist(), p.max_oov_increase
         )
     )
+    assert emb is not None  # run_checks encodes whenever there are texts
     checks.append(drift.embedding_shift(emb[0], emb[1], p.p_value, p.max_domain_auc, p.cv_folds, p.seed))
     return checks
 
@@ -277,7 +281,7 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
     root = Path(root)
     if requests and files:
         raise StateError("monitor either files or the request log (--requests), not both at once.")
-    window = None
+    window: dict | None = None
     if requests:
         from textops.live.request_log import remember_window, window_bounds
 

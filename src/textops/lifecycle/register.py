@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     """The champion on the challenger's test rows, on its own test rows and on the reference set: evidence,
     champion metric, McNemar p and the guards (all empty when there is no champion yet), and `held`, the reason a
     person must decide, when the champion cannot be loaded."""
-    out = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "held": None}
+    out: dict[str, Any] = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "held": None}
     metric, batch = params.promotion.primary_metric, params.evaluate.batch_size
     current = champion(session)
     if current is None:

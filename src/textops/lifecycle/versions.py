@@ -89,8 +89,8 @@ def checkout_data(root: Path, rev: str, params: Params, commit: bool = False, di
     pointer = scm.raw_pointer(params)
     if scm.show(root, commit_id, pointer) is None:
         raise StateError(f"{rev} has no {pointer}: there is no data version at that revision.")
-    files = {p: scm.show(root, commit_id, p) for p in pointers(params)}
-    files = {p: text for p, text in files.items() if text is not None}
+    shown = {p: scm.show(root, commit_id, p) for p in pointers(params)}
+    files = {p: text for p, text in shown.items() if text is not None}
     return restore(root, params, files, f"{commit_id[:8]} ({rev})", commit, discard)
 
 

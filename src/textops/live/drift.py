@@ -176,6 +176,9 @@ def scores(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
     if not len(y):
         return {"accuracy": 0.0, "macro_f1": 0.0}
     f1 = []
+    tp: np.integer  # counts (numpy's stubs give np.sum of an untyped array no type)
+    fp: np.integer
+    fn: np.integer
     for c in np.union1d(y, p):
         tp, fp, fn = np.sum((p == c) & (y == c)), np.sum((p == c) & (y != c)), np.sum((p != c) & (y == c))
         f1.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)

@@ -61,7 +61,9 @@ def spread(rows: list[dict], n: int) -> list[dict]:
     classes = {str(r.get("label")) for r in rows}
     hours = {str(r.get("time", ""))[:13] for r in rows}
     per_class, per_hour = math.ceil(n / max(len(classes), 1)), math.ceil(n / max(len(hours), 1))
-    picked, count_class, count_hour = [], {}, {}
+    picked: list[dict] = []
+    count_class: dict[str, int] = {}
+    count_hour: dict[str, int] = {}
     for row in rows:
         c, h = str(row.get("label")), str(row.get("time", ""))[:13]
         if len(picked) < n and count_class.get(c, 0) < per_class and count_hour.get(h, 0) < per_hour:

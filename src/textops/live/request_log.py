@@ -25,6 +25,10 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("textops.serve")
 QUEUE_ROWS = 100_000
@@ -82,10 +86,6 @@ class Answers:
             con.execute("DELETE FROM answers WHERE time < ?", (before,))
         con.close()
 
-    def expect(self, request_id: str, version: str, texts: list[str], predictions: list[dict]) -> None:
-        """An answer sent but logged later (after its shadow scoring, `add`): feedback finds it meanwhile."""
-        self._pending[request_id] = (time.time(), request_id, version, texts, predictions, None)
-
     def find(self, request_id: str) -> list[dict]:
         """The answers of one request, by position."""
         if not self.path.exists():
@@ -109,7 +109,7 @@ class RequestLog:
         self._pending: dict[str, tuple] = {}
         self._queue: queue.Queue = queue.Queue(QUEUE_ROWS)
         self._thread = threading.Thread(target=self._run, name="textops-request-log", daemon=True)
-        self._file = None  # the open JSONL file or Parquet writer
+        self._file: BinaryIO | None = None  # the open JSONL file (fmt parquet: converted as it closes)
         self._path: Path | None = None
         self._written = 0
 
@@ -191,6 +191,7 @@ class RequestLog:
     def _write(self, rows: list[dict]) -> None:
         if self._file is None or self._written >= self.rotate_bytes:
             self._rotate()
+        assert self._file is not None  # _rotate opened it
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
         self._file.write(data)
         self._file.flush()
@@ -224,6 +225,7 @@ class RequestLog:
             self._file.close()
             self._file = None
             if self.fmt == "parquet":
+                assert self._path is not None  # set with self._file, by _rotate
                 to_parquet(self._path, self._schema())
 
     def _prune(self) -> None:
@@ -328,7 +330,7 @@ def _summary(frame, texts: bool):
     return out
 
 
-def read_window(directory: Path, since: str | None = None, until: str | None = None) -> tuple[object, dict]:
+def read_window(directory: Path, since: str | None = None, until: str | None = None) -> tuple[pd.DataFrame, dict]:
     """The log rows with SINCE < time <= UNTIL (ISO UTC strings as the log writes them; None: no bound), read a
     chunk at a time so a large log is never in memory whole: (rows: time, chars, predicted, confidence, text
     where kept; what was read: files, the files that could not be read, rows in the window)."""
@@ -383,7 +385,7 @@ def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[st
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None, until, "the whole retained log (no earlier monitor of it)"
         return since, until, f"since the last monitor ({since})"
-    amount, unit = re.fullmatch(r"(\d+)([mhd])", window).groups()
+    amount, unit = cast("re.Match[str]", re.fullmatch(r"(\d+)([mhd])", window)).groups()  # config's pattern: a match
     start = now - int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
     since = log_time(start)
     return since, until, f"the last {window} (since {since})"

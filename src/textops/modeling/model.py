@@ -64,6 +64,7 @@ def choose_base(root: Path, params: Params) -> BaseChoice:
 
         fit = pretrained_or_tiny(load_train_rows(root, params)["text"].tolist(), params.model.max_length, warn=False)
         if fit.base == "tiny":
+            assert fit.unknown_share is not None  # pretrained_or_tiny always measures it
             logging.getLogger("textops").warning(
                 "model.base minilm: its English vocabulary maps %.1f%% of this data's tokens to [UNK]; it will "
                 "learn little (model.base auto would train tiny, whose vocabulary is built from the data)",

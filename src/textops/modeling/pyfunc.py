@@ -265,7 +265,7 @@ def guard_scoring_server() -> bool:
         except RecursionError as exc:  # a deeply nested value inside an object (dataframe_records: [[[[...]]]])
             raise _bad_input("the request is nested too deeply") from exc
 
-    invocations.textops_guard = True
+    invocations.__dict__["textops_guard"] = True  # a function attribute (getattr above reads it)
     scoring_server.invocations = invocations
     return True
 

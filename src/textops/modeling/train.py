@@ -120,6 +120,7 @@ def eval_steps(params: Params, train_rows: int) -> int:
     if t.save_steps is not None:
         return t.save_steps
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    assert t.batch_size is not None  # resolved params (model.resolved): the preset filled it
     steps_per_epoch = max(1, math.ceil(train_rows / (t.batch_size * world)))
     return max(1, math.ceil(steps_per_epoch / t.evals_per_epoch))
 
@@ -129,6 +130,7 @@ def training_arguments(params: Params, checkpoint_dir: Path, train_rows: int):
     from transformers import TrainingArguments
 
     t = params.train
+    assert t.batch_size is not None  # resolved params (model.resolved): the preset filled it
     every = eval_steps(params, train_rows)
     cuda = torch.cuda.is_available()
     processes = world()[1]

@@ -69,7 +69,7 @@ def quick_nothing_to_retrain(root: Path, params: Params) -> str | None:
     params; None when that is not sure (then ask `registry.nothing_to_retrain`)."""
     db = store_file(root, params)
     raw = scm.raw_md5(root, params) if db else None
-    if not raw or scm.raw_changes(root, params) != []:  # [] only when data/ is that version byte for byte
+    if db is None or not raw or scm.raw_changes(root, params) != []:  # [] only when data/ is that version byte for byte
         return None
     record = champion_record(db, params.mlflow.registered_model)
     now = {"raw_md5": raw, "params_md5": training_fingerprint(params)}

@@ -269,7 +269,8 @@ def write_one(scored, output: Path) -> tuple[int, dict]:
     kind = output.suffix.lower()
     output.parent.mkdir(parents=True, exist_ok=True)
     aside = output.with_name(f".{output.name}.part")
-    rows, nodes, writer = 0, {}, None
+    nodes: dict[str, int] = {}  # rows per node
+    rows, writer = 0, None
     try:
         with open(aside, "wb") as f:
             for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
@@ -302,7 +303,8 @@ def write_directory(scored, output: Path) -> tuple[int, dict]:
     aside = output.with_name(f".{output.name}.part")
     shutil.rmtree(aside, ignore_errors=True)
     aside.mkdir(parents=True)
-    rows, nodes = 0, {}
+    nodes: dict[str, int] = {}  # rows per node
+    rows = 0
     try:
         for n, batch in enumerate(scored.iter_batches(batch_format="pandas", batch_size=None)):
             frame = _count(nodes, batch)

@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from textops.core import lineage
 from textops.core.config import TUNABLE, Params, TrainParams
@@ -185,6 +186,7 @@ def make_tuner(root: Path, params: Params, start: dict, uri: str, experiment_id:
         raise StateError(f"the Ray cluster has {ray.cluster_resources().get('CPU', 0):g} CPUs, fewer than "
                          f"tune.cpus_per_trial = {t.cpus_per_trial:g}: lower it or add nodes.")  # fmt: skip
     searcher = OptunaSearch(metric=t.metric, mode="max", points_to_evaluate=[start] if start else None, seed=t.seed)
+    assert params.train.epochs is not None  # tune passes resolved params (model.resolved)
     most_epochs = max([params.train.epochs, *t.space.get("epochs", {}).get("int", [])])
     # An iteration is an evaluation: the longest trial has epochs x evals_per_epoch of them.
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(1, int(most_epochs *
@@ -268,7 +270,7 @@ class LogWriter:
 
 def summarise(grid, metric: str, start: dict) -> dict:
     """The trials of GRID as rows (config, best val METRIC, evaluations, stopped early or failed), best first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for result in grid:
         history = result.metrics_dataframe
         best = float(history[metric].max()) if history is not None and metric in history else None

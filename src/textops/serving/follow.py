@@ -52,7 +52,7 @@ class Source(Protocol):
 
     alias: str | None
 
-    def target(self) -> str: ...  # the version to serve now
+    def target(self) -> str | None: ...  # the version to serve now; None: none now (a shadow)
 
     def load(self, version: str) -> Loaded: ...
 
@@ -79,6 +79,7 @@ class Follower:
         """Load the version the source names now; raises what the source raises (the server cannot start)."""
         with self._lock:
             version = self.source.target()
+            assert version is not None  # the served source (RegistrySource) always names one; a shadow only checks
             self.current = self._load(version)
             self.last_check = time.time()
             return self.current
@@ -202,7 +203,7 @@ class RegistrySource:
         self.session, self.alias, self.version = session, (None if version else alias), version
         self.serve = serve
 
-    def target(self) -> str:
+    def target(self) -> str | None:  # a subclass (ShadowSource) may name none
         if self.alias is None:
             return str(self.version)
         return str(self.session.client.get_model_version_by_alias(self.session.model_name, self.alias).version)

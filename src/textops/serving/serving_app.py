@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -35,6 +36,10 @@ from textops.core.config import Params
 from textops.serving.follow import Follower, Loaded, RegistrySource
 from textops.serving.scoring import BadRequest, Limits, read_texts
 from textops.serving.serve_metrics import Metrics
+
+if TYPE_CHECKING:
+    from textops.live.feedback import FeedbackLog
+    from textops.live.request_log import RequestLog
 
 log = logging.getLogger("textops.serve")
 JSON = "application/json"
@@ -51,8 +56,8 @@ class ServeState:
     limits: Limits
     batch_size: int
     pool: ThreadPoolExecutor
-    request_log: object | None = None  # textops.request_log.RequestLog
-    feedback_log: object | None = None  # textops.feedback.FeedbackLog, with the request log
+    request_log: RequestLog | None = None
+    feedback_log: FeedbackLog | None = None  # with the request log
     shadow: Follower | None = None  # serve.shadow: the challenger, scoring after each answer is sent
     shadow_pool: ThreadPoolExecutor | None = None
     shadow_waiting: int = 0  # shadow scorings not finished (only the event loop changes it)
@@ -197,6 +202,7 @@ async def take_feedback(request, state: ServeState):
         except ValueError as exc:
             raise BadRequest(400, str(exc)) from exc
         rows = await asyncio.to_thread(resolve, items, state.request_log.find)
+        assert state.feedback_log is not None  # build_state makes it with the request log
         await asyncio.to_thread(state.feedback_log.append, rows)
     except FeedbackError as exc:
         code = "RESOURCE_DOES_NOT_EXIST" if exc.status == 404 else "INVALID_PARAMETER_VALUE"
@@ -214,7 +220,8 @@ async def score(request, state: ServeState):
     from mlflow.exceptions import MlflowException
 
     started = time.perf_counter()
-    loaded: Loaded = state.follower.current
+    loaded = state.follower.current
+    assert loaded is not None  # the lifespan loaded it before the first request; RegistrySource never drops it
     status, texts, headers = 200, None, model_headers(loaded)
     try:
         body = await read_body(request, state.limits)
@@ -234,7 +241,8 @@ async def score(request, state: ServeState):
             if state.request_log is not None:
                 request_id = client_request_id(request) or uuid.uuid4().hex[:16]
                 response.headers["X-Request-Id"] = request_id
-            if not shadow_after(response, state, loaded, texts, records, request_id) and request_id:
+            shadowed = shadow_after(response, state, loaded, texts, records, request_id)  # run_shadow logs it then
+            if not shadowed and request_id and state.request_log is not None:  # request_id: the log is on
                 state.request_log.add(request_id, loaded.model_version, texts, records)
     except ClientDisconnect:  # gone while sending the body
         status, response = 499, Response(b"", 499)
@@ -270,7 +278,7 @@ def shadow_after(response, state: ServeState, loaded: Loaded, texts: list[str], 
         state.metrics.shadow_skipped.inc()
         return False
     state.shadow_waiting += 1
-    if request_id:
+    if request_id and state.request_log is not None:  # request_id: the log is on
         state.request_log.expect(request_id, loaded.model_version, texts, records)
     response.background = BackgroundTask(run_shadow, state, shadow, loaded, texts, records, request_id, time.time())
     return True

@@ -196,6 +196,7 @@ def request(url: str, method: str, path: str, body: bytes | None = None, headers
     from urllib.parse import urlparse
 
     parts = urlparse(url)
+    assert parts.hostname is not None, f"no host in {url!r}"
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -225,6 +226,8 @@ def load(url: str, texts: list[str], requests: int | None = None, clients: int =
     from urllib.parse import urlparse
 
     parts = urlparse(url)
+    host = parts.hostname
+    assert host is not None, f"no host in {url!r}"
     errors: list[str] = []
     latencies: list[float] = []
     responses: list[dict] = []
@@ -243,7 +246,7 @@ def load(url: str, texts: list[str], requests: int | None = None, clients: int =
             prediction = predictions[0] if len(predictions) == 1 else None
             problem = None if prediction else f"{status}: {payload[:200]!r}"
         except Exception as exc:  # a dropped connection is an error too; reconnect for the next request
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn = http.client.HTTPConnection(host, parts.port, timeout=60)
             problem = f"{type(exc).__name__}: {exc}"
         elapsed = time.perf_counter() - start
         with lock:
@@ -255,7 +258,7 @@ def load(url: str, texts: list[str], requests: int | None = None, clients: int =
         return conn
 
     def client() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn = http.client.HTTPConnection(host, parts.port, timeout=60)
         while until is None or not until.is_set():
             i = next(counter)
             if requests is not None and i >= requests:

@@ -126,12 +126,12 @@ def postgres(log: Path | None = None, bindir: Path | None = None) -> Iterator[Po
                 "-k", str(base), "-c", "fsync=off", "-c", "max_connections=200"]
         service = Service("PostgreSQL", argv, env, log or base / "postgres.log")
         with open(service.log, "ab") as out:  # as the unprivileged user: Service.start runs as us
-            service.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True, **user)
+            service.proc = proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                   start_new_session=True, **user)
         server = Postgres("127.0.0.1", port, password, service)
 
         def ready() -> bool:
-            if service.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise AssertionError(f"postgres exited:\n{service.tail()}")
             try:
                 server.admin().close()

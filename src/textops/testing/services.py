@@ -61,6 +61,7 @@ class Service:
     def healthy(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited ({self.proc and self.proc.returncode}):\n{self.tail()}")
+        assert self.health is not None, f"{self.name} has no health URL to ask"  # start asks only when it has one
         try:
             return httpx.get(self.health, timeout=5).status_code == 200
         except (OSError, httpx.HTTPError):

@@ -183,7 +183,7 @@ def data_checkout(
         fail("name one data version: a git revision (`textops data checkout REV`) or a model version (`--model N`).", 2)
     if model is not None:
         typer.echo(checkout_model_data(project.root, project.params, model, commit=commit, discard=discard))
-    else:
+    elif rev is not None:  # always, by the check above
         typer.echo(checkout_data(project.root, rev, project.params, commit=commit, discard=discard))
 
 

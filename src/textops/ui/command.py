@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -56,7 +56,7 @@ def verbose() -> bool:
     return bool(ctx and ctx.find_root().params.get("verbose"))
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print a user error as one paragraph on stderr and exit non-zero."""
     from rich.console import Console
 
@@ -64,7 +64,7 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _disk_full(exc: BaseException) -> OSError | None:
+def _disk_full(exc: BaseException | None) -> OSError | None:
     """The ENOSPC/EDQUOT error in EXC's chain (libraries wrap it), if any."""
     import errno
 
@@ -198,7 +198,7 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
             with user_errors(label):
                 return func(*args, project=project, **kwargs)
 
-        wrapper.__signature__ = signature.replace(parameters=own + _PROJECT_OPTIONS)
+        wrapper.__dict__["__signature__"] = signature.replace(parameters=own + _PROJECT_OPTIONS)  # inspect reads it
         wrapper.__annotations__ = {
             **{k: v for k, v in func.__annotations__.items() if k != "project"},
             "params_path": Path,
