@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from textops import scm
-from textops.artifacts import has_raw_data, read_raw
+from textops.artifacts import has_raw_data, landing_files, read_raw
 from textops.config import Params
 from textops.errors import DataError, PushFailed, ValidationFailed
 from textops.guards import champion_collapse
@@ -28,8 +28,6 @@ from textops.readers import read_labelled_file
 from textops.recovery import data_lock, journal, read_text, staging_dir
 
 DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
-# Files still being written by whoever drops them in the landing directory (upload tools write aside, then rename).
-IN_FLIGHT = (".part", ".tmp", ".crdownload")
 
 log = logging.getLogger("textops")
 
@@ -283,20 +281,6 @@ def only_the_sample(root: Path, params: Params) -> bool:
 
 # --------------------------------------------------------------------------------------------------
 # the landing directory (the scheduled `retrain` flow)
-
-
-def landing_files(root: Path, params: Params) -> list[Path]:
-    """Files waiting in the landing directory, by name. Every file counts, whatever its type: one ingest cannot
-    read (a spreadsheet, a link) fails the run and stays there for a person, instead of being skipped forever.
-    Hidden files and files still being uploaded are left alone."""
-    landing = Path(root) / params.data.landing_dir
-    if not landing.is_dir():
-        return []
-    return sorted(
-        p
-        for p in landing.iterdir()
-        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".") and not p.name.endswith(IN_FLIGHT)
-    )
 
 
 def ingest_landing(root: Path, params: Params) -> list[IngestResult]:

@@ -94,7 +94,7 @@ def read_request_log(root: Path, params: Params, since: str | None = None, until
 def landed_files(root: Path, params: Params, remember: bool = True) -> list[Path]:
     """Files in the landing directory not announced before (a file held for a person is announced once, not
     every hour); with REMEMBER they count as announced from now on."""
-    from textops.ingest import landing_files
+    from textops.artifacts import landing_files
     from textops.locks import state_dir
 
     state = state_dir(root) / LANDED_STATE
@@ -270,7 +270,7 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
     """Compare FILES (default: the landing directory's files) or, with REQUESTS, the serving request log with
     the champion's training data; write metrics/monitor.json, the HTML report and an MLflow run. Returns the
     result: `drift`, `kinds` (input / label / performance), every check, the champion and the source."""
-    from textops.ingest import landing_files
+    from textops.artifacts import landing_files
     from textops.tracking import connect, store_exists, tracking_uri
 
     root = Path(root)
