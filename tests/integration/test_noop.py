@@ -1,4 +1,4 @@
-"""The no-op retrain's quick check (`textops.noop`): it reads the SQLite store directly, answers like MLflow's own
+"""The no-op retrain's quick check (`registry/noop.py`): it reads the SQLite store directly, answers like MLflow's own
 check when the champion is unchanged, imports none of the heavy libraries, and says "not sure" otherwise."""
 
 from __future__ import annotations

@@ -227,3 +227,23 @@ def read_run_info(root: Path, params: Params) -> dict:
 
 def predictions_path(root: Path, params: Params) -> Path:
     return Path(root) / params.evaluate.output_dir / PREDICTIONS_FILE
+
+
+# the landing directory (the scheduled `retrain` flow ingests it; `textops status` lists it)
+
+# Files still being written by whoever drops them in the landing directory (upload tools write aside, then rename).
+IN_FLIGHT = (".part", ".tmp", ".crdownload")
+
+
+def landing_files(root: Path, params: Params) -> list[Path]:
+    """Files waiting in the landing directory, by name. Every file counts, whatever its type: one ingest cannot
+    read (a spreadsheet, a link) fails the run and stays there for a person, instead of being skipped forever.
+    Hidden files and files still being uploaded are left alone."""
+    landing = Path(root) / params.data.landing_dir
+    if not landing.is_dir():
+        return []
+    return sorted(
+        p
+        for p in landing.iterdir()
+        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".") and not p.name.endswith(IN_FLIGHT)
+    )

@@ -1,6 +1,6 @@
-"""The raw data's layout: batches named by their content under data.raw_dir, the landing directory's files, and
-which batch the built-in sample ingests as. Shared by ingest, the train stage (is this the demo?), monitor and
-status, so it sits in the data layer.
+"""The raw data's layout: batches named by their content under data.raw_dir, and which batch the built-in sample
+ingests as. Shared by ingest and the train stage (is this the demo?), so it sits in the data layer. (The landing
+directory's files are `artifacts.landing_files`: status lists them without importing pandas.)
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import pandas as pd
 from textops.core.config import Params
 from textops.data.readers import read_labelled_file
 
-# Files still being written by whoever drops them in the landing directory (upload tools write aside, then rename).
-IN_FLIGHT = (".part", ".tmp", ".crdownload")
-
 
 def batch_bytes(frame: pd.DataFrame) -> bytes:
     """Canonical JSON Lines for a batch: the bytes, and so the hash, depend only on the rows."""
@@ -31,20 +28,6 @@ def batch_bytes(frame: pd.DataFrame) -> bytes:
 def batch_path(params: Params, content: bytes) -> str:
     """A batch's path relative to the project root: named by the hash of its content (immutable)."""
     return f"{params.data.raw_dir}/batch-{hashlib.sha256(content).hexdigest()[:20]}.jsonl"
-
-
-def landing_files(root: Path, params: Params) -> list[Path]:
-    """Files waiting in the landing directory, by name. Every file counts, whatever its type: one ingest cannot
-    read (a spreadsheet, a link) fails the run and stays there for a person, instead of being skipped forever.
-    Hidden files and files still being uploaded are left alone."""
-    landing = Path(root) / params.data.landing_dir
-    if not landing.is_dir():
-        return []
-    return sorted(
-        p
-        for p in landing.iterdir()
-        if (p.is_file() or p.is_symlink()) and not p.name.startswith(".") and not p.name.endswith(IN_FLIGHT)
-    )
 
 
 def only_the_sample(root: Path, params: Params) -> bool:

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from textops.core import scm
-from textops.core.artifacts import has_raw_data, read_raw
+from textops.core.artifacts import has_raw_data, landing_files, read_raw
 from textops.core.config import Params
 from textops.core.errors import DataError, PushFailed, ValidationFailed
-from textops.data.landing import batch_bytes, batch_path, landing_files
+from textops.data.landing import batch_bytes, batch_path
 from textops.data.readers import read_labelled_file
 from textops.data.recovery import data_lock, journal, read_text, staging_dir
 from textops.registry.guards import champion_collapse

@@ -95,8 +95,8 @@ def read_request_log(root: Path, params: Params, since: str | None = None, until
 def landed_files(root: Path, params: Params, remember: bool = True) -> list[Path]:
     """Files in the landing directory not announced before (a file held for a person is announced once, not
     every hour); with REMEMBER they count as announced from now on."""
+    from textops.core.artifacts import landing_files
     from textops.core.locks import state_dir
-    from textops.data.landing import landing_files
 
     state = state_dir(root) / LANDED_STATE
     seen = set(json.loads(state.read_text(encoding="utf-8"))) if state.exists() else set()
@@ -120,8 +120,8 @@ def no_champion(model_name: str) -> StateError:
 
 def champion_reference(root: Path, params: Params, session: Session) -> dict:
     """The champion's version, recorded test figures and data version (train and held-out rows, sampled)."""
-    from textops.registry.guards import champion_split
-    from textops.registry.registry import champion
+    from textops.registry.registry.guards import champion_split
+    from textops.registry.registry.registry import champion
 
     current = champion(session)
     if current is None:
@@ -275,8 +275,8 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
     """Compare FILES (default: the landing directory's files) or, with REQUESTS, the serving request log with
     the champion's training data; write metrics/monitor.json, the HTML report and an MLflow run. Returns the
     result: `drift`, `kinds` (input / label / performance), every check, the champion and the source."""
+    from textops.core.artifacts import landing_files
     from textops.core.tracking import connect, store_exists, tracking_uri
-    from textops.data.landing import landing_files
 
     root = Path(root)
     if requests and files:

@@ -20,6 +20,7 @@ from textops.core.locks import registry_lock
 from textops.core.policy import rollback_target
 from textops.core.tracking import Session, connect, store_exists, tracking_uri
 from textops.registry.noop import champion_unchanged
+from textops.registry.sqlstore import read_store
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -83,29 +84,38 @@ def evidence(mv: ModelVersion, key: str) -> str:
 # model commands
 
 
-def list_versions(root: Path, params: Params) -> list[dict]:
-    """Every version of the registered model, newest first, with aliases, metric, data version, time."""
-    session = connect(root, params, experiment=False)
+def list_versions(root: Path, params: Params, quick: bool = True) -> list[dict]:
+    """Every version of the registered model, newest first, with aliases, metric, data version, time. Read from the
+    project's SQLite store directly where `sqlstore.read_store` is sure (QUICK: no MLflow import), else from MLflow."""
+    found = read_store(root, params) if quick else None
+    if found is None:
+        session = connect(root, params, experiment=False)
+        versions = session.client.search_model_versions(f"name='{session.model_name}'")
+        found = {
+            "versions": [{"version": str(mv.version), "tags": mv.tags, "created_ms": mv.creation_timestamp,
+                          "run_id": mv.run_id} for mv in versions],
+            # search results do not carry aliases on every store: read them from the registered model
+            "aliases": aliases(session) if versions else {},
+        }  # fmt: skip
     metric = params.promotion.primary_metric
-    versions = session.client.search_model_versions(f"name='{session.model_name}'")
-    # search results do not carry aliases on every store: read them from the registered model
-    by_version = aliases(session) if versions else {}
-    rows = []
-    for mv in versions:
-        rows.append(
-            {
-                "version": str(mv.version),
-                "aliases": sorted(a for a, v in by_version.items() if str(v) == str(mv.version)),
-                "metric": mv.tags.get(lineage.challenger_evidence(metric), "") or None,
-                "raw_md5": mv.tags.get(lineage.challenger_evidence("data.raw_md5"), ""),
-                "clean_md5": mv.tags.get(lineage.challenger_evidence("data.clean_md5"), ""),
-                "data_rev": mv.tags.get(lineage.challenger_evidence("data.rev"), ""),
-                "decision": mv.tags.get(lineage.DECISION, ""),
-                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1000)),
-                "run_id": mv.run_id,
-            }
-        )
+    rows = [version_row(v, found["aliases"], metric) for v in found["versions"]]
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def version_row(v: dict, by_version: dict[str, str], metric: str) -> dict:
+    """One line of `textops model list`: V's version, tags, created_ms and run_id; BY_VERSION: alias -> version."""
+    tags = v["tags"]
+    return {
+        "version": v["version"],
+        "aliases": sorted(a for a, n in by_version.items() if str(n) == v["version"]),
+        "metric": tags.get(lineage.challenger_evidence(metric), "") or None,
+        "raw_md5": tags.get(lineage.challenger_evidence("data.raw_md5"), ""),
+        "clean_md5": tags.get(lineage.challenger_evidence("data.clean_md5"), ""),
+        "data_rev": tags.get(lineage.challenger_evidence("data.rev"), ""),
+        "decision": tags.get(lineage.DECISION, ""),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v["created_ms"] / 1000)),
+        "run_id": v["run_id"],
+    }
 
 
 def show_version(root: Path, params: Params, version: str) -> dict:

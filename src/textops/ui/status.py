@@ -16,20 +16,19 @@ from pathlib import Path
 import yaml
 
 from textops.core import lineage, scm
+from textops.core.artifacts import landing_files
 from textops.core.config import Params
 from textops.core.tracking import connect, store_exists, tracking_uri
-from textops.data.landing import landing_files
+from textops.registry.sqlstore import model_files_present, read_store
 
 
-def project_status(root: Path, params: Params, runs: int = 5) -> dict:
-    """Everything `textops status` shows, as plain data (`--json` prints it)."""
+def project_status(root: Path, params: Params, runs: int = 5, quick: bool = True) -> dict:
+    """Everything `textops status` shows, as plain data (`--json` prints it). The registry and the runs are read
+    from the project's SQLite store directly where `sqlstore.read_store` is sure (QUICK), else from MLflow."""
     root = Path(root)
     out: dict = {"aliases": {}, "runs": [], "data": data_state(root, params)}
     if store_exists(tracking_uri(root, params)):
-        session = connect(root, params, experiment=False)
-        for alias in lineage.ALIASES:
-            out["aliases"][alias] = alias_summary(session, alias, params.promotion.primary_metric)
-        out["runs"] = last_runs(session, params, runs)
+        out["aliases"], out["runs"] = registry_and_runs(root, params, runs, quick)
     champion = out["aliases"].get(lineage.CHAMPION_ALIAS) or {}
     out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
     out["landing"] = [p.name for p in landing_files(root, params)]
@@ -40,6 +39,22 @@ def project_status(root: Path, params: Params, runs: int = 5) -> dict:
     out["serving_checked"] = servers(root, params)
     out["serving"] = next((answer for url in out["serving_checked"] if (answer := serving_at(url))), None)
     return out
+
+
+def registry_and_runs(root: Path, params: Params, runs: int, quick: bool = True) -> tuple[dict, list[dict]]:
+    """The aliases' summaries and the last RUNS runs: from the SQLite file (no MLflow import) or from MLflow."""
+    metric = params.promotion.primary_metric
+    found = read_store(root, params, runs) if quick else None
+    if found is not None:
+        versions = {v["version"]: v for v in found["versions"]}
+        chosen = {alias: versions.get(found["aliases"].get(alias, "")) for alias in lineage.ALIASES}
+        return (
+            {alias: v and version_summary(v["version"], v["tags"], v["created_ms"], v["location"] or "", metric)
+             for alias, v in chosen.items()},
+            [run_row(r["run_id"], r["status"], r["start_ms"], r["tags"], r["metrics"], metric) for r in found["runs"]],
+        )  # fmt: skip
+    session = connect(root, params, experiment=False)
+    return {alias: alias_summary(session, alias, metric) for alias in lineage.ALIASES}, last_runs(session, params, runs)
 
 
 def servers(root: Path, params: Params) -> list[str]:
@@ -58,12 +73,14 @@ def alias_summary(session, alias: str, metric: str) -> dict | None:
         mv = session.client.get_model_version_by_alias(session.model_name, alias)
     except MlflowException:
         return None
-    tags = mv.tags or {}
-    from textops.registry.noop import model_files_present
-
     location = session.client.get_model_version_download_uri(session.model_name, mv.version)
+    return version_summary(str(mv.version), mv.tags or {}, mv.creation_timestamp, location, metric)
+
+
+def version_summary(version: str, tags: dict, created_ms: int, location: str, metric: str) -> dict:
+    """What status shows of an alias's version, from its registry tags (either way of reading the store)."""
     return {
-        "version": str(mv.version),
+        "version": version,
         # A local store's version whose files are gone (deleted, a share down) would fail to serve and to compare.
         "files_missing": location.startswith("file:") and not model_files_present(location),
         "metric": tags.get(lineage.challenger_evidence(metric)),
@@ -71,7 +88,7 @@ def alias_summary(session, alias: str, metric: str) -> dict | None:
         "reason": tags.get(lineage.REASON, ""),
         "raw_md5": tags.get(lineage.RAW_MD5) or tags.get(lineage.challenger_evidence("data.raw_md5")),
         "data_rev": tags.get(lineage.challenger_evidence("data.rev"), ""),
-        "created": mv.creation_timestamp / 1000,
+        "created": created_ms / 1000,
     }
 
 
@@ -82,12 +99,13 @@ def last_runs(session, params: Params, limit: int) -> list[dict]:
     found = session.client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
                                        max_results=limit)  # fmt: skip
     metric = params.promotion.primary_metric
-    return [
-        {"run_id": r.info.run_id, "status": r.info.status, "start": r.info.start_time / 1000,
-         "stage": r.data.tags.get(lineage.STAGE, ""),
-         lineage.test_metric(metric): r.data.metrics.get(lineage.test_metric(metric))}
-        for r in found
-    ]  # fmt: skip
+    return [run_row(r.info.run_id, r.info.status, r.info.start_time, r.data.tags, r.data.metrics, metric)
+            for r in found]  # fmt: skip
+
+
+def run_row(run_id: str, status: str, start_ms: int, tags: dict, metrics: dict, metric: str) -> dict:
+    return {"run_id": run_id, "status": status, "start": start_ms / 1000, "stage": tags.get(lineage.STAGE, ""),
+            lineage.test_metric(metric): metrics.get(lineage.test_metric(metric))}  # fmt: skip
 
 
 def data_state(root: Path, params: Params) -> dict:
