@@ -20,7 +20,7 @@ from textops.core.env import set_offline_env
 
 
 def start(home: Path, log: Path) -> float:
-    from textops.flows.server import temporary_server
+    from textops.runtime.prefect_server import temporary_server
 
     began = time.perf_counter()
     with temporary_server(home, log):

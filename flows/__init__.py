@@ -23,7 +23,7 @@ set_offline_env()  # a flow module is an entry point: before Prefect, MLflow or 
 
 # Prefect's temporary server (used when no PREFECT_API_URL is set) runs migrations on a fresh home
 # before it answers; on a slow or shared machine that takes minutes, not Prefect's 20 s. textops' own start-up
-# (flows/server.py) waits while the server makes progress and reads this as its ceiling only.
+# (textops.runtime.prefect_server) waits while the server makes progress and reads this as its ceiling only.
 EPHEMERAL_STARTUP_TIMEOUT_S = "1200"
 
 

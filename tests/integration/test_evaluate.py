@@ -74,4 +74,5 @@ def test_a_model_that_loses_to_the_baseline_is_not_promoted(small):
 
     # With the rule off the same model is promoted (the floor is 0): the baseline was what stood in the way.
     set_params(small, {"promotion": {"beat_baseline": False}}, commit=False)
-    assert "PROMOTED" in textops(small, "register").stdout
+    decided = json.loads(textops(small, "register", "--json").stdout)
+    assert decided["promote"] is True, decided

@@ -33,7 +33,8 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
             "-S", "sample.rows=300")
 
     # v1: the first run ingests the built-in sample and commits nothing, yet its data is a data version.
-    assert "now the champion" in textops(root, "run").stdout
+    summary = json.loads(textops(root, "run", "--json").stdout)  # stdout is the JSON alone (stage lines on stderr)
+    assert summary["register"]["promote"] is True and summary["register"]["version"] == "1"
     v1_data, v1 = data_bytes(root), registry(root)
     tags = version_tags(root, "1")
     assert tags["textops.data.pushed"] == "true" and json.loads(tags["textops.data.pointer"])["md5"]

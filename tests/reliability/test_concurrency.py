@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from helpers import FAST, dvc, git, make_project, registry_state, set_params, textops, wait_for
-from textops.flows.pipeline import HOLDER_FILE
 
 from textops.core.locks import STATE_DIR
+from textops.runtime.training_slot import HOLDER_FILE
 
 pytestmark = pytest.mark.reliability
 

@@ -48,7 +48,7 @@ def test_train_retries_transient_errors_only():
 def test_a_new_projects_prefect_database_starts_from_the_migrated_template(tmp_path, monkeypatch):
     import sqlite3
 
-    from textops.flows import server
+    from textops.runtime import prefect_server as server
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     first, second = tmp_path / "first" / ".prefect", tmp_path / "second" / ".prefect"
@@ -79,9 +79,9 @@ def test_the_temporary_server_start_up_waits_for_progress_not_for_a_fixed_time(t
     import sys
 
     import pytest
-    from textops.flows import server
 
     from textops.core.errors import StateError
+    from textops.runtime import prefect_server as server
 
     monkeypatch.setattr(server, "STALL_S", 2)
     log = tmp_path / "server.log"

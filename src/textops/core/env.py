@@ -56,18 +56,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota (a container's limit)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cpus)
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (a container's limit), as
+    joblib counts them (scikit-learn's dependency; it reads cgroup v1 and v2)."""
+    from joblib import cpu_count
+
+    return max(1, cpu_count())
 
 
 def set_torch_threads(requested: int | None) -> int:

@@ -65,6 +65,13 @@ def took(start: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
+def stage_lines_to_stderr() -> None:
+    """The stage lines on stderr: stdout carries a command's `--json` result alone."""
+    for handler in logging.getLogger(STAGES).handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
 def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
     """Send this process's logs where a person wants them; returns the log file (None with VERBOSE)."""
     global CURRENT

@@ -52,20 +52,17 @@ def check_store(uri: str, timeout: float = 10) -> None:
     """Fail at once, with a message that says what to do, when the tracking store cannot be used: a server
     that does not answer (MLflow itself would retry for minutes), or a SQLite file another process holds
     locked. Called before a stage writes anything, so nothing is half done."""
-    import urllib.error
-    import urllib.request
-
     from textops.core.config import redact
     from textops.core.errors import StateError
 
     if uri.startswith(("http://", "https://")):
+        import httpx
+
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered (an auth proxy may refuse /health): reachable
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            httpx.get(uri.rstrip("/") + "/health", timeout=timeout)
+            return  # it answered, whatever it said (an auth proxy may refuse /health): reachable
+        except (httpx.TransportError, OSError) as exc:
+            reason = exc
             raise StateError(
                 f"the MLflow tracking server {redact(uri)} does not answer ({reason}): start it, or fix "
                 "MLFLOW_TRACKING_URI / mlflow.tracking_uri. Nothing was changed."

@@ -24,8 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,13 +297,9 @@ def metrics_directory(root: Path) -> str:
 
 def die_with_parent(parent_pid: int) -> None:
     """Have this process get SIGTERM when PARENT_PID (its parent) dies, and exit at once if it already has."""
-    done = False
-    if sys.platform.startswith("linux"):
-        import ctypes
+    from textops.runtime.processes import parent_death_signal
 
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        done = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    done = parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # it died before prctl: nobody would tell us
         os._exit(0)
     if not done:
@@ -324,18 +318,23 @@ def die_with_parent(parent_pid: int) -> None:
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> float:
     """Poll GET /ping until the model is loaded; return seconds waited. Fails if the server exits."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+    import httpx
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    def ready() -> bool:
         if proc.poll() is not None:
             raise StateError(f"the model server exited with code {proc.returncode} before it was ready.")
         try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return time.monotonic() - start
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    raise StateError(f"the model server at {url} was not ready after {timeout:.0f}s.")
+            return httpx.get(f"{url}/ping", timeout=2).status_code == 200
+        except (httpx.TransportError, OSError):
+            return False
+
+    start = time.monotonic()
+    try:
+        Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout), wait=wait_fixed(0.25))(ready)
+    except RetryError:
+        raise StateError(f"the model server at {url} was not ready after {timeout:.0f}s.") from None
+    return time.monotonic() - start
 
 
 def stop_server(proc: subprocess.Popen, timeout: float = 15) -> None:

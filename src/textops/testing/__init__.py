@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from textops.runtime.processes import free_port  # noqa: F401 (the tests' and benchmarks' free port too)
+
 REPO = Path(__file__).resolve().parents[3]
 
 # Small enough for two shared CPU cores, learnable enough that the first model passes the floor. Tests that
@@ -121,21 +123,16 @@ def dvc(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProc
     return proc
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(check, timeout: float, what: str, interval: float = 1.0):
-    """CHECK() until it returns something truthy (returned), or AssertionError after TIMEOUT seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """CHECK() until it returns something truthy (returned), or AssertionError after TIMEOUT seconds; an exception
+    CHECK raises ends the wait at once."""
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    try:
+        return Retrying(retry=retry_if_result(lambda value: not value), stop=stop_after_delay(timeout),
+                        wait=wait_fixed(interval))(check)  # fmt: skip
+    except RetryError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 @dataclass

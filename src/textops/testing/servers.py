@@ -11,16 +11,15 @@ PostgreSQL's `initdb` and `postgres` refuse to run as root: as root they run as 
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from textops.testing import free_port, wait_for
 from textops.testing.postgres import pg_bindir, postgres  # noqa: F401 (one import for the production tests)
@@ -102,12 +101,9 @@ def prefect(env: dict, cwd: Path, *args: str, check: bool = True, timeout: float
 
 def prefect_api(api: str, path: str, body: dict | None = None, method: str = "POST"):
     """One call of the Prefect REST API; the decoded JSON answer (None when empty)."""
-    data = json.dumps(body or {}).encode() if method != "GET" else None
-    req = urllib.request.Request(f"{api}{path}", data=data, headers={"Content-Type": "application/json"},
-                                 method=method)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
+    resp = httpx.request(method, f"{api}{path}", json=body or {} if method != "GET" else None, timeout=30)
+    resp.raise_for_status()
+    return resp.json() if resp.content else None
 
 
 def worker(api_env: dict, home: Path, root: Path, name: str, pool: str = "gpu", **extra: str) -> Service:

@@ -12,14 +12,14 @@ from pathlib import Path
 import typer
 
 from textops.ui.cli_live import (
+    NO_HEADER,
     add_live_commands,
     add_model_commands,
     add_scale_commands,
     feedback_app,
     label_app,
-    predict_ray,
 )
-from textops.ui.command import Project, command, fail, finish, run_flow
+from textops.ui.command import Project, command, fail, finish, json_text, run_flow
 
 app = typer.Typer(
     help="Keep a transformers text classifier good over time: ingest, preprocess, validate, train, "
@@ -52,9 +52,6 @@ def _setup(
 # --------------------------------------------------------------------------------------------------
 # data
 
-
-# CSV/TSV without a header row: columns by position (textops.columns.columns_by_position).
-NO_HEADER = "No header row: columns by position (default: the text has the longest values"
 
 @command(app)
 def ingest(
@@ -192,11 +189,17 @@ def data_checkout(
 
 
 @command(app)
-def register(*, project: Project) -> None:
+def register(
+    as_json: bool = typer.Option(False, "--json", help="Print the decision and its evidence as JSON."),
+    *,
+    project: Project,
+) -> None:
     """Register the evaluated model as `challenger`; promote it to `champion` if it beats the champion."""
     from textops.lifecycle.register import register as run_register
 
     result = run_register(project.root, project.params)
+    if as_json:
+        return typer.echo(json_text(result))
     verdict = "PROMOTED to champion" if result["promote"] else "not promoted"
     typer.echo(f"{result['name']} v{result['version']} (challenger): {verdict}: {result['reason']}")
 
@@ -218,13 +221,12 @@ def status(
     project: Project,
 ) -> None:
     """The project on one screen: champion and challenger, data/, landing files, serving, schedules, last runs."""
-    import json
 
     from textops.ui.status import format_status, project_status
 
     st = project_status(project.root, project.params)
     typer.echo(
-        json.dumps(st, indent=2, default=str) if as_json else format_status(st, project.params.promotion.primary_metric)
+        json_text(st) if as_json else format_status(st, project.params.promotion.primary_metric)
     )
 
 
@@ -235,11 +237,10 @@ def model_show(
     project: Project,
 ) -> None:
     """Lineage of VERSION: data hashes, git commit, params, metrics and the promotion decision (JSON)."""
-    import json
 
     from textops.registry.registry import show_version
 
-    typer.echo(json.dumps(show_version(project.root, project.params, version), indent=2, default=str))
+    typer.echo(json_text(show_version(project.root, project.params, version)))
 
 
 @command(model_app, "promote")
@@ -283,33 +284,6 @@ def serve(
     raise typer.Exit(run_serve(project.root, project.params, host, port, model_version, workers))
 
 
-@command(app)
-def predict(
-    input_path: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file with a text column."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write rows + predictions (same formats)."),
-    model_version: str | None = typer.Option(None, help="Score with this version instead of the champion."),
-    batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: evaluate.batch_size)."),
-    text_column: str = typer.Option("text", help="The column holding the texts; --no-header: a 0-based position."),
-    no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + ")."),
-    engine: str = typer.Option("local", help="local (this process) or ray: a directory or glob too (the [ray] extra)."),
-    address: str | None = typer.Option(None, help="--engine ray: the cluster (default: ray.address, RAY_ADDRESS)."),
-    *,
-    project: Project,
-) -> None:
-    """Score a file in batches with the champion (or --model-version), with a progress bar."""
-    from textops.modeling.predict import predict_file
-
-    if engine not in ("local", "ray"):
-        fail(f"--engine {engine}: local or ray.", 2)
-    if engine == "ray":
-        return predict_ray(project, str(input_path), output, model_version, text_column, address)
-    result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
-                          header=not no_header)  # fmt: skip
-    taken = f" (texts: column {result['text_column']})" if no_header else ""
-    taken += "".join(f" (your column {a} is kept as {b})" for a, b in result["renamed"].items())
-    typer.echo(f"predict: {result['rows']} rows scored with {result['model']}{taken} -> {result['output']}")
-
-
 # --------------------------------------------------------------------------------------------------
 # orchestration: the Prefect flows (flows/, installed as textops.flows; imported here only)
 
@@ -320,6 +294,7 @@ def run(
     commit: bool = typer.Option(
         False, "--commit", help="git commit data.dvc, dvc.lock and metrics/ afterwards, naming the model version."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON (stage lines on stderr)."),
     *,
     project: Project,
 ) -> None:
@@ -332,6 +307,10 @@ def run(
     from textops.ui.console import next_steps, run_summary
 
     params, root = project.params, project.root
+    if as_json:
+        from textops.core.logs import stage_lines_to_stderr
+
+        stage_lines_to_stderr()
     if commit:
         scm.require_commit(root)
     if not has_raw_data(root, params):
@@ -339,8 +318,9 @@ def run(
 
         if (root / scm.raw_pointer(params)).exists():
             fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
-        typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)")
-        typer.echo(ingest_sample(root, params).describe())
+        typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)",
+                   err=as_json)  # fmt: skip
+        typer.echo(ingest_sample(root, params).describe(), err=as_json)
     elif not force and not os.environ.get("PREFECT_API_URL"):
         # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
         # MLflow when that is not sure: a no-op costs about a second. (With a server the flow records the no-op.)
@@ -352,10 +332,14 @@ def run(
 
             unchanged = nothing_to_retrain(root, params)
         if unchanged:
+            if as_json:
+                return typer.echo(json_text({"nothing_to_retrain": unchanged}))
             typer.echo(f"{unchanged} (`textops run --force` retrains anyway){'; nothing to commit' * commit}")
             return
     state = run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
     summary = finish(state)
+    if as_json:
+        return typer.echo(json_text(summary))
     typer.echo("\n" + run_summary(summary))
     if "register" in summary:
         typer.echo(next_steps(root, params, summary))

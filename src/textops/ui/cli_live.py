@@ -1,5 +1,6 @@
-"""The `textops monitor`, `textops feedback` and `textops label` commands: what comes back from live traffic
-(textops.live). Registered on the main app by textops.ui.cli; light imports only, as there."""
+"""The commands beyond the pipeline: `textops monitor`, `feedback` and `label` (what comes back from live
+traffic, textops.live), `predict` and `tune` (batch scoring and the search, in-process or on Ray).
+Registered on the main app by textops.ui.cli; light imports only, as there."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import typer
 
-from textops.ui.command import Project, command, verbose
+from textops.ui.command import Project, command, fail, json_text, verbose
 
+# CSV/TSV without a header row: columns by position (textops.data.columns.columns_by_position).
+NO_HEADER = "No header row: columns by position (default: the text has the longest values"
 feedback_app = typer.Typer(help="Labels people gave served answers (POST /feedback).", no_args_is_help=True)
 label_app = typer.Typer(help="A labelling queue for Label Studio, from the served texts.", no_args_is_help=True)
 
@@ -64,7 +67,8 @@ def add_live_commands(app: typer.Typer) -> None:
 
 
 def add_scale_commands(app: typer.Typer) -> None:
-    """The Ray commands beside `predict --engine ray`."""
+    """Batch scoring (in-process, or `--engine ray`) and the Ray Tune search."""
+    command(app, "predict")(predict)
     command(app, "tune")(tune)
 
 
@@ -148,10 +152,35 @@ def monitor(
 ) -> None:
     """Compare new texts with the champion's training data: input drift (length, vocabulary, embeddings, predicted
     classes, confidence), label shift and performance decay; to metrics/monitor.json, an HTML report and MLflow."""
-    import json
 
     from textops.lifecycle.monitor import monitor as run_monitor
     from textops.ui.console import format_monitor
 
     result = run_monitor(project.root, project.params, files or None, requests)
-    typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_monitor(result))
+    typer.echo(json_text(result) if as_json else format_monitor(result))
+
+
+def predict(
+    input_path: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file with a text column."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write rows + predictions (same formats)."),
+    model_version: str | None = typer.Option(None, help="Score with this version instead of the champion."),
+    batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: evaluate.batch_size)."),
+    text_column: str = typer.Option("text", help="The column holding the texts; --no-header: a 0-based position."),
+    no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + ")."),
+    engine: str = typer.Option("local", help="local (this process) or ray: a directory or glob too (the [ray] extra)."),
+    address: str | None = typer.Option(None, help="--engine ray: the cluster (default: ray.address, RAY_ADDRESS)."),
+    *,
+    project: Project,
+) -> None:
+    """Score a file in batches with the champion (or --model-version), with a progress bar."""
+    from textops.modeling.predict import predict_file
+
+    if engine not in ("local", "ray"):
+        fail(f"--engine {engine}: local or ray.", 2)
+    if engine == "ray":
+        return predict_ray(project, str(input_path), output, model_version, text_column, address)
+    result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
+                          header=not no_header)  # fmt: skip
+    taken = f" (texts: column {result['text_column']})" if no_header else ""
+    taken += "".join(f" (your column {a} is kept as {b})" for a, b in result["renamed"].items())
+    typer.echo(f"predict: {result['rows']} rows scored with {result['model']}{taken} -> {result['output']}")

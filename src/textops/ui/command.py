@@ -212,14 +212,14 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
 
 def run_flow(project: Project, module: str, flow: str, **kwargs):
     """Run flow FLOW of textops.flows.MODULE in this process and return its final state: against the server in
-    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.flows.server)."""
+    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.runtime.prefect_server)."""
     import importlib
     import os
 
     from textops.core.locks import project_runs, state_dir
     from textops.core.logs import quiet_prefect
     from textops.flows import configure_prefect
-    from textops.flows.server import temporary_server
+    from textops.runtime.prefect_server import temporary_server
 
     quiet_prefect()  # these three before Prefect is first imported
     configure_prefect(project.root)
@@ -242,7 +242,7 @@ def run_flow(project: Project, module: str, flow: str, **kwargs):
 def reclaim_slots() -> None:
     """Give back the training slot a run that no longer lives left in the project's temporary Prefect server (no
     other run of the project is alive: `locks.project_runs`), saying so."""
-    from textops.flows.pipeline import reclaim_orphaned_slots
+    from textops.runtime.training_slot import reclaim_orphaned_slots
 
     freed = reclaim_orphaned_slots()
     if freed:
@@ -264,3 +264,10 @@ def finish(state) -> dict:
     if isinstance(error, BaseException) and _disk_full(error) is not None:
         raise error  # the user_errors mapping says it as a full disk, not as the library's error
     fail(state.message if state.name == "Failed" else f"the run ended {state.name}: {state.message}")
+
+
+def json_text(value) -> str:
+    """A command's `--json` output: indented, anything JSON lacks (paths, times) as text."""
+    import json
+
+    return json.dumps(value, indent=2, default=str)

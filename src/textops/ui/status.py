@@ -7,10 +7,7 @@ Read-only: nothing here writes to the project, the MLflow store or the registry.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import yaml
@@ -135,10 +132,12 @@ def schedules(root: Path) -> list[dict]:
 def serving_at(url: str, timeout: float = 1.0) -> dict | None:
     """What `textops serve` at URL answers on /version; None when nothing answers there."""
     url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:")
+    import httpx
+
     try:
-        with urllib.request.urlopen(f"{url}/version", timeout=timeout) as resp:
-            return json.loads(resp.read().decode("utf-8")) | {"url": url}
-    except (urllib.error.URLError, OSError, ValueError):
+        resp = httpx.get(f"{url}/version", timeout=timeout)
+        return resp.raise_for_status().json() | {"url": url}
+    except (httpx.HTTPError, OSError, ValueError, TypeError):
         return None
 
 

@@ -12,40 +12,23 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 from textops.core.env import backup_sqlite, copy_if_absent, template_dir
 from textops.core.errors import StateError
+from textops.runtime.processes import free_port, parent_death_signal
 
 # The start-up waits while the server makes progress (CPU used or its log growing): a fresh database's migrations
 # take minutes on a loaded machine. It fails when the server exits, stalls for STALL_S, or passes the ceiling.
 STALL_S = 120
 CEILING_S = 1200
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask the kernel for SIGTERM when the parent dies (Linux only)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the server is stopped by the parent's exit handler only
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_command(port: int) -> list[str]:
@@ -65,7 +48,7 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
     """A Prefect API server for this process, its database in HOME; yields its API URL (also exported as
     PREFECT_API_URL for the block, then put back). Stopped when the block ends, and by the kernel if this
     process dies."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -83,7 +66,7 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
         # Its own session: Ctrl-C in the terminal (SIGINT to the foreground group) must not stop the server before
         # the run, stopping, has given back its training slot through it; the run stops it after that.
         proc = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent, start_new_session=True)  # fmt: skip
+                                preexec_fn=parent_death_signal, start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
     before = os.environ.get("PREFECT_API_URL")
     try:
@@ -154,10 +137,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
                 f"{log_path}."
             )
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except (httpx.TransportError, OSError):
             pass
         now = (_cpu_seconds(proc), _log_size(log_path))
         if now != last:
