@@ -8,11 +8,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parents[2]
+from helpers import REPO
 
 
 def deployments() -> dict[str, dict]:

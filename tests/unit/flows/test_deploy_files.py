@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from textops.testing.servers import worker
 
-REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy/systemd/textops-worker.service"
 
 
