@@ -267,6 +267,20 @@ def two_sample_files(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# the deploy files
+
+
+DEPLOYED_UNIT = REPO / "deploy/systemd/textops-worker.service"
+
+
+def deployments() -> dict[str, dict]:
+    """prefect.yaml's deployments by name."""
+    import yaml
+
+    return {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+
+
+# --------------------------------------------------------------------------------------------------
 # HTTP against the scoring server
 
 
