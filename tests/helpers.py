@@ -266,6 +266,38 @@ def two_sample_files(tmp_path: Path) -> Path:
     return root
 
 
+# What the export and pyfunc tests fit a tiny classifier to (random weights: the export, not the model, is tested).
+EXPORT_TEXTS = [f"the {w} was {'not ' * (i % 2)}good, really {w}" for i, w in enumerate(["film", "plot", "cast"] * 12)]
+
+
+def tiny_classifier(path: Path) -> Path:
+    """A tiny classifier with random weights fitted to EXPORT_TEXTS, saved in PATH as the train stage saves it."""
+    import torch
+
+    from textops.core.config import ModelParams
+    from textops.modeling.model import load_base
+
+    torch.manual_seed(0)
+    tok, model = load_base(ModelParams(base="tiny", max_length=32), ["neg", "pos"], EXPORT_TEXTS)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# the deploy files
+
+
+DEPLOYED_UNIT = REPO / "deploy/systemd/textops-worker.service"
+
+
+def deployments() -> dict[str, dict]:
+    """prefect.yaml's deployments by name."""
+    import yaml
+
+    return {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+
+
 # --------------------------------------------------------------------------------------------------
 # HTTP against the scoring server
 

@@ -1,20 +1,19 @@
 """The package's shape: the layers (import-linter's contracts, the same table as docs/architecture.md), no import
 cycles within a layer (imports inside functions count), no module importing another's private names, no module
-over 400 lines nor function over ~60, no process-global state changed by src/ or flows/, and one definition of
-what a training depends on (config.TRAINING_SECTIONS and dvc.yaml agree)."""
+over 400 lines nor function over ~60, no process-global state changed by src/ or flows/, one definition of what a
+training depends on (config.TRAINING_SECTIONS and dvc.yaml agree), and the tests' own shape: tests/unit mirrors the
+package, a folder per layer, and starts no process (those tests are in tests/integration)."""
 
 from __future__ import annotations
 
 import ast
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import tomllib
 import yaml
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "textops"
 FLOWS = REPO / "flows"
 
@@ -108,12 +107,6 @@ def test_src_and_flows_change_no_process_global_state():
     assert offenders == []
 
 
-def test_importing_the_package_changes_no_environment():
-    code = "import os; before = dict(os.environ); import textops, textops.ui.cli; print(dict(os.environ) == before)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "True"
-
-
 def test_training_fingerprint_covers_what_dvc_says_training_depends_on():
     from textops.core.config import TRAINING_SECTIONS
 
@@ -195,3 +188,164 @@ def test_the_loose_name_check_finds_what_it_looks_for(tmp_path):
                       'client.set_registered_model_alias("m", "champion", "1")\n')
     found = sorted(hit.split(": ", 1)[1] for hit in loose_names(sample))
     assert found == ["'models:/m@champion'", "'textops.decision'", "alias 'champion'"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the tests' shape: tests/unit mirrors the package and starts no process
+
+TESTS = REPO / "tests"
+UNIT_TESTS = TESTS / "unit"
+TOP_LEVEL_UNIT_TESTS = {"test_structure.py"}  # tests of the whole package; the rest sit in their layer's folder
+
+PROCESS_CALLS = {f"subprocess.{name}" for name in ("run", "Popen", "call", "check_output", "check_call", "getoutput",
+                                                   "getstatusoutput")} | {
+    "os.system", "os.popen", "pty.fork", "pty.spawn", "asyncio.create_subprocess_exec",
+    "asyncio.create_subprocess_shell"}  # fmt: skip
+PROCESS_PREFIXES = ("os.fork", "os.spawn", "os.exec", "os.posix_spawn", "multiprocessing.",
+                    "concurrent.futures.ProcessPoolExecutor")
+# Helpers that start their process through a Service object (`service.start()`), which the call graph cannot follow.
+SERVICE_STARTERS = {"textops.testing.servers.mlflow_server", "textops.testing.servers.prefect_server"}
+
+
+def import_map(tree: ast.AST) -> dict[str, str]:
+    """Each name a module's imports bind, with the dotted name it stands for (`sp` -> `subprocess`)."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    return names
+
+
+def called(call: ast.Call, names: dict[str, str]) -> str | None:
+    """The dotted name CALL resolves to through NAMES (`sp.run(...)` -> `subprocess.run`); None for other names."""
+    parts, func = [], call.func
+    while isinstance(func, ast.Attribute):
+        parts.insert(0, func.attr)
+        func = func.value
+    return ".".join([names[func.id], *parts]) if isinstance(func, ast.Name) and func.id in names else None
+
+
+def starts_a_process(name: str, helpers: set[str]) -> bool:
+    return name in PROCESS_CALLS or name.startswith(PROCESS_PREFIXES) or name in helpers
+
+
+def process_helpers() -> set[str]:
+    """The functions of tests/helpers.py and textops.testing that start a process, directly or through another
+    (`helpers.textops`, `textops.testing.make_project`, ...), re-exports included."""
+    testing = PACKAGE / "testing"
+    modules = {"helpers": TESTS / "helpers.py"} | {
+        "textops.testing" + ("" if p.stem == "__init__" else f".{p.stem}"): p for p in testing.glob("*.py")
+    }
+    parsed = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text())
+        defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        parsed[module] = (import_map(tree) | {name: f"{module}.{name}" for name in defs}, defs)
+    found = set(SERVICE_STARTERS)
+    while True:
+        before = len(found)
+        for module, (names, defs) in parsed.items():
+            found |= {f"{module}.{local}" for local, target in names.items() if target in found}
+            found |= {f"{module}.{name}" for name, node in defs.items() for call in ast.walk(node)
+                      if isinstance(call, ast.Call) and (target := called(call, names))
+                      and starts_a_process(target, found)}  # fmt: skip
+        if len(found) == before:
+            return found
+
+
+def process_fixtures(helpers: set[str]) -> set[str]:
+    """The fixtures tests/unit can use (tests/conftest.py and any below tests/unit) that start a process, directly
+    or through a helper or another such fixture (`project`: git init)."""
+    fixtures = {}
+    for path in [TESTS / "conftest.py", *UNIT_TESTS.rglob("conftest.py")]:
+        tree = ast.parse(path.read_text())
+        names = import_map(tree)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any("fixture" in ast.unparse(d) for d in node.decorator_list):
+                fixtures[node.name] = (node, names)
+    found: set[str] = set()
+    while True:
+        before = len(found)
+        for name, (node, names) in fixtures.items():
+            calls = (called(c, names) for c in ast.walk(node) if isinstance(c, ast.Call))
+            if any(a.arg in found for a in node.args.args) or any(c and starts_a_process(c, helpers) for c in calls):
+                found.add(name)
+        if len(found) == before:
+            return found
+
+
+def process_starts(path: Path, helpers: set[str], fixtures: set[str]) -> list[str]:
+    """Where PATH starts a process: a call of subprocess, os.system/fork/spawn/exec, multiprocessing or a helper
+    that runs one (`textops`, `dvc`, `make_project`, ...), an import of multiprocessing, a test or fixture that
+    takes a fixture that starts one."""
+    tree = ast.parse(path.read_text())
+    names = import_map(tree)
+    where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and (target := called(node, names)) and starts_a_process(target, helpers):
+            found.append(f"{where}:{node.lineno}: {target}")
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "usefixtures":
+            found.extend(f"{where}:{node.lineno}: fixture {a.value}" for a in node.args
+                         if isinstance(a, ast.Constant) and a.value in fixtures)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found.extend(f"{where}:{node.lineno}: imports {m}" for m in imported
+                         if m.split(".")[0] == "multiprocessing")
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            found.extend(f"{where}:{node.lineno}: fixture {a.arg}" for a in args if a.arg in fixtures)
+    return found
+
+
+def test_unit_tests_start_no_process():
+    """tests/unit is the fast lane: pure tests, no child process (a test that needs one is an integration test)."""
+    helpers = process_helpers()
+    fixtures = process_fixtures(helpers)
+    offenders = [hit for path in sorted(UNIT_TESTS.rglob("*.py")) for hit in process_starts(path, helpers, fixtures)]
+    assert offenders == []
+
+
+def test_the_process_check_finds_what_it_looks_for(tmp_path):
+    helpers = process_helpers()
+    assert {"helpers.textops", "helpers.dvc", "helpers.git", "helpers.make_project", "helpers.serving",
+            "helpers.champion_project", "helpers.in_process", "helpers.registry", "helpers.textops_python",
+            "textops.testing.textops", "textops.testing.postgres.postgres",
+            "textops.testing.servers.deployed_on_a_server"} <= helpers  # fmt: skip
+    assert not {"helpers.free_port", "helpers.wait_for", "helpers.easy_reviews"} & helpers
+    fixtures = process_fixtures(helpers)
+    assert {"project", "fast_project", "small", "champion_template"} <= fixtures
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import os, subprocess as sp\nimport multiprocessing\nfrom os import system\nfrom subprocess import run\n"
+        "from helpers import free_port, textops\nimport helpers\nimport pytest\n"
+        "def test_a(project):\n    sp.Popen(['true']); system('true'); run(['true']); os.fork(); os.execv('x', [])\n"
+        "@pytest.mark.usefixtures('small')\ndef test_b():\n    textops('.', 'status'); helpers.make_project('p')\n"
+        "    multiprocessing.Process(target=print).start(); free_port()\n"
+        "def test_c():\n    run = print; run('not a process')\n"
+    )
+    found = sorted(hit.split(": ", 1)[1] for hit in process_starts(sample, helpers, fixtures))
+    assert found == sorted([
+        "imports multiprocessing", "fixture project", "subprocess.Popen", "os.system", "subprocess.run", "os.fork",
+        "os.execv", "fixture small", "helpers.textops", "helpers.make_project", "multiprocessing.Process",
+        "subprocess.run",
+    ])  # fmt: skip
+
+
+def test_tests_mirror_the_package():
+    """tests/unit/<layer>/ for each layer of src/textops (and flows/), test_structure.py for the whole package; no
+    two test files share a name (pytest imports them by basename: no __init__.py files)."""
+    layers = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()} | {"flows"}
+    misplaced = [
+        str(p.relative_to(REPO)) for p in UNIT_TESTS.rglob("*.py")
+        if (p.parent == UNIT_TESTS and p.name not in TOP_LEVEL_UNIT_TESTS | {"conftest.py"})
+        or (p.parent != UNIT_TESTS and p.relative_to(UNIT_TESTS).parts[0] not in layers)
+    ]  # fmt: skip
+    assert misplaced == []
+    seen: dict[str, list[str]] = {}
+    for p in TESTS.rglob("test_*.py"):
+        seen.setdefault(p.name, []).append(str(p.relative_to(REPO)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -1,33 +1,21 @@
-"""prefect.yaml's deployments say what the monitoring loop needs: `monitor` runs hourly, and `retrain` has deployment
-trigger on the monitor's events with one cool-down, valid for Prefect's own models (what `prefect deploy` builds the
-automations from), besides its nightly cron and its concurrency limit."""
+"""The deploy files checked by the tools that read them, in a child process: prefect.yaml's `retrain` triggers are
+valid Prefect deployment triggers with a cool-down, every deployment names a flow that takes its parameters (what
+`prefect deploy --all` would otherwise find out on the server), systemd accepts the worker unit and the crash
+automation is a valid Prefect automation. What the files say is tests/unit/flows/test_prefect_yaml.py and
+tests/unit/flows/test_deploy_files.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def deployments() -> dict[str, dict]:
-    return {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
-
-
-def test_monitor_is_deployed_hourly_and_emits_the_events_the_triggers_expect():
-    monitor = deployments()["monitor"]
-    assert monitor["entrypoint"] == "flows/monitor.py:monitor_flow"
-    assert [s.get("interval") for s in monitor["schedules"]] == [3600]
-    from textops.core import lineage
-
-    expected = {e for t in deployments()["retrain"]["triggers"] for e in t["expect"]}
-    assert expected == {"textops.data.landed", "textops.drift.detected"}
-    assert expected == {lineage.EVENT_LANDED, lineage.EVENT_DRIFT}  # the names the monitor flow emits
+import pytest
+from helpers import DEPLOYED_UNIT as UNIT
+from helpers import REPO, deployments
 
 
 def test_retrain_triggers_are_valid_prefect_deployment_triggers_with_a_cool_down(tmp_path):
@@ -65,12 +53,6 @@ def test_retrain_triggers_are_valid_prefect_deployment_triggers_with_a_cool_down
     assert trigger["match"]["prefect.resource.id"] == ["textops.landing", "textops.monitor"]
 
 
-def test_retrain_keeps_its_cron_and_its_concurrency_limit():
-    retrain = deployments()["retrain"]
-    assert [s["cron"] for s in retrain["schedules"]] == ["0 2 * * *"]
-    assert retrain["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
-
-
 def test_every_deployment_names_a_flow_that_takes_its_parameters(tmp_path):
     """Each entrypoint loads as a Prefect flow, each deployment's parameters are the flow's, and each schedule is
     one Prefect accepts: what `prefect deploy --all` would otherwise find out on the server."""
@@ -97,3 +79,26 @@ def test_every_deployment_names_a_flow_that_takes_its_parameters(tmp_path):
     assert found["batch-score"]["flow"] == "batch-score" and "input" in found["batch-score"]["given"]
     assert found["tune"]["flow"] == "tune" and not deployments()["tune"].get("schedules")  # by hand only
     assert [s["cron"] for s in deployments()["batch-score"]["schedules"]] == ["0 4 * * *"]
+
+
+def test_systemd_accepts_the_worker_unit(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / UNIT.name  # with this virtualenv's prefect: systemd checks that ExecStart exists
+    unit.write_text(UNIT.read_text().replace("/srv/textops/.venv/bin/", f"{Path(sys.executable).parent}/"))
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_crash_automation_is_a_valid_prefect_automation(tmp_path):
+    # In a child with its own PREFECT_HOME: importing Prefect creates its home directory.
+    check = (
+        "import sys, yaml\n"
+        "from prefect.events.schemas.automations import AutomationCore\n"
+        "a = AutomationCore.model_validate(yaml.safe_load(open(sys.argv[1])))\n"
+        "assert a.trigger.posture == 'Proactive' and a.trigger.within.total_seconds() == 90, a.trigger\n"
+        "assert a.actions[0].type == 'change-flow-run-state' and a.actions[0].state.value == 'CRASHED'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", check, str(REPO / "deploy/prefect/crash-zombie-flow-runs.yaml")],
+                          env={**os.environ, "PREFECT_HOME": str(tmp_path)}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,5 +1,5 @@
 """Prefect's settings for an in-process run, and the train task's retry condition (real Prefect states, no
-server)."""
+server). The temporary server's start-up against real processes is tests/integration/test_prefect_start_up.py."""
 
 from __future__ import annotations
 
@@ -70,35 +70,3 @@ def test_a_new_projects_prefect_database_starts_from_the_migrated_template(tmp_p
     stamp = (server.template_dir("prefect", "prefect") / server.DB).stat().st_mtime_ns
     server.save_template(second)
     assert (server.template_dir("prefect", "prefect") / server.DB).stat().st_mtime_ns == stamp
-
-
-def test_the_temporary_server_start_up_waits_for_progress_not_for_a_fixed_time(tmp_path, monkeypatch):
-    """A server that is alive and working (CPU used) is waited for past any fixed time; one that stalls (no CPU,
-    no log) fails after STALL_S; one that exits fails at once, naming its log. Real processes, no server needed."""
-    import subprocess
-    import sys
-
-    import pytest
-
-    from textops.core.errors import StateError
-    from textops.runtime import prefect_server as server
-
-    monkeypatch.setattr(server, "STALL_S", 2)
-    log = tmp_path / "server.log"
-    log.write_text("")
-    url = "http://127.0.0.1:9/api"  # nothing answers there
-    stalled = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        with pytest.raises(StateError, match="made no progress"):
-            server._wait_healthy(url, stalled, log)
-    finally:
-        stalled.kill()
-        stalled.wait()
-    gone = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    gone.wait()
-    with pytest.raises(StateError, match="exited with code 3"):
-        server._wait_healthy(url, gone, log)
-    # Busy for longer than STALL_S, then gone: waited for the whole time it was busy (no stall reported).
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 5: pass"])
-    with pytest.raises(StateError, match="exited with code 0"):
-        server._wait_healthy(url, busy, log)

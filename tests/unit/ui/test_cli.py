@@ -1,31 +1,9 @@
-"""The command line: a light start-up, the same project options on every command, errors as exit codes."""
+"""The command line in-process: the same project options on every command, errors as exit codes, the run summary
+and status. Its start-up and exit codes in a fresh interpreter are tests/integration/test_fresh_interpreter.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from helpers import textops
-
-HEAVY = ("torch", "transformers", "mlflow", "prefect", "great_expectations", "dvc", "pandas", "sklearn")
-
-
-def test_help_imports_nothing_heavy():
-    code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom textops.ui.cli import app\n"
-        "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
-def test_bad_params_exit_code_2(tmp_path):
-    (tmp_path / "params.yaml").write_text("train:\n  epochs: -1\n")
-    proc = textops(tmp_path, "preprocess", check=False)
-    assert proc.returncode == 2
-    assert "train.epochs" in proc.stderr and "params.yaml" in proc.stderr
 
 
 def test_every_command_takes_the_params_file_and_overrides():
@@ -46,12 +24,6 @@ def test_every_command_takes_the_params_file_and_overrides():
     for name, cmd in found.items():
         options = {opt for param in cmd.params for opt in param.opts}
         assert {"--params", "--set", "-S"} <= options, name
-
-
-def test_an_override_reaches_the_command(tmp_path):
-    (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")
-    proc = textops(tmp_path, "preprocess", "-S", "train.epochs=-2", check=False)
-    assert proc.returncode == 2 and "-S train.epochs=-2" in proc.stderr
 
 
 # Each command with the arguments it needs to get as far as reading its params.
