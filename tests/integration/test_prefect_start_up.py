@@ -1,4 +1,4 @@
-"""The temporary Prefect server's start-up (runtime/prefect_server.py) against real processes: waited for while it works,
+"""The temporary Prefect server's start-up (runtime/) against real processes: waited for while it works,
 failed when it stalls or exits. No server needed; the rest of Prefect's settings are
 tests/unit/flows/test_flow_settings.py."""
 
