@@ -120,8 +120,8 @@ def no_champion(model_name: str) -> StateError:
 
 def champion_reference(root: Path, params: Params, session: Session) -> dict:
     """The champion's version, recorded test figures and data version (train and held-out rows, sampled)."""
-    from textops.registry.registry.guards import champion_split
-    from textops.registry.registry.registry import champion
+    from textops.registry.guards import champion_split
+    from textops.registry.registry import champion
 
     current = champion(session)
     if current is None:
