@@ -179,7 +179,7 @@ def test_loading_and_serving_a_model_unpickles_nothing(champion_template, tmp_pa
 def test_model_code_is_the_shipped_pyfunc(champion_template):
     """The model is logged as code: the file MLflow runs on load is textops' own pyfunc.py, byte for byte."""
     root = champion_template
-    shipped = digest(REPO / "src" / "textops" / "pyfunc.py")
+    shipped = digest(REPO / "src" / "textops" / "modeling" / "pyfunc.py")
     logged = [p for p in (root / "mlruns").rglob("pyfunc.py")]
     assert logged
     assert {digest(p)[str(p)] for p in logged} == set(shipped.values())
