@@ -160,10 +160,14 @@ RUN = """\
 MAX_EXAMPLE_CHARS = 300
 
 
+class DataURI(str):
+    """A picture as a data URI: a value like any other (escaped), but never cut (text cuts long values)."""
+
+
 def text(value: Any) -> Any:
     """VALUE as the text a page shows (every `{{ ... }}` goes through this, then the engine escapes it): JSON for
     what is not a string, long values cut. A template's own markup (a macro's output) is left as it is."""
-    if hasattr(value, "__html__"):
+    if hasattr(value, "__html__") or isinstance(value, DataURI):
         return value
     if isinstance(value, jinja2.Undefined):
         return str(value)  # "" for an inline if without else; a misspelt name (StrictUndefined) raises
@@ -196,11 +200,11 @@ def found(record: dict) -> str:
     return ""
 
 
-def data_uri(path: Path | None) -> str | None:
+def data_uri(path: Path | None) -> DataURI | None:
     """A PNG as a data URI (the page stays one file); None when there is no such file."""
     if path is None or not Path(path).is_file():
         return None
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+    return DataURI("data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode())
 
 
 ENV = jinja2.Environment(
