@@ -1,18 +1,21 @@
-"""Pages for people: the validation report and the run report, each one self-contained HTML file.
+"""Pages for people: the validation report, the monitoring report and the run report, each one self-contained
+HTML file, rendered by Jinja2 from the templates below (one layout, one template per page).
 
 Nothing is loaded from the network (textops runs offline: no scripts, fonts or styles from a CDN), pictures are
-embedded as data URIs, and every value that comes from the data is escaped, so a text like
-`<script>...</script>` in a training file shows as text and never runs in the reader's browser.
+embedded as data URIs, and no script may run (the layout's Content-Security-Policy). Every value is escaped by
+the engine (autoescape), never by hand: a text like `<script>...</script>` in a training file shows as text, and
+`{{ ... }}` in one is shown, not evaluated (values are never templates). The only markup that is not escaped is
+the templates' own (their macros' output).
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
@@ -31,63 +34,206 @@ img { max-width: 100%; border: 1px solid #d0d7de; }
 .muted { color: #59636e; }
 """
 
+# The layout: no script may run, whatever a value holds (the pages need none); pictures only as data URIs.
+# STYLE is part of the template's text (a value in a <style> would be escaped, and a style is not HTML-decoded).
+BASE = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+    "style-src 'unsafe-inline'\">"
+    "<title>{% block title %}{% endblock %}</title><style>" + STYLE + "</style></head>\n<body>\n"
+    "{% block body %}{% endblock %}</body></html>\n"
+)
+
+# Tables, marks and figures. A cell is a value (escaped) or a macro's output (markup of our own).
+MACROS = """\
+{% macro row(cells, numeric=()) %}<tr>{% for c in cells %}<td{% if loop.index0 in numeric %} class="num"{% endif %}>
+{{- c }}</td>{% endfor %}</tr>{% endmacro %}
+{% macro table(header, rows=(), numeric=()) %}<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}
+</tr></thead><tbody>{% if caller is defined %}{{ caller() }}{% else %}
+{% for r in rows %}{{ row(r, numeric) }}{% endfor %}{% endif %}</tbody></table>{% endmacro %}
+{% macro state(ok, yes="passed", no="failed") %}<span class="{{ 'ok' if ok else 'fail' }}">{{ yes if ok else no -}}
+</span>{% endmacro %}
+{% macro code(value) %}<code>{{ value }}</code>{% endmacro %}
+{% macro image(uri, alt) %}{% if uri %}<figure><img alt="{{ alt }}" src="{{ uri }}"><figcaption>{{ alt -}}
+</figcaption></figure>{% endif %}{% endmacro %}
+"""
+
+VALIDATION = """\
+{% extends "base.html" %}
+{% from "macros.html" import code, row, table, state %}
+{% macro outcome(r) %}
+{% if r.get("error") %}could not run: {{ r.error }}{% else %}{{ found(r) }}
+{%- for e in r.get("examples") or () %}<span class="example">{{ e }}</span>{% endfor %}{% endif %}
+{% endmacro %}
+{% block title %}Data validation{% endblock %}
+{% block body %}
+<h1>Data validation (Great Expectations)</h1>
+<div class="banner {{ 'ok' if summary.success else 'fail' }}">{{ verdict }}</div>
+<p class="muted">The cleaned splits {{ rows|listed("{} {} rows") }}; {{ labels|length }} classes: {#
+#}{{ labels[:50]|join(", ") }}{{ " …" if labels|length > 50 else "" }}</p>
+{% for suite, records in by_suite.items() %}
+<h2>{{ suite }} {{ state(summary.suites.get(suite, {}).get("success", True)) }}</h2>
+{% call table(["", "expectation", "column", "bounds", "what was found"]) %}
+{% for r in records %}{{ row([state(r.success, "✓", "✗"), code(r.expectation), r.column or "", r.bounds|listed("{}={}"),
+                           "" if r.success else outcome(r)]) }}{% endfor %}
+{% endcall %}
+
+{% endfor %}
+{% endblock %}
+"""
+
+MONITOR = """\
+{% extends "base.html" %}
+{% from "macros.html" import row, table %}
+{% macro verdict(c) %}
+{% if c.drifted %}<span class="fail">drift</span>{% elif "skipped" in c %}skipped{% else %}
+<span class="ok">ok</span>{% endif %}
+{% endmacro %}
+{% block title %}Monitoring{% endblock %}
+{% block body %}
+<h1>Monitoring: new data against the champion's training data</h1>
+<div class="banner {{ 'fail' if r.drift else 'ok' }}">{{ "drift: " ~ r.kinds|join(", ") if r.drift
+                                                          else "no drift" }}</div>
+<p class="muted">{{ r.rows }} new rows from {{ r.source }} ({{ "labelled" if r.labelled else "unlabelled" }}); {#
+#}champion {{ r.champion.name }} v{{ r.champion.version }}, reference rows: {{ r.reference_rows }}.</p>
+{% call table(["", "kind", "check", "test", "reference", "new", "statistic", "p-value", "drift when"]) %}
+{% for c in r.checks %}{{ row([verdict(c), c.kind, c.name, c.test, c.get("reference")|figure, c.get("current")|figure,
+    c.get("statistic")|figure, c.get("p_value")|figure, c.get("skipped") or c.get("threshold") or ""], (6, 7)) }}
+{%- endfor %}
+{% endcall %}
+
+{% if r.get("online") %}
+<h2>Online: served answers labelled by feedback</h2>{% call table(["model version", "labelled answers", "accuracy",
+                                                                     "macro-F1"]) %}
+{% for v, f in r.online.items() %}{{ row([v, f.n, f.accuracy|figure, f.macro_f1|figure], (1, 2, 3)) }}{% endfor %}
+{% endcall %}
+
+{% endif %}
+{% if r.get("shadow") %}
+<h2>Shadow challenger: the same live texts</h2>{% call table(["served", "shadow", "texts", "agreement", "labelled",
+                                                            "served accuracy", "shadow accuracy", "McNemar p"]) %}
+{% for f in r.shadow.values() %}{{ row([f.served_version, f.shadow_version, f.texts, f.agreement|figure, f.labelled,
+    f.get("served_accuracy")|figure, f.get("shadow_accuracy")|figure, f.get("mcnemar_p")|figure],
+    (2, 3, 4, 5, 6, 7)) }}{% endfor %}
+{% endcall %}
+
+{% endif %}
+{% endblock %}
+"""
+
+RUN = """\
+{% extends "base.html" %}
+{% from "macros.html" import code, image, row, table, state %}
+{% block title %}textops run{% endblock %}
+{% block body %}
+<h1>textops run: {{ reg.get("name", "") }} v{{ reg.get("version", "?") }}</h1>
+<div class="banner {{ 'ok' if reg.get('promote') else 'fail' }}">{{ decision }}: {#
+#}{{ reg.get("reason", summary.get("message", "")) }}</div>
+<h2>Data</h2>
+{% if pre %}
+{% set splits = pre.get("splits") or {} %}
+{% call table(["rows in", "rows out", "dropped", "train", "val", "test", "raw data"]) %}
+{{ row([pre.get("rows_in"), pre.get("rows_out"), (pre.get("dropped") or {})|listed("{} {}", nonzero=True) or "none",
+        splits.get("train", ""), splits.get("val", ""), splits.get("test", ""), code(pre.get("raw_md5", ""))],
+       (0, 1, 3, 4, 5)) }}
+{%- endcall %}
+
+{% set balance = ((pre.get("class_balance") or {}).get("train") or {}).items()|list %}
+{{ table(["class", "train rows"], balance[:50], (1,)) if balance else "" }}
+{% endif %}
+{% if val %}
+<h2>Data gate {{ state(val.get("success")) }}</h2>{#
+#}<p>{{ val.get("evaluated") }} expectations evaluated, {{ val.get("failed", 0) }} failed.</p>
+{% endif %}
+<h2>Training</h2>{{ image(pictures.get("training_curve"), "loss and validation macro-F1") }}
+{% if ev %}
+<h2>Test split</h2>{{ table(["metric", "value"], metrics, (1,)) }}
+{% endif %}
+{{ image(pictures.get("confusion_matrix"), "confusion matrix (test split)") }}
+{% if reg.get("evidence") %}
+<h2>Registry decision</h2>{{ table(["evidence", "value"], reg.evidence.items()) }}
+{% endif %}
+{% endblock %}
+"""
+
 MAX_EXAMPLE_CHARS = 300
 
 
-def esc(value: Any) -> str:
-    """VALUE as HTML text: escaped, long values cut."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > MAX_EXAMPLE_CHARS:
-        text = text[:MAX_EXAMPLE_CHARS] + f"… ({len(text)} characters)"
-    return html.escape(text, quote=True)
+class DataURI(str):
+    """A picture as a data URI: a value like any other (escaped), but never cut (text cuts long values)."""
 
 
-def page(title: str, body: str) -> str:
-    return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        # No script may run, whatever a value holds: the page needs none.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-        "style-src 'unsafe-inline'\">"
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
-    )
+def text(value: Any) -> Any:
+    """VALUE as the text a page shows (every `{{ ... }}` goes through this, then the engine escapes it): JSON for
+    what is not a string, long values cut. A template's own markup (a macro's output) is left as it is."""
+    if hasattr(value, "__html__") or isinstance(value, DataURI):
+        return value
+    if isinstance(value, jinja2.Undefined):
+        return str(value)  # "" for an inline if without else; a misspelt name (StrictUndefined) raises
+    shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(shown) > MAX_EXAMPLE_CHARS:
+        shown = shown[:MAX_EXAMPLE_CHARS] + f"… ({len(shown)} characters)"
+    return shown
 
 
-def table(header: list[str], rows: list[list[str]], numeric: Collection[int] = frozenset()) -> str:
-    """An HTML table; cells are given as HTML (escape values with esc first)."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    num = ' class="num"'
-    body = "".join(
-        "<tr>" + "".join(f"<td{num if i in numeric else ''}>{c}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def figure(value: Any) -> str:
+    """A figure for a cell: a number to 4 places, a share per class, or the value as text."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return "" if value is None else text(value)
 
 
-def image(path: Path, alt: str) -> str:
-    """A PNG embedded as a data URI (the page stays one file); nothing when it does not exist."""
-    if not Path(path).exists():
-        return ""
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    caption = esc(alt)
-    img = f'<img alt="{caption}" src="data:image/png;base64,{data}">'
-    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
+def listed(mapping: dict, form: str, nonzero: bool = False) -> str:
+    """MAPPING as one line of text, each pair in FORM ("{}={}"); with NONZERO only the pairs whose value is not 0."""
+    return ", ".join(form.format(k, v) for k, v in mapping.items() if v or not nonzero)
+
+
+def found(record: dict) -> str:
+    """What a failed expectation found, in words (its examples follow)."""
+    if record.get("unexpected_count") is not None:
+        return f"{record['unexpected_count']} unexpected ({record.get('unexpected_percent') or 0:.2f}%)"
+    if record.get("observed_value") is not None:
+        return f"observed {text(record['observed_value'])}"
+    return ""
+
+
+def data_uri(path: Path | None) -> DataURI | None:
+    """A PNG as a data URI (the page stays one file); None when there is no such file."""
+    if path is None or not Path(path).is_file():
+        return None
+    return DataURI("data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode())
+
+
+ENV = jinja2.Environment(
+    loader=jinja2.DictLoader(
+        {
+            "base.html": BASE,
+            "macros.html": MACROS,
+            "validation.html": VALIDATION,
+            "monitor.html": MONITOR,
+            "run.html": RUN,
+        }
+    ),
+    autoescape=True,  # every value is escaped by the engine; markup only from the templates themselves
+    finalize=text,
+    undefined=jinja2.StrictUndefined,  # a misspelt name in a template is an error, not an empty cell
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+ENV.filters.update(figure=figure, listed=listed)
+ENV.globals.update(found=found)
+
+
+def render(template: str, **values: Any) -> str:
+    return ENV.get_template(template).render(**values)
 
 
 # --------------------------------------------------------------------------------------------------
-# the validation report
-
-
-def outcome(record: dict) -> str:
-    """How an expectation came out, in words (HTML)."""
-    if record.get("error"):
-        return f"could not run: {esc(record['error'])}"
-    parts = []
-    if record.get("unexpected_count") is not None:
-        parts.append(f"{record['unexpected_count']} unexpected ({record.get('unexpected_percent') or 0:.2f}%)")
-    elif record.get("observed_value") is not None:
-        parts.append(f"observed {esc(record['observed_value'])}")
-    examples = "".join(f'<span class="example">{esc(e)}</span>' for e in record.get("examples") or [])
-    return esc("; ".join(parts)) + examples
+# the pages
 
 
 def validation_page(summary: dict, rows: dict[str, int], labels: list[str]) -> str:
@@ -97,135 +243,41 @@ def validation_page(summary: dict, rows: dict[str, int], labels: list[str]) -> s
         if summary["success"]
         else f"failed: {summary['failed']} of {summary['evaluated']} expectations did not hold"
     )
-    body = [
-        "<h1>Data validation (Great Expectations)</h1>",
-        f'<div class="banner {"ok" if summary["success"] else "fail"}">{esc(verdict)}</div>',
-        "<p class=\"muted\">The cleaned splits " + esc(", ".join(f"{k} {v} rows" for k, v in rows.items()))
-        + f"; {len(labels)} classes: " + esc(", ".join(labels[:50])) + (" …" if len(labels) > 50 else "") + "</p>",
-    ]
-    order = sorted(summary.get("expectations", []), key=lambda r: (r["success"], r["suite"]))
     by_suite: dict[str, list[dict]] = {}
-    for record in order:
+    for record in sorted(summary.get("expectations", []), key=lambda r: (r["success"], r["suite"])):
         by_suite.setdefault(record["suite"], []).append(record)
-    for suite, records in by_suite.items():
-        state = summary["suites"].get(suite, {})
-        mark = '<span class="ok">passed</span>' if state.get("success", True) else '<span class="fail">failed</span>'
-        body.append(f"<h2>{esc(suite)} {mark}</h2>")
-        table_rows = [
-            [
-                '<span class="ok">✓</span>' if r["success"] else '<span class="fail">✗</span>',
-                f"<code>{esc(r['expectation'])}</code>",
-                esc(r["column"] or ""),
-                esc(", ".join(f"{k}={v}" for k, v in r["bounds"].items())),
-                "" if r["success"] else outcome(r),
-            ]
-            for r in records
-        ]
-        body.append(table(["", "expectation", "column", "bounds", "what was found"], table_rows))
-    return page("Data validation", "\n".join(body))
-
-
-# --------------------------------------------------------------------------------------------------
-# the monitoring report
-
-
-def figure(value: Any) -> str:
-    """A figure for a cell: a number to 4 places, a share per class, or the value as text (escaped)."""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict):
-        return esc(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()))
-    return "" if value is None else esc(value)
+    return render("validation.html", summary=summary, verdict=verdict, rows=rows, labels=labels, by_suite=by_suite)
 
 
 def monitor_page(result: dict) -> str:
     """The monitoring report: the verdict, what was compared with what, and every check with its figures."""
-    kinds = ", ".join(result["kinds"])
-    verdict = f"drift: {kinds}" if result["drift"] else "no drift"
-    champion = result["champion"]
-    body = [
-        "<h1>Monitoring: new data against the champion's training data</h1>",
-        f'<div class="banner {"fail" if result["drift"] else "ok"}">{esc(verdict)}</div>',
-        f'<p class="muted">{esc(result["rows"])} new rows from {esc(result["source"])}'
-        f"{' (labelled)' if result['labelled'] else ' (unlabelled)'}; champion {esc(champion['name'])} "
-        f"v{esc(champion['version'])}, reference rows: {esc(result['reference_rows'])}.</p>",
-    ]
-    rows = [
-        [
-            '<span class="fail">drift</span>'
-            if c["drifted"]
-            else ("skipped" if "skipped" in c else '<span class="ok">ok</span>'),
-            esc(c["kind"]),
-            esc(c["name"]),
-            esc(c["test"]),
-            figure(c.get("reference")),
-            figure(c.get("current")),
-            figure(c.get("statistic")),
-            figure(c.get("p_value")),
-            esc(c.get("skipped") or c.get("threshold") or ""),
-        ]
-        for c in result["checks"]
-    ]
-    header = ["", "kind", "check", "test", "reference", "new", "statistic", "p-value", "drift when"]
-    body.append(table(header, rows, numeric={6, 7}))
-    online = result.get("online") or {}
-    if online:
-        body.append("<h2>Online: served answers labelled by feedback</h2>" + table(
-            ["model version", "labelled answers", "accuracy", "macro-F1"],
-            [[esc(v), esc(f["n"]), figure(f["accuracy"]), figure(f["macro_f1"])] for v, f in online.items()],
-            numeric={1, 2, 3}))  # fmt: skip
-    shadow = result.get("shadow") or {}
-    if shadow:
-        body.append("<h2>Shadow challenger: the same live texts</h2>" + table(
-            ["served", "shadow", "texts", "agreement", "labelled", "served accuracy", "shadow accuracy", "McNemar p"],
-            [[esc(f["served_version"]), esc(f["shadow_version"]), esc(f["texts"]), figure(f["agreement"]),
-              esc(f["labelled"]), *(figure(f.get(k)) for k in ("served_accuracy", "shadow_accuracy", "mcnemar_p"))]
-             for f in shadow.values()], numeric={2, 3, 4, 5, 6, 7}))  # fmt: skip
-    return page("Monitoring", "\n".join(body))
+    return render("monitor.html", r=result)
 
 
-# --------------------------------------------------------------------------------------------------
-# the run report
+def test_metrics(ev: dict) -> list[tuple[str, str]]:
+    """The eval stage's metrics (and the TF-IDF baseline's) as (name, figure) rows; a count stays a count."""
+    metrics = [(k, f"{float(ev[k]):.4f}") for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
+               if isinstance(ev.get(k), int | float)]  # fmt: skip
+    found = ev.get("baseline")
+    baseline = found if isinstance(found, dict) else {}
+    counts = {k: v for k, v in baseline.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return metrics + [
+        (f"baseline (TF-IDF) {k}", f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in counts.items()
+    ]
 
 
 def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) -> str:
     """One pipeline run on one page: the data, the data gate, the training curves, the test metrics with the
     confusion matrix, and the registry's decision with its reason. FILES holds the stages' metric files
     (preprocess, validate, train, eval; any may be missing), PICTURES the PNGs to embed."""
-    pre, val, ev = files.get("preprocess") or {}, files.get("validate") or {}, files.get("eval") or {}
     reg = summary.get("register") or {}
     decision = ("promoted: the new champion" if reg.get("promote") else "not promoted") if reg else "not registered"
-    body = [f"<h1>textops run: {esc(reg.get('name', ''))} v{esc(reg.get('version', '?'))}</h1>",
-            f'<div class="banner {"ok" if reg.get("promote") else "fail"}">{esc(decision)}: '
-            f"{esc(reg.get('reason', summary.get('message', '')))}</div>", "<h2>Data</h2>"]  # fmt: skip
-    if pre:
-        body.append(table(["rows in", "rows out", "dropped", "train", "val", "test", "raw data"], [[
-            esc(pre.get("rows_in")), esc(pre.get("rows_out")),
-            esc(", ".join(f"{k} {v}" for k, v in (pre.get("dropped") or {}).items() if v) or "none"),
-            *(esc((pre.get("splits") or {}).get(s, "")) for s in ("train", "val", "test")),
-            f"<code>{esc(pre.get('raw_md5', ''))}</code>"]], numeric={0, 1, 3, 4, 5}))  # fmt: skip
-        balance = pre.get("class_balance", {}).get("train") or {}
-        rows = [[esc(k), esc(v)] for k, v in list(balance.items())[:50]]
-        body.append(table(["class", "train rows"], rows, numeric={1}) if rows else "")
-    if val:
-        ok = val.get("success")
-        body.append(f"<h2>Data gate <span class=\"{'ok' if ok else 'fail'}\">{'passed' if ok else 'failed'}</span></h2>"
-                    f"<p>{esc(val.get('evaluated'))} expectations evaluated, {esc(val.get('failed', 0))} failed.</p>")
-    body.append("<h2>Training</h2>" + image(pictures.get("training_curve", Path()), "loss and validation macro-F1"))
-    if ev:
-        metrics = [[esc(k), f"{float(ev[k]):.4f}"] for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
-                   if isinstance(ev.get(k), int | float)]  # fmt: skip
-        found = ev.get("baseline")
-        baseline = found if isinstance(found, dict) else {}
-        metrics += [[esc(f"baseline (TF-IDF) {k}"), f"{v:.4f}" if isinstance(v, float) else str(v)]
-                    for k, v in baseline.items() if isinstance(v, int | float) and not isinstance(v, bool)]  # fmt: skip
-        body.append("<h2>Test split</h2>" + table(["metric", "value"], metrics, numeric={1}))
-    body.append(image(pictures.get("confusion_matrix", Path()), "confusion matrix (test split)"))
-    evidence = reg.get("evidence") or {}
-    if evidence:
-        body.append("<h2>Registry decision</h2>" + table(["evidence", "value"],
-                    [[esc(k), esc(v)] for k, v in evidence.items()]))  # fmt: skip
-    return page("textops run", "\n".join(body))
+    ev = files.get("eval") or {}
+    return render(
+        "run.html", summary=summary, reg=reg, decision=decision, pre=files.get("preprocess") or {},
+        val=files.get("validate") or {}, ev=ev, metrics=test_metrics(ev),
+        pictures={name: data_uri(path) for name, path in pictures.items()},
+    )  # fmt: skip
 
 
 RUN_REPORT = "run.html"  # in validate.report_dir's parent (reports/), and as an artifact of the MLflow run
