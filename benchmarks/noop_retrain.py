@@ -70,8 +70,8 @@ def measure(root: Path, repeats: int) -> dict:
     return {
         "benchmark": "noop-retrain", "textops_run_s": runs, "textops_run_median_s": statistics.median(runs),
         "textops_help_median_s": statistics.median(help_s),
-        "quick_check": check(root, "noop", "quick_nothing_to_retrain"),
-        "mlflow_check": check(root, "registry", "nothing_to_retrain"),
+        "quick_check": check(root, "registry.noop", "quick_nothing_to_retrain"),
+        "mlflow_check": check(root, "registry.registry", "nothing_to_retrain"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }  # fmt: skip
