@@ -32,7 +32,7 @@ def timed(args: list[str], root: Path) -> tuple[float, subprocess.CompletedProce
 
 
 def imports_mlflow(cmd: list[str], root: Path) -> bool:
-    _, proc = timed(["-X", "importtime", "-m", "textops.cli", *cmd], root)
+    _, proc = timed(["-X", "importtime", "-m", "textops", *cmd], root)
     return any(line.rsplit("|", 1)[-1].strip().startswith("mlflow") for line in proc.stderr.splitlines())
 
 
@@ -40,7 +40,7 @@ def measure(root: Path, repeats: int, version: str) -> dict:
     commands = {**COMMANDS, "model_promote": ["model", "promote", version, "--reason", "benchmark"]}
     out: dict = {"benchmark": "registry-commands", "textops": str(Path(__import__("textops").__file__).parent)}
     for name, cmd in commands.items():
-        runs = [round(timed(["-m", "textops.cli", *cmd], root)[0], 2) for _ in range(repeats)]
+        runs = [round(timed(["-m", "textops", *cmd], root)[0], 2) for _ in range(repeats)]
         out[name] = {"s": runs, "median_s": statistics.median(runs), "imports_mlflow": imports_mlflow(cmd, root)}
     return out | {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],

@@ -20,7 +20,7 @@ HEAVY = ("mlflow", "prefect", "torch", "dvc", "transformers", "pandas", "sklearn
 
 
 def imported(root: Path, *args: str) -> tuple[str, set[str]]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textops.cli", *args], cwd=root,
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textops", *args], cwd=root,
                           capture_output=True, text=True, check=True)  # fmt: skip
     modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     return proc.stdout, modules & set(HEAVY)
