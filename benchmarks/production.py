@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from textops.testing import FAST, make_project, set_params
-from textops.testing.servers import mlflow_server, postgres, prefect_server
+from textops.testing.postgres import postgres
+from textops.testing.servers import mlflow_server, prefect_server
 
 BIN = Path(sys.executable).parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from textops.testing.servers import pg_bindir, postgres
+from textops.testing.postgres import pg_bindir, postgres
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ def test_server_restart_mid_training_then_gone_during_registration(tmp_path, on_
     # The server dies the moment the version is about to be created; MLflow retries once, quickly.
     hook = (
         "import mlflow\n"
-        "from textops.testing.servers import kill_tree\n"
+        "from textops.testing.services import kill_tree\n"
         "_register = mlflow.register_model\n"
         "def register_model(*args, **kwargs):\n"
         f"    kill_tree({on_server.proc.pid})\n"

@@ -22,7 +22,6 @@ from helpers import FAST, FLOW, REPO, dvc, git, make_project, registry_problems,
 
 from textops.testing import textops
 from textops.testing.servers import (
-    Service,
     mlflow_server,
     prefect,
     prefect_api,
@@ -30,6 +29,7 @@ from textops.testing.servers import (
     prefect_server,
     worker,
 )
+from textops.testing.services import Service
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 

@@ -118,7 +118,8 @@ def test_secrets_in_the_environment_are_never_written(champion_template):
 
 
 def test_credentials_in_a_tracking_uri_are_masked():
-    from textops.core.config import Params, flatten, redact
+    from textops.core.config import Params
+    from textops.core.params_file import flatten, redact
 
     assert redact("https://alice:s3cr3t@mlflow.example.com/") == "https://alice:***@mlflow.example.com/"
     assert redact("postgresql://u:p%40ss@db:5432/mlflow") == "postgresql://u:***@db:5432/mlflow"

@@ -13,15 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from textops.core.errors import ParamsError
-from textops.core.params_file import (  # noqa: F401
-    apply_overrides,
-    check_paths,
-    describe,
-    flatten,
-    read_yaml,
-    redact,
-    relative_sqlite_path,
-)
+from textops.core.params_file import apply_overrides, check_paths, describe, read_yaml, relative_sqlite_path
 
 PARAMS_FILE = "params.yaml"
 # What a trained model depends on besides the raw data: the sections the `preprocess` and `train` stages of

@@ -52,8 +52,8 @@ def check_store(uri: str, timeout: float = 10) -> None:
     """Fail at once, with a message that says what to do, when the tracking store cannot be used: a server
     that does not answer (MLflow itself would retry for minutes), or a SQLite file another process holds
     locked. Called before a stage writes anything, so nothing is half done."""
-    from textops.core.config import redact
     from textops.core.errors import StateError
+    from textops.core.params_file import redact
 
     if uri.startswith(("http://", "https://")):
         import httpx
@@ -97,7 +97,7 @@ def server_gone(exc: BaseException) -> str | None:
         seen.add(id(current))
         kind = type(current)
         if kind.__module__.startswith("requests") and kind.__name__ in ("ConnectionError", "RetryError"):
-            from textops.core.config import redact
+            from textops.core.params_file import redact
 
             return redact(str(exc).splitlines()[0] if str(exc) else kind.__name__)[:300]
         current = current.__cause__ or current.__context__

@@ -33,8 +33,9 @@ from textops.core.artifacts import (
     read_labels,
     staged_dir,
 )
-from textops.core.config import Params, flatten, redact
+from textops.core.config import Params
 from textops.core.errors import ParamsError
+from textops.core.params_file import flatten, redact
 from textops.core.scm import record_stage
 from textops.modeling.batches import Encoded, length_grouped_trainer
 from textops.modeling.checkpoints import (

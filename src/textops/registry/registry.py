@@ -75,11 +75,6 @@ def aliases(session: Session) -> dict[str, str]:
     return {alias: str(v) for alias, v in session.client.get_registered_model(session.model_name).aliases.items()}
 
 
-def evidence(mv: ModelVersion, key: str) -> str:
-    """One of the registry's evidence tags on a model version (`textops.` + KEY), '' when absent."""
-    return mv.tags.get(lineage.evidence_tag(key), "")
-
-
 # --------------------------------------------------------------------------------------------------
 # model commands
 

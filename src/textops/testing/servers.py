@@ -1,9 +1,9 @@
-"""The production shape on one machine, for the production tests and the benchmarks: PostgreSQL (`postgres`, one
-database per server), an MLflow tracking server on it (`mlflow_server`), a Prefect server on it
-(`prefect_server`) and process workers (`Service` running `prefect worker start`). Everything listens on
-127.0.0.1 on a free port and lives in temporary directories (never the user's home); each server is a process
-the caller can stop, kill (SIGKILL, its whole process tree: a machine that dies) or restart on the same port,
-as an operator would.
+"""The production shape on one machine, for the production tests and the benchmarks: PostgreSQL
+(`textops.testing.postgres`, one database per server), an MLflow tracking server on it (`mlflow_server`), a Prefect
+server on it (`prefect_server`) and process workers (`Service` running `prefect worker start`). Everything listens
+on 127.0.0.1 on a free port and lives in temporary directories (never the user's home); each server is a process
+the caller can stop, kill (SIGKILL, its whole process tree: a machine that dies) or restart on the same port, as an
+operator would.
 
 PostgreSQL's `initdb` and `postgres` refuse to run as root: as root they run as an unprivileged user
 (TEXTOPS_PG_USER, default `nobody`), with the data directory handed over to it.
@@ -22,8 +22,7 @@ from pathlib import Path
 import httpx
 
 from textops.testing import free_port, wait_for
-from textops.testing.postgres import pg_bindir, postgres  # noqa: F401 (one import for the production tests)
-from textops.testing.services import Service, kill_tree  # noqa: F401
+from textops.testing.services import Service
 
 BIN = Path(sys.executable).parent  # the virtualenv's console scripts (prefect, mlflow, textops)
 

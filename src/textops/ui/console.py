@@ -83,7 +83,7 @@ def _fmt(value) -> str:
 def next_steps(root: Path, params: Params, summary: dict) -> str:
     """Where to look after a run: its files, the MLflow run, the log."""
     from textops.core import logs, scm
-    from textops.core.config import redact
+    from textops.core.params_file import redact
     from textops.core.tracking import tracking_uri
 
     uri = tracking_uri(root, params)  # a tracking server has its own UI
