@@ -56,3 +56,26 @@ def test_server_gone_names_a_tracking_server_that_stopped_answering():
     assert server_gone(wrapped(requests.exceptions.RetryError("too many 503 error responses"))) is not None
     assert server_gone(wrapped(ValueError("a bad value"))) is None
     assert server_gone(ValueError("no cause")) is None
+
+
+def test_owner_tags_tell_a_live_owner_from_a_dead_or_reused_pid():
+    import os
+    import socket
+
+    import psutil
+
+    from textops.core.lineage import OWNER_HOST, OWNER_PID, OWNER_START
+    from textops.core.tracking import owner_alive, owner_tags
+
+    mine = owner_tags()
+    assert owner_alive(mine) is True
+    # the same pid with another start time: the pid was reused by a process that is not the run's owner
+    assert owner_alive({**mine, OWNER_START: f"{float(mine[OWNER_START]) - 1000:.2f}"}) is False
+    # a tag written by a textops that recorded kernel clock ticks: not comparable, the pid alone decides
+    assert owner_alive({**mine, OWNER_START: "4242424"}) is True
+    assert owner_alive({**mine, OWNER_START: ""}) is True
+    gone = next(p for p in range(os.getpid() + 10_000, 4_194_304) if not psutil.pid_exists(p))
+    assert owner_alive({**mine, OWNER_PID: str(gone), OWNER_START: "4242424"}) is False
+    # another machine's run, or no owner tags: this machine cannot tell
+    assert owner_alive({**mine, OWNER_HOST: socket.gethostname() + "-other"}) is None
+    assert owner_alive({}) is None
