@@ -108,10 +108,20 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
     # --commit only where git can make the commit (it needs an identity: user.name and user.email).
     ingest = "textops ingest NEW.csv --commit" if scm.can_commit(root) else "textops ingest NEW.csv"
     lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
-              "next:", f"  {'textops serve':<{len(ingest) + 16}}# serve the champion over REST",
+              "next:", *(f"  {cmd:<{len(ingest) + 16}}# {why}" for cmd, why in serve_steps(summary.get("register"))),
               f"  {ingest} && textops run  # retrain on new data",
               f"  {'docs/orchestration.md':<{len(ingest) + 16}}# schedules and GPU workers"]  # fmt: skip
     return "\n".join(lines)
+
+
+def serve_steps(reg: dict | None) -> list[tuple[str, str]]:
+    """What to do about serving after a register: serve the champion, or, where the run left no champion (the
+    first challenger missed the gate), how to serve it anyway or make a better one."""
+    if not reg or reg.get("promote") or "champion.version" in (reg.get("evidence") or {}):
+        return [("textops serve", "serve the champion over REST")]
+    version = reg["version"]
+    return [(f'textops model promote {version} --reason "..."', f"no champion yet: serve v{version} anyway"),
+            ("docs/training.md", "a better model: more data, more epochs (-S train.epochs=N), model.base")]
 
 
 def format_monitor(result: dict) -> str:

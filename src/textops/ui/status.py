@@ -149,13 +149,23 @@ def age(seconds_since_epoch: float) -> str:
     return f"{s:.0f} s ago"
 
 
+def no_champion_hint(st: dict) -> str:
+    """What to do when nothing is champion: train one, or serve the challenger that missed the gate anyway."""
+    waiting = st["aliases"].get(lineage.CHALLENGER_ALIAS)
+    if not waiting:
+        return "run `textops run`"
+    version = waiting["version"]
+    return f'v{version} was not promoted; `textops model promote {version} --reason "..."` serves it'
+
+
 def format_status(st: dict, metric: str) -> str:
     """The one screen."""
     lines = []
     for alias in lineage.ALIASES:
         a = st["aliases"].get(alias)
         if a is None:
-            lines.append(f"{alias:<11} none" + ("  (run `textops run`)" if alias == lineage.CHAMPION_ALIAS else ""))
+            hint = f"  ({no_champion_hint(st)})" if alias == lineage.CHAMPION_ALIAS else ""
+            lines.append(f"{alias:<11} none{hint}")
             continue
         lines.append(f"{alias:<11} v{a['version']:<4} {metric} {a['metric'] or '-':<8} data {(a['raw_md5'] or '-')[:8]}"
                      f" (rev {(a['data_rev'] or '-')[:8]})  {age(a['created'])}  {a['decision']}")  # fmt: skip
@@ -166,6 +176,7 @@ def format_status(st: dict, metric: str) -> str:
             lines.append(f"{'':<11} {a['reason'][:150]}")
     d = st["data"]
     same = "the champion's" if d.get("champion_trained_on_it") else "not what the champion was trained on"
+    same = same if st["aliases"].get(lineage.CHAMPION_ALIAS) else "no champion yet"
     lines.append(f"{'data/':<11} raw {(d['raw_md5'] or 'none')[:8]}: {same}" if d["raw_md5"] else "data/       empty")
     waiting = st["landing"]
     lines.append(f"{'landing':<11} {len(waiting)} file(s) waiting" + (f": {', '.join(waiting[:5])}" if waiting else ""))

@@ -1,0 +1,54 @@
+"""What the console tells a person after a run and on `textops status` when the run left no champion."""
+
+from __future__ import annotations
+
+import time
+
+from textops.ui.console import serve_steps
+from textops.ui.status import format_status
+
+REJECTED_FIRST = {"version": "1", "promote": False, "reason": "no champion yet and macro_f1 0.18 < floor 0.6",
+                  "evidence": {"challenger.macro_f1": 0.18, "challenger.version": "1"}}  # fmt: skip
+
+
+def status(aliases: dict, raw_md5: str | None = "f6042661aa") -> dict:
+    return {"aliases": aliases, "runs": [], "data": {"raw_md5": raw_md5, "champion_trained_on_it": False},
+            "landing": [], "schedules": [], "serving": None, "serving_checked": ["http://127.0.0.1:5001"],
+            "online": {}}  # fmt: skip
+
+
+def alias_row(version: str, decision: str) -> dict:
+    return {"version": version, "metric": "0.18", "raw_md5": "f6042661aa", "data_rev": "", "created": time.time(),
+            "decision": decision, "reason": "", "files_missing": False}  # fmt: skip
+
+
+def test_after_a_first_run_that_missed_the_gate_next_steps_do_not_offer_to_serve_a_champion():
+    steps = dict(serve_steps(REJECTED_FIRST))
+    assert "textops serve" not in steps
+    assert 'textops model promote 1 --reason "..."' in steps
+    assert any("train.epochs" in why for why in steps.values())
+
+
+def test_with_a_champion_next_steps_serve_it():
+    promoted = {**REJECTED_FIRST, "promote": True}
+    beaten = {**REJECTED_FIRST, "evidence": {**REJECTED_FIRST["evidence"], "champion.version": "3"}}
+    for reg in (promoted, beaten, None):
+        assert [cmd for cmd, _ in serve_steps(reg)] == ["textops serve"]
+
+
+def test_status_without_a_champion_names_the_challenger_to_promote_and_says_data_has_no_champion():
+    screen = format_status(status({"challenger": alias_row("1", "rejected")}), "macro_f1")
+    champion_line = next(line for line in screen.splitlines() if line.startswith("champion"))
+    assert "textops model promote 1" in champion_line and "textops run" not in champion_line
+    data_line = next(line for line in screen.splitlines() if line.startswith("data/"))
+    assert "no champion yet" in data_line and "not what the champion" not in data_line
+
+
+def test_status_of_an_empty_project_says_run():
+    screen = format_status(status({}, raw_md5=None), "macro_f1")
+    assert "champion    none  (run `textops run`)" in screen
+
+
+def test_status_with_a_champion_on_other_data_says_so():
+    screen = format_status(status({"champion": alias_row("2", "promoted")}), "macro_f1")
+    assert "not what the champion was trained on" in screen
