@@ -153,7 +153,8 @@ class TrainParams(_Section):
     optimizer: Literal["adamw_torch_fused", "adamw_torch"] = "adamw_torch_fused"
     threads: int | None = Field(None, ge=1, le=256)  # null: textops.env.set_torch_threads decides
     # Evaluations (each with a checkpoint) per epoch; patience counts them, so 2 and 2 stop after one whole epoch
-    # without a better val macro-F1. save_steps, when set, evaluates every that many steps instead.
+    # without a better val macro-F1 or a lower val loss (modeling.stopping). save_steps, when set, evaluates every
+    # that many steps instead.
     early_stopping_patience: int = Field(2, ge=0)
     evals_per_epoch: int = Field(2, ge=1)
     save_steps: int | None = Field(None, ge=1)

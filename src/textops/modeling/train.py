@@ -200,10 +200,11 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
                   extra_callbacks: tuple = ()):  # fmt: skip
     """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging, early
     stopping and EXTRA_CALLBACKS (`textops tune` reports each evaluation to Ray Tune with one)."""
-    from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from textops.modeling.model import load_base
+    from textops.modeling.stopping import EarlyStoppingOnMetricAndLoss
 
     val = load_split(root, params, "val")
     # In order of length: evaluation pads each batch to its longest row too (the metrics ignore the order).
@@ -218,7 +219,7 @@ def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_f
     max_length = tokenizer.model_max_length  # params.model.max_length or less (model.fitted_length)
     callbacks = [mlflow_logger(), training_progress(), *extra_callbacks]
     if params.train.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.train.early_stopping_patience))
+        callbacks.append(EarlyStoppingOnMetricAndLoss(early_stopping_patience=params.train.early_stopping_patience))
     trainer_class = length_grouped_trainer(params.train.seed) if params.train.group_by_length else Trainer
     trainer = trainer_class(
         model=model,
