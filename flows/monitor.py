@@ -3,10 +3,12 @@
 Scheduled hourly by the `monitor` deployment (prefect.yaml). Each run:
 
 - emits `textops.data.landed` when files are in the landing directory that no earlier run announced (a file
-  held there for a person is announced once, not every hour), then monitors them against the champion;
+  held there for a person is announced once, not every hour), then monitors them against the champion. A file
+  counts as announced only once the Prefect server has stored its event (`textops.runtime.events`); when it does
+  not, the run fails and the next run announces the file again;
 - monitors the serving request log when `serve.log_requests` is on and the log has rows;
 - with promotion.live_min_labels, promotes the challenger that waits for live evidence once it has it;
-- emits `textops.drift.detected` with the figures for each source that drifted.
+- emits `textops.drift.detected` with the figures for each source that drifted, confirmed stored as well.
 
 The `retrain` deployment has one deployment trigger on both events, with a cool-down (prefect.yaml). Monitoring
 itself is `textops.monitor.monitor`, the function `textops monitor` calls; this file only wires it.
@@ -18,12 +20,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 from textops.flows.pipeline import project
 
 from textops.core import lineage
 from textops.core.config import Params
 from textops.core.errors import TextopsError
+from textops.runtime.events import emit_confirmed
 
 LANDED, DRIFT = lineage.EVENT_LANDED, lineage.EVENT_DRIFT
 
@@ -53,11 +55,23 @@ def figures(result: dict) -> dict:
 
 
 @task(name="landed-files", cache_policy=NO_CACHE)
-def landed_task(root: Path, params: Params) -> list[str]:
-    """Landing files not announced before (from now on they count as announced)."""
+def landed_task(root: Path, params: Params) -> dict[str, str]:
+    """Landing files not announced before: {key: path}."""
     from textops.lifecycle.monitor import landed_files
 
-    return [str(p) for p in landed_files(root, params)]
+    return {key: str(p) for key, p in landed_files(root, params).items()}
+
+
+@task(name="announce-landed", cache_policy=NO_CACHE)
+def announce_task(root: Path, params: Params, landed: dict[str, str]) -> None:
+    """Emit `textops.data.landed` for LANDED, wait until the server stored it, then record the files announced."""
+    from textops.lifecycle.monitor import mark_announced
+
+    names = [Path(f).name for f in landed.values()]
+    payload = {"files": names, "landing_dir": params.data.landing_dir}
+    emit_confirmed(LANDED, resource(root, "landing"), payload)
+    mark_announced(root, params, list(landed))
+    get_run_logger().info("%s: %s", LANDED, ", ".join(names))
 
 
 @task(name="monitor", cache_policy=NO_CACHE)
@@ -96,24 +110,19 @@ def monitor_flow(project_dir: str = ".", params_file: str = "params.yaml", overr
     logger = get_run_logger()
     landed = landed_task(root, params)
     if landed:
-        emit_event(
-            LANDED,
-            resource=resource(root, "landing"),
-            payload={"files": [Path(f).name for f in landed], "landing_dir": params.data.landing_dir},
-        )
-        logger.info("%s: %s", LANDED, ", ".join(Path(f).name for f in landed))
+        announce_task(root, params, landed)
     results = {}
     if landed:
-        results["landing"] = monitor_task(root, params, landed, False)
+        results["landing"] = monitor_task(root, params, list(landed.values()), False)
     if has_request_log(root, params):
         results["requests"] = monitor_task(root, params, None, True)
     live = promote_check_task(root, params) if params.promotion.live_min_labels else None
     for source, result in results.items():
         if result and result["drift"]:
-            emit_event(DRIFT, resource=resource(root, "monitor"), payload={"from": source, **figures(result)})
+            emit_confirmed(DRIFT, resource(root, "monitor"), {"from": source, **figures(result)})
             logger.warning("%s (%s): %s", DRIFT, source, ", ".join(result["kinds"]))
     return {
-        "landed": [Path(f).name for f in landed],
+        "landed": [Path(f).name for f in landed.values()],
         "drift": {s: (r["kinds"] if r else None) for s, r in results.items()},
         "promote_check": live["result"] if live else None,
     }

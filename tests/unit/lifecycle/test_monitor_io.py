@@ -12,7 +12,7 @@ from helpers import wait_for
 from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.data.reports import monitor_page
-from textops.lifecycle.monitor import flat_metrics, landed_files, read_request_log
+from textops.lifecycle.monitor import LANDED_STATE, flat_metrics, landed_files, mark_announced, read_request_log
 from textops.live import drift
 from textops.live.request_log import RequestLog
 
@@ -51,14 +51,22 @@ def test_landed_files_are_announced_once_and_again_when_replaced(tmp_path):
     (landing / "a.csv").write_text("text,label\nfine,positive\n")
     (landing / "b.csv").write_text("text,label\ndull,negative\n")
     (landing / ".hidden").write_text("x")
-    assert [p.name for p in landed_files(tmp_path, params)] == ["a.csv", "b.csv"]
-    assert landed_files(tmp_path, params) == []  # held for a person: not announced every hour
+
+    def names() -> list[str]:
+        return [p.name for p in landed_files(tmp_path, params).values()]
+
+    assert names() == ["a.csv", "b.csv"]
+    assert names() == ["a.csv", "b.csv"]  # reading records nothing: only a stored event does
+    mark_announced(tmp_path, params, [k for k, p in landed_files(tmp_path, params).items() if p.name == "a.csv"])
+    assert names() == ["b.csv"]
+    mark_announced(tmp_path, params, list(landed_files(tmp_path, params)))
+    assert names() == []  # held for a person: not announced every hour
     (landing / "b.csv").write_text("text,label\ndull,negative\nbad,negative\n")  # a new file under the old name
     os.utime(landing / "b.csv", ns=(1, 1))
-    assert [p.name for p in landed_files(tmp_path, params)] == ["b.csv"]
-    (landing / "c.csv").write_text("text\nnew\n")
-    assert [p.name for p in landed_files(tmp_path, params, remember=False)] == ["c.csv"]
-    assert [p.name for p in landed_files(tmp_path, params)] == ["c.csv"]  # only remembered when asked
+    assert names() == ["b.csv"]
+    (landing / "a.csv").unlink()
+    mark_announced(tmp_path, params, list(landed_files(tmp_path, params)))
+    assert len(json.loads((tmp_path / ".textops" / LANDED_STATE).read_text())) == 1  # a.csv's key is forgotten
 
 
 def result(checks: list[dict], source: str = "new.csv") -> dict:
