@@ -22,6 +22,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from textops.core.errors import StateError
+from textops.core.logs import note
 
 # Stored within seconds normally (the persister flushes every 5 s); a loaded machine with a SQLite server takes
 # longer. Not there after RESEND_AFTER_S: the event is lost, not late, and is sent again under a new id (the server
@@ -70,6 +71,9 @@ def emit_confirmed(
         event = emit_event(name, resource=resource, payload=payload)
         if event is None:
             return None
+        if sent:
+            waited = time.monotonic() - started
+            note("%s %s not stored after %.0f s: sent again as %s", name, sent[-1], waited, event.id, warning=True)
         sent.append(event.id)
         flush_events(timeout=ceiling_s)
         attempt_ends = min(time.monotonic() + resend_after_s, started + ceiling_s)
