@@ -3,6 +3,8 @@
 `batch-score` scores what is in an input file or directory with the champion, on the cluster `ray.address` names
 (a directory or glob, or any input once a cluster is named) or in the worker's process (one file, no cluster), and
 writes the scores beside a timestamp under `scored/`; an input that is missing or empty ends "nothing to score".
+Its input and output parameters name paths inside the project, and an output that exists already is refused: a
+deployment's parameters can come from anyone who may start a run, and a run never replaces what it did not write.
 `tune` searches train params (`textops tune`) and, with `apply`, writes the best into the worker checkout's
 params.yaml. Both wrap the functions the CLI calls (`textops predict --engine ray`, `textops tune`); this file only
 wires them.
@@ -17,12 +19,25 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from textops.flows.pipeline import project, transient_only
 
+from textops.core.errors import DataError
+
 
 def scored_path(root: Path, source: Path) -> Path:
     """Where a run's scores go: scored/<input name>-<UTC time>, a directory for a directory, else Parquet."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     name = f"{source.name}-{stamp}" if source.is_dir() else f"{source.stem}-{stamp}.parquet"
     return root / "scored" / name
+
+
+def in_project(root: Path, relative: str, what: str) -> Path:
+    """ROOT/RELATIVE, or DataError when it leaves the project (absolute, `..`, a link out of it)."""
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise DataError(
+            f"batch-score: the {what} {relative!r} is outside the project {root}; name a path inside it (relative "
+            "to the project), such as incoming/ or scored/."
+        )
+    return path
 
 
 @task(name="score", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=60, retry_condition_fn=transient_only)
@@ -56,11 +71,15 @@ def batch_score(
     """Score INPUT (a file or a directory of CSV/TSV/Parquet/JSONL, relative to the project) with the champion (or
     MODEL_VERSION) into OUTPUT (default scored/<input>-<time>)."""
     root, params = project(project_dir, params_file, overrides)
-    source = root / input
+    source = in_project(root, input, "input")
+    target = in_project(root, output, "output") if output else None
+    if target is not None and target.exists() and (target.is_file() or any(target.iterdir())):
+        raise DataError(f"batch-score: the output {output!r} exists already; name a new path (or leave it out: "
+                        "scored/<input>-<time>), so that nothing there is replaced.")  # fmt: skip
     if not source.exists() or (source.is_dir() and not any(p.is_file() for p in source.iterdir())):
         get_run_logger().info("nothing to score in %s", source)
         return {"rows": 0, "output": None}
-    return score_task(root, params, source, root / output if output else scored_path(root, source), model_version)
+    return score_task(root, params, source, target or scored_path(root, source), model_version)
 
 
 @task(name="tune", cache_policy=NO_CACHE)

@@ -120,6 +120,22 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["id"]) == sorted(frame["id"]) and set(scored["label"]) <= set(local["label"])
 
+    # An output directory that holds anything is refused; with --overwrite only the earlier part files go.
+    (tmp_path / "scored" / "notes.txt").write_text("mine")
+    (tmp_path / "scored" / "sub").mkdir()
+    (tmp_path / "scored" / "sub" / "kept.csv").write_text("text\nmine\n")
+    again = [*("predict", str(folder), "-o", str(tmp_path / "scored")), *("--engine", "ray", "--address", cluster)]
+    refused = textops(root, *again, check=False)
+    assert refused.returncode != 0 and "is not empty" in refused.stderr and "--overwrite" in refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
+    parts = sorted(p.name for p in (tmp_path / "scored").glob("part-*.parquet"))
+    textops(root, *again, "--overwrite", "-S", "ray.actors=1")
+    assert (tmp_path / "scored" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "scored" / "sub" / "kept.csv").read_text() == "text\nmine\n"
+    rescored = pd.concat(pd.read_parquet(p) for p in (tmp_path / "scored").glob("part-*.parquet"))
+    assert sorted(rescored["id"]) == sorted(frame["id"]), "every row once: the earlier parts were replaced"
+    assert parts and not list(tmp_path.glob(".scored.part-*"))
+
 
 def test_a_cluster_too_small_for_the_actors_is_a_message_not_a_hang(champion_template, cluster, tmp_path):
     source = tmp_path / "in.csv"
@@ -184,20 +200,44 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
 
 def test_the_batch_score_flow_scores_a_directory_on_the_cluster(champion_template, cluster, tmp_path):
     """The `batch-score` deployment's flow: a directory in, Parquet out on the cluster ray.address names; an empty
-    input is "nothing to score", not a failure."""
-    folder, empty = tmp_path / "incoming", tmp_path / "empty"
-    folder.mkdir(), empty.mkdir()
-    pd.DataFrame({"text": TEXTS * 20}).to_csv(folder / "a.csv", index=False)
-    overrides = [f"ray.address={cluster}", "ray.actors=2"]
-    code = ("from textops.flows.scale import batch_score\n"
-            f"r = batch_score(input={str(folder)!r}, output={str(tmp_path / 'scored')!r}, overrides={overrides!r})\n"
-            f"e = batch_score(input={str(empty)!r}, overrides={overrides!r})\n"
-            "print(json.dumps({'r': r, 'e': e}))\n")  # fmt: skip
-    result = in_process(champion_template, code)
-    assert result["r"]["rows"] == len(TEXTS) * 20 and result["e"] == {"rows": 0, "output": None}, result
-    scored = pd.read_parquet(tmp_path / "scored")
-    assert len(scored) == len(TEXTS) * 20 and scored["label"].notna().all()
-    assert not (champion_template / "scored").exists()
+    input is "nothing to score", not a failure; paths outside the project and an output that exists are refused
+    before anything is read or written."""
+    root = champion_template  # shared: this test's folders carry its name and are removed afterwards
+    folder, empty, scored = root / "incoming-flow-test", root / "empty-flow-test", root / "scored-flow-test"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "results.csv").write_text("mine")
+    try:
+        folder.mkdir(), empty.mkdir()
+        pd.DataFrame({"text": TEXTS * 20}).to_csv(folder / "a.csv", index=False)
+        overrides = [f"ray.address={cluster}", "ray.actors=2"]
+        code = (
+            "from textops.flows.scale import batch_score\n"
+            "def refusal(**kwargs):\n"
+            "    try:\n"
+            "        batch_score(overrides=overrides, **kwargs)\n"
+            "    except Exception as exc:\n"
+            "        return str(exc)\n"
+            f"overrides = {overrides!r}\n"
+            f"r = batch_score(input={folder.name!r}, output={scored.name!r}, overrides=overrides)\n"
+            f"e = batch_score(input={empty.name!r}, overrides=overrides)\n"
+            f"out = refusal(input={folder.name!r}, output={str(outside)!r})\n"
+            f"up = refusal(input='../outside', output='scored-elsewhere')\n"
+            f"again = refusal(input={folder.name!r}, output={scored.name!r})\n"
+            "print(json.dumps({'r': r, 'e': e, 'out': out, 'up': up, 'again': again}))\n"
+        )
+        result = in_process(root, code)
+        assert result["r"]["rows"] == len(TEXTS) * 20 and result["e"] == {"rows": 0, "output": None}, result
+        frame = pd.read_parquet(scored)
+        assert len(frame) == len(TEXTS) * 20 and frame["label"].notna().all()
+        assert "is outside the project" in result["out"] and "is outside the project" in result["up"], result
+        assert "exists already" in result["again"], result
+        assert [p.name for p in outside.iterdir()] == ["results.csv"] and not (root / "scored-elsewhere").exists()
+        assert sorted(p.name for p in scored.iterdir()) == sorted(p.name for p in scored.glob("part-*.parquet"))
+        assert not (root / "scored").exists()
+    finally:
+        for path in (folder, empty, scored):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def test_a_node_killed_mid_predict_ends_in_a_complete_output_or_a_clear_failure(champion_template, tmp_path):

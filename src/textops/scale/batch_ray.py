@@ -6,8 +6,10 @@ The model travels through Ray's object store (its files, packed once by the driv
 the project nor the MLflow store. Every column is read as text, as `textops predict` reads it, and each actor
 scores with the same code (`predict.predict_batches`, the serving runtime in params), so the labels and
 probabilities are the in-process path's. Output: one file in, one file out in the same order, written by the
-driver a block at a time (memory stays bounded); a directory or a glob in, a directory of Parquet files out.
-Either is written aside and moved into place only when complete.
+driver a block at a time (memory stays bounded); a directory or a glob in, a directory of Parquet files out
+(`part-NNNNN.parquet`). Either is written aside and moved into place only when complete. A directory output is
+new or empty: one that holds anything is refused, and with `overwrite` only the part files of an earlier run are
+replaced there; textops never deletes what it did not write.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from textops.core.config import Params
 from textops.core.errors import DataError, StateError
 
 READABLE = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
+PART_GLOB = "part-[0-9][0-9][0-9][0-9][0-9].parquet"  # the files write_directory writes, and the only ones it removes
 NODE_COLUMN = "__textops_node"  # which node scored a row: counted by the driver, never written
 
 
@@ -205,10 +208,25 @@ def ray_session(params: Params, address: str | None, what: str, cpus: int | None
             shutil.rmtree(local, ignore_errors=True)
 
 
+def check_output_directory(output: Path, overwrite: bool) -> None:
+    """DataError unless OUTPUT can take a directory of part files: new, empty, or (OVERWRITE) holding nothing but
+    an earlier run's part files and whatever else the user keeps there, which stays."""
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output}: a directory or glob input writes a directory of Parquet files; name a directory.")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise DataError(
+            f"{output} is not empty: a directory or glob input writes its Parquet part files into a directory of "
+            "their own, and textops never deletes what it did not write. Name a new or empty directory, or pass "
+            f"--overwrite to replace the part files ({PART_GLOB}) of an earlier run there; nothing else in it is "
+            "touched."
+        )
+
+
 def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version: str | None = None,
-                   text_column: str = "text", address: str | None = None) -> dict:  # fmt: skip
+                   text_column: str = "text", address: str | None = None, overwrite: bool = False) -> dict:  # fmt: skip
     """Score every row of the files SPEC names with the champion (or VERSION) on Ray; write OUTPUT (see the module
-    docstring). Returns rows, output, model, nodes (rows per node) and seconds."""
+    docstring; OVERWRITE: a directory output may hold an earlier run's part files, which are replaced). Returns
+    rows, output, model, nodes (rows per node) and seconds."""
     import ray
 
     from textops.core.tracking import connect as open_store
@@ -220,6 +238,8 @@ def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version:
     one = len(files) == 1 and Path(spec).is_file()
     if one and TEXT_FORMATS.get(output.suffix.lower()) is None:
         raise DataError(f"{output}: unsupported output type {output.suffix!r}; use CSV, TSV, Parquet or JSONL.")
+    if not one:
+        check_output_directory(output, overwrite)
     for path in files:
         if path.suffix.lower() in (".csv", ".tsv"):
             header = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns
@@ -250,7 +270,7 @@ def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version:
                                    "text_column": text_column, "batch_size": params.serve.batch_size,
                                    "temp": local},
         )  # fmt: skip
-        rows, nodes = (write_one if one else write_directory)(scored, output)
+        rows, nodes = write_one(scored, output) if one else write_directory(scored, output, overwrite)
     return {"rows": rows, "output": str(output), "model": uri, "nodes": nodes,
             "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
 
@@ -292,17 +312,16 @@ def write_one(scored, output: Path) -> tuple[int, dict]:
     return rows, nodes
 
 
-def write_directory(scored, output: Path) -> tuple[int, dict]:
-    """The scored rows as Parquet files (`part-00000.parquet`, ...) in the directory OUTPUT, a block at a time
-    into a folder beside it that replaces OUTPUT once complete."""
+def write_directory(scored, output: Path, overwrite: bool = False) -> tuple[int, dict]:
+    """The scored rows as Parquet files (`part-00000.parquet`, ...) in the directory OUTPUT, a block at a time into
+    a fresh folder beside it. Complete, the folder becomes OUTPUT when there is none; else its files move into
+    OUTPUT (empty, or with OVERWRITE an earlier run's part files, which are removed first: nothing else is)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if output.exists() and not output.is_dir():
-        raise DataError(f"{output}: a directory or glob input writes a directory of Parquet files; name a directory.")
-    aside = output.with_name(f".{output.name}.part")
-    shutil.rmtree(aside, ignore_errors=True)
-    aside.mkdir(parents=True)
+    check_output_directory(output, overwrite)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    aside = Path(tempfile.mkdtemp(prefix=f".{output.name}.part-", dir=output.parent))
     nodes: dict[str, int] = {}  # rows per node
     rows = 0
     try:
@@ -310,9 +329,14 @@ def write_directory(scored, output: Path) -> tuple[int, dict]:
             frame = _count(nodes, batch)
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), aside / f"part-{n:05d}.parquet")
             rows += len(frame)
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(aside, output)
+        check_output_directory(output, overwrite)  # again: something may have landed there while Ray scored
+        if not output.exists():
+            os.replace(aside, output)
+        else:
+            for old in output.glob(PART_GLOB):
+                old.unlink()
+            for part in sorted(aside.iterdir()):
+                os.replace(part, output / part.name)
     finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)  # our own folder: a fresh name no one else writes to
     return rows, nodes

@@ -73,7 +73,7 @@ def add_scale_commands(app: typer.Typer) -> None:
 
 
 def predict_ray(project: Project, spec: str, output: Path, version: str | None, text_column: str,
-                address: str | None) -> None:  # fmt: skip
+                address: str | None, overwrite: bool) -> None:  # fmt: skip
     """`textops predict --engine ray` (textops.batch_ray), with a clear message where Ray is not installed."""
     try:
         import ray.data  # noqa: F401  (before quiet_ray_logs: importing it sets up Ray's handlers)
@@ -84,7 +84,7 @@ def predict_ray(project: Project, spec: str, output: Path, version: str | None, 
     from textops.scale.batch_ray import predict_on_ray
 
     quiet_ray_logs()
-    r = predict_on_ray(project.root, project.params, spec, output, version, text_column, address)
+    r = predict_on_ray(project.root, project.params, spec, output, version, text_column, address, overwrite)
     spread = ", ".join(f"{node[:8]} {n}" for node, n in sorted(r["nodes"].items()))
     typer.echo(f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
                f"{r['seconds']} s) -> {r['output']}")  # fmt: skip
@@ -169,6 +169,9 @@ def predict(
     no_header: bool = typer.Option(False, "--no-header", help=NO_HEADER + ")."),
     engine: str = typer.Option("local", help="local (this process) or ray: a directory or glob too (the [ray] extra)."),
     address: str | None = typer.Option(None, help="--engine ray: the cluster (default: ray.address, RAY_ADDRESS)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="--engine ray into a directory: replace the part files an earlier run wrote there."
+    ),
     *,
     project: Project,
 ) -> None:
@@ -178,7 +181,7 @@ def predict(
     if engine not in ("local", "ray"):
         fail(f"--engine {engine}: local or ray.", 2)
     if engine == "ray":
-        return predict_ray(project, str(input_path), output, model_version, text_column, address)
+        return predict_ray(project, str(input_path), output, model_version, text_column, address, overwrite)
     result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
                           header=not no_header)  # fmt: skip
     taken = f" (texts: column {result['text_column']})" if no_header else ""
