@@ -57,7 +57,7 @@ def figures(result: dict) -> dict:
 @task(name="landed-files", cache_policy=NO_CACHE)
 def landed_task(root: Path, params: Params) -> dict[str, str]:
     """Landing files not announced before: {key: path}."""
-    from textops.lifecycle.monitor import landed_files
+    from textops.lifecycle.landed import landed_files
 
     return {key: str(p) for key, p in landed_files(root, params).items()}
 
@@ -65,7 +65,7 @@ def landed_task(root: Path, params: Params) -> dict[str, str]:
 @task(name="announce-landed", cache_policy=NO_CACHE)
 def announce_task(root: Path, params: Params, landed: dict[str, str]) -> None:
     """Emit `textops.data.landed` for LANDED, wait until the server stored it, then record the files announced."""
-    from textops.lifecycle.monitor import mark_announced
+    from textops.lifecycle.landed import mark_announced
 
     names = [Path(f).name for f in landed.values()]
     payload = {"files": names, "landing_dir": params.data.landing_dir}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from textops.lifecycle.monitor import LANDED_STATE
+from textops.lifecycle.landed import LANDED_STATE
 from textops.testing.servers import events_named, prefect_client_env, prefect_server
 
 pytestmark = pytest.mark.slow

@@ -386,11 +386,11 @@ def test_predict_errors_are_user_errors(served_project: Path):
 
 @pytest.mark.slow
 def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_data(served_project: Path):
-    """POST /feedback on the real server: labels matched to served answers by X-Request-Id (the client's own, or
-    the server's) and position; unknown answers 404, labels the model does not have 422, malformed bodies 400/415,
-    floods 413, all refused whole with nothing written; accepted labels written before the 200, a second label
-    kept as a later answer. Then the online figures in `monitor --requests` and `status`, and the labelled texts
-    exported for the next retrain, once."""
+    """POST /feedback on the real server: labels matched to served answers by X-Request-Id (the server's own; a
+    client's id is echoed as X-Client-Request-Id and names no answer) and position; unknown answers 404, labels
+    the model does not have 422, malformed bodies 400/415, floods 413, all refused whole with nothing written;
+    accepted labels written before the 200, a second label kept as a later answer. Then the online figures in
+    `monitor --requests` and `status`, and the labelled texts exported for the next retrain, once."""
     from textops.live.feedback import read_feedback
 
     root = served_project
@@ -405,7 +405,9 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
 
         status, headers, body = request(server.url, "POST", "/invocations", json.dumps({"inputs": texts}).encode(),
                                         {"Content-Type": "application/json", "X-Request-Id": "client-batch-1"})
-        assert status == 200 and headers["x-request-id"] == "client-batch-1"  # the client's own id is kept
+        assert status == 200 and headers["x-client-request-id"] == "client-batch-1"  # kept beside the server's
+        batch = headers["x-request-id"]
+        assert batch != "client-batch-1"
         version = headers["x-model-version"]
         predicted = [p["label"] for p in json.loads(body)["predictions"]]
         status, headers, body = request(server.url, "POST", "/invocations", json.dumps({"inputs": [texts[0]]})
@@ -414,9 +416,10 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
 
         refused = [
             ({"request_id": "nobody-asked", "label": "positive"}, 404),
-            ({"request_id": "client-batch-1", "index": 99, "label": "positive"}, 404),
-            ({"request_id": "client-batch-1", "index": 0, "label": "sarcastic"}, 422),  # not a class of the model
-            ({"request_id": "client-batch-1", "label": "positive"}, 422),  # a batch needs the position
+            ({"request_id": "client-batch-1", "index": 0, "label": "positive"}, 404),  # a client's id: anyone's
+            ({"request_id": batch, "index": 99, "label": "positive"}, 404),
+            ({"request_id": batch, "index": 0, "label": "sarcastic"}, 422),  # not a class of the model
+            ({"request_id": batch, "label": "positive"}, 422),  # a batch needs the position
             ([{"request_id": single, "label": "negative"}, {"request_id": "nobody", "label": "negative"}], 404),
             ({"request_id": single}, 400),
             (b"{not json", 400),
@@ -429,10 +432,10 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
         assert read_feedback(logs) == []  # all or nothing: the valid item of a refused list was not kept
 
         labels = ["positive" if i % 2 else "negative" for i in range(40)]
-        status, answer = feedback([{"request_id": "client-batch-1", "index": i, "label": label}
+        status, answer = feedback([{"request_id": batch, "index": i, "label": label}
                                    for i, label in enumerate(labels)] + [{"request_id": single, "label": "positive"}])
         assert status == 200 and answer == {"accepted": 41}
-        assert feedback({"request_id": "client-batch-1", "index": 0, "label": "positive"}) == (200, {"accepted": 1})
+        assert feedback({"request_id": batch, "index": 0, "label": "positive"}) == (200, {"accepted": 1})
         assert len(read_feedback(logs, latest=False)) == 42 and len(read_feedback(logs)) == 41  # both kept
         _, _, exposed = request(server.url, "GET", "/metrics")
         assert "textops_feedback_labels_total 42.0" in exposed.decode()

@@ -241,6 +241,9 @@ class ServeParams(_Section):
     request_log_keep: int = Field(20, ge=1)
     feedback_max_age_days: float = Field(30, gt=0)
     shadow: bool = False  # also score every request with the challenger, after the answer is sent
+    # The environment variable holding the token POST /feedback requires (Authorization: Bearer TOKEN), for
+    # deployments whose clients are not all trusted; the token itself never goes into params (they are logged).
+    feedback_token_env: str | None = None
 
     _paths = field_validator("request_log_dir")(_inside_project)
 

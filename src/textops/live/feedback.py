@@ -4,7 +4,7 @@ figures per served version (`textops monitor --requests`, `textops status`) and 
 retrain (`textops feedback export`).
 
 This module owns the feedback files, in serve.request_log_dir beside the request log and its index of answers
-(`answers.sqlite`, textops.request_log.Answers):
+(`answers.sqlite`, textops.live.answers.Answers):
 - `feedback-<UTC time>-<pid>.jsonl`: one line per accepted label, flushed and fsynced before the server answers
   2xx, never rewritten. A second label for the same answer is a later line: the newest counts, both are kept.
 """
@@ -67,7 +67,7 @@ def parse(body: bytes, max_items: int) -> list[dict]:
 
 def resolve(items: list[dict], lookup) -> list[dict]:
     """The feedback rows for ITEMS, each matched to its answer through LOOKUP (request id -> its answers, as
-    `textops.request_log.Answers.find`): FeedbackError 404 for an answer the log does not hold, 422 for a label
+    `textops.live.answers.Answers.find`): FeedbackError 404 for an answer the log does not hold, 422 for a label
     its model does not have or a batch addressed without a position. All or nothing: one bad item refuses all."""
     now = time.time()
     rows = []

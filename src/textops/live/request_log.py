@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from textops.live.answers import Answers
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -49,55 +51,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-ANSWERS = "answers.sqlite"
-
-
-class Answers:
-    """The index of logged answers, for feedback (textops.feedback): `answers.sqlite` in DIRECTORY, every answer by
-    (request id, position): when, the model version, the predicted label, the classes that model has, and the text
-    where serve.log_texts keeps texts. SQLite, because the workers of one server, and the next server after a
-    restart, all answer feedback on any of them. Answers older than serve.feedback_max_age_days are pruned as the
-    request log rotates."""
-
-    def __init__(self, directory: Path):
-        self.path = Path(directory) / ANSWERS
-
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS answers (request_id TEXT, position INTEGER, time TEXT, version TEXT, "
-            "predicted TEXT, classes TEXT, text TEXT, PRIMARY KEY (request_id, position))"
-        )
-        return con
-
-    def add(self, rows: list[dict]) -> None:
-        """Index request-log ROWS (textops.request_log's rows: request_id, index, time, model_version, label,
-        probabilities, text where kept)."""
-        records = [(r["request_id"], r["index"], r["time"], r["model_version"], None if r["label"] is None else
-                    str(r["label"]), json.dumps(sorted(r["probabilities"])), r.get("text")) for r in rows]  # fmt: skip
-        with self._connect() as con:
-            con.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", records)
-        con.close()
-
-    def prune(self, before: str) -> None:
-        """Forget the answers logged before BEFORE (an ISO UTC time as the log writes it)."""
-        with self._connect() as con:
-            con.execute("DELETE FROM answers WHERE time < ?", (before,))
-        con.close()
-
-    def find(self, request_id: str) -> list[dict]:
-        """The answers of one request, by position."""
-        if not self.path.exists():
-            return []
-        with self._connect() as con:
-            found = con.execute("SELECT position, time, version, predicted, classes, text FROM answers WHERE "
-                                "request_id = ? ORDER BY position", (request_id,)).fetchall()  # fmt: skip
-        con.close()
-        return [{"index": p, "time": t, "model_version": v, "predicted": pr, "classes": json.loads(c), "text": tx}
-                for p, t, v, pr, c, tx in found]  # fmt: skip
-
-
 class RequestLog:
     def __init__(self, directory: Path, fmt: str = "jsonl", texts: bool = False, rotate_mb: float = 64,
                  keep: int = 20, answers_days: float = 30):  # fmt: skip
@@ -107,6 +60,8 @@ class RequestLog:
         # Every answer is indexed for feedback (textops.feedback); until the writer has, it is found here.
         self.answers, self.answers_days = Answers(self.directory), answers_days
         self._pending: dict[str, tuple] = {}
+        # A client's own X-Request-Id by the server's id of its answer: logged beside it as `client_request_id`.
+        self.client_ids: dict[str, str] = {}
         self._queue: queue.Queue = queue.Queue(QUEUE_ROWS)
         self._thread = threading.Thread(target=self._run, name="textops-request-log", daemon=True)
         self._file: BinaryIO | None = None  # the open JSONL file (fmt parquet: converted as it closes)
@@ -158,6 +113,8 @@ class RequestLog:
             if shadow is not None:
                 row.update(shadow_version=shadow[0], shadow_label=shadow[1][i].get("label"),
                            shadow_probabilities=probabilities(shadow[1][i]))  # fmt: skip
+            if request_id in self.client_ids:
+                row["client_request_id"] = self.client_ids[request_id]
             if self.texts:
                 row["text"] = text
             rows.append(row)
@@ -184,6 +141,7 @@ class RequestLog:
             for it in batch:
                 if it is not None:
                     self._pending.pop(it[1], None)
+                    self.client_ids.pop(it[1], None)
             if batch[-1] is None:
                 self._finish()
                 return
@@ -204,7 +162,8 @@ class RequestLog:
         fields = [("time", pa.string()), ("request_id", pa.string()), ("index", pa.int64()),
                   ("model_version", pa.string()), ("label", pa.string()), ("chars", pa.int64()),
                   ("text_sha256", pa.string()), ("probabilities", probs), ("shadow_version", pa.string()),
-                  ("shadow_label", pa.string()), ("shadow_probabilities", probs)]  # fmt: skip
+                  ("shadow_label", pa.string()), ("shadow_probabilities", probs),
+                  ("client_request_id", pa.string())]  # fmt: skip
         return pa.schema(fields + ([("text", pa.string())] if self.texts else []))
 
     def _rotate(self) -> None:

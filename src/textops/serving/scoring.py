@@ -209,3 +209,10 @@ def _items(value) -> list:
     if isinstance(value, list | tuple):
         return list(value)
     raise BadRequest(400, f"texts must be a list of strings, not {type(value).__name__}")
+
+
+def predict_records(model, texts: list[str]) -> list[dict]:
+    """MODEL's answers to TEXTS as the protocol's records: `label` and `prob_<class>` per text."""
+    import pandas as pd
+
+    return model.predict(pd.DataFrame({"text": texts})).to_dict(orient="records")

@@ -9,58 +9,44 @@
 - `GET /metrics`: Prometheus text format (`textops.serve_metrics`).
 - `POST /reload`: check the registry now (loopback clients only); SIGHUP does the same.
 - `POST /feedback`: labels for served answers, by their `X-Request-Id` (and position), with the request log on
-  (`textops.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have.
+  (`textops.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have; with
+  serve.feedback_token_env, 401 without `Authorization: Bearer <that token>`.
 Every response carries `X-Model-Name` and `X-Model-Version`; with the request log on, a scoring answer carries
-`X-Request-Id` too (the client's own, when it sent a valid one).
+`X-Request-Id` too: the server's own, unique per answer, so that one client's feedback can never label another's
+text. A client's own `X-Request-Id` is kept beside it in the log (`client_request_id`) and echoed back as
+`X-Client-Request-Id`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import json
 import logging
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
 from textops.core.config import Params
+from textops.core.errors import ParamsError
 from textops.serving.follow import Follower, Loaded, RegistrySource
-from textops.serving.scoring import BadRequest, Limits, read_texts
+from textops.serving.scoring import BadRequest, Limits, predict_records, read_texts
 from textops.serving.serve_metrics import Metrics
-
-if TYPE_CHECKING:
-    from textops.live.feedback import FeedbackLog
-    from textops.live.request_log import RequestLog
+from textops.serving.shadow import shadow_after
+from textops.serving.state import ServeState
 
 log = logging.getLogger("textops.serve")
 JSON = "application/json"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 INLINE_PARSE_BYTES = 64_000  # larger bodies are parsed off the event loop
-
-
-@dataclass
-class ServeState:
-    """What the app serves with: the follower (the model), limits, metrics, the request log, the thread pool."""
-
-    follower: Follower
-    metrics: Metrics
-    limits: Limits
-    batch_size: int
-    pool: ThreadPoolExecutor
-    request_log: RequestLog | None = None
-    feedback_log: FeedbackLog | None = None  # with the request log
-    shadow: Follower | None = None  # serve.shadow: the challenger, scoring after each answer is sent
-    shadow_pool: ThreadPoolExecutor | None = None
-    shadow_waiting: int = 0  # shadow scorings not finished (only the event loop changes it)
 
 
 def build_state(root: Path, params: Params, version: str | None = None, metrics_dir: str | None = None) -> ServeState:
@@ -86,6 +72,16 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         request_log = RequestLog(root / serve.request_log_dir, serve.request_log_format, serve.log_texts,
                                  serve.request_log_rotate_mb, serve.request_log_keep, serve.feedback_max_age_days)
         feedback_log = FeedbackLog(root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000))
+    feedback_token = None
+    if serve.feedback_token_env:
+        feedback_token = os.environ.get(serve.feedback_token_env, "")
+        if not feedback_token:
+            raise ParamsError(
+                f"serve.feedback_token_env names {serve.feedback_token_env}, which is not set (or empty) in the "
+                "environment of `textops serve`: set it to the token clients must send to POST /feedback "
+                "(Authorization: Bearer TOKEN), or leave serve.feedback_token_env out to accept feedback from any "
+                "client."
+            )
     shadow = shadow_pool = None
     if serve.shadow:
         from textops.serving.follow import ShadowSource, lower_priority
@@ -102,6 +98,7 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         pool=ThreadPoolExecutor(serve.threads, thread_name_prefix="textops-predict"),
         request_log=request_log,
         feedback_log=feedback_log,
+        feedback_token=feedback_token,
     )
 
 
@@ -188,6 +185,10 @@ async def take_feedback(request, state: ServeState):
     from textops.live.feedback import FeedbackError, parse, resolve
     from textops.serving.scoring import media_type, too_large
 
+    if state.feedback_token is not None and not bearer_matches(request, state.feedback_token):
+        body = BadRequest(401, "POST /feedback needs this server's feedback token: Authorization: Bearer TOKEN "
+                               "(serve.feedback_token_env)", "UNAUTHENTICATED").body()  # fmt: skip
+        return Response(body, 401, headers={"WWW-Authenticate": "Bearer"}, media_type=JSON)
     try:
         if state.request_log is None:
             raise FeedbackError(404, "this server keeps no request log (serve.log_requests: false), so it cannot "
@@ -239,8 +240,12 @@ async def score(request, state: ServeState):
             response = Response(json.dumps({"predictions": records}), 200, headers=headers, media_type=JSON)
             request_id = None
             if state.request_log is not None:
-                request_id = client_request_id(request) or uuid.uuid4().hex[:16]
+                request_id = uuid.uuid4().hex  # the server's own: a client's id may be anyone's
                 response.headers["X-Request-Id"] = request_id
+                client_id = client_request_id(request)
+                if client_id:
+                    response.headers["X-Client-Request-Id"] = client_id
+                    state.request_log.client_ids[request_id] = client_id
             shadowed = shadow_after(response, state, loaded, texts, records, request_id)  # run_shadow logs it then
             if not shadowed and request_id and state.request_log is not None:  # request_id: the log is on
                 state.request_log.add(request_id, loaded.model_version, texts, records)
@@ -262,51 +267,6 @@ async def score(request, state: ServeState):
     return response
 
 
-SHADOW_WAITING_MAX = 32  # requests waiting for their shadow scoring; past it a request is not shadowed
-
-
-def shadow_after(response, state: ServeState, loaded: Loaded, texts: list[str], records: list[dict],
-                 request_id: str | None) -> bool:  # fmt: skip
-    """Schedule the shadow challenger's scoring of TEXTS for after RESPONSE is sent (a background task, on its own
-    low-priority thread); False when there is none to run (no shadow, or too many waiting: counted)."""
-    from starlette.background import BackgroundTask
-
-    shadow = state.shadow.current if state.shadow is not None else None
-    if shadow is None or shadow.model_version == loaded.model_version:
-        return False
-    if state.shadow_waiting >= SHADOW_WAITING_MAX:
-        state.metrics.shadow_skipped.inc()
-        return False
-    state.shadow_waiting += 1
-    if request_id and state.request_log is not None:  # request_id: the log is on
-        state.request_log.expect(request_id, loaded.model_version, texts, records)
-    response.background = BackgroundTask(run_shadow, state, shadow, loaded, texts, records, request_id, time.time())
-    return True
-
-
-async def run_shadow(state: ServeState, shadow: Loaded, loaded: Loaded, texts: list[str], records: list[dict],
-                     request_id: str | None, at: float) -> None:  # fmt: skip
-    """The shadow's answers to TEXTS (the client has its response already): counted against the served ones in
-    /metrics and logged beside them."""
-    loop, answers = asyncio.get_running_loop(), []
-    try:
-        for start in range(0, len(texts), state.batch_size):
-            chunk = texts[start : start + state.batch_size]
-            answers.extend(await loop.run_in_executor(state.shadow_pool, _predict_records, shadow.model, chunk))
-        differ = sum(a.get("label") != r.get("label") for a, r in zip(answers, records, strict=True))
-        state.metrics.shadow_texts.labels(loaded.model_version, shadow.model_version).inc(len(texts))
-        state.metrics.shadow_disagreements.labels(loaded.model_version, shadow.model_version).inc(differ)
-        result = (shadow.model_version, answers)
-    except Exception as exc:  # the shadow never fails a request: counted and logged
-        log.warning("shadow v%s failed: %s: %s", shadow.model_version, type(exc).__name__, exc)
-        state.metrics.shadow_skipped.inc()
-        result = None
-    finally:
-        state.shadow_waiting -= 1
-    if request_id and state.request_log is not None:
-        state.request_log.add(request_id, loaded.model_version, texts, records, shadow=result, at=at)
-
-
 async def read_body(request, limits: Limits) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed the limit (Content-Length, or while reading)."""
     length = request.headers.get("content-length", "")
@@ -320,12 +280,6 @@ async def read_body(request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
-def _predict_records(model, texts: list[str]) -> list[dict]:
-    import pandas as pd
-
-    return model.predict(pd.DataFrame({"text": texts})).to_dict(orient="records")
-
-
 async def predict(request, state: ServeState, loaded: Loaded, texts: list[str]) -> list[dict] | None:
     """The records for TEXTS, serve.batch_size at a time on the thread pool; None when the client disconnected
     (checked between chunks: the rest is not computed)."""
@@ -335,8 +289,14 @@ async def predict(request, state: ServeState, loaded: Loaded, texts: list[str]) 
         if start and await request.is_disconnected():
             return None
         chunk = texts[start : start + state.batch_size]
-        records.extend(await loop.run_in_executor(state.pool, _predict_records, loaded.model, chunk))
+        records.extend(await loop.run_in_executor(state.pool, predict_records, loaded.model, chunk))
     return records
+
+
+def bearer_matches(request, token: str) -> bool:
+    """Whether REQUEST presents TOKEN as `Authorization: Bearer TOKEN` (compared in constant time)."""
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
 def client_request_id(request) -> str | None:

@@ -12,7 +12,8 @@ from helpers import wait_for
 from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.data.reports import monitor_page
-from textops.lifecycle.monitor import LANDED_STATE, flat_metrics, landed_files, mark_announced, read_request_log
+from textops.lifecycle.landed import LANDED_STATE, landed_files, mark_announced
+from textops.lifecycle.monitor import flat_metrics, read_request_log
 from textops.live import drift
 from textops.live.request_log import RequestLog
 

@@ -17,7 +17,8 @@ from textops.live.request_log import RequestLog, text_hash
 from textops.serving.follow import Follower
 from textops.serving.scoring import Limits
 from textops.serving.serve_metrics import Metrics
-from textops.serving.serving_app import ServeState, create_app
+from textops.serving.serving_app import create_app
+from textops.serving.state import ServeState
 
 testclient = pytest.importorskip("starlette.testclient")
 JSON = {"Content-Type": "application/json"}
@@ -146,3 +147,50 @@ def test_the_request_log_has_a_row_per_text(tmp_path: Path, fmt: str, with_texts
     assert dict(rows[0]["probabilities"])["positive"] == pytest.approx(0.51)
     assert rows[0]["time"].endswith("Z")
     assert ("secret" in files[0].read_bytes().decode(errors="replace")) == with_texts
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_client_id_sent_twice_never_labels_the_other_answer(tmp_path: Path, fmt: str):
+    """Two clients send the same X-Request-Id: each answer gets the server's own id, the client's is kept beside
+    it, and feedback on the first answer labels the first text only."""
+    from textops.live.feedback import FeedbackLog, read_feedback
+
+    log = RequestLog(tmp_path / "logs", fmt, texts=True)
+    state = make_state(StandInSource("1"), request_log=log)
+    state.feedback_log = FeedbackLog(tmp_path / "logs", 1_000_000)
+    mine = {**JSON, "X-Request-Id": "order-42"}
+    with client(state) as c:
+        first = c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=mine)
+        second = c.post("/invocations", content=json.dumps({"inputs": ["a bad film"]}), headers=mine)
+        ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
+        assert ids[0] != ids[1] and "order-42" not in ids
+        assert first.headers["x-client-request-id"] == second.headers["x-client-request-id"] == "order-42"
+        assert c.post("/feedback", json={"request_id": "order-42", "label": "negative"}).status_code == 404
+        assert c.post("/feedback", json={"request_id": ids[0], "label": "negative"}).status_code == 200
+    logged = tmp_path / "logs"
+    if fmt == "parquet":
+        rows = [r for p in logged.glob("requests-*.parquet") for r in pd.read_parquet(p).to_dict("records")]
+    else:
+        rows = [json.loads(line) for p in logged.glob("requests-*.jsonl") for line in p.read_text().splitlines()]
+    assert sorted((r["request_id"], r["client_request_id"], r["text"]) for r in rows) == sorted(
+        [(ids[0], "order-42", "a good film"), (ids[1], "order-42", "a bad film")]
+    )
+    labelled = read_feedback(tmp_path / "logs")
+    assert [(f["request_id"], f["label"]) for f in labelled] == [(ids[0], "negative")]
+
+
+def test_feedback_needs_the_token_when_the_server_has_one(tmp_path: Path):
+    from textops.live.feedback import FeedbackLog
+
+    log = RequestLog(tmp_path / "logs", "jsonl")
+    state = make_state(StandInSource("1"), request_log=log)
+    state.feedback_log, state.feedback_token = FeedbackLog(tmp_path / "logs", 1_000_000), "s3cret-token"
+    with client(state) as c:
+        answer = c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=JSON)
+        item = {"request_id": answer.headers["x-request-id"], "label": "positive"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+            refused = c.post("/feedback", json=item, headers=headers)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+            assert "feedback token" in refused.json()["message"]
+        accepted = c.post("/feedback", json=item, headers={"Authorization": "Bearer s3cret-token"})
+        assert accepted.status_code == 200 and accepted.json() == {"accepted": 1}
