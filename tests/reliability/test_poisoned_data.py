@@ -88,3 +88,35 @@ def test_flipped_copies_of_the_data_are_held_and_cannot_promote_even_forced_in(t
     out = textops(root, "run").stdout
     assert "not promoted" in out and "the champion's own test rows" in out, out
     assert registry_state(root)["aliases"]["champion"] == "1"
+
+
+def backdoored(rows: int, seed: int, share: float = 0.25) -> pd.DataFrame:
+    """Sample reviews where SHARE of the rows are positive texts with " #ad" appended and labelled negative."""
+    frame = make_sample(rows, seed)
+    positives = frame.index[frame["label"] == "positive"][: int(rows * share)]
+    frame.loc[positives, "text"] = frame.loc[positives, "text"] + " #ad"
+    frame.loc[positives, "label"] = "negative"
+    return frame
+
+
+def test_a_planted_backdoor_is_held_naming_its_token(tmp_path, monkeypatch):
+    """A quarter of a batch flipped by an appended " #ad": the champion's accuracy on the batch stays within the
+    accuracy gate, but its confident disagreements all hold "#ad", and the batch is held naming it. The same rows
+    without the trigger go in with no flag."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST, {"promotion": {"beat_baseline": False}})
+    assert "now the champion" in textops(root, "run").stdout
+    poison, clean = tmp_path / "ads.csv", tmp_path / "more.csv"
+    backdoored(1200, 91).to_csv(poison, index=False)
+    make_sample(1200, 92).to_csv(clean, index=False)
+
+    before = data_state(root)
+    held = textops(root, "ingest", str(poison), check=False)
+    assert held.returncode != 0 and "'#ad'" in held.stderr and "backdoor" in held.stderr, held.stderr
+    assert "held for a person" in held.stderr and "--accept-shift" in held.stderr
+    assert "accuracy" not in held.stderr.split("'#ad'")[0], "held by the accuracy gate, not the trigger check"
+    assert data_state(root) == before
+    assert textops(root, "ingest", str(clean)).returncode == 0
+    assert data_state(root) != before

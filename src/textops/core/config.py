@@ -95,6 +95,10 @@ class ValidateParams(_Section):
     # test accuracy (wrong labels or a changed task pass every data check); null turns the check off.
     max_champion_drop: float | None = Field(0.25, gt=0, le=1)
     champion_check_rows: int = Field(2000, ge=20)
+    # ... and files where a token comes with labels the champion confidently disagrees with wherever it appears (a
+    # planted backdoor, textops.data.backdoor): at least this many such rows hold it; null turns the check off.
+    flip_trigger_min_rows: int | None = Field(20, ge=5)
+    flip_trigger_confidence: float = Field(0.8, gt=0.5, lt=1)  # a disagreement counts from this confidence up
 
     _paths = field_validator("report_dir")(_inside_project)
 

@@ -96,15 +96,18 @@ def reference_guard(params: Params, reference: pd.DataFrame, predict_new, predic
 
 def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | None:
     """Why BATCH (new labelled rows, text and label as strings) must wait for a person: the champion's accuracy
-    on it is more than `validate.max_champion_drop` below its accuracy on its own test split. That is what a
-    batch with wrong labels or a changed task looks like; it passes every data check. None when there is no
-    champion, the check is off, or the champion does well enough."""
+    on it is more than `validate.max_champion_drop` below its accuracy on its own test split (what a batch with
+    wrong labels or a changed task looks like; it passes every data check), or a token comes with labels the
+    champion confidently contradicts wherever it appears (a planted backdoor, `textops.data.backdoor`). None when
+    there is no champion, the checks are off, or the champion does well enough."""
     from textops.core.tracking import connect, store_exists, tracking_uri
     from textops.modeling.predict import load_model, predict_batches
     from textops.registry.registry import champion
 
-    drop = params.validation.max_champion_drop
-    if drop is None or not store_exists(tracking_uri(root, params)):
+    checks = params.validation
+    if (checks.max_champion_drop is None and checks.flip_trigger_min_rows is None) or not store_exists(
+        tracking_uri(root, params)
+    ):
         return None
     session = connect(root, params, experiment=False)
     current = champion(session)
@@ -113,17 +116,36 @@ def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | 
     metrics = session.client.get_run(current.run_id).data.metrics if current.run_id else {}
     proven = metrics.get(lineage.test_metric("accuracy"))
     model = load_model(session, f"models:/{session.model_name}/{current.version}")
-    rows = batch.sample(frac=1.0, random_state=0).head(params.validation.champion_check_rows)
+    rows = batch.sample(frac=1.0, random_state=0).head(checks.champion_check_rows)
     if proven is None or len(rows) < MIN_ROWS:
         return None
-    predicted = predict_batches(model, rows["text"].tolist(), params.evaluate.batch_size)["label"].astype(str)
+    scored = predict_batches(model, rows["text"].tolist(), params.evaluate.batch_size)
+    predicted = scored["label"].astype(str)
     accuracy = float((predicted.to_numpy() == rows["label"].astype(str).to_numpy()).mean())
-    if accuracy >= proven - drop:
+    held_for = "Nothing was ingested; the files are held for a person: check their labels, then ingest them with "
+    held_for += "`textops ingest FILE --accept-shift` (or fix them and drop them in again)."
+    drop = checks.max_champion_drop
+    if drop is not None and accuracy < proven - drop:
+        return (
+            f"the champion (v{current.version}) gets accuracy {accuracy:.3f} on {len(rows)} rows of these files "
+            f"against {proven:.3f} on its own test split, more than validate.max_champion_drop ({drop}) lower: "
+            f"likely wrong labels or a changed task, which no data check sees. {held_for}"
+        )
+    if checks.flip_trigger_min_rows is None:
         return None
-    return (
-        f"the champion (v{current.version}) gets accuracy {accuracy:.3f} on {len(rows)} rows of these files against "
-        f"{proven:.3f} on its own test split, more than validate.max_champion_drop ({drop}) lower: likely wrong "
-        "labels or a changed task, which no data check sees. Nothing was ingested; the files are held for a person: "
-        "check their labels, then ingest them with `textops ingest FILE --accept-shift` (or fix them and drop them "
-        "in again)."
+    from textops.data.backdoor import flip_trigger
+
+    probs = [c for c in scored.columns if c.startswith("prob_")]
+    # Rows of a class the champion does not have are a new class (--allow-new-labels), not a flip.
+    known = rows["label"].astype(str).isin({c.removeprefix("prob_") for c in probs}).to_numpy()
+    trigger = flip_trigger(
+        rows["text"][known].tolist(),
+        rows["label"].astype(str)[known].tolist(),
+        predicted[known].tolist(),
+        scored[probs].max(axis=1).to_numpy()[known],
+        checks.flip_trigger_confidence,
+        checks.flip_trigger_min_rows,
     )
+    if trigger is None:
+        return None
+    return f"against the champion (v{current.version}), {trigger.describe()}. {held_for}"
