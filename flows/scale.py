@@ -92,7 +92,8 @@ def tune_task(root: Path, params, apply: bool, params_path: Path) -> dict:
     logger.info("best val %s %.4f: %s", result["metric"], result["best"][result["metric"]],
                 describe(result["best"]["config"]))  # fmt: skip
     if apply:
-        logger.info(apply_best(params_path, result["best"]["config"]) or "params.yaml already holds the best values")
+        diff = apply_best(params_path, result["best"]["config"], result["current"])
+        logger.info(diff or "params.yaml already holds the best values")
     return {"run_id": result["run_id"], "best": result["best"]}
 
 

@@ -9,9 +9,10 @@ checkpoints under `.textops/tune/` (removed after) and nothing else: no model is
 the registry stay as they were, whatever stops the search. On a cluster (`--address`) every node reads the same
 project path: a shared checkout (a network file system), as for multi-node training.
 
-The first trial is the current params (where the space allows them), so the search starts from what `textops run`
-would train and the table says how much the best trial gains over it. `--apply` writes the best trial's values
-into params.yaml (`params_edit.set_train_values`), showing the diff.
+The first trial is the current params (when the space holds every one of them), so the search starts from what
+`textops run` would train and the table says how much the best trial gains over it. `--apply` writes the best
+trial's values that differ from the current ones into params.yaml (`params_file.set_section_values`), showing the
+diff; an interrupted search (Ctrl-C, SIGTERM) applies nothing and ends its runs KILLED.
 """
 
 from __future__ import annotations
@@ -47,14 +48,21 @@ def search_space(params: Params) -> dict:
     return {key: kinds[kind](values) for key, spec in params.tune.space.items() for kind, values in spec.items()}
 
 
+def current_values(params: Params) -> dict:
+    """What the current (resolved) train params hold for each key of tune.space: presets settled."""
+    return {key: getattr(params.train, key) for key in params.tune.space}
+
+
 def start_point(params: Params) -> dict:
-    """The current (resolved) train params that lie inside tune.space: the first trial."""
+    """The current (resolved) train params as the first trial, when the space holds all of them; else {} (Optuna
+    takes a start point only with every dimension of the space)."""
     point = {}
     for key, spec in params.tune.space.items():
         (kind, values), value = next(iter(spec.items())), getattr(params.train, key)
         inside = value in values if kind == "choice" else values[0] <= value <= values[1]
-        if inside:
-            point[key] = int(value) if kind == "int" else value
+        if not inside:
+            return {}
+        point[key] = int(value) if kind == "int" else value
     return point
 
 
@@ -236,6 +244,10 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
     stdout = sys.stdout
     say = (lambda line: print(line, file=stdout, flush=True)) if quiet else echo
     cpus = max(1, math.ceil(t.max_concurrent * t.cpus_per_trial))  # a local Ray's: the trials at once
+    # Ray Tune's own Ctrl-C handler ends the search early and returns the trials so far as if it had finished, so
+    # an interrupted `tune --apply` applied a half search. Without it Ctrl-C is a KeyboardInterrupt, like SIGTERM's
+    # Stopped: the search's runs end KILLED and nothing is applied.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
         with ray_session(params, address, "run the search", cpus), session.active(), \
                 mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent:  # fmt: skip
@@ -245,14 +257,20 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
                                "tune.max_concurrent": t.max_concurrent, "tune.seed": t.seed,
                                "tune.start": json.dumps(start), "model.base": params.model.base})  # fmt: skip
             tuner = make_tuner(root, params, start, session.uri, experiment_id, parent.info.run_id, work, say)
-            # Ray Tune prints its tables and paths whatever `verbose` says: into the log file, unless -v.
-            with contextlib.redirect_stdout(LogWriter()) if quiet else contextlib.nullcontext():
-                grid = tuner.fit()
+            try:
+                # Ray Tune prints its tables and paths whatever `verbose` says: into the log file, unless -v.
+                with contextlib.redirect_stdout(LogWriter()) if quiet else contextlib.nullcontext():
+                    grid = tuner.fit()
+            except BaseException:  # Ctrl-C, SIGTERM (Stopped), a failure: nothing of this search is the answer
+                end_trials(session.client, experiment_id, parent.info.run_id)
+                mlflow.end_run("KILLED")
+                raise
             outcome = summarise(grid, t.metric, start)
             record(session, parent.info.run_id, experiment_id, outcome, t.metric, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {**outcome, "run_id": parent.info.run_id, "experiment": experiment_name(params)}
+    current = current_values(params)
+    return {**outcome, "current": current, "run_id": parent.info.run_id, "experiment": experiment_name(params)}
 
 
 class LogWriter:
@@ -286,6 +304,13 @@ def summarise(grid, metric: str, start: dict) -> dict:
     return {"trials": rows, "best": scored[0], "start": first, "metric": metric}
 
 
+def end_trials(client, experiment_id: str, parent_id: str) -> None:
+    """End the trial runs of the search PARENT_ID still RUNNING (ASHA's stops, an interrupted search) KILLED."""
+    for run in client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"):
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
 def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: str, work: Path) -> None:
     """The parent run's figures, trials.csv, best_params.json and a picture; trial runs that ASHA stopped (their
     process killed mid-run) are ended KILLED, with the tag saying why."""
@@ -294,10 +319,7 @@ def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: s
 
     from textops.modeling.plots import tune_plot
 
-    client = session.client
-    for run in client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"):
-        if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, "KILLED")
+    end_trials(session.client, experiment_id, parent_id)
     best = outcome["best"]
     mlflow.log_metrics({f"best_val_{metric}": best[metric], "trials": len(outcome["trials"]),
                         "trials_failed": sum(r["failed"] for r in outcome["trials"])})  # fmt: skip
@@ -314,16 +336,19 @@ def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: s
         mlflow.log_artifact(str(work / name), "tune")
 
 
-def apply_best(params_path: Path, config: dict) -> str:
+def apply_best(params_path: Path, config: dict, start: dict | None = None) -> str:
     """Write CONFIG (the best trial's, 3 significant digits) into params.yaml's train section, comments kept; the
-    result is validated before it replaces the file. Returns the unified diff ('' when nothing changed)."""
+    result is validated before it replaces the file. A value equal to START's (what the current params train with)
+    is not written: a preset's `null` stays `null`, so a later change of base model still gets its own preset.
+    Returns the unified diff ('' when nothing changed)."""
     import difflib
 
     from textops.core.artifacts import atomic_write_text
     from textops.core.config import load_params
     from textops.core.params_file import set_section_values
 
-    values = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in config.items()}
+    start = start or {}
+    values = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in config.items() if start.get(k) != v}
     before = params_path.read_text(encoding="utf-8")
     after = set_section_values(before, "train", values)
     if after == before:

@@ -124,8 +124,10 @@ def tune(
     typer.echo(f"tune: best val {metric} {r['best'][metric]:.4f}{gain}: {describe(r['best']['config'])}; "
                f"{len(r['trials'])} trials in run {r['run_id']} (experiment {r['experiment']})")  # fmt: skip
     if apply:
-        diff = apply_best(project.params_path, r["best"]["config"])
+        diff = apply_best(project.params_path, r["best"]["config"], r["current"])
         typer.echo(diff.rstrip() if diff else f"tune --apply: {project.params_path} already holds the best values")
+    elif start is r["best"]:
+        typer.echo("tune: the current params are the best of the search: nothing to apply")
     else:
         typer.echo("tune: `textops tune --apply` writes them into params.yaml; `textops run` then trains with them")
 
