@@ -111,7 +111,23 @@ def read_texts(body: bytes, content_type: str | None, limits: Limits = Limits())
     except Exception as exc:  # MLflow's parsers: MlflowException (4xx), pandas/numpy errors on odd shapes
         raise _as_bad_request(exc) from exc
     limits.check_texts(texts)
+    broken = [i for i, t in enumerate(texts) if not encodable(t)]
+    if broken:
+        raise BadRequest(
+            400,
+            f"text(s) {broken[:10]} hold a lone surrogate (a \\ud800-\\udfff escape without its pair): not valid "
+            "Unicode, so they cannot be tokenized or logged; send the texts as valid UTF-8",
+        )
     return texts
+
+
+def encodable(text: str) -> bool:
+    """Whether TEXT is valid Unicode (JSON's escapes can carry half of a surrogate pair, which no encoder takes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_bad_request(exc: Exception) -> BadRequest:

@@ -61,6 +61,7 @@ def test_a_bare_string_is_one_text():
         (js({"inputs": ["fine", None]}), JSON, 400, "list of strings"),
         (js({"inputs": []}), JSON, 400, "no texts"),
         (js({"inputs": [["nested"]]}), JSON, 400, "list of strings"),
+        (b'{"inputs": ["fine", "half a pair \\ud800 here"]}', JSON, 400, "text(s) [1] hold a lone surrogate"),
         (js({"inputs": {"sentence": TEXTS}}), JSON, 400, "'text'"),
         (js({"dataframe_records": [{"sentence": "no text column"}]}), JSON, 400, "'text' column"),
         (js({"dataframe_split": {"columns": ["text"], "data": [[3.5]]}}), JSON, 400, "must be a string"),
