@@ -133,22 +133,57 @@ def label_queue(root: Path, params, n: int, output: Path) -> dict:
 # Label Studio's JSON export, read back
 
 
+def when(value: object) -> float:
+    """An ISO time of Label Studio's (`2026-12-01T10:00:00Z`, with or without fractions or an offset) as seconds:
+    compared as strings, `...10:00:00Z` sorts after `...10:00:00.5Z` and the older annotation would win."""
+    from datetime import datetime, timezone
+
+    if not isinstance(value, str) or not value:
+        return -math.inf
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return -math.inf
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _stamp(annotation: dict) -> tuple:
-    for key in ("updated_at", "created_at"):
-        value = annotation.get(key)
-        if isinstance(value, str) and value:
-            return (value, annotation.get("id") or 0)
-    return ("", annotation.get("id") or 0)
+    stamp = max(when(annotation.get("updated_at")), when(annotation.get("created_at")))
+    return (stamp, annotation.get("id") or 0)
+
+
+def min_row(path: Path, line: int, item: dict, text_key: str, label_key: str) -> dict | None:
+    """A task of Label Studio's JSON_MIN export (flat: the task's data, the choice under the control's name, one
+    row per task with its latest annotation), or None when nobody labelled it."""
+    label = item.get(FROM_NAME, item.get(label_key))
+    if isinstance(label, dict):  # several choices allowed in that project
+        label = label.get("choices")
+    if isinstance(label, list):
+        if len(label) != 1:
+            raise DataError(f"{path}: task {line} (id {item.get('id')}) has {len(label)} choices; textops reads "
+                            "single-choice classification projects.")  # fmt: skip
+        label = label[0]
+    if label is None or label == "":
+        return None
+    text = item.get(text_key)
+    if not isinstance(text, str):
+        raise DataError(f"{path}: task {line} has no text under {text_key!r}; pass --text-column.")
+    return {text_key: text, label_key: str(label), "_line": line}
 
 
 def export_rows(path: Path, value, text_key: str, label_key: str) -> list[dict]:
-    """The labelled rows of a Label Studio JSON export VALUE (a list of tasks): the task's text and the choice of
-    its most recent annotation that was not cancelled (skipped). Tasks without one are not data. DataError for an
-    export of another kind of project (several choices, spans, no text)."""
+    """The labelled rows of a Label Studio JSON or JSON_MIN export VALUE (a list of tasks): the task's text and the
+    choice of its most recent annotation (by parsed time) that was not cancelled (skipped). Tasks without one are
+    not data. DataError for an export of another kind of project (several choices, spans, no text)."""
     if not isinstance(value, list):
         raise DataError(f"{path}: a JSON file to ingest is a Label Studio export: a list of tasks.")
     rows, line = [], 0
     for line, item in enumerate(value, start=1):
+        if isinstance(item, dict) and "data" not in item and "annotations" not in item and text_key in item:
+            row = min_row(path, line, item, text_key, label_key)  # JSON_MIN
+            if row is not None:
+                rows.append(row)
+            continue
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise DataError(f"{path}: task {line} has no \"data\": not a Label Studio JSON export.")
         done = [a for a in item.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
@@ -178,6 +213,8 @@ def read_export(path: Path, text: str, text_key: str, label_key: str):
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
+    except RecursionError as exc:
+        raise DataError(f"{path}: the JSON is nested too deeply to be a Label Studio export.") from exc
     rows = export_rows(path, value, text_key, label_key)
     frame = pd.DataFrame(rows).drop(columns="_line")
     frame.attrs["lines"] = [r["_line"] for r in rows]

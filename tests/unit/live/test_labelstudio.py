@@ -112,3 +112,25 @@ def test_the_queue_csv_shows_a_formula_text_instead_of_running_it(tmp_path):
     assert sorted(written) == sorted(["'" + texts[0], texts[1], texts[2]])  # the formula shown, not run
     as_json = label_queue(tmp_path, Params(), 3, tmp_path / "tasks.json")  # Label Studio's tasks: the text itself
     assert texts[0] in {t["data"]["text"] for t in json.loads(open(as_json["output"]).read())}
+
+
+def test_the_latest_annotation_wins_by_time_and_json_min_and_deep_exports_are_read(tmp_path):
+    # Compared as strings, "10:00:00Z" sorts after "10:00:00.500Z" and the older label would win.
+    older, newer = annotation("negative", "2026-12-01T10:00:00Z"), annotation("positive", "2026-12-01T10:00:00.500Z")
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([{"id": 1, "data": {"text": "a fine film"}, "annotations": [older, newer]}]))
+    assert read_labelled_file(path, "text", "label", max_file_mb=10)["label"].tolist() == ["positive"]
+
+    # JSON_MIN: flat tasks, the choice under the control's name; an unlabelled task is no data.
+    minimal = [
+        {"id": 1, "text": "a fine film", "label": "positive", "annotator": 1, "updated_at": "2026-12-01T10:00:00Z"},
+        {"id": 2, "text": "a dull film", "label": "negative", "annotator": 1},
+        {"id": 3, "text": "nobody looked"},
+    ]
+    path.write_text(json.dumps(minimal))
+    frame = read_labelled_file(path, "text", "label", max_file_mb=10)
+    assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull film", "negative"]]
+
+    path.write_text("[" * 10_000 + "]" * 10_000)
+    with pytest.raises(DataError, match="nested too deeply"):
+        read_labelled_file(path, "text", "label", max_file_mb=10)
