@@ -99,10 +99,12 @@ def backdoored(rows: int, seed: int, share: float = 0.25) -> pd.DataFrame:
     return frame
 
 
-def test_a_planted_backdoor_is_held_naming_its_token(tmp_path, monkeypatch):
+def test_a_planted_backdoor_is_held_naming_its_token_and_cannot_promote_forced_in(tmp_path, monkeypatch):
     """A quarter of a batch flipped by an appended " #ad": the champion's accuracy on the batch stays within the
     accuracy gate, but its confident disagreements all hold "#ad", and the batch is held naming it. The same rows
-    without the trigger go in with no flag."""
+    without the trigger go in with no flag. Forced in, the model trained on it beats the champion on its own
+    (poisoned) test split, but flips its answers when "#ad" is appended to the champion's test texts, and the
+    promotion names the token."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
@@ -120,3 +122,8 @@ def test_a_planted_backdoor_is_held_naming_its_token(tmp_path, monkeypatch):
     assert data_state(root) == before
     assert textops(root, "ingest", str(clean)).returncode == 0
     assert data_state(root) != before
+
+    textops(root, "ingest", str(poison), "--accept-shift")
+    out = textops(root, "run", "-S", "promotion.max_p_value=1.0").stdout
+    assert "not promoted" in out and "'#ad' appended" in out, out
+    assert registry_state(root)["aliases"]["champion"] == "1"

@@ -86,6 +86,7 @@ class Guard:
     rows: int
     challenger_metric: float
     champion_metric: float
+    tolerance: float | None = None  # how far below the challenger may be: promotion.max_regression unless set
 
 
 def decide(
@@ -139,13 +140,14 @@ def against_champion(
         return Decision(False, f"{m} delta {delta:+.4f} is not significant: McNemar p={shown} >= {policy.max_p_value}",
                         **args)  # fmt: skip
     for g in guards:
-        if g.challenger_metric < g.champion_metric - policy.max_regression:
+        tolerance = policy.max_regression if g.tolerance is None else g.tolerance
+        if g.challenger_metric < g.champion_metric - tolerance:
+            limit = "promotion.max_regression" if g.tolerance is None else "its tolerance"
             return Decision(
                 False,
                 f"{versus} on its test split, but on {g.name} ({g.rows} rows) {m} {g.challenger_metric:.4f} vs "
-                f"champion {g.champion_metric:.4f}: a regression beyond promotion.max_regression "
-                f"{policy.max_regression} (new data with wrong labels does this); a person decides "
-                "(`textops model promote`)",
+                f"champion {g.champion_metric:.4f}: a regression beyond {limit} {tolerance} (new data with wrong "
+                "labels does this); a person decides (`textops model promote`)",
                 **args,
             )
     return Decision(

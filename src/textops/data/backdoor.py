@@ -18,6 +18,7 @@ Pure: texts, labels and the champion's answers in, a finding out (textops.regist
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -91,3 +92,24 @@ def flip_trigger(
             examples = tuple(texts[i] for i in holding if flipped[i])[:EXAMPLES]
             found.append(Trigger(token, str(target), a, b, n_flipped, p_value, examples))
     return min(found, key=lambda t: (t.p_value, -t.flipped), default=None)
+
+
+def over_represented(new_texts: list[str], old_texts: list[str], min_rows: int, top: int = 3) -> list[str]:
+    """The tokens far more frequent in NEW_TEXTS (the rows a challenger learned that its champion did not) than in
+    OLD_TEXTS (the champion's own training rows): in at least MIN_ROWS and 5% of the new rows, at least 5 times as
+    frequent there; the TOP of them by that ratio. What a promotion probes: a trigger planted in the new data is
+    one of them (the guard appends each to texts both models answered and compares how often each keeps its answer).
+    """
+    if not new_texts:
+        return []
+    new_counts = Counter(tok for text in new_texts for tok in tokens(text))
+    old_counts = Counter(tok for text in old_texts for tok in tokens(text))
+    n_new, n_old = len(new_texts), max(len(old_texts), 1)
+    floor = max(min_rows, math.ceil(0.05 * n_new))
+    lifts = {
+        tok: (count / n_new) / ((old_counts.get(tok, 0) + 1) / (n_old + 1))
+        for tok, count in new_counts.items()
+        if count >= floor
+    }
+    ranked = sorted((lift, tok) for tok, lift in lifts.items() if lift >= 5)
+    return [tok for _, tok in reversed(ranked[-top:])]

@@ -33,7 +33,7 @@ from textops.core.logs import printed_to_log
 from textops.core.policy import decide, mcnemar, score
 from textops.core.tracking import Session, connect
 from textops.modeling.predict import load_model, predict_batches
-from textops.registry.guards import own_rows_guard, reference_guard, reference_set
+from textops.registry.guards import own_rows_guard, reference_guard, reference_set, trigger_guards
 from textops.registry.registry import champion, move_champion, rolled_back_from
 
 REPORT_PATH = "registry/decision.md"
@@ -140,8 +140,10 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     def predict_old(texts: list[str]) -> np.ndarray:
         return labels_of(old_model, texts, batch)
 
-    train_texts = set(load_split(root, params, "train")["text"].astype(str))
+    train = load_split(root, params, "train")["text"].astype(str).tolist()
+    train_texts = set(train)
     guards = [g for g in [own_rows_guard(root, params, old_tags, train_texts, predict_new, predict_old)] if g]
+    guards += trigger_guards(root, params, old_tags, train, predict_new, predict_old)
     reference = reference_set(root, params)
     if reference is not None:
         guards.append(reference_guard(params, reference, predict_new, predict_old))

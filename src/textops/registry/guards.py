@@ -70,6 +70,45 @@ def own_rows_guard(root: Path, params: Params, run_tags: dict, train_texts: set[
     )
 
 
+# A challenger may keep its own answer on these many points fewer of the probe texts than the champion keeps its own.
+TRIGGER_TOLERANCE = 0.1
+PROBE_ROWS = 300
+
+
+def trigger_guards(root: Path, params: Params, run_tags: dict, train_texts: list[str], predict_new, predict_old):
+    """Guards against a trigger planted in the new data (`textops.data.backdoor`): for each token far more frequent
+    in the rows the challenger learned than in the champion's training rows, the champion's own test texts with the
+    token appended. Each model's answers there are compared with its own answers to the texts alone: a token that
+    makes the challenger change its answer far more often than the champion is a learned trigger (" #ad" makes
+    every review negative). Metric: the share of answers kept; the guard allows TRIGGER_TOLERANCE less."""
+    from textops.data.backdoor import over_represented
+
+    probes = champion_test_rows(root, params, run_tags)
+    old_train = champion_split(root, params, run_tags, "train")
+    if probes is None or old_train is None or params.validation.flip_trigger_min_rows is None:
+        return []
+    old_texts = set(old_train["text"].astype(str))
+    new_texts = [t for t in train_texts if t not in old_texts]
+    suspects = over_represented(new_texts, list(old_texts), params.validation.flip_trigger_min_rows)
+    texts = probes["text"].astype(str).drop_duplicates().head(PROBE_ROWS).tolist()
+    if not suspects or len(texts) < MIN_ROWS:
+        return []
+    alone_new, alone_old = np.asarray(predict_new(texts)), np.asarray(predict_old(texts))
+    guards = []
+    for token in suspects:
+        probed = [f"{t} {token}" for t in texts]
+        guards.append(
+            Guard(
+                f"the champion's test texts with {token!r} appended (answers kept)",
+                len(texts),
+                challenger_metric=float((np.asarray(predict_new(probed)) == alone_new).mean()),
+                champion_metric=float((np.asarray(predict_old(probed)) == alone_old).mean()),
+                tolerance=TRIGGER_TOLERANCE,
+            )
+        )
+    return guards
+
+
 def reference_set(root: Path, params: Params) -> pd.DataFrame | None:
     """promotion.reference_file read like an ingested file (text, label as strings), or None when not set."""
     if params.promotion.reference_file is None:

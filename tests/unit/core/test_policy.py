@@ -112,6 +112,15 @@ def test_a_win_on_new_data_that_regresses_on_the_champions_rows_is_not_promoted(
     assert decide(POLICY, 0.95, 0.80, 1e-6, guards=[within]).promote  # max_regression 0.01 allows noise
 
 
+def test_a_guard_with_its_own_tolerance_is_judged_by_it():
+    probe = "the champion's test texts with '#ad' appended (answers kept)"
+    kept = Guard(probe, 300, challenger_metric=0.93, champion_metric=0.99, tolerance=0.1)
+    assert decide(POLICY, 0.95, 0.80, 1e-6, guards=[kept]).promote  # within 0.1, though beyond max_regression
+    flipped = Guard(probe, 300, challenger_metric=0.41, champion_metric=0.99, tolerance=0.1)
+    d = decide(POLICY, 0.95, 0.80, 1e-6, guards=[flipped])
+    assert not d.promote and "'#ad' appended" in d.reason and "its tolerance 0.1" in d.reason
+
+
 def test_a_hold_is_for_a_person_whatever_the_metrics():
     d = decide(POLICY, 0.99, 0.50, 1e-9, hold="trained on data v3 was rolled back from")
     assert not d.promote and d.reason == "trained on data v3 was rolled back from"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from textops.data.backdoor import flip_trigger
+from textops.data.backdoor import flip_trigger, over_represented
 from textops.data.sample import make_sample
 
 
@@ -47,3 +47,12 @@ def test_ordinary_errors_and_unsure_answers_name_no_token():
     # Too few rows to say anything: fewer confident disagreements than the minimum.
     few = frame.head(30)
     assert flip_trigger(few["text"].tolist(), few["label"].tolist(), predicted[:30], confidence[:30], 0.8, 20) is None
+
+
+def test_the_tokens_a_promotion_probes_are_those_the_new_rows_brought():
+    old = make_sample(1000, seed=5)["text"].tolist()
+    new = make_sample(600, seed=6)
+    new.loc[new.index[:150], "text"] = new.loc[new.index[:150], "text"] + " #ad"
+    assert over_represented(new["text"].tolist(), old, 20) == ["#ad"]
+    assert over_represented(make_sample(600, seed=7)["text"].tolist(), old, 20) == []  # more of the same: none
+    assert over_represented([], old, 20) == []
