@@ -344,10 +344,22 @@ def read_texts(path: Path, text_column: str = "text", *, header: bool = True) ->
     frame = _parse(path, fmt, _read_bytes(path, None, compressed), header)
     if not frame.attrs.get("header", True):
         column = columns_by_position(path, frame, {"text": text_column})["text"]
+        first = frame[column].iloc[0] if len(frame) else None
+        if isinstance(first, str) and first.strip().lower() in {"text", str(text_column).strip().lower()}:
+            raise DataError(
+                f"{path}: its first row is {first!r}, a header, which --no-header would score as a text: leave "
+                "--no-header out (the file names its columns), or remove that row."
+            )
     elif text_column not in frame.columns:
         if frame.attrs.get("header", False) and looks_like_data(frame):
             raise DataError(no_header_message(path, frame, [text_column]))
-        raise DataError(f"{path}: no {text_column!r} column (columns: {', '.join(map(str, frame.columns))}).")
+        hint = ""
+        if frame.shape[1] == 1:
+            hint = (
+                f" With one column, the first line ({str(frame.columns[0])[:60]!r}) was read as its name: for one "
+                "text per line with no header, pass --no-header; else name the column with --text-column."
+            )
+        raise DataError(f"{path}: no {text_column!r} column (columns: {', '.join(map(str, frame.columns))}).{hint}")
     else:
         column = text_column
     frame.attrs = {"columns": {"text": column}}  # not the file's text: nothing needs it, and it would be copied

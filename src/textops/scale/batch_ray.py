@@ -39,16 +39,21 @@ NODE_COLUMN = "__textops_node"  # which node scored a row: counted by the driver
 
 
 def input_files(spec: str) -> list[Path]:
-    """The files SPEC names: a file, a directory (its readable files), or a glob."""
+    """The files SPEC names: a file, a directory (its readable files), or a glob. A symbolic link inside a
+    directory or a glob is not followed: it can point anywhere, outside the project too (a file named on its own
+    is the user's choice and is read)."""
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in READABLE and p.is_file())
+        found = [p for p in path.iterdir() if p.suffix.lower() in READABLE]
     elif path.exists():
-        files = [path]
+        return [path]
     else:
-        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in READABLE)
+        found = [Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in READABLE]
+    links = sorted(p.name for p in found if p.is_symlink())
+    files = sorted(p for p in found if not p.is_symlink() and p.is_file())
     if not files:
-        raise DataError(f"{spec}: no CSV, TSV, Parquet or JSONL file there (a file, a directory or a glob).")
+        skipped = f" (symbolic links are not followed: {', '.join(links[:5])})" if links else ""
+        raise DataError(f"{spec}: no CSV, TSV, Parquet or JSONL file there (a file, a directory or a glob){skipped}.")
     return files
 
 

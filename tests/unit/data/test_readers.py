@@ -237,3 +237,15 @@ def test_labels_in_messages_are_cut():
     assert len(one) < 100 and "..." in one and "'b'" in one
     many = shown({f"label{i}" for i in range(30)})
     assert "(30 in all)" in many and many.count("'label") == 10
+
+
+def test_one_text_per_line_and_a_header_under_no_header_are_named(tmp_path):
+    lines = tmp_path / "texts.txt"
+    lines.write_text("NA\na fine film\na dull film\n")  # the first text happens to look like a missing value
+    with pytest.raises(DataError, match="pass --no-header"):
+        read_texts(lines)
+    assert read_texts(lines, "0", header=False)["0"].tolist() == ["NA", "a fine film", "a dull film"]
+    headed = tmp_path / "headed.csv"
+    headed.write_text("text\na fine film\na dull film\n")
+    with pytest.raises(DataError, match="its first row is 'text', a header"):
+        read_texts(headed, header=False)
