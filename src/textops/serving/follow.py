@@ -60,8 +60,10 @@ class Source(Protocol):
 class Follower:
     """Holds the current `Loaded` and swaps in the version SOURCE names."""
 
-    def __init__(self, source: Source, poll_seconds: float, on_event: Callable[[str, dict], None] | None = None):
+    def __init__(self, source: Source, poll_seconds: float, on_event: Callable[[str, dict], None] | None = None,
+                 role: str = "serving"):  # fmt: skip
         self.source = source
+        self.role = role  # what a log line says this follower does: "serving", or "shadow" for the challenger
         self.poll_seconds = poll_seconds
         self.current: Loaded | None = None
         self.last_error: dict | None = None
@@ -115,7 +117,8 @@ class Follower:
             self._failed.pop(version, None)
             self.last_error = None
             self._on_event("swapped", {"from": current, "to": version, "load_seconds": loaded.load_seconds})
-            log.warning("now serving %s v%s (was v%s; loaded in %.1f s)", loaded.model_name, version, current,
+            before = f"v{current}" if current else "none"
+            log.warning("now %s %s v%s (was %s; loaded in %.1f s)", self.role, loaded.model_name, version, before,
                         loaded.load_seconds)  # fmt: skip
             return {"result": "swapped", "model_version": version, "previous": current}
 
@@ -131,7 +134,11 @@ class Follower:
         current = self.current.model_version if self.current else None
         self.last_error = {"version": version, "message": message, "at": time.time()}
         self._on_event("failed", {"version": version, "message": message})
-        log.warning("%s; still serving v%s", message, current)
+        if self.role == "serving":
+            log.warning("%s; still serving v%s", message, current)
+        else:
+            held = f"v{current}" if current else "none"
+            log.warning("%s %s; it stays %s (the served model is not affected)", self.role, message, held)
         return {"result": "failed", "model_version": current, "error": self.last_error}
 
     # ----------------------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class Metrics:
         self.shadow_skipped = Counter("textops_shadow_skipped",
                                       "Requests not shadowed: too many waiting, or the shadow model failed.",
                                       registry=own)  # fmt: skip
+        self.shadow_load_failures = Counter("textops_shadow_load_failures",
+                                            "Checks of the challenger alias or loads of the shadow that failed.",
+                                            registry=own)  # fmt: skip
         self.dropped = Counter("textops_requests_dropped",
                                "Requests whose client disconnected before the answer; their work was dropped.",
                                registry=own)  # fmt: skip

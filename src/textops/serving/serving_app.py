@@ -86,7 +86,7 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
     if serve.shadow:
         from textops.serving.follow import ShadowSource, lower_priority
 
-        shadow = Follower(ShadowSource(source.session, serve), serve.poll_seconds)
+        shadow = shadow_follower(ShadowSource(source.session, serve), serve.poll_seconds, metrics)
         shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="textops-shadow", initializer=lower_priority)
     return ServeState(
         shadow=shadow,
@@ -100,6 +100,17 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         feedback_log=feedback_log,
         feedback_token=feedback_token,
     )
+
+
+def shadow_follower(source, poll_seconds: float, metrics: Metrics) -> Follower:
+    """The follower of the challenger alias (serve.shadow): its load failures counted in /metrics, its log lines
+    saying that the shadow, not the served model, failed."""
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "failed":
+            metrics.shadow_load_failures.inc()
+
+    return Follower(source, poll_seconds, on_event, role="shadow")
 
 
 def create_app(state: ServeState):
@@ -151,10 +162,7 @@ def _routes(app, state: ServeState) -> None:
 
     @app.get("/version")
     async def version():
-        shadow = state.shadow.current if state.shadow is not None else None
-        about = {"model_version": shadow.model_version, "alias": shadow.alias, "runtime": shadow.runtime} if shadow \
-            else None  # fmt: skip
-        return Response(json.dumps({**describe(follower), "shadow": about}), media_type=JSON)
+        return Response(json.dumps({**describe(follower), "shadow": describe_shadow(state.shadow)}), media_type=JSON)
 
     @app.get("/metrics")
     async def metrics():
@@ -311,6 +319,21 @@ def model_headers(loaded: Loaded | None) -> dict[str, str]:
     if loaded is None:
         return {}
     return {"X-Model-Name": loaded.model_name, "X-Model-Version": loaded.model_version}
+
+
+def describe_shadow(shadow: Follower | None) -> dict | None:
+    """`GET /version`'s `shadow`: the challenger scoring in shadow (None with serve.shadow off), and why it could
+    not be loaded when that is so."""
+    if shadow is None:
+        return None
+    current = shadow.current
+    about: dict[str, str | None] = {"model_version": None, "alias": None, "runtime": None}
+    if current is not None:
+        about = {"model_version": current.model_version, "alias": current.alias, "runtime": current.runtime}
+    error = shadow.last_error
+    if error is not None:
+        error = {**error, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(error["at"]))}
+    return {**about, "last_load_error": error}
 
 
 def describe(follower: Follower) -> dict:
