@@ -76,15 +76,23 @@ def check_store(uri: str, timeout: float = 10) -> None:
         try:
             con = sqlite3.connect(db, timeout=timeout)
             try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, at once
                 con.execute("BEGIN IMMEDIATE")  # the write lock MLflow will need
                 con.rollback()
             finally:
                 con.close()
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise StateError(f"the MLflow store {db} cannot be used ({exc}). Nothing was changed.") from exc
             raise StateError(
                 f"the MLflow store {db} cannot be written ({exc}; waited {timeout:.0f} s): another process holds "
-                "it (an open `sqlite3` shell, a stuck `mlflow ui`?) or the file is damaged. Nothing was changed; "
-                "try again once it is free."
+                "it (an open `sqlite3` shell, a stuck `mlflow ui`?). Nothing was changed; try again once it is free."
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"the MLflow store {db} is damaged ({exc}): it is not a SQLite database any more. Nothing was "
+                "changed. Restore it from a backup, or move it aside to start a new store (the registry and the "
+                "runs in it are then gone from textops' view; the DVC data is not affected)."
             ) from exc
 
 

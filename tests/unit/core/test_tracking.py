@@ -79,3 +79,30 @@ def test_owner_tags_tell_a_live_owner_from_a_dead_or_reused_pid():
     # another machine's run, or no owner tags: this machine cannot tell
     assert owner_alive({**mine, OWNER_HOST: socket.gethostname() + "-other"}) is None
     assert owner_alive({}) is None
+
+
+def test_a_damaged_store_is_named_at_once_and_a_locked_one_as_held(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from textops.core.errors import StateError
+    from textops.core.tracking import check_store
+
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"this was mlflow.db before a bad copy" * 200)
+    with pytest.raises(StateError, match="is damaged") as err:
+        check_store(f"sqlite:///{damaged}", timeout=30)
+    assert "another process" not in str(err.value)
+
+    held = tmp_path / "held.db"
+    sqlite3.connect(held).execute("CREATE TABLE t (x)").connection.commit()
+    holder = sqlite3.connect(held)
+    holder.execute("BEGIN IMMEDIATE")  # what an open sqlite3 shell in a transaction does
+    try:
+        with pytest.raises(StateError, match="another process holds it"):
+            check_store(f"sqlite:///{held}", timeout=0.2)
+    finally:
+        holder.rollback()
+        holder.close()
+    check_store(f"sqlite:///{held}", timeout=5)  # free again: no error
