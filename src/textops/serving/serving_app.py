@@ -322,10 +322,10 @@ def model_headers(loaded: Loaded | None) -> dict[str, str]:
 
 
 def describe_shadow(shadow: Follower | None) -> dict | None:
-    """`GET /version`'s `shadow`: the challenger scoring in shadow (None with serve.shadow off), and why it could
-    not be loaded when that is so."""
-    if shadow is None:
-        return None
+    """`GET /version`'s `shadow`: the challenger scoring in shadow, and why it could not be loaded when that is so;
+    None with serve.shadow off or nothing to shadow."""
+    if shadow is None or (shadow.current is None and shadow.last_error is None):
+        return None  # shadow off, or nothing to shadow (no challenger apart from the champion)
     current = shadow.current
     about: dict[str, str | None] = {"model_version": None, "alias": None, "runtime": None}
     if current is not None:
