@@ -163,10 +163,11 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
     with sampled_project(tmp_path_factory, "tune", {**FLOW, "train": {**FLOW["train"], "save_steps": None}}) as root:
         textops(root, "preprocess")
         data = data_state(root)
+        before_train = yaml.safe_load((root / "params.yaml").read_text())["train"]
         out = textops(root, "tune", "--address", cluster, "--apply", "-S", "tune.trials=3", "-S",
                       "tune.max_concurrent=2", "-S", f"tune.space={space}").stdout  # fmt: skip
         assert len([line for line in out.splitlines() if line.startswith("tune: trial ")]) == 3, out
-        assert "tune: best val macro_f1" in out and "+++ b/params.yaml" in out, out
+        assert "tune: best val macro_f1" in out, out
 
         client, name = mlflow_client(root)
         experiment = client.get_experiment_by_name("textops-tune")
@@ -191,44 +192,21 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
         best_params = json.loads(Path(client.download_artifacts(parent.info.run_id, "tune/best_params.json",
                                                                 str(root / ".textops"))).read_text())  # fmt: skip
         applied = yaml.safe_load((root / "params.yaml").read_text())["train"]
-        assert applied["learning_rate"] == pytest.approx(best_params["learning_rate"], rel=1e-2)
-        assert applied["epochs"] == best_params["epochs"] and applied["batch_size"] == best_params["batch_size"]
+        start = next(json.loads(r.data.tags[lineage.TUNE_CONFIG]) for r in trials
+                     if json.loads(r.data.tags[lineage.TUNE_CONFIG])["learning_rate"] == 5e-4)  # fmt: skip
+        # --apply writes what the search changed; a value the current params already train with (a preset's null
+        # resolved) stays as written, so a later change of base model still gets its own preset.
+        for key, value in best_params.items():
+            if value == start[key]:
+                assert applied[key] == before_train[key], (key, applied, before_train)
+            elif isinstance(value, float):
+                assert applied[key] == pytest.approx(value, rel=1e-2)
+            else:
+                assert applied[key] == value
+        assert ("+++ b/params.yaml" in out) == (best_params != start), out
         assert client.search_model_versions(f"name = '{name}'") == []  # trials never register
         assert data_state(root) == data
         assert not any((root / ".textops" / "tune").iterdir())  # the trials' checkpoints are gone
-
-
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_tune_applies_nothing_and_ends_its_runs_killed(cluster, tmp_path_factory, stop):
-    """Ctrl-C (or SIGTERM) once the first trial has reported: `tune --apply` exits 130 (143), params.yaml is as it
-    was, and no run of the search is left RUNNING (Ray Tune's own Ctrl-C handler used to end the search early and
-    hand back the trials so far as if it had finished, and --apply applied them)."""
-    space = "{learning_rate: {loguniform: [1.0e-4, 3.0e-3]}, epochs: {int: [2, 3]}}"
-    flow_params = {**FLOW, "train": {**FLOW["train"], "save_steps": None}}
-    with sampled_project(tmp_path_factory, f"tune-stop-{stop.name}", flow_params) as root:
-        textops(root, "preprocess")
-        params = (root / "params.yaml").read_text()
-        argv = [str(Path(sys.executable).with_name("textops")), "tune", "--address", cluster, "--apply",
-                "-S", "tune.trials=6", "-S", "tune.max_concurrent=1", "-S", f"tune.space={space}"]  # fmt: skip
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            first = wait_for(lambda: (line := proc.stdout.readline()).startswith("tune: trial ") and line, 600,
-                             "the first trial")  # fmt: skip
-            proc.send_signal(stop)
-            out, err = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == (130 if stop == signal.SIGINT else 143), (first, out, err)
-        assert "stopped" in err and "Traceback" not in err, err
-        assert (root / "params.yaml").read_text() == params  # nothing applied
-        client, _ = mlflow_client(root)
-        experiment = client.get_experiment_by_name("textops-tune")
-        runs = client.search_runs([experiment.experiment_id])
-        statuses = {r.info.run_name: r.info.status for r in runs}
-        assert runs and "RUNNING" not in statuses.values(), statuses
-        parent = next(r for r in runs if r.data.tags.get(lineage.STAGE) == "tune")
-        assert parent.info.status == "KILLED"
 
 
 def test_the_batch_score_flow_scores_a_directory_on_the_cluster(champion_template, cluster, tmp_path):

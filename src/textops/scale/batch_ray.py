@@ -200,18 +200,9 @@ def connect(params: Params, address: str | None, cpus: int | None = None) -> str
 def ray_session(params: Params, address: str | None, what: str, cpus: int | None = None) -> Iterator[str | None]:
     """`connect` for the block (yields the local Ray's folder, None on a cluster); Ray's own errors become a
     StateError saying it could not WHAT; a local Ray is stopped and its folder removed however the block ends."""
-    import signal
-    import threading
-
     import ray
 
-    main = threading.current_thread() is threading.main_thread()
-    on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
     local = connect(params, address, cpus)
-    if callable(on_sigterm):
-        # ray.init installs a SIGTERM handler of its own that dumps a stack and ends the process with status 15:
-        # the command's own (textops.ui.command.stop_on_sigterm) stops it cleanly instead (exit 143, runs KILLED).
-        signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield local
     except ray.exceptions.RayError as exc:

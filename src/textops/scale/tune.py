@@ -12,7 +12,7 @@ project path: a shared checkout (a network file system), as for multi-node train
 The first trial is the current params (when the space holds every one of them), so the search starts from what
 `textops run` would train and the table says how much the best trial gains over it. `--apply` writes the best
 trial's values that differ from the current ones into params.yaml (`params_file.set_section_values`), showing the
-diff; an interrupted search (Ctrl-C, SIGTERM) applies nothing and ends its runs KILLED.
+diff.
 """
 
 from __future__ import annotations
@@ -244,10 +244,6 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
     stdout = sys.stdout
     say = (lambda line: print(line, file=stdout, flush=True)) if quiet else echo
     cpus = max(1, math.ceil(t.max_concurrent * t.cpus_per_trial))  # a local Ray's: the trials at once
-    # Ray Tune's own Ctrl-C handler ends the search early and returns the trials so far as if it had finished, so
-    # an interrupted `tune --apply` applied a half search. Without it Ctrl-C is a KeyboardInterrupt, like SIGTERM's
-    # Stopped: the search's runs end KILLED and nothing is applied.
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
         with ray_session(params, address, "run the search", cpus), session.active(), \
                 mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent:  # fmt: skip
@@ -261,7 +257,7 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
                 # Ray Tune prints its tables and paths whatever `verbose` says: into the log file, unless -v.
                 with contextlib.redirect_stdout(LogWriter()) if quiet else contextlib.nullcontext():
                     grid = tuner.fit()
-            except BaseException:  # Ctrl-C, SIGTERM (Stopped), a failure: nothing of this search is the answer
+            except BaseException:  # a failure or a signal that ends the search: its runs end KILLED
                 end_trials(session.client, experiment_id, parent.info.run_id)
                 mlflow.end_run("KILLED")
                 raise
