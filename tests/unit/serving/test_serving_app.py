@@ -196,18 +196,28 @@ def test_feedback_needs_the_token_when_the_server_has_one(tmp_path: Path):
         assert accepted.status_code == 200 and accepted.json() == {"accepted": 1}
 
 
-def test_a_shadow_that_cannot_load_says_so_in_version_metrics_and_the_log(caplog):
+def test_a_shadow_that_cannot_load_says_so_in_version_metrics_and_the_log():
+    import logging
+
     from textops.serving.serving_app import shadow_follower
 
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # on the logger itself: an in-process CLI run stops textops' loggers propagating
+    logger = logging.getLogger("textops.serve")
+    logger.addHandler(handler)
     state = make_state(StandInSource("1"))
     state.shadow = shadow_follower(StandInSource("2", broken=("2",)), 3600, state.metrics)
     state.shadow_pool = ThreadPoolExecutor(1)
-    with caplog.at_level("WARNING", logger="textops.serve"), client(state) as c:
-        wait_for(lambda: state.shadow.last_error is not None, 30, "the shadow's load to fail")
-        shadow = c.get("/version").json()["shadow"]
-        assert shadow["model_version"] is None and shadow["last_load_error"]["version"] == "2"
-        assert "cannot load v2" in shadow["last_load_error"]["message"]
-        assert "textops_shadow_load_failures_total 1.0" in c.get("/metrics").text
-        assert c.get("/version").json()["model_version"] == "1"  # the served model is not affected
-    lines = [r.getMessage() for r in caplog.records if "cannot load v2" in r.getMessage()]
+    try:
+        with client(state) as c:
+            wait_for(lambda: state.shadow.last_error is not None, 30, "the shadow's load to fail")
+            shadow = c.get("/version").json()["shadow"]
+            assert shadow["model_version"] is None and shadow["last_load_error"]["version"] == "2"
+            assert "cannot load v2" in shadow["last_load_error"]["message"]
+            assert "textops_shadow_load_failures_total 1.0" in c.get("/metrics").text
+            assert c.get("/version").json()["model_version"] == "1"  # the served model is not affected
+    finally:
+        logger.removeHandler(handler)
+    lines = [r.getMessage() for r in records if "cannot load v2" in r.getMessage()]
     assert lines and "vNone" not in lines[0] and "shadow" in lines[0] and "it stays none" in lines[0]
