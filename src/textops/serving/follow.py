@@ -132,13 +132,14 @@ class Follower:
 
     def _failure(self, version: str | None, message: str) -> dict:
         current = self.current.model_version if self.current else None
-        self.last_error = {"version": version, "message": message, "at": time.time()}
         self._on_event("failed", {"version": version, "message": message})
         if self.role == "serving":
             log.warning("%s; still serving v%s", message, current)
         else:
             held = f"v{current}" if current else "none"
             log.warning("%s %s; it stays %s (the served model is not affected)", self.role, message, held)
+        # Published last: whoever sees last_error (/version, a test) also sees the failure counted and logged.
+        self.last_error = {"version": version, "message": message, "at": time.time()}
         return {"result": "failed", "model_version": current, "error": self.last_error}
 
     # ----------------------------------------------------------------------------------------------
