@@ -154,8 +154,9 @@ def against_champion(
         True,
         f"{m} {challenger_metric:.4f} beats champion {champion_metric:.4f} by {delta:+.4f} "
         f"(>= {policy.min_delta}), McNemar p={p_value:.4g} < {policy.max_p_value}"
-        + "".join(f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})"
-                  for g in guards),  # fmt: skip
+        + "".join(
+            f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})" for g in guards
+        ),  # fmt: skip
         **args,
     )
 
@@ -220,3 +221,15 @@ def rollback_target(history: list[dict], current: str | None) -> str:
     if len(stack) < 2:
         raise RegistryError("no previous champion in the promotion history: nothing to roll back to.")
     return stack[-2]
+
+
+def expected_accuracy(confidences, test_accuracy: float, test_mean_confidence: float | None) -> float:
+    """What a champion expects to get right on rows it answers with CONFIDENCES (its top probabilities): their
+    mean, scaled by how its accuracy on its own test split compares with its mean confidence there (one factor, so
+    an overconfident model expects less than it says), and never more than its test accuracy. A queue of texts it
+    was unsure of expects about what it gets; a batch it is sure of and gets wrong (flipped labels) does not."""
+    confidences = np.asarray(confidences, dtype=float)
+    if confidences.size == 0:
+        return test_accuracy
+    scale = test_accuracy / test_mean_confidence if test_mean_confidence else 1.0
+    return float(min(test_accuracy, confidences.mean() * scale))

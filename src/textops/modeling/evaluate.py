@@ -61,6 +61,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[st
         "macro_f1": float(f1_score(labels, preds, labels=ids, average="macro", zero_division=0)),
         "log_loss": float(log_loss(labels, np.clip(probs, 1e-7, 1.0), labels=ids)),
         "ece": expected_calibration_error(probs, labels, bins),
+        # What the champion check of new rows scales confidences by (`policy.expected_accuracy`).
+        "mean_confidence": float(probs.max(axis=1).mean()),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(names, precision, recall, f1, support, strict=True)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from textops.core import lineage, scm
 from textops.core.config import Params
-from textops.core.policy import Guard, score
+from textops.core.policy import Guard, expected_accuracy, score
 
 MIN_ROWS = 20  # fewer rows than this prove nothing either way
 
@@ -135,10 +135,12 @@ def reference_guard(params: Params, reference: pd.DataFrame, predict_new, predic
 
 def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | None:
     """Why BATCH (new labelled rows, text and label as strings) must wait for a person: the champion's accuracy
-    on it is more than `validate.max_champion_drop` below its accuracy on its own test split (what a batch with
-    wrong labels or a changed task looks like; it passes every data check), or a token comes with labels the
-    champion confidently contradicts wherever it appears (a planted backdoor, `textops.data.backdoor`). None when
-    there is no champion, the checks are off, or the champion does well enough."""
+    on its rows is more than `validate.max_champion_drop` below what the champion itself expects there (its
+    confidence on them, calibrated on its test split: `policy.expected_accuracy`), which is what a batch with wrong
+    labels or a changed task looks like (it passes every data check), or a token comes with labels the champion
+    confidently contradicts wherever it appears (a planted backdoor, `textops.data.backdoor`). Rows of a label the
+    champion does not know (a new class) are left out: it cannot be right about them. None when there is no
+    champion, the checks are off, or the champion does well enough."""
     from textops.core.tracking import connect, store_exists, tracking_uri
     from textops.modeling.predict import load_model, predict_batches
     from textops.registry.registry import champion
@@ -154,34 +156,41 @@ def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | 
         return None
     metrics = session.client.get_run(current.run_id).data.metrics if current.run_id else {}
     proven = metrics.get(lineage.test_metric("accuracy"))
-    model = load_model(session, f"models:/{session.model_name}/{current.version}")
     rows = batch.sample(frac=1.0, random_state=0).head(checks.champion_check_rows)
     if proven is None or len(rows) < MIN_ROWS:
         return None
+    model = load_model(session, f"models:/{session.model_name}/{current.version}")
     scored = predict_batches(model, rows["text"].tolist(), params.evaluate.batch_size)
-    predicted = scored["label"].astype(str)
-    accuracy = float((predicted.to_numpy() == rows["label"].astype(str).to_numpy()).mean())
+    probs = [c for c in scored.columns if c.startswith("prob_")]
+    labels = rows["label"].astype(str).to_numpy()
+    known = np.isin(labels, [c.removeprefix("prob_") for c in probs])
+    if known.sum() < MIN_ROWS:
+        return None
+    predicted = scored["label"].astype(str).to_numpy()[known]
+    confidence = scored[probs].max(axis=1).to_numpy()[known]
+    labels, texts = labels[known], rows["text"].to_numpy()[known]
+    accuracy = float((predicted == labels).mean())
     held_for = "Nothing was ingested; the files are held for a person: check their labels, then ingest them with "
     held_for += "`textops ingest FILE --accept-shift` (or fix them and drop them in again)."
+    new_class = f" ({(~known).sum()} row(s) of labels it does not know were left out)" if not known.all() else ""
     drop = checks.max_champion_drop
-    if drop is not None and accuracy < proven - drop:
+    expected = expected_accuracy(confidence, proven, metrics.get(lineage.test_metric("mean_confidence")))
+    if drop is not None and accuracy < expected - drop:
         return (
-            f"the champion (v{current.version}) gets accuracy {accuracy:.3f} on {len(rows)} rows of these files "
-            f"against {proven:.3f} on its own test split, more than validate.max_champion_drop ({drop}) lower: "
-            f"likely wrong labels or a changed task, which no data check sees. {held_for}"
+            f"the champion (v{current.version}) gets accuracy {accuracy:.3f} on {len(labels)} rows of these files"
+            f"{new_class} where its own confidence expects {expected:.3f} (calibrated on its test split, where it "
+            f"gets {proven:.3f}), more than validate.max_champion_drop ({drop}) lower: likely wrong labels or a "
+            f"changed task, which no data check sees. {held_for}"
         )
     if checks.flip_trigger_min_rows is None:
         return None
     from textops.data.backdoor import flip_trigger
 
-    probs = [c for c in scored.columns if c.startswith("prob_")]
-    # Rows of a class the champion does not have are a new class (--allow-new-labels), not a flip.
-    known = rows["label"].astype(str).isin({c.removeprefix("prob_") for c in probs}).to_numpy()
     trigger = flip_trigger(
-        rows["text"][known].tolist(),
-        rows["label"].astype(str)[known].tolist(),
-        predicted[known].tolist(),
-        scored[probs].max(axis=1).to_numpy()[known],
+        texts.tolist(),
+        labels.tolist(),
+        predicted.tolist(),
+        confidence,
         checks.flip_trigger_confidence,
         checks.flip_trigger_min_rows,
     )

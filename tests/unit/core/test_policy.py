@@ -9,7 +9,16 @@ import pytest
 
 from textops.core.config import PromotionParams
 from textops.core.errors import RegistryError
-from textops.core.policy import Guard, champion_stack, decide, mcnemar, rollback_target, score, stronger_model_advice
+from textops.core.policy import (
+    Guard,
+    champion_stack,
+    decide,
+    expected_accuracy,
+    mcnemar,
+    rollback_target,
+    score,
+    stronger_model_advice,
+)
 
 POLICY = PromotionParams(primary_metric="macro_f1", min_delta=0.01, max_p_value=0.05, floor=0.6)
 
@@ -201,3 +210,17 @@ def test_no_history_no_rollback():
     with pytest.raises(RegistryError):
         rollback_target([], "1")
     assert json.dumps(champion_stack([])) == "[]"
+
+
+def test_the_champion_expects_what_its_calibrated_confidence_says():
+    # A model right 90 % of the time on its test split while 95 % sure on average is overconfident by 0.95/0.90.
+    unsure = np.full(200, 0.6)
+    assert expected_accuracy(unsure, 0.90, 0.95) == pytest.approx(0.6 * 0.90 / 0.95)
+    # So a queue of texts it was unsure of (about 57 % expected) passes a 0.25 drop at 0.55 right ...
+    assert 0.55 >= expected_accuracy(unsure, 0.90, 0.95) - 0.25
+    # ... while a batch it is sure of and gets wrong (flipped labels) does not.
+    assert 0.10 < expected_accuracy(np.full(200, 0.97), 0.90, 0.95) - 0.25
+    # Never more than its test accuracy; no recorded test confidence (an older champion): confidence as it is.
+    assert expected_accuracy(np.full(50, 1.0), 0.80, 0.70) == 0.80
+    assert expected_accuracy(np.full(50, 0.7), 0.90, None) == pytest.approx(0.7)
+    assert expected_accuracy([], 0.9, 0.9) == 0.9
