@@ -27,6 +27,7 @@ def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_pat
     root = make_project(tmp_path / "proj")
     make_sample(300, 5).to_csv(root / "reference.csv", index=False)  # a small set a person trusts
     set_params(root, FAST, {"promotion": {"reference_file": "reference.csv"}})
+    textops(root, "sample")  # the user's data (the demo `run` ingests would be replaced by the next ingest)
     assert "now the champion" in textops(root, "run").stdout
     poison = tmp_path / "poison.csv"
     flipped(3000, 77).to_csv(poison, index=False)
@@ -68,6 +69,7 @@ def test_flipped_copies_of_the_data_are_held_and_cannot_promote_even_forced_in(t
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
     set_params(root, FAST, {"promotion": {"beat_baseline": False}})
+    textops(root, "sample")  # the user's data (the demo `run` ingests would be replaced by the next ingest)
     assert "now the champion" in textops(root, "run").stdout
     original = make_sample(1000, 13)  # FAST's sample: the rows the champion was trained and tested on
     poison = tmp_path / "poison.csv"
@@ -109,6 +111,7 @@ def test_a_planted_backdoor_is_held_naming_its_token_and_cannot_promote_forced_i
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
     set_params(root, FAST, {"promotion": {"beat_baseline": False}})
+    textops(root, "sample")  # the user's data (the demo `run` ingests would be replaced by the next ingest)
     assert "now the champion" in textops(root, "run").stdout
     poison, clean = tmp_path / "ads.csv", tmp_path / "more.csv"
     backdoored(1200, 91).to_csv(poison, index=False)

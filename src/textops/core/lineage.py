@@ -34,6 +34,9 @@ DATA_PREPROCESS_STATS = "textops.data.preprocess_stats"  # metrics/preprocess.js
 CLEAN_DVC_MD5 = "textops.data.clean_dvc_md5"  # DVC's hash of the cleaned splits' directory
 DATA_SPLITS = "textops.data.splits"  # JSON: rows per split
 DATA_PUSHED = "textops.data.pushed"  # "true" once the data version is on the DVC remote
+# "true" when the run trained on the embedded demo alone (`data.landing.demo_files`): a champion the user's own
+# data replaces rather than has to beat (see `register.compare_with_champion`).
+DEMO_DATA = "textops.data.demo"
 GIT_COMMIT = "textops.git.commit"  # the code: HEAD when the model was trained
 GIT_DIRTY = "textops.git.dirty"
 PARAMS_MD5 = "textops.params_md5"

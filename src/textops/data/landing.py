@@ -1,6 +1,7 @@
-"""The raw data's layout: batches named by their content under data.raw_dir, and which batch the built-in sample
-ingests as. Shared by ingest and the train stage (is this the demo?), so it sits in the data layer. (The landing
-directory's files are `artifacts.landing_files`: status lists them without importing pandas.)
+"""The raw data's layout: batches named by their content under data.raw_dir, the marker of the embedded demo, and
+which batch the built-in sample ingests as. Shared by ingest and the train stage (is this the demo?), so it sits in
+the data layer. (The landing directory's files are `artifacts.landing_files`: status lists them without importing
+pandas.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,44 @@ def batch_bytes(frame: pd.DataFrame) -> bytes:
 def batch_path(params: Params, content: bytes) -> str:
     """A batch's path relative to the project root: named by the hash of its content (immutable)."""
     return f"{params.data.raw_dir}/batch-{hashlib.sha256(content).hexdigest()[:20]}.jsonl"
+
+
+# Written beside the built-in sample's batch when `textops run` ingests it into an empty project (the embedded demo,
+# not data the user chose): the first ingest of the user's own files replaces both. Inside data/, so it is part of the
+# data version and a checkout of the demo's version brings it back with it.
+DEMO_MARKER = "demo.json"
+
+
+def demo_marker(params: Params, content: bytes) -> tuple[str, bytes]:
+    """The demo marker's path and bytes for the sample batch CONTENT."""
+    marker = {
+        "batch": Path(batch_path(params, content)).name,
+        "rows": params.sample.rows,
+        "seed": params.sample.seed,
+        "note": "the built-in demo sample, ingested by `textops run` into an empty project; the first "
+        "`textops ingest` of other files replaces it (unless --keep-demo)",
+    }
+    return f"{params.data.raw_dir}/{DEMO_MARKER}", (json.dumps(marker, indent=1) + "\n").encode("utf-8")
+
+
+def demo_files(root: Path, params: Params) -> list[str]:
+    """The demo's batch and marker (paths relative to ROOT) when data/raw holds the demo alone; else []."""
+    raw = Path(root) / params.data.raw_dir
+    try:
+        marker = json.loads((raw / DEMO_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    batches = sorted(p.name for p in raw.glob("batch-*.jsonl"))
+    if not isinstance(marker, dict) or batches != [marker.get("batch")]:
+        return []
+    return [f"{params.data.raw_dir}/{batches[0]}", f"{params.data.raw_dir}/{DEMO_MARKER}"]
+
+
+def demo_tag(root: Path, params: Params) -> dict[str, str]:
+    """The run tag saying whether the data is the demo alone (`lineage.DEMO_DATA`)."""
+    from textops.core.lineage import DEMO_DATA
+
+    return {DEMO_DATA: str(bool(demo_files(root, params))).lower()}
 
 
 def only_the_sample(root: Path, params: Params) -> bool:

@@ -28,6 +28,7 @@ from textops.core.locks import DATA_LOCK, LOCK_WAIT_S, STATE_DIR, project_lock, 
 JOURNAL_FILE = "journal.json"
 STAGING_DIR = "staging"
 BACKUP_DIR = "checkout-backup"
+REMOVED_DIR = "removed"  # batches an ingest took out of data/ (the demo it replaces), until its journal ends
 
 log = logging.getLogger("textops")
 
@@ -98,6 +99,7 @@ def recover(root: Path) -> list[str]:
     elif leftovers:
         messages.append(f"removed {len(leftovers)} partly written file(s) of an interrupted ingest from {staging}")
     drop_backup(root)  # a finished checkout's, if it was killed before removing it
+    drop_removed(root)
     return messages
 
 
@@ -154,8 +156,39 @@ def _undo_ingest(root: Path, entry: dict) -> str:
         if batch.exists():
             batch.unlink()
             removed += 1
+    put_back = _put_back_removed(root, entry.get("removed", []))
     _restore(root, {pointer: before})
-    return f"removed {removed} batch(es) it had added to data/ and put {pointer} back; nothing was ingested."
+    back = f", put back the {put_back} file(s) it had taken out" if put_back else ""
+    return f"removed {removed} batch(es) it had added to data/{back} and put {pointer} back; nothing was ingested."
+
+
+def remove_files(root: Path, rels: list[str]) -> None:
+    """Take RELS (paths relative to ROOT) out of data/, keeping a hard-linked copy under .textops/removed until
+    the journal that names them ends: an undo puts them back (`_put_back_removed`), `drop_removed` forgets them."""
+    aside = state_dir(root, REMOVED_DIR)
+    for rel in rels:
+        source, copy = inside(root, rel), aside / Path(rel).name
+        copy.unlink(missing_ok=True)
+        try:
+            os.link(source, copy)
+        except OSError:  # another file system
+            shutil.copy2(source, copy)
+        source.unlink()
+
+
+def _put_back_removed(root: Path, rels: list[str]) -> int:
+    aside, count = state_path(root, REMOVED_DIR), 0
+    for rel in rels:
+        target, copy = inside(root, rel), aside / Path(rel).name
+        if not target.exists() and copy.exists():
+            shutil.copy2(copy, target)
+            count += 1
+    drop_removed(root)
+    return count
+
+
+def drop_removed(root: Path) -> None:
+    shutil.rmtree(state_path(root, REMOVED_DIR), ignore_errors=True)
 
 
 def backup_dirs(root: Path, dirs: list[str]) -> list[str]:

@@ -21,9 +21,9 @@ from textops.core import scm
 from textops.core.artifacts import has_raw_data, landing_files, read_raw
 from textops.core.config import Params
 from textops.core.errors import DataError, PushFailed, ValidationFailed
-from textops.data.landing import batch_bytes, batch_path
+from textops.data.landing import batch_bytes, batch_path, demo_files, demo_marker
 from textops.data.readers import read_labelled_file
-from textops.data.recovery import data_lock, journal, read_text, staging_dir
+from textops.data.recovery import data_lock, drop_removed, journal, read_text, remove_files, staging_dir
 from textops.registry.guards import champion_collapse
 
 DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
@@ -38,12 +38,19 @@ class IngestResult:
     rows: int
     added: bool
     dropped_lines: list[int] = field(default_factory=list)  # rows with an empty text or label, left out
+    replaced_demo: int = 0  # rows of the built-in demo sample this ingest took out of the data (the first result)
 
     def describe(self) -> str:
         dropped = ""
         if self.dropped_lines:
             shown = ", ".join(map(str, self.dropped_lines[:10])) + (", ..." if len(self.dropped_lines) > 10 else "")
             dropped = f" (left out {len(self.dropped_lines)} row(s) with an empty text or label: line {shown})"
+        if self.replaced_demo:
+            dropped += (
+                f"\nyour data replaces the built-in demo sample ({self.replaced_demo} rows), so the next model learns "
+                "from your rows alone; `textops data versions` lists the demo's data version, and `textops data "
+                "checkout` brings it back (ingest with --keep-demo to add to the demo instead)"
+            )
         if self.added:
             return f"ingested {self.source}: {self.rows} rows -> {self.batch}{dropped}"
         return f"already ingested {self.source} ({self.batch}); nothing to do{dropped}"
@@ -169,15 +176,19 @@ def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_
 
 def ingest(paths: list[Path], root: Path, params: Params, text_column: str | None = None,
            label_column: str | None = None, commit: bool = False, allow_new_labels: bool = False, gate: bool = True,
-           accept_shift: bool = False, header: bool = True,
-           allow_relabel: bool = False) -> list[IngestResult]:  # fmt: skip
+           accept_shift: bool = False, header: bool = True, allow_relabel: bool = False, keep_demo: bool = False,
+           demo: bool = False) -> list[IngestResult]:  # fmt: skip
     """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
 
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
     together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); no file relabels texts already in the
     data (unless ALLOW_RELABEL); unless ACCEPT_SHIFT (a person looked), the champion still scores on them about as
-    well as on its own test split; with GATE, the data with these files added still passes the clean suites. A
-    bad file in a list leaves data/ as it was, and so does a killed ingest (see textops.recovery).
+    well as it expects there; with GATE, the data with these files added still passes the clean suites. A bad file
+    in a list leaves data/ as it was, and so does a killed ingest (see textops.recovery).
+
+    Into a project whose data is the embedded demo alone (`textops run` on an empty project), the files replace
+    the demo (unless KEEP_DEMO): the labels, relabel and champion checks then have nothing to compare with. DEMO
+    marks the batch written as that demo (`ingest_sample`).
     """
     from textops.data.validate import validate_raw
 
@@ -193,18 +204,15 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
         files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
                                                 header=header)) for path in paths]  # fmt: skip
         validate_raw(files, params)
-        existing = read_raw(root, params) if has_raw_data(root, params) else pd.DataFrame({"text": [], "label": []})
+        replacing = [] if keep_demo or demo else demo_files(root, params)
+        if has_raw_data(root, params) and not replacing:
+            existing = read_raw(root, params)
+        else:
+            existing = pd.DataFrame({"text": [], "label": []})
         _check_labels(files, set(existing["label"].unique()), allow_new_labels)
         _check_relabels(files, existing, params, allow_relabel)
 
-        results, planned = [], {}
-        for source, frame in files:
-            content = batch_bytes(frame)
-            rel = batch_path(params, content)
-            added = not (root / rel).exists() and rel not in planned
-            if added:
-                planned[rel] = content
-            results.append(IngestResult(source, rel, len(frame), added, frame.attrs.get("dropped_lines", [])))
+        results, planned = plan_batches(root, params, files, demo)
         if not planned:
             # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
             push_raw(root, params)
@@ -213,24 +221,61 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
         if gate:
             check_candidate(root, params, existing, new)
         # On by default: a batch of wrong labels passes every data check, and only the champion sees it.
-        held = None if accept_shift else champion_collapse(root, params, pd.concat(new, ignore_index=True))
+        # Against the demo's champion (it knows only the synthetic sample) the check would judge nothing real.
+        checked = not (accept_shift or replacing)
+        held = champion_collapse(root, params, pd.concat(new, ignore_index=True)) if checked else None
         if held:
             raise ValidationFailed(f"{', '.join(Path(r.source).name for r in results if r.added)}: {held}")
 
-        pointer = scm.raw_pointer(params)
-        names = [Path(r.source).name for r in results if r.added]
-        with journal(root, "ingest", pointer=pointer, pointer_text=read_text(root / pointer), batches=list(planned),
-                     sources=names):
-            for rel, content in planned.items():
-                write_batch(root, rel, content)
-            track_raw(root, params, f"data: ingest {', '.join(names)}" if commit else None)
+        write_batches(root, params, planned, results, replacing, commit)
         # After the journal: a failed push keeps the batches (they are versioned in the local cache).
         push_raw(root, params)
     return results
 
 
-def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest_it: bool = True):
-    """Write the built-in sample (see textops.sample) and ingest it; None when only written."""
+def plan_batches(root: Path, params: Params, files: list[tuple[str, pd.DataFrame]], demo: bool):
+    """One result per file, and the batches to write ({path: bytes}, with the demo marker when DEMO): a file whose
+    rows are already a batch (or another file's in this list) adds nothing."""
+    results, planned = [], {}
+    for source, frame in files:
+        content = batch_bytes(frame)
+        rel = batch_path(params, content)
+        added = not (root / rel).exists() and rel not in planned
+        if added:
+            planned[rel] = content
+        results.append(IngestResult(source, rel, len(frame), added, frame.attrs.get("dropped_lines", [])))
+    if demo and planned:
+        marker, marker_bytes = demo_marker(params, next(iter(planned.values())))
+        planned[marker] = marker_bytes
+    return results, planned
+
+
+def write_batches(
+    root: Path,
+    params: Params,
+    planned: dict[str, bytes],
+    results: list[IngestResult],
+    replacing: list[str],
+    commit: bool,
+) -> None:
+    """Under the journal: take REPLACING (the demo) out, write the PLANNED batches, `dvc add` (and commit)."""
+    pointer = scm.raw_pointer(params)
+    names = [Path(r.source).name for r in results if r.added]
+    demo_rows = len((root / replacing[0]).read_bytes().splitlines()) if replacing else 0
+    saved = {"pointer": pointer, "pointer_text": read_text(root / pointer), "batches": list(planned)}
+    with journal(root, "ingest", **saved, sources=names, removed=replacing):
+        remove_files(root, replacing)
+        for rel, content in planned.items():
+            write_batch(root, rel, content)
+        track_raw(root, params, f"data: ingest {', '.join(names)}" if commit else None)
+    drop_removed(root)
+    if replacing:
+        next(r for r in results if r.added).replaced_demo = demo_rows
+
+
+def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest_it: bool = True, demo: bool = False):
+    """Write the built-in sample (see textops.sample) and ingest it; None when only written. DEMO marks it as the
+    embedded demo (`textops run` on an empty project), which the user's own data then replaces."""
     from textops.data.sample import make_sample
 
     frame = make_sample(params.sample.rows, params.sample.seed)
@@ -242,8 +287,16 @@ def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest
         path = Path(tmp) / f"sample-{params.sample.rows}-seed{params.sample.seed}.csv"
         frame.to_csv(path, index=False)
         # The built-in sample is labelled by construction: no champion check.
-        result = ingest([path], Path(root), params, text_column="text", label_column="label", gate=False,
-                        accept_shift=True)[0]
+        result = ingest(
+            [path],
+            Path(root),
+            params,
+            text_column="text",
+            label_column="label",
+            gate=False,
+            accept_shift=True,
+            demo=demo,
+        )[0]
     return replace(result, source=f"the built-in sample ({params.sample.rows} rows, seed {params.sample.seed})")
 
 

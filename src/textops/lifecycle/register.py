@@ -109,22 +109,15 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
     if current is None:
         return out
     old_tags = session.client.get_run(current.run_id).data.tags if current.run_id else {}
+    if old_tags.get(lineage.DEMO_DATA) == "true" and tags.get(lineage.DEMO_DATA) != "true":
+        # The demo's champion knows only the synthetic sample (other texts, often other labels): the first model
+        # of the user's own data is judged as a first champion, on the floor and the baseline.
+        out["evidence"] = {"champion.version": str(current.version), "champion.demo": "true"}
+        return out
     try:
         old_model = load_model(session, f"models:/{session.model_name}/{current.version}", params.serve)
     except StateError as exc:
-        # Unreadable is not absent (a network share down, a folder moved): judging the challenger "as a first
-        # champion" would replace a proven model with any model over the floor, for good. A person decides.
-        proven = session.client.get_run(current.run_id).data.metrics if current.run_id else {}
-        recorded = proven.get(lineage.test_metric(metric))
-        figure = f"its recorded test {metric} {recorded:.4f} still stands" if recorded is not None else "it stands"
-        out["evidence"] = {"champion.version": str(current.version), "champion.broken": str(exc)[:300]}
-        out["held"] = (
-            f"champion v{current.version} cannot be loaded ({exc}), so the challenger cannot be compared with it on "
-            f"the same rows and {figure}: held for a person. Make its model files available again and run "
-            "`textops register` (or the pipeline with --force), or, if they are gone for good, promote a version by "
-            "hand (`textops model promote VERSION --reason ...`)"
-        )
-        return out
+        return {**out, **unreadable_champion(session, current, metric, exc)}
     # Always score the champion on these rows: when its data version differs its own test metric is
     # on other rows, and even on the same data the paired test needs its per-row predictions.
     pred_old = labels_of(old_model, test["text"].astype(str).tolist(), batch)
@@ -217,6 +210,32 @@ def challenger_predictions(root: Path, session: Session, params: Params, model_u
     return pred, {"evaluated": evaluated, "runtime": runtime, "agreement": agreement}
 
 
+def unreadable_champion(session: Session, current, metric: str, exc: Exception) -> dict:
+    """The evidence and the hold when the champion's model cannot be loaded. Unreadable is not absent (a network
+    share down, a folder moved): judging the challenger "as a first champion" would replace a proven model with any
+    model over the floor, for good. A person decides."""
+    proven = session.client.get_run(current.run_id).data.metrics if current.run_id else {}
+    recorded = proven.get(lineage.test_metric(metric))
+    figure = f"its recorded test {metric} {recorded:.4f} still stands" if recorded is not None else "it stands"
+    return {
+        "evidence": {"champion.version": str(current.version), "champion.broken": str(exc)[:300]},
+        "held": (
+            f"champion v{current.version} cannot be loaded ({exc}), so the challenger cannot be compared with it on "
+            f"the same rows and {figure}: held for a person. Make its model files available again and run "
+            "`textops register` (or the pipeline with --force), or, if they are gone for good, promote a version by "
+            "hand (`textops model promote VERSION --reason ...`)"
+        ),
+    }
+
+
+def replacing_the_demo(decision, evidence: dict):
+    """DECISION with its reason saying that the champion it replaces was the demo's (`compare_with_champion`)."""
+    if not evidence.get("champion.demo"):
+        return decision
+    demo = f"v{evidence['champion.version']}, the demo's champion, knows only the built-in sample"
+    return replace(decision, reason=f"{decision.reason} ({demo})")
+
+
 def decide_and_register(root: Path, params: Params) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
@@ -261,6 +280,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
                       validation_passed(root, params), versus["guards"], versus["held"] or hold_reason(session, tags),
                       baseline_metric, baseline_advice(tags))  # fmt: skip
+    decision = replacing_the_demo(decision, versus["evidence"])
     decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)
     evidence.update({"decision": verdict, "reason": decision.reason})
 

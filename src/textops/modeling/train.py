@@ -37,6 +37,7 @@ from textops.core.config import Params
 from textops.core.errors import ParamsError
 from textops.core.params_file import flatten, redact
 from textops.core.scm import record_stage
+from textops.data.landing import demo_tag
 from textops.modeling.batches import Encoded, length_grouped_trainer
 from textops.modeling.checkpoints import (
     MLFLOW_RUN,
@@ -299,7 +300,7 @@ def train(root: Path, params: Params) -> dict:
     set_torch_threads(params.train.threads)
     labels = read_labels(root, params)
     rank0 = world()[0] == 0
-    tags = lineage.lineage_tags(root, params)  # the params as written (`model.base: auto` stays auto there)
+    tags = lineage.lineage_tags(root, params) | demo_tag(root, params)  # the params as written (auto stays auto)
     choice = choose_base(root, params)
     params = resolved(root, params, choice)
     tags.update(lineage.base_model_tags(choice.base, choice.reason, choice.unknown_share, choice.truncated_share))

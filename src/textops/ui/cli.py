@@ -71,15 +71,31 @@ def ingest(
         False, "--accept-shift", help="Skip the champion check: ingest files the champion scores far below its test "
         "accuracy on (you checked their labels).",
     ),
+    keep_demo: bool = typer.Option(
+        False, "--keep-demo", help="Add to the built-in demo sample instead of replacing it (the first ingest of "
+        "your own files into a project that holds only the demo replaces it).",
+    ),
     *,
     project: Project,
 ) -> None:
-    """Add labelled files to data/raw as immutable batches, `dvc add` them and push to the remote."""
+    """Add labelled files to data/raw as immutable batches, `dvc add` them and push to the remote. Into a project
+    whose data is the demo `textops run` ingested, your files replace it."""
     from textops.lifecycle.ingest import ingest as ingest_files
 
-    results = ingest_files(paths, project.root, project.params, text_column=text_column, label_column=label_column,
-                           commit=commit, allow_new_labels=allow_new_labels, gate=gate, accept_shift=accept_shift,
-                           header=not no_header, allow_relabel=allow_relabel)  # fmt: skip
+    results = ingest_files(
+        paths,
+        project.root,
+        project.params,
+        text_column=text_column,
+        label_column=label_column,
+        commit=commit,
+        allow_new_labels=allow_new_labels,
+        gate=gate,
+        accept_shift=accept_shift,
+        header=not no_header,
+        allow_relabel=allow_relabel,
+        keep_demo=keep_demo,
+    )
     for r in results:
         typer.echo(r.describe())
 
@@ -320,7 +336,7 @@ def run(
             fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
         typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)",
                    err=as_json)  # fmt: skip
-        typer.echo(ingest_sample(root, params).describe(), err=as_json)
+        typer.echo(ingest_sample(root, params, demo=True).describe(), err=as_json)
     elif not force and not os.environ.get("PREFECT_API_URL"):
         # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
         # MLflow when that is not sure: a no-op costs about a second. (With a server the flow records the no-op.)

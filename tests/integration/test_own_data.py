@@ -1,0 +1,49 @@
+"""A new user's path: the demo first (`textops run` on an empty project), then their own file with no flag. It
+replaces the demo (the demo's champion cannot judge real data, and the demo's rows must not train their model),
+and the demo's data version comes back with `data checkout`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from helpers import FAST, FLOW, easy_reviews, make_project, registry, set_params, textops
+
+
+def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    root = make_project(tmp_path / "proj")
+    set_params(root, FAST, FLOW)
+    assert "now the champion" in textops(root, "run").stdout
+    raw = root / "data" / "raw"
+    assert (raw / "demo.json").exists()
+
+    # Their own reviews, labelled 0/1 (the demo says positive/negative), ingested with no flag.
+    own = easy_reviews(480, seed=3)
+    own["label"] = (own["label"] == "positive").astype(int)
+    own.to_csv(tmp_path / "reviews.csv", index=False)
+    out = textops(root, "ingest", str(tmp_path / "reviews.csv")).stdout
+    assert "replaces the built-in demo sample (400 rows)" in out, out
+    assert [p.name for p in raw.iterdir()] == [out.split("-> ")[1].split()[0].split("/")[-1]]
+
+    # The next model learns from their rows alone and is judged as a first champion, not against the demo's.
+    textops(root, "run")
+    assert registry(root)["champion"] == "2"
+    clean = root / "artifacts" / "clean"
+    assert json.loads((clean / "labels.json").read_text())["labels"] == ["0", "1"]
+    texts = pd.concat(pd.read_parquet(clean / f"{s}.parquet") for s in ("train", "val", "test"))["text"]
+    assert set(texts) <= set(own["text"])
+    shown = json.loads(textops(root, "model", "show", "2").stdout)
+    assert "the demo's champion" in shown["decision"]["reason"], shown["decision"]
+
+    # A second file of theirs is checked against their champion as usual: nothing is replaced any more.
+    more = easy_reviews(200, seed=4)
+    more["label"] = (more["label"] == "positive").astype(int)
+    more.to_csv(tmp_path / "more.csv", index=False)
+    assert "replaces" not in textops(root, "ingest", str(tmp_path / "more.csv"), "--commit").stdout
+    assert len(list(raw.glob("batch-*.jsonl"))) == 2
+
+    # The demo's data version comes back whole, marker and all.
+    textops(root, "data", "checkout", "--model", "1")
+    assert (raw / "demo.json").exists() and len(list(raw.glob("batch-*.jsonl"))) == 1
