@@ -239,3 +239,21 @@ def test_data_checkout_of_unknown_rev_changes_nothing(project):
     proc = textops(project, "data", "checkout", "no-such-rev", check=False)
     assert proc.returncode == 1 and "unknown revision" in proc.stderr
     assert digest(project / "data", project / "data.dvc") == before
+
+
+def test_a_landing_file_ingested_by_hand_leaves_the_waiting_list_either_way(ingested):
+    """`textops ingest landing/FILE` settles the file as the retrain flow does: in, to landing/ingested/; refused for
+    its data, to landing/held/ with the reason beside it; `status` then counts neither as waiting."""
+    landing = ingested / "landing"
+    landing.mkdir()
+    write_csv(landing / "more.csv", sample_rows(200, 6))
+    write_csv(landing / "typo.csv", [(t, "positve" if lab == "positive" else lab) for t, lab in sample_rows(60, 7)])
+    assert "2 file(s) waiting" in textops(ingested, "status").stdout
+
+    textops(ingested, "ingest", "landing/more.csv")
+    assert (landing / "ingested" / "more.csv").exists() and not (landing / "more.csv").exists()
+    refused = textops(ingested, "ingest", str(landing / "typo.csv"), check=False)
+    assert refused.returncode == 1 and "landing/held/" in refused.stderr, refused.stderr
+    assert "'positve'" in (landing / "held" / "typo.csv.reason.txt").read_text()
+    status = textops(ingested, "status").stdout
+    assert "0 file(s) waiting" in status and "1 held" in status and "typo.csv" in status, status

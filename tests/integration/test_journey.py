@@ -41,8 +41,8 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
     versions = textops(root, "data", "versions").stdout.splitlines()
     assert len(versions) == 2 and " - " not in versions[1], versions  # clean md5 and split sizes are known
 
-    # v2: another batch, ingested and committed, then a run that commits what it produced.
-    textops(root, "ingest", str(tmp_path / "more.csv"), "--commit")
+    # v2: the user's own batch, ingested and committed (it replaces the demo), then a run that commits what it made.
+    assert "replaces the built-in demo sample" in textops(root, "ingest", str(tmp_path / "more.csv"), "--commit").stdout
     textops(root, "run", "--commit")
     assert len(registry(root)["metrics"]) == 2
     assert "v2" in git(root, "log", "-1", "--format=%s") and git(root, "status", "--porcelain", "dvc.lock") == ""

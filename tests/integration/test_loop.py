@@ -98,7 +98,9 @@ def test_files_land_monitor_announces_retrain_promotes_and_the_server_swaps(tmp_
         failed = wait_for(lambda: retrains(api)[1:], 600, "the second triggered retrain", interval=2)
         assert failed[0]["state_type"] == "FAILED", failed
         assert "unlabelled.csv" in failed[0]["state"]["message"], failed[0]["state"]["message"]
-        assert (landing / "unlabelled.csv").exists()  # refused files stay where they landed
+        # The refused file waits for a person in held/, with the reason beside it, no longer counted as waiting.
+        assert (landing / "held" / "unlabelled.csv").exists() and not (landing / "unlabelled.csv").exists()
+        assert "unlabelled.csv" in (landing / "held" / "unlabelled.csv.reason.txt").read_text()
         assert registry(root)["champion"] == "2"
         time.sleep(3)  # three of the server's alias checks
         assert served.version()["model_version"] == "2"

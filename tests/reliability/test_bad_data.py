@@ -19,6 +19,7 @@ import pytest
 from helpers import data_state, git, registry_state
 
 from textops.data.sample import make_sample
+from textops.lifecycle.landed import named_in
 
 pytestmark = pytest.mark.reliability
 
@@ -159,7 +160,14 @@ def test_hostile_file_fails_the_flow_and_changes_nothing(name, champion_template
     assert "Traceback" not in message
     assert data_state(root) == data_before
     assert registry_state(root) == registry_before  # no new version, the champion alias where it was
-    assert (landing / name).exists() or (landing / name).is_symlink()  # left for a person to fix
+    # Refused for its data: moved to held/ with the reason beside it, out of the files waiting for the next run.
+    held = landing / "held" / name
+    if named_in(landing / name, message):
+        assert held.exists() or held.is_symlink(), sorted(p.name for p in landing.rglob("*"))
+        assert expected in Path(f"{held}.reason.txt").read_text(), message
+        assert not (landing / name).exists() and not (landing / name).is_symlink()
+    else:
+        assert (landing / name).exists() or (landing / name).is_symlink()  # left where it is for a person
     assert git(root, "rev-parse", "HEAD") == head_before  # nothing committed
     shutil.rmtree(landing)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +24,6 @@ from textops.data.landing import batch_bytes, batch_path, demo_files, demo_marke
 from textops.data.readers import read_labelled_file
 from textops.data.recovery import data_lock, drop_removed, journal, read_text, remove_files, staging_dir
 from textops.registry.guards import champion_collapse
-
-DONE_DIR = "ingested"  # under the landing directory: files already ingested are moved here
 
 log = logging.getLogger("textops")
 
@@ -96,7 +93,9 @@ def track_raw(root: Path, params: Params, message: str | None) -> None:
         scm.commit_files(root, [scm.raw_pointer(params), ".gitignore"], message)
 
 
-def check_candidate(root: Path, params: Params, existing: pd.DataFrame, new: list[pd.DataFrame]) -> None:
+def check_candidate(
+    root: Path, params: Params, existing: pd.DataFrame, new: list[pd.DataFrame], names: list[str]
+) -> None:
     """The clean suites on what preprocess would make of the raw data plus NEW: nothing that fails the data
     gate enters the versioned data (a scheduled retrain leaves the files in landing/ for a person instead)."""
     from textops.data.preprocess import clean_and_split
@@ -110,7 +109,7 @@ def check_candidate(root: Path, params: Params, existing: pd.DataFrame, new: lis
         raise ValidationFailed(
             describe_failures(
                 summary,
-                "with these files the cleaned data would fail its checks, so nothing was ingested (fix the files, "
+                f"with {', '.join(names)} the cleaned data would fail its checks, so nothing was ingested (fix them, "
                 "or ingest them with `textops ingest` without --gate and fix the data afterwards)",
                 None,
             )
@@ -219,7 +218,7 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
             return results
         new = [f for (_, f), r in zip(files, results, strict=True) if r.added]
         if gate:
-            check_candidate(root, params, existing, new)
+            check_candidate(root, params, existing, new, [Path(r.source).name for r in results if r.added])
         # On by default: a batch of wrong labels passes every data check, and only the champion sees it.
         # Against the demo's champion (it knows only the synthetic sample) the check would judge nothing real.
         checked = not (accept_shift or replacing)
@@ -305,14 +304,27 @@ def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest
 
 
 def ingest_landing(root: Path, params: Params) -> list[IngestResult]:
-    """Ingest every landing file as one gated batch (all are checked before any is written), commit data.dvc,
-    then move the files to `ingested/`. A refused file stays where it is and the error names it."""
+    """Ingest every landing file as one gated batch (all are checked before any is written) and commit data.dvc
+    (`ingest_settled`: the files then move to `ingested/`, a refused one to `held/`)."""
     files = landing_files(root, params)
     if not files:
         return []
-    results = ingest(files, root, params, commit=True, gate=True)
-    done = Path(root) / params.data.landing_dir / DONE_DIR
-    done.mkdir(exist_ok=True)
-    for path in files:  # moved only after a successful ingest
-        shutil.move(str(path), done / path.name)
+    return ingest_settled(files, root, params, commit=True, gate=True)
+
+
+def ingest_settled(paths: list[Path], root: Path, params: Params, **options) -> list[IngestResult]:
+    """`ingest`, then the landing files among PATHS leave the landing directory: to `ingested/` when they went in,
+    and, when the data refused them, those the refusal names to `held/` with the reason beside each
+    (`textops.lifecycle.landed`). Any other failure (a lock, the store, the remote) leaves them waiting."""
+    from textops.lifecycle.landed import settle_ingested, settle_refused
+
+    try:
+        results = ingest(paths, root, params, **options)
+    except (DataError, ValidationFailed) as exc:
+        held = settle_refused(root, params, paths, str(exc))
+        if held:
+            folder = f"{params.data.landing_dir}/{held[0].parent.name}"
+            exc.args = (f"{exc} Moved {', '.join(p.name for p in held)} to {folder}/ with the reason beside it.",)
+        raise
+    settle_ingested(root, params, paths)
     return results

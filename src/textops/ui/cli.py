@@ -80,7 +80,7 @@ def ingest(
 ) -> None:
     """Add labelled files to data/raw as immutable batches, `dvc add` them and push to the remote. Into a project
     whose data is the demo `textops run` ingested, your files replace it."""
-    from textops.lifecycle.ingest import ingest as ingest_files
+    from textops.lifecycle.ingest import ingest_settled as ingest_files
 
     results = ingest_files(
         paths,

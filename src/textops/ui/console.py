@@ -111,7 +111,26 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
               "next:", *(f"  {cmd:<{len(ingest) + 16}}# {why}" for cmd, why in serve_steps(summary.get("register"))),
               f"  {ingest} && textops run  # retrain on new data",
               f"  {'docs/orchestration.md':<{len(ingest) + 16}}# schedules and GPU workers"]  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines + landing_lines(root, params))
+
+
+def landing_lines(root: Path, params: Params) -> list[str]:
+    """The landing files still waiting (this run did not take them: the retrain flow or `textops ingest` does),
+    and those held for a person."""
+    from textops.core.artifacts import landing_files
+    from textops.lifecycle.landed import HELD_DIR, REASON_SUFFIX
+
+    landing = params.data.landing_dir
+    waiting = landing_files(root, params)
+    held = sorted((Path(root) / landing / HELD_DIR).glob(f"*{REASON_SUFFIX}"))
+    lines = []
+    if waiting:
+        names = ", ".join(p.name for p in waiting[:3]) + (", ..." if len(waiting) > 3 else "")
+        how = f"`textops ingest {landing}/FILE` or the retrain flow takes them"
+        lines.append(f"{len(waiting)} file(s) waiting in {landing}/ ({names}): {how}")
+    if held:
+        lines.append(f"{len(held)} file(s) held in {landing}/{HELD_DIR}/, each with its reason beside it")
+    return ["", *lines] if lines else []
 
 
 def serve_steps(reg: dict | None) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from textops.core import lineage, scm
 from textops.core.artifacts import landing_files
 from textops.core.config import Params
 from textops.core.tracking import connect, store_exists, tracking_uri
+from textops.lifecycle.landed import HELD_DIR, REASON_SUFFIX
 from textops.registry.sqlstore import model_files_present, read_store
 
 
@@ -29,6 +30,8 @@ def project_status(root: Path, params: Params, runs: int = 5, quick: bool = True
     champion = out["aliases"].get(lineage.CHAMPION_ALIAS) or {}
     out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
     out["landing"] = [p.name for p in landing_files(root, params)]
+    held = Path(root) / params.data.landing_dir / HELD_DIR
+    out["landing_held"] = sorted(p.name.removesuffix(REASON_SUFFIX) for p in held.glob(f"*{REASON_SUFFIX}"))
     out["schedules"] = schedules(root)
     from textops.live.feedback import online_figures
 
@@ -180,6 +183,9 @@ def format_status(st: dict, metric: str) -> str:
     lines.append(f"{'data/':<11} raw {(d['raw_md5'] or 'none')[:8]}: {same}" if d["raw_md5"] else "data/       empty")
     waiting = st["landing"]
     lines.append(f"{'landing':<11} {len(waiting)} file(s) waiting" + (f": {', '.join(waiting[:5])}" if waiting else ""))
+    if st.get("landing_held"):
+        held = st["landing_held"]
+        lines.append(f"{'':<11} {len(held)} held for a person in held/ (the reason beside each): {', '.join(held[:5])}")
     srv = st["serving"]
     if srv:
         lines.append(f"{'serving':<11} {srv['url']}: v{srv.get('model_version', srv.get('version', '?'))} "
