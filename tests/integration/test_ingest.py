@@ -57,10 +57,25 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
 
 
 BAD_CASES = [
-    "missing_text.csv", "missing_label.csv", "empty.csv", "header_only.csv", "all_null_text.csv",
-    "unknown_label.csv", "binary.csv", "latin1.csv", "ragged.csv", "repeated_header.csv", "huge_row.csv",
-    "mixed_label_types.jsonl", "float_labels.csv", "broken_line.jsonl", "not_parquet.parquet", "wrong_ext.xlsx",
-    "zip_bomb.csv.gz", "missing_labels.csv", "headerless.csv",
+    "missing_text.csv",
+    "missing_label.csv",
+    "empty.csv",
+    "header_only.csv",
+    "all_null_text.csv",
+    "unknown_label.csv",
+    "binary.csv",
+    "latin1.csv",
+    "ragged.csv",
+    "repeated_header.csv",
+    "huge_row.csv",
+    "mixed_label_types.jsonl",
+    "float_labels.csv",
+    "broken_line.jsonl",
+    "not_parquet.parquet",
+    "wrong_ext.xlsx",
+    "zip_bomb.csv.gz",
+    "missing_labels.csv",
+    "headerless.csv",
 ]
 
 
@@ -257,3 +272,12 @@ def test_a_landing_file_ingested_by_hand_leaves_the_waiting_list_either_way(inge
     assert "'positve'" in (landing / "held" / "typo.csv.reason.txt").read_text()
     status = textops(ingested, "status").stdout
     assert "0 file(s) waiting" in status and "1 held" in status and "typo.csv" in status, status
+
+
+def test_texts_a_file_gives_two_labels_are_named_when_it_goes_in(ingested):
+    rows = sample_rows(100, 8) + [
+        ("two annotators disagreed here", "positive"),
+        ("two annotators disagreed here ", "negative"),
+    ]
+    out = textops(ingested, "ingest", str(write_csv(ingested.parent / "disagree.csv", rows)))
+    assert "1 text(s) come with two or more labels" in out.stderr and "disagreed" in out.stderr, out.stderr

@@ -320,6 +320,7 @@ def read_labelled_file(
         frame = read_export(path, _decode(path, raw, quoted=False), text_column, label_column)
     else:
         frame = _parse(path, fmt, raw, header)
+        frame = _one_row_per_task(frame) if fmt in ("csv", "tsv") and header else frame
     columns = {"text": text_column, "label": label_column}
     if not frame.attrs.get("header", True):
         columns = columns_by_position(path, frame, columns)
@@ -328,6 +329,17 @@ def read_labelled_file(
     frame["label"] = _labels_as_strings(path, frame["label"])
     frame.attrs["columns"] = columns
     return frame
+
+
+def _one_row_per_task(frame: pd.DataFrame) -> pd.DataFrame:
+    """A Label Studio CSV/TSV export (one row per annotation) as one row per task, its latest annotation's."""
+    from textops.live.labelstudio import is_export_table, latest_per_task
+
+    if not is_export_table(frame.columns):
+        return frame
+    latest = latest_per_task(frame)
+    latest.attrs["lines"] = record_lines(frame, latest.attrs.pop("positions"))
+    return latest
 
 
 def read_texts(path: Path, text_column: str = "text", *, header: bool = True) -> pd.DataFrame:

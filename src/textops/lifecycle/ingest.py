@@ -157,6 +157,21 @@ def _check_relabels(files: list[tuple[str, pd.DataFrame]], existing: pd.DataFram
         )
 
 
+def _warn_conflicts(files: list[tuple[str, pd.DataFrame]], lowercase: bool) -> None:
+    """Say which texts a file gives two labels (two annotators of a Label Studio export who disagree, a task
+    imported twice): preprocess drops every row of such a text, so they teach nothing until one label is fixed."""
+    from textops.data.preprocess import clean_text
+
+    for source, frame in files:
+        labels = frame.assign(key=clean_text(frame["text"], lowercase).to_numpy()).groupby("key")["label"].agg(set)
+        clash = labels[labels.map(len) > 1]
+        if clash.empty:
+            continue
+        examples = "; ".join(f"{text[:60]!r}: {', '.join(sorted(v))}" for text, v in clash.head(3).items())
+        dropped = "preprocess drops every row of such a text as conflicting, so fix their labels to keep them"
+        log.warning("%s: %d text(s) come with two or more labels (%s); %s", source, len(clash), examples, dropped)
+
+
 def shown(labels, most: int = 10) -> str:
     """LABELS for a message: at most MOST of them, each cut to 60 characters (a label can be a whole paragraph)."""
     cut = [repr(v if len(v) <= 60 else v[:57] + "...") for v in sorted(labels)[:most]]
@@ -210,6 +225,7 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
             existing = pd.DataFrame({"text": [], "label": []})
         _check_labels(files, set(existing["label"].unique()), allow_new_labels)
         _check_relabels(files, existing, params, allow_relabel)
+        _warn_conflicts(files, params.data.lowercase)
 
         results, planned = plan_batches(root, params, files, demo)
         if not planned:

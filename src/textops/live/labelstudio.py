@@ -1,6 +1,7 @@
 """Label Studio, both ways: a labelling queue of the served texts the champion is least sure of, written as Label
-Studio tasks with the champion's answer as a pre-annotation (`textops label queue`), and Label Studio's JSON export
-of such a project read back as labelled rows (`textops ingest export.json`).
+Studio tasks with the champion's answer as a pre-annotation (`textops label queue`), and Label Studio's exports of
+such a project read back as labelled rows, one per task, its latest annotation's (`textops ingest export.json`; the
+JSON_MIN, CSV and TSV exports too).
 
 The queue reads the request log (textops.request_log; texts are there only with serve.log_texts), skips answers
 that already have feedback (textops.feedback), keeps one row per text, and spreads its picks over the predicted
@@ -220,3 +221,38 @@ def read_export(path: Path, text: str, text_key: str, label_key: str):
     frame.attrs["lines"] = [r["_line"] for r in rows]
     frame.attrs["read_at"] = time.time()
     return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Label Studio's CSV and TSV exports: one row per annotation
+
+TABLE_COLUMNS = {"id", "annotation_id"}  # with `annotator`, `created_at` or `updated_at`: a Label Studio table
+
+
+def is_export_table(columns) -> bool:
+    """Whether a CSV/TSV file with these COLUMNS is a Label Studio CSV/TSV export."""
+    names = set(map(str, columns))
+    return TABLE_COLUMNS <= names and bool(names & {"annotator", "created_at", "updated_at"})
+
+
+def latest_per_task(frame):
+    """One row per task (column `id`) of a Label Studio CSV/TSV export FRAME, which has one row per annotation:
+    its latest annotation's, by parsed time (`when`), then by annotation id. A task annotated twice would otherwise
+    enter with both labels, and preprocess would drop it as conflicting."""
+    import pandas as pd
+
+    stamps = [
+        max(when(u), when(c))
+        for u, c in zip(
+            frame.get("updated_at", pd.Series([None] * len(frame))),
+            frame.get("created_at", pd.Series([None] * len(frame))),
+            strict=True,
+        )
+    ]
+    ids = pd.to_numeric(frame["annotation_id"], errors="coerce").fillna(-1)
+    order = frame.assign(_stamp=stamps, _annotation=ids.to_numpy(), _position=range(len(frame)))
+    order = order.sort_values(["_stamp", "_annotation"], kind="stable")
+    kept = order.drop_duplicates("id", keep="last").sort_values("_position")
+    out = kept.drop(columns=["_stamp", "_annotation", "_position"]).reset_index(drop=True)
+    out.attrs = {**frame.attrs, "positions": kept["_position"].tolist()}  # where each row was in FRAME
+    return out

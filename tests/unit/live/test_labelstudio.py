@@ -134,3 +134,27 @@ def test_the_latest_annotation_wins_by_time_and_json_min_and_deep_exports_are_re
     path.write_text("[" * 10_000 + "]" * 10_000)
     with pytest.raises(DataError, match="nested too deeply"):
         read_labelled_file(path, "text", "label", max_file_mb=10)
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_a_csv_or_tsv_export_gives_one_row_per_task_its_latest_annotation(tmp_path, sep, suffix):
+    # Label Studio's CSV/TSV export: the task's data, its id, the choice, and one row per annotation.
+    rows = [
+        # task 1, annotated twice: the later one (by parsed time: 10:00:00Z is after 09:59:59.5Z) wins
+        ("a fine film", 1, "positive", 2, 11, "2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"),
+        ("a fine film", 1, "negative", 3, 10, "2026-12-01T09:59:59.500000Z", "2026-12-01T09:59:59.500000Z"),
+        ("a dull, long film", 2, "negative", 2, 12, "2026-12-01T11:00:00Z", "2026-12-01T11:00:00Z"),
+        ("a film that says\nit all twice", 3, "positive", 3, 13, "2026-12-01T12:00:00Z", "2026-12-01T12:00:00Z"),
+        ("a film that says\nit all twice", 3, "", 2, 14, "2026-12-01T13:00:00Z", "2026-12-01T13:00:00Z"),
+    ]
+    columns = ["text", "id", "label", "annotator", "annotation_id", "created_at", "updated_at"]
+    path = tmp_path / f"project-1-at-2026-12-03{suffix}"
+    pd.DataFrame(rows, columns=columns).to_csv(path, sep=sep, index=False)
+    frame = read_labelled_file(path, "text", "label", max_file_mb=10, max_invalid_fraction=0.5)
+    assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull, long film", "negative"]]
+    # Task 3's latest annotation has no choice: it is left out, and its line is where its row starts.
+    assert frame.attrs["dropped_lines"] == [7]
+
+    # A plain CSV that happens to have an `id` column is not touched.
+    pd.DataFrame({"text": ["x y z", "x y z"], "label": ["a", "b"], "id": [1, 1]}).to_csv(path, sep=sep, index=False)
+    assert len(read_labelled_file(path, "text", "label", max_file_mb=10)) == 2
