@@ -44,6 +44,19 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     assert "replaces" not in textops(root, "ingest", str(tmp_path / "more.csv"), "--commit").stdout
     assert len(list(raw.glob("batch-*.jsonl"))) == 2
 
+    # A new class (2: questions) goes in with --allow-new-labels alone: the champion cannot be right about a label it has never
+    # seen, so those rows are left out of its check (and counted), and the ordinary rows beside them are judged.
+    questions = pd.DataFrame(
+        {"text": [f"how do i return the item from order {i}?" for i in range(150)], "label": 2}
+    )
+    mixed = pd.concat(
+        [questions, easy_reviews(200, seed=5).assign(label=lambda f: (f.label == "positive").astype(int))]
+    )
+    mixed.to_csv(tmp_path / "questions.csv", index=False)
+    assert "unknown label" in textops(root, "ingest", str(tmp_path / "questions.csv"), check=False).stderr
+    textops(root, "ingest", str(tmp_path / "questions.csv"), "--allow-new-labels", "--commit")
+    assert len(list(raw.glob("batch-*.jsonl"))) == 3
+
     # The demo's data version comes back whole, marker and all.
     textops(root, "data", "checkout", "--model", "1")
     assert (raw / "demo.json").exists() and len(list(raw.glob("batch-*.jsonl"))) == 1
