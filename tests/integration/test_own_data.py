@@ -44,8 +44,8 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     assert "replaces" not in textops(root, "ingest", str(tmp_path / "more.csv"), "--commit").stdout
     assert len(list(raw.glob("batch-*.jsonl"))) == 2
 
-    # A new class (2: questions) goes in with --allow-new-labels alone: the champion cannot be right about a label it has never
-    # seen, so those rows are left out of its check (and counted), and the ordinary rows beside them are judged.
+    # A new class (2: questions) goes in with --allow-new-labels alone: the champion cannot be right about a label it
+    # has never seen, so those rows are left out of its check (and counted), and the ordinary rows beside them judged.
     questions = pd.DataFrame(
         {"text": [f"how do i return the item from order {i}?" for i in range(150)], "label": 2}
     )

@@ -126,10 +126,27 @@ def schedules(root: Path) -> list[dict]:
         return []
     out = []
     for d in spec.get("deployments") or []:
-        crons = [s.get("cron") or s.get("interval") or s.get("rrule") for s in d.get("schedules") or []]
-        out.append({"name": d.get("name"), "pool": (d.get("work_pool") or {}).get("name"),
-                    "schedules": [str(c) for c in crons if c], "triggers": len(d.get("triggers") or [])})  # fmt: skip
+        when = [schedule_text(s) for s in d.get("schedules") or [] if isinstance(s, dict)]
+        pool = (d.get("work_pool") or {}).get("name")
+        out.append({"name": d.get("name"), "pool": pool, "schedules": [w for w in when if w],
+                    "triggers": len(d.get("triggers") or [])})  # fmt: skip
     return out
+
+
+def schedule_text(schedule: dict) -> str | None:
+    """One schedule of prefect.yaml for people: `cron 0 2 * * * (UTC)`, `every 1 h`, `rrule ...`."""
+    if schedule.get("cron"):
+        return f"cron {schedule['cron']} ({schedule.get('timezone') or 'UTC'})"
+    if schedule.get("interval"):
+        try:
+            seconds = float(schedule["interval"])
+        except (TypeError, ValueError):
+            return f"every {schedule['interval']}"
+        for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"every {seconds / size:g} {unit}"
+        return f"every {seconds:g} s"
+    return f"rrule {schedule['rrule']}" if schedule.get("rrule") else None
 
 
 def serving_at(url: str, timeout: float = 1.0) -> dict | None:
@@ -194,10 +211,12 @@ def format_status(st: dict, metric: str) -> str:
         lines.append(f"{'serving':<11} nothing answers at {', '.join(st.get('serving_checked') or [])}")
     for version, f in (st.get("online") or {}).items():
         lines.append(f"{'online':<11} v{version}: accuracy {f['accuracy']:.3f} on {f['n']} answers labelled (feedback)")
+    if st["schedules"]:  # what the file says: a Prefect server is not asked, so nothing here says it was deployed
+        lines.append(f"{'prefect.yaml':<11} the deployments `prefect deploy --all` creates:")
     for dep in st["schedules"]:
         when = ", ".join(dep["schedules"]) or "no schedule"
         trig = f", {dep['triggers']} trigger(s)" if dep["triggers"] else ""
-        lines.append(f"{'deployment':<11} {dep['name']} on pool {dep['pool']}: {when}{trig}")
+        lines.append(f"  {dep['name']} on work pool {dep['pool']}: {when}{trig}")
     if st["runs"]:
         lines.append("last runs:")
         for r in st["runs"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from textops.ui.console import serve_steps
-from textops.ui.status import format_status
+from textops.ui.status import format_status, schedule_text
 
 REJECTED_FIRST = {"version": "1", "promote": False, "reason": "no champion yet and macro_f1 0.18 < floor 0.6",
                   "evidence": {"challenger.macro_f1": 0.18, "challenger.version": "1"}}  # fmt: skip
@@ -52,3 +52,14 @@ def test_status_of_an_empty_project_says_run():
 def test_status_with_a_champion_on_other_data_says_so():
     screen = format_status(status({"champion": alias_row("2", "promoted")}), "macro_f1")
     assert "not what the champion was trained on" in screen
+
+
+def test_status_shows_prefect_yamls_schedules_with_units_and_does_not_claim_they_are_deployed():
+    assert schedule_text({"interval": 3600}) == "every 1 h"
+    assert schedule_text({"interval": 90}) == "every 90 s"
+    assert schedule_text({"cron": "0 2 * * *"}) == "cron 0 2 * * * (UTC)"
+    assert schedule_text({"cron": "0 2 * * *", "timezone": "Europe/Paris"}) == "cron 0 2 * * * (Europe/Paris)"
+    deployments = [{"name": "monitor", "pool": "gpu", "schedules": ["every 1 h"], "triggers": 0}]
+    screen = format_status({**status({}), "schedules": deployments}, "macro_f1")
+    assert "the deployments `prefect deploy --all` creates" in screen
+    assert "monitor on work pool gpu: every 1 h" in screen
