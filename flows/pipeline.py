@@ -91,9 +91,8 @@ def train_task(root: Path, params: Params) -> dict:
 
     with stage("train", "[3/5]") as done:
         result = train(root, params)
-        done["note"] = ", ".join(
-            f"{k} {v:.4f}" for k, v in result.items() if k.startswith("val_") and isinstance(v, float)
-        )
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("val_") and isinstance(v, float))
+        done["note"] = f"{result['base_model']} model, {figures}" if result.get("base_model") else figures
     get_run_logger().info("train: %s", result)
     return result
 

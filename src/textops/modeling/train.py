@@ -279,6 +279,7 @@ def save_outputs(root: Path, params: Params, trainer, run, metrics: dict, labels
             "tracking_uri": redact(mlflow.get_tracking_uri()),
             # MLflow 3 keeps a logged model apart from the run's artifacts: `models:/<model id>` names it.
             "model_uri": logged.model_uri,
+            "base_model": params.model.base,  # `auto` resolved: what the console's train line names
         }
         atomic_write_json(staged / RUN_FILE, run_info)
         atomic_write_json(root / TRAIN_METRICS, metrics)
