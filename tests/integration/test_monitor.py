@@ -104,6 +104,8 @@ def test_out_of_domain_texts_in_the_request_log_are_input_drift(champion):
     assert again["rows"] == 40 and again["window"]["chosen"].startswith("since the last monitor"), again["window"]
     textops(champion, "monitor", "--requests", "-S", "monitor.window=all")
     assert json.loads((champion / "metrics" / "monitor.json").read_text())["rows"] == 340
+    # Nothing logged since the last monitor: said, not an error (exit 0), and that window stays open.
+    assert "nothing new to monitor" in textops(champion, "monitor", "--requests").stdout
 
 
 def test_flipped_labels_are_performance_drift_only(champion):

@@ -253,6 +253,24 @@ def run_checks(session: Session, params: Params, ref: dict, new: pd.DataFrame) -
     return checks + label_checks(params, ref, new)
 
 
+def nothing_new(source: str, window: dict, min_rows: int) -> dict:
+    """The result of a `since_last` monitor of the request log that found fewer answers than it needs: not an
+    error (nothing was wrong; the next monitor looks at these answers and the ones after them)."""
+    message = (
+        f"nothing new to monitor in the {source}: {window['rows']} answer(s) since {window['since']}, fewer than "
+        f"monitor.min_rows ({min_rows}); the next monitor looks at them with the ones that come after"
+    )
+    return {
+        "drift": False,
+        "kinds": [],
+        "checks": [],
+        "rows": window["rows"],
+        "source": source,
+        "window": window,
+        "nothing_new": message,
+    }
+
+
 def monitor(root: Path, params: Params, files: list[Path] | None = None, requests: bool = False) -> dict:
     """Compare FILES (default: the landing directory's files) or, with REQUESTS, the serving request log with
     the champion's training data; write metrics/monitor.json, the HTML report and an MLflow run. Returns the
@@ -271,6 +289,8 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
         new, source = read_request_log(root, params, since, until), f"request log {params.serve.request_log_dir}"
         window = {"since": since, "until": until, "chosen": how, "rows": len(new)}
         source += f", {how}"
+        if since is not None and len(new) < params.monitor.min_rows:  # the window stays open: answers add up
+            return nothing_new(source, window, params.monitor.min_rows)
     else:
         files = list(files or landing_files(root, params))
         if not files:

@@ -145,6 +145,8 @@ def serve_steps(reg: dict | None) -> list[tuple[str, str]]:
 
 def format_monitor(result: dict) -> str:
     """The monitor's verdict and one line per check: kind, name, reference and new figures, p-value."""
+    if result.get("nothing_new"):
+        return result["nothing_new"]
 
     def show(value) -> str:
         if isinstance(value, float):
