@@ -16,12 +16,16 @@ from textops.flows.pipeline import outcome, project, training_pipeline
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
 def checkout_task(root: Path, params, rev: str | None, model: str | None, discard: bool) -> str:
+    from textops.core.scm import can_commit
     from textops.lifecycle.versions import checkout_data, checkout_model_data
 
+    commit = can_commit(root)  # where git can (an identity): else the restore is left for a person to commit
     if model is not None:
-        message = checkout_model_data(root, params, model, commit=True, discard=discard)
+        message = checkout_model_data(root, params, model, commit=commit, discard=discard)
     else:
-        message = checkout_data(root, rev, params, commit=True, discard=discard)
+        message = checkout_data(root, rev, params, commit=commit, discard=discard)
+    if not commit:
+        message += " (not committed: git has no identity here; `git commit data.dvc dvc.lock` once it has)"
     get_run_logger().info(message)
     return message
 

@@ -101,7 +101,9 @@ def test_commit_without_a_git_identity_is_refused_before_anything_is_written(ing
     git(ingested, "config", "--unset", "user.name")
     git(ingested, "config", "user.useConfigOnly", "true")  # no identity guessed from the host name either
     before = data_state(ingested), git(ingested, "status", "--porcelain")
-    for command in (["ingest", str(tmp_path / "v2.csv"), "--commit"], ["run", "--commit"]):
+    ingest = ["ingest", str(tmp_path / "v2.csv"), "--commit"]
+    commands = (ingest, ["run", "--commit"], ["data", "checkout", "HEAD", "--commit"])
+    for command in commands:
         proc = textops(ingested, *command, check=False)
         assert proc.returncode != 0 and "git config user.email" in proc.stderr, (command, proc.stderr)
         assert "Please tell me who you are" not in proc.stderr and "Traceback" not in proc.stderr

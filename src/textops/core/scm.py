@@ -104,6 +104,7 @@ def commit_files(root: Path, paths: list[str], message: str) -> bool:
         return True
     if "nothing" in proc.stdout + proc.stderr and "commit" in proc.stdout + proc.stderr:
         return False
+    git_ok(root, "reset", "-q", "--", *present)  # nothing left staged by a commit that did not happen
     raise StateError(f"git commit of {', '.join(present)} failed: {(proc.stderr or proc.stdout).strip()}")
 
 

@@ -154,6 +154,8 @@ def restore(
     killed half way, the pointer files and the data are put back (at once, or by the next textops command), so
     nothing stays half-switched.
     """
+    if commit:
+        scm.require_commit(root)  # before anything changes: not a restore left staged and uncommitted
     pointer = scm.raw_pointer(params)
     unsaved = None if discard else unsaved_data(root, params)
     if unsaved:
