@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from helpers import FAST, FLOW, easy_reviews, make_project, registry, set_params, textops
+from helpers import FAST, FLOW, easy_reviews, make_project, mlflow_client, registry, set_params, textops
 
 
 def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, monkeypatch):
@@ -18,6 +18,9 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     assert "now the champion" in textops(root, "run").stdout
     raw = root / "data" / "raw"
     assert (raw / "demo.json").exists()
+    # What the run itself wrote (data.dvc, dvc.lock, metrics/) is not a change of the code it ran.
+    client, name = mlflow_client(root)
+    assert client.get_run(client.get_model_version(name, "1").run_id).data.tags["textops.git.dirty"] == "false"
 
     # Their own reviews, labelled 0/1 (the demo says positive/negative), ingested with no flag.
     own = easy_reviews(480, seed=3)

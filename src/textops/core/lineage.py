@@ -140,7 +140,8 @@ def clean_md5s(root: Path, params: Params) -> dict[str, str]:
 def lineage_tags(root: Path, params: Params) -> dict[str, str]:
     """MLflow tags naming the data version, code and params of a training run."""
     md5s = clean_md5s(root, params)
-    dirty = scm.is_dirty(root)
+    # What a run itself writes is not a change of the code: v1 of a fresh clone is not "dirty".
+    dirty = scm.is_dirty(root, (scm.raw_pointer(params), scm.DVC_LOCK, str(Path(PREPROCESS_METRICS).parent)))
     version = scm.working_version(root, params)
     stats = Path(root) / PREPROCESS_METRICS
     tags = {

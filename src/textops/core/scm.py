@@ -65,10 +65,18 @@ def head(root: Path) -> str | None:
     return git_ok(root, "rev-parse", "HEAD")
 
 
-def is_dirty(root: Path) -> bool | None:
-    """Tracked files changed since HEAD (None outside a git repository)."""
+def is_dirty(root: Path, outputs: tuple[str, ...] = ()) -> bool | None:
+    """Tracked files changed since HEAD, other than OUTPUTS (paths or folders the pipeline itself writes, whose
+    content the lineage records apart: data.dvc, dvc.lock, metrics/, DVC's .gitignore entries). None outside a
+    git repository."""
     status = git_ok(root, "status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
+    names = git_ok(root, "diff", "HEAD", "--name-only", "--no-renames")  # staged or not; None before a first commit
+    if status is None or names is None:
+        return None if status is None else bool(status)
+    prefix = git_ok(root, "rev-parse", "--show-prefix") or ""  # the paths are relative to the repository
+    changed = [p.removeprefix(prefix) for p in names.splitlines() if p]
+    ours = [p for p in changed if Path(p).name == ".gitignore" or any(p == o or p.startswith(f"{o}/") for o in outputs)]
+    return len(ours) < len(changed)
 
 
 def can_commit(root: Path) -> bool:
