@@ -71,7 +71,8 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
 
     textops(root, "model", "promote", "3", "--reason", "reviewed by hand")
     assert registry(root)["champion"] == "3"
-    assert "rolled back" in textops(root, "model", "rollback").stdout
+    rolled = textops(root, "model", "rollback").stdout
+    assert "rolled back" in rolled and "metrics/, reports/run.html and `dvc plots` still describe" in rolled, rolled
     assert registry(root)["champion"] != "3"
 
     # Any model version's data comes back byte-exact from MLflow and the DVC remote alone (no git revision,

@@ -157,7 +157,8 @@ def promote(root: Path, params: Params, version: str, reason: str) -> str:
         mv = get_version(session, version)
         session.client.set_model_version_tag(session.model_name, mv.version, lineage.MANUAL_PROMOTION, reason[:500])
         move_champion(session, mv.version, "manual", reason)
-    return f"{session.model_name} v{mv.version} is now the champion (manual: {reason})"
+    note = workspace_note(root, params, mv)
+    return f"{session.model_name} v{mv.version} is now the champion (manual: {reason}){note}"
 
 
 def rollback(root: Path, params: Params, to: str | None = None) -> str:
@@ -177,7 +178,27 @@ def rollback(root: Path, params: Params, to: str | None = None) -> str:
         mark = {"from_raw_md5": source} if source and source != target_raw else {}
         move_champion(session, mv.version, "rollback", f"rollback from v{current.version}",
                       {"from": str(current.version), **mark})  # fmt: skip
-    return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}"
+    note = workspace_note(root, params, mv)
+    return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}{note}"
+
+
+def workspace_note(root: Path, params: Params, mv) -> str:
+    """What the project's own files describe when the champion is not the last model trained here: metrics/, the
+    run page and `dvc plots` belong to that model, not to MV (said, not rewritten: they are that run's outputs)."""
+    from textops.core.artifacts import read_run_info
+    from textops.core.errors import StateError
+
+    try:
+        trained = read_run_info(root, params)["run_id"]
+    except StateError:
+        return ""
+    if trained == mv.run_id:
+        return ""
+    return (
+        f"\nmetrics/, reports/run.html and `dvc plots` still describe the last model trained here (run "
+        f"{trained[:12]}), not v{mv.version}: `textops model show {mv.version}` has its figures, and `textops data "
+        f"checkout --model {mv.version}` then `textops run --force` would rebuild them"
+    )
 
 
 def trained_data_versions(root: Path, params: Params) -> list[dict]:
