@@ -155,8 +155,13 @@ def banner(url: str, name: str, version: str, pinned: bool, params: Params, work
         else f"v{version}, follows @{lineage.CHAMPION_ALIAS}"
         + (f" (checks every {params.serve.poll_seconds:g} s)" if params.serve.poll_seconds else " (on reload only)")
     )
+    serve = params.serve
+    shadow = f"@{lineage.CHALLENGER_ALIAS} in shadow (its answers logged, never sent)" if serve.shadow else "no shadow"
+    logged = "off" if not serve.log_requests else f"on, in {serve.request_log_dir}"
+    logged += ", with the texts (personal data)" if serve.log_requests and serve.log_texts else ""
     return (
         f"textops serve: {name} {follows} at {url} ({workers} worker{'s' if workers > 1 else ''}, pid {os.getpid()})\n"
+        f"  {shadow}; request log {logged}\n"
         f"  curl -s {url}/invocations -H 'Content-Type: application/json' "
         "-d '{\"inputs\": [\"what a wonderful film\"]}'\n"
         f"  GET {url}/version  /health  /metrics   check the registry now: kill -HUP {os.getpid()} "
