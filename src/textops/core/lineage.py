@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textops.core import scm
+from textops.core import dvc_cache, scm
 from textops.core.artifacts import LABELS_FILE, PREPROCESS_METRICS, SPLITS, clean_dir
 from textops.core.config import training_fingerprint
 
@@ -131,8 +131,8 @@ def baseline_metric(name: str) -> str:
 def clean_md5s(root: Path, params: Params) -> dict[str, str]:
     """MD5 of each cleaned split and of labels.json, and `combined` over all of them (sorted by name)."""
     directory = clean_dir(root, params)
-    parts = {name: scm.file_md5(directory / f"{name}.parquet") for name in SPLITS}
-    parts["labels"] = scm.file_md5(directory / LABELS_FILE)
+    parts = {name: dvc_cache.file_md5(directory / f"{name}.parquet") for name in SPLITS}
+    parts["labels"] = dvc_cache.file_md5(directory / LABELS_FILE)
     combined = hashlib.md5("".join(f"{k}:{v}\n" for k, v in sorted(parts.items())).encode()).hexdigest()
     return {**parts, "combined": combined}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.core import scm
+from textops.core import dvc_cache, scm
 from textops.core.artifacts import (
     LABELS_FILE,
     PREPROCESS_METRICS,
@@ -192,7 +192,7 @@ def preprocess(root: Path, params: Params) -> dict:
     root = Path(root)
     # Not while an ingest or checkout changes data/ or the cleaned splits (and repair a killed one first).
     with data_lock(root):
-        scm.require_untouched_raw(root, params)
+        dvc_cache.require_untouched_raw(root, params)
         splits, labels, stats = clean_and_split(read_raw(root, params), params)
         stats["raw_md5"] = scm.raw_md5(root, params)
         with staged_dir(clean_dir(root, params)) as staged:

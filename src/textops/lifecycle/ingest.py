@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.core import scm
+from textops.core import dvc_cache, scm
 from textops.core.artifacts import has_raw_data, landing_files, read_raw
 from textops.core.config import Params
 from textops.core.errors import DataError, PushFailed, ValidationFailed
@@ -213,7 +213,7 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
     if commit:
         scm.require_commit(root)
     with data_lock(root):
-        scm.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
+        dvc_cache.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
         limit = params.validation.max_invalid_fraction
         files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
                                                 header=header)) for path in paths]  # fmt: skip

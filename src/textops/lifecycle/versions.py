@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from textops.core import scm
+from textops.core import dvc_cache, scm
 from textops.core.artifacts import PREPROCESS_METRICS, atomic_write_text
 from textops.core.config import Params
 from textops.core.errors import StateError
@@ -205,7 +205,7 @@ def expected_dirs(params: Params, files: dict[str, str]) -> list[tuple[str, str]
 
 
 def differences(root: Path, params: Params, files: dict[str, str]) -> dict[str, list[str]]:
-    found = {d: scm.dir_differences(root, d, md5) for d, md5 in expected_dirs(params, files)}
+    found = {d: dvc_cache.dir_differences(root, d, md5) for d, md5 in expected_dirs(params, files)}
     return {d: diff for d, diff in found.items() if diff}
 
 
@@ -217,11 +217,11 @@ def verify_restored(root: Path, params: Params, files: dict[str, str], targets: 
     if not bad:
         return None
     for directory, md5 in expected_dirs(params, files):
-        listing = scm.dir_listing(root, md5) or {}
+        listing = dvc_cache.dir_listing(root, md5) or {}
         for item in bad.get(directory, []):
             kind, _, rel = item.partition(": ")
             if kind == "changed" and rel in listing:
-                scm.cache_path(root, listing[rel]).unlink(missing_ok=True)
+                dvc_cache.cache_path(root, listing[rel]).unlink(missing_ok=True)
                 (root / directory / rel).unlink(missing_ok=True)
     log.warning("the local DVC cache held damaged copies of %s; fetching them again from the remote", bad)
     scm.dvc_fetch(root, targets)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.core import lineage, scm
+from textops.core import dvc_cache, lineage, scm
 from textops.core.config import Params
 from textops.core.policy import Guard, expected_accuracy, score
 
@@ -32,12 +32,12 @@ def champion_split(root: Path, params: Params, run_tags: dict[str, str], split: 
     if not lock:
         return None
     clean = scm.stage_out_md5(json.loads(lock), params.data.clean_dir)
-    listing = scm.dir_listing(root, clean) if clean else None
+    listing = dvc_cache.dir_listing(root, clean) if clean else None
     if not listing or f"{split}.parquet" not in listing or "labels.json" not in listing:
         return None
     try:
-        rows = pd.read_parquet(scm.cache_path(root, listing[f"{split}.parquet"]))
-        names = json.loads(scm.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
+        rows = pd.read_parquet(dvc_cache.cache_path(root, listing[f"{split}.parquet"]))
+        names = json.loads(dvc_cache.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
     except (OSError, ValueError, KeyError):
         return None
     return pd.DataFrame({"text": rows["text"].astype(str), "label": [names[i] for i in rows["label"]]})

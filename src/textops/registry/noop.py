@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textops.core import scm
+from textops.core import dvc_cache, scm
 from textops.core.config import Params, training_fingerprint
 from textops.registry.sqlstore import champion_record, model_files_present, store_file
 
@@ -22,7 +22,8 @@ def quick_nothing_to_retrain(root: Path, params: Params) -> str | None:
     params; None when that is not sure (then ask `registry.nothing_to_retrain`)."""
     db = store_file(root, params)
     raw = scm.raw_md5(root, params) if db else None
-    if db is None or not raw or scm.raw_changes(root, params) != []:  # [] only when data/ is that version byte for byte
+    # [] only when data/ is that version byte for byte
+    if db is None or not raw or dvc_cache.raw_changes(root, params) != []:
         return None
     record = champion_record(db, params.mlflow.registered_model)
     now = {"raw_md5": raw, "params_md5": training_fingerprint(params)}

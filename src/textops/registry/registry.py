@@ -293,7 +293,7 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
     """A message when a run now would train a model the registry has already judged: the champion, or the last
     challenger (rejected), was trained on the current data version with the current training params. None when
     there is something to train."""
-    from textops.core.scm import require_untouched_raw
+    from textops.core.dvc_cache import require_untouched_raw
 
     require_untouched_raw(root, params)  # a hand edit is a change the pointer does not show
     now = lineage.current_state(root, params)
