@@ -281,3 +281,25 @@ def test_texts_a_file_gives_two_labels_are_named_when_it_goes_in(ingested):
     ]
     out = textops(ingested, "ingest", str(write_csv(ingested.parent / "disagree.csv", rows)))
     assert "1 text(s) come with two or more labels" in out.stderr and "disagreed" in out.stderr, out.stderr
+
+
+def test_batches_are_removed_as_a_new_data_version_and_come_back_with_a_checkout(ingested):
+    first = sorted(p.name for p in (ingested / "data" / "raw").glob("batch-*.jsonl"))
+    textops(ingested, "ingest", str(write_csv(ingested.parent / "more.csv", sample_rows(200, 6))), "--commit")
+    added = sorted(set(p.name for p in (ingested / "data" / "raw").glob("batch-*.jsonl")) - set(first))
+    before = git(ingested, "rev-parse", "HEAD").strip()
+
+    # A name that matches nothing, and removing every batch, are refused and change nothing.
+    state = digest(ingested / "data", ingested / "data.dvc")
+    unknown = textops(ingested, "data", "remove", "batch-nothing", check=False)
+    assert unknown.returncode == 1 and first[0] in unknown.stderr, unknown.stderr
+    everything = textops(ingested, "data", "remove", *first, *added, check=False)
+    assert everything.returncode == 1 and "would leave no data" in everything.stderr, everything.stderr
+    assert digest(ingested / "data", ingested / "data.dvc") == state
+
+    out = textops(ingested, "data", "remove", added[0][:14], "--commit").stdout
+    assert "removed 1 batch(es), 200 rows" in out, out
+    assert sorted(p.name for p in (ingested / "data" / "raw").glob("batch-*.jsonl")) == first
+    assert "remove" in git(ingested, "log", "-1", "--format=%s")
+    textops(ingested, "data", "checkout", before)
+    assert added[0] in [p.name for p in (ingested / "data" / "raw").glob("batch-*.jsonl")]

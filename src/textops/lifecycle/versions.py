@@ -258,3 +258,67 @@ def commit_run(root: Path, params: Params, registered: dict) -> str | None:
     decision = "champion" if registered.get("promote") else "not promoted"
     message = f"textops run: {registered.get('name')} v{registered.get('version')} ({decision})"
     return scm.head(root) if scm.commit_files(root, paths, message) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# removing batches: a new data version without them
+
+
+def remove_batches(root: Path, params: Params, names: list[str], commit: bool = False) -> str:
+    """Take the raw batches NAMES (file names or unique prefixes of them, as in data/raw) out of the data as a new
+    data version (`dvc add`, pushed, with COMMIT committed): journaled like an ingest, so a failure or a kill puts
+    them back. The removed batches stay in the DVC cache and remote: `data checkout` of an earlier version brings
+    them back. Refuses a name that matches no batch or several, and removing every batch."""
+    from textops.core.artifacts import raw_batches
+    from textops.data.landing import DEMO_MARKER
+    from textops.data.recovery import drop_removed, remove_files
+    from textops.lifecycle.ingest import push_raw, track_raw
+
+    root = Path(root)
+    if commit:
+        scm.require_commit(root)
+    with data_lock(root):
+        dvc_cache.require_untouched_raw(root, params)
+        batches = [p.name for p in raw_batches(root, params)]
+        chosen = sorted({_one_batch(name, batches) for name in names})
+        if len(chosen) == len(batches):
+            raise StateError(
+                f"removing {', '.join(chosen)} would leave no data: a project needs at least one batch. Ingest the "
+                "data that replaces them first, then remove these."
+            )
+        rels = [f"{params.data.raw_dir}/{name}" for name in chosen]
+        rows = sum(len((root / rel).read_bytes().splitlines()) for rel in rels)
+        marker = root / params.data.raw_dir / DEMO_MARKER  # the demo's marker leaves with the demo's batch
+        if marker.exists() and demo_batch(marker) in chosen:
+            rels.append(f"{params.data.raw_dir}/{DEMO_MARKER}")
+        pointer = scm.raw_pointer(params)
+        saved: dict[str, object] = {"pointer": pointer, "pointer_text": read_text(root / pointer), "batches": []}
+        with journal(root, "ingest", **saved, removed=rels):
+            remove_files(root, rels)
+            track_raw(root, params, f"data: remove {', '.join(chosen)}" if commit else None)
+        drop_removed(root)
+        push_raw(root, params)
+    return (
+        f"removed {len(chosen)} batch(es), {rows} rows, from the data: a new data version "
+        f"({', '.join(chosen)}; `textops data checkout` of an earlier version brings them back)"
+    )
+
+
+def demo_batch(marker: Path) -> str | None:
+    """The batch the demo's marker (`data.landing.DEMO_MARKER`) names."""
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("batch")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _one_batch(name: str, batches: list[str]) -> str:
+    """The batch NAME names (a file name, a path ending in one, or a unique prefix)."""
+    name = Path(name).name
+    found = [b for b in batches if b == name or b.startswith(name)]
+    if len(found) == 1:
+        return found[0]
+    listed = ", ".join(batches[:10]) + (", ..." if len(batches) > 10 else "")
+    if not found:
+        raise StateError(f"no batch in the data is named {name!r}; the batches are: {listed}.")
+    raise StateError(f"{name!r} names {len(found)} batches ({', '.join(found[:5])}): give more of the name.")

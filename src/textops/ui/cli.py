@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from textops.ui.cli_data import data_app
 from textops.ui.cli_live import (
     NO_HEADER,
     add_live_commands,
@@ -28,7 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Data versions (DVC): list them, restore one.", no_args_is_help=True)
 model_app = typer.Typer(help="The MLflow model registry: list, show, promote, roll back.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
@@ -163,41 +163,6 @@ def evaluate(*, project: Project) -> None:
         f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['rows']} rows "
         f"({m['texts_per_second']:.0f} texts/s){baseline_summary(m.get('baseline'))}; MLflow run {m['run_id']}"
     )
-
-
-@command(data_app, "versions")
-def data_versions(*, project: Project) -> None:
-    """One line per data version, committed (git) or trained on (MLflow): rev, date, raw and cleaned data hashes,
-    rows per split, the model versions trained on it."""
-    from textops.lifecycle.versions import data_versions as list_versions
-    from textops.registry.registry import trained_data_versions
-    from textops.ui.console import format_versions
-
-    trained = trained_data_versions(project.root, project.params)
-    typer.echo(format_versions(list_versions(project.root, project.params, trained)))
-
-
-@command(data_app, "checkout")
-def data_checkout(
-    rev: str | None = typer.Argument(None, help="A git revision (commit, tag, branch) from `textops data versions`."),
-    model: str | None = typer.Option(None, "--model", help="Restore the data this model version was trained on."),
-    commit: bool = typer.Option(False, "--commit", help="git commit the restored data.dvc and dvc.lock."),
-    discard: bool = typer.Option(
-        False, "--discard", help="Replace data/ even when it holds an ingest nothing records (not committed)."
-    ),
-    *,
-    project: Project,
-) -> None:
-    """Restore data/ and the cleaned splits byte-exact, as at git revision REV or as model version --model N was
-    trained on (from MLflow alone), from the DVC cache or remote."""
-    from textops.lifecycle.versions import checkout_data, checkout_model_data
-
-    if (rev is None) == (model is None):
-        fail("name one data version: a git revision (`textops data checkout REV`) or a model version (`--model N`).", 2)
-    if model is not None:
-        typer.echo(checkout_model_data(project.root, project.params, model, commit=commit, discard=discard))
-    elif rev is not None:  # always, by the check above
-        typer.echo(checkout_data(project.root, rev, project.params, commit=commit, discard=discard))
 
 
 # --------------------------------------------------------------------------------------------------
