@@ -28,7 +28,10 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     own.to_csv(tmp_path / "reviews.csv", index=False)
     out = textops(root, "ingest", str(tmp_path / "reviews.csv")).stdout
     assert "replaces the built-in demo sample (400 rows)" in out, out
-    assert [p.name for p in raw.iterdir()] == [out.split("-> ")[1].split()[0].split("/")[-1]]
+    batch = out.split("-> ")[1].split()[0].split("/")[-1]
+    assert sorted(p.name for p in raw.iterdir()) == [batch, batch.replace(".jsonl", ".source.json")]
+    source = json.loads((raw / batch.replace(".jsonl", ".source.json")).read_text())
+    assert source["source"] == "reviews.csv" and source["rows"] == 480 and source["format"] == "csv"
 
     # The next model learns from their rows alone and is judged as a first champion, not against the demo's.
     textops(root, "run")

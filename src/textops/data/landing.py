@@ -31,6 +31,40 @@ def batch_path(params: Params, content: bytes) -> str:
     return f"{params.data.raw_dir}/batch-{hashlib.sha256(content).hexdigest()[:20]}.jsonl"
 
 
+SOURCE_SUFFIX = ".source.json"  # beside each batch: where its rows came from (`source_record`)
+
+
+def source_path(batch_rel: str) -> str:
+    """The provenance file of the batch BATCH_REL (`batch-<hash>.source.json`, not read as data)."""
+    return batch_rel.removesuffix(".jsonl") + SOURCE_SUFFIX
+
+
+def source_record(source: str, frame: pd.DataFrame) -> bytes:
+    """Where a batch's rows came from: the file's name (not its path: a home directory names a person), its format,
+    the columns taken, and for a Label Studio export each task's id, annotator id and the request id of the served
+    answer it was queued from. No time (git and DVC keep when): the same file gives the same bytes, so the same
+    data version."""
+    record = {
+        "source": Path(source).name,
+        "format": frame.attrs.get("format"),
+        "rows": len(frame),
+        "columns": frame.attrs.get("columns"),
+        **({"tasks": frame.attrs["tasks"]} if frame.attrs.get("tasks") else {}),
+    }
+    return (json.dumps(record, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8")
+
+
+def batch_sources(root: Path, params: Params) -> dict[str, str]:
+    """Batch file name -> the name of the file it was ingested from, for the batches that record one."""
+    out = {}
+    for path in (Path(root) / params.data.raw_dir).glob(f"batch-*{SOURCE_SUFFIX}"):
+        try:
+            out[path.name.removesuffix(SOURCE_SUFFIX) + ".jsonl"] = str(json.loads(path.read_text("utf-8"))["source"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
 # Written beside the built-in sample's batch when `textops run` ingests it into an empty project (the embedded demo,
 # not data the user chose): the first ingest of the user's own files replaces both. Inside data/, so it is part of the
 # data version and a checkout of the demo's version brings it back with it.
@@ -59,7 +93,9 @@ def demo_files(root: Path, params: Params) -> list[str]:
     batches = sorted(p.name for p in raw.glob("batch-*.jsonl"))
     if not isinstance(marker, dict) or batches != [marker.get("batch")]:
         return []
-    return [f"{params.data.raw_dir}/{batches[0]}", f"{params.data.raw_dir}/{DEMO_MARKER}"]
+    batch = f"{params.data.raw_dir}/{batches[0]}"
+    sidecar = [source_path(batch)] if (Path(root) / source_path(batch)).exists() else []
+    return [batch, *sidecar, f"{params.data.raw_dir}/{DEMO_MARKER}"]
 
 
 def demo_tag(root: Path, params: Params) -> dict[str, str]:

@@ -236,6 +236,8 @@ def drop_empty_rows(path: Path, frame: pd.DataFrame, max_invalid_fraction: float
         )
     kept = frame[~empty.to_numpy()].reset_index(drop=True)
     kept.attrs = {"dropped_lines": lines}
+    if len(frame.attrs.get("tasks") or []) == len(frame):  # a Label Studio export's provenance, row for row
+        kept.attrs["tasks"] = [t for t, gone in zip(frame.attrs["tasks"], empty.to_numpy(), strict=True) if not gone]
     return kept
 
 
@@ -328,6 +330,7 @@ def read_labelled_file(
     frame = drop_empty_rows(path, frame, max_invalid_fraction)
     frame["label"] = _labels_as_strings(path, frame["label"])
     frame.attrs["columns"] = columns
+    frame.attrs["format"] = "labelstudio" if "tasks" in frame.attrs else fmt
     return frame
 
 

@@ -20,7 +20,7 @@ from textops.core import dvc_cache, scm
 from textops.core.artifacts import has_raw_data, landing_files, read_raw
 from textops.core.config import Params
 from textops.core.errors import DataError, PushFailed, ValidationFailed
-from textops.data.landing import batch_bytes, batch_path, demo_files, demo_marker
+from textops.data.landing import batch_bytes, batch_path, demo_files, demo_marker, source_path, source_record
 from textops.data.readers import read_labelled_file
 from textops.data.recovery import data_lock, drop_removed, journal, read_text, remove_files, staging_dir
 from textops.registry.guards import champion_collapse
@@ -258,9 +258,10 @@ def plan_batches(root: Path, params: Params, files: list[tuple[str, pd.DataFrame
         added = not (root / rel).exists() and rel not in planned
         if added:
             planned[rel] = content
+            planned[source_path(rel)] = source_record(source, frame)
         results.append(IngestResult(source, rel, len(frame), added, frame.attrs.get("dropped_lines", [])))
     if demo and planned:
-        marker, marker_bytes = demo_marker(params, next(iter(planned.values())))
+        marker, marker_bytes = demo_marker(params, next(iter(planned.values())))  # the batch: written first
         planned[marker] = marker_bytes
     return results, planned
 

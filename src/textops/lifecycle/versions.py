@@ -265,12 +265,13 @@ def commit_run(root: Path, params: Params, registered: dict) -> str | None:
 
 
 def remove_batches(root: Path, params: Params, names: list[str], commit: bool = False) -> str:
-    """Take the raw batches NAMES (file names or unique prefixes of them, as in data/raw) out of the data as a new
+    """Take the raw batches NAMES (file names or unique prefixes of them, as in data/raw, or the name of the file a
+    batch was ingested from, `data.landing.batch_sources`) out of the data as a new
     data version (`dvc add`, pushed, with COMMIT committed): journaled like an ingest, so a failure or a kill puts
     them back. The removed batches stay in the DVC cache and remote: `data checkout` of an earlier version brings
     them back. Refuses a name that matches no batch or several, and removing every batch."""
     from textops.core.artifacts import raw_batches
-    from textops.data.landing import DEMO_MARKER
+    from textops.data.landing import DEMO_MARKER, batch_sources, source_path
     from textops.data.recovery import drop_removed, remove_files
     from textops.lifecycle.ingest import push_raw, track_raw
 
@@ -280,7 +281,8 @@ def remove_batches(root: Path, params: Params, names: list[str], commit: bool = 
     with data_lock(root):
         dvc_cache.require_untouched_raw(root, params)
         batches = [p.name for p in raw_batches(root, params)]
-        chosen = sorted({_one_batch(name, batches) for name in names})
+        sources = batch_sources(root, params)
+        chosen = sorted({_one_batch(name, batches, sources) for name in names})
         if len(chosen) == len(batches):
             raise StateError(
                 f"removing {', '.join(chosen)} would leave no data: a project needs at least one batch. Ingest the "
@@ -288,6 +290,7 @@ def remove_batches(root: Path, params: Params, names: list[str], commit: bool = 
             )
         rels = [f"{params.data.raw_dir}/{name}" for name in chosen]
         rows = sum(len((root / rel).read_bytes().splitlines()) for rel in rels)
+        rels += [source_path(rel) for rel in rels if (root / source_path(rel)).exists()]
         marker = root / params.data.raw_dir / DEMO_MARKER  # the demo's marker leaves with the demo's batch
         if marker.exists() and demo_batch(marker) in chosen:
             rels.append(f"{params.data.raw_dir}/{DEMO_MARKER}")
@@ -312,13 +315,14 @@ def demo_batch(marker: Path) -> str | None:
         return None
 
 
-def _one_batch(name: str, batches: list[str]) -> str:
-    """The batch NAME names (a file name, a path ending in one, or a unique prefix)."""
+def _one_batch(name: str, batches: list[str], sources: dict[str, str]) -> str:
+    """The batch NAME names (a file name, a path ending in one, a unique prefix, or the file it came from)."""
     name = Path(name).name
-    found = [b for b in batches if b == name or b.startswith(name)]
+    found = [b for b in batches if b == name or b.startswith(name)] or [b for b in batches if sources.get(b) == name]
     if len(found) == 1:
         return found[0]
-    listed = ", ".join(batches[:10]) + (", ..." if len(batches) > 10 else "")
+    listed = ", ".join(f"{b} ({sources[b]})" if b in sources else b for b in batches[:10])
+    listed += ", ..." if len(batches) > 10 else ""
     if not found:
         raise StateError(f"no batch in the data is named {name!r}; the batches are: {listed}.")
     raise StateError(f"{name!r} names {len(found)} batches ({', '.join(found[:5])}): give more of the name.")

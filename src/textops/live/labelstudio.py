@@ -169,7 +169,8 @@ def min_row(path: Path, line: int, item: dict, text_key: str, label_key: str) ->
     text = item.get(text_key)
     if not isinstance(text, str):
         raise DataError(f"{path}: task {line} has no text under {text_key!r}; pass --text-column.")
-    return {text_key: text, label_key: str(label), "_line": line}
+    task = {"task": item.get("id"), "annotator": item.get("annotator"), "request_id": item.get("request_id")}
+    return {text_key: text, label_key: str(label), "_line": line, "_task": task}
 
 
 def export_rows(path: Path, value, text_key: str, label_key: str) -> list[dict]:
@@ -186,7 +187,7 @@ def export_rows(path: Path, value, text_key: str, label_key: str) -> list[dict]:
                 rows.append(row)
             continue
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
-            raise DataError(f"{path}: task {line} has no \"data\": not a Label Studio JSON export.")
+            raise DataError(f'{path}: task {line} has no "data": not a Label Studio JSON export.')
         done = [a for a in item.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
         if not done:
             continue
@@ -200,7 +201,12 @@ def export_rows(path: Path, value, text_key: str, label_key: str) -> list[dict]:
         if not isinstance(text, str):
             raise DataError(f"{path}: task {line} has no text under data.{text_key} (its data has "
                             f"{', '.join(map(str, item['data']))[:200]}); pass --text-column.")  # fmt: skip
-        rows.append({text_key: text, label_key: choices[0], "_line": line})
+        task = {
+            "task": item.get("id"),
+            "annotator": latest.get("completed_by"),
+            "request_id": item["data"].get("request_id"),
+        }
+        rows.append({text_key: text, label_key: choices[0], "_line": line, "_task": task})
     if not rows:
         raise DataError(f"{path}: no task of {line} has an annotation that was not skipped: nothing to ingest.")
     return rows
@@ -217,8 +223,9 @@ def read_export(path: Path, text: str, text_key: str, label_key: str):
     except RecursionError as exc:
         raise DataError(f"{path}: the JSON is nested too deeply to be a Label Studio export.") from exc
     rows = export_rows(path, value, text_key, label_key)
-    frame = pd.DataFrame(rows).drop(columns="_line")
+    frame = pd.DataFrame(rows).drop(columns=["_line", "_task"])
     frame.attrs["lines"] = [r["_line"] for r in rows]
+    frame.attrs["tasks"] = [r["_task"] for r in rows]  # the provenance ingest keeps beside the batch
     frame.attrs["read_at"] = time.time()
     return frame
 
@@ -255,4 +262,9 @@ def latest_per_task(frame):
     kept = order.drop_duplicates("id", keep="last").sort_values("_position")
     out = kept.drop(columns=["_stamp", "_annotation", "_position"]).reset_index(drop=True)
     out.attrs = {**frame.attrs, "positions": kept["_position"].tolist()}  # where each row was in FRAME
+    ids = [c for c in ("id", "annotator", "request_id") if c in kept.columns]
+    out.attrs["tasks"] = [
+        {"task" if c == "id" else c: v for c, v in zip(ids, values, strict=True)}
+        for values in kept[ids].itertuples(index=False, name=None)
+    ]
     return out

@@ -87,6 +87,7 @@ def test_label_studios_export_is_read_back_by_ingest(tmp_path):
     path.write_text(json.dumps(export))
     frame = read_labelled_file(path, "text", "label", max_file_mb=10)
     assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull film", "negative"]]
+    assert [t["task"] for t in frame.attrs["tasks"]] == [1, 4] and frame.attrs["format"] == "labelstudio"
 
     multi = [{"id": 5, "data": {"text": "x"}, "annotations": [annotation("negative", "2026-12-01T10:00:00Z")]}]
     multi[0]["annotations"][0]["result"][0]["value"]["choices"] = ["negative", "positive"]
@@ -152,6 +153,8 @@ def test_a_csv_or_tsv_export_gives_one_row_per_task_its_latest_annotation(tmp_pa
     pd.DataFrame(rows, columns=columns).to_csv(path, sep=sep, index=False)
     frame = read_labelled_file(path, "text", "label", max_file_mb=10, max_invalid_fraction=0.5)
     assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull, long film", "negative"]]
+    # Which task and annotator each kept row came from, for the batch's provenance file.
+    assert [(t["task"], t["annotator"]) for t in frame.attrs["tasks"]] == [("1", "2"), ("2", "2")]
     # Task 3's latest annotation has no choice: it is left out, and its line is where its row starts.
     assert frame.attrs["dropped_lines"] == [7]
 

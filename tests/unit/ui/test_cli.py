@@ -30,7 +30,8 @@ def test_every_command_takes_the_params_file_and_overrides():
 COMMANDS = [
     ["ingest", "x.csv"], ["sample"], ["preprocess"], ["validate"], ["train"], ["evaluate"], ["register"],
     ["serve"], ["predict", "x.csv", "-o", "y.csv"], ["run"], ["rollback", "--data", "HEAD"],
-    ["data", "versions"], ["data", "checkout", "HEAD"], ["model", "list"], ["model", "show", "1"],
+    ["data", "versions"], ["data", "checkout", "HEAD"], ["data", "remove", "batch-x"],
+    ["model", "list"], ["model", "show", "1"],
     ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["model", "promote-check"],
     ["monitor", "x.csv"], ["status"], ["feedback", "export"], ["label", "queue"], ["tune"],
 ]
