@@ -303,3 +303,16 @@ def test_batches_are_removed_as_a_new_data_version_and_come_back_with_a_checkout
     assert "remove" in git(ingested, "log", "-1", "--format=%s")
     textops(ingested, "data", "checkout", before)
     assert added[0] in [p.name for p in (ingested / "data" / "raw").glob("batch-*.jsonl")]
+
+
+def test_one_formula_among_many_rows_is_set_aside_and_the_rest_go_in(ingested):
+    landing = ingested / "landing"
+    landing.mkdir()
+    rows = sample_rows(150, 9) + [('=HYPERLINK("http://evil.example/x","click")', "positive")]
+    write_csv(landing / "feedback-1.csv", rows)
+    out = textops(ingested, "ingest", "landing/feedback-1.csv").stdout
+    assert "151 rows" not in out and "150 rows" in out and "set aside 1 row(s) holding a spreadsheet formula" in out
+    aside = pd.read_csv(landing / "held" / "feedback-1.csv.set-aside.csv")
+    assert aside["text"].tolist() == ['\'=HYPERLINK("http://evil.example/x","click")'], aside
+    assert (landing / "ingested" / "feedback-1.csv").exists()
+    assert "0 file(s) waiting" in textops(ingested, "status").stdout

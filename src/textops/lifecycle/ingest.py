@@ -36,12 +36,17 @@ class IngestResult:
     added: bool
     dropped_lines: list[int] = field(default_factory=list)  # rows with an empty text or label, left out
     replaced_demo: int = 0  # rows of the built-in demo sample this ingest took out of the data (the first result)
+    set_aside: int = 0  # rows left out for a check of their own (`textops.data.set_aside`), written beside the file
+    set_aside_file: str | None = None
 
     def describe(self) -> str:
         dropped = ""
         if self.dropped_lines:
             shown = ", ".join(map(str, self.dropped_lines[:10])) + (", ..." if len(self.dropped_lines) > 10 else "")
             dropped = f" (left out {len(self.dropped_lines)} row(s) with an empty text or label: line {shown})"
+        if self.set_aside:
+            where = f" -> {self.set_aside_file}" if self.set_aside_file else " (the folder is read-only: not written)"
+            dropped += f" (set aside {self.set_aside} row(s) holding a spreadsheet formula{where})"
         if self.replaced_demo:
             dropped += (
                 f"\nyour data replaces the built-in demo sample ({self.replaced_demo} rows), so the next model learns "
@@ -217,6 +222,7 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
         limit = params.validation.max_invalid_fraction
         files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
                                                 header=header)) for path in paths]  # fmt: skip
+        files, aside = set_aside_rows(root, params, files)
         validate_raw(files, params)
         replacing = [] if keep_demo or demo else demo_files(root, params)
         if has_raw_data(root, params) and not replacing:
@@ -228,6 +234,8 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
         _warn_conflicts(files, params.data.lowercase)
 
         results, planned = plan_batches(root, params, files, demo)
+        for r in results:
+            r.set_aside, r.set_aside_file = aside.get(r.source, (0, None))
         if not planned:
             # Nothing new, but an earlier ingest may have failed to push: push is a no-op when up to date.
             push_raw(root, params)
@@ -246,6 +254,25 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
         # After the journal: a failed push keeps the batches (they are versioned in the local cache).
         push_raw(root, params)
     return results
+
+
+def set_aside_rows(root: Path, params: Params, files: list[tuple[str, pd.DataFrame]]):
+    """FILES without the few rows that hold a spreadsheet formula (`textops.data.set_aside`; a landing file's go
+    to held/), and for each file that had some, (rows, the file they were written to)."""
+    from textops.data.set_aside import set_aside_formulas
+    from textops.lifecycle.landed import HELD_DIR, in_landing
+
+    if not params.validation.refuse_formulas:
+        return files, {}
+    held = Path(root) / params.data.landing_dir / HELD_DIR
+    kept, aside = [], {}
+    for source, frame in files:
+        folder = held if in_landing(root, params, [Path(source)]) else None
+        frame, path, count = set_aside_formulas(source, frame, params.validation.max_invalid_fraction, folder)
+        kept.append((source, frame))
+        if count:
+            aside[source] = (count, str(path) if path else None)
+    return kept, aside
 
 
 def plan_batches(root: Path, params: Params, files: list[tuple[str, pd.DataFrame]], demo: bool):
