@@ -36,17 +36,27 @@ def main() -> int:
     data = splits(args.train_samples)
     train, test = data["train"], data["test"]
     start = time.perf_counter()
-    probs, info = fit_predict(train["text"].tolist(), train["label"].to_numpy(), test["text"].tolist(), 2,
-                              args.max_features)  # fmt: skip
+    probs, info = fit_predict(
+        train["text"].tolist(), train["label"].to_numpy(), test["text"].tolist(), 2, args.max_features
+    )
     wall = time.perf_counter() - start
     pred, y = probs.argmax(axis=1), test["label"].to_numpy()
-    print(json.dumps({
-        "benchmark": "baseline-sst2", **info, "fit_and_score_s": round(wall, 2),
-        "dev_accuracy": round(float(accuracy_score(y, pred)), 4),
-        "dev_macro_f1": round(float(f1_score(y, pred, average="macro")), 4), "dev_rows": len(test),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "omp_threads": os.environ.get("OMP_NUM_THREADS"),
-        "load_average": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "baseline-sst2",
+                **info,
+                "fit_and_score_s": round(wall, 2),
+                "dev_accuracy": round(float(accuracy_score(y, pred)), 4),
+                "dev_macro_f1": round(float(f1_score(y, pred, average="macro")), 4),
+                "dev_rows": len(test),
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+                "load_average": os.getloadavg()[0],
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+        )
+    )
     return 0
 
 

@@ -48,8 +48,10 @@ def main() -> None:
     # Resampled with replacement, each row made distinct so that all of them travel the whole way
     # (dedupe would otherwise leave only the 67k originals).
     frame = pd.DataFrame(
-        {"sentence": sst["sentence"].to_numpy()[idx] + " #" + np.arange(args.rows).astype(str),
-         "label": sst["label"].to_numpy()[idx]}
+        {
+            "sentence": sst["sentence"].to_numpy()[idx] + " #" + np.arange(args.rows).astype(str),
+            "label": sst["label"].to_numpy()[idx],
+        }
     )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,19 +63,25 @@ def main() -> None:
         extra = frame.sample(n=max(args.rows // 100, 1), random_state=1)
         extra.assign(sentence=extra["sentence"] + " (more)").to_csv(more, sep="\t", index=False)
         for name, step in [
-            ("ingest (read TSV, raw suite, write batch, dvc add)",
-             lambda: ingest([src], root, params, text_column="sentence", label_column="label", gate=False)),
+            (
+                "ingest (read TSV, raw suite, write batch, dvc add)",
+                lambda: ingest([src], root, params, text_column="sentence", label_column="label", gate=False),
+            ),
             ("preprocess (clean, dedupe, split, write Parquet)", lambda: preprocess(root, params)),
             ("validate (Great Expectations, cleaned suites + Data Docs)", lambda: validate(root, params)),
-            ("ingest 1% more rows with --gate (clean suites on all the data first)",
-             lambda: ingest([more], root, params, text_column="sentence", label_column="label", gate=True)),
+            (
+                "ingest 1% more rows with --gate (clean suites on all the data first)",
+                lambda: ingest([more], root, params, text_column="sentence", label_column="label", gate=True),
+            ),
         ]:
             start = time.perf_counter()
             step()
             seconds = time.perf_counter() - start
             results.append((name, seconds))
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, "
-          f"{args.rows:,} rows")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, "
+        f"{args.rows:,} rows"
+    )
     print("| step | seconds | rows/s |\n|---|---:|---:|")
     for name, seconds in results:
         print(f"| {name} | {seconds:.1f} | {args.rows / seconds:,.0f} |")

@@ -116,16 +116,25 @@ def main() -> None:
     ap.add_argument("--skip-clone", action="store_true")
     args = ap.parse_args()
     # a champion whatever the model scores: the figures are times
-    update = {"sample": {"rows": args.rows}, "train": {"epochs": args.epochs},
-              "promotion": {"floor": 0.0, "beat_baseline": False}}  # fmt: skip
+    update = {
+        "sample": {"rows": args.rows},
+        "train": {"epochs": args.epochs},
+        "promotion": {"floor": 0.0, "beat_baseline": False},
+    }
     rows = []
     with tempfile.TemporaryDirectory(prefix="textops-bench-") as tmp:
         base = Path(tmp)
         bare_root, flow_root = project(base, "bare", update), project(base, "flow", update)
 
-        fixed, _ = timed([sys.executable, "-c", EMPTY_FLOW], base,
-                         {**ENV, "PREFECT_HOME": str(base / "empty-home"),
-                          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"})
+        fixed, _ = timed(
+            [sys.executable, "-c", EMPTY_FLOW],
+            base,
+            {
+                **ENV,
+                "PREFECT_HOME": str(base / "empty-home"),
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            },
+        )
         bare, out_bare = timed([sys.executable, "-c", BARE], bare_root)
         flow, out_flow = timed([sys.executable, "-c", FLOW], flow_root)
         rows += [
@@ -142,9 +151,13 @@ def main() -> None:
 
         port = free_port()
         home = base / "server-home"
-        server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  env={**ENV, "PREFECT_HOME": str(home)}, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env={**ENV, "PREFECT_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             for _ in range(360):
                 try:
@@ -166,12 +179,15 @@ def main() -> None:
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
             t0 = time.perf_counter()
             timed([str(BIN / "textops"), "run"], clone)
-            rows.append(("README main command on a fresh clone: `textops run` (repo params.yaml)",
-                         time.perf_counter() - t0))
+            rows.append(
+                ("README main command on a fresh clone: `textops run` (repo params.yaml)", time.perf_counter() - t0)
+            )
         shutil.rmtree(base, ignore_errors=True)
 
-    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.platform()}, "
-          f"{os.cpu_count()} CPUs; rows={args.rows} epochs={args.epochs}\n")
+    print(
+        f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.platform()}, "
+        f"{os.cpu_count()} CPUs; rows={args.rows} epochs={args.epochs}\n"
+    )
     print("| measurement | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value:.3f} |" if name.startswith("ratio") else f"| {name} | {value:.1f} s |")

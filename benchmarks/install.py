@@ -42,8 +42,13 @@ def step(name: str, cmd: list[str], venv: Path, python: Path, before: set[str]) 
     wall = time.monotonic() - t0
     after = packages(python) if python.exists() else set()
     built = sorted(set(re.findall(r"Building wheel for (\S+)", proc.stdout + proc.stderr)) - {"textops"})
-    return {"step": name, "wall_s": round(wall, 1), "venv_mb": size_mb(venv), "packages_added": len(after - before),
-            "built_from_source": built}, after  # fmt: skip
+    return {
+        "step": name,
+        "wall_s": round(wall, 1),
+        "venv_mb": size_mb(venv),
+        "packages_added": len(after - before),
+        "built_from_source": built,
+    }, after
 
 
 def main() -> None:
@@ -67,11 +72,18 @@ def main() -> None:
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps({
-        "steps": steps, "total_s": round(sum(s["wall_s"] for s in steps), 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load": os.getloadavg()[0],
-        "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "steps": steps,
+                "total_s": round(sum(s["wall_s"] for s in steps), 1),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "load": os.getloadavg()[0],
+                "date": time.strftime("%Y-%m-%d"),
+                "python": platform.python_version(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,15 +32,36 @@ def build(root: Path, labels: int) -> str:
 
     make_project(root)
     # v1 learns next to nothing (one step at a vanishing learning rate): the challenger must beat it clearly
-    set_params(root, {"sample": {"rows": 4000}, "model": {"base": "tiny"},
-                      "train": {"epochs": 1, "max_train_samples": 32, "learning_rate": 1e-9, "warmup_ratio": 0.0,
-                                "save_steps": 1000},
-                      "promotion": {"floor": 0.0, "beat_baseline": False}})  # fmt: skip
+    set_params(
+        root,
+        {
+            "sample": {"rows": 4000},
+            "model": {"base": "tiny"},
+            "train": {
+                "epochs": 1,
+                "max_train_samples": 32,
+                "learning_rate": 1e-9,
+                "warmup_ratio": 0.0,
+                "save_steps": 1000,
+            },
+            "promotion": {"floor": 0.0, "beat_baseline": False},
+        },
+    )
     for step in ("sample", "preprocess", "validate", "train", "evaluate", "register"):
         textops(root, step, timeout=3600)
-    set_params(root, {"train": {"epochs": 3, "max_train_samples": 100000, "learning_rate": 2e-3, "warmup_ratio": 0.1,
-                                "save_steps": 50},
-                      "promotion": {"live_min_labels": labels}})  # fmt: skip
+    set_params(
+        root,
+        {
+            "train": {
+                "epochs": 3,
+                "max_train_samples": 100000,
+                "learning_rate": 2e-3,
+                "warmup_ratio": 0.1,
+                "save_steps": 50,
+            },
+            "promotion": {"live_min_labels": labels},
+        },
+    )
     for step in ("train", "evaluate"):
         textops(root, step, timeout=3600)
     out = textops(root, "register", timeout=3600).stdout
@@ -63,24 +84,41 @@ def main() -> None:
     truth = [names[int(i)] for i in test["label"]]
     assert len(test) == args.labels, f"the test split has {len(test)} rows: lower --labels"
     live = ("-S", f"promotion.live_min_labels={args.labels}")
-    with serving(root, "-S", "serve.poll_seconds=1", "-S", "serve.log_requests=true", "-S", "serve.shadow=true",
-                 "-S", "serve.log_texts=true", *live) as server:  # fmt: skip
+    with serving(
+        root,
+        "-S",
+        "serve.poll_seconds=1",
+        "-S",
+        "serve.log_requests=true",
+        "-S",
+        "serve.shadow=true",
+        "-S",
+        "serve.log_texts=true",
+        *live,
+    ) as server:
         wait_for(lambda: (server.version().get("shadow") or {}).get("model_version") == version, 300, "the shadow")
         items = []
         for start in range(0, len(test), 20):
             body = json.dumps({"inputs": test["text"].iloc[start : start + 20].tolist()}).encode()
             status, headers, _ = request(server.url, "POST", "/invocations", body, {"Content-Type": "application/json"})
             assert status == 200, status
-            items += [{"request_id": headers["x-request-id"], "index": i, "label": label}
-                      for i, label in enumerate(truth[start : start + 20])]  # fmt: skip
+            items += [
+                {"request_id": headers["x-request-id"], "index": i, "label": label}
+                for i, label in enumerate(truth[start : start + 20])
+            ]
         begin = time.monotonic()
-        status, _, body = request(server.url, "POST", "/feedback", json.dumps(items).encode(),
-                                  {"Content-Type": "application/json"})  # fmt: skip
+        status, _, body = request(
+            server.url, "POST", "/feedback", json.dumps(items).encode(), {"Content-Type": "application/json"}
+        )
         accepted = time.monotonic()
         assert status == 200, body
         logs = root / "logs" / "requests"
-        wait_for(lambda: ((shadow_figures(logs).get(f"1->{version}") or {}).get("labelled", 0) >= args.labels), 600,
-                 "the shadow's answers logged", interval=0.1)  # fmt: skip
+        wait_for(
+            lambda: (shadow_figures(logs).get(f"1->{version}") or {}).get("labelled", 0) >= args.labels,
+            600,
+            "the shadow's answers logged",
+            interval=0.1,
+        )
         shadowed = time.monotonic()
         checked_out = textops(root, "model", "promote-check", *live, timeout=3600).stdout
         checked = time.monotonic()
@@ -88,11 +126,16 @@ def main() -> None:
         wait_for(lambda: server.version()["model_version"] == version, 600, "the server following", interval=0.05)
         answering = time.monotonic()
     out = {
-        "labels": args.labels, "feedback_post_s": accepted - begin, "shadow_logged_s": shadowed - accepted,
-        "promote_check_s": checked - shadowed, "server_follows_s": answering - checked, "total_s": answering - begin,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load": os.getloadavg(),
+        "labels": args.labels,
+        "feedback_post_s": accepted - begin,
+        "shadow_logged_s": shadowed - accepted,
+        "promote_check_s": checked - shadowed,
+        "server_follows_s": answering - checked,
+        "total_s": answering - begin,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load": os.getloadavg(),
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-    }  # fmt: skip
+    }
     print("| step | seconds |\n|---|---|")
     for key in ("feedback_post_s", "shadow_logged_s", "promote_check_s", "server_follows_s", "total_s"):
         print(f"| {key[:-2].replace('_', ' ')} | {out[key]:.2f} |")

@@ -54,8 +54,11 @@ def task_spans(api: str, since: float) -> list[tuple[str, float, float]]:
     """Every task run that started after SINCE, in order: its task's name (the run's name without Prefect's
     suffix), start and end (epoch seconds)."""
     runs = prefect_api(api, "/task_runs/filter", {"sort": "EXPECTED_START_TIME_ASC", "limit": 200})
-    return [(r["name"].rsplit("-", 1)[0], at(r["start_time"]), at(r["end_time"])) for r in runs
-            if r.get("start_time") and r.get("end_time") and at(r["start_time"]) >= since]  # fmt: skip
+    return [
+        (r["name"].rsplit("-", 1)[0], at(r["start_time"]), at(r["end_time"]))
+        for r in runs
+        if r.get("start_time") and r.get("end_time") and at(r["start_time"]) >= since
+    ]
 
 
 def main() -> None:
@@ -71,10 +74,18 @@ def main() -> None:
         make_sample(args.rows, seed=101).to_csv(root / "landing" / "reviews.csv", index=False)
         landed = time.time()
         monitor = run_deployment(api, env, root, "monitor", timeout=600)
-        retrain = wait_for(lambda: [r for r in deployment_runs(api, "retrain")
-                                    if r["state_type"] in FINAL_STATES], 1800, "the retrain", interval=1)[0]
-        answered = wait_for(lambda: served.version()["model_version"] == "2" and time.time(), 120,
-                            "the server to answer with v2", interval=0.2)  # fmt: skip
+        retrain = wait_for(
+            lambda: [r for r in deployment_runs(api, "retrain") if r["state_type"] in FINAL_STATES],
+            1800,
+            "the retrain",
+            interval=1,
+        )[0]
+        answered = wait_for(
+            lambda: served.version()["model_version"] == "2" and time.time(),
+            120,
+            "the server to answer with v2",
+            interval=0.2,
+        )
         event = events_named(api, "textops.data.landed")[0]
         version = served.version()
         spans = task_spans(api, landed)
@@ -90,9 +101,20 @@ def main() -> None:
         "textops serve answers with v2": rel(answered),
     }
     tasks = [{"task": name, "from": rel(a), "to": rel(b), "seconds": round(b - a, 1)} for name, a, b in spans]
-    print(json.dumps({"rows": args.rows, "steps_s_from_landing": steps, "state": retrain["state_type"],
-                      "version": version["model_version"], "load_seconds": version["load_seconds"], "tasks": tasks,
-                      "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "steps_s_from_landing": steps,
+                "state": retrain["state_type"],
+                "version": version["model_version"],
+                "load_seconds": version["load_seconds"],
+                "tasks": tasks,
+                "machine": platform.machine(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

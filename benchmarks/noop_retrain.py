@@ -68,13 +68,16 @@ def measure(root: Path, repeats: int) -> dict:
         runs.append(round(seconds, 2))
     help_s = [round(timed([exe, "--help"], root)[0], 2) for _ in range(repeats)]
     return {
-        "benchmark": "noop-retrain", "textops_run_s": runs, "textops_run_median_s": statistics.median(runs),
+        "benchmark": "noop-retrain",
+        "textops_run_s": runs,
+        "textops_run_median_s": statistics.median(runs),
         "textops_help_median_s": statistics.median(help_s),
         "quick_check": check(root, "registry.noop", "quick_nothing_to_retrain"),
         "mlflow_check": check(root, "registry.registry", "nothing_to_retrain"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average": os.getloadavg()[0],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }  # fmt: skip
+    }
 
 
 if __name__ == "__main__":

@@ -51,8 +51,15 @@ def timed(argv: list[str], cwd: Path, env: dict) -> tuple[float, str]:
 
 def project(path: Path, rows: int, epochs: int) -> Path:
     root = make_project(path)
-    set_params(root, FAST, {"sample": {"rows": rows}, "train": {"epochs": epochs, "batch_size": 32, "save_steps": 1000},
-                            "promotion": {"floor": 0.0, "beat_baseline": False}})  # fmt: skip
+    set_params(
+        root,
+        FAST,
+        {
+            "sample": {"rows": rows},
+            "train": {"epochs": epochs, "batch_size": 32, "save_steps": 1000},
+            "promotion": {"floor": 0.0, "beat_baseline": False},
+        },
+    )
     return root
 
 
@@ -95,8 +102,9 @@ def registry_ops(uri: str, name: str, kind: str, clients: int, ops: int) -> tupl
     version = str(MlflowClient(uri, uri).get_model_version_by_alias(name, "champion").version)
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(clients), ctx.Queue()
-    procs = [ctx.Process(target=_client_loop, args=(uri, name, version, kind, ops, barrier, out))
-             for _ in range(clients)]
+    procs = [
+        ctx.Process(target=_client_loop, args=(uri, name, version, kind, ops, barrier, out)) for _ in range(clients)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=1800) for _ in procs]
@@ -112,16 +120,17 @@ def registry_ops(uri: str, name: str, kind: str, clients: int, ops: int) -> tupl
 
 def ddp(work: Path, rows: int, epochs: int) -> list[dict]:
     root = make_project(work / "ddp")
-    set_params(root, {"sample": {"rows": rows}, "train": {"epochs": epochs, "save_steps": 100000,
-                                                          "early_stopping_patience": 0}})
+    set_params(
+        root,
+        {"sample": {"rows": rows}, "train": {"epochs": epochs, "save_steps": 100000, "early_stopping_patience": 0}},
+    )
     env = env_for()
     for stage in ("sample", "preprocess", "validate"):
         timed([str(BIN / "textops"), stage], root, env)
     cases = [
         ("1 process, 1 thread", [sys.executable], env),
         ("1 process, 2 threads", [sys.executable], {**env, "OMP_NUM_THREADS": "2"}),
-        ("torchrun, 2 processes × 1 thread (gloo)", [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2"],
-         env),
+        ("torchrun, 2 processes × 1 thread (gloo)", [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2"], env),
     ]
     rows_out = []
     for label, launcher, case_env in cases:
@@ -130,9 +139,17 @@ def ddp(work: Path, rows: int, epochs: int) -> list[dict]:
         timed([str(BIN / "textops"), "evaluate"], root, env)
         train = json.loads((root / "metrics/train.json").read_text())
         test = json.loads((root / "metrics/eval.json").read_text())
-        rows_out.append({"case": label, "wall": wall, "train_s": train["train_runtime_s"],
-                         "sps": train["train_samples_per_second"], "steps": train["global_step"],
-                         "accuracy": test["accuracy"], "macro_f1": test["macro_f1"]})
+        rows_out.append(
+            {
+                "case": label,
+                "wall": wall,
+                "train_s": train["train_runtime_s"],
+                "sps": train["train_samples_per_second"],
+                "steps": train["global_step"],
+                "accuracy": test["accuracy"],
+                "macro_f1": test["macro_f1"],
+            }
+        )
     return rows_out
 
 
@@ -149,8 +166,10 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["pipeline", "registry", "ddp"])
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="textops-bench-prod-"))
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; work dir {work}\n")
+    print(
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; work dir {work}\n"
+    )
     try:
         if "pipeline" not in args.skip or "registry" not in args.skip:
             local = project(work / "sqlite", args.rows, args.epochs)
@@ -163,25 +182,36 @@ def main() -> None:
                     with prefect_server(pdb.url("postgresql+asyncpg"), work) as ps:
                         ps_start = time.perf_counter() - start
                         remote = project(work / "servers", args.rows, args.epochs)
-                        env = env_for(MLFLOW_TRACKING_URI=ml.url, PREFECT_API_URL=ps.url,
-                                      PREFECT_HOME=str(work / "client-prefect"))
+                        env = env_for(
+                            MLFLOW_TRACKING_URI=ml.url,
+                            PREFECT_API_URL=ps.url,
+                            PREFECT_HOME=str(work / "client-prefect"),
+                        )
                         server_times = pipeline_twice(remote, env)
                         print("| measure | SQLite + in-process Prefect | PostgreSQL-backed MLflow + Prefect servers |")
                         print("|---|---:|---:|")
                         print(f"| `textops run` (whole pipeline) | {local_times[0]:.1f} s | {server_times[0]:.1f} s |")
-                        print(f"| no-op `textops run` (nothing to retrain) | {local_times[1]:.1f} s | "
-                              f"{server_times[1]:.1f} s |")
-                        print(f"| server start-up (not in the rows above) | – | MLflow {ml_start:.1f} s, "
-                              f"Prefect {ps_start:.1f} s |\n")
+                        print(
+                            f"| no-op `textops run` (nothing to retrain) | {local_times[1]:.1f} s | "
+                            f"{server_times[1]:.1f} s |"
+                        )
+                        print(
+                            f"| server start-up (not in the rows above) | – | MLflow {ml_start:.1f} s, "
+                            f"Prefect {ps_start:.1f} s |\n"
+                        )
                         if "registry" not in args.skip:
                             registry_table(local, ml.url, args.ops)
         if "ddp" not in args.skip:
-            print("| training | wall (process) | Trainer train_runtime | samples/s | steps | test accuracy | "
-                  "test macro-F1 |")
+            print(
+                "| training | wall (process) | Trainer train_runtime | samples/s | steps | test accuracy | "
+                "test macro-F1 |"
+            )
             print("|---|---:|---:|---:|---:|---:|---:|")
             for r in ddp(work, args.ddp_rows, args.ddp_epochs):
-                print(f"| {r['case']} | {r['wall']:.1f} s | {r['train_s']:.1f} s | {r['sps']:.1f} | {r['steps']} | "
-                      f"{r['accuracy']:.4f} | {r['macro_f1']:.4f} |")
+                print(
+                    f"| {r['case']} | {r['wall']:.1f} s | {r['train_s']:.1f} s | {r['sps']:.1f} | {r['steps']} | "
+                    f"{r['accuracy']:.4f} | {r['macro_f1']:.4f} |"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -54,17 +54,40 @@ def two_nodes(temp: str) -> tuple[str, list]:
 
     port = free_port()
     common = ["--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
-    procs = [subprocess.Popen([ray, "start", "--head", "--port", str(port), "--num-cpus", "1", "--temp-dir", temp,
-                               "--include-dashboard=false", *common], start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                ray,
+                "start",
+                "--head",
+                "--port",
+                str(port),
+                "--num-cpus",
+                "1",
+                "--temp-dir",
+                temp,
+                "--include-dashboard=false",
+                *common,
+            ],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
 
     def listening() -> bool:
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) == 0
 
     wait_for(listening, 300, "the Ray head")
-    procs.append(subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "2", *common],
-                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    procs.append(
+        subprocess.Popen(
+            [ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "2", *common],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
     address = f"127.0.0.1:{port}"
 
     def two_alive() -> bool:
@@ -92,13 +115,31 @@ def main() -> None:
     pd.DataFrame({"text": texts(args.rows)}).to_csv(source, index=False)
     out = {"in_process_s": timed(root, str(source), "-o", str(root.parent / "local.csv"))}
     for actors in (1, 2):
-        out[f"ray_local_{actors}_actor_s"] = timed(root, str(source), "-o", str(root.parent / f"ray{actors}.csv"),
-                                                   "--engine", "ray", "-S", f"ray.actors={actors}")  # fmt: skip
+        out[f"ray_local_{actors}_actor_s"] = timed(
+            root,
+            str(source),
+            "-o",
+            str(root.parent / f"ray{actors}.csv"),
+            "--engine",
+            "ray",
+            "-S",
+            f"ray.actors={actors}",
+        )
     temp = tempfile.mkdtemp(prefix="rayb", dir="/tmp")
     address, procs = two_nodes(temp)
     try:
-        out["ray_two_nodes_2_actors_s"] = timed(root, str(source), "-o", str(root.parent / "ray_nodes.csv"),
-                                                "--engine", "ray", "--address", address, "-S", "ray.actors=2")
+        out["ray_two_nodes_2_actors_s"] = timed(
+            root,
+            str(source),
+            "-o",
+            str(root.parent / "ray_nodes.csv"),
+            "--engine",
+            "ray",
+            "--address",
+            address,
+            "-S",
+            "ray.actors=2",
+        )
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -107,8 +148,13 @@ def main() -> None:
     local = pd.read_csv(root.parent / "local.csv")["label"]
     for name in ("ray1", "ray2", "ray_nodes"):
         assert pd.read_csv(root.parent / f"{name}.csv")["label"].equals(local), f"{name}: labels differ"
-    out.update(rows=args.rows, base=args.base, machine=f"{platform.machine()}, {os.cpu_count()} cores",
-               load=os.getloadavg(), date=datetime.now(timezone.utc).isoformat(timespec="minutes"))
+    out.update(
+        rows=args.rows,
+        base=args.base,
+        machine=f"{platform.machine()}, {os.cpu_count()} cores",
+        load=os.getloadavg(),
+        date=datetime.now(timezone.utc).isoformat(timespec="minutes"),
+    )
     base = out["in_process_s"]
     print("| how | wall s | texts/s | vs in-process |\n|---|---|---|---|")
     for key in ("in_process_s", "ray_local_1_actor_s", "ray_local_2_actor_s", "ray_two_nodes_2_actors_s"):

@@ -49,22 +49,39 @@ def main() -> None:
             textops(root, step, timeout=3600)
     out: dict = {"train_1_thread_s": timed(root, "train")[0]}
     for concurrent in (1, 2):
-        seconds, text = timed(root, "tune", "-S", f"tune.trials={args.trials}", "-S",
-                              f"tune.max_concurrent={concurrent}", "-S", "tune.cpus_per_trial=1", "-S",
-                              f"tune.space={SPACE}")  # fmt: skip
+        seconds, text = timed(
+            root,
+            "tune",
+            "-S",
+            f"tune.trials={args.trials}",
+            "-S",
+            f"tune.max_concurrent={concurrent}",
+            "-S",
+            "tune.cpus_per_trial=1",
+            "-S",
+            f"tune.space={SPACE}",
+        )
         best = re.search(r"best val macro_f1 ([0-9.]+)", text)
         out[f"tune_{concurrent}_at_once_s"] = seconds
         out[f"tune_{concurrent}_at_once_best"] = float(best.group(1)) if best else None
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    out.update(trials=args.trials, rows=args.rows, base=args.base, machine=machine, load=os.getloadavg(),
-               date=datetime.now(timezone.utc).isoformat(timespec="minutes"))  # fmt: skip
+    out.update(
+        trials=args.trials,
+        rows=args.rows,
+        base=args.base,
+        machine=machine,
+        load=os.getloadavg(),
+        date=datetime.now(timezone.utc).isoformat(timespec="minutes"),
+    )
     one = out["tune_1_at_once_s"]
     print("| how | wall s | per trial s | best val macro-F1 | vs one at a time |\n|---|---|---|---|---|")
     print(f"| one `textops train` (1 thread) | {out['train_1_thread_s']:.1f} | | | |")
     for concurrent in (1, 2):
         s = out[f"tune_{concurrent}_at_once_s"]
-        print(f"| tune, {concurrent} at once | {s:.1f} | {s / args.trials:.1f} | "
-              f"{out[f'tune_{concurrent}_at_once_best']} | {one / s:.2f}x |")  # fmt: skip
+        print(
+            f"| tune, {concurrent} at once | {s:.1f} | {s / args.trials:.1f} | "
+            f"{out[f'tune_{concurrent}_at_once_best']} | {one / s:.2f}x |"
+        )
     print(json.dumps(out))
 
 

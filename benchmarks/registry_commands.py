@@ -43,9 +43,10 @@ def measure(root: Path, repeats: int, version: str) -> dict:
         runs = [round(timed(["-m", "textops", *cmd], root)[0], 2) for _ in range(repeats)]
         out[name] = {"s": runs, "median_s": statistics.median(runs), "imports_mlflow": imports_mlflow(cmd, root)}
     return out | {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average": os.getloadavg()[0],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }  # fmt: skip
+    }
 
 
 def main() -> int:

@@ -116,8 +116,15 @@ def steady_and_swaps(root: Path, params, server, texts: list[str], clients: int,
                 assert status == 200, body
             else:
                 wait_for(lambda t=target: server.version()["model_version"] == t, 300, "the swap", interval=0.05)
-            marks.append({"how": how, "target": target, "before": before, "moved": moved,
-                          "load_seconds": server.version()["load_seconds"]})  # fmt: skip
+            marks.append(
+                {
+                    "how": how,
+                    "target": target,
+                    "before": before,
+                    "moved": moved,
+                    "load_seconds": server.version()["load_seconds"],
+                }
+            )
             time.sleep(10)
     out = {"errors": result["errors"], "requests": len(result["responses"])}
     responses = result["responses"]
@@ -152,8 +159,15 @@ def measure(args, root: Path) -> dict:
     version = second_version(root, params)
     model = load_model(connect(root, params, experiment=False), f"models:/{params.mlflow.registered_model}/1")
     local = lambda batch: model.predict(pd.DataFrame({"text": batch}))  # noqa: E731
-    figures: dict = {"local_one": [], "rest_one": [], "local_batch": [], "rest_batch": [], "starts": [],
-                     "local_paused_one": [], "load_before": load_before}  # fmt: skip
+    figures: dict = {
+        "local_one": [],
+        "rest_one": [],
+        "local_batch": [],
+        "rest_batch": [],
+        "starts": [],
+        "local_paused_one": [],
+        "load_before": load_before,
+    }
     for _ in range(args.starts - 1):  # start times; the last start is the one measured below
         with serving(root, "-S", "serve.poll_seconds=3600", timeout=600) as server:
             figures["starts"].append(server.started)
@@ -192,11 +206,15 @@ def report(args, figures: dict) -> None:
         "swap": figures["swap"],
     }
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
-               f"{figures['load_before']} before the measurements, {load} after")  # fmt: skip
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
+        f"{figures['load_before']} before the measurements, {load} after"
+    )
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"\n`python benchmarks/serve_latency.py --base {args.base} --requests {args.requests} --batches "
-          f"{args.batches} --rounds {args.rounds} --clients {args.clients}` — {machine}, {date}\n")  # fmt: skip
+    print(
+        f"\n`python benchmarks/serve_latency.py --base {args.base} --requests {args.requests} --batches "
+        f"{args.batches} --rounds {args.rounds} --clients {args.clients}` — {machine}, {date}\n"
+    )
     print("| measure | `textops serve` (REST) | in-process `predict` | REST / in-process |")
     print("|---|---|---|---|")
     for label, key in (("1 text per request, p50", "p50_ms"), ("1 text per request, p99", "p99_ms")):
@@ -204,22 +222,29 @@ def report(args, figures: dict) -> None:
         print(f"| {label} | {rest:.1f} ms | {local:.1f} ms | {rest / local:.2f}x |")
     for q in ("p50", "p99"):
         rest, local = f[f"rest_{q}_ms"], f[f"local_paused_{q}_ms"]
-        print(f"| 1 text, {q}, in-process idle 1 ms before each call | {rest:.1f} ms | {local:.1f} ms | "
-              f"{rest / local:.2f}x |")
+        print(
+            f"| 1 text, {q}, in-process idle 1 ms before each call | {rest:.1f} ms | {local:.1f} ms | "
+            f"{rest / local:.2f}x |"
+        )
     rest, local = f["rest_texts_per_s"], f["local_texts_per_s"]
     print(f"| 32 texts per request, throughput | {rest:.0f} texts/s | {local:.0f} texts/s | {rest / local:.2f}x |")
     starts = ", ".join(f"{s:.1f}" for s in f["server_start_s"])
     print(f"| server start (process to /ping 200; {starts} s) | {np.median(f['server_start_s']):.1f} s | | |")
     swap = f["swap"]
-    print(f"\nSwap under load ({args.clients} clients, 1 text each; {swap['requests']} requests, "
-          f"{swap['errors']} errors)\n")  # fmt: skip
-    print("| picked up by | alias move → answers from the new version | load + warm-up | p99 steady "
-          "| p99 during swap |")  # fmt: skip
+    print(
+        f"\nSwap under load ({args.clients} clients, 1 text each; {swap['requests']} requests, "
+        f"{swap['errors']} errors)\n"
+    )
+    print(
+        "| picked up by | alias move → answers from the new version | load + warm-up | p99 steady | p99 during swap |"
+    )
     print("|---|---|---|---|---|")
     for how in ("poll", "reload"):
         s = swap[how]
-        print(f"| {how} | {s['alias_move_to_new_answers_s']:.2f} s | {s['load_and_warm_s']:.2f} s | "
-              f"{s['steady_p99_ms']:.1f} ms | {s['during_swap_p99_ms']:.1f} ms ({s['during_swap_requests']} req.) |")
+        print(
+            f"| {how} | {s['alias_move_to_new_answers_s']:.2f} s | {s['load_and_warm_s']:.2f} s | "
+            f"{s['steady_p99_ms']:.1f} ms | {s['during_swap_p99_ms']:.1f} ms ({s['during_swap_requests']} req.) |"
+        )
     print(json.dumps(f, indent=2))
 
 

@@ -57,14 +57,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="serve-runtime-"))
     report = export.export_onnx(args.hf_dir, work / "onnx")
     saved = work / "model"
-    mlflow.pyfunc.save_model(saved, python_model=pyfunc.__file__,
-                             artifacts={pyfunc.HF_ARTIFACT: str(args.hf_dir), pyfunc.ONNX_ARTIFACT: str(work / "onnx")},
-                             model_config=dict(pyfunc.DEFAULT_CONFIG))  # fmt: skip
+    mlflow.pyfunc.save_model(
+        saved,
+        python_model=pyfunc.__file__,
+        artifacts={pyfunc.HF_ARTIFACT: str(args.hf_dir), pyfunc.ONNX_ARTIFACT: str(work / "onnx")},
+        model_config=dict(pyfunc.DEFAULT_CONFIG),
+    )
     dev = read("dev.tsv")
     results, torch_pred = {}, None
-    for name, config in [("torch", {"runtime": "torch", "quantize": False}),
-                         ("onnx", {"runtime": "onnx", "quantize": False}),
-                         ("onnx-int8", {"runtime": "onnx", "quantize": True})]:  # fmt: skip
+    for name, config in [
+        ("torch", {"runtime": "torch", "quantize": False}),
+        ("onnx", {"runtime": "onnx", "quantize": False}),
+        ("onnx-int8", {"runtime": "onnx", "quantize": True}),
+    ]:
         start = time.perf_counter()
         model = mlflow.pyfunc.load_model(str(saved), model_config={**config, "threads": threads})
         load_s = time.perf_counter() - start
@@ -88,9 +93,19 @@ def main() -> None:
     base = results["torch"]["p50_ms"]
     for r in results.values():
         r["p50_vs_torch"] = round(r["p50_ms"] / base, 3)
-    print(json.dumps({"export": report, "runtimes": results, "threads": threads, "dev_rows": len(dev),
-                      "machine": platform.machine(), "cpus": os.cpu_count(),
-                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    print(
+        json.dumps(
+            {
+                "export": report,
+                "runtimes": results,
+                "threads": threads,
+                "dev_rows": len(dev),
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

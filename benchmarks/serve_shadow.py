@@ -39,10 +39,16 @@ def one_server(root: Path, shadow: bool, requests: int, gap_ms: float) -> dict:
             rest([f"a short review to score, number {i}"])
             latencies.append(time.perf_counter() - start)
         _, _, exposed = server.get("/metrics")
-    shadowed = sum(float(line.rsplit(" ", 1)[1]) for line in exposed.decode().splitlines()
-                   if line.startswith("textops_shadow_texts_total{"))  # fmt: skip
-    return {"p50_ms": 1000 * percentile(latencies, 50), "p99_ms": 1000 * percentile(latencies, 99),
-            "shadowed_texts": shadowed}  # fmt: skip
+    shadowed = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposed.decode().splitlines()
+        if line.startswith("textops_shadow_texts_total{")
+    )
+    return {
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "shadowed_texts": shadowed,
+    }
 
 
 def main() -> None:
@@ -64,15 +70,24 @@ def main() -> None:
     session = connect(root, params, experiment=False)
     session.client.set_registered_model_alias(session.model_name, "challenger", challenger)
     session.client.set_registered_model_alias(session.model_name, "champion", "1")
-    rounds = [{"off": one_server(root, False, args.requests, args.gap_ms),
-               "on": one_server(root, True, args.requests, args.gap_ms)} for _ in range(args.rounds)]  # fmt: skip
+    rounds = [
+        {
+            "off": one_server(root, False, args.requests, args.gap_ms),
+            "on": one_server(root, True, args.requests, args.gap_ms),
+        }
+        for _ in range(args.rounds)
+    ]
     summary = {
-        "base": args.base, "requests": args.requests, "gap_ms": args.gap_ms, "rounds": rounds,
+        "base": args.base,
+        "requests": args.requests,
+        "gap_ms": args.gap_ms,
+        "rounds": rounds,
         "p50_ratio_on_off": [r["on"]["p50_ms"] / r["off"]["p50_ms"] for r in rounds],
         "p99_ratio_on_off": [r["on"]["p99_ms"] / r["off"]["p99_ms"] for r in rounds],
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load": os.getloadavg(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load": os.getloadavg(),
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-    }  # fmt: skip
+    }
     print("| shadow | p50 ms (per round) | p99 ms (per round) |\n|---|---|---|")
     for key in ("off", "on"):
         p50 = ", ".join(f"{r[key]['p50_ms']:.2f}" for r in rounds)

@@ -29,8 +29,10 @@ def baseline_accuracy(splits: dict, dev) -> dict:
     probs, _ = fit_predict(train["text"].tolist(), train["label"].to_numpy(), texts, 2)
     pred = probs.argmax(axis=1)
     dev_labels = dev["label"].astype(int).to_numpy()  # labels.json orders 0, 1 as ids 0, 1
-    return {"baseline_test_accuracy": round(float(np.mean(pred[: len(test)] == test["label"].to_numpy())), 4),
-            "baseline_dev_accuracy": round(float(np.mean(pred[len(test):] == dev_labels)), 4)}  # fmt: skip
+    return {
+        "baseline_test_accuracy": round(float(np.mean(pred[: len(test)] == test["label"].to_numpy())), 4),
+        "baseline_dev_accuracy": round(float(np.mean(pred[len(test) :] == dev_labels)), 4),
+    }
 
 
 def main() -> int:
@@ -50,13 +52,22 @@ def main() -> int:
         start = time.perf_counter()
         splits, _, stats = clean_and_split(frame, params)
         seconds = time.perf_counter() - start
-        print(json.dumps({
-            "benchmark": "split-leak-sst2", "split_by": way, "rows_in": len(frame), "splits": stats["splits"],
-            "leak": stats["leak"], "clean_and_split_s": round(seconds, 2),
-            **baseline_accuracy(splits, dev),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        }))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "benchmark": "split-leak-sst2",
+                    "split_by": way,
+                    "rows_in": len(frame),
+                    "splits": stats["splits"],
+                    "leak": stats["leak"],
+                    "clean_and_split_s": round(seconds, 2),
+                    **baseline_accuracy(splits, dev),
+                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                    "load_average": os.getloadavg()[0],
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                }
+            )
+        )
     return 0
 
 

@@ -59,8 +59,11 @@ def tfidf(data: dict[str, pd.DataFrame]) -> dict:
     clf = LogisticRegression(C=4.0, max_iter=2000).fit(vec.fit_transform(data["train"]["text"]), data["train"]["label"])
     pred = clf.predict(vec.transform(data["test"]["text"]))
     y = data["test"]["label"]
-    return {"accuracy": accuracy_score(y, pred), "macro_f1": f1_score(y, pred, average="macro"),
-            "train_s": time.perf_counter() - start}
+    return {
+        "accuracy": accuracy_score(y, pred),
+        "macro_f1": f1_score(y, pred, average="macro"),
+        "train_s": time.perf_counter() - start,
+    }
 
 
 def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
@@ -79,8 +82,14 @@ def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
     (clean / "labels.json").write_text(json.dumps({"labels": LABELS}))
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["model"].update(base=model, max_length=args.max_length)
-    params["train"].update(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                           save_steps=args.save_steps, logging_steps=50, early_stopping_patience=3)
+    params["train"].update(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        save_steps=args.save_steps,
+        logging_steps=50,
+        early_stopping_patience=3,
+    )
     for item in args.set:
         key, _, value = item.partition("=")
         *sections, last = key.split(".")
@@ -97,11 +106,21 @@ def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
     t = train(root, p)
     train_s = time.perf_counter() - start - sum(point["dev_eval_s"] for point in curve)
     e = evaluate(root, p)
-    return {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "roc_auc": e["roc_auc"], "ece": e["ece"],
-            "val_accuracy": t["val_accuracy"], "train_s": train_s, "steps": t["global_step"],
-            "best_step": t["best_step"], "train_samples_per_second": t["train_samples_per_second"],
-            "eval_texts_per_second": e["texts_per_second"], "project": str(root),
-            "max_length_used": t.get("max_length"), **({"curve": curve} if args.curve else {})}
+    return {
+        "accuracy": e["accuracy"],
+        "macro_f1": e["macro_f1"],
+        "roc_auc": e["roc_auc"],
+        "ece": e["ece"],
+        "val_accuracy": t["val_accuracy"],
+        "train_s": train_s,
+        "steps": t["global_step"],
+        "best_step": t["best_step"],
+        "train_samples_per_second": t["train_samples_per_second"],
+        "eval_texts_per_second": e["texts_per_second"],
+        "project": str(root),
+        "max_length_used": t.get("max_length"),
+        **({"curve": curve} if args.curve else {}),
+    }
 
 
 def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
@@ -125,15 +144,21 @@ def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             begin = time.perf_counter()
             tr = self.trainer
-            encoded = stage.Encoded(tr.processing_class, rows["text"].tolist(), rows["label"].tolist(),
-                                    tr.processing_class.model_max_length)
+            encoded = stage.Encoded(
+                tr.processing_class, rows["text"].tolist(), rows["label"].tolist(), tr.processing_class.model_max_length
+            )
             pred = tr.predict(encoded).predictions.argmax(-1)
             spent = time.perf_counter() - begin
-            points.append({"step": state.global_step, "epoch": round(state.epoch or 0, 3),
-                           "train_s": round(begin - started[0] - sum(p["dev_eval_s"] for p in points), 1),
-                           "val_accuracy": (metrics or {}).get("eval_accuracy"),
-                           "dev_accuracy": float((pred == rows["label"].to_numpy()).mean()),
-                           "dev_eval_s": round(spent, 1)})
+            points.append(
+                {
+                    "step": state.global_step,
+                    "epoch": round(state.epoch or 0, 3),
+                    "train_s": round(begin - started[0] - sum(p["dev_eval_s"] for p in points), 1),
+                    "val_accuracy": (metrics or {}).get("eval_accuracy"),
+                    "dev_accuracy": float((pred == rows["label"].to_numpy()).mean()),
+                    "dev_eval_s": round(spent, 1),
+                }
+            )
             print(json.dumps({"curve_point": points[-1]}), flush=True)
 
     def patched(*a, **k):
@@ -161,9 +186,15 @@ def main() -> None:
     result = tfidf(data) if args.model == "tfidf" else stages(args.model, data, args)
     import torch
 
-    result.update(model=args.model, train_rows=len(data["train"]), test_rows=len(data["test"]),
-                  args={k: v for k, v in vars(args).items() if k != "model"}, machine=platform.machine(),
-                  threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    result.update(
+        model=args.model,
+        train_rows=len(data["train"]),
+        test_rows=len(data["test"]),
+        args={k: v for k, v in vars(args).items() if k != "model"},
+        machine=platform.machine(),
+        threads=torch.get_num_threads(),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )
     print(json.dumps(result))
 
 

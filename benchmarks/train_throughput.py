@@ -32,9 +32,18 @@ def with_trainer(model, dataset, collator, args) -> float:
     from transformers import Trainer, TrainingArguments
 
     targs = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
-        learning_rate=5e-5, lr_scheduler_type="linear", save_strategy="no", eval_strategy="no",
-        logging_strategy="no", report_to="none", seed=0, dataloader_num_workers=0, disable_tqdm=True,
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=1,
+        learning_rate=5e-5,
+        lr_scheduler_type="linear",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
         dataloader_pin_memory=False,
     )
     trainer = Trainer(model=model, args=targs, train_dataset=dataset, data_collator=collator)
@@ -48,8 +57,13 @@ def bare_loop(model, dataset, collator, args) -> float:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(0),
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.0)
     sched = get_linear_schedule_with_warmup(opt, 0, len(loader))
     model.train()
@@ -92,12 +106,23 @@ def main() -> None:
             _, model = build(args.model, texts, args.max_length)
             rates[name].append(fn(model, dataset, collator, args))
     best = {k: max(v) for k, v in rates.items()}
-    print(json.dumps({
-        "model": args.model, "samples": args.samples, "batch_size": args.batch_size, "max_length": args.max_length,
-        "trainer_samples_per_s": best["trainer"], "bare_samples_per_s": best["bare"],
-        "ratio": best["trainer"] / best["bare"], "all": rates, "threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "pandas": pd.__version__,
-    }))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "samples": args.samples,
+                "batch_size": args.batch_size,
+                "max_length": args.max_length,
+                "trainer_samples_per_s": best["trainer"],
+                "bare_samples_per_s": best["bare"],
+                "ratio": best["trainer"] / best["bare"],
+                "all": rates,
+                "threads": torch.get_num_threads(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "pandas": pd.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

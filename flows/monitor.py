@@ -90,7 +90,7 @@ def monitor_task(root: Path, params: Params, files: list[str] | None, requests: 
 @task(name="promote-check", cache_policy=NO_CACHE)
 def promote_check_task(root: Path, params: Params) -> dict:
     """promotion.live_min_labels: promote the challenger waiting for live evidence once it has enough of it."""
-    from textops.lifecycle.register import live_check
+    from textops.lifecycle.live_promotion import live_check
 
     result = live_check(root, params)
     get_run_logger().info("promote-check: %s", result["message"])

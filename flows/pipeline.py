@@ -122,8 +122,12 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
             result = {**result, "promote": True, "forced": True, "reason": why}
         forced = " (forced)" if result.get("forced") else ""
         done["note"] = f"v{result['version']} {'promoted' if result['promote'] else 'not promoted'}{forced}"
-    logger.info("register: v%s %s (%s)", result["version"], "promoted" if result["promote"] else "not promoted",
-                result["reason"])  # fmt: skip
+    logger.info(
+        "register: v%s %s (%s)",
+        result["version"],
+        "promoted" if result["promote"] else "not promoted",
+        result["reason"],
+    )
     return result
 
 

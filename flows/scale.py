@@ -74,8 +74,10 @@ def batch_score(
     source = in_project(root, input, "input")
     target = in_project(root, output, "output") if output else None
     if target is not None and target.exists() and (target.is_file() or any(target.iterdir())):
-        raise DataError(f"batch-score: the output {output!r} exists already; name a new path (or leave it out: "
-                        "scored/<input>-<time>), so that nothing there is replaced.")  # fmt: skip
+        raise DataError(
+            f"batch-score: the output {output!r} exists already; name a new path (or leave it out: "
+            "scored/<input>-<time>), so that nothing there is replaced."
+        )
     if not source.exists() or (source.is_dir() and not any(p.is_file() for p in source.iterdir())):
         get_run_logger().info("nothing to score in %s", source)
         return {"rows": 0, "output": None}
@@ -85,12 +87,14 @@ def batch_score(
 @task(name="tune", cache_policy=NO_CACHE)
 def tune_task(root: Path, params, apply: bool, params_path: Path) -> dict:
     """`textops tune` on the worker's checkout; with APPLY, the best params into its params.yaml."""
-    from textops.scale.tune import apply_best, describe, tune
+    from textops.scale.tune import describe, tune
+    from textops.scale.tune_results import apply_best
 
     logger = get_run_logger()
     result = tune(root, params, echo=logger.info)
-    logger.info("best val %s %.4f: %s", result["metric"], result["best"][result["metric"]],
-                describe(result["best"]["config"]))  # fmt: skip
+    logger.info(
+        "best val %s %.4f: %s", result["metric"], result["best"][result["metric"]], describe(result["best"]["config"])
+    )
     if apply:
         diff = apply_best(params_path, result["best"]["config"], result["current"])
         logger.info(diff or "params.yaml already holds the best values")
@@ -98,8 +102,9 @@ def tune_task(root: Path, params, apply: bool, params_path: Path) -> dict:
 
 
 @flow(name="tune", log_prints=True)
-def tune_flow(apply: bool = False, project_dir: str = ".", params_file: str = "params.yaml",
-              overrides: list[str] | None = None):  # fmt: skip
+def tune_flow(
+    apply: bool = False, project_dir: str = ".", params_file: str = "params.yaml", overrides: list[str] | None = None
+):
     """Search train params (tune.space) on the current cleaned data on Ray (ray.address, else a local Ray); each
     trial a child MLflow run; with APPLY the best go into params.yaml for the next retrain."""
     root, params = project(project_dir, params_file, overrides)

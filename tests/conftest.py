@@ -18,9 +18,12 @@ from pathlib import Path
 _HOME = Path(tempfile.mkdtemp(prefix="textops-tests-home-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ.update(
-    HOME=str(_HOME), MPLCONFIGDIR=str(_HOME / ".matplotlib"),
-    XDG_CONFIG_HOME=str(_HOME / ".config"), XDG_CACHE_HOME=str(_HOME / ".cache"), XDG_DATA_HOME=str(_HOME / ".local"),
-)  # fmt: skip
+    HOME=str(_HOME),
+    MPLCONFIGDIR=str(_HOME / ".matplotlib"),
+    XDG_CONFIG_HOME=str(_HOME / ".config"),
+    XDG_CACHE_HOME=str(_HOME / ".cache"),
+    XDG_DATA_HOME=str(_HOME / ".local"),
+)
 for _name in ("GIT_CONFIG_GLOBAL", "PREFECT_HOME"):  # textops keeps Prefect's home in the project; flows
     os.environ.pop(_name, None)  # run in-process by a test use the throwaway HOME's
 

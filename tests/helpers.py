@@ -97,8 +97,18 @@ def easy_reviews(rows: int = 480, seed: int = 0) -> pd.DataFrame:
         label = "positive" if i % 2 else "negative"
         words = good if label == "positive" else bad
         text = " ".join(
-            [rng.choice(fillers), rng.choice(things), "was", rng.choice(words), "and", rng.choice(fillers),
-             rng.choice(things), "felt", rng.choice(words), f"#{i}"]
+            [
+                rng.choice(fillers),
+                rng.choice(things),
+                "was",
+                rng.choice(words),
+                "and",
+                rng.choice(fillers),
+                rng.choice(things),
+                "felt",
+                rng.choice(words),
+                f"#{i}",
+            ]
         )
         out.append({"text": text, "label": label})
     return pd.DataFrame(out)
@@ -121,8 +131,13 @@ def train_and_register(root: Path, *overrides: dict) -> str:
     textops(root, "train")
     textops(root, "evaluate")
     out = textops(root, "register").stdout
-    set_params(root, FAST, TINY, {"train": {"epochs": 4, "learning_rate": 0.002, "max_train_samples": None,
-                                      "warmup_ratio": 0.1}}, commit=False)
+    set_params(
+        root,
+        FAST,
+        TINY,
+        {"train": {"epochs": 4, "learning_rate": 0.002, "max_train_samples": None, "warmup_ratio": 0.1}},
+        commit=False,
+    )
     return out
 
 
@@ -223,9 +238,7 @@ def registry_state(root: Path) -> dict:
     versions = client.search_model_versions(f"name='{name}'")
     model = client.get_registered_model(name) if versions else None
     return {
-        "versions": sorted(
-            (str(v.version), v.run_id, v.tags.get("textops.decision")) for v in versions
-        ),
+        "versions": sorted((str(v.version), v.run_id, v.tags.get("textops.decision")) for v in versions),
         "aliases": {k: str(v) for k, v in sorted(model.aliases.items())} if model else {},
         "history": json.loads(model.tags.get("textops.champion_history", "[]")) if model else [],
     }
@@ -369,8 +382,16 @@ class StandInSource:
             self.gate.wait(30)
         if version in self.broken:
             raise OSError(f"No such file or directory: 'artifacts/{version}/model.safetensors'")
-        return Loaded(StandInModel(version), "stand-in", version, self.alias, time.time(), 0.0,
-                      {"raw_md5": f"md5-{version}", "rev": f"rev-{version}"}, f"run-{version}")  # fmt: skip
+        return Loaded(
+            StandInModel(version),
+            "stand-in",
+            version,
+            self.alias,
+            time.time(),
+            0.0,
+            {"raw_md5": f"md5-{version}", "rev": f"rev-{version}"},
+            f"run-{version}",
+        )
 
 
 def registry_problems(client, name: str) -> list[str]:

@@ -69,8 +69,13 @@ def test_every_deployment_names_a_flow_that_takes_its_parameters(tmp_path):
         "                      'given': sorted(d.get('parameters') or {})}\n"
         "print(json.dumps(out))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", check, str(REPO / "prefect.yaml")], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "PREFECT_HOME": str(tmp_path)})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", check, str(REPO / "prefect.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"retrain", "rollback", "monitor", "batch-score", "tune"} <= set(found)
@@ -99,6 +104,10 @@ def test_the_crash_automation_is_a_valid_prefect_automation(tmp_path):
         "assert a.trigger.posture == 'Proactive' and a.trigger.within.total_seconds() == 90, a.trigger\n"
         "assert a.actions[0].type == 'change-flow-run-state' and a.actions[0].state.value == 'CRASHED'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", check, str(REPO / "deploy/prefect/crash-zombie-flow-runs.yaml")],
-                          env={**os.environ, "PREFECT_HOME": str(tmp_path)}, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", check, str(REPO / "deploy/prefect/crash-zombie-flow-runs.yaml")],
+        env={**os.environ, "PREFECT_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -21,8 +21,16 @@ def test_train_then_evaluate_logs_into_the_same_run(small):
     out = textops(small, "evaluate")
     assert "test accuracy" in out.stdout
     metrics = json.loads((small / "metrics/eval.json").read_text())
-    for key in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece", "per_class", "confusion_matrix",
-                "texts_per_second"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "roc_auc",
+        "log_loss",
+        "ece",
+        "per_class",
+        "confusion_matrix",
+        "texts_per_second",
+    ):
         assert metrics[key] is not None, key
     assert metrics["accuracy"] > 0.7
 

@@ -55,8 +55,9 @@ def test_run_on_fresh_project_trains_registers_then_skips_without_torch(flow_pro
     logs = list((flow_project / ".textops" / "logs").glob("run-*.log"))
     assert len(logs) == 1 and "mlflow" in logs[0].read_text(), logs
     # Every stage's outputs are recorded in dvc.lock: DVC agrees there is nothing to reproduce.
-    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=flow_project, capture_output=True,
-                            text=True, check=True).stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"], cwd=flow_project, capture_output=True, text=True, check=True
+    ).stdout
     assert "up to date" in status, status
 
     # Same data and params: the flow ends early, Completed, and never imports torch.
@@ -127,9 +128,12 @@ def test_run_and_rollback_honour_the_params_file_and_overrides(flow_project):
     strict = yaml.safe_load((root / "params.yaml").read_text())
     strict["validate"]["min_rows_per_class"] = 5000
     (root / "strict.yaml").write_text(yaml.safe_dump(strict))
-    for args in (["run", "--params", "strict.yaml"], ["run", "-S", "validate.min_rows_per_class=5000"],
-                 ["rollback", "--data", "HEAD", "--params", "strict.yaml"],
-                 ["rollback", "--data", "HEAD", "-S", "validate.min_rows_per_class=5000"]):
+    for args in (
+        ["run", "--params", "strict.yaml"],
+        ["run", "-S", "validate.min_rows_per_class=5000"],
+        ["rollback", "--data", "HEAD", "--params", "strict.yaml"],
+        ["rollback", "--data", "HEAD", "-S", "validate.min_rows_per_class=5000"],
+    ):
         proc = textops(root, *args, check=False)
         assert proc.returncode != 0, args
         assert "data validation failed" in proc.stdout + proc.stderr and "min_value=5000" in proc.stdout + proc.stderr

@@ -17,9 +17,19 @@ def test_a_first_run_writes_only_the_textops_cache_outside_the_project(tmp_path,
     home.mkdir()
     root = make_project(tmp_path / "proj")
     set_params(root, FAST, FLOW)
-    for name in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "MLFLOW_TRACKING_URI",
-                 "PREFECT_API_URL", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
-                 "DVC_NO_ANALYTICS", "HF_HUB_DISABLE_TELEMETRY"):  # fmt: skip
+    for name in (
+        "MPLCONFIGDIR",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+        "MLFLOW_TRACKING_URI",
+        "PREFECT_API_URL",
+        "ORT_DISABLE_TELEMETRY",
+        "MLFLOW_DISABLE_TELEMETRY",
+        "DO_NOT_TRACK",
+        "DVC_NO_ANALYTICS",
+        "HF_HUB_DISABLE_TELEMETRY",
+    ):
         monkeypatch.delenv(name, raising=False)  # textops must set what it needs itself
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))  # git's own file, not textops'
@@ -31,8 +41,17 @@ def test_a_first_run_writes_only_the_textops_cache_outside_the_project(tmp_path,
         import ray  # noqa: F401
 
         (tmp_path / "in.csv").write_text("text\na fine film\na dull film\n")
-        out = textops(root, "predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), "--engine", "ray",
-                      "-S", "ray.actors=1")  # fmt: skip
+        out = textops(
+            root,
+            "predict",
+            str(tmp_path / "in.csv"),
+            "-o",
+            str(tmp_path / "out.csv"),
+            "--engine",
+            "ray",
+            "-S",
+            "ray.actors=1",
+        )
         assert "2 rows scored" in out.stdout, out.stdout
     except ImportError:
         pass
@@ -57,8 +76,9 @@ def test_prefect_run_by_hand_in_the_project_reads_its_offline_settings(tmp_path,
     prefect = str(Path(sys.executable).with_name("prefect"))
 
     def analytics(cwd: Path) -> str:
-        out = subprocess.run([prefect, "config", "view", "--show-defaults"], cwd=cwd, capture_output=True,
-                             text=True, timeout=300).stdout  # fmt: skip
+        out = subprocess.run(
+            [prefect, "config", "view", "--show-defaults"], cwd=cwd, capture_output=True, text=True, timeout=300
+        ).stdout
         return next(line for line in out.splitlines() if "PREFECT_SERVER_ANALYTICS_ENABLED" in line)
 
     assert "False" in analytics(REPO), analytics(REPO)

@@ -29,8 +29,17 @@ def version_tags(root: Path, version: str) -> dict[str, str]:
 def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
     root = make_project(tmp_path / "clone")  # what a clone is: params, dvc.yaml, sources, git and DVC set up
     set_params(root, FAST, FLOW)
-    textops(root, "sample", "--no-ingest", "--output", str(tmp_path / "more.csv"), "-S", "sample.seed=99",
-            "-S", "sample.rows=300")
+    textops(
+        root,
+        "sample",
+        "--no-ingest",
+        "--output",
+        str(tmp_path / "more.csv"),
+        "-S",
+        "sample.seed=99",
+        "-S",
+        "sample.rows=300",
+    )
 
     # v1: the first run ingests the built-in sample and commits nothing, yet its data is a data version.
     summary = json.loads(textops(root, "run", "--json").stdout)  # stdout is the JSON alone (stage lines on stderr)
@@ -53,11 +62,13 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
 
     # A bad batch is refused and changes nothing.
     before = {**digest(root / "data", root / "data.dvc", root / ".dvc" / "cache"), "head": v2_rev}
-    (tmp_path / "bad.csv").write_text("text,label\n=HYPERLINK(\"http://x\"),positive\nfine film,positive\n")
+    (tmp_path / "bad.csv").write_text('text,label\n=HYPERLINK("http://x"),positive\nfine film,positive\n')
     refused = textops(root, "ingest", str(tmp_path / "bad.csv"), check=False)
     assert refused.returncode != 0 and "bad.csv" in refused.stderr
-    assert {**digest(root / "data", root / "data.dvc", root / ".dvc" / "cache"),
-            "head": git(root, "rev-parse", "HEAD").strip()} == before
+    assert {
+        **digest(root / "data", root / "data.dvc", root / ".dvc" / "cache"),
+        "head": git(root, "rev-parse", "HEAD").strip(),
+    } == before
 
     # A params-only commit does not move the data's lineage; an override is honoured and recorded.
     set_params(root, {"serve": {"port": 5099}})
@@ -66,8 +77,10 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
     assert v3["textops.data.rev"] == v2_rev  # the commit that holds the data, not the params-only one on top
     assert v3["textops.params.overrides"] == "train.learning_rate=0.003"
     client, _ = mlflow_client(root)
-    assert client.get_run(client.get_model_version("textops-classifier", "3").run_id).data.params[
-        "train.learning_rate"] == "0.003"
+    assert (
+        client.get_run(client.get_model_version("textops-classifier", "3").run_id).data.params["train.learning_rate"]
+        == "0.003"
+    )
 
     textops(root, "model", "promote", "3", "--reason", "reviewed by hand")
     assert registry(root)["champion"] == "3"
@@ -86,7 +99,9 @@ def test_run_ingest_override_rollback_and_restore_any_model_data(tmp_path):
         tags = version_tags(root, version)
         assert json.loads(tags["textops.data.pointer"])["md5"] == yaml_md5(root / "data.dvc")
         assert dvc(root, "status", "data.dvc", "dvc.yaml:preprocess").stdout.strip() in (
-            "Data and pipelines are up to date.", ""), version
+            "Data and pipelines are up to date.",
+            "",
+        ), version
 
     # Rolling back to v1's data retrains v1, metric for metric (same data, params and seed on the CPU).
     out = textops(root, "rollback", "--model", "1", "--force", "--reason", "back to the first data").stdout

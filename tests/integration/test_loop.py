@@ -68,6 +68,7 @@ def test_files_land_monitor_announces_retrain_promotes_and_the_server_swaps(tmp_
         run_monitor(api, env, root)
         make_sample(1500, seed=102).to_csv(landing / "reviews-b.csv", index=False)
         run_monitor(api, env, root)
+
         # Prefect stores events as its server ingests them, a moment after the flow run ends (longer on a busy
         # machine): wait for both announcements rather than expect them at once.
         def announced() -> list[str]:
@@ -83,8 +84,12 @@ def test_files_land_monitor_announces_retrain_promotes_and_the_server_swaps(tmp_
         assert registry(root)["champion"] == "2"
 
         # The running server follows the promotion: the same process answers with v2.
-        swapped = wait_for(lambda: (v := served.version())["model_version"] == "2" and v, 60,
-                           "the server to answer with v2", interval=0.5)  # fmt: skip
+        swapped = wait_for(
+            lambda: (v := served.version())["model_version"] == "2" and v,
+            60,
+            "the server to answer with v2",
+            interval=0.5,
+        )
         assert served.proc.poll() is None and swapped["loaded_at"] != first["loaded_at"]
         assert served.get("/ping")[0] == 200
         assert len(deployment_runs(api, "retrain")) == 1, "the burst's second event started another retrain"
@@ -93,7 +98,8 @@ def test_files_land_monitor_announces_retrain_promotes_and_the_server_swaps(tmp_
         occurred = min(datetime.fromisoformat(e["occurred"]) for e in events)
         time.sleep(max(0.0, COOL_DOWN_S + 2 - (datetime.now(timezone.utc) - occurred).total_seconds()))
         pd.DataFrame({"text": [f"an unlabelled review number {i}" for i in range(200)]}).to_csv(
-            landing / "unlabelled.csv", index=False)
+            landing / "unlabelled.csv", index=False
+        )
         run_monitor(api, env, root)
         failed = wait_for(lambda: retrains(api)[1:], 600, "the second triggered retrain", interval=2)
         assert failed[0]["state_type"] == "FAILED", failed

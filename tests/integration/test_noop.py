@@ -19,8 +19,13 @@ HEAVY = ("mlflow", "prefect", "torch", "dvc", "transformers", "pandas", "sklearn
 
 def test_the_no_op_run_imports_nothing_heavy_and_answers_like_mlflow(champion_template: Path, monkeypatch):
     monkeypatch.chdir(champion_template)
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textops", "run"], cwd=champion_template,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "textops", "run"],
+        cwd=champion_template,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "nothing to retrain: champion v1" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), imported & set(HEAVY)

@@ -52,9 +52,7 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
 
     # A new class (2: questions) goes in with --allow-new-labels alone: the champion cannot be right about a label it
     # has never seen, so those rows are left out of its check (and counted), and the ordinary rows beside them judged.
-    questions = pd.DataFrame(
-        {"text": [f"how do i return the item from order {i}?" for i in range(150)], "label": 2}
-    )
+    questions = pd.DataFrame({"text": [f"how do i return the item from order {i}?" for i in range(150)], "label": 2})
     mixed = pd.concat(
         [questions, easy_reviews(200, seed=5).assign(label=lambda f: (f.label == "positive").astype(int))]
     )

@@ -51,7 +51,10 @@ def prefect_server(tmp_path):
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}/api"
 
@@ -72,15 +75,20 @@ def prefect_server(tmp_path):
 
 
 def prefect(env: dict, cwd: Path, *args: str) -> str:
-    proc = subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, f"prefect {' '.join(args)}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
     return proc.stdout
 
 
 def api(url: str, path: str, body: dict | None = None):
-    req = urllib.request.Request(f"{url}{path}", data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        f"{url}{path}",
+        data=json.dumps(body or {}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -112,7 +120,10 @@ def test_retrain_deployment_on_a_worker_manual_then_scheduled(project, prefect_s
     worker_log = open(root.parent / "worker.log", "w")
     worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", "gpu"],
-        cwd=root.parent, env={**env, "TEXTOPS_ROOT": str(root)}, stdout=worker_log, stderr=subprocess.STDOUT,
+        cwd=root.parent,
+        env={**env, "TEXTOPS_ROOT": str(root)},
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -135,8 +146,18 @@ def test_retrain_deployment_on_a_worker_manual_then_scheduled(project, prefect_s
         at = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
         if (at - now).total_seconds() < 20:  # leave the scheduler (5 s loop) time to create the run
             at += timedelta(minutes=1)
-        prefect(env, root, "deployment", "schedule", "create", "retrain/retrain",
-                "--cron", f"{at.minute} {at.hour} * * *", "--timezone", "UTC")
+        prefect(
+            env,
+            root,
+            "deployment",
+            "schedule",
+            "create",
+            "retrain/retrain",
+            "--cron",
+            f"{at.minute} {at.hour} * * *",
+            "--timezone",
+            "UTC",
+        )
         runs = wait_for(lambda: finished(2), 240, "the scheduled retrain run", interval=3)
         scheduled = [r for r in runs if r["id"] != first["id"]][0]
         assert scheduled["state_type"] == "COMPLETED", (root.parent / "worker.log").read_text()[-5000:]

@@ -27,15 +27,22 @@ def test_the_pyfunc_serves_the_runtime_it_is_loaded_with(hf_dir, tmp_path, caplo
     export.export_onnx(hf_dir, tmp_path / "onnx", TEXTS)
     with_graph, without = tmp_path / "with", tmp_path / "without"
     artifacts = {pyfunc.HF_ARTIFACT: str(hf_dir)}
-    mlflow.pyfunc.save_model(with_graph, python_model=pyfunc.__file__, model_config=dict(pyfunc.DEFAULT_CONFIG),
-                             artifacts={**artifacts, pyfunc.ONNX_ARTIFACT: str(tmp_path / "onnx")})  # fmt: skip
-    mlflow.pyfunc.save_model(without, python_model=pyfunc.__file__, model_config=dict(pyfunc.DEFAULT_CONFIG),
-                             artifacts=artifacts)  # fmt: skip
+    mlflow.pyfunc.save_model(
+        with_graph,
+        python_model=pyfunc.__file__,
+        model_config=dict(pyfunc.DEFAULT_CONFIG),
+        artifacts={**artifacts, pyfunc.ONNX_ARTIFACT: str(tmp_path / "onnx")},
+    )
+    mlflow.pyfunc.save_model(
+        without, python_model=pyfunc.__file__, model_config=dict(pyfunc.DEFAULT_CONFIG), artifacts=artifacts
+    )
     frame = pd.DataFrame({"text": TEXTS})
     answers = {}
-    for name, path, config in [("torch", with_graph, {"runtime": "torch"}),
-                               ("onnx", with_graph, {"runtime": "onnx"}),
-                               ("onnx-int8", with_graph, {"runtime": "onnx", "quantize": True})]:  # fmt: skip
+    for name, path, config in [
+        ("torch", with_graph, {"runtime": "torch"}),
+        ("onnx", with_graph, {"runtime": "onnx"}),
+        ("onnx-int8", with_graph, {"runtime": "onnx", "quantize": True}),
+    ]:
         model = mlflow.pyfunc.load_model(str(path), model_config=config)
         assert model.unwrap_python_model().runtime == name
         answers[name] = model.predict(frame)

@@ -52,20 +52,44 @@ def ray_cluster(head_cpus: int, node_cpus: int):
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
-    procs = [subprocess.Popen([ray, "start", "--head", "--port", str(port), "--num-cpus", str(head_cpus),
-                               "--temp-dir", temp, "--include-dashboard=false", *common], env=env,
-                              start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                ray,
+                "start",
+                "--head",
+                "--port",
+                str(port),
+                "--num-cpus",
+                str(head_cpus),
+                "--temp-dir",
+                temp,
+                "--include-dashboard=false",
+                *common,
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     address = f"127.0.0.1:{port}"
     try:
+
         def listening() -> bool:
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
         wait_for(listening, 300, "the Ray head")
-        procs.append(subprocess.Popen([ray, "start", "--address", address, "--num-cpus", str(node_cpus), *common],
-                                      env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [ray, "start", "--address", address, "--num-cpus", str(node_cpus), *common],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         wait_for(lambda: alive_nodes(address) == 2, 300, "two Ray nodes", interval=3)
         yield address, procs
     finally:
@@ -98,8 +122,21 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     frame.to_csv(source, index=False)
 
     textops(root, "predict", str(source), "-o", str(tmp_path / "local.csv"))
-    out = textops(root, "predict", str(source), "-o", str(tmp_path / "ray.csv"), "--engine", "ray", "--address",
-                  cluster, "-S", "ray.actors=2", "-S", "ray.batch_size=100").stdout  # fmt: skip
+    out = textops(
+        root,
+        "predict",
+        str(source),
+        "-o",
+        str(tmp_path / "ray.csv"),
+        "--engine",
+        "ray",
+        "--address",
+        cluster,
+        "-S",
+        "ray.actors=2",
+        "-S",
+        "ray.batch_size=100",
+    ).stdout
     assert "4000 rows scored" in out and "2 node(s)" in out, out  # both nodes' actors did work
     local = pd.read_csv(tmp_path / "local.csv", dtype={"id": str}, keep_default_na=False)
     remote = pd.read_csv(tmp_path / "ray.csv", dtype={"id": str}, keep_default_na=False)
@@ -115,8 +152,19 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     folder.mkdir()
     frame.iloc[:1200].to_csv(folder / "a.csv", index=False)
     frame.iloc[1200:].to_json(folder / "b.jsonl", orient="records", lines=True)
-    textops(root, "predict", str(folder), "-o", str(tmp_path / "scored"), "--engine", "ray", "--address", cluster,
-            "-S", "ray.actors=2")  # fmt: skip
+    textops(
+        root,
+        "predict",
+        str(folder),
+        "-o",
+        str(tmp_path / "scored"),
+        "--engine",
+        "ray",
+        "--address",
+        cluster,
+        "-S",
+        "ray.actors=2",
+    )
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["id"]) == sorted(frame["id"]) and set(scored["label"]) <= set(local["label"])
 
@@ -140,8 +188,20 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
 def test_a_cluster_too_small_for_the_actors_is_a_message_not_a_hang(champion_template, cluster, tmp_path):
     source = tmp_path / "in.csv"
     pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
-    proc = textops(champion_template, "predict", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "ray",
-                   "--address", cluster, "-S", "ray.actors=3", check=False)  # fmt: skip
+    proc = textops(
+        champion_template,
+        "predict",
+        str(source),
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--engine",
+        "ray",
+        "--address",
+        cluster,
+        "-S",
+        "ray.actors=3",
+        check=False,
+    )
     assert proc.returncode != 0 and "ray.actors" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out.csv").exists()
 
@@ -150,8 +210,19 @@ def test_an_address_where_no_cluster_answers_is_a_message_not_a_wait(champion_te
     source = tmp_path / "in.csv"
     pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    proc = textops(champion_template, "predict", str(source), "-o", str(tmp_path / "out.csv"), "--engine", "ray",
-                   "--address", address, check=False, timeout=300)  # fmt: skip
+    proc = textops(
+        champion_template,
+        "predict",
+        str(source),
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--engine",
+        "ray",
+        "--address",
+        address,
+        check=False,
+        timeout=300,
+    )
     assert proc.returncode != 0 and f"nothing answers at {address}" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out.csv").exists()
 
@@ -164,8 +235,19 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
         textops(root, "preprocess")
         data = data_state(root)
         before_train = yaml.safe_load((root / "params.yaml").read_text())["train"]
-        out = textops(root, "tune", "--address", cluster, "--apply", "-S", "tune.trials=3", "-S",
-                      "tune.max_concurrent=2", "-S", f"tune.space={space}").stdout  # fmt: skip
+        out = textops(
+            root,
+            "tune",
+            "--address",
+            cluster,
+            "--apply",
+            "-S",
+            "tune.trials=3",
+            "-S",
+            "tune.max_concurrent=2",
+            "-S",
+            f"tune.space={space}",
+        ).stdout
         assert len([line for line in out.splitlines() if line.startswith("tune: trial ")]) == 3, out
         assert "tune: best val macro_f1" in out, out
 
@@ -189,11 +271,17 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
         artifacts = {f.path for f in client.list_artifacts(parent.info.run_id, "tune")}
         assert {"tune/trials.csv", "tune/best_params.json", "tune/tune_trials.png"} <= artifacts
 
-        best_params = json.loads(Path(client.download_artifacts(parent.info.run_id, "tune/best_params.json",
-                                                                str(root / ".textops"))).read_text())  # fmt: skip
+        best_params = json.loads(
+            Path(
+                client.download_artifacts(parent.info.run_id, "tune/best_params.json", str(root / ".textops"))
+            ).read_text()
+        )
         applied = yaml.safe_load((root / "params.yaml").read_text())["train"]
-        start = next(json.loads(r.data.tags[lineage.TUNE_CONFIG]) for r in trials
-                     if json.loads(r.data.tags[lineage.TUNE_CONFIG])["learning_rate"] == 5e-4)  # fmt: skip
+        start = next(
+            json.loads(r.data.tags[lineage.TUNE_CONFIG])
+            for r in trials
+            if json.loads(r.data.tags[lineage.TUNE_CONFIG])["learning_rate"] == 5e-4
+        )
         # --apply writes what the search changed; a value the current params already train with (a preset's null
         # resolved) stays as written, so a later change of base model still gets its own preset.
         for key, value in best_params.items():
@@ -261,13 +349,28 @@ def test_a_node_killed_mid_predict_ends_in_a_complete_output_or_a_clear_failure(
     textops(champion_template, "predict", str(source), "-o", str(tmp_path / "local.csv"))
     output, part = tmp_path / "ray.csv", tmp_path / ".ray.csv.part"
     with ray_cluster(3, 1) as (address, procs):
-        cmd = [str(Path(sys.executable).with_name("textops")), "predict", str(source), "-o", str(output),
-               "--engine", "ray", "--address", address, "-S", "ray.actors=2", "-S", "ray.batch_size=100"]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=champion_template, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        cmd = [
+            str(Path(sys.executable).with_name("textops")),
+            "predict",
+            str(source),
+            "-o",
+            str(output),
+            "--engine",
+            "ray",
+            "--address",
+            address,
+            "-S",
+            "ray.actors=2",
+            "-S",
+            "ray.batch_size=100",
+        ]
+        proc = subprocess.Popen(cmd, cwd=champion_template, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: proc.poll() is not None or (part.exists() and part.stat().st_size > 0), 900,
-                     "the first scored rows")  # fmt: skip
+            wait_for(
+                lambda: proc.poll() is not None or (part.exists() and part.stat().st_size > 0),
+                900,
+                "the first scored rows",
+            )
             assert proc.poll() is None, "predict ended before the node could be killed: " + proc.stderr.read()
             os.killpg(procs[1].pid, signal.SIGKILL)  # the second node: its raylet and its worker processes
             stdout, stderr = proc.communicate(timeout=1800)

@@ -139,8 +139,10 @@ def test_manual_promote_and_rollback_follow_the_history(registry_project):
     # data, so v2's data is marked too (a model trained on it again waits for a person).
     moves = json.loads(c.get_registered_model(name).tags[lineage.CHAMPION_HISTORY])[-2:]
     assert [m["from"] for m in moves] == ["3", "2"], moves
-    assert "from_raw_md5" not in moves[0] and moves[1]["from_raw_md5"] == c.get_model_version(name, "2").tags[
-        "textops.challenger.data.raw_md5"], moves
+    assert (
+        "from_raw_md5" not in moves[0]
+        and moves[1]["from_raw_md5"] == c.get_model_version(name, "2").tags["textops.challenger.data.raw_md5"]
+    ), moves
     nothing = textops(root, "model", "rollback", check=False)
     assert nothing.returncode != 0 and "nothing to roll back" in nothing.stderr
     assert alias(c, name, "champion") == "1"  # a failed rollback changes nothing

@@ -72,8 +72,13 @@ def test_a_failed_validation_report_shows_the_failure_and_its_examples(browser, 
 
 def test_dvc_plots_show_draws_every_plot_offline(browser, champion_template, tmp_path):
     out = tmp_path / "plots"
-    subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "-o", str(out)], cwd=champion_template,
-                   check=True, capture_output=True, text=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "plots", "show", "-o", str(out)],
+        cwd=champion_template,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     page, blocked, errors = open_offline(browser, out / "index.html")
     spec = yaml.safe_load((champion_template / "dvc.yaml").read_text())
     declared = len(spec.get("plots") or []) + sum(len(s.get("plots") or []) for s in spec["stages"].values())

@@ -85,8 +85,9 @@ def version_probs(root: Path, version: str, texts: list[str] = TEXTS) -> np.ndar
 
 def served_probs(url: str, texts: list[str] = TEXTS) -> tuple[np.ndarray, str]:
     """The server's probabilities for TEXTS and the version that says it computed them."""
-    status, headers, body = request(url, "POST", "/invocations", json.dumps({"inputs": texts}).encode(),
-                                    {"Content-Type": "application/json"})  # fmt: skip
+    status, headers, body = request(
+        url, "POST", "/invocations", json.dumps({"inputs": texts}).encode(), {"Content-Type": "application/json"}
+    )
     assert status == 200, body
     preds = json.loads(body)["predictions"]
     return np.array([[p["prob_negative"], p["prob_positive"]] for p in preds]), headers["x-model-version"]
@@ -111,9 +112,11 @@ def test_hot_swap_under_load_through_promote_and_rollback(served_project: Path, 
     truth = {v: dict(zip(TEXTS, version_probs(root, v)[:, 1].tolist(), strict=True)) for v in ("1", "2")}
     assert not np.allclose(list(truth["1"].values()), list(truth["2"].values()), atol=1e-3)  # distinguishable
     start = server.version()["model_version"]
-    moves = [(("model", "promote", other(start), "--reason", "hot swap test"), other(start)),
-             (("model", "promote", start, "--reason", "hot swap test, back"), start),
-             (("model", "rollback"), other(start))]  # fmt: skip
+    moves = [
+        (("model", "promote", other(start), "--reason", "hot swap test"), other(start)),
+        (("model", "promote", start, "--reason", "hot swap test, back"), start),
+        (("model", "rollback"), other(start)),
+    ]
     reloads = metric(server, "textops_model_reloads_total")
     timeline = [[start, 0.0, None]]  # [version, champion from (at the earliest), until (at the latest)]
     seen = []  # per move: (version, when the server was first seen serving it, its load seconds)
@@ -124,8 +127,12 @@ def test_hot_swap_under_load_through_promote_and_rollback(served_project: Path, 
             textops(root, *args)
             timeline[-1][2] = moved = time.time()
             timeline.append([expected, before, None])
-            version = wait_for(lambda e=expected: (v := server.version())["model_version"] == e and v, 120,
-                               f"the server to serve v{expected}", interval=0.1)  # fmt: skip
+            version = wait_for(
+                lambda e=expected: (v := server.version())["model_version"] == e and v,
+                120,
+                f"the server to serve v{expected}",
+                interval=0.1,
+            )
             assert version["last_reload_error"] is None
             seen.append((expected, time.time(), version["load_seconds"]))
             # served within poll_seconds + load time of the move (and a margin for this loaded machine)
@@ -138,8 +145,9 @@ def test_hot_swap_under_load_through_promote_and_rollback(served_project: Path, 
     assert len(responses) > 100 and {r["status"] for r in responses} == {200}
     lag = POLL + max(load for _, _, load in seen) + 5  # the old champion answers until the new one is loaded
     for r in responses:
-        champions = [v for v, since, until in timeline
-                     if since <= r["end"] and (until is None or until + lag >= r["start"])]  # fmt: skip
+        champions = [
+            v for v, since, until in timeline if since <= r["end"] and (until is None or until + lag >= r["start"])
+        ]
         assert r["version"] in champions, (r, timeline)
         # the header names the model that computed the answer
         assert r["prediction"]["prob_positive"] == pytest.approx(truth[r["version"]][r["text"]], abs=1e-5)
@@ -167,8 +175,9 @@ def test_a_version_that_cannot_load_is_not_swapped_in(served_project: Path, serv
     textops(root, "model", "promote", broken, "--reason", "artifacts deleted")
     error = wait_for(lambda: server.version()["last_reload_error"], POLL + 60, "the failed reload")
     assert error["version"] == broken and f"cannot load v{broken}" in error["message"]
-    status, headers, _ = request(server.url, "POST", "/invocations", json.dumps({"inputs": TEXTS}).encode(),
-                                 {"Content-Type": "application/json"})  # fmt: skip
+    status, headers, _ = request(
+        server.url, "POST", "/invocations", json.dumps({"inputs": TEXTS}).encode(), {"Content-Type": "application/json"}
+    )
     assert status == 200 and headers["x-model-version"] == serving_now  # the old model keeps serving
     assert metric(server, "textops_model_reload_failures_total") >= 1
     good = other(serving_now)
@@ -230,8 +239,9 @@ def test_payload_formats_and_bad_payloads(served_project: Path, server):
 @pytest.mark.slow
 def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served_project: Path):
     root = served_project
-    with serving(root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true", "-S", "serve.runtime=torch") \
-            as server:
+    with serving(
+        root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true", "-S", "serve.runtime=torch"
+    ) as server:
         first = server.version()["model_version"]
         assert server.version()["runtime"] == "torch"
         textops(root, "model", "promote", other(first), "--reason", "sighup test")
@@ -244,8 +254,13 @@ def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served
         status, _, body = request(server.url, "POST", "/reload", timeout=120)
         assert status == 200 and json.loads(body)["result"] == "swapped"
         assert server.version()["model_version"] == first
-        status, headers, _ = request(server.url, "POST", "/invocations", json.dumps({"inputs": TEXTS[:2]}).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
+        status, headers, _ = request(
+            server.url,
+            "POST",
+            "/invocations",
+            json.dumps({"inputs": TEXTS[:2]}).encode(),
+            {"Content-Type": "application/json"},
+        )
         assert status == 200
         assert any(url == server.url for url in json.loads(textops(root, "status", "--json").stdout)["serving_checked"])
     # Stopped, the server's record is gone (a SIGKILLed one's, of an earlier test, is skipped and then pruned).
@@ -257,8 +272,9 @@ def test_sighup_and_reload_check_the_registry_now_and_requests_are_logged(served
     assert [r["index"] for r in mine] == [0, 1] and all(r["model_version"] == first for r in mine)
     assert mine[0]["chars"] == len(TEXTS[0]) and set(mine[0]["probabilities"]) == {"negative", "positive"}
     assert "text" not in mine[0] and TEXTS[0] not in "".join(f.read_text() for f in logs)
-    assert "logs/" not in subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
-                                         text=True).stdout  # fmt: skip
+    assert (
+        "logs/" not in subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -285,8 +301,11 @@ def test_sigkill_of_textops_serve_frees_the_port(served_project: Path, workers: 
             os.kill(server.proc.pid, signal.SIGHUP)  # passed on to every worker
 
             def serving_everywhere() -> bool:
-                info = [line for line in server.get("/metrics")[2].decode().splitlines()
-                        if line.startswith("textops_model_info") and line.endswith(" 1.0")]  # fmt: skip
+                info = [
+                    line
+                    for line in server.get("/metrics")[2].decode().splitlines()
+                    if line.startswith("textops_model_info") and line.endswith(" 1.0")
+                ]
                 return len(info) == workers and all(f'model_version="{other(first)}"' in line for line in info)
 
             wait_for(serving_everywhere, 90, "every worker to serve the new champion", interval=0.2)
@@ -294,9 +313,18 @@ def test_sigkill_of_textops_serve_frees_the_port(served_project: Path, workers: 
         server.proc.kill()
         server.proc.wait(10)
         wait_for(lambda: _port_free(server.port), 5, "the port to be free after SIGKILL", interval=0.1)
-        wait_for(lambda: not [c for c in children if Path(f"/proc/{c}").exists() and
-                              "Z" not in Path(f"/proc/{c}/stat").read_text().split(")")[-1][:3]], 10,
-                 "every worker to exit", interval=0.1)  # fmt: skip
+        wait_for(
+            lambda: (
+                not [
+                    c
+                    for c in children
+                    if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split(")")[-1][:3]
+                ]
+            ),
+            10,
+            "every worker to exit",
+            interval=0.1,
+        )
 
 
 @pytest.mark.slow
@@ -324,12 +352,27 @@ def test_mlflow_models_serve_still_serves_the_logged_model(served_project: Path)
     port = free_port()
     with open(root.parent / "mlflow-serve.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-             f"models:/{params.mlflow.registered_model}@champion", "--env-manager", "local", "-h", "127.0.0.1",
-             "-p", str(port)],
-            cwd=root, env=child_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/{params.mlflow.registered_model}@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=root,
+            env=child_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, proc, timeout=240)
@@ -365,7 +408,8 @@ def test_predict_file_in_batches(served_project: Path, suffix: str):
     assert "7 rows" in proc.stdout and "label is kept as label_input" in proc.stdout, proc.stdout
     # read back as numbers (textops' own reader keeps every cell as written: ids like 007 stay strings)
     result = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[
-        suffix](out)  # fmt: skip
+        suffix
+    ](out)
     assert list(result["id"]) == list(range(7))
     assert set(result["label"]) <= {"negative", "positive"} and list(result["label_input"]) == ["positive"] * 7
     v1 = version_probs(root, "1", TEXTS[:3])
@@ -396,22 +440,42 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     root = served_project
     logs = root / "logs" / "requests"
     texts = [f"{TEXTS[i % len(TEXTS)]} (review {i})" for i in range(40)]
-    with serving(root, "-S", "serve.poll_seconds=0", "-S", "serve.log_requests=true", "-S", "serve.log_texts=true",
-                 "-S", "serve.max_texts=50") as server:  # fmt: skip
+    with serving(
+        root,
+        "-S",
+        "serve.poll_seconds=0",
+        "-S",
+        "serve.log_requests=true",
+        "-S",
+        "serve.log_texts=true",
+        "-S",
+        "serve.max_texts=50",
+    ) as server:
+
         def feedback(body, content_type: str = "application/json") -> tuple[int, dict]:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             status, _, answer = request(server.url, "POST", "/feedback", data, {"Content-Type": content_type})
             return status, json.loads(answer) if answer else {}
 
-        status, headers, body = request(server.url, "POST", "/invocations", json.dumps({"inputs": texts}).encode(),
-                                        {"Content-Type": "application/json", "X-Request-Id": "client-batch-1"})
+        status, headers, body = request(
+            server.url,
+            "POST",
+            "/invocations",
+            json.dumps({"inputs": texts}).encode(),
+            {"Content-Type": "application/json", "X-Request-Id": "client-batch-1"},
+        )
         assert status == 200 and headers["x-client-request-id"] == "client-batch-1"  # kept beside the server's
         batch = headers["x-request-id"]
         assert batch != "client-batch-1"
         version = headers["x-model-version"]
         predicted = [p["label"] for p in json.loads(body)["predictions"]]
-        status, headers, body = request(server.url, "POST", "/invocations", json.dumps({"inputs": [texts[0]]})
-                                        .encode(), {"Content-Type": "application/json"})  # fmt: skip
+        status, headers, body = request(
+            server.url,
+            "POST",
+            "/invocations",
+            json.dumps({"inputs": [texts[0]]}).encode(),
+            {"Content-Type": "application/json"},
+        )
         single = headers["x-request-id"]
 
         refused = [
@@ -432,8 +496,10 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
         assert read_feedback(logs) == []  # all or nothing: the valid item of a refused list was not kept
 
         labels = ["positive" if i % 2 else "negative" for i in range(40)]
-        status, answer = feedback([{"request_id": batch, "index": i, "label": label}
-                                   for i, label in enumerate(labels)] + [{"request_id": single, "label": "positive"}])
+        status, answer = feedback(
+            [{"request_id": batch, "index": i, "label": label} for i, label in enumerate(labels)]
+            + [{"request_id": single, "label": "positive"}]
+        )
         assert status == 200 and answer == {"accepted": 41}
         assert feedback({"request_id": batch, "index": 0, "label": "positive"}) == (200, {"accepted": 1})
         assert len(read_feedback(logs, latest=False)) == 42 and len(read_feedback(logs)) == 41  # both kept
@@ -452,8 +518,11 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     first = textops(root, "feedback", "export").stdout
     assert "41 labelled texts" in first, first
     exported = pd.read_csv(next((root / "landing").glob("feedback-*.csv")))
-    assert len(exported) == 41 and set(exported["text"]) <= set(texts) and set(exported["label"]) <= {"positive",
-                                                                                                      "negative"}
+    assert (
+        len(exported) == 41
+        and set(exported["text"]) <= set(texts)
+        and set(exported["label"]) <= {"positive", "negative"}
+    )
     assert "no feedback since the last export" in textops(root, "feedback", "export").stdout  # never twice
 
 
@@ -480,23 +549,43 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
     names = json.loads((root / "artifacts/clean/labels.json").read_text())["labels"]
     test["label"] = [names[int(i)] for i in test["label"]]
     logs = root / "logs" / "requests"
-    with serving(root, "-S", "serve.poll_seconds=1", "-S", "serve.log_requests=true", "-S", "serve.shadow=true",
-                 "-S", "serve.log_texts=true", *live) as server:  # fmt: skip
-        wait_for(lambda: (server.version().get("shadow") or {}).get("model_version") == version, 240,
-                 "the challenger loaded in shadow")  # fmt: skip
+    with serving(
+        root,
+        "-S",
+        "serve.poll_seconds=1",
+        "-S",
+        "serve.log_requests=true",
+        "-S",
+        "serve.shadow=true",
+        "-S",
+        "serve.log_texts=true",
+        *live,
+    ) as server:
+        wait_for(
+            lambda: (server.version().get("shadow") or {}).get("model_version") == version,
+            240,
+            "the challenger loaded in shadow",
+        )
         ids = []
         for start in range(0, len(test), 20):
             batch = json.dumps({"inputs": test["text"].iloc[start : start + 20].tolist()}).encode()
             status, headers, _ = request(server.url, "POST", "/invocations", batch, {"Content-Type": JSON_TYPE})
             assert status == 200 and headers["x-model-version"] == "1"
             ids.append(headers["x-request-id"])
-        items = [{"request_id": rid, "index": i, "label": label} for n, rid in enumerate(ids)
-                 for i, label in enumerate(test["label"].iloc[n * 20:(n + 1) * 20].astype(str))]  # fmt: skip
-        status, _, body = request(server.url, "POST", "/feedback", json.dumps(items).encode(),
-                                  {"Content-Type": "application/json"})  # fmt: skip
+        items = [
+            {"request_id": rid, "index": i, "label": label}
+            for n, rid in enumerate(ids)
+            for i, label in enumerate(test["label"].iloc[n * 20 : (n + 1) * 20].astype(str))
+        ]
+        status, _, body = request(
+            server.url, "POST", "/feedback", json.dumps(items).encode(), {"Content-Type": "application/json"}
+        )
         assert status == 200 and json.loads(body) == {"accepted": 60}, body
-        figures = wait_for(lambda: (f := shadow_figures(logs).get(f"1->{version}")) and f["labelled"] >= 60 and f,
-                           120, "the shadow's answers logged")  # fmt: skip
+        figures = wait_for(
+            lambda: (f := shadow_figures(logs).get(f"1->{version}")) and f["labelled"] >= 60 and f,
+            120,
+            "the shadow's answers logged",
+        )
         assert figures["texts"] >= 60 and 0 <= figures["agreement"] <= 1, figures
         _, _, exposed = request(server.url, "GET", "/metrics")
         assert f'textops_shadow_texts_total{{model_version="1",shadow_version="{version}"}}' in exposed.decode()

@@ -30,9 +30,7 @@ def _alive(pid: int) -> bool:
 def test_stop_server_stops_the_whole_process_group(tmp_path: Path):
     # a parent that starts a child, as `mlflow models serve` starts uvicorn
     pidfile = tmp_path / "child.pid"
-    proc = subprocess.Popen(
-        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], start_new_session=True
-    )
+    proc = subprocess.Popen(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], start_new_session=True)
     for _ in range(100):
         if pidfile.exists() and pidfile.read_text().strip():
             break

@@ -20,8 +20,13 @@ HEAVY = ("mlflow", "prefect", "torch", "dvc", "transformers", "pandas", "sklearn
 
 
 def imported(root: Path, *args: str) -> tuple[str, set[str]]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textops", *args], cwd=root,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "textops", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     return proc.stdout, modules & set(HEAVY)
 
@@ -34,8 +39,13 @@ def both_ways(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], l
     out = []
     for quick in (True, False):
         st = project_status(root, params, quick=quick)
-        out.append([json.dumps(st, default=str), format_status(st, metric),
-                    format_list(list_versions(root, params, quick=quick), metric)])  # fmt: skip
+        out.append(
+            [
+                json.dumps(st, default=str),
+                format_status(st, metric),
+                format_list(list_versions(root, params, quick=quick), metric),
+            ]
+        )
     return out[0], out[1]
 
 
@@ -59,8 +69,12 @@ def store_with_history(root: Path) -> None:
     params = load_params(root / "params.yaml")
     session = connect(root, params)
     client, name, metric = session.client, session.model_name, f"test_{params.promotion.primary_metric}"
-    runs = [client.create_run(session.experiment_id, start_time=1_700_000_000_000 + 1000 * (i // 2),
-                              tags={"textops.stage": f"stage{i}"}) for i in range(5)]  # fmt: skip
+    runs = [
+        client.create_run(
+            session.experiment_id, start_time=1_700_000_000_000 + 1000 * (i // 2), tags={"textops.stage": f"stage{i}"}
+        )
+        for i in range(5)
+    ]
     for i, run in enumerate(runs):
         client.log_metric(run.info.run_id, metric, float("nan") if i == 1 else 0.5 + i / 10)
     client.set_terminated(runs[2].info.run_id, "FAILED")
@@ -88,7 +102,8 @@ def test_the_file_and_mlflow_agree_on_a_store_with_history(project: Path, monkey
     assert (st["aliases"]["champion"]["version"], st["aliases"]["champion"]["files_missing"]) == ("2", True)
     assert [r["stage"] for r in st["runs"]][:2] == ["stage4", "stage2"]  # newest first, not the deleted run
     assert {r["stage"] for r in st["runs"][2:]} == {"stage0", "stage1"} and st["runs"][2]["run_id"] < st["runs"][3][
-        "run_id"]  # the same start: by run id
+        "run_id"
+    ]  # the same start: by run id
     assert [line.split()[0] for line in quick[2].splitlines()[1:]] == ["4", "2", "1"]
 
 

@@ -60,8 +60,14 @@ def test_train_logs_run_lineage_and_a_loadable_model(small):
     assert run.data.params["train.seed"] == "42" and run.data.params["model.base"] == "tiny"
     data_dvc = yaml.safe_load((small / "data.dvc").read_text())
     assert run.data.tags["textops.data.raw_md5"] == data_dvc["outs"][0]["md5"]
-    for tag in ("textops.data.clean_md5", "textops.data.rev", "textops.git.dirty", "textops.params_md5",
-                "textops.version.torch", "textops.device"):
+    for tag in (
+        "textops.data.clean_md5",
+        "textops.data.rev",
+        "textops.git.dirty",
+        "textops.params_md5",
+        "textops.version.torch",
+        "textops.device",
+    ):
         assert run.data.tags[tag], tag
     history = c.get_metric_history(run.info.run_id, "val_macro_f1")
     assert len(history) == len(curve)

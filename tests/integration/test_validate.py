@@ -189,7 +189,7 @@ def test_raw_gate():
 @pytest.mark.parametrize(
     "texts, labels, failed",
     [
-        (["=HYPERLINK(\"http://x\",\"y\")", "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
+        (['=HYPERLINK("http://x","y")', "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
         (["-2+3+cmd|' /C calc'!A0", "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
         (["@SUM(1+1)", "fine"], ["pos", "neg"], "expect_column_values_to_not_match_regex"),
         (["one", "two", "three"], ["pos", "pos", "pos"], "expect_column_unique_value_count_to_be_between"),

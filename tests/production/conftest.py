@@ -12,7 +12,9 @@ from textops.testing.postgres import pg_bindir, postgres
 def pg(tmp_path_factory):
     """A running PostgreSQL cluster on 127.0.0.1 (skipped, with the reason, where PostgreSQL is not installed)."""
     if pg_bindir() is None:
-        pytest.skip("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin nor on PATH): "
-                    "`apt-get install -y postgresql` (.ci/run does it)")
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin nor on PATH): "
+            "`apt-get install -y postgresql` (.ci/run does it)"
+        )
     with postgres(log=tmp_path_factory.mktemp("postgres") / "postgres.log") as server:
         yield server

@@ -41,8 +41,9 @@ def launch(root: Path, *launcher: str) -> dict:
     run id of the model and the ranks' output."""
     shutil.rmtree(root / "artifacts/checkpoints", ignore_errors=True)  # a fresh training, not a resume
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*launcher, "-m", "textops", "train"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [*launcher, "-m", "textops", "train"], cwd=root, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count("train: val accuracy") == 1, proc.stdout  # rank 0 alone reports
     textops(root, "evaluate")
@@ -71,8 +72,21 @@ def test_two_processes_one_run_one_model_same_metrics(prepared, single, launcher
     if launcher == "torchrun":
         command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2"]
     else:
-        command = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+        command = [
+            str(BIN / "accelerate"),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(free_port()),
+        ]
     ddp = launch(root, *command)
 
     new = [r for r in runs(root) if r.info.run_id not in before]

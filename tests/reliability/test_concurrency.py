@@ -20,8 +20,10 @@ EXE = str(Path(sys.executable).with_name("textops"))
 
 
 def at_once(root: Path, *commands: list[str], timeout: float = 900) -> list[tuple[int, str]]:
-    procs = [subprocess.Popen([EXE, *c], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for c in commands]
+    procs = [
+        subprocess.Popen([EXE, *c], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for c in commands
+    ]
     return [(p.wait(timeout=timeout), p.communicate()[0]) for p in procs]
 
 
@@ -53,8 +55,12 @@ def test_two_pipeline_runs_at_once_train_once(fresh):
     # first had registered, and never meet the slot.
     set_params(root, {**FAST, "train": {**FAST["train"], "epochs": 12}})
     first = subprocess.Popen([EXE, "run"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: (root / STATE_DIR / HOLDER_FILE).exists() or first.poll() is not None, 300,
-             "the first run to take the training slot", interval=0.2)  # fmt: skip
+    wait_for(
+        lambda: (root / STATE_DIR / HOLDER_FILE).exists() or first.poll() is not None,
+        300,
+        "the first run to take the training slot",
+        interval=0.2,
+    )
     assert first.poll() is None, first.communicate()[0]
     second = subprocess.Popen([EXE, "run"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results = [(p.wait(timeout=900), p.communicate()[0]) for p in (first, second)]

@@ -42,9 +42,14 @@ def test_a_polite_stop_during_training_releases_everything(tmp_path, monkeypatch
     # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the whole group.
     # SIGINT as a terminal gives its foreground job: a runner that starts CI in the background (`cmd &` without job
     # control) passes SIGINT down ignored, and Python keeps ignoring a SIGINT it inherits ignored.
-    proc = subprocess.Popen([str(exe), "run"], cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = subprocess.Popen(
+        [str(exe), "run"],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         checkpoints = root / "artifacts" / "checkpoints"
 

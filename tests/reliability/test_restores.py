@@ -71,8 +71,10 @@ def test_a_restore_that_cannot_be_verified_fails_and_changes_nothing(two_version
 
 def test_a_checkout_does_not_drop_an_uncommitted_ingest(two_versions, tmp_path):
     root, (v1, _) = two_versions
-    rows = [f"a new review number {i} that was {['awful', 'great'][i % 2]},{['negative', 'positive'][i % 2]}\n"
-            for i in range(60)]  # fmt: skip
+    rows = [
+        f"a new review number {i} that was {['awful', 'great'][i % 2]},{['negative', 'positive'][i % 2]}\n"
+        for i in range(60)
+    ]
     (tmp_path / "v3.csv").write_text("text,label\n" + "".join(rows))
     textops(root, "ingest", str(tmp_path / "v3.csv"))  # not committed
     before = {**data_bytes(root), **digest(root / "data.dvc")}

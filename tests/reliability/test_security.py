@@ -73,8 +73,9 @@ def test_links_planted_in_textops_state_are_refused(case, tmp_path):
     root = make_project(tmp_path / "proj")
     for seed in (1, 2):
         sample = tmp_path / f"v{seed}.csv"
-        textops(root, "sample", "--no-ingest", "-S", f"sample.seed={seed}", "-S", "sample.rows=150", "--output",
-                str(sample))  # fmt: skip
+        textops(
+            root, "sample", "--no-ingest", "-S", f"sample.seed={seed}", "-S", "sample.rows=150", "--output", str(sample)
+        )
         textops(root, "ingest", str(sample), "--commit")
     outside = tmp_path / "outside"
     (outside / "data" / "raw").mkdir(parents=True)
@@ -152,9 +153,7 @@ def test_loading_and_serving_a_model_unpickles_nothing(champion_template, tmp_pa
     # A booby-trapped pickle in the data directory: whoever unpickles it writes the marker.
     marker = tmp_path / "unpickled"
     trap = root / "data" / "raw" / "model.pkl"
-    trap.write_bytes(
-        b"cos\nsystem\n(S'echo trapped >> " + str(marker).encode() + b"'\ntR."
-    )
+    trap.write_bytes(b"cos\nsystem\n(S'echo trapped >> " + str(marker).encode() + b"'\ntR.")
     try:
         # The logged models contain no pickle at all.
         models = [p for p in (root / "mlruns").rglob("*") if p.is_file() and "models" in p.parts]
@@ -167,8 +166,14 @@ def test_loading_and_serving_a_model_unpickles_nothing(champion_template, tmp_pa
             f"sys.argv = ['textops', 'predict', {str(texts)!r}, '--output', {str(tmp_path / 'out.csv')!r}]\n"
             "app()\n"
         )
-        proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
-                              env={**__import__("os").environ, "PICKLE_MARKER": str(marker)}, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "PICKLE_MARKER": str(marker)},
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         assert "2 rows scored" in proc.stdout
         assert not marker.exists(), marker.read_text()

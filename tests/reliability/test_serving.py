@@ -73,18 +73,36 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=10), inner, max_size=4), max_leaves=20)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
 keys = st.sampled_from(["inputs", "instances", "dataframe_split", "dataframe_records", "params", "text", "x"])
 
 
 @st.composite
 def malformed(draw) -> tuple[bytes, dict[str, str]]:
     """A request body and headers that are wrong in one of many ways."""
-    kind = draw(st.sampled_from(
-        ["bytes", "json", "keyed", "records", "split", "deep", "huge", "empty", "content_type", "no_content_type",
-         "csv", "parquet", "charset"]
-    ))
+    kind = draw(
+        st.sampled_from(
+            [
+                "bytes",
+                "json",
+                "keyed",
+                "records",
+                "split",
+                "deep",
+                "huge",
+                "empty",
+                "content_type",
+                "no_content_type",
+                "csv",
+                "parquet",
+                "charset",
+            ]
+        )
+    )
     if kind == "bytes":  # mostly not UTF-8, not JSON
         return draw(st.binary(min_size=1, max_size=200)), JSON
     if kind == "json":
@@ -96,8 +114,9 @@ def malformed(draw) -> tuple[bytes, dict[str, str]]:
         return json.dumps({"dataframe_records": rows}).encode(), JSON
     if kind == "split":
         data = draw(st.lists(st.lists(scalars, max_size=3), max_size=4))
-        return json.dumps({"dataframe_split": {"columns": draw(st.lists(st.text(max_size=5), max_size=3)),
-                                               "data": data}}).encode(), JSON
+        return json.dumps(
+            {"dataframe_split": {"columns": draw(st.lists(st.text(max_size=5), max_size=3)), "data": data}}
+        ).encode(), JSON
     if kind == "deep":
         depth = draw(st.integers(min_value=500, max_value=200_000))
         return (b"[" * depth + b"]" * draw(st.sampled_from([0, depth]))), JSON
@@ -110,9 +129,18 @@ def malformed(draw) -> tuple[bytes, dict[str, str]]:
     if kind == "empty":
         return b"", draw(st.sampled_from([JSON, {"Content-Type": "text/csv"}, {}]))
     if kind == "content_type":
-        ctype = draw(st.sampled_from(["text/plain", "application/xml", "multipart/form-data", "application/x-www-form"
-                                      "-urlencoded", "application/json; boundary=x"]) | st.text(max_size=30).filter(
-            lambda t: t.isascii() and t.isprintable()))
+        ctype = draw(
+            st.sampled_from(
+                [
+                    "text/plain",
+                    "application/xml",
+                    "multipart/form-data",
+                    "application/x-www-form-urlencoded",
+                    "application/json; boundary=x",
+                ]
+            )
+            | st.text(max_size=30).filter(lambda t: t.isascii() and t.isprintable())
+        )
         return json.dumps({"inputs": ["fine"]}).encode(), {"Content-Type": ctype}
     if kind == "no_content_type":
         return json.dumps({"inputs": ["fine"]}).encode(), {}
@@ -128,8 +156,9 @@ def test_1000_malformed_payloads_never_get_a_5xx(server):
     before = predictions(url, TEXTS)
     seen: list[int] = []
 
-    @settings(max_examples=1000, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(malformed())
     def check(request: tuple[bytes, dict[str, str]]) -> None:
         body, headers = request
@@ -153,8 +182,9 @@ def metric(url: str, name: str, labels: str = "") -> float:
     from textops.testing import request
 
     lines = request(url, "GET", "/metrics")[2].decode().splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-               if line.split("{")[0].split(" ")[0] == name and labels in line)  # fmt: skip
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.split("{")[0].split(" ")[0] == name and labels in line
+    )
 
 
 def test_a_50_mb_request_is_refused_at_once(server):
@@ -180,13 +210,16 @@ def test_the_work_of_a_client_that_went_away_is_dropped(server, sent: str):
     url, port = server
     dropped = metric(url, "textops_requests_dropped_total")
     body = big_request()
-    head = ("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port)) as s:  # send a large request, then give up at once
         s.sendall(head + (body if sent == "all of it" else body[: len(body) // 2]))
         time.sleep(0.2)
-    wait_for(lambda: metric(url, "textops_requests_dropped_total") > dropped, 60, "the server to drop the work",
-             interval=0.2)  # fmt: skip
+    wait_for(
+        lambda: metric(url, "textops_requests_dropped_total") > dropped, 60, "the server to drop the work", interval=0.2
+    )
     assert metric(url, "textops_request_errors_total", 'status="5') == 0
     assert predictions(url, TEXTS)
 

@@ -108,7 +108,7 @@ def test_src_and_flows_change_no_process_global_state():
 
 
 def test_training_fingerprint_covers_what_dvc_says_training_depends_on():
-    from textops.core.config import TRAINING_SECTIONS
+    from textops.core.lineage import TRAINING_SECTIONS
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     sections = {str(p).split(".")[0] for stage in ("preprocess", "train") for p in stages[stage]["params"]}
@@ -156,12 +156,17 @@ def loose_names(path: Path) -> list[str]:  # noqa: C901
     tree = ast.parse(path.read_text())
     where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
     documented = (n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef) and n.body)
-    docstrings = {id(n.body[0].value) for n in documented
-                  if isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    docstrings = {
+        id(n.body[0].value)
+        for n in documented
+        if isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)
+    }
     allowed = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "getLogger", "import_module"):
+            "getLogger",
+            "import_module",
+        ):
             allowed.update(id(n) for arg in node.args for n in ast.walk(arg))
     found = []
     for node in ast.walk(tree):
@@ -169,8 +174,11 @@ def loose_names(path: Path) -> list[str]:  # noqa: C901
             if node.value.startswith("textops.") or "@champion" in node.value or "@challenger" in node.value:
                 found.append(f"{where}:{node.lineno}: {node.value!r}")
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ALIAS_CALLS:
-            found.extend(f"{where}:{node.lineno}: alias {a.value!r}" for a in node.args
-                         if isinstance(a, ast.Constant) and a.value in ("champion", "challenger"))
+            found.extend(
+                f"{where}:{node.lineno}: alias {a.value!r}"
+                for a in node.args
+                if isinstance(a, ast.Constant) and a.value in ("champion", "challenger")
+            )
     return found
 
 
@@ -183,9 +191,11 @@ def test_tag_keys_events_and_aliases_are_spelt_only_in_lineage():
 
 def test_the_loose_name_check_finds_what_it_looks_for(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text('import logging\nlogging.getLogger("textops.serve")\n'
-                      'TAG = "textops.decision"\nuri = f"models:/m@champion"\n'
-                      'client.set_registered_model_alias("m", "champion", "1")\n')
+    sample.write_text(
+        'import logging\nlogging.getLogger("textops.serve")\n'
+        'TAG = "textops.decision"\nuri = f"models:/m@champion"\n'
+        'client.set_registered_model_alias("m", "champion", "1")\n'
+    )
     found = sorted(hit.split(": ", 1)[1] for hit in loose_names(sample))
     assert found == ["'models:/m@champion'", "'textops.decision'", "alias 'champion'"]
 
@@ -197,12 +207,25 @@ TESTS = REPO / "tests"
 UNIT_TESTS = TESTS / "unit"
 TOP_LEVEL_UNIT_TESTS = {"test_structure.py"}  # tests of the whole package; the rest sit in their layer's folder
 
-PROCESS_CALLS = {f"subprocess.{name}" for name in ("run", "Popen", "call", "check_output", "check_call", "getoutput",
-                                                   "getstatusoutput")} | {
-    "os.system", "os.popen", "pty.fork", "pty.spawn", "asyncio.create_subprocess_exec",
-    "asyncio.create_subprocess_shell"}  # fmt: skip
-PROCESS_PREFIXES = ("os.fork", "os.spawn", "os.exec", "os.posix_spawn", "multiprocessing.",
-                    "concurrent.futures.ProcessPoolExecutor")
+PROCESS_CALLS = {
+    f"subprocess.{name}"
+    for name in ("run", "Popen", "call", "check_output", "check_call", "getoutput", "getstatusoutput")
+} | {
+    "os.system",
+    "os.popen",
+    "pty.fork",
+    "pty.spawn",
+    "asyncio.create_subprocess_exec",
+    "asyncio.create_subprocess_shell",
+}
+PROCESS_PREFIXES = (
+    "os.fork",
+    "os.spawn",
+    "os.exec",
+    "os.posix_spawn",
+    "multiprocessing.",
+    "concurrent.futures.ProcessPoolExecutor",
+)
 # Helpers that start their process through a Service object (`service.start()`), which the call graph cannot follow.
 SERVICE_STARTERS = {"textops.testing.servers.mlflow_server", "textops.testing.servers.prefect_server"}
 
@@ -249,9 +272,12 @@ def process_helpers() -> set[str]:
         before = len(found)
         for module, (names, defs) in parsed.items():
             found |= {f"{module}.{local}" for local, target in names.items() if target in found}
-            found |= {f"{module}.{name}" for name, node in defs.items() for call in ast.walk(node)
-                      if isinstance(call, ast.Call) and (target := called(call, names))
-                      and starts_a_process(target, found)}  # fmt: skip
+            found |= {
+                f"{module}.{name}"
+                for name, node in defs.items()
+                for call in ast.walk(node)
+                if isinstance(call, ast.Call) and (target := called(call, names)) and starts_a_process(target, found)
+            }
         if len(found) == before:
             return found
 
@@ -289,12 +315,16 @@ def process_starts(path: Path, helpers: set[str], fixtures: set[str]) -> list[st
         if isinstance(node, ast.Call) and (target := called(node, names)) and starts_a_process(target, helpers):
             found.append(f"{where}:{node.lineno}: {target}")
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "usefixtures":
-            found.extend(f"{where}:{node.lineno}: fixture {a.value}" for a in node.args
-                         if isinstance(a, ast.Constant) and a.value in fixtures)
+            found.extend(
+                f"{where}:{node.lineno}: fixture {a.value}"
+                for a in node.args
+                if isinstance(a, ast.Constant) and a.value in fixtures
+            )
         if isinstance(node, ast.Import | ast.ImportFrom):
             imported = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            found.extend(f"{where}:{node.lineno}: imports {m}" for m in imported
-                         if m.split(".")[0] == "multiprocessing")
+            found.extend(
+                f"{where}:{node.lineno}: imports {m}" for m in imported if m.split(".")[0] == "multiprocessing"
+            )
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
             found.extend(f"{where}:{node.lineno}: fixture {a.arg}" for a in args if a.arg in fixtures)
@@ -311,10 +341,20 @@ def test_unit_tests_start_no_process():
 
 def test_the_process_check_finds_what_it_looks_for(tmp_path):
     helpers = process_helpers()
-    assert {"helpers.textops", "helpers.dvc", "helpers.git", "helpers.make_project", "helpers.serving",
-            "helpers.champion_project", "helpers.in_process", "helpers.registry", "helpers.textops_python",
-            "textops.testing.textops", "textops.testing.postgres.postgres",
-            "textops.testing.servers.deployed_on_a_server"} <= helpers  # fmt: skip
+    assert {
+        "helpers.textops",
+        "helpers.dvc",
+        "helpers.git",
+        "helpers.make_project",
+        "helpers.serving",
+        "helpers.champion_project",
+        "helpers.in_process",
+        "helpers.registry",
+        "helpers.textops_python",
+        "textops.testing.textops",
+        "textops.testing.postgres.postgres",
+        "textops.testing.servers.deployed_on_a_server",
+    } <= helpers
     assert not {"helpers.free_port", "helpers.wait_for", "helpers.easy_reviews"} & helpers
     fixtures = process_fixtures(helpers)
     assert {"project", "fast_project", "small", "champion_template"} <= fixtures
@@ -328,11 +368,22 @@ def test_the_process_check_finds_what_it_looks_for(tmp_path):
         "def test_c():\n    run = print; run('not a process')\n"
     )
     found = sorted(hit.split(": ", 1)[1] for hit in process_starts(sample, helpers, fixtures))
-    assert found == sorted([
-        "imports multiprocessing", "fixture project", "subprocess.Popen", "os.system", "subprocess.run", "os.fork",
-        "os.execv", "fixture small", "helpers.textops", "helpers.make_project", "multiprocessing.Process",
-        "subprocess.run",
-    ])  # fmt: skip
+    assert found == sorted(
+        [
+            "imports multiprocessing",
+            "fixture project",
+            "subprocess.Popen",
+            "os.system",
+            "subprocess.run",
+            "os.fork",
+            "os.execv",
+            "fixture small",
+            "helpers.textops",
+            "helpers.make_project",
+            "multiprocessing.Process",
+            "subprocess.run",
+        ]
+    )
 
 
 def test_tests_mirror_the_package():
@@ -340,10 +391,11 @@ def test_tests_mirror_the_package():
     two test files share a name (pytest imports them by basename: no __init__.py files)."""
     layers = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()} | {"flows"}
     misplaced = [
-        str(p.relative_to(REPO)) for p in UNIT_TESTS.rglob("*.py")
+        str(p.relative_to(REPO))
+        for p in UNIT_TESTS.rglob("*.py")
         if (p.parent == UNIT_TESTS and p.name not in TOP_LEVEL_UNIT_TESTS | {"conftest.py"})
         or (p.parent != UNIT_TESTS and p.relative_to(UNIT_TESTS).parts[0] not in layers)
-    ]  # fmt: skip
+    ]
     assert misplaced == []
     seen: dict[str, list[str]] = {}
     for p in TESTS.rglob("test_*.py"):

@@ -16,11 +16,6 @@ from textops.core.errors import ParamsError
 from textops.core.params_file import apply_overrides, check_paths, describe, read_yaml, relative_sqlite_path
 
 PARAMS_FILE = "params.yaml"
-# What a trained model depends on besides the raw data: the sections the `preprocess` and `train` stages of
-# dvc.yaml list under `params:` (a unit test holds the two together). "Nothing to retrain", the lineage tag
-# `textops.params_md5` and the checkpoints' fingerprint all hash these sections only, so changing
-# `serve.port` or `promotion.min_delta` retrains nothing, as with `dvc repro`.
-TRAINING_SECTIONS = ("data", "model", "train")
 
 
 # `model.base: auto` does not pick a pretrained base whose tokenizer maps more than this share of the train split's
@@ -130,7 +125,8 @@ class ModelParams(_Section):
 # ten times a pretrained one's learning rate, which would wreck the pretrained (BENCHMARKS.md, Training).
 PRESETS = {
     "tiny": {"learning_rate": 5e-4, "epochs": 3, "batch_size": 32},
-    "pretrained": {"learning_rate": 1e-4, "epochs": 2, "batch_size": 32}}
+    "pretrained": {"learning_rate": 1e-4, "epochs": 2, "batch_size": 32},
+}
 
 
 def preset_of(base: str) -> str:
@@ -296,12 +292,17 @@ def _check_space(space: dict) -> dict:
     """Each key one of TUNABLE with one kind: loguniform/uniform/int [low, high] or choice [values], all valid."""
     for key, spec in space.items():
         if key not in TUNABLE or not isinstance(spec, dict) or len(spec) != 1:
-            raise ValueError(f"{key}: tune one of {', '.join(TUNABLE)} as {{loguniform|uniform|int: [low, high]}} "
-                             "or {choice: [values]}")  # fmt: skip
-        (kind, values), = spec.items()
+            raise ValueError(
+                f"{key}: tune one of {', '.join(TUNABLE)} as {{loguniform|uniform|int: [low, high]}} "
+                "or {choice: [values]}"
+            )
+        ((kind, values),) = spec.items()
         ranged = kind in ("loguniform", "uniform", "int")
-        if kind not in ("choice", "loguniform", "uniform", "int") or not values or (
-                ranged and (len(values) != 2 or not values[0] < values[1])):  # fmt: skip
+        if (
+            kind not in ("choice", "loguniform", "uniform", "int")
+            or not values
+            or (ranged and (len(values) != 2 or not values[0] < values[1]))
+        ):
             raise ValueError(f"{key}: {kind} {values}: a range is [low, high] with low < high, a choice a list")
         for value in values:
             try:
@@ -314,9 +315,12 @@ def _check_space(space: dict) -> dict:
 class TuneParams(_Section):
     # `textops tune` (the [ray] extra): Optuna's TPE through Ray Tune, trials stopped early by ASHA on the val split.
     space: dict[str, dict[Literal["loguniform", "uniform", "int", "choice"], list[float | int]]] = {
-        "learning_rate": {"loguniform": [1e-5, 3e-3]}, "epochs": {"int": [1, 4]},
-        "batch_size": {"choice": [16, 32, 64]}, "warmup_ratio": {"uniform": [0.0, 0.2]},
-        "weight_decay": {"uniform": [0.0, 0.1]}}  # fmt: skip
+        "learning_rate": {"loguniform": [1e-5, 3e-3]},
+        "epochs": {"int": [1, 4]},
+        "batch_size": {"choice": [16, 32, 64]},
+        "warmup_ratio": {"uniform": [0.0, 0.2]},
+        "weight_decay": {"uniform": [0.0, 0.1]},
+    }
     trials: int = Field(8, ge=1, le=10_000)
     metric: Literal["macro_f1", "accuracy"] = "macro_f1"  # on the val split
     max_concurrent: int = Field(2, ge=1)  # trials at once (each takes cpus_per_trial / gpus_per_trial)
@@ -386,13 +390,3 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str
     check_paths(params, path.parent, path)
     params._overrides = tuple(overrides)
     return params
-
-
-def training_fingerprint(params: Params) -> str:
-    """MD5 of the params a trained model depends on (TRAINING_SECTIONS), key order independent."""
-    import hashlib
-    import json
-
-    dumped = params.model_dump(by_alias=True)
-    wanted = {section: dumped[section] for section in TRAINING_SECTIONS}
-    return hashlib.md5(json.dumps(wanted, sort_keys=True).encode()).hexdigest()

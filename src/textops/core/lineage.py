@@ -4,7 +4,7 @@ A training run is tagged with its complete data version: what DVC records of it 
 the `preprocess` entry of dvc.lock, enough to restore both byte-exact from the DVC cache or remote with
 `textops data checkout --model N`), the cleaned splits' own md5s, the newest commit holding that data, the code
 commit, whether the tree was dirty, and the fingerprint of the params training depends on
-(`config.training_fingerprint`). The registry copies the data tags onto each model version with the
+(`training_fingerprint`). The registry copies the data tags onto each model version with the
 `textops.challenger.` / `textops.champion.` prefixes of its evidence.
 """
 
@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING
 
 from textops.core import dvc_cache, scm
 from textops.core.artifacts import LABELS_FILE, PREPROCESS_METRICS, SPLITS, clean_dir
-from textops.core.config import training_fingerprint
 
 if TYPE_CHECKING:
     from textops.core.config import Params
 
 PREFIX = "textops."
 MAX_TAG = 8000  # MLflow's limit on a tag value
+# What a trained model depends on besides the raw data: the sections the `preprocess` and `train` stages of
+# dvc.yaml list under `params:` (a unit test holds the two together). "Nothing to retrain", the lineage tag
+# `textops.params_md5` and the checkpoints' fingerprint all hash these sections only, so changing
+# `serve.port` or `promotion.min_delta` retrains nothing, as with `dvc repro`.
+TRAINING_SECTIONS = ("data", "model", "train")
 RAW_MD5 = "textops.data.raw_md5"
 CLEAN_MD5 = "textops.data.clean_md5"  # one hash over every cleaned split and labels.json
 CLEAN_MD5_PART = "textops.data.clean_md5."  # + train / val / test / labels
@@ -42,8 +46,17 @@ GIT_DIRTY = "textops.git.dirty"
 PARAMS_MD5 = "textops.params_md5"
 OVERRIDES = "textops.params.overrides"  # the -S key=value given on the command line, if any
 # What a model version carries of its run's data version (enough to restore it without the run).
-DATA_VERSION_TAGS = (RAW_MD5, CLEAN_MD5, CLEAN_DVC_MD5, DATA_REV, DATA_POINTER, DATA_PREPROCESS, DATA_SPLITS,
-                     DATA_PUSHED, GIT_COMMIT)
+DATA_VERSION_TAGS = (
+    RAW_MD5,
+    CLEAN_MD5,
+    CLEAN_DVC_MD5,
+    DATA_REV,
+    DATA_POINTER,
+    DATA_PREPROCESS,
+    DATA_SPLITS,
+    DATA_PUSHED,
+    GIT_COMMIT,
+)
 STAGE = "textops.stage"
 EVALUATED = "textops.evaluated"
 BASE_MODEL = "textops.model.base"  # the base model trained (model.base, with `auto` resolved)
@@ -69,7 +82,7 @@ TUNE_STOPPED_EARLY, TUNE_BEST_TRIAL = "textops.tune.stopped_early", "textops.tun
 # Tags on a model version (the registry's evidence): `textops.` + these.
 DECISION = "textops.decision"
 # The decisions a version's DECISION tag holds: AWAITING_LIVE passed offline and waits, as challenger, for labelled
-# live answers in shadow (promotion.live_min_labels; textops.register.live_check decides then).
+# live answers in shadow (promotion.live_min_labels; textops.lifecycle.live_promotion.live_check decides then).
 PROMOTED, REJECTED, AWAITING_LIVE = "promoted", "rejected", "awaiting-live"
 REASON = "textops.reason"
 MANUAL_PROMOTION = "textops.manual_promotion"
@@ -181,3 +194,13 @@ def base_model_tags(base: str, reason: str, unknown_share: float | None, truncat
         if share is not None:
             tags[key] = str(share)
     return tags
+
+
+def training_fingerprint(params: Params) -> str:
+    """MD5 of the params a trained model depends on (TRAINING_SECTIONS), key order independent."""
+    import hashlib
+    import json
+
+    dumped = params.model_dump(by_alias=True)
+    wanted = {section: dumped[section] for section in TRAINING_SECTIONS}
+    return hashlib.md5(json.dumps(wanted, sort_keys=True).encode()).hexdigest()

@@ -157,8 +157,14 @@ def prefect_logging_config(log: Path) -> Path:
     config = yaml.safe_load(default.read_text(encoding="utf-8"))
     for name in ("console", "debug"):
         level = config["handlers"][name].get("level", 0)
-        config["handlers"][name] = {"level": level, "class": "logging.FileHandler", "filename": str(log),
-                                    "formatter": "standard", "encoding": "utf-8", "delay": True}  # fmt: skip
+        config["handlers"][name] = {
+            "level": level,
+            "class": "logging.FileHandler",
+            "filename": str(log),
+            "formatter": "standard",
+            "encoding": "utf-8",
+            "delay": True,
+        }
     out = log.with_suffix(".prefect.yml")
     out.parent.mkdir(parents=True, exist_ok=True)
     # Prefect substitutes ${SETTING} templates in this file, as in its own.

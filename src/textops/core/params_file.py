@@ -24,8 +24,11 @@ def describe(error: ValidationError, path: Path | str, model: type[BaseModel] | 
             known = known_keys(model, [str(p) for p in err["loc"][:-1]]) if model else []
             near = difflib.get_close_matches(str(err["loc"][-1]), known, n=3, cutoff=0.6)
             where = ".".join(str(p) for p in err["loc"][:-1])
-            hint = f"did you mean {' or '.join(f'{where}.{k}'.lstrip('.') for k in near)}?" if near else (
-                f"the keys here: {', '.join(known)}" if known else "see params.yaml's comments")
+            hint = (
+                f"did you mean {' or '.join(f'{where}.{k}'.lstrip('.') for k in near)}?"
+                if near
+                else (f"the keys here: {', '.join(known)}" if known else "see params.yaml's comments")
+            )
             msg = f"unknown key ({hint})"
         else:
             msg = err["msg"]
@@ -33,7 +36,6 @@ def describe(error: ValidationError, path: Path | str, model: type[BaseModel] | 
                 msg += f" (got {err['input']!r})"
         lines.append(f"  - {key}: {msg}")
     return f"{path}: invalid parameters:\n" + "\n".join(lines)
-
 
 
 def known_keys(model: type[BaseModel], parents: list[str]) -> list[str]:
@@ -128,8 +130,7 @@ def set_section_values(text: str, section: str, values: dict) -> str:
     start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}:\s*(#.*)?$", line)), None)
     if start is None:
         return text.rstrip("\n") + f"\n\n{section}:\n" + "".join(f"  {k}: {scalar(v)}\n" for k, v in values.items())
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()),
-               len(lines))  # fmt: skip
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()), len(lines))
     key_line = re.compile(r"^(\s+)([A-Za-z_]\w*)(:\s*)([^#\n]*?)(\s*#.*)?(\n?)$")
     keys = {i: key_line.match(lines[i]) for i in range(start + 1, end)}
     indent = min((len(m.group(1)) for m in keys.values() if m), default=2)  # the section's own keys, not nested ones
@@ -153,9 +154,19 @@ def relative_sqlite_path(uri: str) -> str | None:
     return uri[len(prefix) :] if uri.startswith(prefix) and not uri.startswith(prefix + "/") else None
 
 
-PATH_KEYS = ("data.raw_dir", "data.clean_dir", "data.landing_dir", "validate.report_dir", "train.output_dir",
-             "train.checkpoint_dir", "evaluate.output_dir", "mlflow.artifact_location", "promotion.reference_file",
-             "serve.request_log_dir", "monitor.report_dir")  # fmt: skip
+PATH_KEYS = (
+    "data.raw_dir",
+    "data.clean_dir",
+    "data.landing_dir",
+    "validate.report_dir",
+    "train.output_dir",
+    "train.checkpoint_dir",
+    "evaluate.output_dir",
+    "mlflow.artifact_location",
+    "promotion.reference_file",
+    "serve.request_log_dir",
+    "monitor.report_dir",
+)
 
 
 def check_paths(params: BaseModel, root: Path, path: Path) -> None:

@@ -137,8 +137,9 @@ def against_champion(
         return Decision(False, f"{versus}: delta {delta:+.4f} is below promotion.min_delta {policy.min_delta}", **args)
     if p_value is None or p_value >= policy.max_p_value:
         shown = "n/a" if p_value is None else f"{p_value:.4g}"
-        return Decision(False, f"{m} delta {delta:+.4f} is not significant: McNemar p={shown} >= {policy.max_p_value}",
-                        **args)  # fmt: skip
+        return Decision(
+            False, f"{m} delta {delta:+.4f} is not significant: McNemar p={shown} >= {policy.max_p_value}", **args
+        )
     for g in guards:
         tolerance = policy.max_regression if g.tolerance is None else g.tolerance
         if g.challenger_metric < g.champion_metric - tolerance:
@@ -156,30 +157,40 @@ def against_champion(
         f"(>= {policy.min_delta}), McNemar p={p_value:.4g} < {policy.max_p_value}"
         + "".join(
             f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})" for g in guards
-        ),  # fmt: skip
+        ),
         **args,
     )
 
 
-def stronger_model_advice(base: str | None, unknown_share: float | None = None,
-                          truncated_share: float | None = None) -> str:  # fmt: skip
+def stronger_model_advice(
+    base: str | None, unknown_share: float | None = None, truncated_share: float | None = None
+) -> str:
     """What would help a model that lost to the baseline, from what it was: BASE (the base model trained, the tag
     `textops.model.base`) and what `model.base: auto` measured of the pretrained tokenizer on the train split."""
-    cut = (f"; {truncated_share:.0%} of the train texts were cut at model.max_length: a larger -S model.max_length "
-           "keeps more of each" if truncated_share and truncated_share > 0.2 else "")  # fmt: skip
+    cut = (
+        f"; {truncated_share:.0%} of the train texts were cut at model.max_length: a larger -S model.max_length "
+        "keeps more of each"
+        if truncated_share and truncated_share > 0.2
+        else ""
+    )
     if unknown_share is not None and unknown_share > MAX_UNKNOWN_SHARE:
         tiny = " or the tiny model with a vocabulary from the data (-S model.base=tiny)," if base == "minilm" else ""
-        return (f"no packaged pretrained model reads this data (MiniLM's vocabulary maps {unknown_share:.0%} of its "
-                f"tokens to [UNK]): point model.base at a local directory holding a multilingual encoder "
-                f"(-S model.base=/path/to/model),{tiny} or add labelled data")  # fmt: skip
+        return (
+            f"no packaged pretrained model reads this data (MiniLM's vocabulary maps {unknown_share:.0%} of its "
+            f"tokens to [UNK]): point model.base at a local directory holding a multilingual encoder "
+            f"(-S model.base=/path/to/model),{tiny} or add labelled data"
+        )
     if base == "tiny":
         return "try the pretrained base (-S model.base=minilm), more epochs (-S train.epochs=N) or more data" + cut
-    return ("try more epochs (-S train.epochs=N) or more labelled data, or a larger pretrained model from a local "
-            "directory (-S model.base=/path/to/model)" + cut)  # fmt: skip
+    return (
+        "try more epochs (-S train.epochs=N) or more labelled data, or a larger pretrained model from a local "
+        "directory (-S model.base=/path/to/model)" + cut
+    )
 
 
-def loses_to_baseline(policy: PromotionParams, challenger_metric: float, baseline_metric: float | None,
-                      advice: str = "") -> str | None:  # fmt: skip
+def loses_to_baseline(
+    policy: PromotionParams, challenger_metric: float, baseline_metric: float | None, advice: str = ""
+) -> str | None:
     """Why the model may not be promoted against the bag-of-words baseline, or None (also when the rule is off or
     there is no baseline figure). ADVICE (`stronger_model_advice`) says what would help."""
     if not policy.beat_baseline or baseline_metric is None:

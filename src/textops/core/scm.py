@@ -93,7 +93,7 @@ def require_commit(root: Path) -> None:
         raise StateError(f"--commit needs a git repository and {root} is not in one: `git init` it, or drop --commit.")
     if not can_commit(root):
         raise StateError(
-            "--commit needs a git identity and git has none here: set one with `git config user.name \"Your Name\"` "
+            '--commit needs a git identity and git has none here: set one with `git config user.name "Your Name"` '
             "and `git config user.email you@example.com` (add --global for every repository), or drop --commit. "
             "Nothing was changed."
         )

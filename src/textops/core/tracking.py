@@ -135,8 +135,10 @@ def seed_store(uri: str) -> bool:
     con = sqlite3.connect(db)
     try:
         with con:
-            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                        (str(Path("mlruns").resolve() / "0"),))  # fmt: skip
+            con.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                (str(Path("mlruns").resolve() / "0"),),
+            )
     finally:
         con.close()
     return True
@@ -269,8 +271,10 @@ def relocate_store(root: Path, params: Params) -> str | None:
     finally:
         con.close()
     if copied:
-        message = (f"the project was copied from {old_root}: this copy's MLflow store now points at its own "
-                   f"artifacts in {new_root} (the original is untouched)")  # fmt: skip
+        message = (
+            f"the project was copied from {old_root}: this copy's MLflow store now points at its own "
+            f"artifacts in {new_root} (the original is untouched)"
+        )
     else:
         message = f"the project moved from {old_root} to {new_root}: its MLflow store now points at the new place"
     logging.getLogger("textops").warning(message)
@@ -299,7 +303,6 @@ def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str
 
 # --------------------------------------------------------------------------------------------------
 # run owners
-
 
 
 def _process_start(pid: int) -> str | None:
@@ -344,6 +347,7 @@ def reap_stale_runs(client, experiment_id: str) -> list[str]:
             reaped.append(run.info.run_id)
             logging.getLogger("textops").warning(
                 "MLflow run %s was left RUNNING by a process that died (pid %s): marked KILLED",
-                run.info.run_id, run.data.tags.get(OWNER_PID),
+                run.info.run_id,
+                run.data.tags.get(OWNER_PID),
             )
     return reaped

@@ -12,6 +12,7 @@ from textops.core.errors import DataError
 
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
+
 def looks_like_data(frame: pd.DataFrame) -> bool:
     """True when FRAME's column names (a CSV/TSV's first row) look like a row of data, not a header: a name that
     is a number, that occurs as a value in its own column, that is longer than 40 characters or that has 4 or

@@ -117,6 +117,7 @@ def only_the_sample(root: Path, params: Params) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sample.csv"
         make_sample(params.sample.rows, params.sample.seed).to_csv(path, index=False)
-        frame = read_labelled_file(path, "text", "label", params.data.max_file_mb,
-                                   params.validation.max_invalid_fraction)  # fmt: skip
+        frame = read_labelled_file(
+            path, "text", "label", params.data.max_file_mb, params.validation.max_invalid_fraction
+        )
     return batches == [Path(batch_path(params, batch_bytes(frame))).name]

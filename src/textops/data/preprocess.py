@@ -62,8 +62,14 @@ def hash_splits(position: np.ndarray, val: float, test: float) -> np.ndarray:
     return np.where(position < test, "test", np.where(position < test + val, "val", "train")).astype(object)
 
 
-def assign_splits(position: np.ndarray, labels: np.ndarray, val: float, test: float,
-                  split: np.ndarray | None = None, movable: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def assign_splits(
+    position: np.ndarray,
+    labels: np.ndarray,
+    val: float,
+    test: float,
+    split: np.ndarray | None = None,
+    movable: np.ndarray | None = None,
+) -> np.ndarray:
     """SPLIT (default: `hash_splits`), then make sure each class is in each split.
 
     A class too small for the hash to reach a split gets its train rows with the lowest positions moved
@@ -84,8 +90,9 @@ def assign_splits(position: np.ndarray, labels: np.ndarray, val: float, test: fl
     return split
 
 
-def split_rows(texts: pd.Series, labels: np.ndarray, params: Params, containment: bool = True
-               ) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
+def split_rows(
+    texts: pd.Series, labels: np.ndarray, params: Params, containment: bool = True
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """(positions, the split of each text, the leak report): by hash, and with data.split.by `containment` (the
     default) no val or test text inside a train text (`textops.overlap`). CONTAINMENT=False: by hash alone, the
     leak not measured (the ingest gate's quick look at what the splits would be)."""
@@ -105,13 +112,18 @@ def split_rows(texts: pd.Series, labels: np.ndarray, params: Params, containment
         split = assign_splits(position, labels, cfg.val, cfg.test, by_hash)
         report = leak_report(texts.to_numpy(), split, inside_by_hash)
     by_text = leak_report(texts.to_numpy(), by_hash, inside_by_hash)
-    report = {"split_by": cfg.by, **report, "test_inside_train_share_if_split_by_text": by_text[
-        "test_inside_train_share"]}  # fmt: skip
+    report = {
+        "split_by": cfg.by,
+        **report,
+        "test_inside_train_share_if_split_by_text": by_text["test_inside_train_share"],
+    }
     if by_text["test_inside_train_share"] > 0.01:
         log.warning(
             "preprocess: %.1f%% of the test texts occur inside train texts when split by text (the data holds pieces "
-            "of its own texts, like SST-2's phrases); %s", 100 * by_text["test_inside_train_share"],
-            "split by containment: no test text is seen in training" if cfg.by == "containment"
+            "of its own texts, like SST-2's phrases); %s",
+            100 * by_text["test_inside_train_share"],
+            "split by containment: no test text is seen in training"
+            if cfg.by == "containment"
             else "data.split.by is `text`, so the test figures are inflated: set data.split.by: containment",
         )
     return position, split, report
@@ -124,8 +136,9 @@ def _label_order(labels: pd.Series) -> list[str]:
     return names
 
 
-def clean_and_split(frame: pd.DataFrame, params: Params, containment: bool = True
-                    ) -> tuple[dict[str, pd.DataFrame], list[str], dict]:  # fmt: skip
+def clean_and_split(
+    frame: pd.DataFrame, params: Params, containment: bool = True
+) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """Clean, filter, deduplicate and split raw rows (text, label as strings), in memory.
 
     Returns the splits (text, label id), the label names in id order, and the stats (rows in/out, drops by

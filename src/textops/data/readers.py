@@ -20,8 +20,15 @@ import pandas as pd
 from textops.core.errors import DataError
 from textops.data.columns import columns_by_position, looks_like_data, no_header_message
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-           ".json": "labelstudio"}  # .json to ingest: Label Studio's JSON export (textops.labelstudio)
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".json": "labelstudio",
+}  # .json to ingest: Label Studio's JSON export (textops.labelstudio)
 READ_TEXT_FORMATS = {**FORMATS, ".json": "jsonl"}  # what read_texts (predict, monitor) reads: .json as JSON Lines
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}  # written
 
@@ -57,9 +64,7 @@ def _read_bytes(path: Path, max_bytes: int | None, compressed: bool) -> bytes:
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable gzip file ({exc}).") from exc
     if max_bytes is not None and len(data) > max_bytes:
-        raise DataError(
-            f"{path}: decompresses to more than the limit of {limit_mb:g} MB (data.max_file_mb); refused."
-        )
+        raise DataError(f"{path}: decompresses to more than the limit of {limit_mb:g} MB (data.max_file_mb); refused.")
     return data
 
 
@@ -164,9 +169,7 @@ def _labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
         numbers = pd.to_numeric(labels, errors="coerce")
         bad = (numbers != np.floor(numbers)) | ~np.isfinite(numbers) | (numbers.abs() >= 2.0**63)
         if bad.any():
-            raise DataError(
-                f"{path}: label values must be names or whole numbers, got {labels[bad].head(3).tolist()}."
-            )
+            raise DataError(f"{path}: label values must be names or whole numbers, got {labels[bad].head(3).tolist()}.")
         values = numbers.astype("int64").astype(str)
     if kinds & {"bool", "bool_"}:
         raise DataError(f"{path}: boolean labels are ambiguous; write them as names (e.g. negative/positive).")
@@ -175,9 +178,7 @@ def _labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
     numeric = values.str.fullmatch(r"[+-]?\d+(\.0+)?")
     if numeric.any() and not numeric.all():
         examples = sorted(set(values[numeric].head(2)) | set(values[~numeric].head(2)))
-        raise DataError(
-            f"{path}: the label column mixes numbers and names ({examples}); use one kind of label."
-        )
+        raise DataError(f"{path}: the label column mixes numbers and names ({examples}); use one kind of label.")
     if values.str.fullmatch(r"[+-]?\d+\.\d*").any():
         bad = values[values.str.fullmatch(r"[+-]?\d+\.\d*")].head(3).tolist()
         if any(not v.rstrip("0").endswith(".") for v in bad):

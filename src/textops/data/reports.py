@@ -256,8 +256,11 @@ def monitor_page(result: dict) -> str:
 
 def test_metrics(ev: dict) -> list[tuple[str, str]]:
     """The eval stage's metrics (and the TF-IDF baseline's) as (name, figure) rows; a count stays a count."""
-    metrics = [(k, f"{float(ev[k]):.4f}") for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
-               if isinstance(ev.get(k), int | float)]  # fmt: skip
+    metrics = [
+        (k, f"{float(ev[k]):.4f}")
+        for k in ("accuracy", "macro_f1", "log_loss", "ece", "roc_auc")
+        if isinstance(ev.get(k), int | float)
+    ]
     found = ev.get("baseline")
     baseline = found if isinstance(found, dict) else {}
     counts = {k: v for k, v in baseline.items() if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -274,10 +277,16 @@ def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) ->
     decision = ("promoted: the new champion" if reg.get("promote") else "not promoted") if reg else "not registered"
     ev = files.get("eval") or {}
     return render(
-        "run.html", summary=summary, reg=reg, decision=decision, pre=files.get("preprocess") or {},
-        val=files.get("validate") or {}, ev=ev, metrics=test_metrics(ev),
+        "run.html",
+        summary=summary,
+        reg=reg,
+        decision=decision,
+        pre=files.get("preprocess") or {},
+        val=files.get("validate") or {},
+        ev=ev,
+        metrics=test_metrics(ev),
         pictures={name: data_uri(path) for name, path in pictures.items()},
-    )  # fmt: skip
+    )
 
 
 RUN_REPORT = "run.html"  # in validate.report_dir's parent (reports/), and as an artifact of the MLflow run
@@ -296,10 +305,18 @@ def write_run_report(root: Path, params, summary: dict) -> Path:
         except (OSError, ValueError):
             return {}
 
-    files = {name: load(rel) for name, rel in (("preprocess", artifacts.PREPROCESS_METRICS),
-             ("validate", artifacts.VALIDATE_METRICS), ("eval", artifacts.EVAL_METRICS))}  # fmt: skip
-    pictures = {"training_curve": artifacts.model_dir(root, params) / "training_curve.png",
-                "confusion_matrix": root / params.evaluate.output_dir / "confusion_matrix.png"}  # fmt: skip
+    files = {
+        name: load(rel)
+        for name, rel in (
+            ("preprocess", artifacts.PREPROCESS_METRICS),
+            ("validate", artifacts.VALIDATE_METRICS),
+            ("eval", artifacts.EVAL_METRICS),
+        )
+    }
+    pictures = {
+        "training_curve": artifacts.model_dir(root, params) / "training_curve.png",
+        "confusion_matrix": root / params.evaluate.output_dir / "confusion_matrix.png",
+    }
     path = root / Path(params.validate_.report_dir).parent / RUN_REPORT
     artifacts.atomic_write_text(path, run_page(summary, files, pictures))
     run_id = (summary.get("evaluate") or {}).get("run_id")

@@ -138,8 +138,9 @@ def relabelled(existing: pd.DataFrame, frame: pd.DataFrame, lowercase: bool) -> 
     return out[["text", "label", "was"]].reset_index(drop=True)
 
 
-def _check_relabels(files: list[tuple[str, pd.DataFrame]], existing: pd.DataFrame, params: Params,
-                    allow_relabel: bool) -> None:  # fmt: skip
+def _check_relabels(
+    files: list[tuple[str, pd.DataFrame]], existing: pd.DataFrame, params: Params, allow_relabel: bool
+) -> None:
     """Hold a file that gives texts already in the data other labels (more than validate.max_relabel_fraction of
     its rows): preprocess drops a text with two labels, so such a batch would erase the rows it contradicts (the
     champion's proven test rows among them) instead of adding to them. A few are reported and let through."""
@@ -147,11 +148,17 @@ def _check_relabels(files: list[tuple[str, pd.DataFrame]], existing: pd.DataFram
         clash = relabelled(existing, frame, params.data.lowercase)
         if clash.empty:
             continue
-        examples = "; ".join(f"{t[:60]!r}: {w} in the data, {lab} here" for t, lab, w in clash.head(3).itertuples(
-            index=False, name=None))  # fmt: skip
+        examples = "; ".join(
+            f"{t[:60]!r}: {w} in the data, {lab} here" for t, lab, w in clash.head(3).itertuples(index=False, name=None)
+        )
         if allow_relabel or len(clash) <= params.validation.max_relabel_fraction * len(frame):
-            log.warning("%s: %d row(s) give texts already in the data another label (%s); preprocess drops such "
-                        "texts as conflicting", source, len(clash), examples)  # fmt: skip
+            log.warning(
+                "%s: %d row(s) give texts already in the data another label (%s); preprocess drops such "
+                "texts as conflicting",
+                source,
+                len(clash),
+                examples,
+            )
             continue
         raise ValidationFailed(
             f"{source}: {len(clash)} of {len(frame)} rows give texts already in the data another label (e.g. "
@@ -193,10 +200,21 @@ def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_
             )
 
 
-def ingest(paths: list[Path], root: Path, params: Params, text_column: str | None = None,
-           label_column: str | None = None, commit: bool = False, allow_new_labels: bool = False, gate: bool = True,
-           accept_shift: bool = False, header: bool = True, allow_relabel: bool = False, keep_demo: bool = False,
-           demo: bool = False) -> list[IngestResult]:  # fmt: skip
+def ingest(
+    paths: list[Path],
+    root: Path,
+    params: Params,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    commit: bool = False,
+    allow_new_labels: bool = False,
+    gate: bool = True,
+    accept_shift: bool = False,
+    header: bool = True,
+    allow_relabel: bool = False,
+    keep_demo: bool = False,
+    demo: bool = False,
+) -> list[IngestResult]:
     """Check every file, then add each as an immutable batch and version data/ with DVC (and push).
 
     Checks, all before anything is written: each file is readable and passes the raw suite; all files
@@ -212,23 +230,15 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
     from textops.data.validate import validate_raw
 
     root = Path(root)
-    data = params.data
-    text_column = text_column or data.text_column
-    label_column = label_column or data.label_column
+    columns = (text_column or params.data.text_column, label_column or params.data.label_column)
     if commit:
         scm.require_commit(root)
     with data_lock(root):
         dvc_cache.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
-        limit = params.validation.max_invalid_fraction
-        files = [(str(path), read_labelled_file(Path(path), text_column, label_column, data.max_file_mb, limit,
-                                                header=header)) for path in paths]  # fmt: skip
-        files, aside = set_aside_rows(root, params, files)
+        files, aside = set_aside_rows(root, params, read_files(paths, params, columns, header))
         validate_raw(files, params)
         replacing = [] if keep_demo or demo else demo_files(root, params)
-        if has_raw_data(root, params) and not replacing:
-            existing = read_raw(root, params)
-        else:
-            existing = pd.DataFrame({"text": [], "label": []})
+        existing = existing_rows(root, params, replacing)
         _check_labels(files, set(existing["label"].unique()), allow_new_labels)
         _check_relabels(files, existing, params, allow_relabel)
         _warn_conflicts(files, params.data.lowercase)
@@ -254,6 +264,19 @@ def ingest(paths: list[Path], root: Path, params: Params, text_column: str | Non
         # After the journal: a failed push keeps the batches (they are versioned in the local cache).
         push_raw(root, params)
     return results
+
+
+def existing_rows(root: Path, params: Params, replacing: list[str]) -> pd.DataFrame:
+    """The raw rows new files are checked against: none when there are none, or when they replace the demo."""
+    if has_raw_data(root, params) and not replacing:
+        return read_raw(root, params)
+    return pd.DataFrame({"text": [], "label": []})
+
+
+def read_files(paths: list[Path], params: Params, columns: tuple[str, str], header: bool):
+    """(source, rows) of each file (`readers.read_labelled_file`), in order; DataError naming the first bad one."""
+    limit, most = params.validation.max_invalid_fraction, params.data.max_file_mb
+    return [(str(p), read_labelled_file(Path(p), *columns, most, limit, header=header)) for p in paths]
 
 
 def set_aside_rows(root: Path, params: Params, files: list[tuple[str, pd.DataFrame]]):

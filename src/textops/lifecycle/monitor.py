@@ -283,7 +283,7 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
         raise StateError("monitor either files or the request log (--requests), not both at once.")
     window: dict | None = None
     if requests:
-        from textops.live.request_log import remember_window, window_bounds
+        from textops.live.monitor_window import remember_window, window_bounds
 
         since, until, how = window_bounds(root, params.monitor.window)
         new, source = read_request_log(root, params, since, until), f"request log {params.serve.request_log_dir}"

@@ -32,6 +32,7 @@ from textops.core.locks import registry_lock
 from textops.core.logs import printed_to_log
 from textops.core.policy import decide, mcnemar, score
 from textops.core.tracking import Session, connect
+from textops.lifecycle.live_promotion import awaiting_live
 from textops.modeling.predict import load_model, predict_batches
 from textops.registry.guards import own_rows_guard, reference_guard, reference_set, trigger_guards
 from textops.registry.registry import champion, move_champion, rolled_back_from
@@ -98,8 +99,9 @@ def labels_of(model, texts: list[str], batch_size: int) -> np.ndarray:
     return predict_batches(model, texts, batch_size)["label"].astype(str).to_numpy()
 
 
-def compare_with_champion(root: Path, session: Session, params: Params, tags: dict, test, y, pred_new,
-                          challenger_uri: str) -> dict:  # fmt: skip
+def compare_with_champion(
+    root: Path, session: Session, params: Params, tags: dict, test, y, pred_new, challenger_uri: str
+) -> dict:
     """The champion on the challenger's test rows, on its own test rows and on the reference set: evidence,
     champion metric, McNemar p and the guards (all empty when there is no champion yet), and `held`, the reason a
     person must decide, when the champion cannot be loaded."""
@@ -150,9 +152,11 @@ def compare_with_champion(root: Path, session: Session, params: Params, tags: di
         "mcnemar.b": paired.b,
         "mcnemar.c": paired.c,
         "mcnemar.p_value": f"{paired.p_value:.4g}",  # 4.7e-11, not a rounded 0.0
-        **{f"guard.{i}": f"{g.name}: {g.challenger_metric:.4f} vs {g.champion_metric:.4f} on {g.rows} rows"
-           for i, g in enumerate(guards)},
-    }  # fmt: skip
+        **{
+            f"guard.{i}": f"{g.name}: {g.challenger_metric:.4f} vs {g.champion_metric:.4f} on {g.rows} rows"
+            for i, g in enumerate(guards)
+        },
+    }
     out.update(champion_metric=old_metric, p_value=paired.p_value, guards=guards)
     return out
 
@@ -175,8 +179,13 @@ def baseline_on(root: Path, params: Params, test: pd.DataFrame, y, labels: list[
     from textops.modeling.baseline import fit_predict
 
     train = load_train_rows(root, params)
-    probs, _ = fit_predict(train["text"].tolist(), train["label"].to_numpy(), test["text"].astype(str).tolist(),
-                           len(labels), params.evaluate.baseline_max_features)  # fmt: skip
+    probs, _ = fit_predict(
+        train["text"].tolist(),
+        train["label"].to_numpy(),
+        test["text"].astype(str).tolist(),
+        len(labels),
+        params.evaluate.baseline_max_features,
+    )
     return score(y, np.asarray(labels)[probs.argmax(axis=1)], params.promotion.primary_metric)
 
 
@@ -190,12 +199,14 @@ def baseline_advice(tags: dict) -> str:
         except (KeyError, ValueError):
             return None
 
-    return stronger_model_advice(tags.get(lineage.BASE_MODEL), share(lineage.BASE_UNKNOWN_SHARE),
-                                 share(lineage.BASE_TRUNCATED_SHARE))  # fmt: skip
+    return stronger_model_advice(
+        tags.get(lineage.BASE_MODEL), share(lineage.BASE_UNKNOWN_SHARE), share(lineage.BASE_TRUNCATED_SHARE)
+    )
 
 
-def challenger_predictions(root: Path, session: Session, params: Params, model_uri: str, test: pd.DataFrame,
-                           labels: list[str]) -> tuple[np.ndarray, dict]:  # fmt: skip
+def challenger_predictions(
+    root: Path, session: Session, params: Params, model_uri: str, test: pd.DataFrame, labels: list[str]
+) -> tuple[np.ndarray, dict]:
     """The challenger's labels on TEST as it will serve, and how they were had: the evaluate stage's (PyTorch) when
     they are for these rows and PyTorch serves; else the logged model scored under the serving runtime (the ONNX
     graph, int8 or not), with the share of labels it agrees on with PyTorch's."""
@@ -205,8 +216,11 @@ def challenger_predictions(root: Path, session: Session, params: Params, model_u
     model = load_model(session, model_uri, params.serve)
     runtime = getattr(model.unwrap_python_model(), "runtime", "torch")
     pred = labels_of(model, test["text"].astype(str).tolist(), params.evaluate.batch_size)
-    agreement = {} if evaluated is None or runtime == "torch" else {
-        "runtime.agreement_with_torch": round(float(np.mean(pred == evaluated)), 6)}  # fmt: skip
+    agreement = (
+        {}
+        if evaluated is None or runtime == "torch"
+        else {"runtime.agreement_with_torch": round(float(np.mean(pred == evaluated)), 6)}
+    )
     return pred, {"evaluated": evaluated, "runtime": runtime, "agreement": agreement}
 
 
@@ -236,6 +250,27 @@ def replacing_the_demo(decision, evidence: dict):
     return replace(decision, reason=f"{decision.reason} ({demo})")
 
 
+def challenger_evidence(
+    run_id: str, tags: dict, figure: dict, rows: int, served: dict, baseline_metric: float | None
+) -> dict:
+    """The challenger's side of the evidence: its run, its FIGURE ({metric: value}) on ROWS test rows, its data
+    version, the runtime it was scored with (SERVED) and the baseline's figure."""
+    ((metric, value),) = figure.items()
+    evidence = {
+        "challenger.run_id": run_id,
+        f"challenger.{metric}": round(value, 6),
+        "challenger.data.raw_md5": tags.get(lineage.RAW_MD5, ""),
+        "challenger.data.clean_md5": tags.get(lineage.CLEAN_MD5, ""),
+        "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
+        "test_rows": rows,
+        "runtime": served["runtime"],
+        **served["agreement"],
+    }
+    if baseline_metric is not None:
+        evidence[f"baseline.{metric}"] = round(baseline_metric, 6)
+    return evidence
+
+
 def decide_and_register(root: Path, params: Params) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
@@ -263,23 +298,20 @@ def decide_and_register(root: Path, params: Params) -> dict:
         baseline_metric = baseline_on(root, params, test, y, labels) if baseline_metric is not None else None
     new_metric = score(y, pred_new, metric)
 
-    evidence = {
-        "challenger.run_id": run_id,
-        f"challenger.{metric}": round(new_metric, 6),
-        "challenger.data.raw_md5": tags.get(lineage.RAW_MD5, ""),
-        "challenger.data.clean_md5": tags.get(lineage.CLEAN_MD5, ""),
-        "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
-        "test_rows": len(test),
-        "runtime": served["runtime"],
-        **served["agreement"],
-    }
-    if baseline_metric is not None:
-        evidence[f"baseline.{metric}"] = round(baseline_metric, 6)
+    evidence = challenger_evidence(run_id, tags, {metric: new_metric}, len(test), served, baseline_metric)
     versus = compare_with_champion(root, session, params, tags, test, y, pred_new, model_uri)
     evidence.update(versus["evidence"])
-    decision = decide(params.promotion, new_metric, versus["champion_metric"], versus["p_value"],
-                      validation_passed(root, params), versus["guards"], versus["held"] or hold_reason(session, tags),
-                      baseline_metric, baseline_advice(tags))  # fmt: skip
+    decision = decide(
+        params.promotion,
+        new_metric,
+        versus["champion_metric"],
+        versus["p_value"],
+        validation_passed(root, params),
+        versus["guards"],
+        versus["held"] or hold_reason(session, tags),
+        baseline_metric,
+        baseline_advice(tags),
+    )
     decision = replacing_the_demo(decision, versus["evidence"])
     decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)
     evidence.update({"decision": verdict, "reason": decision.reason})
@@ -302,17 +334,6 @@ def decide_and_register(root: Path, params: Params) -> dict:
     return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
 
 
-def awaiting_live(params: Params, decision, has_champion: bool):
-    """(the decision, its tag): with promotion.live_min_labels, a challenger that would replace a champion on
-    offline evidence waits as challenger for live answers in shadow (`live_check` decides then)."""
-    if decision.promote and params.promotion.live_min_labels and has_champion:
-        return replace(decision, promote=False, reason=(
-            f"passes offline ({decision.reason}); stays challenger until {params.promotion.live_min_labels} of its "
-            "answers in shadow are labelled and it does not lose to the champion on them (promotion.live_min_labels; "
-            "`textops model promote-check`)")), lineage.AWAITING_LIVE  # fmt: skip
-    return decision, lineage.PROMOTED if decision.promote else lineage.REJECTED
-
-
 def decision_report(name: str, metric: str, evidence: dict) -> str:
     """The Markdown report logged to the challenger's run."""
     rows = "\n".join(f"| {k} | {v} |" for k, v in evidence.items() if k not in ("decision", "reason"))
@@ -322,46 +343,3 @@ def decision_report(name: str, metric: str, evidence: dict) -> str:
         f"Primary metric: `{metric}` on the challenger's test split ({evidence['test_rows']} rows).\n\n"
         f"| evidence | value |\n|---|---|\n{rows}\n"
     )
-
-
-def live_check(root: Path, params: Params) -> dict:
-    """promotion.live_min_labels: decide on the challenger that waits for live evidence. Once that many of its
-    answers in shadow beside the champion got a label (POST /feedback), it is promoted unless it loses to the
-    champion on them (less accurate with McNemar p < promotion.max_p_value, the offline rule), and rejected if it
-    does; the live figures go into its evidence. Until then nothing changes. `result` says which."""
-    from mlflow.exceptions import MlflowException
-
-    from textops.live.feedback import shadow_figures
-
-    need = params.promotion.live_min_labels
-    if not need:
-        return {"result": "off", "message": "promotion.live_min_labels is 0: promotion does not wait for live labels"}
-    session = connect(root, params, experiment=False)
-    with registry_lock(root):
-        current = champion(session)
-        try:
-            waiting = session.client.get_model_version_by_alias(session.model_name, lineage.CHALLENGER_ALIAS)
-        except MlflowException:
-            waiting = None
-        if current is None or waiting is None or waiting.tags.get(lineage.DECISION) != lineage.AWAITING_LIVE:
-            return {"result": "none", "message": "no challenger waits for live evidence"}
-        version = str(waiting.version)
-        figures = shadow_figures(root / params.serve.request_log_dir).get(f"{current.version}->{version}") or {}
-        labelled = figures.get("labelled", 0)
-        if labelled < need:
-            return {"result": "waiting", "version": version, "labelled": labelled, "message": (
-                f"v{version} waits: {labelled} of {need} labelled live answers in shadow beside champion "
-                f"v{current.version} (serve.shadow: true and POST /feedback bring them)")}  # fmt: skip
-        ours, theirs, p = figures["shadow_accuracy"], figures["served_accuracy"], figures["mcnemar_p"]
-        loses = ours < theirs and p < params.promotion.max_p_value
-        on = f"on {labelled} labelled live texts in shadow, accuracy {ours:.4f} vs champion v{current.version} " \
-             f"{theirs:.4f} (McNemar p={p:.3g})"  # fmt: skip
-        reason = f"live: {on}: " + ("loses to the champion" if loses else "does not lose to the champion")
-        tags = {lineage.live_tag(k): str(v) for k, v in figures.items()}
-        tags.update({lineage.DECISION: lineage.REJECTED if loses else lineage.PROMOTED, lineage.REASON: reason[:5000]})
-        for key, value in tags.items():
-            session.client.set_model_version_tag(session.model_name, version, key, value)
-        if not loses:
-            move_champion(session, version, "live", reason)
-    return {"result": "rejected" if loses else "promoted", "version": version, "labelled": labelled,
-            "message": f"v{version} {'not promoted' if loses else 'promoted, now the champion'}: {reason}"}  # fmt: skip

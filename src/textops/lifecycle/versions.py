@@ -65,10 +65,15 @@ def data_versions(root: Path, params: Params, trained: list[dict] | None = None)
     for model in trained or []:
         key = (model["raw_md5"], model["clean_md5"])
         entry = versions.setdefault(
-            key, {"rev": None, "date": model.get("date", ""), "subject": "(not committed: restore with "
-                  f"`textops data checkout --model {model['version']}`)", "models": [], **{k: model[k] for k in
-                  ("raw_md5", "clean_md5", "splits")}}
-        )  # fmt: skip
+            key,
+            {
+                "rev": None,
+                "date": model.get("date", ""),
+                "subject": f"(not committed: restore with `textops data checkout --model {model['version']}`)",
+                "models": [],
+                **{k: model[k] for k in ("raw_md5", "clean_md5", "splits")},
+            },
+        )
         entry["models"].append(str(model["version"]))
         if not entry["splits"]:
             entry["splits"] = model["splits"]
@@ -118,9 +123,7 @@ def model_version_files(root: Path, params: Params, version: str) -> dict[str, s
     return files
 
 
-def checkout_model_data(
-    root: Path, params: Params, version: str, commit: bool = False, discard: bool = False
-) -> str:
+def checkout_model_data(root: Path, params: Params, version: str, commit: bool = False, discard: bool = False) -> str:
     """Restore byte-exact the raw and cleaned data model VERSION was trained on, from what its MLflow run
     recorded and the DVC cache or remote; with COMMIT, commit the restored pointer files."""
     files = model_version_files(Path(root), params, version)
@@ -144,9 +147,7 @@ def unsaved_data(root: Path, params: Params) -> str | None:
     return md5
 
 
-def restore(
-    root: Path, params: Params, files: dict[str, str], label: str, commit: bool, discard: bool = False
-) -> str:
+def restore(root: Path, params: Params, files: dict[str, str], label: str, commit: bool, discard: bool = False) -> str:
     """Write FILES (pointer files, relative path -> content) and let DVC restore the data they name. Refuses to
     replace data that nothing records (see unsaved_data) unless DISCARD.
 

@@ -32,8 +32,18 @@ class Answers:
     def add(self, rows: list[dict]) -> None:
         """Index request-log ROWS (textops.request_log's rows: request_id, index, time, model_version, label,
         probabilities, text where kept)."""
-        records = [(r["request_id"], r["index"], r["time"], r["model_version"], None if r["label"] is None else
-                    str(r["label"]), json.dumps(sorted(r["probabilities"])), r.get("text")) for r in rows]  # fmt: skip
+        records = [
+            (
+                r["request_id"],
+                r["index"],
+                r["time"],
+                r["model_version"],
+                None if r["label"] is None else str(r["label"]),
+                json.dumps(sorted(r["probabilities"])),
+                r.get("text"),
+            )
+            for r in rows
+        ]
         with self._connect() as con:
             con.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", records)
         con.close()
@@ -49,8 +59,13 @@ class Answers:
         if not self.path.exists():
             return []
         with self._connect() as con:
-            found = con.execute("SELECT position, time, version, predicted, classes, text FROM answers WHERE "
-                                "request_id = ? ORDER BY position", (request_id,)).fetchall()  # fmt: skip
+            found = con.execute(
+                "SELECT position, time, version, predicted, classes, text FROM answers WHERE "
+                "request_id = ? ORDER BY position",
+                (request_id,),
+            ).fetchall()
         con.close()
-        return [{"index": p, "time": t, "model_version": v, "predicted": pr, "classes": json.loads(c), "text": tx}
-                for p, t, v, pr, c, tx in found]  # fmt: skip
+        return [
+            {"index": p, "time": t, "model_version": v, "predicted": pr, "classes": json.loads(c), "text": tx}
+            for p, t, v, pr, c, tx in found
+        ]

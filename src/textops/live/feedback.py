@@ -48,19 +48,19 @@ def parse(body: bytes, max_items: int) -> list[dict]:
         raise ValueError(f"the body is not JSON ({str(exc)[:200]})") from exc
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise ValueError("no feedback in the body: send {\"request_id\": ID, \"label\": LABEL} or a list of them")
+        raise ValueError('no feedback in the body: send {"request_id": ID, "label": LABEL} or a list of them')
     if len(items) > max_items:
         raise OverflowError(f"{len(items):,} labels in one request; at most {max_items:,} (serve.max_texts)")
     out = []
     for n, item in enumerate(items):
         where = f"item {n}" if isinstance(value, list) else "the body"
         if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or "label" not in item:
-            raise ValueError(f"{where}: expected an object with \"request_id\" (a string) and \"label\"")
+            raise ValueError(f'{where}: expected an object with "request_id" (a string) and "label"')
         label, index = item["label"], item.get("index")
         if not isinstance(label, str | int) or isinstance(label, bool) or not normal_label(label):
-            raise ValueError(f"{where}: \"label\" must be a non-empty string or a whole number")
+            raise ValueError(f'{where}: "label" must be a non-empty string or a whole number')
         if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
-            raise ValueError(f"{where}: \"index\" must be a whole number from 0 (the text's position in the request)")
+            raise ValueError(f'{where}: "index" must be a whole number from 0 (the text\'s position in the request)')
         out.append({"request_id": item["request_id"][:200], "index": index, "label": normal_label(label)})
     return out
 
@@ -74,26 +74,42 @@ def resolve(items: list[dict], lookup) -> list[dict]:
     for item in items:
         answers = {a["index"]: a for a in lookup(item["request_id"])}
         if not answers:
-            raise FeedbackError(404, f"no answer with request id {item['request_id']!r} in the request log (it "
-                                     "is the X-Request-Id of a served answer; old answers are forgotten after "
-                                     "serve.feedback_max_age_days)")  # fmt: skip
+            raise FeedbackError(
+                404,
+                f"no answer with request id {item['request_id']!r} in the request log (it "
+                "is the X-Request-Id of a served answer; old answers are forgotten after "
+                "serve.feedback_max_age_days)",
+            )
         index = item["index"]
         if index is None:
             if len(answers) > 1:
-                raise FeedbackError(422, f"request {item['request_id']!r} scored {len(answers)} texts: say which "
-                                         "one with \"index\" (its position, from 0)")  # fmt: skip
+                raise FeedbackError(
+                    422,
+                    f"request {item['request_id']!r} scored {len(answers)} texts: say which "
+                    'one with "index" (its position, from 0)',
+                )
             index = next(iter(answers))
         answer = answers.get(index)
         if answer is None:
-            raise FeedbackError(404, f"request {item['request_id']!r} has no text at index {index} (it scored "
-                                     f"{len(answers)})")  # fmt: skip
+            raise FeedbackError(
+                404, f"request {item['request_id']!r} has no text at index {index} (it scored {len(answers)})"
+            )
         if item["label"] not in answer["classes"]:
             classes = ", ".join(answer["classes"][:20])
-            raise FeedbackError(422, f"label {item['label'][:100]!r} is not a class of model version "
-                                     f"{answer['model_version']}, which answered (its classes: {classes})")  # fmt: skip
-        row = {"time": log_time(now), "request_id": item["request_id"], "index": index, "label": item["label"],
-               "model_version": answer["model_version"], "predicted": answer["predicted"],
-               "answered": answer["time"]}  # fmt: skip
+            raise FeedbackError(
+                422,
+                f"label {item['label'][:100]!r} is not a class of model version "
+                f"{answer['model_version']}, which answered (its classes: {classes})",
+            )
+        row = {
+            "time": log_time(now),
+            "request_id": item["request_id"],
+            "index": index,
+            "label": item["label"],
+            "model_version": answer["model_version"],
+            "predicted": answer["predicted"],
+            "answered": answer["time"],
+        }
         if answer.get("text") is not None:
             row["text"] = answer["text"]
         rows.append(row)
@@ -165,9 +181,18 @@ def shadow_figures(directory: Path) -> dict:
     for row in read_rows(directory):
         if row.get("shadow_version") is None:
             continue
-        pair = pairs.setdefault(f"{row.get('model_version')}->{row['shadow_version']}", {
-            "served_version": str(row.get("model_version")), "shadow_version": str(row["shadow_version"]),
-            "texts": 0, "agree": 0, "y": [], "served": [], "shadow": []})  # fmt: skip
+        pair = pairs.setdefault(
+            f"{row.get('model_version')}->{row['shadow_version']}",
+            {
+                "served_version": str(row.get("model_version")),
+                "shadow_version": str(row["shadow_version"]),
+                "texts": 0,
+                "agree": 0,
+                "y": [],
+                "served": [],
+                "shadow": [],
+            },
+        )
         served, shadow = str(row.get("label")), str(row.get("shadow_label"))
         pair["texts"] += 1
         pair["agree"] += served == shadow
@@ -179,15 +204,22 @@ def shadow_figures(directory: Path) -> dict:
     out = {}
     for key, p in pairs.items():
         n = len(p["y"])
-        figures = {"served_version": p["served_version"], "shadow_version": p["shadow_version"], "texts": p["texts"],
-                   "agreement": round(p["agree"] / p["texts"], 4), "labelled": n}  # fmt: skip
+        figures = {
+            "served_version": p["served_version"],
+            "shadow_version": p["shadow_version"],
+            "texts": p["texts"],
+            "agreement": round(p["agree"] / p["texts"], 4),
+            "labelled": n,
+        }
         if n:
             test = mcnemar(p["y"], p["shadow"], p["served"])
             figures.update(
                 served_accuracy=round(sum(a == b for a, b in zip(p["y"], p["served"], strict=True)) / n, 4),
                 shadow_accuracy=round(sum(a == b for a, b in zip(p["y"], p["shadow"], strict=True)) / n, 4),
-                shadow_right_served_wrong=test.b, served_right_shadow_wrong=test.c, mcnemar_p=round(test.p_value, 6),
-            )  # fmt: skip
+                shadow_right_served_wrong=test.b,
+                served_right_shadow_wrong=test.c,
+                mcnemar_p=round(test.p_value, 6),
+            )
         out[key] = figures
     return out
 
@@ -206,8 +238,9 @@ def export(root: Path, params, output: Path | None = None) -> dict:
     directory = Path(root) / params.serve.request_log_dir
     rows = read_feedback(directory)
     if not rows:
-        raise StateError(f"no feedback in {directory}: `POST /feedback` to the server records it (with "
-                         "serve.log_requests: true).")  # fmt: skip
+        raise StateError(
+            f"no feedback in {directory}: `POST /feedback` to the server records it (with serve.log_requests: true)."
+        )
     marker = state_path(root, EXPORTED)
     try:
         since = json.loads(marker.read_text(encoding="utf-8"))["until"]
@@ -216,8 +249,10 @@ def export(root: Path, params, output: Path | None = None) -> dict:
     new = [r for r in rows if str(r["time"]) > since]
     texts = [r for r in new if r.get("text") is not None]
     if new and not texts:
-        raise StateError("the feedback has no texts: the server keeps the texts it scored only with "
-                         "serve.log_texts: true; turn it on to turn feedback into training data.")  # fmt: skip
+        raise StateError(
+            "the feedback has no texts: the server keeps the texts it scored only with "
+            "serve.log_texts: true; turn it on to turn feedback into training data."
+        )
     if not texts:
         return {"rows": 0, "output": None, "skipped_without_text": 0, "set_aside": 0, "set_aside_file": None}
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())

@@ -78,14 +78,28 @@ def spread(rows: list[dict], n: int) -> list[dict]:
 def task(row: dict) -> dict:
     """One Label Studio task: the text (with where it was served), and the served answer as a pre-annotation."""
     return {
-        "data": {TO_NAME: row["text"], "request_id": row.get("request_id"), "index": row.get("index"),
-                 "served_at": row.get("time"), "model_version": row.get("model_version")},
-        "predictions": [{
-            "model_version": f"v{row.get('model_version')}", "score": round(row["confidence"], 6),
-            "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                        "value": {"choices": [str(row.get("label"))]}}],
-        }],
-    }  # fmt: skip
+        "data": {
+            TO_NAME: row["text"],
+            "request_id": row.get("request_id"),
+            "index": row.get("index"),
+            "served_at": row.get("time"),
+            "model_version": row.get("model_version"),
+        },
+        "predictions": [
+            {
+                "model_version": f"v{row.get('model_version')}",
+                "score": round(row["confidence"], 6),
+                "result": [
+                    {
+                        "from_name": FROM_NAME,
+                        "to_name": TO_NAME,
+                        "type": "choices",
+                        "value": {"choices": [str(row.get("label"))]},
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def labelling_config(classes: list[str]) -> str:
@@ -93,8 +107,10 @@ def labelling_config(classes: list[str]) -> str:
     from xml.sax.saxutils import quoteattr
 
     choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in classes)
-    return (f'<View>\n  <Text name="{TO_NAME}" value="${TO_NAME}"/>\n  <Choices name="{FROM_NAME}" '
-            f'toName="{TO_NAME}" choice="single">\n{choices}\n  </Choices>\n</View>\n')  # fmt: skip
+    return (
+        f'<View>\n  <Text name="{TO_NAME}" value="${TO_NAME}"/>\n  <Choices name="{FROM_NAME}" '
+        f'toName="{TO_NAME}" choice="single">\n{choices}\n  </Choices>\n</View>\n'
+    )
 
 
 def label_queue(root: Path, params, n: int, output: Path) -> dict:
@@ -113,14 +129,23 @@ def label_queue(root: Path, params, n: int, output: Path) -> dict:
         raise DataError(f"{output}: write the queue as .json (Label Studio tasks) or .csv.")
     directory = Path(root) / params.serve.request_log_dir
     if not log_files(directory):
-        raise StateError(f"no request log in {directory}: serve with serve.log_requests: true and "
-                         "serve.log_texts: true, then ask again.")  # fmt: skip
+        raise StateError(
+            f"no request log in {directory}: serve with serve.log_requests: true and "
+            "serve.log_texts: true, then ask again."
+        )
     labelled = {(r["request_id"], r.get("index")) for r in read_feedback(directory, latest=False)}
     picked = spread(candidates(directory, labelled, max(n * POOL_PER_PICK, 1000)), n)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".csv":
-        frame = pd.DataFrame([{k: r.get(k) for k in ("text", "label", "confidence", "margin", "request_id", "index",
-                                                     "time", "model_version")} for r in picked])  # fmt: skip
+        frame = pd.DataFrame(
+            [
+                {
+                    k: r.get(k)
+                    for k in ("text", "label", "confidence", "margin", "request_id", "index", "time", "model_version")
+                }
+                for r in picked
+            ]
+        )
         frame["text"] = frame["text"].map(neutralized)  # opened in a spreadsheet, a formula text is shown, not run
         atomic_write_text(output, frame.rename(columns={"label": "predicted"}).to_csv(index=False))
     else:
@@ -161,8 +186,10 @@ def min_row(path: Path, line: int, item: dict, text_key: str, label_key: str) ->
         label = label.get("choices")
     if isinstance(label, list):
         if len(label) != 1:
-            raise DataError(f"{path}: task {line} (id {item.get('id')}) has {len(label)} choices; textops reads "
-                            "single-choice classification projects.")  # fmt: skip
+            raise DataError(
+                f"{path}: task {line} (id {item.get('id')}) has {len(label)} choices; textops reads "
+                "single-choice classification projects."
+            )
         label = label[0]
     if label is None or label == "":
         return None
@@ -192,15 +219,23 @@ def export_rows(path: Path, value, text_key: str, label_key: str) -> list[dict]:
         if not done:
             continue
         latest = max(done, key=_stamp)
-        choices = [c for r in latest.get("result") or [] if isinstance(r, dict) and r.get("type") == "choices"
-                   for c in (r.get("value") or {}).get("choices") or []]  # fmt: skip
+        choices = [
+            c
+            for r in latest.get("result") or []
+            if isinstance(r, dict) and r.get("type") == "choices"
+            for c in (r.get("value") or {}).get("choices") or []
+        ]
         if len(choices) != 1:
-            raise DataError(f"{path}: task {line} (id {item.get('id')}) has {len(choices)} choices in its latest "
-                            "annotation; textops reads single-choice classification projects.")  # fmt: skip
+            raise DataError(
+                f"{path}: task {line} (id {item.get('id')}) has {len(choices)} choices in its latest "
+                "annotation; textops reads single-choice classification projects."
+            )
         text = item["data"].get(text_key)
         if not isinstance(text, str):
-            raise DataError(f"{path}: task {line} has no text under data.{text_key} (its data has "
-                            f"{', '.join(map(str, item['data']))[:200]}); pass --text-column.")  # fmt: skip
+            raise DataError(
+                f"{path}: task {line} has no text under data.{text_key} (its data has "
+                f"{', '.join(map(str, item['data']))[:200]}); pass --text-column."
+            )
         task = {
             "task": item.get("id"),
             "annotator": latest.get("completed_by"),

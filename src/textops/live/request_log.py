@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO
 
 from textops.live.answers import Answers
 
@@ -53,8 +53,15 @@ def text_hash(text: str) -> str:
 
 
 class RequestLog:
-    def __init__(self, directory: Path, fmt: str = "jsonl", texts: bool = False, rotate_mb: float = 64,
-                 keep: int = 20, answers_days: float = 30):  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        fmt: str = "jsonl",
+        texts: bool = False,
+        rotate_mb: float = 64,
+        keep: int = 20,
+        answers_days: float = 30,
+    ):
         self.directory, self.fmt, self.texts = Path(directory), fmt, texts
         self.rotate_bytes, self.keep = int(rotate_mb * 1_000_000), keep
         self.dropped = 0
@@ -73,8 +80,15 @@ class RequestLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    def add(self, request_id: str, version: str, texts: list[str], predictions: list[dict],
-            shadow: tuple[str, list[dict]] | None = None, at: float | None = None) -> None:  # fmt: skip
+    def add(
+        self,
+        request_id: str,
+        version: str,
+        texts: list[str],
+        predictions: list[dict],
+        shadow: tuple[str, list[dict]] | None = None,
+        at: float | None = None,
+    ) -> None:
         """Queue one request's rows (cheap: the rows are built in the writer's thread); SHADOW: the shadow
         challenger's version and its answers to the same texts (serve.shadow), AT: when the answer was sent."""
         item = (at or time.time(), request_id, version, texts, predictions, shadow)
@@ -93,9 +107,17 @@ class RequestLog:
         item = self._pending.get(request_id)
         if item is None:
             return self.answers.find(request_id)
-        return [{"index": r["index"], "time": r["time"], "model_version": r["model_version"], "predicted": r["label"],
-                 "classes": sorted(r["probabilities"]), "text": item[3][r["index"]] if self.texts else None}
-                for r in self._rows(item)]  # fmt: skip
+        return [
+            {
+                "index": r["index"],
+                "time": r["time"],
+                "model_version": r["model_version"],
+                "predicted": r["label"],
+                "classes": sorted(r["probabilities"]),
+                "text": item[3][r["index"]] if self.texts else None,
+            }
+            for r in self._rows(item)
+        ]
 
     def close(self, timeout: float = 10) -> None:
         self._queue.put(None)
@@ -108,12 +130,22 @@ class RequestLog:
         stamp = log_time(at)
         rows = []
         for i, (text, pred) in enumerate(zip(texts, predictions, strict=True)):
-            row = {"time": stamp, "request_id": request_id, "index": i, "model_version": version,
-                   "label": pred.get("label"), "chars": len(text), "text_sha256": text_hash(text)}  # fmt: skip
+            row = {
+                "time": stamp,
+                "request_id": request_id,
+                "index": i,
+                "model_version": version,
+                "label": pred.get("label"),
+                "chars": len(text),
+                "text_sha256": text_hash(text),
+            }
             row["probabilities"] = probabilities(pred)
             if shadow is not None:
-                row.update(shadow_version=shadow[0], shadow_label=shadow[1][i].get("label"),
-                           shadow_probabilities=probabilities(shadow[1][i]))  # fmt: skip
+                row.update(
+                    shadow_version=shadow[0],
+                    shadow_label=shadow[1][i].get("label"),
+                    shadow_probabilities=probabilities(shadow[1][i]),
+                )
             if request_id in self.client_ids:
                 row["client_request_id"] = self.client_ids[request_id]
             if self.texts:
@@ -160,11 +192,20 @@ class RequestLog:
         import pyarrow as pa
 
         probs = pa.map_(pa.string(), pa.float64())
-        fields = [("time", pa.string()), ("request_id", pa.string()), ("index", pa.int64()),
-                  ("model_version", pa.string()), ("label", pa.string()), ("chars", pa.int64()),
-                  ("text_sha256", pa.string()), ("probabilities", probs), ("shadow_version", pa.string()),
-                  ("shadow_label", pa.string()), ("shadow_probabilities", probs),
-                  ("client_request_id", pa.string())]  # fmt: skip
+        fields = [
+            ("time", pa.string()),
+            ("request_id", pa.string()),
+            ("index", pa.int64()),
+            ("model_version", pa.string()),
+            ("label", pa.string()),
+            ("chars", pa.int64()),
+            ("text_sha256", pa.string()),
+            ("probabilities", probs),
+            ("shadow_version", pa.string()),
+            ("shadow_label", pa.string()),
+            ("shadow_probabilities", probs),
+            ("client_request_id", pa.string()),
+        ]
         return pa.schema(fields + ([("text", pa.string())] if self.texts else []))
 
     def _rotate(self) -> None:
@@ -281,10 +322,22 @@ def _summary(frame, texts: bool):
     import pandas as pd
 
     confidence = frame["probabilities"].map(
-        lambda p: max(v for _, v in p) if isinstance(p, list) and p else
-        max(p.values()) if isinstance(p, dict) and p else np.nan)  # fmt: skip
-    out = pd.DataFrame({"time": frame["time"].astype(str), "chars": frame["chars"],
-                        "predicted": frame["label"].astype(str), "confidence": confidence})  # fmt: skip
+        lambda p: (
+            max(v for _, v in p)
+            if isinstance(p, list) and p
+            else max(p.values())
+            if isinstance(p, dict) and p
+            else np.nan
+        )
+    )
+    out = pd.DataFrame(
+        {
+            "time": frame["time"].astype(str),
+            "chars": frame["chars"],
+            "predicted": frame["label"].astype(str),
+            "confidence": confidence,
+        }
+    )
     if texts and "text" in frame.columns:
         out["text"] = frame["text"].astype(str)
     return out
@@ -321,39 +374,9 @@ def read_window(directory: Path, since: str | None = None, until: str | None = N
                     keep(pd.DataFrame(chunk))
         except (ValueError, OSError):  # a damaged file, a line a kill cut short: said, the rest still read
             unreadable.append(path.name)
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"time": [], "chars": [], "predicted": [], "confidence": []})  # fmt: skip
+    rows = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"time": [], "chars": [], "predicted": [], "confidence": []})
+    )
     return rows, {"files": len(files), "unreadable": unreadable, "rows": len(rows)}
-
-
-REQUESTS_STATE = "monitor-requests.json"  # in .textops/: the end of the request-log window last monitored
-
-
-def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[str | None, str, str]:
-    """(since, until, how it was chosen) of the request-log window WINDOW (monitor.window) names: `since_last` (the rows
-    after the last monitor of the log; all of them the first time), `all`, or a duration (`90m`, `24h`, `7d`)."""
-    from textops.core.locks import state_path
-
-    now = time.time() if now is None else now
-    until = log_time(now)
-    if window == "all":
-        return None, until, "the whole retained log"
-    if window == "since_last":
-        state = state_path(root, REQUESTS_STATE)
-        try:
-            since = json.loads(state.read_text(encoding="utf-8"))["until"]
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return None, until, "the whole retained log (no earlier monitor of it)"
-        return since, until, f"since the last monitor ({since})"
-    amount, unit = cast("re.Match[str]", re.fullmatch(r"(\d+)([mhd])", window)).groups()  # config's pattern: a match
-    start = now - int(amount) * {"m": 60, "h": 3600, "d": 86400}[unit]
-    since = log_time(start)
-    return since, until, f"the last {window} (since {since})"
-
-
-def remember_window(root: Path, until: str) -> None:
-    """The request log was monitored up to UNTIL: the next `since_last` window starts there."""
-    from textops.core.artifacts import atomic_write_json
-    from textops.core.locks import state_dir
-
-    atomic_write_json(state_dir(root) / REQUESTS_STATE, {"until": until})

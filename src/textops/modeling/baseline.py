@@ -37,8 +37,9 @@ def vectorizer(analyzer: str, max_features: int):
     return TfidfVectorizer(analyzer=analyzer, max_features=max_features, sublinear_tf=True, dtype=np.float32, **words)
 
 
-def fit_predict(train_texts: Sequence[str], train_labels, test_texts: Sequence[str], n_classes: int,
-                max_features: int = 100_000) -> tuple[np.ndarray, dict]:  # fmt: skip
+def fit_predict(
+    train_texts: Sequence[str], train_labels, test_texts: Sequence[str], n_classes: int, max_features: int = 100_000
+) -> tuple[np.ndarray, dict]:
     """Fit the baseline on the train texts and label ids; (class probabilities of the test texts, shape
     (len(test_texts), n_classes), and what was fitted: analyzer, features, train rows, fit seconds)."""
     from sklearn.linear_model import LogisticRegression
@@ -56,6 +57,11 @@ def fit_predict(train_texts: Sequence[str], train_labels, test_texts: Sequence[s
         clf = LogisticRegression(C=4.0, max_iter=1000).fit(features, labels)
         probs[:, clf.classes_] = clf.predict_proba(vec.transform([str(t) for t in test_texts]))
         probs /= probs.sum(axis=1, keepdims=True)  # float32 features: rows sum to 1 only within 1e-7
-    info = {"model": NAME, "analyzer": analyzer, "features": int(features.shape[1]), "train_rows": len(labels),
-            "fit_seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
+    info = {
+        "model": NAME,
+        "analyzer": analyzer,
+        "features": int(features.shape[1]),
+        "train_rows": len(labels),
+        "fit_seconds": round(time.perf_counter() - start, 3),
+    }
     return probs, info

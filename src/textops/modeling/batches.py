@@ -72,7 +72,8 @@ def length_grouped_trainer(seed: int):
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             lengths = [len(row["input_ids"]) for row in dataset.rows]
-            return length_grouped_sampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                          lengths, seed)  # fmt: skip
+            return length_grouped_sampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths, seed
+            )
 
     return GroupedTrainer

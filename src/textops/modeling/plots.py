@@ -20,12 +20,24 @@ def write_curves(root: Path, log_history: list[dict], png: Path) -> None:
     import pandas as pd
 
     train = pd.DataFrame(
-        [{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"], "learning_rate": h.get("learning_rate")}
-         for h in log_history if "loss" in h]
+        [
+            {"step": h["step"], "epoch": h["epoch"], "loss": h["loss"], "learning_rate": h.get("learning_rate")}
+            for h in log_history
+            if "loss" in h
+        ]
     )
     val = pd.DataFrame(
-        [{"step": h["step"], "epoch": h["epoch"], "val_loss": h["eval_loss"], "val_accuracy": h["eval_accuracy"],
-          "val_macro_f1": h["eval_macro_f1"]} for h in log_history if "eval_macro_f1" in h]
+        [
+            {
+                "step": h["step"],
+                "epoch": h["epoch"],
+                "val_loss": h["eval_loss"],
+                "val_accuracy": h["eval_accuracy"],
+                "val_macro_f1": h["eval_macro_f1"],
+            }
+            for h in log_history
+            if "eval_macro_f1" in h
+        ]
     )
     (root / TRAIN_LOSS_PLOT).parent.mkdir(parents=True, exist_ok=True)
     train.to_csv(root / TRAIN_LOSS_PLOT, index=False)
@@ -69,7 +81,7 @@ def save_plots(out_dir: Path, probs: np.ndarray, labels: np.ndarray, names: list
 
     fig, ax = plt.subplots(figsize=(6, 5))
     # Binary: the positive class (id 1); more classes: one curve per class, one-vs-rest.
-    for i in ([1] if len(names) == 2 else range(len(names))):
+    for i in [1] if len(names) == 2 else range(len(names)):
         if (labels == i).any():
             PrecisionRecallDisplay.from_predictions(labels == i, probs[:, i], name=names[i], ax=ax)
     ax.set_title("precision-recall (test)")

@@ -98,5 +98,4 @@ def predict_file(
     kept = {c: f"{c}_input" for c in df.columns if c in preds.columns}
     out = pd.concat([df.reset_index(drop=True).rename(columns=kept), preds], axis=1)
     write_table(out, output_path)
-    return {"rows": len(out), "output": str(output_path), "model": uri, "text_column": column,
-            "renamed": kept}  # fmt: skip
+    return {"rows": len(out), "output": str(output_path), "model": uri, "text_column": column, "renamed": kept}

@@ -20,8 +20,15 @@ def training_progress():
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             steps = TextColumn("{task.completed}/{task.total} steps")
-            self.bar = Progress(TextColumn("      training"), BarColumn(), steps, TextColumn("{task.fields[loss]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), transient=True)  # fmt: skip
+            self.bar = Progress(
+                TextColumn("      training"),
+                BarColumn(),
+                steps,
+                TextColumn("{task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step, loss="")
             self.bar.start()
 

@@ -197,8 +197,9 @@ def mlflow_logger():
 # the stage
 
 
-def build_trainer(root: Path, params: Params, frame, labels: list[str], resume_from: Path | None, args,
-                  extra_callbacks: tuple = ()):  # fmt: skip
+def build_trainer(
+    root: Path, params: Params, frame, labels: list[str], resume_from: Path | None, args, extra_callbacks: tuple = ()
+):
     """The Trainer for params.model.base on FRAME (the train split) and the val split, with MLflow logging, early
     stopping and EXTRA_CALLBACKS (`textops tune` reports each evaluation to Ray Tune with one)."""
     from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, set_seed
@@ -360,9 +361,15 @@ def log_inputs(params: Params, tags: dict, trainer, labels: list[str], stage: st
     mlflow.log_params(flatten(params))
     mlflow.set_tags({**tags, **environment(), lineage.STAGE: stage})
     # MLflow keeps a param value to 6,000 characters: the label names in full are in labels.json (a DVC out).
-    mlflow.log_params({"train_rows": len(trainer.train_dataset), "val_rows": len(trainer.eval_dataset),
-                       "num_labels": len(labels), "labels": json.dumps(labels, ensure_ascii=False)[:500],
-                       "max_length_used": trainer.processing_class.model_max_length})  # fmt: skip
+    mlflow.log_params(
+        {
+            "train_rows": len(trainer.train_dataset),
+            "val_rows": len(trainer.eval_dataset),
+            "num_labels": len(labels),
+            "labels": json.dumps(labels, ensure_ascii=False)[:500],
+            "max_length_used": trainer.processing_class.model_max_length,
+        }
+    )
 
 
 def publish_data(root: Path, params: Params) -> bool:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from textops.core import dvc_cache, scm
-from textops.core.config import Params, training_fingerprint
+from textops.core.config import Params
+from textops.core.lineage import training_fingerprint
 from textops.registry.sqlstore import champion_record, model_files_present, store_file
 
 

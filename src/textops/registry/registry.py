@@ -87,11 +87,13 @@ def list_versions(root: Path, params: Params, quick: bool = True) -> list[dict]:
         session = connect(root, params, experiment=False)
         versions = session.client.search_model_versions(f"name='{session.model_name}'")
         found = {
-            "versions": [{"version": str(mv.version), "tags": mv.tags, "created_ms": mv.creation_timestamp,
-                          "run_id": mv.run_id} for mv in versions],
+            "versions": [
+                {"version": str(mv.version), "tags": mv.tags, "created_ms": mv.creation_timestamp, "run_id": mv.run_id}
+                for mv in versions
+            ],
             # search results do not carry aliases on every store: read them from the registered model
             "aliases": aliases(session) if versions else {},
-        }  # fmt: skip
+        }
     metric = params.promotion.primary_metric
     rows = [version_row(v, found["aliases"], metric) for v in found["versions"]]
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
@@ -130,8 +132,11 @@ def show_version(root: Path, params: Params, version: str) -> dict:
             "clean_md5": t.get(lineage.CLEAN_MD5),
             "rev": t.get(lineage.DATA_REV),
         },
-        "git": {"commit": t.get(lineage.GIT_COMMIT) or t.get("mlflow.source.git.commit"),
-                "dirty": t.get(lineage.GIT_DIRTY), "params_md5": t.get(lineage.PARAMS_MD5)},
+        "git": {
+            "commit": t.get(lineage.GIT_COMMIT) or t.get("mlflow.source.git.commit"),
+            "dirty": t.get(lineage.GIT_DIRTY),
+            "params_md5": t.get(lineage.PARAMS_MD5),
+        },
         "params": dict(sorted(run.data.params.items())),
         "metrics": dict(sorted(run.data.metrics.items())),
         "baseline": {  # the evaluation's TF-IDF + logistic regression on the same splits (textops.baseline)
@@ -176,8 +181,9 @@ def rollback(root: Path, params: Params, to: str | None = None) -> str:
         # The data is suspect only when the rollback changed it: between two models of the same data, the person
         # rolled back from the model (nothing_to_retrain still holds that version), not from its data.
         mark = {"from_raw_md5": source} if source and source != target_raw else {}
-        move_champion(session, mv.version, "rollback", f"rollback from v{current.version}",
-                      {"from": str(current.version), **mark})  # fmt: skip
+        move_champion(
+            session, mv.version, "rollback", f"rollback from v{current.version}", {"from": str(current.version), **mark}
+        )
     note = workspace_note(root, params, mv)
     return f"{session.model_name}: champion rolled back from v{current.version} to v{mv.version}{note}"
 
@@ -220,14 +226,16 @@ def trained_data_versions(root: Path, params: Params) -> list[dict]:
         if not raw or raw == "untracked":
             continue
         clean = tags.get(lineage.CLEAN_DVC_MD5)
-        out.append({
-            "version": str(mv.version),
-            "raw_md5": raw,
-            "clean_md5": None if clean in (None, "untracked") else clean,
-            "splits": json.loads(tags.get(lineage.DATA_SPLITS) or "{}"),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(mv.creation_timestamp / 1000)),
-            "restorable": lineage.DATA_POINTER in tags,
-        })  # fmt: skip
+        out.append(
+            {
+                "version": str(mv.version),
+                "raw_md5": raw,
+                "clean_md5": None if clean in (None, "untracked") else clean,
+                "splits": json.loads(tags.get(lineage.DATA_SPLITS) or "{}"),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(mv.creation_timestamp / 1000)),
+                "restorable": lineage.DATA_POINTER in tags,
+            }
+        )
     return sorted(out, key=lambda v: int(v["version"]))
 
 
@@ -254,9 +262,13 @@ def alias_state(session: Session, alias: str) -> dict | None:
     except MlflowException:
         return None
     tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
-    return {"version": str(mv.version), "decision": mv.tags.get(lineage.DECISION, ""),
-            "reason": mv.tags.get(lineage.REASON, ""), "broken": artifacts_missing(session, mv),
-            **lineage.run_state(tags)}  # fmt: skip
+    return {
+        "version": str(mv.version),
+        "decision": mv.tags.get(lineage.DECISION, ""),
+        "reason": mv.tags.get(lineage.REASON, ""),
+        "broken": artifacts_missing(session, mv),
+        **lineage.run_state(tags),
+    }
 
 
 def champion_state(root: Path, params: Params) -> dict | None:
@@ -303,9 +315,9 @@ def nothing_to_retrain(root: Path, params: Params) -> str | None:
     same = {
         alias: state
         for alias in (lineage.CHAMPION_ALIAS, lineage.CHALLENGER_ALIAS)
-        if (state := alias_state(session, alias)) and (state["raw_md5"], state["params_md5"]) == (
-            now["raw_md5"], now["params_md5"])
-    }  # fmt: skip
+        if (state := alias_state(session, alias))
+        and (state["raw_md5"], state["params_md5"]) == (now["raw_md5"], now["params_md5"])
+    }
     champion, challenger = same.get(lineage.CHAMPION_ALIAS), same.get(lineage.CHALLENGER_ALIAS)
     if champion and not champion["broken"]:  # a champion that cannot load is replaced
         return champion_unchanged(champion["version"], now["raw_md5"])

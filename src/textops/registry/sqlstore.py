@@ -49,17 +49,25 @@ def champion_record(db: Path, model_name: str) -> dict | None:
     try:
         with read_only(db) as con:
             # One row each, or not sure (MLflow's workspaces can hold the name twice).
-            alias = con.execute("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                                (model_name, lineage.CHAMPION_ALIAS)).fetchall()  # fmt: skip
+            alias = con.execute(
+                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                (model_name, lineage.CHAMPION_ALIAS),
+            ).fetchall()
             if len(alias) != 1:
                 return None
-            version = con.execute("SELECT run_id, storage_location FROM model_versions WHERE name = ? AND version = ?",
-                                  (model_name, alias[0][0])).fetchall()  # fmt: skip
+            version = con.execute(
+                "SELECT run_id, storage_location FROM model_versions WHERE name = ? AND version = ?",
+                (model_name, alias[0][0]),
+            ).fetchall()
             if len(version) != 1 or not version[0][0]:
                 return None
             alias, version = alias[0], version[0]
-            tags = dict(con.execute("SELECT key, value FROM tags WHERE run_uuid = ? AND key IN (?, ?)",
-                                    (version[0], lineage.RAW_MD5, lineage.PARAMS_MD5)).fetchall())  # fmt: skip
+            tags = dict(
+                con.execute(
+                    "SELECT key, value FROM tags WHERE run_uuid = ? AND key IN (?, ?)",
+                    (version[0], lineage.RAW_MD5, lineage.PARAMS_MD5),
+                ).fetchall()
+            )
     except sqlite3.Error:
         return None
     return {"version": str(alias[0]), "location": version[1] or "", **lineage.run_state(tags)}
@@ -101,8 +109,12 @@ def _as_mlflow_sees_it(con: sqlite3.Connection, root: Path, params: Params) -> b
         columns = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
         if not columns:
             return False
-        if "workspace" in columns and con.execute(f"SELECT 1 FROM {table} WHERE workspace IS NOT NULL AND "
-                                                  "workspace != ? LIMIT 1", (WORKSPACE,)).fetchall():  # fmt: skip
+        if (
+            "workspace" in columns
+            and con.execute(
+                f"SELECT 1 FROM {table} WHERE workspace IS NOT NULL AND workspace != ? LIMIT 1", (WORKSPACE,)
+            ).fetchall()
+        ):
             return False
     rows = con.execute("SELECT artifact_location FROM experiments WHERE name = ?", (params.mlflow.experiment,))
     return all(location == artifact_location(root, params) for (location,) in rows.fetchall())
@@ -111,14 +123,20 @@ def _as_mlflow_sees_it(con: sqlite3.Connection, root: Path, params: Params) -> b
 def _registry(con: sqlite3.Connection, model_name: str) -> dict | None:
     if len(con.execute("SELECT 1 FROM registered_models WHERE name = ?", (model_name,)).fetchall()) > 1:
         return None
-    rows = con.execute("SELECT version, creation_time, run_id, storage_location, source FROM model_versions "
-                       "WHERE name = ? AND current_stage != ?", (model_name, DELETED)).fetchall()  # fmt: skip
-    versions = {str(v): {"version": str(v), "created_ms": created, "run_id": run_id, "location": stored or source,
-                         "tags": {}} for v, created, run_id, stored, source in rows}  # fmt: skip
+    rows = con.execute(
+        "SELECT version, creation_time, run_id, storage_location, source FROM model_versions "
+        "WHERE name = ? AND current_stage != ?",
+        (model_name, DELETED),
+    ).fetchall()
+    versions = {
+        str(v): {"version": str(v), "created_ms": created, "run_id": run_id, "location": stored or source, "tags": {}}
+        for v, created, run_id, stored, source in rows
+    }
     if len(versions) != len(rows):
         return None
-    for v, key, value in con.execute("SELECT version, key, value FROM model_version_tags WHERE name = ?",
-                                     (model_name,)):  # fmt: skip
+    for v, key, value in con.execute(
+        "SELECT version, key, value FROM model_version_tags WHERE name = ?", (model_name,)
+    ):
         if str(v) in versions:
             versions[str(v)]["tags"][key] = value
     aliases = con.execute("SELECT alias, version FROM registered_model_aliases WHERE name = ?", (model_name,))
@@ -130,9 +148,11 @@ def _last_runs(con: sqlite3.Connection, experiment: str, limit: int) -> list[dic
     if len(found) != 1:
         return [] if not found else None
     # search_runs(order_by=["attributes.start_time DESC"]): NULLs last, then MLflow's tie-breaker, the run id.
-    rows = con.execute("SELECT run_uuid, status, start_time FROM runs WHERE experiment_id = ? AND lifecycle_stage = "
-                       "'active' ORDER BY start_time IS NULL, start_time DESC, run_uuid LIMIT ?",
-                       (found[0][0], limit)).fetchall()  # fmt: skip
+    rows = con.execute(
+        "SELECT run_uuid, status, start_time FROM runs WHERE experiment_id = ? AND lifecycle_stage = "
+        "'active' ORDER BY start_time IS NULL, start_time DESC, run_uuid LIMIT ?",
+        (found[0][0], limit),
+    ).fetchall()
     out = []
     for run_id, status, start in rows:
         tags = dict(con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())

@@ -38,9 +38,22 @@ def server_command(port: int) -> list[str]:
         raise StateError("Prefect is not installed: pip install -e . (textops depends on it).")
     app_dir = str(Path(spec.origin).parent.parent)
     return [
-        sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        app_dir,
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
 
 
 @contextmanager
@@ -65,8 +78,14 @@ def temporary_server(home: Path, log_path: Path) -> Iterator[str]:
     with open(log_path, "ab") as log:
         # Its own session: Ctrl-C in the terminal (SIGINT to the foreground group) must not stop the server before
         # the run, stopping, has given back its training slot through it; the run stops it after that.
-        proc = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=parent_death_signal, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            server_command(port),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=parent_death_signal,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/api"
     before = os.environ.get("PREFECT_API_URL")
     try:

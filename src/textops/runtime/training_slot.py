@@ -137,8 +137,12 @@ def training_slot(root: Path, timeout_s: float | None):
                 lease_duration=TRAINING_LEASE_S,
             ):
                 acquired = True
-                holder = {**owner_tags(), "flow_run": str(flow_run.id), "at": time.time(),
-                          "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+                holder = {
+                    **owner_tags(),
+                    "flow_run": str(flow_run.id),
+                    "at": time.time(),
+                    "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
                 path.write_text(json.dumps(holder), encoding="utf-8")
                 yield
         except TimeoutError:

@@ -140,11 +140,18 @@ def read_dataset(files: list[Path], actors: int):
         if kind in (".csv", ".tsv"):
             sep = "\t" if kind == ".tsv" else ","
             header = pd.read_csv(path, sep=sep, nrows=0, dtype=str).columns
-            parts.append(ray.data.read_csv(
-                str(path), read_options=pacsv.ReadOptions(block_size=block),
-                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
-                                                     strings_can_be_null=False, quoted_strings_can_be_null=False)))
+            parts.append(
+                ray.data.read_csv(
+                    str(path),
+                    read_options=pacsv.ReadOptions(block_size=block),
+                    parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={c: pa.string() for c in header},
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+            )
         elif kind == ".parquet":
             parts.append(ray.data.read_parquet(str(path)))
         else:
@@ -187,13 +194,13 @@ def connect(params: Params, address: str | None, cpus: int | None = None) -> str
         # would wait for each other for ever. A short path of its own: Ray's sockets live there (not /tmp/ray).
         temp = tempfile.mkdtemp(prefix="textops-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
         cpus = cpus or int(math.ceil(params.ray.actors * params.ray.cpus_per_actor)) + 1
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 _temp_dir=temp)  # fmt: skip
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=temp)
         return temp
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise StateError(f"cannot reach the Ray cluster at {target or 'a local Ray'}: {exc}. Start one with "
-                         "`ray start --head` (it prints the address), or leave --address out for a local one.") \
-            from exc  # fmt: skip
+        raise StateError(
+            f"cannot reach the Ray cluster at {target or 'a local Ray'}: {exc}. Start one with "
+            "`ray start --head` (it prints the address), or leave --address out for a local one."
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -227,20 +234,11 @@ def check_output_directory(output: Path, overwrite: bool) -> None:
         )
 
 
-def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version: str | None = None,
-                   text_column: str = "text", address: str | None = None, overwrite: bool = False) -> dict:  # fmt: skip
-    """Score every row of the files SPEC names with the champion (or VERSION) on Ray; write OUTPUT (see the module
-    docstring; OVERWRITE: a directory output may hold an earlier run's part files, which are replaced). Returns
-    rows, output, model, nodes (rows per node) and seconds."""
-    import ray
-
-    from textops.core.tracking import connect as open_store
+def check_inputs(files: list[Path], output: Path, one: bool, text_column: str, overwrite: bool) -> None:
+    """Before Ray starts: OUTPUT is a table file for ONE input file, else a directory it may write its parts to;
+    every CSV/TSV input has TEXT_COLUMN."""
     from textops.data.readers import TEXT_FORMATS
-    from textops.modeling.predict import model_uri, runtime_config
 
-    files = input_files(spec)
-    output = Path(output)
-    one = len(files) == 1 and Path(spec).is_file()
     if one and TEXT_FORMATS.get(output.suffix.lower()) is None:
         raise DataError(f"{output}: unsupported output type {output.suffix!r}; use CSV, TSV, Parquet or JSONL.")
     if not one:
@@ -249,19 +247,53 @@ def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version:
         if path.suffix.lower() in (".csv", ".tsv"):
             header = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns
             if text_column not in header:
-                raise DataError(f"{path}: no column {text_column!r} (it has {', '.join(map(str, header))}); "
-                                "pass --text-column.")  # fmt: skip
+                raise DataError(
+                    f"{path}: no column {text_column!r} (it has {', '.join(map(str, header))}); pass --text-column."
+                )
+
+
+def actor_resources(params: Params) -> float:
+    """GPUs per scoring actor (ray.gpus_per_actor; by default one where the cluster has one); StateError when the
+    actors would leave no CPU for reading the files (the reads would wait for ever)."""
+    import ray
+
+    need, cpus = params.ray.actors * params.ray.cpus_per_actor, ray.cluster_resources().get("CPU", 0)
+    if cpus < need + 1:
+        raise StateError(
+            f"the Ray cluster has {cpus:g} CPUs: ray.actors x ray.cpus_per_actor = {need:g}, and "
+            "reading the files needs one more. Lower ray.actors (-S ray.actors=N) or add nodes."
+        )
+    gpus = params.ray.gpus_per_actor
+    return gpus if gpus is not None else (1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0)
+
+
+def predict_on_ray(
+    root: Path,
+    params: Params,
+    spec: str,
+    output: Path,
+    version: str | None = None,
+    text_column: str = "text",
+    address: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Score every row of the files SPEC names with the champion (or VERSION) on Ray; write OUTPUT (see the module
+    docstring; OVERWRITE: a directory output may hold an earlier run's part files, which are replaced). Returns
+    rows, output, model, nodes (rows per node) and seconds."""
+    import ray
+
+    from textops.core.tracking import connect as open_store
+    from textops.modeling.predict import model_uri, runtime_config
+
+    files = input_files(spec)
+    output = Path(output)
+    one = len(files) == 1 and Path(spec).is_file()
+    check_inputs(files, output, one, text_column, overwrite)
     uri = model_uri(params, version)
     model = packed_model(open_store(root, params, experiment=False), uri)
     started = time.monotonic()
     with ray_session(params, address, f"score {spec}") as local:
-        need, cpus = params.ray.actors * params.ray.cpus_per_actor, ray.cluster_resources().get("CPU", 0)
-        if cpus < need + 1:  # the actors would take every CPU and the reads wait for ever
-            raise StateError(f"the Ray cluster has {cpus:g} CPUs: ray.actors x ray.cpus_per_actor = {need:g}, and "
-                             "reading the files needs one more. Lower ray.actors (-S ray.actors=N) or add nodes.")
-        gpus = params.ray.gpus_per_actor
-        if gpus is None:
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        gpus = actor_resources(params)
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = one  # one file in: its rows in order
         ctx.target_max_block_size = block_bytes(files, params.ray.actors)  # blocks of the read size
@@ -269,15 +301,29 @@ def predict_on_ray(root: Path, params: Params, spec: str, output: Path, version:
         # while the others still load. Past the ceiling, a cluster that cannot place them is an error, not a hang.
         ctx.wait_for_min_actors_s = ACTOR_START_S
         scored = read_dataset(files, params.ray.actors).map_batches(
-            Scorer, batch_size=params.ray.batch_size, batch_format="pandas", concurrency=params.ray.actors,
-            num_cpus=params.ray.cpus_per_actor, num_gpus=gpus, scheduling_strategy="SPREAD",  # actors over nodes
-            fn_constructor_kwargs={"model": [ray.put(model)], "model_config": runtime_config(params.serve),
-                                   "text_column": text_column, "batch_size": params.serve.batch_size,
-                                   "temp": local},
-        )  # fmt: skip
+            Scorer,
+            batch_size=params.ray.batch_size,
+            batch_format="pandas",
+            concurrency=params.ray.actors,
+            num_cpus=params.ray.cpus_per_actor,
+            num_gpus=gpus,
+            scheduling_strategy="SPREAD",  # actors over nodes
+            fn_constructor_kwargs={
+                "model": [ray.put(model)],
+                "model_config": runtime_config(params.serve),
+                "text_column": text_column,
+                "batch_size": params.serve.batch_size,
+                "temp": local,
+            },
+        )
         rows, nodes = write_one(scored, output) if one else write_directory(scored, output, overwrite)
-    return {"rows": rows, "output": str(output), "model": uri, "nodes": nodes,
-            "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+    return {
+        "rows": rows,
+        "output": str(output),
+        "model": uri,
+        "nodes": nodes,
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def _count(nodes: dict, frame: pd.DataFrame) -> pd.DataFrame:

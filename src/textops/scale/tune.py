@@ -24,11 +24,11 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from textops.core import lineage
-from textops.core.config import TUNABLE, Params, TrainParams
+from textops.core.config import Params, TrainParams
 from textops.core.errors import DataError, StateError
+from textops.scale.tune_results import end_trials, record, summarise
 
 log = logging.getLogger("textops")
 TRIAL_STAGE, TUNE_STAGE = "tune-trial", "tune"
@@ -43,8 +43,12 @@ def search_space(params: Params) -> dict:
     """tune.space as Ray Tune domains."""
     from ray import tune
 
-    kinds = {"loguniform": lambda v: tune.loguniform(*v), "uniform": lambda v: tune.uniform(*v),
-             "int": lambda v: tune.randint(int(v[0]), int(v[1]) + 1), "choice": tune.choice}  # fmt: skip
+    kinds = {
+        "loguniform": lambda v: tune.loguniform(*v),
+        "uniform": lambda v: tune.uniform(*v),
+        "int": lambda v: tune.randint(int(v[0]), int(v[1]) + 1),
+        "choice": tune.choice,
+    }
     return {key: kinds[kind](values) for key, spec in params.tune.space.items() for kind, values in spec.items()}
 
 
@@ -68,8 +72,9 @@ def start_point(params: Params) -> dict:
 
 def trial_params(params: Params, config: dict, threads: int, checkpoint_dir: str) -> Params:
     """PARAMS with the trial's CONFIG in train (validated like params.yaml), its own threads and checkpoints."""
-    train = TrainParams.model_validate({**params.train.model_dump(), **config, "threads": threads,
-                                        "checkpoint_dir": checkpoint_dir})  # fmt: skip
+    train = TrainParams.model_validate(
+        {**params.train.model_dump(), **config, "threads": threads, "checkpoint_dir": checkpoint_dir}
+    )
     return params.model_copy(update={"train": train})
 
 
@@ -81,14 +86,20 @@ def reporter(metric: str):
     class TuneReport(TrainerCallback):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if metrics and f"eval_{metric}" in metrics:
-                tune.report({metric: float(metrics[f"eval_{metric}"]), "epoch": float(state.epoch or 0),
-                             "step": state.global_step})  # fmt: skip
+                tune.report(
+                    {
+                        metric: float(metrics[f"eval_{metric}"]),
+                        "epoch": float(state.epoch or 0),
+                        "step": state.global_step,
+                    }
+                )
 
     return TuneReport()
 
 
-def run_trial(config: dict, *, root: str, params: Params, uri: str, experiment_id: str, parent_run_id: str,
-              work_dir: str) -> None:  # fmt: skip
+def run_trial(
+    config: dict, *, root: str, params: Params, uri: str, experiment_id: str, parent_run_id: str, work_dir: str
+) -> None:
     """One trial, in a Ray worker: the train stage's training with CONFIG, as a child run of PARENT_RUN_ID."""
     import mlflow
     import ray
@@ -115,17 +126,30 @@ def run_trial(config: dict, *, root: str, params: Params, uri: str, experiment_i
     trainer = build_trainer(root_path, params, frame, labels, None, args, (reporter(params.tune.metric),))
     session = Session(uri, MlflowClient(tracking_uri=uri, registry_uri=uri), experiment_id, "")
     try:
-        with session.active(), mlflow.start_run(experiment_id=experiment_id, parent_run_id=parent_run_id,
-                                                run_name=f"trial-{trial}") as run:  # fmt: skip
-            tags = {lineage.TUNE_TRIAL: trial, lineage.TUNE_CONFIG: json.dumps(config), **owner_tags(),
-                    lineage.TUNE_NODE: ray.get_runtime_context().get_node_id()}
+        with (
+            session.active(),
+            mlflow.start_run(
+                experiment_id=experiment_id, parent_run_id=parent_run_id, run_name=f"trial-{trial}"
+            ) as run,
+        ):
+            tags = {
+                lineage.TUNE_TRIAL: trial,
+                lineage.TUNE_CONFIG: json.dumps(config),
+                **owner_tags(),
+                lineage.TUNE_NODE: ray.get_runtime_context().get_node_id(),
+            }
             log_inputs(params, tags, trainer, labels, stage=TRIAL_STAGE)
             mlflow.set_tag(lineage.TUNE_STOPPED_EARLY, "true")  # until it ends by itself: ASHA's stop kills the process
             trainer.train()
             evals = [e for e in trainer.state.log_history if f"eval_{params.tune.metric}" in e]
             best = max(evals, key=lambda e: e[f"eval_{params.tune.metric}"])
-            mlflow.log_metrics({f"best_val_{k.removeprefix('eval_')}": float(v) for k, v in best.items()
-                                if k in ("eval_accuracy", "eval_macro_f1", "eval_loss")})  # fmt: skip
+            mlflow.log_metrics(
+                {
+                    f"best_val_{k.removeprefix('eval_')}": float(v)
+                    for k, v in best.items()
+                    if k in ("eval_accuracy", "eval_macro_f1", "eval_loss")
+                }
+            )
             mlflow.set_tag(lineage.TUNE_STOPPED_EARLY, "false")
             log.info("tune: trial %s ended in run %s", trial, run.info.run_id)
     finally:
@@ -161,10 +185,16 @@ def trial_printer(total: int, metric: str, echo):
 
 
 def describe(config: dict) -> str:
-    short = {"learning_rate": "lr", "epochs": "epochs", "batch_size": "batch", "warmup_ratio": "warmup",
-             "weight_decay": "wd"}  # fmt: skip
-    return " ".join(f"{short[k]}={v:.3g}" if isinstance(v, float) else f"{short[k]}={v}"
-                    for k, v in config.items() if k in short)  # fmt: skip
+    short = {
+        "learning_rate": "lr",
+        "epochs": "epochs",
+        "batch_size": "batch",
+        "warmup_ratio": "warmup",
+        "weight_decay": "wd",
+    }
+    return " ".join(
+        f"{short[k]}={v:.3g}" if isinstance(v, float) else f"{short[k]}={v}" for k, v in config.items() if k in short
+    )
 
 
 def check_ready(root: Path, params: Params) -> None:
@@ -172,12 +202,15 @@ def check_ready(root: Path, params: Params) -> None:
     from textops.core.artifacts import clean_dir
 
     if not (clean_dir(root, params) / "labels.json").is_file():
-        raise DataError(f"{clean_dir(root, params)}: no cleaned data to tune on; run `textops run` (or `textops "
-                        "preprocess`) first: a search trains on the current cleaned data version.")  # fmt: skip
+        raise DataError(
+            f"{clean_dir(root, params)}: no cleaned data to tune on; run `textops run` (or `textops "
+            "preprocess`) first: a search trains on the current cleaned data version."
+        )
 
 
-def make_tuner(root: Path, params: Params, start: dict, uri: str, experiment_id: str, parent_run_id: str,
-               work: Path, say):  # fmt: skip
+def make_tuner(
+    root: Path, params: Params, start: dict, uri: str, experiment_id: str, parent_run_id: str, work: Path, say
+):
     """The Ray Tune search: run_trial with its resources, Optuna's TPE from START (at most tune.max_concurrent trials
     at once), ASHA on the val metric's evaluations, a console line per trial (SAY)."""
     import ray
@@ -191,26 +224,67 @@ def make_tuner(root: Path, params: Params, start: dict, uri: str, experiment_id:
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     if ray.cluster_resources().get("CPU", 0) < t.cpus_per_trial:
-        raise StateError(f"the Ray cluster has {ray.cluster_resources().get('CPU', 0):g} CPUs, fewer than "
-                         f"tune.cpus_per_trial = {t.cpus_per_trial:g}: lower it or add nodes.")  # fmt: skip
+        raise StateError(
+            f"the Ray cluster has {ray.cluster_resources().get('CPU', 0):g} CPUs, fewer than "
+            f"tune.cpus_per_trial = {t.cpus_per_trial:g}: lower it or add nodes."
+        )
     searcher = OptunaSearch(metric=t.metric, mode="max", points_to_evaluate=[start] if start else None, seed=t.seed)
     assert params.train.epochs is not None  # tune passes resolved params (model.resolved)
     most_epochs = max([params.train.epochs, *t.space.get("epochs", {}).get("int", [])])
     # An iteration is an evaluation: the longest trial has epochs x evals_per_epoch of them.
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(1, int(most_epochs *
-                              params.train.evals_per_epoch) + 1), grace_period=1, reduction_factor=2)  # fmt: skip
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max(1, int(most_epochs * params.train.evals_per_epoch) + 1),
+        grace_period=1,
+        reduction_factor=2,
+    )
     trainable = ray_tune.with_resources(
-        ray_tune.with_parameters(run_trial, root=str(root), params=params, uri=uri, experiment_id=experiment_id,
-                                 parent_run_id=parent_run_id, work_dir=str(work.relative_to(root))),
-        {"cpu": t.cpus_per_trial, "gpu": gpus})  # fmt: skip
+        ray_tune.with_parameters(
+            run_trial,
+            root=str(root),
+            params=params,
+            uri=uri,
+            experiment_id=experiment_id,
+            parent_run_id=parent_run_id,
+            work_dir=str(work.relative_to(root)),
+        ),
+        {"cpu": t.cpus_per_trial, "gpu": gpus},
+    )
     return ray_tune.Tuner(
-        trainable, param_space=search_space(params),
-        tune_config=ray_tune.TuneConfig(metric=t.metric, mode="max", num_samples=t.trials, scheduler=scheduler,
-                                        search_alg=ConcurrencyLimiter(searcher, t.max_concurrent),
-                                        reuse_actors=True),  # torch and transformers imported once a worker
-        run_config=ray_tune.RunConfig(name="search", storage_path=str(work / "ray"), verbose=0,
-                                      callbacks=[trial_printer(t.trials, t.metric, say)]),
-    )  # fmt: skip
+        trainable,
+        param_space=search_space(params),
+        tune_config=ray_tune.TuneConfig(
+            metric=t.metric,
+            mode="max",
+            num_samples=t.trials,
+            scheduler=scheduler,
+            search_alg=ConcurrencyLimiter(searcher, t.max_concurrent),
+            reuse_actors=True,
+        ),  # torch and transformers imported once a worker
+        run_config=ray_tune.RunConfig(
+            name="search", storage_path=str(work / "ray"), verbose=0, callbacks=[trial_printer(t.trials, t.metric, say)]
+        ),
+    )
+
+
+def log_search(params: Params, tags: dict, choice, start: dict) -> None:
+    """The parent run's tags (the data version, the base model CHOICE) and the search's settings as params."""
+    import mlflow
+
+    base = lineage.base_model_tags(choice.base, choice.reason, choice.unknown_share, choice.truncated_share)
+    mlflow.set_tags({**tags, **base, lineage.STAGE: TUNE_STAGE})
+    t = params.tune
+    mlflow.log_params(
+        {
+            "tune.space": json.dumps(t.space),
+            "tune.trials": t.trials,
+            "tune.metric": t.metric,
+            "tune.max_concurrent": t.max_concurrent,
+            "tune.seed": t.seed,
+            "tune.start": json.dumps(start),
+            "model.base": params.model.base,
+        }
+    )
 
 
 def tune(root: Path, params: Params, address: str | None = None, echo=print, quiet: bool = True) -> dict:
@@ -245,13 +319,12 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
     say = (lambda line: print(line, file=stdout, flush=True)) if quiet else echo
     cpus = max(1, math.ceil(t.max_concurrent * t.cpus_per_trial))  # a local Ray's: the trials at once
     try:
-        with ray_session(params, address, "run the search", cpus), session.active(), \
-                mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent:  # fmt: skip
-            mlflow.set_tags({**tags, **owner_tags(), **lineage.base_model_tags(choice.base, choice.reason,
-                             choice.unknown_share, choice.truncated_share), lineage.STAGE: TUNE_STAGE})  # fmt: skip
-            mlflow.log_params({"tune.space": json.dumps(t.space), "tune.trials": t.trials, "tune.metric": t.metric,
-                               "tune.max_concurrent": t.max_concurrent, "tune.seed": t.seed,
-                               "tune.start": json.dumps(start), "model.base": params.model.base})  # fmt: skip
+        with (
+            ray_session(params, address, "run the search", cpus),
+            session.active(),
+            mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent,
+        ):
+            log_search(params, {**tags, **owner_tags()}, choice, start)
             tuner = make_tuner(root, params, start, session.uri, experiment_id, parent.info.run_id, work, say)
             try:
                 # Ray Tune prints its tables and paths whatever `verbose` says: into the log file, unless -v.
@@ -280,81 +353,3 @@ class LogWriter:
 
     def flush(self) -> None:
         pass
-
-
-def summarise(grid, metric: str, start: dict) -> dict:
-    """The trials of GRID as rows (config, best val METRIC, evaluations, stopped early or failed), best first."""
-    rows: list[dict[str, Any]] = []
-    for result in grid:
-        history = result.metrics_dataframe
-        best = float(history[metric].max()) if history is not None and metric in history else None
-        evals = int(result.metrics.get("training_iteration", 0)) if result.metrics else 0
-        rows.append({"trial": result.metrics.get("trial_id") if result.metrics else None,
-                     "config": {k: v for k, v in result.config.items() if k in TUNABLE}, metric: best,
-                     "evaluations": evals, "failed": result.error is not None})  # fmt: skip
-    rows.sort(key=lambda r: -1 if r[metric] is None else r[metric], reverse=True)
-    scored = [r for r in rows if r[metric] is not None]
-    if not scored:
-        raise StateError("no trial of the search finished an evaluation; see the log (textops -v tune) for why.")
-    first = next((r for r in rows if r["config"] == start), None) if start else None
-    return {"trials": rows, "best": scored[0], "start": first, "metric": metric}
-
-
-def end_trials(client, experiment_id: str, parent_id: str) -> None:
-    """End the trial runs of the search PARENT_ID still RUNNING (ASHA's stops, an interrupted search) KILLED."""
-    for run in client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"):
-        if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, "KILLED")
-
-
-def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: str, work: Path) -> None:
-    """The parent run's figures, trials.csv, best_params.json and a picture; trial runs that ASHA stopped (their
-    process killed mid-run) are ended KILLED, with the tag saying why."""
-    import mlflow
-    import pandas as pd
-
-    from textops.modeling.plots import tune_plot
-
-    end_trials(session.client, experiment_id, parent_id)
-    best = outcome["best"]
-    mlflow.log_metrics({f"best_val_{metric}": best[metric], "trials": len(outcome["trials"]),
-                        "trials_failed": sum(r["failed"] for r in outcome["trials"])})  # fmt: skip
-    if outcome["start"] is not None and outcome["start"][metric] is not None:
-        mlflow.log_metric(f"start_val_{metric}", outcome["start"][metric])
-    mlflow.set_tag(lineage.TUNE_BEST_TRIAL, str(best["trial"]))
-    table = pd.DataFrame([{"trial": r["trial"], **r["config"], f"val_{metric}": r[metric], "evaluations":
-                           r["evaluations"], "failed": r["failed"]} for r in outcome["trials"]])  # fmt: skip
-    work.mkdir(parents=True, exist_ok=True)
-    table.to_csv(work / "trials.csv", index=False)
-    (work / "best_params.json").write_text(json.dumps(best["config"], indent=2) + "\n")
-    tune_plot(table, metric, work / "tune_trials.png")
-    for name in ("trials.csv", "best_params.json", "tune_trials.png"):
-        mlflow.log_artifact(str(work / name), "tune")
-
-
-def apply_best(params_path: Path, config: dict, start: dict | None = None) -> str:
-    """Write CONFIG (the best trial's, 3 significant digits) into params.yaml's train section, comments kept; the
-    result is validated before it replaces the file. A value equal to START's (what the current params train with)
-    is not written: a preset's `null` stays `null`, so a later change of base model still gets its own preset.
-    Returns the unified diff ('' when nothing changed)."""
-    import difflib
-
-    from textops.core.artifacts import atomic_write_text
-    from textops.core.config import load_params
-    from textops.core.params_file import set_section_values
-
-    start = start or {}
-    values = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in config.items() if start.get(k) != v}
-    before = params_path.read_text(encoding="utf-8")
-    after = set_section_values(before, "train", values)
-    if after == before:
-        return ""
-    aside = params_path.with_name(f".{params_path.name}.tune")
-    try:
-        aside.write_text(after, encoding="utf-8")
-        load_params(aside)  # what --apply writes must load: a bad edit never replaces the file
-    finally:
-        aside.unlink(missing_ok=True)
-    atomic_write_text(params_path, after)
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{params_path.name}",
-                                        f"b/{params_path.name}"))  # fmt: skip

@@ -60,8 +60,13 @@ class Source(Protocol):
 class Follower:
     """Holds the current `Loaded` and swaps in the version SOURCE names."""
 
-    def __init__(self, source: Source, poll_seconds: float, on_event: Callable[[str, dict], None] | None = None,
-                 role: str = "serving"):  # fmt: skip
+    def __init__(
+        self,
+        source: Source,
+        poll_seconds: float,
+        on_event: Callable[[str, dict], None] | None = None,
+        role: str = "serving",
+    ):
         self.source = source
         self.role = role  # what a log line says this follower does: "serving", or "shadow" for the challenger
         self.poll_seconds = poll_seconds
@@ -118,8 +123,14 @@ class Follower:
             self.last_error = None
             self._on_event("swapped", {"from": current, "to": version, "load_seconds": loaded.load_seconds})
             before = f"v{current}" if current else "none"
-            log.warning("now %s %s v%s (was %s; loaded in %.1f s)", self.role, loaded.model_name, version, before,
-                        loaded.load_seconds)  # fmt: skip
+            log.warning(
+                "now %s %s v%s (was %s; loaded in %.1f s)",
+                self.role,
+                loaded.model_name,
+                version,
+                before,
+                loaded.load_seconds,
+            )
             return {"result": "swapped", "model_version": version, "previous": current}
 
     def _load(self, version: str) -> Loaded:
@@ -165,8 +176,11 @@ class Follower:
             self._waiters.append(waiter)
         self._wake.set()
         if not waiter[0].wait(timeout):
-            return {"result": "failed", "model_version": self.current.model_version if self.current else None,
-                    "error": {"message": f"the check did not finish within {timeout:.0f} s"}}  # fmt: skip
+            return {
+                "result": "failed",
+                "model_version": self.current.model_version if self.current else None,
+                "error": {"message": f"the check did not finish within {timeout:.0f} s"},
+            }
         return waiter[1]
 
     def stop(self) -> None:
@@ -206,8 +220,13 @@ class RegistrySource:
     """The MLflow registry of a project: `models:/NAME@ALIAS`, or one pinned VERSION (alias None), loaded with the
     serving runtime of SERVE (params.serve; None: PyTorch)."""
 
-    def __init__(self, session: Session, alias: str | None = lineage.CHAMPION_ALIAS, version: str | None = None,
-                 serve: ServeParams | None = None):  # fmt: skip
+    def __init__(
+        self,
+        session: Session,
+        alias: str | None = lineage.CHAMPION_ALIAS,
+        version: str | None = None,
+        serve: ServeParams | None = None,
+    ):
         self.session, self.alias, self.version = session, (None if version else alias), version
         self.serve = serve
 
@@ -222,8 +241,17 @@ class RegistrySource:
         mv = self.session.client.get_model_version(self.session.model_name, version)
         model = load_model(self.session, f"models:/{self.session.model_name}/{version}", self.serve)
         runtime = getattr(model.unwrap_python_model(), "runtime", "torch")
-        return Loaded(model, self.session.model_name, str(version), self.alias, time.time(), 0.0,
-                      self.data_version(mv), mv.run_id, runtime)  # fmt: skip
+        return Loaded(
+            model,
+            self.session.model_name,
+            str(version),
+            self.alias,
+            time.time(),
+            0.0,
+            self.data_version(mv),
+            mv.run_id,
+            runtime,
+        )
 
     def data_version(self, mv) -> dict:
         """The data a version was trained on: its evidence tags, else its training run's lineage tags."""
@@ -257,3 +285,45 @@ class ShadowSource(RegistrySource):
         except MlflowException:
             champion = None
         return None if challenger == champion else challenger
+
+
+# --------------------------------------------------------------------------------------------------
+# what `GET /version` says of a follower
+
+
+def describe_shadow(shadow: Follower | None) -> dict | None:
+    """`GET /version`'s `shadow`: the challenger scoring in shadow, and why it could not be loaded when that is so;
+    None with serve.shadow off or nothing to shadow."""
+    if shadow is None or (shadow.current is None and shadow.last_error is None):
+        return None  # shadow off, or nothing to shadow (no challenger apart from the champion)
+    current = shadow.current
+    about: dict[str, str | None] = {"model_version": None, "alias": None, "runtime": None}
+    if current is not None:
+        about = {"model_version": current.model_version, "alias": current.alias, "runtime": current.runtime}
+    error = shadow.last_error
+    if error is not None:
+        error = {**error, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(error["at"]))}
+    return {**about, "last_load_error": error}
+
+
+def describe(follower: Follower) -> dict:
+    """`GET /version`: the model that answers now, and how following the registry goes."""
+    cur = follower.current
+
+    def iso(t: float | None) -> str | None:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else None
+
+    error = dict(follower.last_error, at=iso(follower.last_error["at"])) if follower.last_error else None
+    return {
+        "model_name": cur.model_name if cur else None,
+        "model_version": cur.model_version if cur else None,
+        "alias": follower.source.alias,
+        "data": cur.data if cur else {},
+        "run_id": cur.run_id if cur else None,
+        "runtime": cur.runtime if cur else None,
+        "loaded_at": iso(cur.loaded_at) if cur else None,
+        "load_seconds": round(cur.load_seconds, 3) if cur else None,
+        "last_check": iso(follower.last_check),
+        "poll_seconds": follower.poll_seconds if follower.source.alias else None,
+        "last_reload_error": error,
+    }

@@ -79,9 +79,10 @@ def media_type(content_type: str | None) -> str:
         raise BadRequest(415, "The scoring server only supports UTF-8", "UNSUPPORTED_MEDIA_TYPE")
     if set(options) - {"charset"}:
         raise BadRequest(
-            415, f"Unrecognized content type parameters: {', '.join(sorted(set(options) - {'charset'}))}",
+            415,
+            f"Unrecognized content type parameters: {', '.join(sorted(set(options) - {'charset'}))}",
             "UNSUPPORTED_MEDIA_TYPE",
-        )  # fmt: skip
+        )
     if mime not in (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET):
         raise BadRequest(
             415,

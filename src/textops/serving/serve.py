@@ -163,7 +163,7 @@ def banner(url: str, name: str, version: str, pinned: bool, params: Params, work
         f"textops serve: {name} {follows} at {url} ({workers} worker{'s' if workers > 1 else ''}, pid {os.getpid()})\n"
         f"  {shadow}; request log {logged}\n"
         f"  curl -s {url}/invocations -H 'Content-Type: application/json' "
-        "-d '{\"inputs\": [\"what a wonderful film\"]}'\n"
+        '-d \'{"inputs": ["what a wonderful film"]}\'\n'
         f"  GET {url}/version  /health  /metrics   check the registry now: kill -HUP {os.getpid()} "
         f"or curl -X POST {url}/reload   stop: Ctrl-C"
     )
@@ -243,8 +243,9 @@ class WorkerApp:
         return create_app(state)  # its lifespan loads the model: a failure stops every worker and the parent
 
 
-def run_workers(root: Path, params: Params, version: str | None, sock: socket.socket, url: str, workers: int,
-                served: str) -> int:  # fmt: skip
+def run_workers(
+    root: Path, params: Params, version: str | None, sock: socket.socket, url: str, workers: int, served: str
+) -> int:
     """uvicorn's multiprocess supervisor: WORKERS spawned processes on SOCK, SIGHUP passed on to them."""
     import shutil
 

@@ -32,33 +32,64 @@ class Metrics:
             MultiProcessCollector(self.registry, path=multiprocess_dir)
         by = ("status", "model_version")
         self.requests = Counter("textops_requests", "Scoring requests by status and model version.", by, registry=own)
-        self.errors = Counter("textops_request_errors", "Scoring requests answered 4xx/5xx, or dropped (499).", by,
-                              registry=own)  # fmt: skip
-        self.latency = Histogram("textops_request_seconds", "Time to answer a scoring request.", ["model_version"],
-                                 buckets=LATENCY_BUCKETS, registry=own)  # fmt: skip
-        self.texts = Histogram("textops_texts_per_request", "Texts in a scoring request.", buckets=TEXT_BUCKETS,
-                               registry=own)  # fmt: skip
+        self.errors = Counter(
+            "textops_request_errors", "Scoring requests answered 4xx/5xx, or dropped (499).", by, registry=own
+        )
+        self.latency = Histogram(
+            "textops_request_seconds",
+            "Time to answer a scoring request.",
+            ["model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=own,
+        )
+        self.texts = Histogram(
+            "textops_texts_per_request", "Texts in a scoring request.", buckets=TEXT_BUCKETS, registry=own
+        )
         self.reloads = Counter("textops_model_reloads", "New model versions swapped in.", registry=own)
-        self.failed_reloads = Counter("textops_model_reload_failures",
-                                      "Checks of the registry or loads of a new version that failed.", registry=own)
-        self.model = Gauge("textops_model_info", "1 for the version this worker serves, 0 for versions it served.",
-                           ["model_name", "model_version"], multiprocess_mode="liveall", registry=own)  # fmt: skip
+        self.failed_reloads = Counter(
+            "textops_model_reload_failures",
+            "Checks of the registry or loads of a new version that failed.",
+            registry=own,
+        )
+        self.model = Gauge(
+            "textops_model_info",
+            "1 for the version this worker serves, 0 for versions it served.",
+            ["model_name", "model_version"],
+            multiprocess_mode="liveall",
+            registry=own,
+        )
         self.feedback = Counter("textops_feedback_labels", "Labels accepted by POST /feedback.", registry=own)
+        self.dropped = Counter(
+            "textops_requests_dropped",
+            "Requests whose client disconnected before the answer; their work was dropped.",
+            registry=own,
+        )
+        self._shadow_metrics(own)
+
+    def _shadow_metrics(self, own) -> None:
+        """The shadow challenger's: texts scored, disagreements with the answer, requests skipped, failed loads."""
+        from prometheus_client import Counter
+
         pair = ["model_version", "shadow_version"]
-        self.shadow_texts = Counter("textops_shadow_texts", "Texts the shadow challenger scored after the answer.",
-                                    pair, registry=own)  # fmt: skip
-        self.shadow_disagreements = Counter("textops_shadow_disagreements",
-                                            "Texts on which the shadow challenger's label differs from the answer's.",
-                                            pair, registry=own)  # fmt: skip
-        self.shadow_skipped = Counter("textops_shadow_skipped",
-                                      "Requests not shadowed: too many waiting, or the shadow model failed.",
-                                      registry=own)  # fmt: skip
-        self.shadow_load_failures = Counter("textops_shadow_load_failures",
-                                            "Checks of the challenger alias or loads of the shadow that failed.",
-                                            registry=own)  # fmt: skip
-        self.dropped = Counter("textops_requests_dropped",
-                               "Requests whose client disconnected before the answer; their work was dropped.",
-                               registry=own)  # fmt: skip
+        self.shadow_texts = Counter(
+            "textops_shadow_texts", "Texts the shadow challenger scored after the answer.", pair, registry=own
+        )
+        self.shadow_disagreements = Counter(
+            "textops_shadow_disagreements",
+            "Texts on which the shadow challenger's label differs from the answer's.",
+            pair,
+            registry=own,
+        )
+        self.shadow_skipped = Counter(
+            "textops_shadow_skipped",
+            "Requests not shadowed: too many waiting, or the shadow model failed.",
+            registry=own,
+        )
+        self.shadow_load_failures = Counter(
+            "textops_shadow_load_failures",
+            "Checks of the challenger alias or loads of the shadow that failed.",
+            registry=own,
+        )
 
     def request(self, status: int, version: str, seconds: float, texts: int | None) -> None:
         self.requests.labels(str(status), version).inc()

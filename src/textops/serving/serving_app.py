@@ -37,7 +37,7 @@ from starlette.requests import ClientDisconnect
 
 from textops.core.config import Params
 from textops.core.errors import ParamsError
-from textops.serving.follow import Follower, Loaded, RegistrySource
+from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow
 from textops.serving.scoring import BadRequest, Limits, predict_records, read_texts
 from textops.serving.serve_metrics import Metrics
 from textops.serving.shadow import shadow_after
@@ -69,8 +69,14 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         from textops.live.feedback import FeedbackLog
         from textops.live.request_log import RequestLog
 
-        request_log = RequestLog(root / serve.request_log_dir, serve.request_log_format, serve.log_texts,
-                                 serve.request_log_rotate_mb, serve.request_log_keep, serve.feedback_max_age_days)
+        request_log = RequestLog(
+            root / serve.request_log_dir,
+            serve.request_log_format,
+            serve.log_texts,
+            serve.request_log_rotate_mb,
+            serve.request_log_keep,
+            serve.feedback_max_age_days,
+        )
         feedback_log = FeedbackLog(root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000))
     feedback_token = None
     if serve.feedback_token_env:
@@ -154,8 +160,9 @@ def _routes(app, state: ServeState) -> None:
     follower = state.follower
 
     async def ping():
-        return Response("\n" if follower.current else "no model loaded\n", 200 if follower.current else 503,
-                        media_type=JSON)  # fmt: skip
+        return Response(
+            "\n" if follower.current else "no model loaded\n", 200 if follower.current else 503, media_type=JSON
+        )
 
     app.get("/ping")(ping)
     app.get("/health")(ping)
@@ -172,8 +179,9 @@ def _routes(app, state: ServeState) -> None:
     @app.post("/reload")
     async def reload(request: Request):
         if request.client is None or request.client.host not in LOOPBACK:
-            return Response(BadRequest(403, "POST /reload is for loopback clients only", "FORBIDDEN").body(), 403,
-                            media_type=JSON)  # fmt: skip
+            return Response(
+                BadRequest(403, "POST /reload is for loopback clients only", "FORBIDDEN").body(), 403, media_type=JSON
+            )
         if state.shadow is not None:
             state.shadow.request_reload()
         result = await asyncio.to_thread(follower.reload)
@@ -194,13 +202,19 @@ async def take_feedback(request, state: ServeState):
     from textops.serving.scoring import media_type, too_large
 
     if state.feedback_token is not None and not bearer_matches(request, state.feedback_token):
-        body = BadRequest(401, "POST /feedback needs this server's feedback token: Authorization: Bearer TOKEN "
-                               "(serve.feedback_token_env)", "UNAUTHENTICATED").body()  # fmt: skip
+        body = BadRequest(
+            401,
+            "POST /feedback needs this server's feedback token: Authorization: Bearer TOKEN (serve.feedback_token_env)",
+            "UNAUTHENTICATED",
+        ).body()
         return Response(body, 401, headers={"WWW-Authenticate": "Bearer"}, media_type=JSON)
     try:
         if state.request_log is None:
-            raise FeedbackError(404, "this server keeps no request log (serve.log_requests: false), so it cannot "
-                                     "match feedback to its answers")  # fmt: skip
+            raise FeedbackError(
+                404,
+                "this server keeps no request log (serve.log_requests: false), so it cannot "
+                "match feedback to its answers",
+            )
         body = await read_body(request, state.limits)
         if media_type(request.headers.get("content-type")) != "application/json":
             raise BadRequest(415, "feedback is JSON: Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE")
@@ -264,13 +278,18 @@ async def score(request, state: ServeState):
         status, response = exc.status, Response(exc.body(), exc.status, headers=headers, media_type=JSON)
     except MlflowException as exc:  # the model refused the input (its schema, its own checks)
         status = exc.get_http_status_code() if 400 <= exc.get_http_status_code() < 500 else 400
-        response = Response(BadRequest(status, exc.message.splitlines()[0][:1000]).body(), status, headers=headers,
-                            media_type=JSON)  # fmt: skip
+        response = Response(
+            BadRequest(status, exc.message.splitlines()[0][:1000]).body(), status, headers=headers, media_type=JSON
+        )
     except Exception as exc:
         log.exception("scoring failed")
         status = 500
-        response = Response(BadRequest(500, f"the model failed: {type(exc).__name__}", "INTERNAL_ERROR").body(),
-                            500, headers=headers, media_type=JSON)  # fmt: skip
+        response = Response(
+            BadRequest(500, f"the model failed: {type(exc).__name__}", "INTERNAL_ERROR").body(),
+            500,
+            headers=headers,
+            media_type=JSON,
+        )
     state.metrics.request(status, loaded.model_version, time.perf_counter() - started, len(texts) if texts else None)
     return response
 
@@ -319,44 +338,6 @@ def model_headers(loaded: Loaded | None) -> dict[str, str]:
     if loaded is None:
         return {}
     return {"X-Model-Name": loaded.model_name, "X-Model-Version": loaded.model_version}
-
-
-def describe_shadow(shadow: Follower | None) -> dict | None:
-    """`GET /version`'s `shadow`: the challenger scoring in shadow, and why it could not be loaded when that is so;
-    None with serve.shadow off or nothing to shadow."""
-    if shadow is None or (shadow.current is None and shadow.last_error is None):
-        return None  # shadow off, or nothing to shadow (no challenger apart from the champion)
-    current = shadow.current
-    about: dict[str, str | None] = {"model_version": None, "alias": None, "runtime": None}
-    if current is not None:
-        about = {"model_version": current.model_version, "alias": current.alias, "runtime": current.runtime}
-    error = shadow.last_error
-    if error is not None:
-        error = {**error, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(error["at"]))}
-    return {**about, "last_load_error": error}
-
-
-def describe(follower: Follower) -> dict:
-    """`GET /version`: the model that answers now, and how following the registry goes."""
-    cur = follower.current
-
-    def iso(t: float | None) -> str | None:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else None
-
-    error = dict(follower.last_error, at=iso(follower.last_error["at"])) if follower.last_error else None
-    return {
-        "model_name": cur.model_name if cur else None,
-        "model_version": cur.model_version if cur else None,
-        "alias": follower.source.alias,
-        "data": cur.data if cur else {},
-        "run_id": cur.run_id if cur else None,
-        "runtime": cur.runtime if cur else None,
-        "loaded_at": iso(cur.loaded_at) if cur else None,
-        "load_seconds": round(cur.load_seconds, 3) if cur else None,
-        "last_check": iso(follower.last_check),
-        "poll_seconds": follower.poll_seconds if follower.source.alias else None,
-        "last_reload_error": error,
-    }
 
 
 class ModelHeaders:

@@ -20,8 +20,9 @@ log = logging.getLogger("textops.serve")
 SHADOW_WAITING_MAX = 32  # requests waiting for their shadow scoring; past it a request is not shadowed
 
 
-def shadow_after(response, state: ServeState, loaded: Loaded, texts: list[str], records: list[dict],
-                 request_id: str | None) -> bool:  # fmt: skip
+def shadow_after(
+    response, state: ServeState, loaded: Loaded, texts: list[str], records: list[dict], request_id: str | None
+) -> bool:
     """Schedule the shadow challenger's scoring of TEXTS for after RESPONSE is sent (a background task, on its own
     low-priority thread); False when there is none to run (no shadow, or too many waiting: counted)."""
     from starlette.background import BackgroundTask
@@ -39,8 +40,15 @@ def shadow_after(response, state: ServeState, loaded: Loaded, texts: list[str], 
     return True
 
 
-async def run_shadow(state: ServeState, shadow: Loaded, loaded: Loaded, texts: list[str], records: list[dict],
-                     request_id: str | None, at: float) -> None:  # fmt: skip
+async def run_shadow(
+    state: ServeState,
+    shadow: Loaded,
+    loaded: Loaded,
+    texts: list[str],
+    records: list[dict],
+    request_id: str | None,
+    at: float,
+) -> None:
     """The shadow's answers to TEXTS (the client has its response already): counted against the served ones in
     /metrics and logged beside them."""
     loop, answers = asyncio.get_running_loop(), []

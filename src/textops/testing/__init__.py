@@ -38,8 +38,14 @@ FAST = {
         "max_length": 32,
         "tiny": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
     },
-    "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.002, "save_steps": 25, "logging_steps": 5,
-              "early_stopping_patience": 0},
+    "train": {
+        "epochs": 3,
+        "batch_size": 16,
+        "learning_rate": 0.002,
+        "save_steps": 25,
+        "logging_steps": 5,
+        "early_stopping_patience": 0,
+    },
     "promotion": {"floor": 0.6},
 }
 
@@ -129,8 +135,9 @@ def wait_for(check, timeout: float, what: str, interval: float = 1.0):
     from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
     try:
-        return Retrying(retry=retry_if_result(lambda value: not value), stop=stop_after_delay(timeout),
-                        wait=wait_fixed(interval))(check)  # fmt: skip
+        return Retrying(
+            retry=retry_if_result(lambda value: not value), stop=stop_after_delay(timeout), wait=wait_fixed(interval)
+        )(check)
     except RetryError:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
@@ -167,7 +174,10 @@ def serving(root: Path, *args: str, timeout: float = 240) -> Iterator[Served]:
     log = open(path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("textops")), "serve", "--port", str(port), *args],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -186,8 +196,14 @@ def serving(root: Path, *args: str, timeout: float = 240) -> Iterator[Served]:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "something still listens after textops serve stopped"
 
 
-def request(url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-            timeout: float = 60) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request on a fresh connection: (status, headers in lower case, body). Never raises on 4xx/5xx."""
     import http.client
     from urllib.parse import urlparse
@@ -207,6 +223,27 @@ def post_raw(url: str, body: bytes, headers: dict[str, str], timeout: float = 60
     """POST BODY to URL/invocations on a fresh connection; (status, response body). Never raises on 4xx/5xx."""
     status, _, answer = request(url, "POST", "/invocations", body, headers, timeout)
     return status, answer
+
+
+def post_text(conn, text: str) -> tuple:
+    """One POST /invocations of TEXT on the kept-alive CONN: (the connection for the next request, status,
+    X-Model-Version, the prediction, the problem or None). A dropped connection is a problem too, and a new
+    connection to the same server is returned for the next request."""
+    import http.client
+
+    status, version, prediction = 0, None, None
+    try:
+        body, headers = json.dumps({"inputs": [text]}), {"Content-Type": "application/json"}
+        conn.request("POST", "/invocations", body=body, headers=headers)
+        resp = conn.getresponse()
+        payload, status, version = resp.read(), resp.status, resp.getheader("X-Model-Version")
+        predictions = json.loads(payload)["predictions"] if status == 200 else []
+        prediction = predictions[0] if len(predictions) == 1 else None
+        problem = None if prediction else f"{status}: {payload[:200]!r}"
+    except Exception as exc:
+        conn = http.client.HTTPConnection(conn.host, conn.port, timeout=60)
+        problem = f"{type(exc).__name__}: {exc}"
+    return conn, status, version, prediction, problem
 
 
 def load(url: str, texts: list[str], requests: int | None = None, clients: int = 16, until=None) -> dict:
@@ -233,23 +270,21 @@ def load(url: str, texts: list[str], requests: int | None = None, clients: int =
 
     def one(conn: http.client.HTTPConnection, i: int) -> http.client.HTTPConnection:
         text = texts[i % len(texts)]
-        start, wall, status, version, prediction = time.perf_counter(), time.time(), 0, None, None
-        try:
-            conn.request("POST", "/invocations", body=json.dumps({"inputs": [text]}),
-                         headers={"Content-Type": "application/json"})  # fmt: skip
-            resp = conn.getresponse()
-            payload, status, version = resp.read(), resp.status, resp.getheader("X-Model-Version")
-            predictions = json.loads(payload)["predictions"] if status == 200 else []
-            prediction = predictions[0] if len(predictions) == 1 else None
-            problem = None if prediction else f"{status}: {payload[:200]!r}"
-        except Exception as exc:  # a dropped connection is an error too; reconnect for the next request
-            conn = http.client.HTTPConnection(host, parts.port, timeout=60)
-            problem = f"{type(exc).__name__}: {exc}"
+        start, wall = time.perf_counter(), time.time()
+        conn, status, version, prediction, problem = post_text(conn, text)
         elapsed = time.perf_counter() - start
         with lock:
             latencies.append(elapsed)
-            responses.append({"start": wall, "end": wall + elapsed, "status": status, "version": version,
-                              "text": text, "prediction": prediction})  # fmt: skip
+            responses.append(
+                {
+                    "start": wall,
+                    "end": wall + elapsed,
+                    "status": status,
+                    "version": version,
+                    "text": text,
+                    "prediction": prediction,
+                }
+            )
             if problem:
                 errors.append(problem)
         return conn

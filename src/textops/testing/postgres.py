@@ -58,8 +58,14 @@ class Postgres:
     def admin(self):
         import psycopg2
 
-        con = psycopg2.connect(host=self.host, port=self.port, user="postgres", password=self.password,
-                               dbname="postgres", connect_timeout=5)
+        con = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user="postgres",
+            password=self.password,
+            dbname="postgres",
+            connect_timeout=5,
+        )
         con.autocommit = True
         return con
 
@@ -117,17 +123,16 @@ def postgres(log: Path | None = None, bindir: Path | None = None) -> Iterator[Po
         data.mkdir()
         user = _as_postgres_user(base)
         env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "HOME": str(base)}
-        subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}", "-E", "UTF8",
-             "--no-locale", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256"],
-            env=env, check=True, capture_output=True, **user,
-        )  # fmt: skip
-        argv = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-                "-k", str(base), "-c", "fsync=off", "-c", "max_connections=200"]
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}", "-E", "UTF8"]
+        initdb += ["--no-locale", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256"]
+        subprocess.run(initdb, env=env, check=True, capture_output=True, **user)
+        argv = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(base)]
+        argv += ["-c", "fsync=off", "-c", "max_connections=200"]
         service = Service("PostgreSQL", argv, env, log or base / "postgres.log")
         with open(service.log, "ab") as out:  # as the unprivileged user: Service.start runs as us
-            service.proc = proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                   start_new_session=True, **user)
+            service.proc = proc = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **user
+            )
         server = Postgres("127.0.0.1", port, password, service)
 
         def ready() -> bool:

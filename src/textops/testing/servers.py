@@ -49,10 +49,29 @@ def mlflow_server(backend_uri: str, artifacts: Path, workdir: Path, workers: int
     """`mlflow server` on BACKEND_URI, proxying artifacts to ARTIFACTS (clients never see that directory);
     its URL is `service.url`."""
     port = free_port()
-    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
-            str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    service = Service("the MLflow server", argv, server_env(workdir / "mlflow-home"), workdir / "mlflow-server.log",
-                      health=f"http://127.0.0.1:{port}/health", cwd=workdir, url=f"http://127.0.0.1:{port}")
+    argv = [
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    service = Service(
+        "the MLflow server",
+        argv,
+        server_env(workdir / "mlflow-home"),
+        workdir / "mlflow-server.log",
+        health=f"http://127.0.0.1:{port}/health",
+        cwd=workdir,
+        url=f"http://127.0.0.1:{port}",
+    )
     try:
         yield service.start()
     finally:
@@ -75,8 +94,15 @@ def prefect_server(database_url: str, workdir: Path, **settings: str) -> Iterato
         **settings,
     )
     argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    service = Service("the Prefect server", argv, env, workdir / "prefect-server.log",
-                      health=f"http://127.0.0.1:{port}/api/health", cwd=workdir, url=f"http://127.0.0.1:{port}/api")
+    service = Service(
+        "the Prefect server",
+        argv,
+        env,
+        workdir / "prefect-server.log",
+        health=f"http://127.0.0.1:{port}/api/health",
+        cwd=workdir,
+        url=f"http://127.0.0.1:{port}/api",
+    )
     try:
         yield service.start()
     finally:
@@ -90,11 +116,13 @@ def prefect_client_env(server: Service, home: Path) -> dict[str, str]:
 
 def prefect(env: dict, cwd: Path, *args: str, check: bool = True, timeout: float = 300) -> str:
     """The `prefect` CLI; its output, or AssertionError with it when it fails and CHECK."""
-    proc = subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"prefect {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}"
-                             f"{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"prefect {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
     return proc.stdout + proc.stderr
 
 
@@ -108,8 +136,14 @@ def prefect_api(api: str, path: str, body: dict | None = None, method: str = "PO
 def worker(api_env: dict, home: Path, root: Path, name: str, pool: str = "gpu", **extra: str) -> Service:
     """A process worker NAME on POOL for the checkout ROOT (TEXTOPS_ROOT), not started yet. Flow runs it starts
     send a heartbeat every 30 s (the crash detection of docs/orchestration.md)."""
-    env = {**api_env, "HOME": str(home), "PREFECT_HOME": str(home / "prefect"), "TEXTOPS_ROOT": str(root),
-           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30", **extra}
+    env = {
+        **api_env,
+        "HOME": str(home),
+        "PREFECT_HOME": str(home / "prefect"),
+        "TEXTOPS_ROOT": str(root),
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+        **extra,
+    }
     # --type: a worker that starts while the API is away (a restart) does not need it to learn the pool's type
     argv = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
     home.mkdir(parents=True, exist_ok=True)
@@ -145,8 +179,11 @@ def deployment_runs(api: str, deployment: str) -> list[dict]:
     not the runs its schedules create ahead of time."""
     found = prefect_api(api, "/deployments/filter", {"deployments": {"name": {"any_": [deployment]}}})
     assert found, f"no deployment named {deployment}"
-    runs = prefect_api(api, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [found[0]["id"]]}},
-                                                  "sort": "EXPECTED_START_TIME_ASC", "limit": 100})  # fmt: skip
+    runs = prefect_api(
+        api,
+        "/flow_runs/filter",
+        {"flow_runs": {"deployment_id": {"any_": [found[0]["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 100},
+    )
     return [r for r in runs if not r["auto_scheduled"]]
 
 

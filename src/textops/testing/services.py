@@ -31,8 +31,6 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-
-
 @dataclass
 class Service:
     """A server or worker process: started in its own session with its output in LOG, healthy when HEALTH (a
@@ -52,8 +50,9 @@ class Service:
         with open(self.log, "ab") as out:
             out.write(f"\n--- start {' '.join(self.argv)}\n".encode())
             out.flush()
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         if self.health:
             wait_for(self.healthy, self.ready_s, f"{self.name} at {self.health}", interval=0.5)
         return self

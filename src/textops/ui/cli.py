@@ -68,11 +68,15 @@ def ingest(
         help="Also refuse files with which the cleaned data would fail its checks (the retrain flow always does).",
     ),
     accept_shift: bool = typer.Option(
-        False, "--accept-shift", help="Skip the champion check: ingest files the champion scores far below its test "
+        False,
+        "--accept-shift",
+        help="Skip the champion check: ingest files the champion scores far below its test "
         "accuracy on (you checked their labels).",
     ),
     keep_demo: bool = typer.Option(
-        False, "--keep-demo", help="Add to the built-in demo sample instead of replacing it (the first ingest of "
+        False,
+        "--keep-demo",
+        help="Add to the built-in demo sample instead of replacing it (the first ingest of "
         "your own files into a project that holds only the demo replaces it).",
     ),
     *,
@@ -206,9 +210,7 @@ def status(
     from textops.ui.status import format_status, project_status
 
     st = project_status(project.root, project.params)
-    typer.echo(
-        json_text(st) if as_json else format_status(st, project.params.promotion.primary_metric)
-    )
+    typer.echo(json_text(st) if as_json else format_status(st, project.params.promotion.primary_metric))
 
 
 @command(model_app, "show")
@@ -299,8 +301,9 @@ def run(
 
         if (root / scm.raw_pointer(params)).exists():
             fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
-        typer.echo(f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)",
-                   err=as_json)  # fmt: skip
+        typer.echo(
+            f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)", err=as_json
+        )
         typer.echo(ingest_sample(root, params, demo=True).describe(), err=as_json)
     elif not force and not os.environ.get("PREFECT_API_URL"):
         # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
@@ -348,8 +351,9 @@ def rollback_data(
 
         if not scm.resolve_commit(project.root, data):
             fail(f"unknown revision {data!r}: see `textops data versions` for the data versions.")
-    state = run_flow(project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason,
-                      discard=discard)  # fmt: skip
+    state = run_flow(
+        project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason, discard=discard
+    )
     typer.echo(run_summary(finish(state)))
     where = f"at {data}" if data else f"model v{model}'s"
     typer.echo(f"the data is now {where}: see `textops data versions`")

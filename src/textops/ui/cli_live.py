@@ -32,8 +32,10 @@ def feedback_export(
     elif not r.get("set_aside"):
         typer.echo("feedback export: no feedback since the last export")
     if r.get("set_aside"):
-        typer.echo(f"feedback export: {r['set_aside']} labelled texts set aside (spreadsheet formulas, which the "
-                   f"ingest refuses) -> {r['set_aside_file']}")  # fmt: skip
+        typer.echo(
+            f"feedback export: {r['set_aside']} labelled texts set aside (spreadsheet formulas, which the "
+            f"ingest refuses) -> {r['set_aside_file']}"
+        )
 
 
 @command(label_app, "queue")
@@ -56,7 +58,7 @@ def label_queue(
 def promote_check(*, project: Project) -> None:
     """Decide on the challenger that waits for live evidence (promotion.live_min_labels): promote it once enough of
     its answers in shadow are labelled and it does not lose to the champion on them (the monitor flow runs this)."""
-    from textops.lifecycle.register import live_check
+    from textops.lifecycle.live_promotion import live_check
 
     typer.echo(f"promote-check: {live_check(project.root, project.params)['message']}")
 
@@ -77,22 +79,31 @@ def add_scale_commands(app: typer.Typer) -> None:
     command(app, "tune")(tune)
 
 
-def predict_ray(project: Project, spec: str, output: Path, version: str | None, text_column: str,
-                address: str | None, overwrite: bool) -> None:  # fmt: skip
+def predict_ray(
+    project: Project,
+    spec: str,
+    output: Path,
+    version: str | None,
+    text_column: str,
+    address: str | None,
+    overwrite: bool,
+) -> None:
     """`textops predict --engine ray` (textops.batch_ray), with a clear message where Ray is not installed."""
     try:
         import ray.data  # noqa: F401  (before quiet_ray_logs: importing it sets up Ray's handlers)
     except ImportError:
         from textops.ui.command import fail
 
-        fail("--engine ray needs Ray: pip install -e \".[ray]\" (Ray Data and Tune), then run it again.")
+        fail('--engine ray needs Ray: pip install -e ".[ray]" (Ray Data and Tune), then run it again.')
     from textops.scale.batch_ray import predict_on_ray
 
     quiet_ray_logs()
     r = predict_on_ray(project.root, project.params, spec, output, version, text_column, address, overwrite)
     spread = ", ".join(f"{node[:8]} {n}" for node, n in sorted(r["nodes"].items()))
-    typer.echo(f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
-               f"{r['seconds']} s) -> {r['output']}")  # fmt: skip
+    typer.echo(
+        f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
+        f"{r['seconds']} s) -> {r['output']}"
+    )
 
 
 def tune(
@@ -110,9 +121,10 @@ def tune(
     except ImportError:
         from textops.ui.command import fail
 
-        fail("tune needs Ray Tune and Optuna: pip install -e \".[ray]\", then run it again.")
-    from textops.scale.tune import apply_best, describe
+        fail('tune needs Ray Tune and Optuna: pip install -e ".[ray]", then run it again.')
+    from textops.scale.tune import describe
     from textops.scale.tune import tune as search
+    from textops.scale.tune_results import apply_best
 
     quiet_ray_logs()
     r = search(project.root, params, address, echo=typer.echo, quiet=not verbose())
@@ -126,8 +138,10 @@ def tune(
     if start and start[metric] is not None:
         delta = r["best"][metric] - start[metric]
         gain = " (the current params)" if start is r["best"] else f" ({delta:+.4f} over the current params)"
-    typer.echo(f"tune: best val {metric} {r['best'][metric]:.4f}{gain}: {describe(r['best']['config'])}; "
-               f"{len(r['trials'])} trials in run {r['run_id']} (experiment {r['experiment']})")  # fmt: skip
+    typer.echo(
+        f"tune: best val {metric} {r['best'][metric]:.4f}{gain}: {describe(r['best']['config'])}; "
+        f"{len(r['trials'])} trials in run {r['run_id']} (experiment {r['experiment']})"
+    )
     if apply:
         diff = apply_best(project.params_path, r["best"]["config"], r["current"])
         typer.echo(diff.rstrip() if diff else f"tune --apply: {project.params_path} already holds the best values")
@@ -189,8 +203,9 @@ def predict(
         fail(f"--engine {engine}: local or ray.", 2)
     if engine == "ray":
         return predict_ray(project, str(input_path), output, model_version, text_column, address, overwrite)
-    result = predict_file(project.root, project.params, input_path, output, model_version, batch_size, text_column,
-                          header=not no_header)  # fmt: skip
+    result = predict_file(
+        project.root, project.params, input_path, output, model_version, batch_size, text_column, header=not no_header
+    )
     taken = f" (texts: column {result['text_column']})" if no_header else ""
     taken += "".join(f" (your column {a} is kept as {b})" for a, b in result["renamed"].items())
     typer.echo(f"predict: {result['rows']} rows scored with {result['model']}{taken} -> {result['output']}")

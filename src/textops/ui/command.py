@@ -223,8 +223,12 @@ def run_flow(project: Project, module: str, flow: str, **kwargs):
 
     quiet_prefect()  # these three before Prefect is first imported
     configure_prefect(project.root)
-    kwargs.update(project_dir=str(project.root), params_file=project.params_path.name,
-                  overrides=list(project.overrides), return_state=True)  # fmt: skip
+    kwargs.update(
+        project_dir=str(project.root),
+        params_file=project.params_path.name,
+        overrides=list(project.overrides),
+        return_state=True,
+    )
     if os.environ.get("PREFECT_API_URL"):
         return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
     log = state_dir(project.root) / "logs" / "prefect-server.log"
@@ -250,7 +254,9 @@ def reclaim_slots() -> None:
 
         logging.getLogger("textops").warning(
             "took back %d training slot(s) left taken by a run that no longer lives (stopped before it could give "
-            "the slot back)", freed)  # fmt: skip
+            "the slot back)",
+            freed,
+        )
 
 
 def finish(state) -> dict:

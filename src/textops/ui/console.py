@@ -52,8 +52,17 @@ def run_summary(summary: dict) -> str:
         return summary.get("message") or "done"
     reg, ev = summary["register"], summary.get("evaluate", {})
     evidence = reg.get("evidence") or {}
-    metric = next((k.split(".", 1)[1] for k in evidence if k.startswith("challenger.") and k.count(".") == 1
-                   and k != "challenger.version" and k != "challenger.run_id"), "macro_f1")  # fmt: skip
+    metric = next(
+        (
+            k.split(".", 1)[1]
+            for k in evidence
+            if k.startswith("challenger.")
+            and k.count(".") == 1
+            and k != "challenger.version"
+            and k != "challenger.run_id"
+        ),
+        "macro_f1",
+    )
     rows = [(f"challenger v{reg['version']}", ev.get("accuracy"), ev.get("macro_f1"))]
     if f"champion.{metric}" in evidence:
         rows.append((f"champion v{evidence.get('champion.version')}", None, None))
@@ -107,10 +116,15 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
     lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
     # --commit only where git can make the commit (it needs an identity: user.name and user.email).
     ingest = "textops ingest NEW.csv --commit" if scm.can_commit(root) else "textops ingest NEW.csv"
-    lines += ["", f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):", f"  {ui}",
-              "next:", *(f"  {cmd:<{len(ingest) + 16}}# {why}" for cmd, why in serve_steps(summary.get("register"))),
-              f"  {ingest} && textops run  # retrain on new data",
-              f"  {'docs/orchestration.md':<{len(ingest) + 16}}# schedules and GPU workers"]  # fmt: skip
+    lines += [
+        "",
+        f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):",
+        f"  {ui}",
+        "next:",
+        *(f"  {cmd:<{len(ingest) + 16}}# {why}" for cmd, why in serve_steps(summary.get("register"))),
+        f"  {ingest} && textops run  # retrain on new data",
+        f"  {'docs/orchestration.md':<{len(ingest) + 16}}# schedules and GPU workers",
+    ]
     return "\n".join(lines + landing_lines(root, params))
 
 
@@ -139,8 +153,10 @@ def serve_steps(reg: dict | None) -> list[tuple[str, str]]:
     if not reg or reg.get("promote") or "champion.version" in (reg.get("evidence") or {}):
         return [("textops serve", "serve the champion over REST")]
     version = reg["version"]
-    return [(f'textops model promote {version} --reason "..."', f"no champion yet: serve v{version} anyway"),
-            ("docs/training.md", "a better model: more data, more epochs (-S train.epochs=N), model.base")]
+    return [
+        (f'textops model promote {version} --reason "..."', f"no champion yet: serve v{version} anyway"),
+        ("docs/training.md", "a better model: more data, more epochs (-S train.epochs=N), model.base"),
+    ]
 
 
 def format_monitor(result: dict) -> str:
@@ -166,16 +182,28 @@ def format_monitor(result: dict) -> str:
         if "skipped" in c:
             lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} ({c['skipped']})")
             continue
-        lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} {show(c.get('reference')):>27} "
-                     f"{show(c.get('current')):>27} {show(c.get('p_value')):>9}")  # fmt: skip
+        lines.append(
+            f"{mark:<6} {c['kind']:<12} {c['name']:<32} {show(c.get('reference')):>27} "
+            f"{show(c.get('current')):>27} {show(c.get('p_value')):>9}"
+        )
     for version, f in (result.get("online") or {}).items():
-        lines.append(f"online v{version}: {f['n']} answers labelled by feedback, accuracy {f['accuracy']:.3f}, "
-                     f"macro-F1 {f['macro_f1']:.3f}")  # fmt: skip
+        lines.append(
+            f"online v{version}: {f['n']} answers labelled by feedback, accuracy {f['accuracy']:.3f}, "
+            f"macro-F1 {f['macro_f1']:.3f}"
+        )
     for f in (result.get("shadow") or {}).values():
-        labelled = (f" ; on {f['labelled']} labelled: served {f['served_accuracy']:.3f}, shadow "
-                    f"{f['shadow_accuracy']:.3f} (McNemar p {f['mcnemar_p']:.3g})") if f["labelled"] else ""
-        lines.append(f"shadow v{f['shadow_version']} beside v{f['served_version']}: agrees on "
-                     f"{f['agreement']:.1%} of {f['texts']} texts{labelled}")  # fmt: skip
+        labelled = (
+            (
+                f" ; on {f['labelled']} labelled: served {f['served_accuracy']:.3f}, shadow "
+                f"{f['shadow_accuracy']:.3f} (McNemar p {f['mcnemar_p']:.3g})"
+            )
+            if f["labelled"]
+            else ""
+        )
+        lines.append(
+            f"shadow v{f['shadow_version']} beside v{f['served_version']}: agrees on "
+            f"{f['agreement']:.1%} of {f['texts']} texts{labelled}"
+        )
     verdict = f"DRIFT ({', '.join(result['kinds'])})" if result["drift"] else "no drift"
     lines.append(f"{verdict}; report {result['report']}, MLflow run {result['mlflow_run_id']}")
     return "\n".join(lines)

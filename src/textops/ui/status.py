@@ -49,10 +49,12 @@ def registry_and_runs(root: Path, params: Params, runs: int, quick: bool = True)
         versions = {v["version"]: v for v in found["versions"]}
         chosen = {alias: versions.get(found["aliases"].get(alias, "")) for alias in lineage.ALIASES}
         return (
-            {alias: v and version_summary(v["version"], v["tags"], v["created_ms"], v["location"] or "", metric)
-             for alias, v in chosen.items()},
+            {
+                alias: v and version_summary(v["version"], v["tags"], v["created_ms"], v["location"] or "", metric)
+                for alias, v in chosen.items()
+            },
             [run_row(r["run_id"], r["status"], r["start_ms"], r["tags"], r["metrics"], metric) for r in found["runs"]],
-        )  # fmt: skip
+        )
     session = connect(root, params, experiment=False)
     return {alias: alias_summary(session, alias, metric) for alias in lineage.ALIASES}, last_runs(session, params, runs)
 
@@ -96,16 +98,23 @@ def last_runs(session, params: Params, limit: int) -> list[dict]:
     experiment = session.client.get_experiment_by_name(params.mlflow.experiment)
     if experiment is None:
         return []
-    found = session.client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
-                                       max_results=limit)  # fmt: skip
+    found = session.client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit
+    )
     metric = params.promotion.primary_metric
-    return [run_row(r.info.run_id, r.info.status, r.info.start_time, r.data.tags, r.data.metrics, metric)
-            for r in found]  # fmt: skip
+    return [
+        run_row(r.info.run_id, r.info.status, r.info.start_time, r.data.tags, r.data.metrics, metric) for r in found
+    ]
 
 
 def run_row(run_id: str, status: str, start_ms: int, tags: dict, metrics: dict, metric: str) -> dict:
-    return {"run_id": run_id, "status": status, "start": start_ms / 1000, "stage": tags.get(lineage.STAGE, ""),
-            lineage.test_metric(metric): metrics.get(lineage.test_metric(metric))}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "status": status,
+        "start": start_ms / 1000,
+        "stage": tags.get(lineage.STAGE, ""),
+        lineage.test_metric(metric): metrics.get(lineage.test_metric(metric)),
+    }
 
 
 def data_state(root: Path, params: Params) -> dict:
@@ -128,8 +137,14 @@ def schedules(root: Path) -> list[dict]:
     for d in spec.get("deployments") or []:
         when = [schedule_text(s) for s in d.get("schedules") or [] if isinstance(s, dict)]
         pool = (d.get("work_pool") or {}).get("name")
-        out.append({"name": d.get("name"), "pool": pool, "schedules": [w for w in when if w],
-                    "triggers": len(d.get("triggers") or [])})  # fmt: skip
+        out.append(
+            {
+                "name": d.get("name"),
+                "pool": pool,
+                "schedules": [w for w in when if w],
+                "triggers": len(d.get("triggers") or []),
+            }
+        )
     return out
 
 
@@ -187,11 +202,15 @@ def format_status(st: dict, metric: str) -> str:
             hint = f"  ({no_champion_hint(st)})" if alias == lineage.CHAMPION_ALIAS else ""
             lines.append(f"{alias:<11} none{hint}")
             continue
-        lines.append(f"{alias:<11} v{a['version']:<4} {metric} {a['metric'] or '-':<8} data {(a['raw_md5'] or '-')[:8]}"
-                     f" (rev {(a['data_rev'] or '-')[:8]})  {age(a['created'])}  {a['decision']}")  # fmt: skip
+        lines.append(
+            f"{alias:<11} v{a['version']:<4} {metric} {a['metric'] or '-':<8} data {(a['raw_md5'] or '-')[:8]}"
+            f" (rev {(a['data_rev'] or '-')[:8]})  {age(a['created'])}  {a['decision']}"
+        )
         if a.get("files_missing"):
-            lines.append(f"{'':<11} WARNING: v{a['version']}'s model files cannot be read: it cannot be served or "
-                         "compared (make them available, or `textops model promote` another version)")  # fmt: skip
+            lines.append(
+                f"{'':<11} WARNING: v{a['version']}'s model files cannot be read: it cannot be served or "
+                "compared (make them available, or `textops model promote` another version)"
+            )
         if alias == lineage.CHALLENGER_ALIAS and a["reason"]:
             lines.append(f"{'':<11} {a['reason'][:150]}")
     d = st["data"]
@@ -205,8 +224,10 @@ def format_status(st: dict, metric: str) -> str:
         lines.append(f"{'':<11} {len(held)} held for a person in held/ (the reason beside each): {', '.join(held[:5])}")
     srv = st["serving"]
     if srv:
-        lines.append(f"{'serving':<11} {srv['url']}: v{srv.get('model_version', srv.get('version', '?'))} "
-                     f"({srv.get('alias') or 'pinned'})")  # fmt: skip
+        lines.append(
+            f"{'serving':<11} {srv['url']}: v{srv.get('model_version', srv.get('version', '?'))} "
+            f"({srv.get('alias') or 'pinned'})"
+        )
     else:
         lines.append(f"{'serving':<11} nothing answers at {', '.join(st.get('serving_checked') or [])}")
     for version, f in (st.get("online") or {}).items():
@@ -221,6 +242,8 @@ def format_status(st: dict, metric: str) -> str:
         lines.append("last runs:")
         for r in st["runs"]:
             f = r.get(lineage.test_metric(metric))
-            lines.append(f"  {r['run_id'][:12]}  {r['status']:<9} {r['stage']:<9} {age(r['start']):<12} "
-                         f"test {metric} {'-' if f is None else f'{f:.4f}'}")  # fmt: skip
+            lines.append(
+                f"  {r['run_id'][:12]}  {r['status']:<9} {r['stage']:<9} {age(r['start']):<12} "
+                f"test {metric} {'-' if f is None else f'{f:.4f}'}"
+            )
     return "\n".join(lines)

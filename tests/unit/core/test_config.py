@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from helpers import REPO
 
-from textops.core.config import load_params, training_fingerprint
+from textops.core.config import load_params
 from textops.core.errors import ParamsError
+from textops.core.lineage import training_fingerprint
 
 
 def test_default_params_load():
@@ -43,8 +44,9 @@ def test_bad_params_name_the_key_and_file(tmp_path, yaml_text, named):
 def test_overrides_are_validated_like_the_file(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((REPO / "params.yaml").read_text())
-    params = load_params(path, ["train.epochs=1", "model.base=minilm", "train.learning_rate=1e-4",
-                                "train.max_train_samples=null"])
+    params = load_params(
+        path, ["train.epochs=1", "model.base=minilm", "train.learning_rate=1e-4", "train.max_train_samples=null"]
+    )
     assert params.train.epochs == 1 and params.model.base == "minilm"
     assert params.train.learning_rate == 1e-4 and params.train.max_train_samples is None
     with pytest.raises(ParamsError, match="train.epochs") as err:

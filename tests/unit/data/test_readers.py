@@ -218,8 +218,12 @@ def test_relabelled_rows_are_found_after_cleaning():
     from textops.lifecycle.ingest import relabelled
 
     existing = pd.DataFrame({"text": ["The movie was great", "dull  plot", "fine"], "label": ["pos", "neg", "pos"]})
-    new = pd.DataFrame({"text": ["the movie was great", "The movie was great", "dull plot", "new text"],
-                        "label": ["neg", "pos", "pos", "neg"]})  # fmt: skip
+    new = pd.DataFrame(
+        {
+            "text": ["the movie was great", "The movie was great", "dull plot", "new text"],
+            "label": ["neg", "pos", "pos", "neg"],
+        }
+    )
     clash = relabelled(existing, new, lowercase=False)
     assert clash.to_dict("records") == [{"text": "dull plot", "label": "pos", "was": "neg"}]  # spaces cleaned
     lower = relabelled(existing, new, lowercase=True)

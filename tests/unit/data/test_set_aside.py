@@ -8,7 +8,7 @@ from textops.data.set_aside import set_aside_formulas
 
 
 def reviews(rows: int, formulas: int) -> pd.DataFrame:
-    texts = [f"=HYPERLINK(\"http://x/{i}\")" for i in range(formulas)] + [f"a fine film {i}" for i in range(rows)]
+    texts = [f'=HYPERLINK("http://x/{i}")' for i in range(formulas)] + [f"a fine film {i}" for i in range(rows)]
     return pd.DataFrame({"text": texts, "label": "positive"})
 
 
@@ -18,7 +18,7 @@ def test_a_few_formula_rows_are_set_aside_beside_the_file_neutralised_with_their
     assert count == 1 and len(kept) == 199 and not kept["text"].str.startswith("=").any()
     assert path == tmp_path / "feedback.csv.set-aside.csv"
     aside = pd.read_csv(path)
-    assert aside["text"].tolist() == ["'=HYPERLINK(\"http://x/0\")"] and "formula" in aside["reason"][0]
+    assert aside["text"].tolist() == ['\'=HYPERLINK("http://x/0")'] and "formula" in aside["reason"][0]
 
     held = tmp_path / "landing" / "held"
     assert set_aside_formulas(str(source), reviews(199, 1), 0.01, held)[1] == held / "feedback.csv.set-aside.csv"

@@ -29,5 +29,3 @@ def test_the_worker_unit_runs_the_tested_worker_command(tmp_path):
     assert environment["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == tested.env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
     assert "TEXTOPS_ROOT" in environment
     assert settings["KillSignal"] == ["SIGINT"]  # a Prefect worker ignores SIGTERM
-
-

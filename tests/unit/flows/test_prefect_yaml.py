@@ -23,5 +23,3 @@ def test_retrain_keeps_its_cron_and_its_concurrency_limit():
     retrain = deployments()["retrain"]
     assert [s["cron"] for s in retrain["schedules"]] == ["0 2 * * *"]
     assert retrain["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
-
-

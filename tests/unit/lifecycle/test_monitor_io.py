@@ -127,13 +127,24 @@ def test_the_request_log_is_read_by_window(tmp_path, monkeypatch):
     import json
 
     from textops.live import request_log
-    from textops.live.request_log import read_window, remember_window, window_bounds
+    from textops.live.monitor_window import remember_window, window_bounds
+    from textops.live.request_log import read_window
 
     directory = tmp_path / Params().serve.request_log_dir
     directory.mkdir(parents=True)
-    rows = [{"time": f"2026-12-0{day}T10:00:00.000Z", "request_id": f"r{day}-{i}", "index": 0, "model_version": "1",
-             "label": "positive", "chars": day, "probabilities": {"negative": 0.1, "positive": 0.9}}
-            for day in (1, 2, 3) for i in range(5)]  # fmt: skip
+    rows = [
+        {
+            "time": f"2026-12-0{day}T10:00:00.000Z",
+            "request_id": f"r{day}-{i}",
+            "index": 0,
+            "model_version": "1",
+            "label": "positive",
+            "chars": day,
+            "probabilities": {"negative": 0.1, "positive": 0.9},
+        }
+        for day in (1, 2, 3)
+        for i in range(5)
+    ]
     (directory / "requests-20261201T000000-11.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
     (directory / "requests-20261202T000000-12.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[10:]))
     monkeypatch.setattr(request_log, "READ_CHUNK_ROWS", 3)
@@ -187,8 +198,17 @@ def test_a_parquet_request_log_is_readable_while_written_and_after_a_kill(tmp_pa
     # A killed server's file: its last line cut short. Read up to its last whole row, and turned into Parquet
     # whole rows only; a JSONL left beside its finished Parquet copy (a crash between the two) is read once.
     killed = directory / "requests-20261203T000000-99.jsonl"
-    whole = json.dumps({"time": "2026-12-03T00:00:00.000Z", "request_id": "k", "index": 0, "model_version": "1",
-                        "label": "negative", "chars": 7, "probabilities": {"negative": 1.0}})  # fmt: skip
+    whole = json.dumps(
+        {
+            "time": "2026-12-03T00:00:00.000Z",
+            "request_id": "k",
+            "index": 0,
+            "model_version": "1",
+            "label": "negative",
+            "chars": 7,
+            "probabilities": {"negative": 1.0},
+        }
+    )
     killed.write_text(whole + "\n" + whole[:25])
     assert rows() == [1, 2, 3, 7] and read_window(directory)[1]["unreadable"] == []
     copy = killed.read_text()

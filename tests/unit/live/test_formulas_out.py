@@ -26,10 +26,15 @@ def test_the_feedback_export_sets_formula_rows_aside_and_keeps_the_rest(tmp_path
     params = Params()
     logs = tmp_path / params.serve.request_log_dir
     rows = [
-        {"time": f"2026-12-07T08:{i // 60:02d}:{i % 60:02d}.000Z", "request_id": f"r{i}", "index": 0,
-         "label": "positive" if i % 2 else "negative", "text": f"review number {i}"}
+        {
+            "time": f"2026-12-07T08:{i // 60:02d}:{i % 60:02d}.000Z",
+            "request_id": f"r{i}",
+            "index": 0,
+            "label": "positive" if i % 2 else "negative",
+            "text": f"review number {i}",
+        }
         for i in range(100)
-    ]  # fmt: skip
+    ]
     rows[41]["text"] = FORMULA_TEXT
     FeedbackLog(logs, 1_000_000).append(rows)
 

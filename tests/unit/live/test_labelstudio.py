@@ -28,8 +28,12 @@ def served(root, texts_kept: bool = True) -> list[str]:
     for i, text in enumerate(texts):
         p = 0.5 + i * 0.04 if i % 2 else 0.5 + i * 0.03  # small i: the least sure
         label = "positive" if i % 2 else "negative"
-        log.add(f"req-{i}", "3", [text], [{"label": label, f"prob_{label}": p,
-                                           f"prob_{'negative' if i % 2 else 'positive'}": 1 - p}])  # fmt: skip
+        log.add(
+            f"req-{i}",
+            "3",
+            [text],
+            [{"label": label, f"prob_{label}": p, f"prob_{'negative' if i % 2 else 'positive'}": 1 - p}],
+        )
     wait_for(lambda: len(read_window(directory)[0]) == len(texts), 60, "the request log written")
     log.close()
     return texts
@@ -39,9 +43,19 @@ def test_the_queue_holds_the_least_sure_texts_once_and_skips_labelled_ones(tmp_p
     texts = served(tmp_path)
     directory = tmp_path / Params().serve.request_log_dir
     # req-1 already has a label from POST /feedback: not queued again
-    (directory / "feedback-20261203T000000-1.jsonl").write_text(json.dumps(
-        {"time": "2026-12-03T00:00:00.000Z", "request_id": "req-1", "index": 0, "label": "negative",
-         "model_version": "3", "predicted": "positive"}) + "\n")  # fmt: skip
+    (directory / "feedback-20261203T000000-1.jsonl").write_text(
+        json.dumps(
+            {
+                "time": "2026-12-03T00:00:00.000Z",
+                "request_id": "req-1",
+                "index": 0,
+                "label": "negative",
+                "model_version": "3",
+                "predicted": "positive",
+            }
+        )
+        + "\n"
+    )
     out = tmp_path / "queue" / "tasks.json"
     result = label_queue(tmp_path, Params(), 4, out)
     tasks = json.loads(out.read_text())
@@ -69,20 +83,40 @@ def test_a_queue_needs_logged_texts(tmp_path):
 
 
 def annotation(choice: str, at: str, cancelled: bool = False) -> dict:
-    return {"id": hash(at) % 1000, "was_cancelled": cancelled, "created_at": at, "updated_at": at,
-            "result": [{"from_name": "label", "to_name": "text", "type": "choices",
-                        "value": {"choices": [choice] if choice else []}}]}  # fmt: skip
+    return {
+        "id": hash(at) % 1000,
+        "was_cancelled": cancelled,
+        "created_at": at,
+        "updated_at": at,
+        "result": [
+            {
+                "from_name": "label",
+                "to_name": "text",
+                "type": "choices",
+                "value": {"choices": [choice] if choice else []},
+            }
+        ],
+    }
 
 
 def test_label_studios_export_is_read_back_by_ingest(tmp_path):
     export = [
-        {"id": 1, "data": {"text": "a fine film"}, "annotations": [
-            annotation("negative", "2026-12-01T10:00:00Z"), annotation("positive", "2026-12-02T10:00:00Z")]},
-        {"id": 2, "data": {"text": "skipped by the reviewer"}, "annotations": [
-            annotation("negative", "2026-12-01T10:00:00Z", cancelled=True)]},
+        {
+            "id": 1,
+            "data": {"text": "a fine film"},
+            "annotations": [
+                annotation("negative", "2026-12-01T10:00:00Z"),
+                annotation("positive", "2026-12-02T10:00:00Z"),
+            ],
+        },
+        {
+            "id": 2,
+            "data": {"text": "skipped by the reviewer"},
+            "annotations": [annotation("negative", "2026-12-01T10:00:00Z", cancelled=True)],
+        },
         {"id": 3, "data": {"text": "not looked at yet"}, "annotations": [], "predictions": []},
         {"id": 4, "data": {"text": "a dull film"}, "annotations": [annotation("negative", "2026-12-01T11:00:00Z")]},
-    ]  # fmt: skip
+    ]
     path = tmp_path / "project-1-at-2026-12-03.json"
     path.write_text(json.dumps(export))
     frame = read_labelled_file(path, "text", "label", max_file_mb=10)

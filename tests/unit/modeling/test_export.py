@@ -34,5 +34,3 @@ def test_export_writes_fp32_and_int8_graphs_that_match_pytorch(hf_dir, tmp_path)
     many = onnx_predict(session, tok, TEXTS, batch_size=7)
     assert one.shape == (1, 2) and many.shape == (len(TEXTS), 2)
     np.testing.assert_allclose(many.sum(axis=1), 1.0, atol=1e-5)
-
-

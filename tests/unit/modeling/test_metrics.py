@@ -24,8 +24,12 @@ def test_classification_metrics_by_hand():
     m = classification_metrics(probs, labels, ["neg", "pos"], bins=5)
     assert m["accuracy"] == pytest.approx(3 / 5)
     assert m["confusion_matrix"] == [[2, 1], [1, 1]]
-    assert m["per_class"]["neg"] == {"precision": pytest.approx(2 / 3), "recall": pytest.approx(2 / 3),
-                                     "f1": pytest.approx(2 / 3), "support": 3}
+    assert m["per_class"]["neg"] == {
+        "precision": pytest.approx(2 / 3),
+        "recall": pytest.approx(2 / 3),
+        "f1": pytest.approx(2 / 3),
+        "support": 3,
+    }
     assert m["per_class"]["pos"]["recall"] == pytest.approx(1 / 2)
     assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     # ROC-AUC: positive scores .6 .7 .2 .1 .4 -> pairs (pos, neg) ranked right: 5 of 6

@@ -15,9 +15,15 @@ from textops.modeling.stopping import EarlyStoppingOnMetricAndLoss
 def evaluations(tmp_path, history: list[tuple[float, float]], patience: int = 2, warmup: float = 0.0) -> int:
     """How many of HISTORY's (macro-F1, loss) evaluations, one every 10 of 1,000 updates, run before the callback
     stops the training (WARMUP: the share of the updates the learning rate warms up)."""
-    args = TrainingArguments(output_dir=str(tmp_path), metric_for_best_model="macro_f1", greater_is_better=True,
-                             eval_strategy="steps", load_best_model_at_end=True, report_to=[],
-                             warmup_steps=warmup)  # fmt: skip
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        eval_strategy="steps",
+        load_best_model_at_end=True,
+        report_to=[],
+        warmup_steps=warmup,
+    )
     state, callback = TrainerState(max_steps=1000), EarlyStoppingOnMetricAndLoss(early_stopping_patience=patience)
     for i, (f1, loss) in enumerate(history, 1):
         state.global_step = 10 * i

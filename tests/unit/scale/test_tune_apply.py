@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 from helpers import REPO
 
-from textops.scale.tune import apply_best
+from textops.scale.tune_results import apply_best
 
 
 def test_apply_writes_only_what_the_search_changed(tmp_path):

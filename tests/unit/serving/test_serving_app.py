@@ -30,8 +30,14 @@ def make_state(source: StandInSource, batch_size: int = 64, request_log: Request
     def on_event(kind, info):
         (metrics.reloads if kind == "swapped" else metrics.failed_reloads).inc()
 
-    return ServeState(Follower(source, 3600, on_event), metrics, Limits(max_body_bytes=5000, max_texts=20),
-                      batch_size, ThreadPoolExecutor(1), request_log)  # fmt: skip
+    return ServeState(
+        Follower(source, 3600, on_event),
+        metrics,
+        Limits(max_body_bytes=5000, max_texts=20),
+        batch_size,
+        ThreadPoolExecutor(1),
+        request_log,
+    )
 
 
 def client(state: ServeState, host: str = "127.0.0.1"):
@@ -67,8 +73,11 @@ def test_a_request_finishes_on_the_model_it_started_on():
         c.post("/invocations", content=json.dumps({"inputs": ["warm"]}), headers=JSON)
         state.follower.current.model.delay = 1.0  # v1 is slow: the swap happens while it computes
         answers = {}
-        slow = threading.Thread(target=lambda: answers.update(
-            r=c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=JSON)))
+        slow = threading.Thread(
+            target=lambda: answers.update(
+                r=c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=JSON)
+            )
+        )
         slow.start()
         threading.Event().wait(0.3)
         source.version = "2"

@@ -28,12 +28,30 @@ def test_every_command_takes_the_params_file_and_overrides():
 
 # Each command with the arguments it needs to get as far as reading its params.
 COMMANDS = [
-    ["ingest", "x.csv"], ["sample"], ["preprocess"], ["validate"], ["train"], ["evaluate"], ["register"],
-    ["serve"], ["predict", "x.csv", "-o", "y.csv"], ["run"], ["rollback", "--data", "HEAD"],
-    ["data", "versions"], ["data", "checkout", "HEAD"], ["data", "remove", "batch-x"],
-    ["model", "list"], ["model", "show", "1"],
-    ["model", "promote", "1", "--reason", "r"], ["model", "rollback"], ["model", "promote-check"],
-    ["monitor", "x.csv"], ["status"], ["feedback", "export"], ["label", "queue"], ["tune"],
+    ["ingest", "x.csv"],
+    ["sample"],
+    ["preprocess"],
+    ["validate"],
+    ["train"],
+    ["evaluate"],
+    ["register"],
+    ["serve"],
+    ["predict", "x.csv", "-o", "y.csv"],
+    ["run"],
+    ["rollback", "--data", "HEAD"],
+    ["data", "versions"],
+    ["data", "checkout", "HEAD"],
+    ["data", "remove", "batch-x"],
+    ["model", "list"],
+    ["model", "show", "1"],
+    ["model", "promote", "1", "--reason", "r"],
+    ["model", "rollback"],
+    ["model", "promote-check"],
+    ["monitor", "x.csv"],
+    ["status"],
+    ["feedback", "export"],
+    ["label", "queue"],
+    ["tune"],
 ]
 
 
@@ -44,8 +62,11 @@ def test_the_command_list_is_complete():
 
     group = get_command(app)
     names = {" ".join(c[:2]) if c[0] in ("data", "model", "feedback", "label") else c[0] for c in COMMANDS}
-    leaves = {f"{n} {s}" if hasattr(cmd, "commands") else n
-              for n, cmd in group.commands.items() for s in getattr(cmd, "commands", {None: None})}
+    leaves = {
+        f"{n} {s}" if hasattr(cmd, "commands") else n
+        for n, cmd in group.commands.items()
+        for s in getattr(cmd, "commands", {None: None})
+    }
     assert leaves == names
 
 
@@ -69,10 +90,13 @@ def test_the_run_summary_names_the_baseline_beside_the_model():
     from textops.ui.console import run_summary
 
     summary = {
-        "evaluate": {"accuracy": 0.8, "macro_f1": 0.7996,
-                     "baseline": {"model": "TF-IDF + logistic regression", "accuracy": 0.7647, "macro_f1": 0.7647}},
+        "evaluate": {
+            "accuracy": 0.8,
+            "macro_f1": 0.7996,
+            "baseline": {"model": "TF-IDF + logistic regression", "accuracy": 0.7647, "macro_f1": 0.7647},
+        },
         "register": {"name": "m", "version": "2", "promote": False, "reason": "loses to the baseline"},
-    }  # fmt: skip
+    }
     table = run_summary(summary)
     rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in table.splitlines() if line.strip()}
     assert rows["challenger v2"] == ["0.8000", "0.7996"], table
@@ -99,6 +123,14 @@ def test_headerless_files_have_an_option(command):
 def test_status_says_where_nothing_answers():
     from textops.ui.status import format_status
 
-    st = {"aliases": {}, "runs": [], "data": {"raw_md5": None}, "landing": [], "schedules": [], "serving": None,
-          "serving_checked": ["http://127.0.0.1:5005", "http://127.0.0.1:5001"], "online": {}}  # fmt: skip
+    st = {
+        "aliases": {},
+        "runs": [],
+        "data": {"raw_md5": None},
+        "landing": [],
+        "schedules": [],
+        "serving": None,
+        "serving_checked": ["http://127.0.0.1:5005", "http://127.0.0.1:5001"],
+        "online": {},
+    }
     assert "nothing answers at http://127.0.0.1:5005, http://127.0.0.1:5001" in format_status(st, "macro_f1")

@@ -7,19 +7,38 @@ import time
 from textops.ui.console import serve_steps
 from textops.ui.status import format_status, schedule_text
 
-REJECTED_FIRST = {"version": "1", "promote": False, "reason": "no champion yet and macro_f1 0.18 < floor 0.6",
-                  "evidence": {"challenger.macro_f1": 0.18, "challenger.version": "1"}}  # fmt: skip
+REJECTED_FIRST = {
+    "version": "1",
+    "promote": False,
+    "reason": "no champion yet and macro_f1 0.18 < floor 0.6",
+    "evidence": {"challenger.macro_f1": 0.18, "challenger.version": "1"},
+}
 
 
 def status(aliases: dict, raw_md5: str | None = "f6042661aa") -> dict:
-    return {"aliases": aliases, "runs": [], "data": {"raw_md5": raw_md5, "champion_trained_on_it": False},
-            "landing": [], "schedules": [], "serving": None, "serving_checked": ["http://127.0.0.1:5001"],
-            "online": {}}  # fmt: skip
+    return {
+        "aliases": aliases,
+        "runs": [],
+        "data": {"raw_md5": raw_md5, "champion_trained_on_it": False},
+        "landing": [],
+        "schedules": [],
+        "serving": None,
+        "serving_checked": ["http://127.0.0.1:5001"],
+        "online": {},
+    }
 
 
 def alias_row(version: str, decision: str) -> dict:
-    return {"version": version, "metric": "0.18", "raw_md5": "f6042661aa", "data_rev": "", "created": time.time(),
-            "decision": decision, "reason": "", "files_missing": False}  # fmt: skip
+    return {
+        "version": version,
+        "metric": "0.18",
+        "raw_md5": "f6042661aa",
+        "data_rev": "",
+        "created": time.time(),
+        "decision": decision,
+        "reason": "",
+        "files_missing": False,
+    }
 
 
 def test_after_a_first_run_that_missed_the_gate_next_steps_do_not_offer_to_serve_a_champion():
