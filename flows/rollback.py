@@ -22,8 +22,10 @@ def checkout_task(root: Path, params, rev: str | None, model: str | None, discar
     commit = can_commit(root)  # where git can (an identity): else the restore is left for a person to commit
     if model is not None:
         message = checkout_model_data(root, params, model, commit=commit, discard=discard)
-    else:
+    elif rev is not None:  # always, by the flow's check
         message = checkout_data(root, rev, params, commit=commit, discard=discard)
+    else:
+        raise ValueError("data-rollback needs exactly one of rev (a git revision) and model (a model version)")
     if not commit:
         message += " (not committed: git has no identity here; `git commit data.dvc dvc.lock` once it has)"
     get_run_logger().info(message)
