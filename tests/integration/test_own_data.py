@@ -5,8 +5,13 @@ and the demo's data version comes back with `data checkout`."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
+import yaml
 from helpers import FAST, FLOW, easy_reviews, make_project, mlflow_client, registry, set_params, textops
 
 
@@ -42,6 +47,7 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     assert set(texts) <= set(own["text"])
     shown = json.loads(textops(root, "model", "show", "2").stdout)
     assert "the demo's champion" in shown["decision"]["reason"], shown["decision"]
+    exported_model_agrees_with_predict(root, tmp_path, own["text"].head(20).tolist())
 
     # A second file of theirs is checked against their champion as usual: nothing is replaced any more.
     more = easy_reviews(200, seed=4)
@@ -64,3 +70,35 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     # The demo's data version comes back whole, marker and all.
     textops(root, "data", "checkout", "--model", "1")
     assert (raw / "demo.json").exists() and len(list(raw.glob("batch-*.jsonl"))) == 1
+
+
+def exported_model_agrees_with_predict(root: Path, tmp_path: Path, texts: list[str]) -> None:
+    """Their champion leaves as a Hugging Face folder: transformers alone, in a fresh offline interpreter, loads it
+    with the same labels and the probabilities `textops predict` gives on the PyTorch runtime; its card parses."""
+    out = tmp_path / "hub"
+    assert "export: v2" in textops(root, "export", str(out)).stdout
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["pipeline_tag"] == "text-classification" and header["license"] == "unknown"
+    assert header["model-index"][0]["results"][0]["metrics"][0]["type"] == "accuracy"
+    assert card == textops(root, "model", "show", "2", "--card").stdout.rstrip("\n") + "\n"
+    assert textops(root, "export", str(out), check=False).returncode == 1  # not into a folder with files
+
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    textops(root, "predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "ours.csv"), "-S", "serve.runtime=torch")
+    ours = pd.read_csv(tmp_path / "ours.csv")
+    code = (
+        "import json, sys; from transformers import pipeline; "
+        f"p = pipeline('text-classification', model={str(out)!r}, top_k=None); "
+        "print(json.dumps(p(json.load(sys.stdin))))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    args = [sys.executable, "-c", code]
+    proc = subprocess.run(
+        args, input=json.dumps(texts), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    for row, scores in zip(ours.itertuples(), theirs, strict=True):
+        for score in scores:
+            assert abs(getattr(row, f"prob_{score['label']}") - score["score"]) < 1e-4, (row, scores)

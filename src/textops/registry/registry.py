@@ -127,6 +127,7 @@ def show_version(root: Path, params: Params, version: str) -> dict:
         "aliases": sorted(mv.aliases),
         "run_id": mv.run_id,
         "source": mv.source,
+        "base_model": t.get(lineage.BASE_MODEL),
         "data": {
             "raw_md5": t.get(lineage.RAW_MD5),
             "clean_md5": t.get(lineage.CLEAN_MD5),

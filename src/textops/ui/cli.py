@@ -216,14 +216,35 @@ def status(
 @command(model_app, "show")
 def model_show(
     version: str = typer.Argument(..., help="A version number from `textops model list`."),
+    card: bool = typer.Option(False, "--card", help="Its model card (Hugging Face's README.md) instead of JSON."),
     *,
     project: Project,
 ) -> None:
     """Lineage of VERSION: data hashes, git commit, params, metrics and the promotion decision (JSON)."""
-
     from textops.registry.registry import show_version
 
-    typer.echo(json_text(show_version(project.root, project.params, version)))
+    shown = show_version(project.root, project.params, version)
+    if card:
+        from textops.registry.card import model_card
+
+        return typer.echo(model_card(shown))
+    typer.echo(json_text(shown))
+
+
+@command(app)
+def export(
+    output: Path = typer.Argument(..., help="A new (or empty) folder."),
+    model: str | None = typer.Option(None, "--model", help="The version (default: the champion)."),
+    onnx: bool = typer.Option(False, "--onnx", help="Also the ONNX graphs textops serves (onnx/)."),
+    *,
+    project: Project,
+) -> None:
+    """A model version as a Hugging Face folder: transformers.pipeline("text-classification", model=FOLDER) loads it
+    offline with the same labels; its model card is README.md."""
+    from textops.registry.hub_export import export_version
+
+    r = export_version(project.root, project.params, model, output, onnx)
+    typer.echo(f"export: v{r['version']} -> {r['output']} ({len(r['files'])} files: {', '.join(r['files'][:6])}...)")
 
 
 @command(model_app, "promote")

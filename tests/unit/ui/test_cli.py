@@ -49,6 +49,7 @@ COMMANDS = [
     ["model", "promote-check"],
     ["monitor", "x.csv"],
     ["status"],
+    ["export", "out"],
     ["feedback", "export"],
     ["label", "queue"],
     ["tune"],
