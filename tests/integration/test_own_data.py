@@ -27,7 +27,9 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     client, name = mlflow_client(root)
     assert client.get_run(client.get_model_version(name, "1").run_id).data.tags["textops.git.dirty"] == "false"
 
-    # Their own reviews, labelled 0/1 (the demo says positive/negative), ingested with no flag.
+    # Their own reviews, labelled 0/1 (the demo says positive/negative), ingested with no flag; params.yaml says
+    # under which licence their data is (each batch records it, and the model card shows it).
+    set_params(root, {"dataset": {"license": "CC-BY-4.0"}})
     own = easy_reviews(480, seed=3)
     own["label"] = (own["label"] == "positive").astype(int)
     own.to_csv(tmp_path / "reviews.csv", index=False)
@@ -37,6 +39,7 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     assert sorted(p.name for p in raw.iterdir()) == [batch, batch.replace(".jsonl", ".source.json")]
     source = json.loads((raw / batch.replace(".jsonl", ".source.json")).read_text())
     assert source["source"] == "reviews.csv" and source["rows"] == 480 and source["format"] == "csv"
+    assert source["license"] == "CC-BY-4.0"
 
     # The next model learns from their rows alone and is judged as a first champion, not against the demo's.
     textops(root, "run")
@@ -79,7 +82,7 @@ def exported_model_agrees_with_predict(root: Path, tmp_path: Path, texts: list[s
     assert "export: v2" in textops(root, "export", str(out)).stdout
     card = (out / "README.md").read_text()
     header = yaml.safe_load(card.split("---\n")[1])
-    assert header["pipeline_tag"] == "text-classification" and header["license"] == "unknown"
+    assert header["pipeline_tag"] == "text-classification" and header["license"] == "CC-BY-4.0"
     assert header["model-index"][0]["results"][0]["metrics"][0]["type"] == "accuracy"
     assert card == textops(root, "model", "show", "2", "--card").stdout.rstrip("\n") + "\n"
     assert textops(root, "export", str(out), check=False).returncode == 1  # not into a folder with files

@@ -71,6 +71,14 @@ class SampleParams(_Section):
     seed: int = 13
 
 
+class DatasetParams(_Section):
+    """What the data is, for people and for the model card: not a training input (no retrain when it changes)."""
+
+    name: str | None = None
+    license: str | None = None  # an SPDX identifier (CC-BY-4.0) or words; `ingest --license` for one file
+    source: str | None = None  # where the data comes from (a URL or words); `ingest --source` for one file
+
+
 class ValidateParams(_Section):
     min_rows_per_class: int = Field(20, ge=1)
     max_class_ratio: float = Field(20.0, ge=1)
@@ -298,11 +306,8 @@ def _check_space(space: dict) -> dict:
             )
         ((kind, values),) = spec.items()
         ranged = kind in ("loguniform", "uniform", "int")
-        if (
-            kind not in ("choice", "loguniform", "uniform", "int")
-            or not values
-            or (ranged and (len(values) != 2 or not values[0] < values[1]))
-        ):
+        a_range = ranged and len(values) == 2 and values[0] < values[1]
+        if not values or not (a_range or kind == "choice"):
             raise ValueError(f"{key}: {kind} {values}: a range is [low, high] with low < high, a choice a list")
         for value in values:
             try:
@@ -334,6 +339,7 @@ class TuneParams(_Section):
 class Params(_Section):
     data: DataParams = DataParams()
     sample: SampleParams = SampleParams()
+    dataset: DatasetParams = DatasetParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()

@@ -39,9 +39,10 @@ def source_path(batch_rel: str) -> str:
     return batch_rel.removesuffix(".jsonl") + SOURCE_SUFFIX
 
 
-def source_record(source: str, frame: pd.DataFrame) -> bytes:
+def source_record(source: str, frame: pd.DataFrame, license: str | None = None, origin: str | None = None) -> bytes:
     """Where a batch's rows came from: the file's name (not its path: a home directory names a person), its format,
-    the columns taken, and for a Label Studio export each task's id, annotator id and the request id of the served
+    the columns taken, its LICENSE and ORIGIN (`ingest --license/--source`, or params' `dataset`), and for a Label
+    Studio export each task's id, annotator id and the request id of the served
     answer it was queued from. No time (git and DVC keep when): the same file gives the same bytes, so the same
     data version."""
     record = {
@@ -49,6 +50,8 @@ def source_record(source: str, frame: pd.DataFrame) -> bytes:
         "format": frame.attrs.get("format"),
         "rows": len(frame),
         "columns": frame.attrs.get("columns"),
+        "license": license,  # None: not recorded (shown as unknown)
+        "origin": origin,
         **({"tasks": frame.attrs["tasks"]} if frame.attrs.get("tasks") else {}),
     }
     return (json.dumps(record, ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8")
@@ -121,3 +124,23 @@ def only_the_sample(root: Path, params: Params) -> bool:
             path, "text", "label", params.data.max_file_mb, params.validation.max_invalid_fraction
         )
     return batches == [Path(batch_path(params, batch_bytes(frame))).name]
+
+
+def data_licenses(root: Path, raw_md5: str | None) -> list[str]:
+    """The licences the batches of data version RAW_MD5 were ingested under (from their provenance files in the
+    local DVC cache), "unknown" for a batch that records none; [] when the cache cannot tell."""
+    from textops.core.dvc_cache import cached_object, dir_listing
+
+    listing = dir_listing(root, raw_md5) if raw_md5 else None
+    if not listing:
+        return []
+    found = set()
+    for rel in listing:
+        if Path(rel).name.startswith("batch-") and rel.endswith(".jsonl"):
+            record = listing.get(rel.removesuffix(".jsonl") + SOURCE_SUFFIX)
+            try:
+                licence = json.loads(cached_object(root, record).read_text("utf-8")).get("license") if record else None
+            except (OSError, ValueError, AttributeError):
+                licence = None
+            found.add(str(licence) if licence else "unknown")
+    return sorted(found)

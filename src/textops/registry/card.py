@@ -24,6 +24,14 @@ def labels_of(shown: dict) -> list[str]:
     return [str(x) for x in labels] if isinstance(labels, list) else []
 
 
+def hub_license(licences: str | None) -> str:
+    """The Hub's one licence field: the data's licence, "other" when its batches have several (the body names them),
+    "unknown" when none was recorded."""
+    if not licences:
+        return "unknown"
+    return "other" if "," in licences else licences
+
+
 def front_matter(shown: dict) -> dict:
     """The card's YAML header: what the Hub reads to list and evaluate the model."""
     metrics = shown["metrics"]
@@ -34,7 +42,7 @@ def front_matter(shown: dict) -> dict:
         if lineage.test_metric(name) in metrics
     ]
     header: dict = {
-        "license": shown.get("license") or "unknown",
+        "license": hub_license(shown.get("license")),
         "library_name": "transformers",
         "pipeline_tag": "text-classification",
         "tags": ["textops", "text-classification"],

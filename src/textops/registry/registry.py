@@ -117,6 +117,8 @@ def version_row(v: dict, by_version: dict[str, str], metric: str) -> dict:
 
 def show_version(root: Path, params: Params, version: str) -> dict:
     """Lineage of one version: data hashes, git commit, params, metrics, and the promotion decision."""
+    from textops.data.landing import data_licenses
+
     session = connect(root, params, experiment=False)
     mv = get_version(session, version)
     run = session.client.get_run(mv.run_id)
@@ -128,6 +130,7 @@ def show_version(root: Path, params: Params, version: str) -> dict:
         "run_id": mv.run_id,
         "source": mv.source,
         "base_model": t.get(lineage.BASE_MODEL),
+        "license": ", ".join(data_licenses(root, t.get(lineage.RAW_MD5))) or None,
         "data": {
             "raw_md5": t.get(lineage.RAW_MD5),
             "clean_md5": t.get(lineage.CLEAN_MD5),

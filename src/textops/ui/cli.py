@@ -73,6 +73,8 @@ def ingest(
         help="Skip the champion check: ingest files the champion scores far below its test "
         "accuracy on (you checked their labels).",
     ),
+    license: str | None = typer.Option(None, "--license", help="The data's licence (SPDX: CC-BY-4.0), recorded."),
+    source: str | None = typer.Option(None, "--source", help="Where the data comes from (a URL or words), recorded."),
     keep_demo: bool = typer.Option(
         False,
         "--keep-demo",
@@ -99,6 +101,8 @@ def ingest(
         header=not no_header,
         allow_relabel=allow_relabel,
         keep_demo=keep_demo,
+        license=license,
+        source=source,
     )
     for r in results:
         typer.echo(r.describe())

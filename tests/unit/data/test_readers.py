@@ -215,7 +215,7 @@ def test_the_header_flag_does_not_apply_to_named_columns(tmp_path):
 
 
 def test_relabelled_rows_are_found_after_cleaning():
-    from textops.lifecycle.ingest import relabelled
+    from textops.lifecycle.ingest_checks import relabelled
 
     existing = pd.DataFrame({"text": ["The movie was great", "dull  plot", "fine"], "label": ["pos", "neg", "pos"]})
     new = pd.DataFrame(
@@ -235,7 +235,7 @@ def test_relabelled_rows_are_found_after_cleaning():
 
 def test_labels_in_messages_are_cut():
     """An unknown-label error once printed a 6,000-character label whole."""
-    from textops.lifecycle.ingest import shown
+    from textops.lifecycle.ingest_checks import shown
 
     one = shown({"x" * 6000, "b"})
     assert len(one) < 100 and "..." in one and "'b'" in one
