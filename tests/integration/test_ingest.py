@@ -316,3 +316,27 @@ def test_one_formula_among_many_rows_is_set_aside_and_the_rest_go_in(ingested):
     assert aside["text"].tolist() == ['\'=HYPERLINK("http://evil.example/x","click")'], aside
     assert (landing / "ingested" / "feedback-1.csv").exists()
     assert "0 file(s) waiting" in textops(ingested, "status").stdout
+
+
+def test_the_data_version_is_described_in_croissant_which_mlcroissant_reads(ingested):
+    import mlcroissant as mlc
+
+    more = write_csv(ingested.parent / "more.csv", sample_rows(200, 11))
+    textops(ingested, "ingest", str(more), "--license", "CC-BY-4.0", "--source", "https://example.org/reviews")
+    textops(ingested, "preprocess")
+    out = textops(ingested, "data", "card").stdout
+    path = ingested / "reports" / "croissant.json"
+    assert "data card: dvc-md5:" in out and path.exists(), out
+    card = json.loads(path.read_text())
+    assert sorted(card["license"]) == ["CC-BY-4.0", "unknown"]  # the first batch recorded none
+
+    dataset = mlc.Dataset(jsonld=str(path))
+    clean = ingested / "artifacts" / "clean"
+    train = pd.read_parquet(clean / "train.parquet")
+    records = list(dataset.records("train"))
+    assert len(records) == len(train)
+    assert records[0]["train/text"].decode() == train["text"].iloc[0]
+    names = [r["labels/name"] for r in dataset.records("labels")]
+    assert [n.decode() if isinstance(n, bytes) else n for n in names] == json.loads(
+        (clean / "labels.json").read_text()
+    )["labels"]

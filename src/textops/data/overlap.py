@@ -72,7 +72,7 @@ def split_by_containment(texts: Sequence[str], own_split: np.ndarray) -> tuple[n
     return splits, mask[key_of], mask_given[key_of]
 
 
-def leak_report(texts: Sequence[str], split: np.ndarray, container_mask: np.ndarray) -> dict:
+def leak_report(texts: Sequence[str] | np.ndarray, split: np.ndarray, container_mask: np.ndarray) -> dict:
     """How many val/test texts of SPLIT occur inside a train text (CONTAINER_MASK from `split_by_containment`)."""
     inside_train = (container_mask & SPLIT_BITS["train"]) > 0
     out: dict[str, int | float] = {"texts_inside_other_texts": int((container_mask > 0).sum())}

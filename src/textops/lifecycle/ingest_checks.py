@@ -65,9 +65,9 @@ def relabelled(existing: pd.DataFrame, frame: pd.DataFrame, lowercase: bool) -> 
         return pd.DataFrame({"text": [], "label": [], "was": []})
     new = frame.assign(key=clean_text(frame["text"], lowercase).to_numpy())
     old = existing.assign(key=clean_text(existing["text"], lowercase).to_numpy())
-    old = old[old["key"].isin(set(new["key"]))].groupby("key")["label"].agg(set)  # only the texts both have
-    known = new[new["key"].isin(old.index)]
-    was = known["key"].map(old)
+    labels_of = old[old["key"].isin(set(new["key"]))].groupby("key")["label"].agg(set)  # the texts both have
+    known = new[new["key"].isin(labels_of.index)]
+    was = known["key"].map(labels_of)
     clash = np.array([label not in labels for label, labels in zip(known["label"], was, strict=True)], dtype=bool)
     out = known[clash].assign(was=was[clash].map(lambda v: ", ".join(sorted(v))))
     return out[["text", "label", "was"]].reset_index(drop=True)
@@ -114,7 +114,7 @@ def _warn_conflicts(files: list[tuple[str, pd.DataFrame]], lowercase: bool) -> N
         clash = labels[labels.map(len) > 1]
         if clash.empty:
             continue
-        examples = "; ".join(f"{text[:60]!r}: {', '.join(sorted(v))}" for text, v in clash.head(3).items())
+        examples = "; ".join(f"{str(text)[:60]!r}: {', '.join(sorted(v))}" for text, v in clash.head(3).items())
         dropped = "preprocess drops every row of such a text as conflicting, so fix their labels to keep them"
         log.warning("%s: %d text(s) come with two or more labels (%s); %s", source, len(clash), examples, dropped)
 

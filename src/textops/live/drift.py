@@ -32,7 +32,12 @@ def skipped(kind: str, name: str, why: str) -> dict:
 
 
 def ks_shift(
-    kind: str, name: str, reference: Sequence[float], current: Sequence[float], p_value: float, max_ks: float
+    kind: str,
+    name: str,
+    reference: Sequence[float] | np.ndarray | Iterable[float],
+    current: Sequence[float] | np.ndarray | Iterable[float],
+    p_value: float,
+    max_ks: float,
 ) -> dict:
     """Two-sample Kolmogorov-Smirnov test of two numeric samples (text lengths, confidences): drift when
     p < P_VALUE and the statistic (the largest gap between the two CDFs, 0..1) is above MAX_KS."""

@@ -3,6 +3,8 @@ textops.ui.cli; light imports only, as there."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from textops.ui.command import Project, command, fail
@@ -57,3 +59,20 @@ def data_checkout(
         typer.echo(checkout_model_data(project.root, project.params, model, commit=commit, discard=discard))
     elif rev is not None:  # always, by the check above
         typer.echo(checkout_data(project.root, rev, project.params, commit=commit, discard=discard))
+
+
+@command(data_app, "card")
+def data_card(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where (default: reports/croissant.json)."),
+    *,
+    project: Project,
+) -> None:
+    """The current data version as MLCommons Croissant 1.0 JSON-LD: the cleaned splits with their sha256, the
+    label set, the licences, the cleaning in words; `mlcroissant.Dataset(jsonld=FILE)` reads its records."""
+    from textops.data.croissant import CARD_FILE
+    from textops.data.croissant import data_card as write_card
+
+    path = output or project.root / CARD_FILE
+    card = write_card(project.root, project.params, path)
+    sets = [r["name"] for r in card.get("recordSet", [])]
+    typer.echo(f"data card: {card.get('identifier')} -> {path} (record sets: {', '.join(sets)})")

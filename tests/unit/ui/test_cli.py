@@ -42,6 +42,7 @@ COMMANDS = [
     ["data", "versions"],
     ["data", "checkout", "HEAD"],
     ["data", "remove", "batch-x"],
+    ["data", "card"],
     ["model", "list"],
     ["model", "show", "1"],
     ["model", "promote", "1", "--reason", "r"],
