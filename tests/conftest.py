@@ -44,11 +44,31 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
+# The longest test files (CI's --durations, minutes of one worker each), first: with `--dist loadfile` the two
+# workers take files in this order, so the longest no longer start last and leave the other worker idle at the end
+# (the loop test, its cool-down included, was seen alone for the last 6 minutes).
+LONGEST_FIRST = (
+    "test_loop.py",
+    "test_poisoned_data.py",
+    "test_workers.py",
+    "test_flows.py",
+    "test_mlflow_server.py",
+    "test_serve.py",
+    "test_ray.py",
+    "test_journey.py",
+    "test_registry.py",
+    "test_own_data.py",
+)
+
+
 def pytest_collection_modifyitems(items):
-    """tests/production (the scale-out on PostgreSQL-backed servers) is part of the extended tier."""
+    """tests/production (the scale-out on PostgreSQL-backed servers) is part of the extended tier; the longest
+    files go first (LONGEST_FIRST), the rest in their order (a stable sort)."""
     for item in items:
         if "tests/production/" in item.nodeid or item.nodeid.startswith("production/"):
             item.add_marker(pytest.mark.extended)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))
 
 
 @pytest.fixture(autouse=True)
