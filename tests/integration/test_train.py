@@ -46,7 +46,7 @@ def test_train_logs_run_lineage_and_a_loadable_model(small):
     result = run_train(small)
     assert result["val_accuracy"] > 0.7, result  # the sample is learnable: a broken loop stays near 0.5
     run_info = json.loads((small / "artifacts/model/run.json").read_text())
-    assert set(run_info) == {"run_id", "experiment_id", "tracking_uri", "model_uri"}
+    assert set(run_info) == {"run_id", "experiment_id", "tracking_uri", "model_uri", "base_model"}
     assert run_info["model_uri"].startswith("models:/m-")
     assert (small / "artifacts/model/hf/config.json").exists()
     assert (small / "artifacts/model/training_curve.png").stat().st_size > 0

@@ -324,9 +324,11 @@ def background_load(url: str, texts: list[str], clients: int = 16) -> Iterator[d
 
 def champion_project(root: Path, *updates: dict) -> Path:
     """A new project in ROOT with FAST params (and UPDATES) whose registry has a champion: `textops run` on the
-    sample, committed."""
+    sample, committed. The sample is ingested as data chosen (`textops sample`), not as the demo `run` ingests into
+    an empty project, which the next ingest would replace."""
     make_project(root)
     set_params(root, FAST, *updates)
+    textops(root, "sample")
     out = textops(root, "run").stdout
     assert "now the champion" in out, out
     git(root, "add", "-A")
