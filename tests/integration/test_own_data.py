@@ -85,6 +85,11 @@ def exported_model_agrees_with_predict(root: Path, tmp_path: Path, texts: list[s
     assert header["pipeline_tag"] == "text-classification" and header["license"] == "CC-BY-4.0"
     assert header["model-index"][0]["results"][0]["metrics"][0]["type"] == "accuracy"
     assert card == textops(root, "model", "show", "2", "--card").stdout.rstrip("\n") + "\n"
+    client, name = mlflow_client(root)  # logged at registration, beside the decision report
+    logged = client.download_artifacts(
+        client.get_model_version(name, "2").run_id, "model_card/README.md", str(tmp_path)
+    )
+    assert yaml.safe_load(Path(logged).read_text().split("---\n")[1])["license"] == "CC-BY-4.0"
     assert textops(root, "export", str(out), check=False).returncode == 1  # not into a folder with files
 
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)

@@ -8,6 +8,7 @@ decision and its evidence go on the model version as tags (created with the vers
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from textops.registry.guards import own_rows_guard, reference_guard, reference_s
 from textops.registry.registry import champion, move_champion, rolled_back_from
 
 REPORT_PATH = "registry/decision.md"
+CARD_PATH = "model_card/README.md"  # the version's model card (Hugging Face's format), logged at registration
 
 
 def validation_passed(root: Path, params: Params) -> bool:
@@ -324,6 +326,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     version = str(mv.version)
     evidence = {"challenger.version": version, **evidence}
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
+    log_card(root, params, session, run_id, version)
 
     # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
     session.client.set_registered_model_alias(session.model_name, lineage.CHALLENGER_ALIAS, version)
@@ -332,6 +335,18 @@ def decide_and_register(root: Path, params: Params) -> dict:
     if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
         raise StateError(f"registered {session.model_name} v{version} as challenger, not promoted: {versus['held']}.")
     return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
+
+
+def log_card(root: Path, params: Params, session: Session, run_id: str, version: str) -> None:
+    """The version's model card (`registry.card`) as an artifact of its run, `model_card/README.md`: what the
+    registry shows of it at registration. A card that cannot be made is a warning: the version stands."""
+    from textops.registry.card import model_card
+    from textops.registry.registry import show_version
+
+    try:
+        session.client.log_text(run_id, model_card(show_version(root, params, version)), CARD_PATH)
+    except Exception as exc:  # the registration is done; the card is a description of it
+        logging.getLogger("textops").warning("the model card of v%s was not logged: %s", version, exc)
 
 
 def decision_report(name: str, metric: str, evidence: dict) -> str:
