@@ -125,14 +125,29 @@ def shown(labels, most: int = 10) -> str:
     return "[" + ", ".join(cut) + (f", ... ({len(labels)} in all)" if len(labels) > most else "") + "]"
 
 
+def _whole_numbers(labels: set[str]) -> bool:
+    return all(label.lstrip("-").isdigit() for label in labels)
+
+
 def _check_labels(files: list[tuple[str, pd.DataFrame]], known: set[str], allow_new_labels: bool) -> None:
     for source, frame in files:
-        new = set(frame["label"]) - known
-        if known and new and not allow_new_labels:
+        labels = set(frame["label"])
+        new = labels - known
+        if not known or not new or allow_new_labels:
+            continue
+        if _whole_numbers(labels) != _whole_numbers(known) and not labels & known:
+            # 0/1 against positive/negative: the same classes written another way, most likely; --allow-new-labels
+            # would make them classes of their own, so it is not the advice here.
             raise DataError(
-                f"{source}: unknown label(s) {shown(new)}; the data so far has {shown(known)}. A typo? To add a "
-                "class on purpose, pass --allow-new-labels."
+                f"{source}: its labels {shown(labels)} are {'numbers' if _whole_numbers(labels) else 'names'} and "
+                f"share none with the data's {shown(known)}: the same classes written another way? Write them as "
+                "the data does (a column mapping in the file), or take the old batches out first (`textops data "
+                "remove`); --allow-new-labels would make every one of them a class of its own."
             )
+        raise DataError(
+            f"{source}: unknown label(s) {shown(new)}; the data so far has {shown(known)}. A typo? To add a "
+            "class on purpose, pass --allow-new-labels."
+        )
 
 
 def existing_rows(root: Path, params: Params, replacing: list[str]) -> pd.DataFrame:
