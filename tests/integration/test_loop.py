@@ -38,9 +38,9 @@ LOOP = {
     "serve": {"poll_seconds": 1},
 }
 # The trigger's `within` in this project (900 in prefect.yaml): long enough for the burst (two monitor runs, each a
-# worker process; 77 s apart was seen under load, when this was 60 and the second event started a second retrain),
-# short enough that part 2 waits little after the first retrain (the wait is what is left of it).
-COOL_DOWN_S = 240
+# worker process; 77 s apart was seen under load, when this was 60 and the second event started a second retrain:
+# 150 is twice that), short enough that part 2 waits little after the first retrain (the wait is what is left of it).
+COOL_DOWN_S = 150
 
 
 def run_monitor(api: str, env: dict, root: Path) -> None:

@@ -341,10 +341,11 @@ def log_card(root: Path, params: Params, session: Session, run_id: str, version:
     """The version's model card (`registry.card`) as an artifact of its run, `model_card/README.md`: what the
     registry shows of it at registration. A card that cannot be made is a warning: the version stands."""
     from textops.registry.card import model_card
-    from textops.registry.registry import show_version
+    from textops.registry.registry import get_version, version_facts
 
     try:
-        session.client.log_text(run_id, model_card(show_version(root, params, version)), CARD_PATH)
+        card = model_card(version_facts(root, session, get_version(session, version)))
+        session.client.log_text(run_id, card, CARD_PATH)
     except Exception as exc:  # the registration is done; the card is a description of it
         logging.getLogger("textops").warning("the model card of v%s was not logged: %s", version, exc)
 

@@ -117,10 +117,14 @@ def version_row(v: dict, by_version: dict[str, str], metric: str) -> dict:
 
 def show_version(root: Path, params: Params, version: str) -> dict:
     """Lineage of one version: data hashes, git commit, params, metrics, and the promotion decision."""
+    session = connect(root, params, experiment=False)
+    return version_facts(root, session, get_version(session, version))
+
+
+def version_facts(root: Path, session: Session, mv) -> dict:
+    """`show_version` of the model version MV, through an open SESSION."""
     from textops.data.landing import data_licenses
 
-    session = connect(root, params, experiment=False)
-    mv = get_version(session, version)
     run = session.client.get_run(mv.run_id)
     t = run.data.tags
     return {

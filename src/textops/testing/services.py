@@ -69,8 +69,10 @@ class Service:
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
-    def stop(self, sig: int = signal.SIGTERM, grace: float = 30) -> None:
-        """SIG to the process group, twice (a Prefect worker escalates on the second SIGINT), then SIGKILL."""
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 10) -> None:
+        """SIG to the process group, twice (a Prefect worker escalates on the second SIGINT), then SIGKILL. GRACE
+        per signal: a throwaway service that has not stopped in 20 s is killed (a test checking a graceful stop
+        waits for it itself)."""
         if self.proc is None:
             return
         for _ in range(2):
