@@ -112,6 +112,12 @@ def cluster():
         yield address
 
 
+def ray_predict(root: Path, source: Path, output: Path, address: str, *args: str, **options):
+    """`textops predict SOURCE -o OUTPUT --engine ray --address ADDRESS ARGS` in ROOT (helpers.textops)."""
+    engine = ("--engine", "ray", "--address", address)
+    return textops(root, "predict", str(source), "-o", str(output), *engine, *args, **options)
+
+
 def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template, cluster, tmp_path):
     root = champion_template
     # 4,000 rows (~250 KB): read in blocks, spread over the actors of both nodes
@@ -122,20 +128,8 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     frame.to_csv(source, index=False)
 
     textops(root, "predict", str(source), "-o", str(tmp_path / "local.csv"))
-    out = textops(
-        root,
-        "predict",
-        str(source),
-        "-o",
-        str(tmp_path / "ray.csv"),
-        "--engine",
-        "ray",
-        "--address",
-        cluster,
-        "-S",
-        "ray.actors=2",
-        "-S",
-        "ray.batch_size=100",
+    out = ray_predict(
+        root, source, tmp_path / "ray.csv", cluster, "-S", "ray.actors=2", "-S", "ray.batch_size=100"
     ).stdout
     assert "4000 rows scored" in out and "2 node(s)" in out, out  # both nodes' actors did work
     local = pd.read_csv(tmp_path / "local.csv", dtype={"id": str}, keep_default_na=False)
@@ -152,19 +146,7 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     folder.mkdir()
     frame.iloc[:1200].to_csv(folder / "a.csv", index=False)
     frame.iloc[1200:].to_json(folder / "b.jsonl", orient="records", lines=True)
-    textops(
-        root,
-        "predict",
-        str(folder),
-        "-o",
-        str(tmp_path / "scored"),
-        "--engine",
-        "ray",
-        "--address",
-        cluster,
-        "-S",
-        "ray.actors=2",
-    )
+    ray_predict(root, folder, tmp_path / "scored", cluster, "-S", "ray.actors=2")
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["id"]) == sorted(frame["id"]) and set(scored["label"]) <= set(local["label"])
 
@@ -188,20 +170,7 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
 def test_a_cluster_too_small_for_the_actors_is_a_message_not_a_hang(champion_template, cluster, tmp_path):
     source = tmp_path / "in.csv"
     pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
-    proc = textops(
-        champion_template,
-        "predict",
-        str(source),
-        "-o",
-        str(tmp_path / "out.csv"),
-        "--engine",
-        "ray",
-        "--address",
-        cluster,
-        "-S",
-        "ray.actors=3",
-        check=False,
-    )
+    proc = ray_predict(champion_template, source, tmp_path / "out.csv", cluster, "-S", "ray.actors=3", check=False)
     assert proc.returncode != 0 and "ray.actors" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out.csv").exists()
 
@@ -210,19 +179,7 @@ def test_an_address_where_no_cluster_answers_is_a_message_not_a_wait(champion_te
     source = tmp_path / "in.csv"
     pd.DataFrame({"text": TEXTS}).to_csv(source, index=False)
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    proc = textops(
-        champion_template,
-        "predict",
-        str(source),
-        "-o",
-        str(tmp_path / "out.csv"),
-        "--engine",
-        "ray",
-        "--address",
-        address,
-        check=False,
-        timeout=300,
-    )
+    proc = ray_predict(champion_template, source, tmp_path / "out.csv", address, check=False, timeout=300)
     assert proc.returncode != 0 and f"nothing answers at {address}" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out.csv").exists()
 

@@ -40,13 +40,11 @@ def dir_listing(root: Path, dir_md5: str) -> dict[str, str] | None:
 
 
 def file_md5(path: Path) -> str:
+    """DVC's hash of a file (MD5 of its bytes)."""
     import hashlib
 
-    digest = hashlib.md5()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def dir_differences(root: Path, rel_dir: str, dir_md5: str) -> list[str] | None:

@@ -69,9 +69,9 @@ def is_dirty(root: Path, outputs: tuple[str, ...] = ()) -> bool | None:
     """Tracked files changed since HEAD, other than OUTPUTS (paths or folders the pipeline itself writes, whose
     content the lineage records apart: data.dvc, dvc.lock, metrics/, DVC's .gitignore entries). None outside a
     git repository."""
-    status = git_ok(root, "status", "--porcelain", "--untracked-files=no")
     names = git_ok(root, "diff", "HEAD", "--name-only", "--no-renames")  # staged or not; None before a first commit
-    if status is None or names is None:
+    if names is None:
+        status = git_ok(root, "status", "--porcelain", "--untracked-files=no")
         return None if status is None else bool(status)
     prefix = git_ok(root, "rev-parse", "--show-prefix") or ""  # the paths are relative to the repository
     changed = [p.removeprefix(prefix) for p in names.splitlines() if p]

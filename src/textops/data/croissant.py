@@ -21,11 +21,8 @@ CARD_FILE = "reports/croissant.json"  # the default: git-ignored, outside every 
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def description(params: Params, labels: list[str]) -> str:

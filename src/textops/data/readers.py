@@ -19,6 +19,7 @@ import pandas as pd
 
 from textops.core.errors import DataError
 from textops.data.columns import columns_by_position, looks_like_data, no_header_message
+from textops.data.set_aside import without_rows
 
 FORMATS = {
     ".csv": "csv",
@@ -235,10 +236,8 @@ def drop_empty_rows(path: Path, frame: pd.DataFrame, max_invalid_fraction: float
             f"validate.max_invalid_fraction ({max_invalid_fraction:.1%}) of the file, so it was refused. Fill in or "
             "delete those rows and ingest the file again."
         )
-    kept = frame[~empty.to_numpy()].reset_index(drop=True)
-    kept.attrs = {"dropped_lines": lines}
-    if len(frame.attrs.get("tasks") or []) == len(frame):  # a Label Studio export's provenance, row for row
-        kept.attrs["tasks"] = [t for t, gone in zip(frame.attrs["tasks"], empty.to_numpy(), strict=True) if not gone]
+    kept = without_rows(frame, empty.to_numpy())
+    kept.attrs = {"dropped_lines": lines, **({"tasks": kept.attrs["tasks"]} if "tasks" in kept.attrs else {})}
     return kept
 
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from textops.core.formulas import is_formula, neutralized
 
 SUFFIX = ".set-aside.csv"
 FORMULA_REASON = "a spreadsheet formula (validate.refuse_formulas): a spreadsheet would run it"
+
+
+def without_rows(frame: pd.DataFrame, drop: np.ndarray) -> pd.DataFrame:
+    """FRAME without the rows DROP marks, its attrs kept, and a Label Studio export's provenance (`attrs["tasks"]`,
+    row for row) without those rows' entries."""
+    kept = frame[~drop].reset_index(drop=True)
+    kept.attrs = {**frame.attrs}
+    if len(frame.attrs.get("tasks") or []) == len(frame):
+        kept.attrs["tasks"] = [t for t, gone in zip(frame.attrs["tasks"], drop, strict=True) if not gone]
+    return kept
 
 
 def set_aside_path(source: Path, folder: Path | None = None) -> Path:
@@ -42,8 +53,4 @@ def set_aside_formulas(
         )
     except OSError:
         written = None  # a read-only folder: the rows are still left out, and the message says so
-    kept = frame[~formula.to_numpy()].reset_index(drop=True)
-    kept.attrs = {**frame.attrs}
-    if len(frame.attrs.get("tasks") or []) == len(frame):
-        kept.attrs["tasks"] = [t for t, bad in zip(frame.attrs["tasks"], formula.to_numpy(), strict=True) if not bad]
-    return kept, written, count
+    return without_rows(frame, formula.to_numpy()), written, count

@@ -43,7 +43,8 @@ def export_version(root: Path, params: Params, version: str | None, out: Path, o
             raise StateError(
                 f"v{shown['version']} holds no transformers weights under artifacts/hf: nothing to export."
             )
-        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
+        out.parent.mkdir(parents=True, exist_ok=True)  # staged beside OUT: the rename stays on one file system
+        staged = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
         try:
             shutil.copytree(hf, staged, dirs_exist_ok=True)
             graphs = local / "artifacts" / pyfunc.ONNX_ARTIFACT
