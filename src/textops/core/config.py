@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from textops.core.config_base import Section, inside_project
+from textops.core.config_live import MonitorParams, RayParams, ServeParams
 from textops.core.errors import ParamsError
 from textops.core.params_file import apply_overrides, check_paths, describe, read_yaml, relative_sqlite_path
 
@@ -23,19 +25,7 @@ PARAMS_FILE = "params.yaml"
 MAX_UNKNOWN_SHARE = 0.05
 
 
-class _Section(BaseModel):
-    # allow_inf_nan: `epochs: .inf` or `learning_rate: .nan` in params.yaml is a mistake to name, not a crash later.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _inside_project(value: str) -> str:
-    path = Path(value)
-    if path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"must be a relative path inside the project, got {value!r}")
-    return value
-
-
-class SplitParams(_Section):
+class SplitParams(Section):
     val: float = Field(0.1, gt=0, lt=0.5)
     test: float = Field(0.1, gt=0, lt=0.5)
     # containment: a text inside a train text is in train (no test text seen in training; textops.overlap);
@@ -43,7 +33,7 @@ class SplitParams(_Section):
     by: Literal["containment", "text"] = "containment"
 
 
-class DataParams(_Section):
+class DataParams(Section):
     raw_dir: str = "data/raw"
     clean_dir: str = "artifacts/clean"
     landing_dir: str = "landing"
@@ -55,7 +45,7 @@ class DataParams(_Section):
     max_file_mb: float = Field(200, gt=0)
     split: SplitParams = SplitParams()
 
-    _paths = field_validator("raw_dir", "clean_dir", "landing_dir")(_inside_project)
+    _paths = field_validator("raw_dir", "clean_dir", "landing_dir")(inside_project)
 
     @model_validator(mode="after")
     def _bounds(self) -> DataParams:
@@ -66,12 +56,12 @@ class DataParams(_Section):
         return self
 
 
-class SampleParams(_Section):
+class SampleParams(Section):
     rows: int = Field(4000, ge=100)
     seed: int = 13
 
 
-class DatasetParams(_Section):
+class DatasetParams(Section):
     """What the data is, for people and for the model card: not a training input (no retrain when it changes)."""
 
     name: str | None = None
@@ -79,7 +69,7 @@ class DatasetParams(_Section):
     source: str | None = None  # where the data comes from (a URL or words); `ingest --source` for one file
 
 
-class ValidateParams(_Section):
+class ValidateParams(Section):
     min_rows_per_class: int = Field(20, ge=1)
     max_class_ratio: float = Field(20.0, ge=1)
     min_rows: int = Field(100, ge=1)
@@ -103,10 +93,10 @@ class ValidateParams(_Section):
     flip_trigger_min_rows: int | None = Field(20, ge=5)
     flip_trigger_confidence: float = Field(0.8, gt=0.5, lt=1)  # a disagreement counts from this confidence up
 
-    _paths = field_validator("report_dir")(_inside_project)
+    _paths = field_validator("report_dir")(inside_project)
 
 
-class TinyModelParams(_Section):
+class TinyModelParams(Section):
     vocab_size: int = Field(4000, ge=200)
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(2, ge=1)
@@ -120,7 +110,7 @@ class TinyModelParams(_Section):
         return self
 
 
-class ModelParams(_Section):
+class ModelParams(Section):
     # auto (textops.model.resolve_base), tiny, minilm, a local directory, or a hub id (local cache unless allowed)
     base: str = "auto"
     max_length: int = Field(128, ge=8, le=4096)  # the longest input in tokens, or less (model.fitted_length)
@@ -147,7 +137,7 @@ def with_preset(train: dict, base: str) -> dict:
     return {**train, **{k: v for k, v in preset.items() if train.get(k) is None}}
 
 
-class TrainParams(_Section):
+class TrainParams(Section):
     # null: the preset for model.base (PRESETS); for `auto`, filled by the train stage (textops.model.resolved)
     epochs: float | None = Field(None, gt=0)
     batch_size: int | None = Field(None, ge=1)
@@ -171,10 +161,10 @@ class TrainParams(_Section):
     output_dir: str = "artifacts/model"
     checkpoint_dir: str = "artifacts/checkpoints"
 
-    _paths = field_validator("output_dir", "checkpoint_dir")(_inside_project)
+    _paths = field_validator("output_dir", "checkpoint_dir")(inside_project)
 
 
-class EvaluateParams(_Section):
+class EvaluateParams(Section):
     output_dir: str = "artifacts/eval"
     batch_size: int = Field(64, ge=1)
     calibration_bins: int = Field(10, ge=2)
@@ -182,17 +172,17 @@ class EvaluateParams(_Section):
     baseline: bool = True
     baseline_max_features: int = Field(100_000, ge=100)
 
-    _paths = field_validator("output_dir")(_inside_project)
+    _paths = field_validator("output_dir")(inside_project)
 
 
-class MlflowParams(_Section):
+class MlflowParams(Section):
     # Default store; the MLFLOW_TRACKING_URI environment variable (a tracking server) wins.
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     artifact_location: str = "mlruns/artifacts"
     experiment: str = "textops"
     registered_model: str = "textops-classifier"
 
-    _paths = field_validator("artifact_location")(_inside_project)
+    _paths = field_validator("artifact_location")(inside_project)
 
     @field_validator("tracking_uri")
     @classmethod
@@ -200,11 +190,11 @@ class MlflowParams(_Section):
         # A relative SQLite path is a file in the project; an absolute one or a server is a store you chose.
         db = relative_sqlite_path(value)
         if db is not None:
-            _inside_project(db)
+            inside_project(db)
         return value
 
 
-class PromotionParams(_Section):
+class PromotionParams(Section):
     primary_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
     min_delta: float = Field(0.0, ge=0, lt=1)
     max_p_value: float = Field(0.05, gt=0, le=1)
@@ -225,72 +215,7 @@ class PromotionParams(_Section):
     @field_validator("reference_file")
     @classmethod
     def _reference_inside(cls, value: str | None) -> str | None:
-        return None if value is None else _inside_project(value)
-
-
-class ServeParams(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(5001, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
-    poll_seconds: float = Field(10, ge=0)  # 0: follow the alias only on POST /reload or SIGHUP
-    batch_size: int = Field(64, ge=1)
-    threads: int = Field(1, ge=1, le=64)
-    # What serves, predicts and scores before a promotion: onnxruntime on the logged ONNX graph (int8 with quantize)
-    runtime: Literal["torch", "onnx"] = "onnx"
-    quantize: bool = False
-    max_body_bytes: int = Field(10_000_000, ge=1024)
-    max_texts: int = Field(1000, ge=1)
-    max_chars_per_text: int = Field(100_000, ge=1)
-    log_requests: bool = False
-    log_texts: bool = False
-    request_log_dir: str = "logs/requests"
-    request_log_format: Literal["jsonl", "parquet"] = "jsonl"
-    request_log_rotate_mb: float = Field(64, gt=0)
-    request_log_keep: int = Field(20, ge=1)
-    feedback_max_age_days: float = Field(30, gt=0)
-    shadow: bool = False  # also score every request with the challenger, after the answer is sent
-    # The environment variable holding the token POST /feedback requires (Authorization: Bearer TOKEN), for
-    # deployments whose clients are not all trusted; the token itself never goes into params (they are logged).
-    feedback_token_env: str | None = None
-
-    _paths = field_validator("request_log_dir")(_inside_project)
-
-    @model_validator(mode="after")
-    def _quantize_onnx(self) -> ServeParams:
-        if self.quantize and self.runtime != "onnx":
-            raise ValueError("quantize: true needs runtime: onnx (the int8 graph is an ONNX one)")
-        return self
-
-
-class MonitorParams(_Section):
-    # `textops monitor` and the `monitor` flow: new texts against the champion's own data version.
-    experiment: str = "textops-monitoring"  # the MLflow experiment of the monitoring runs
-    report_dir: str = "reports/monitoring"  # the self-contained HTML report (index.html)
-    sample_size: int = Field(2000, ge=50)  # rows of each side compared (a seeded sample of larger sets)
-    min_rows: int = Field(30, ge=5)  # fewer new rows than this prove nothing: no test is run on them
-    p_value: float = Field(0.01, gt=0, lt=1)  # a test's shift counts only below this p-value...
-    max_ks: float = Field(0.15, gt=0, le=1)  # ...and, for the KS tests (length, confidence), above this statistic
-    max_oov_increase: float = Field(0.05, gt=0, le=1)  # out-of-vocabulary word share above the reference's by this
-    max_domain_auc: float = Field(0.7, gt=0.5, le=1)  # ROC-AUC of a classifier telling new from reference embeddings
-    cv_folds: int = Field(5, ge=2, le=20)  # cross-validation folds of that classifier
-    max_label_shift: float = Field(0.1, gt=0, le=1)  # total variation distance of label / predicted-class shares
-    max_performance_drop: float = Field(0.1, gt=0, le=1)  # accuracy or macro-F1 below the champion's test figure
-    # The request log's rows `monitor --requests` compares: since_last (after the last monitor of it), all, or a
-    # duration (90m, 24h, 7d). A whole log at once would dilute what is new (1,000 odd texts after 20,000).
-    window: str = Field("since_last", pattern=r"^(since_last|all|[1-9]\d*[mhd])$")
-    seed: int = 0
-
-    _paths = field_validator("report_dir")(_inside_project)
-
-
-class RayParams(_Section):
-    # `textops predict --engine ray` (pip install -e ".[ray]"): Ray Data streams the input through actors that
-    # each load the model once.
-    address: str | None = None  # an existing cluster (`ray start --head` prints it); None: RAY_ADDRESS, else local
-    actors: int = Field(2, ge=1, le=1024)  # model-holding actors scoring at once
-    cpus_per_actor: float = Field(1, gt=0)
-    gpus_per_actor: float | None = Field(None, ge=0)  # None: 1 where the cluster has GPUs, else 0
-    batch_size: int = Field(256, ge=1)  # rows an actor scores per call (in serve.batch_size chunks by length)
+        return None if value is None else inside_project(value)
 
 
 TUNABLE = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay")  # train.* keys `tune` searches
@@ -317,7 +242,7 @@ def _check_space(space: dict) -> dict:
     return space
 
 
-class TuneParams(_Section):
+class TuneParams(Section):
     # `textops tune` (the [ray] extra): Optuna's TPE through Ray Tune, trials stopped early by ASHA on the val split.
     space: dict[str, dict[Literal["loguniform", "uniform", "int", "choice"], list[float | int]]] = {
         "learning_rate": {"loguniform": [1e-5, 3e-3]},
@@ -336,7 +261,7 @@ class TuneParams(_Section):
     _space = field_validator("space")(_check_space)
 
 
-class Params(_Section):
+class Params(Section):
     data: DataParams = DataParams()
     sample: SampleParams = SampleParams()
     dataset: DatasetParams = DatasetParams()
