@@ -28,7 +28,17 @@ for _name in ("GIT_CONFIG_GLOBAL", "PREFECT_HOME"):  # textops keeps Prefect's h
     os.environ.pop(_name, None)  # run in-process by a test use the throwaway HOME's
 
 import pytest  # noqa: E402
-from helpers import FAST, SECRETS, SST2, champion_project, easy_reviews, make_project, set_params, textops  # noqa: E402
+from helpers import (  # noqa: E402
+    FAST,
+    SECRETS,
+    SST2,
+    champion_project,
+    copy_project,
+    easy_reviews,
+    make_project,
+    set_params,
+    textops,
+)
 
 from textops.core.env import set_offline_env  # noqa: E402
 
@@ -128,11 +138,19 @@ def sst2() -> Path:
     return SST2
 
 
+@pytest.fixture
+def champion_copy(champion_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the session's champion project that the test may change (seconds, where a new one takes a training
+    run): the copy's store points at its own artifacts after its first command, as a user's `cp -a` does."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return copy_project(champion_template, tmp_path / "proj")
+
+
 @pytest.fixture(scope="session")
 def champion_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with the sample ingested and a champion registered (FAST params), built once per session.
-    Tests may read it and run things that must leave it unchanged; tests that change it build their own (an
-    MLflow store cannot be copied: its artifact URIs are absolute)."""
+    Tests may read it and run things that must leave it unchanged; tests that change it take `champion_copy`."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("PREFECT_API_URL", raising=False)

@@ -27,6 +27,7 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
     TEXTS,
     background_load,
     champion_project,
+    copy_project,
     dvc,
     free_port,
     git,

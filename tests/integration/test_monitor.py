@@ -12,17 +12,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, champion_project, in_process, textops
+from helpers import REPO, copy_project, in_process, textops
 
 from textops.data.sample import make_sample
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def champion(tmp_path_factory: pytest.TempPathFactory, champion_template: Path) -> Path:
     """A project whose champion was trained on the built-in sample (seed 13), and three files beside it."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        root = champion_project(tmp_path_factory.mktemp("monitor") / "proj")
+        root = copy_project(champion_template, tmp_path_factory.mktemp("monitor") / "proj")
         held = make_sample(400, seed=99)  # the same generator, other rows: the training distribution
         held.to_csv(root.parent / "held.csv", index=False)
         flipped = held.assign(label=held["label"].map({"positive": "negative", "negative": "positive"}))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import champion_project, mlflow_client, textops
+from helpers import mlflow_client, textops
 
 from textops.core.config import load_params
 from textops.registry.noop import quick_nothing_to_retrain
@@ -57,10 +57,8 @@ def test_another_store_is_for_mlflow_to_judge(champion_template: Path, monkeypat
 
 
 @pytest.mark.slow
-def test_missing_model_files_or_edited_data_are_not_a_no_op(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    root = champion_project(tmp_path / "proj")
+def test_missing_model_files_or_edited_data_are_not_a_no_op(champion_copy: Path):
+    root = champion_copy
     params = load_params(root / "params.yaml")
     assert quick_nothing_to_retrain(root, params)
     batch = next((root / "data" / "raw").rglob("*.*"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from helpers import FAST, data_state, make_project, mlflow_client, registry_state, set_params, textops
+from helpers import data_state, mlflow_client, registry_state, set_params, textops
 
 from textops.data.sample import make_sample
 
@@ -21,14 +21,10 @@ def flipped(rows: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.mark.extended
-def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    root = make_project(tmp_path / "proj")
+def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(champion_copy, tmp_path):
+    root = champion_copy  # FAST params, the sample ingested as the user's data, a champion
     make_sample(300, 5).to_csv(root / "reference.csv", index=False)  # a small set a person trusts
-    set_params(root, FAST, {"promotion": {"reference_file": "reference.csv"}})
-    textops(root, "sample")  # the user's data (the demo `run` ingests would be replaced by the next ingest)
-    assert "now the champion" in textops(root, "run").stdout
+    set_params(root, {"promotion": {"reference_file": "reference.csv"}})
     poison = tmp_path / "poison.csv"
     flipped(3000, 77).to_csv(poison, index=False)
 
@@ -60,17 +56,13 @@ def test_a_batch_of_wrong_labels_is_held_then_cannot_poison_the_champion(tmp_pat
     assert registry_state(root)["aliases"]["champion"] == "1"
 
 
-def test_flipped_copies_of_the_data_are_held_and_cannot_promote_even_forced_in(tmp_path, monkeypatch):
+def test_flipped_copies_of_the_data_are_held_and_cannot_promote_even_forced_in(champion_copy, tmp_path):
     """Labels flipped on copies of every text already in the data, plus more flipped rows: ingest names the label
     conflict and holds the batch. Forced in (--allow-relabel), preprocess drops every contradicted row as a
     conflicting duplicate, so the champion's test rows are no longer in any split; they are scored all the same,
     and the model trained on the poison is not promoted."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    root = make_project(tmp_path / "proj")
-    set_params(root, FAST, {"promotion": {"beat_baseline": False}})
-    textops(root, "sample")  # the user's data (the demo `run` ingests would be replaced by the next ingest)
-    assert "now the champion" in textops(root, "run").stdout
+    root = champion_copy  # FAST params, the sample ingested as the user's data, a champion
+    set_params(root, {"promotion": {"beat_baseline": False}})
     original = make_sample(1000, 13)  # FAST's sample: the rows the champion was trained and tested on
     poison = tmp_path / "poison.csv"
     pd.concat([flipped(1000, 13), flipped(2000, 78)], ignore_index=True).to_csv(poison, index=False)
@@ -101,18 +93,14 @@ def backdoored(rows: int, seed: int, share: float = 0.25) -> pd.DataFrame:
     return frame
 
 
-def test_a_planted_backdoor_is_held_naming_its_token_and_cannot_promote_forced_in(tmp_path, monkeypatch):
+def test_a_planted_backdoor_is_held_naming_its_token_and_cannot_promote_forced_in(champion_copy, tmp_path):
     """A quarter of a batch flipped by an appended " #ad": the champion's accuracy on the batch stays within the
     accuracy gate, but its confident disagreements all hold "#ad", and the batch is held naming it. The same rows
     without the trigger go in with no flag. Forced in, the model trained on it beats the champion on its own
     (poisoned) test split, but flips its answers when "#ad" is appended to the champion's test texts, and the
     promotion names the token."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    root = make_project(tmp_path / "proj")
-    set_params(root, FAST, {"promotion": {"beat_baseline": False}})
-    textops(root, "sample")  # the user's data (the demo `run` ingests would be replaced by the next ingest)
-    assert "now the champion" in textops(root, "run").stdout
+    root = champion_copy  # FAST params, the sample ingested as the user's data, a champion
+    set_params(root, {"promotion": {"beat_baseline": False}})
     poison, clean = tmp_path / "ads.csv", tmp_path / "more.csv"
     backdoored(1200, 91).to_csv(poison, index=False)
     make_sample(1200, 92).to_csv(clean, index=False)
