@@ -123,9 +123,13 @@ SMALL = {"train": {"epochs": 4, "learning_rate": 0.003}}
 
 @pytest.fixture
 def small(project: Path) -> Path:
-    """`project` with the FAST params (SMALL on top) and an easy labelled file ingested and preprocessed."""
+    """`project` with the FAST params (SMALL on top) and an easy labelled file ingested and preprocessed; the file
+    has a `group` column (data.group_column), carried into the splits for the evaluation's slices, never trained on."""
     set_params(project, FAST, SMALL, commit=False)
-    easy_reviews().to_csv(project / "easy.csv", index=False)
+    reviews = easy_reviews()
+    reviews.assign(group=[("web", "mail", "")[i % 3] for i in range(len(reviews))]).to_csv(
+        project / "easy.csv", index=False
+    )
     textops(project, "ingest", "easy.csv")
     textops(project, "preprocess")
     return project

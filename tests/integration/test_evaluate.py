@@ -65,6 +65,22 @@ def test_train_then_evaluate_logs_into_the_same_run(small):
     assert run.data.tags["textops.baseline"].startswith("TF-IDF + logistic regression (word")
     assert f"baseline: accuracy {baseline['accuracy']:.4f}" in out.stdout
 
+    # Slices: length quartiles, languages, and the ingested file's group column, in eval.json and as slice.* metrics.
+    slices = metrics["slices"]
+    assert set(slices) == {"length", "language", "group"}
+    assert set(slices["length"]) == {"q1", "q2", "q3", "q4"}
+    assert sum(f["rows"] for f in slices["length"].values()) == len(test)
+    assert set(slices["group"]) == {"web", "mail", "(none)"} and set(test["group"].dropna()) == {"web", "mail"}
+    assert sum(f["rows"] for f in slices["language"].values()) == len(test)
+    for kind, by_value in slices.items():
+        for value, figures in by_value.items():
+            assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["macro_f1"] <= 1.0, (kind, value)
+    web = slices["group"]["web"]
+    assert run.data.metrics["slice.group.web.accuracy"] == pytest.approx(web["accuracy"])
+    assert run.data.metrics["slice.group.web.rows"] == web["rows"]
+    assert {f"slice.length.q{i}.macro_f1" for i in range(1, 5)} <= set(run.data.metrics)
+    assert "group" not in preds.columns  # never a model input or output
+
 
 @pytest.mark.extended
 def test_a_model_that_loses_to_the_baseline_is_not_promoted(small):

@@ -63,6 +63,7 @@ def test_first_model_becomes_champion_then_better_one_on_new_data_is_promoted(re
     assert float(t["textops.challenger.macro_f1"]) >= float(t["textops.champion.macro_f1"]) + 0.01
     assert float(t["textops.mcnemar.p_value"]) < 0.05
     assert 0.0 < float(t["textops.champion.accuracy"]) < 1.0  # the run summary shows the champion's row whole
+    assert t["textops.slices.compared"].endswith("(of at least 30 rows)")  # the per-slice rule was applied
     # the report is in v2's run
     report = Path(c.download_artifacts(v2.run_id, "registry/decision.md", str(root.parent / "dl")))
     assert "PROMOTED" in report.read_text() and "mcnemar.p_value" in report.read_text()

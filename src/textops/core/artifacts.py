@@ -131,7 +131,8 @@ def has_raw_data(root: Path, params: Params) -> bool:
 
 
 def read_raw(root: Path, params: Params) -> pd.DataFrame:
-    """All raw batches as one frame (text, label as strings), in batch-name order."""
+    """All raw batches as one frame (text, label as strings), in batch-name order; with a `group` column (None
+    where a row has none) when data.group_column is set and some batch has one."""
     import pyarrow as pa
     import pyarrow.json as paj
 
@@ -141,7 +142,7 @@ def read_raw(root: Path, params: Params) -> pd.DataFrame:
             f"no data in {params.data.raw_dir}: ingest labelled files with `textops ingest FILE`, or `textops sample` "
             "for the built-in sample."
         )
-    schema = pa.schema([("text", pa.string()), ("label", pa.string())])
+    schema = pa.schema([("text", pa.string()), ("label", pa.string()), ("group", pa.string())])
     options = paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     read = paj.ReadOptions(block_size=64 << 20)
     tables = []
@@ -153,7 +154,10 @@ def read_raw(root: Path, params: Params) -> pd.DataFrame:
                 f"{f} is damaged ({str(exc).splitlines()[0]}): it is not the batch ingest wrote. Put data/ back with "
                 "`dvc checkout data.dvc` (or `dvc pull data.dvc`)."
             ) from exc
-    return pa.concat_tables(tables).to_pandas()
+    table = pa.concat_tables(tables)
+    if params.data.group_column is None or table.column("group").null_count == len(table):
+        table = table.drop_columns(["group"])  # no group anywhere: the frame (and the splits) as before
+    return table.to_pandas()
 
 
 def clean_dir(root: Path, params: Params) -> Path:

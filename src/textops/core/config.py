@@ -39,6 +39,9 @@ class DataParams(Section):
     landing_dir: str = "landing"
     text_column: str = "text"
     label_column: str = "label"
+    # A column of ingested files kept as each row's `group` (a source, a customer, a domain): never a model input,
+    # evaluation reports its slices (`textops.data.slices`); null: no such column is read.
+    group_column: str | None = "group"
     lowercase: bool = False
     min_chars: int = Field(2, ge=1)
     max_chars: int = Field(5000, ge=1)
@@ -202,6 +205,9 @@ class PromotionParams(Section):
     # On the rows the champion was proven on (its own test rows that still exist, and reference_file) the
     # challenger may not score more than this below the champion.
     max_regression: float = Field(0.01, ge=0, le=1)
+    # A slice of the test split (text length quartile, language, group) with at least this many rows where the
+    # challenger loses to the champion on the same rows (McNemar p < max_p_value) holds the challenger.
+    min_slice_rows: int = Field(30, ge=1)
     reference_file: str | None = None  # a pinned labelled file (text/label columns as data.*), inside the project
     # A model that scores below the evaluation's TF-IDF baseline (evaluate.baseline) by more than baseline_margin
     # on the primary metric is never promoted automatically.

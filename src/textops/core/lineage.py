@@ -92,8 +92,9 @@ ALIASES = (CHAMPION_ALIAS, CHALLENGER_ALIAS)
 # Tag on the registered model: every champion change, replayed by rollback.
 CHAMPION_HISTORY = "textops.champion_history"
 
-# MLflow metric keys of an evaluation run: the model's test figures and the baseline's on the same rows.
-TEST_METRIC_PREFIX, BASELINE_METRIC_PREFIX = "test_", "baseline_test_"
+# MLflow metric keys of an evaluation run: the model's test figures and the baseline's on the same rows; a slice's
+# figures (`slice_metric`).
+TEST_METRIC_PREFIX, BASELINE_METRIC_PREFIX, SLICE_METRIC_PREFIX = "test_", "baseline_test_", "slice."
 
 # Prefect events the monitor flow emits and prefect.yaml's retrain trigger matches (resources `textops.landing`,
 # `textops.monitor`, labelled with the project).
@@ -139,6 +140,15 @@ def test_metric(name: str) -> str:
 def baseline_metric(name: str) -> str:
     """The MLflow metric key of the baseline's test figure NAME on the same rows."""
     return BASELINE_METRIC_PREFIX + name
+
+
+def slice_metric(kind: str, value: str, name: str) -> str:
+    """The MLflow metric key of figure NAME on the test rows of one slice (`slice.language.fr.macro_f1`): characters
+    MLflow refuses in a key become `_` and a long value is cut (metrics/eval.json keeps the values as they are)."""
+    import re
+
+    safe = re.sub(r"[^\w\-]", "_", value)[:60] or "_"  # no dots: a value cannot pose as a deeper key
+    return f"{SLICE_METRIC_PREFIX}{kind}.{safe}.{name}"
 
 
 def clean_md5s(root: Path, params: Params) -> dict[str, str]:

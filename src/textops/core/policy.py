@@ -6,6 +6,9 @@ Policy (params.promotion):
 - a later one replaces the champion only when, on the *same* test rows, it beats the champion by at least
   `min_delta` (and by more than zero) AND McNemar's exact test on the paired predictions gives p < `max_p_value`;
 - a failed or skipped data validation never promotes;
+- no version is promoted that loses to the champion on a slice of the test split (`compare_slices`: a length
+  quartile, a language, a group) of at least `min_slice_rows` rows: McNemar p < `max_p_value` with the champion
+  right more often there;
 - with `beat_baseline`, no version is promoted whose primary metric is more than `baseline_margin` below the
   TF-IDF + logistic regression baseline's on the same test split (`textops.baseline`).
 
@@ -89,6 +92,44 @@ class Guard:
     tolerance: float | None = None  # how far below the challenger may be: promotion.max_regression unless set
 
 
+@dataclass(frozen=True)
+class SliceComparison:
+    """Both models on the rows of one slice of the same test split (`kind=value`, e.g. `language=fr`)."""
+
+    name: str
+    rows: int
+    challenger_metric: float
+    champion_metric: float
+    paired: McNemar
+
+    def loses(self, max_p_value: float) -> bool:
+        """The champion is right significantly more often than the challenger on these rows."""
+        return self.paired.c > self.paired.b and self.paired.p_value < max_p_value
+
+
+def compare_slices(policy: PromotionParams, y_true, pred_challenger, pred_champion, slices: dict) -> list:
+    """A SliceComparison for each slice (SLICES: {kind: each row's slice}) with at least `min_slice_rows` rows;
+    smaller slices prove nothing either way and are left out (the evaluation still reports them)."""
+    y, new, old = (np.asarray(x) for x in (y_true, pred_challenger, pred_champion))
+    out = []
+    for kind, values in slices.items():
+        values = np.asarray(values, dtype=object)
+        for value in sorted(set(values.tolist())):
+            rows = values == value
+            if rows.sum() < policy.min_slice_rows:
+                continue
+            out.append(
+                SliceComparison(
+                    f"{kind}={value}",
+                    int(rows.sum()),
+                    challenger_metric=score(y[rows], new[rows], policy.primary_metric),
+                    champion_metric=score(y[rows], old[rows], policy.primary_metric),
+                    paired=mcnemar(y[rows], new[rows], old[rows]),
+                )
+            )
+    return out
+
+
 def decide(
     policy: PromotionParams,
     challenger_metric: float,
@@ -99,12 +140,15 @@ def decide(
     hold: str | None = None,
     baseline_metric: float | None = None,
     advice: str = "",
+    slices: tuple[SliceComparison, ...] | list[SliceComparison] = (),
 ) -> Decision:
     """Apply the promotion policy. `champion_metric=None` means there is no champion yet; HOLD is a reason a
     person must decide (the data was rolled back from), which no metric overrides; `baseline_metric=None` means
     the evaluation fitted no baseline. The reason is the first rule that refuses; the baseline comes last, so it
     speaks only for a model every other rule would promote."""
     decision = against_champion(policy, challenger_metric, champion_metric, p_value, validation_ok, guards, hold)
+    lost = losing_slice(policy, slices) if decision.promote and champion_metric is not None else None
+    decision = replace(decision, promote=False, reason=f"{decision.reason}, but {lost}") if lost else decision
     losing = loses_to_baseline(policy, challenger_metric, baseline_metric, advice) if decision.promote else None
     return replace(decision, promote=False, reason=losing) if losing else decision
 
@@ -159,6 +203,22 @@ def against_champion(
             f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})" for g in guards
         ),
         **args,
+    )
+
+
+def losing_slice(policy: PromotionParams, slices) -> str | None:
+    """Why a challenger that beats the champion overall is held: the slice where it loses most clearly (the lowest
+    McNemar p among the slices it loses), or None."""
+    lost = sorted((s for s in slices if s.loses(policy.max_p_value)), key=lambda s: (s.paired.p_value, s.name))
+    if not lost:
+        return None
+    s, m = lost[0], policy.primary_metric
+    others = f" (and {len(lost) - 1} other slice(s))" if len(lost) > 1 else ""
+    return (
+        f"on the slice {s.name} ({s.rows} rows) it loses to the champion: {m} {s.challenger_metric:.4f} vs "
+        f"{s.champion_metric:.4f}, the champion alone right on {s.paired.c} rows and it alone on {s.paired.b}, "
+        f"McNemar p={s.paired.p_value:.4g} < {policy.max_p_value}{others}: held for a person (slices of at least "
+        "promotion.min_slice_rows rows count; `textops model promote VERSION --reason ...` promotes it by hand)"
     )
 
 

@@ -1,11 +1,13 @@
 """Which columns of a file people hand to textops hold the text and the label: a file without a header row
-(columns by position, or chosen from the values), and the message that says a file seems to have none."""
+(columns by position, or chosen from the values), and the message that says a file seems to have none; the label
+and group columns' values as strings."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from textops.core.errors import DataError
@@ -98,3 +100,52 @@ def columns_by_position(path: Path, frame: pd.DataFrame, wanted: dict[str, str])
             )
         chosen["label"] = min(candidates, key=lambda c: (frame[c].nunique(dropna=True), int(c)))
     return {role: chosen[role] for role in wanted}
+
+
+def labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
+    """Labels as strings (Unicode NFC, trimmed: `café` typed two ways is one class), refusing mixed kinds (ints
+    with names), non-integer numbers and integers beyond 64 bits."""
+    kinds = {type(v).__name__ for v in labels}
+    values = labels.astype(str).str.strip().str.normalize("NFC")
+    if kinds & {"float", "float64", "float32"}:
+        numbers = pd.to_numeric(labels, errors="coerce")
+        bad = (numbers != np.floor(numbers)) | ~np.isfinite(numbers) | (numbers.abs() >= 2.0**63)
+        if bad.any():
+            raise DataError(f"{path}: label values must be names or whole numbers, got {labels[bad].head(3).tolist()}.")
+        values = numbers.astype("int64").astype(str)
+    if kinds & {"bool", "bool_"}:
+        raise DataError(f"{path}: boolean labels are ambiguous; write them as names (e.g. negative/positive).")
+    if kinds - {"str", "int", "int64", "int32", "float", "float64", "float32"}:
+        raise DataError(f"{path}: label column holds {sorted(kinds)} values; labels must be names or integers.")
+    numeric = values.str.fullmatch(r"[+-]?\d+(\.0+)?")
+    if numeric.any() and not numeric.all():
+        examples = sorted(set(values[numeric].head(2)) | set(values[~numeric].head(2)))
+        raise DataError(f"{path}: the label column mixes numbers and names ({examples}); use one kind of label.")
+    if values.str.fullmatch(r"[+-]?\d+\.\d*").any():
+        bad = values[values.str.fullmatch(r"[+-]?\d+\.\d*")].head(3).tolist()
+        if any(not v.rstrip("0").endswith(".") for v in bad):
+            raise DataError(f"{path}: label values must be names or whole numbers, got {bad}.")
+    if numeric.all():
+        whole = values.str.replace(r"\.0+$", "", regex=True)
+        too_big = whole.map(lambda v: not -(2**63) <= int(v) < 2**63)
+        if too_big.any():
+            raise DataError(
+                f"{path}: label values must be names or whole numbers that fit in 64 bits, got "
+                f"{whole[too_big].head(3).tolist()}; write such labels as names."
+            )
+        values = whole.astype("int64").astype(str)
+    return values
+
+
+def group_values(values: pd.Series) -> pd.Series:
+    """A group column's values as trimmed strings (a whole number written as one: 3.0 is "3"), None where empty."""
+
+    def one(v) -> str | None:
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            return None
+        if isinstance(v, float) and v == int(v):
+            v = int(v)
+        text = str(v).strip()
+        return text or None
+
+    return pd.Series([one(v) for v in values], index=values.index, dtype=object)

@@ -18,10 +18,16 @@ from textops.data.readers import read_labelled_file
 
 
 def batch_bytes(frame: pd.DataFrame) -> bytes:
-    """Canonical JSON Lines for a batch: the bytes, and so the hash, depend only on the rows."""
+    """Canonical JSON Lines for a batch: the bytes, and so the hash, depend only on the rows. A row's `group` is
+    written only where it has one, so a file without a group column gives the batch it always gave."""
+    groups = [g if isinstance(g, str) else None for g in frame["group"]] if "group" in frame else [None] * len(frame)
     lines = (
-        json.dumps({"text": t, "label": lab}, ensure_ascii=False, separators=(",", ":"))
-        for t, lab in zip(frame["text"].tolist(), frame["label"].tolist(), strict=True)
+        json.dumps(
+            {"text": t, "label": lab} if g is None else {"text": t, "label": lab, "group": g},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        for t, lab, g in zip(frame["text"].tolist(), frame["label"].tolist(), groups, strict=True)
     )
     return ("\n".join(lines) + "\n").encode("utf-8")
 

@@ -1,6 +1,7 @@
 """The preprocess stage: clean, deduplicate and split the raw batches.
 
-The cleaned splits are Parquet (`artifacts/clean/{train,val,test}.parquet`, text and label id) plus
+The cleaned splits are Parquet (`artifacts/clean/{train,val,test}.parquet`, text and label id, and each row's
+`group` when the raw data has one: evaluation's slices, never a model input) plus
 `labels.json` (the label names in id order), outputs of the `preprocess` stage in dvc.yaml; the stats go to
 the metric `metrics/preprocess.json`.
 """
@@ -146,7 +147,8 @@ def clean_and_split(
     """
     data = params.data
     rows_in = len(frame)
-    frame = frame[["text", "label"]].copy()
+    kept = ["text", "label", "group"] if "group" in frame.columns else ["text", "label"]  # group: slices only
+    frame = frame[kept].copy()
     frame["text"] = clean_text(frame["text"], data.lowercase)
     lengths = frame["text"].str.len().fillna(0)
     reasons = {
@@ -181,7 +183,7 @@ def clean_and_split(
 
     splits, balance = {}, {}
     for name in SPLITS:
-        part = frame[frame["split"] == name][["text", "label"]].reset_index(drop=True)
+        part = frame[frame["split"] == name][kept].reset_index(drop=True)
         splits[name] = part
         per_class = part["label"].value_counts()
         balance[name] = {labels[i]: int(per_class.get(i, 0)) for i in range(len(labels))}

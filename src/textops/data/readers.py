@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from textops.core.errors import DataError
-from textops.data.columns import columns_by_position, looks_like_data, no_header_message
+from textops.data.columns import (
+    columns_by_position,
+    group_values,
+    labels_as_strings,
+    looks_like_data,
+    no_header_message,
+)
 from textops.data.set_aside import without_rows
 
 FORMATS = {
@@ -161,41 +167,6 @@ def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFram
     return frame
 
 
-def _labels_as_strings(path: Path, labels: pd.Series) -> pd.Series:
-    """Labels as strings (Unicode NFC, trimmed: `café` typed two ways is one class), refusing mixed kinds (ints
-    with names), non-integer numbers and integers beyond 64 bits."""
-    kinds = {type(v).__name__ for v in labels}
-    values = labels.astype(str).str.strip().str.normalize("NFC")
-    if kinds & {"float", "float64", "float32"}:
-        numbers = pd.to_numeric(labels, errors="coerce")
-        bad = (numbers != np.floor(numbers)) | ~np.isfinite(numbers) | (numbers.abs() >= 2.0**63)
-        if bad.any():
-            raise DataError(f"{path}: label values must be names or whole numbers, got {labels[bad].head(3).tolist()}.")
-        values = numbers.astype("int64").astype(str)
-    if kinds & {"bool", "bool_"}:
-        raise DataError(f"{path}: boolean labels are ambiguous; write them as names (e.g. negative/positive).")
-    if kinds - {"str", "int", "int64", "int32", "float", "float64", "float32"}:
-        raise DataError(f"{path}: label column holds {sorted(kinds)} values; labels must be names or integers.")
-    numeric = values.str.fullmatch(r"[+-]?\d+(\.0+)?")
-    if numeric.any() and not numeric.all():
-        examples = sorted(set(values[numeric].head(2)) | set(values[~numeric].head(2)))
-        raise DataError(f"{path}: the label column mixes numbers and names ({examples}); use one kind of label.")
-    if values.str.fullmatch(r"[+-]?\d+\.\d*").any():
-        bad = values[values.str.fullmatch(r"[+-]?\d+\.\d*")].head(3).tolist()
-        if any(not v.rstrip("0").endswith(".") for v in bad):
-            raise DataError(f"{path}: label values must be names or whole numbers, got {bad}.")
-    if numeric.all():
-        whole = values.str.replace(r"\.0+$", "", regex=True)
-        too_big = whole.map(lambda v: not -(2**63) <= int(v) < 2**63)
-        if too_big.any():
-            raise DataError(
-                f"{path}: label values must be names or whole numbers that fit in 64 bits, got "
-                f"{whole[too_big].head(3).tolist()}; write such labels as names."
-            )
-        values = whole.astype("int64").astype(str)
-    return values
-
-
 def record_lines(frame: pd.DataFrame, positions: list[int]) -> list[int]:
     """The line in the file where each data row at POSITIONS starts (1 is the first line): exact for JSONL and
     for CSV/TSV (quoted fields may span lines); for Parquet, the row number."""
@@ -241,8 +212,11 @@ def drop_empty_rows(path: Path, frame: pd.DataFrame, max_invalid_fraction: float
     return kept
 
 
-def _select_columns(path: Path, frame: pd.DataFrame, text_column: str, label_column: str) -> pd.DataFrame:
-    """FRAME's text and label columns as `text`, `label`; DataError when they are missing or misused."""
+def _select_columns(
+    path: Path, frame: pd.DataFrame, text_column: str, label_column: str, group_column: str | None = None
+) -> pd.DataFrame:
+    """FRAME's text and label columns as `text`, `label` (and GROUP_COLUMN as `group` when FRAME has it); DataError
+    when they are missing or misused."""
     if text_column == label_column:
         raise DataError(
             f"{path}: the text and the label column are both {text_column!r}; set --text-column and --label-column "
@@ -260,7 +234,14 @@ def _select_columns(path: Path, frame: pd.DataFrame, text_column: str, label_col
     if frame.empty:
         raise DataError(f"{path}: has a header but no rows.")
     attrs = frame.attrs
+    group = (
+        frame[group_column]
+        if group_column in frame.columns and group_column not in (text_column, label_column)
+        else None
+    )
     frame = frame[[text_column, label_column]].rename(columns={text_column: "text", label_column: "label"})
+    if group is not None:
+        frame["group"] = group.to_numpy()
     frame.attrs = attrs
     header_again = (frame["text"].astype(str) == text_column) & (frame["label"].astype(str) == label_column)
     if attrs.get("header", True) and header_again.any():  # without a header, the names are positions
@@ -294,6 +275,7 @@ def read_labelled_file(
     max_invalid_fraction: float = 0.0,
     *,
     header: bool = True,
+    group_column: str | None = None,
 ) -> pd.DataFrame:
     """Read CSV/TSV/JSONL/Parquet (optionally gzipped) into a frame with string columns `text`, `label`.
 
@@ -305,6 +287,9 @@ def read_labelled_file(
     HEADER=False: a CSV/TSV without a header row, its columns taken by position (see `columns.columns_by_position`:
     TEXT_COLUMN/LABEL_COLUMN are 0-based positions, or chosen from the values); JSONL and Parquet name their
     columns and ignore it. The columns taken are in `attrs["columns"]` (`{"text": ..., "label": ...}`).
+
+    GROUP_COLUMN, when the file has it (a file with a header): kept as `group`, strings (None where empty), for the
+    evaluation's slices (`textops.data.slices`); never a model input.
     """
     path = Path(path)
     if path.is_symlink():
@@ -326,9 +311,12 @@ def read_labelled_file(
     columns = {"text": text_column, "label": label_column}
     if not frame.attrs.get("header", True):
         columns = columns_by_position(path, frame, columns)
-    frame = _select_columns(path, frame, columns["text"], columns["label"])
+    frame = _select_columns(path, frame, columns["text"], columns["label"], group_column if header else None)
     frame = drop_empty_rows(path, frame, max_invalid_fraction)
-    frame["label"] = _labels_as_strings(path, frame["label"])
+    frame["label"] = labels_as_strings(path, frame["label"])
+    if "group" in frame.columns:
+        frame["group"] = group_values(frame["group"])
+        columns = {**columns, "group": str(group_column)}
     frame.attrs["columns"] = columns
     frame.attrs["format"] = "labelstudio" if "tasks" in frame.attrs else fmt
     return frame

@@ -150,6 +150,9 @@ RUN = """\
 {% if ev %}
 <h2>Test split</h2>{{ table(["metric", "value"], metrics, (1,)) }}
 {% endif %}
+{% if slices %}
+<h2>Test split by slice</h2>{{ table(["kind", "slice", "rows", "accuracy", "macro-F1"], slices, (2, 3, 4)) }}
+{% endif %}
 {{ image(pictures.get("confusion_matrix"), "confusion matrix (test split)") }}
 {% if reg.get("evidence") %}
 <h2>Registry decision</h2>{{ table(["evidence", "value"], reg.evidence.items()) }}
@@ -269,9 +272,19 @@ def test_metrics(ev: dict) -> list[tuple[str, str]]:
     ]
 
 
+def slice_rows(ev: dict) -> list[tuple[str, str, str, str, str]]:
+    """The eval stage's per-slice figures (`slices`) as table rows; a length quartile with its range of lengths."""
+    rows = []
+    for kind, by_value in (ev.get("slices") or {}).items():
+        for value, f in by_value.items():
+            shown = f"{value} ({f['min_chars']}–{f['max_chars']} chars)" if "min_chars" in f else value
+            rows.append((kind, shown, str(f.get("rows", "")), figure(f.get("accuracy")), figure(f.get("macro_f1"))))
+    return rows
+
+
 def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) -> str:
-    """One pipeline run on one page: the data, the data gate, the training curves, the test metrics with the
-    confusion matrix, and the registry's decision with its reason. FILES holds the stages' metric files
+    """One pipeline run on one page: the data, the data gate, the training curves, the test metrics (per slice too)
+    with the confusion matrix, and the registry's decision with its reason. FILES holds the stages' metric files
     (preprocess, validate, train, eval; any may be missing), PICTURES the PNGs to embed."""
     reg = summary.get("register") or {}
     decision = ("promoted: the new champion" if reg.get("promote") else "not promoted") if reg else "not registered"
@@ -285,6 +298,7 @@ def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) ->
         val=files.get("validate") or {},
         ev=ev,
         metrics=test_metrics(ev),
+        slices=slice_rows(ev),
         pictures={name: data_uri(path) for name, path in pictures.items()},
     )
 

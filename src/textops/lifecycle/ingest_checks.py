@@ -160,7 +160,10 @@ def existing_rows(root: Path, params: Params, replacing: list[str]) -> pd.DataFr
 def read_files(paths: list[Path], params: Params, columns: tuple[str, str], header: bool):
     """(source, rows) of each file (`readers.read_labelled_file`), in order; DataError naming the first bad one."""
     limit, most = params.validation.max_invalid_fraction, params.data.max_file_mb
-    return [(str(p), read_labelled_file(Path(p), *columns, most, limit, header=header)) for p in paths]
+    group = params.data.group_column
+    return [
+        (str(p), read_labelled_file(Path(p), *columns, most, limit, header=header, group_column=group)) for p in paths
+    ]
 
 
 def set_aside_rows(root: Path, params: Params, files: list[tuple[str, pd.DataFrame]]):

@@ -35,7 +35,14 @@ from textops.core.policy import decide, mcnemar, score
 from textops.core.tracking import Session, connect
 from textops.lifecycle.live_promotion import awaiting_live
 from textops.modeling.predict import load_model, predict_batches
-from textops.registry.guards import own_rows_guard, reference_guard, reference_set, trigger_guards
+from textops.registry.guards import (
+    own_rows_guard,
+    reference_guard,
+    reference_set,
+    slice_comparisons,
+    slice_evidence,
+    trigger_guards,
+)
 from textops.registry.registry import champion, move_champion, rolled_back_from
 
 REPORT_PATH = "registry/decision.md"
@@ -108,6 +115,7 @@ def compare_with_champion(
     champion metric, McNemar p and the guards (all empty when there is no champion yet), and `held`, the reason a
     person must decide, when the champion cannot be loaded."""
     out: dict[str, Any] = {"evidence": {}, "champion_metric": None, "p_value": None, "guards": [], "held": None}
+    out["slices"] = []
     metric, batch = params.promotion.primary_metric, params.evaluate.batch_size
     current = champion(session)
     if current is None:
@@ -159,7 +167,9 @@ def compare_with_champion(
             for i, g in enumerate(guards)
         },
     }
-    out.update(champion_metric=old_metric, p_value=paired.p_value, guards=guards)
+    slices = slice_comparisons(params, test, y, pred_new, pred_old)
+    out["evidence"].update(slice_evidence(params, slices))
+    out.update(champion_metric=old_metric, p_value=paired.p_value, guards=guards, slices=slices)
     return out
 
 
@@ -313,6 +323,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
         versus["held"] or hold_reason(session, tags),
         baseline_metric,
         baseline_advice(tags),
+        versus["slices"],
     )
     decision = replacing_the_demo(decision, versus["evidence"])
     decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)

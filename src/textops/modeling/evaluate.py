@@ -145,6 +145,28 @@ def baseline_metrics(root: Path, params: Params, names: list[str], texts: list[s
     return {**{k: scores[k] for k in BASELINE_METRICS}, **info}
 
 
+def slice_figures(test, labels, probs) -> dict:
+    """Accuracy and macro-F1 on each slice of the test rows (`textops.data.slices`: length quartile, language, and
+    the `group` column when the data has one)."""
+    from textops.data.slices import assign_slices, slice_metrics
+
+    texts = test["text"].astype(str).tolist()
+    slices = assign_slices(texts, test["group"] if "group" in test.columns else None)
+    return slice_metrics(labels, probs.argmax(axis=1), slices, texts)
+
+
+def flat_slice_metrics(slices: dict) -> dict[str, float]:
+    """SLICES (`slice_figures`) as MLflow metrics: `slice.<kind>.<value>.{accuracy,macro_f1,rows}`."""
+    from textops.core.lineage import slice_metric
+
+    return {
+        slice_metric(kind, value, name): float(figures[name])
+        for kind, by_value in slices.items()
+        for value, figures in by_value.items()
+        for name in ("accuracy", "macro_f1", "rows")
+    }
+
+
 def evaluate(root: Path, params: Params) -> dict:
     """Score the test split; write metrics/eval.json, artifacts/eval/ and log them to the train run."""
     import mlflow
@@ -172,6 +194,7 @@ def evaluate(root: Path, params: Params) -> dict:
 
     metrics = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)
     metrics.update(rows=len(test), texts_per_second=len(test) / seconds if seconds > 0 else None)
+    metrics["slices"] = slice_figures(test, labels, probs)
     baseline = baseline_metrics(root, params, names, texts, labels)
     if baseline is not None:
         metrics["baseline"] = baseline
@@ -184,6 +207,7 @@ def evaluate(root: Path, params: Params) -> dict:
     if baseline is not None:
         flat.update({lineage.baseline_metric(k): baseline[k] for k in BASELINE_METRICS if baseline[k] is not None})
         flat["baseline_fit_seconds"] = baseline["fit_seconds"]
+    flat.update(flat_slice_metrics(metrics["slices"]))
     # Reopening the train run keeps one run per model: registry and lineage read it in one place.
     with session.active(), mlflow.start_run(run_id=run_info["run_id"]):
         mlflow.set_tags(owner_tags())  # a SIGKILL here leaves the run RUNNING: the next stage marks it KILLED

@@ -7,7 +7,9 @@ A challenger is scored on its own test split, which new data can dominate: a lar
   entry the champion's run recorded (no file of the champion's data version needs to be checked out), scored
   whatever the new data did to them (a batch relabelling them makes preprocess drop them), except those now in the
   current train split;
-- an optional pinned reference set (`promotion.reference_file`), a labelled file a person trusts.
+- an optional pinned reference set (`promotion.reference_file`), a labelled file a person trusts;
+- every slice of its own test split (`slice_comparisons`): no length quartile, language or group where the champion
+  is right significantly more often on the same rows.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 
 from textops.core import dvc_cache, lineage, scm
 from textops.core.config import Params
-from textops.core.policy import Guard, expected_accuracy, score
+from textops.core.policy import Guard, SliceComparison, compare_slices, expected_accuracy, score
 
 MIN_ROWS = 20  # fewer rows than this prove nothing either way
 
@@ -131,6 +133,28 @@ def reference_guard(params: Params, reference: pd.DataFrame, predict_new, predic
         challenger_metric=score(y, predict_new(texts), metric),
         champion_metric=score(y, predict_old(texts), metric),
     )
+
+
+def slice_comparisons(params: Params, test: pd.DataFrame, y, pred_new, pred_old) -> list[SliceComparison]:
+    """Both models on each slice of the challenger's test rows (`textops.data.slices`, assigned as the evaluation
+    did), for the per-slice rule of `policy.decide`; Y and PRED_* are label names of the rows of TEST."""
+    from textops.data.slices import assign_slices
+
+    slices = assign_slices(test["text"].astype(str).tolist(), test["group"] if "group" in test.columns else None)
+    return compare_slices(params.promotion, y, pred_new, pred_old, slices)
+
+
+def slice_evidence(params: Params, slices: list[SliceComparison]) -> dict[str, str]:
+    """The evidence of the per-slice rule: how many slices were compared, and each slice where the champion was
+    right more often (significant or not: a person reading the decision sees the near misses too)."""
+    behind = [s for s in slices if s.paired.c > s.paired.b]
+    evidence = {"slices.compared": f"{len(slices)} (of at least {params.promotion.min_slice_rows} rows)"}
+    for i, s in enumerate(behind):  # numbered like the guards: a group's value is no tag key
+        evidence[f"slice.{i}"] = (
+            f"{s.name}: {s.challenger_metric:.4f} vs {s.champion_metric:.4f} on {s.rows} rows, McNemar "
+            f"b={s.paired.b} c={s.paired.c} p={s.paired.p_value:.4g}"
+        )
+    return evidence
 
 
 def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | None:

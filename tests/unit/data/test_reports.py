@@ -132,6 +132,10 @@ def run_input(tmp_path: Path, promote: bool = True) -> tuple[dict, dict, dict[st
             "macro_f1": 0.875,
             "log_loss": "n/a",
             "baseline": {"train_rows": 3215, bad("baseline metric"): 0.5, "flag": True},
+            "slices": {
+                "length": {"q1": {"rows": 31, "accuracy": 0.8125, "macro_f1": 0.75, "min_chars": 3, "max_chars": 42}},
+                "group": {bad("group"): {"rows": 7, "accuracy": 1.0, "macro_f1": 1.0}},
+            },
         },
     }
     pictures = {"training_curve": tmp_path / bad("curve").replace("/", "_"), "confusion_matrix": tmp_path / "none.png"}
@@ -159,7 +163,7 @@ FIELDS = {  # the tags of the hostile values (see bad) each page must show
     "validation": "suite|expectation|column|bound|limit|example|json example|observed|error message|split|label0",
     "monitor": "drift kind|file|model|version|split|kind|check|test|class|current|threshold|skipped|online version|"
     "served|shadow",
-    "run": "model|version|reason|evidence|value|dropped|val rows|md5|class|evaluated|baseline metric",
+    "run": "model|version|reason|evidence|value|dropped|val rows|md5|class|evaluated|baseline metric|group",
     "run not registered": "message",
 }
 
@@ -188,6 +192,9 @@ def test_the_figures_and_pictures(tmp_path):
     assert shown["run"].count("<img ") == 1
     assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' in shown["run"]  # whole, not cut
     assert '<td>baseline (TF-IDF) train_rows</td><td class="num">3215</td>' in shown["run"]  # a count stays a count
+    slice_row = '<td>length</td><td>q1 (3–42 chars)</td><td class="num">31</td><td class="num">0.8125</td>'
+    assert "Test split by slice" in shown["run"] and slice_row in shown["run"]
+    assert "Test split by slice" not in shown["run not registered"]
     assert "promoted: the new champion" in shown["run"] and "not registered" in shown["run not registered"]
     assert "3 unexpected (1.50%)" in shown["validation"] and "passed: 4 expectations held" in shown["validation passed"]
     assert '<td class="num">0.4000</td>' in shown["monitor"] and "no drift" in shown["monitor no drift"]

@@ -56,3 +56,21 @@ def test_predictions_keep_the_type_of_the_labels():
     assert list(ints.columns) == ["label", "prob_0", "prob_1"]
     assert to_frame(probs, ["neg", "pos"])["label"].tolist() == ["pos", "neg"]
     assert label_values(["-1", "1"]) == [-1, 1] and label_values(["1", "one"]) == ["1", "one"]
+
+
+def test_the_evaluation_reports_every_slice_kind_and_logs_them_as_slice_metrics():
+    import pandas as pd
+
+    from textops.modeling.evaluate import flat_slice_metrics, slice_figures
+
+    texts = ["The acting was wonderful and the story kept me watching until the end."] * 4 + ["ok"] * 4
+    test = pd.DataFrame({"text": texts, "label": [0, 1] * 4, "group": ["web/a.b", "mail"] * 4})
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]] * 4)  # right on every row
+    slices = slice_figures(test, test["label"].to_numpy(), probs)
+    assert set(slices) == {"length", "language", "group"}
+    assert set(slices["language"]) == {"en", "und"} and slices["group"]["web/a.b"]["rows"] == 4
+    flat = flat_slice_metrics(slices)
+    assert flat["slice.language.en.accuracy"] == 1.0 and flat["slice.group.web_a_b.rows"] == 4.0
+    assert flat["slice.length.q1.macro_f1"] == 1.0
+    assert all(k.startswith("slice.") and k.count(".") == 3 for k in flat)
+    assert "group" not in slice_figures(test.drop(columns="group"), test["label"].to_numpy(), probs)
