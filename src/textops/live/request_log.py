@@ -255,6 +255,7 @@ class RequestLog:
                 for files in (log_files(self.directory), feedback_files(self.directory)):
                     retention.expire(files, before, 2 * self.rotate_seconds, open_path)
             self.answers.prune(log_time(time.time() - days * retention.DAY))
+            retention.remove_stale_asides(self.directory)
         except (OSError, ValueError, sqlite3.Error) as exc:  # the server keeps answering
             log.warning("request log: retention in %s failed (%s)", self.directory, exc)
 

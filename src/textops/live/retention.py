@@ -84,6 +84,20 @@ def keep_newest(files: list[Path], keep: int, open_path: Path | None = None) -> 
     return gone
 
 
+def remove_stale_asides(directory: Path, now: float | None = None) -> list[Path]:
+    """The copies a killed rewrite or conversion left (`*.tmp`, a day old): they hold rows retention removed."""
+    now = time.time() if now is None else now
+    gone = []
+    for path in Path(directory).glob("*.tmp") if Path(directory).is_dir() else []:
+        try:
+            if now - path.stat().st_mtime > DAY:
+                path.unlink()
+                gone.append(path)
+        except FileNotFoundError:
+            continue
+    return gone
+
+
 def started(path: Path) -> float | None:
     """When the file PATH was started, from the UTC time in its name (`<series>-YYYYMMDDTHHMMSS-<pid>...`)."""
     try:
@@ -128,7 +142,7 @@ def drop_rows(path: Path, drop) -> tuple[int, bool]:
     """PATH (JSONL or Parquet) without the rows DROP(row) is true of, rewritten aside and renamed over it (untouched
     where none is), removed when no row is left: (rows dropped, whether it was removed). A line a kill cut short
     goes too."""
-    aside = path.with_name(path.name + ".tmp")
+    aside = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two workers' retention may rewrite one file at once
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

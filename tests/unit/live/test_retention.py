@@ -16,7 +16,7 @@ from helpers import wait_for
 from textops.live.answers import Answers
 from textops.live.feedback import FeedbackLog, read_feedback
 from textops.live.request_log import RequestLog, feedback_files, log_files, read_rows
-from textops.live.retention import DAY, drop_rows_before, expire, log_time
+from textops.live.retention import DAY, drop_rows_before, expire, log_time, remove_stale_asides
 
 NOW = time.time()
 
@@ -147,3 +147,11 @@ def test_a_pruned_answer_leaves_no_trace_in_the_index_file(tmp_path: Path):
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"the text of answer 1 " not in data and b"the text of answer 150 " in data
     assert answers.find("r50") == [] and [a["text"] for a in answers.find("r150")] == ["the text of answer 150 " * 3]
+
+
+def test_copies_a_killed_rewrite_left_are_removed_after_a_day(tmp_path: Path):
+    stale, fresh = tmp_path / "requests-x.jsonl.123.tmp", tmp_path / "feedback-y.jsonl.456.tmp"
+    for path in (stale, fresh):
+        path.write_text('{"text": "a row retention removed"}\n')
+    os.utime(stale, (NOW - 2 * DAY, NOW - 2 * DAY))
+    assert remove_stale_asides(tmp_path, now=NOW) == [stale] and fresh.exists()
