@@ -40,6 +40,30 @@ from helpers import (
 
 POLL = 2  # serve.poll_seconds of the following server
 JSON_TYPE = "application/json"
+# Personal data in served texts (serve.redact): never on disk in clear, in any file of the project
+EMAIL, PHONE, OTHER_EMAIL, OTHER_PHONE = (
+    "ines.okafor@example.net",
+    "+44 20 7946 0321",
+    "li.wei@example.org",
+    "030 2468013",
+)
+
+
+def personal_data_on_disk(root: Path) -> list[str]:
+    """The files under ROOT (and the server's console logs beside it) holding EMAIL or a phone number in clear:
+    their bytes as they are, and a Parquet file's values decoded too (its pages may be compressed)."""
+    needles = [
+        n.encode() for n in (EMAIL, OTHER_EMAIL, PHONE, PHONE.replace(" ", ""), OTHER_PHONE, "79460321", "2468013")
+    ]
+    found = []
+    for path in [*root.rglob("*"), *root.parent.glob("serve-*.log")]:
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".parquet":
+            data += pd.read_parquet(path).to_json(force_ascii=False).encode()
+        found += [f"{path.relative_to(root.parent)}: {n.decode()}" for n in needles if n in data]
+    return found
 
 
 def post_json(url: str, body, content_type: str = "application/json") -> tuple[int, dict | str]:
@@ -434,12 +458,15 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     client's id is echoed as X-Client-Request-Id and names no answer) and position; unknown answers 404, labels
     the model does not have 422, malformed bodies 400/415, floods 413, all refused whole with nothing written;
     accepted labels written before the 200, a second label kept as a later answer. Then the online figures in
-    `monitor --requests` and `status`, and the labelled texts exported for the next retrain, once."""
+    `monitor --requests` and `status`, and the labelled texts exported for the next retrain, once. A text with an
+    e-mail address and a phone number, labelled, exported and queued for labelling, is nowhere on disk in clear."""
     from textops.live.feedback import read_feedback
 
     root = served_project
     logs = root / "logs" / "requests"
     texts = [f"{TEXTS[i % len(TEXTS)]} (review {i})" for i in range(40)]
+    texts[3] = f"{TEXTS[3]} Mail me at {EMAIL} or call {PHONE}!"
+    redacted = f"{TEXTS[3]} Mail me at <EMAIL> or call <PHONE>!"
     with serving(
         root,
         "-S",
@@ -477,6 +504,8 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
             {"Content-Type": "application/json"},
         )
         single = headers["x-request-id"]
+        unlabelled = json.dumps({"inputs": [f"{TEXTS[4]} ({OTHER_EMAIL}, tel. {OTHER_PHONE})"]}).encode()
+        assert request(server.url, "POST", "/invocations", unlabelled, {"Content-Type": JSON_TYPE})[0] == 200
 
         refused = [
             ({"request_id": "nobody-asked", "label": "positive"}, 404),
@@ -520,10 +549,15 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     exported = pd.read_csv(next((root / "landing").glob("feedback-*.csv")))
     assert (
         len(exported) == 41
-        and set(exported["text"]) <= set(texts)
+        and set(exported["text"]) <= set(texts) | {redacted}
         and set(exported["label"]) <= {"positive", "negative"}
     )
+    assert redacted in set(exported["text"])  # the labelled text, as the log keeps it
     assert "no feedback since the last export" in textops(root, "feedback", "export").stdout  # never twice
+    queued = textops(root, "label", "queue", "-n", "5", "-o", "queue/tasks.json").stdout
+    assert "label queue: 1 texts" in queued, queued  # the one answer without feedback
+    assert "(<EMAIL>, tel. <PHONE>)" in (root / "queue" / "tasks.json").read_text(encoding="utf-8")
+    assert personal_data_on_disk(root) == []
 
 
 @pytest.mark.slow

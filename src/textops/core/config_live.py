@@ -24,10 +24,14 @@ class ServeParams(Section):
     max_chars_per_text: int = Field(100_000, ge=1)
     log_requests: bool = False
     log_texts: bool = False
+    # With log_texts: e-mail addresses, phone numbers, cards, IBANs, IPs, URL credentials -> <EMAIL>... before
+    # any file is written (textops.redact; docs/privacy.md)
+    redact: bool = True
     request_log_dir: str = "logs/requests"
     request_log_format: Literal["jsonl", "parquet"] = "jsonl"
     request_log_rotate_mb: float = Field(64, gt=0)
     request_log_keep: int = Field(20, ge=1)
+    request_log_days: float = Field(30, gt=0)  # rows of the request log and feedback older than this are deleted
     feedback_max_age_days: float = Field(30, gt=0)
     shadow: bool = False  # also score every request with the challenger, after the answer is sent
     # The environment variable holding the token POST /feedback requires (Authorization: Bearer TOKEN), for

@@ -23,6 +23,7 @@ class Answers:
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)
         con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA secure_delete=ON")  # a pruned answer's text is overwritten, not left in a free page
         con.execute(
             "CREATE TABLE IF NOT EXISTS answers (request_id TEXT, position INTEGER, time TEXT, version TEXT, "
             "predicted TEXT, classes TEXT, text TEXT, PRIMARY KEY (request_id, position))"
@@ -51,7 +52,9 @@ class Answers:
     def prune(self, before: str) -> None:
         """Forget the answers logged before BEFORE (an ISO UTC time as the log writes it)."""
         with self._connect() as con:
-            con.execute("DELETE FROM answers WHERE time < ?", (before,))
+            gone = con.execute("DELETE FROM answers WHERE time < ?", (before,)).rowcount
+        if gone:  # nor in the write-ahead log
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.close()
 
     def find(self, request_id: str) -> list[dict]:

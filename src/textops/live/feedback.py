@@ -5,8 +5,10 @@ retrain (`textops feedback export`).
 
 This module owns the feedback files, in serve.request_log_dir beside the request log and its index of answers
 (`answers.sqlite`, textops.live.answers.Answers):
-- `feedback-<UTC time>-<pid>.jsonl`: one line per accepted label, flushed and fsynced before the server answers
-  2xx, never rewritten. A second label for the same answer is a later line: the newest counts, both are kept.
+- `feedback-<UTC time>-<pid>.jsonl` (`request_log.feedback_files`): one line per accepted label, flushed and fsynced
+  before the server answers 2xx. A second label for the same answer is a later line: the newest counts, both are
+  kept. Pruned with the request log (serve.request_log_keep files, rows for serve.request_log_days:
+  textops.retention). The text of a row is the request log's, redacted as it is (serve.redact).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import time
 import unicodedata
 from pathlib import Path
 
-from textops.live.request_log import jsonl_chunks, log_time
+from textops.live.request_log import feedback_files, jsonl_chunks, log_time
+from textops.live.retention import rotate_seconds
 
-FEEDBACK_NAME = re.compile(r"feedback-\d{8}T\d{6}-\d+(-\d+)?\.jsonl")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a client may send as X-Request-Id
 EXPORTED = "feedback-exported.json"  # in .textops/: the newest feedback time already exported
 
@@ -117,18 +119,27 @@ def resolve(items: list[dict], lookup) -> list[dict]:
 
 
 class FeedbackLog:
-    """The append-only feedback files of this process in DIRECTORY (one at a time, rotated at ROTATE_BYTES)."""
+    """The append-only feedback files of this process in DIRECTORY (one at a time, rotated at ROTATE_BYTES and after
+    a day, or a quarter of DAYS, so that retention reaches them: textops.retention prunes them with the request
+    log)."""
 
-    def __init__(self, directory: Path, rotate_bytes: int):
+    def __init__(self, directory: Path, rotate_bytes: int, days: float | None = None):
         self.directory, self.rotate_bytes = Path(directory), rotate_bytes
+        self.rotate_seconds = rotate_seconds(days)
         self._lock = threading.Lock()
         self._path: Path | None = None
+        self._opened = 0.0
 
     def append(self, rows: list[dict]) -> None:
         """Write ROWS and make them durable (fsync) before returning: the server answers 2xx only after this."""
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
         with self._lock:
-            if self._path is None or self._path.stat().st_size >= self.rotate_bytes:
+            if (
+                self._path is None
+                or not self._path.exists()  # pruned: a new file, under a new time
+                or self._path.stat().st_size >= self.rotate_bytes
+                or time.time() - self._opened > self.rotate_seconds
+            ):
                 self.directory.mkdir(parents=True, exist_ok=True)
                 stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
                 self._path = self.directory / f"feedback-{stamp}-{os.getpid()}.jsonl"
@@ -136,6 +147,7 @@ class FeedbackLog:
                 while self._path.exists():
                     n += 1
                     self._path = self.directory / f"feedback-{stamp}-{os.getpid()}-{n}.jsonl"
+                self._opened = time.time()
             with open(self._path, "ab") as f:
                 f.write(data)
                 f.flush()
@@ -144,9 +156,13 @@ class FeedbackLog:
 
 def read_feedback(directory: Path, latest: bool = True) -> list[dict]:
     """The feedback rows in DIRECTORY, oldest first; with LATEST only the newest label of each answer."""
-    directory = Path(directory)
-    paths = sorted(p for p in directory.iterdir() if FEEDBACK_NAME.fullmatch(p.name)) if directory.is_dir() else []
-    rows = [r for path in paths for chunk in jsonl_chunks(path) for r in chunk if "request_id" in r and "label" in r]
+    rows = [
+        r
+        for path in feedback_files(directory)
+        for chunk in jsonl_chunks(path)
+        for r in chunk
+        if "request_id" in r and "label" in r
+    ]
     rows.sort(key=lambda r: str(r.get("time", "")))
     if not latest:
         return rows

@@ -1,6 +1,7 @@
 """The optional request log of `textops serve` (serve.log_requests), for monitoring: one row per scored text
 with the time, request id, model version, predicted label and probabilities, the text's length and a hash of
-it (the text itself only with serve.log_texts).
+it (the text itself only with serve.log_texts, and then with personal data replaced by typed placeholders,
+textops.redact, unless serve.redact is false; the hash is then the redacted text's: docs/privacy.md).
 
 Rows are queued by the request and written by one background thread, so a slow disk never slows an answer (a
 full queue drops rows and counts them). Files live in serve.request_log_dir, one series per worker process:
@@ -9,8 +10,9 @@ serve.request_log_format parquet the open file is still that JSONL, turned into 
 server stops: a Parquet file has no footer until it is closed, so written directly it could not be read while the
 server runs and would be lost whole to a kill. A file rotates at serve.request_log_rotate_mb; the newest
 serve.request_log_keep files of the project are kept (whichever process wrote them: a restarted server's old
-files count too). This module owns the layout: `log_files` lists them and `read_window` reads them for the
-monitor, in chunks, keeping only the rows of a time window.
+files count too), and no row older than serve.request_log_days (textops.retention). This module owns the layout:
+`log_files` lists them (`feedback_files` the feedback beside them) and `read_window` reads them for the monitor, in
+chunks, keeping only the rows of a time window.
 """
 
 from __future__ import annotations
@@ -27,19 +29,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from textops.core.redact import redact
+from textops.live import retention
 from textops.live.answers import Answers
+from textops.live.retention import jsonl_chunks, log_time, to_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger("textops.serve")
 QUEUE_ROWS = 100_000
-
-
-def log_time(at: float) -> str:
-    """AT (seconds since the epoch) as the log writes times: ISO UTC to the millisecond, so that strings compare as
-    times do (the monitor's windows compare them so)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
 
 
 def probabilities(answer: dict) -> dict:
@@ -61,8 +60,11 @@ class RequestLog:
         rotate_mb: float = 64,
         keep: int = 20,
         answers_days: float = 30,
+        redact: bool = True,
+        days: float | None = None,
     ):
-        self.directory, self.fmt, self.texts = Path(directory), fmt, texts
+        self.directory, self.fmt, self.texts, self.redact = Path(directory), fmt, texts, redact
+        self.days, self.rotate_seconds = days, retention.rotate_seconds(days)  # serve.request_log_days
         self.rotate_bytes, self.keep = int(rotate_mb * 1_000_000), keep
         self.dropped = 0
         # Every answer is indexed for feedback (textops.feedback); until the writer has, it is found here.
@@ -74,7 +76,7 @@ class RequestLog:
         self._thread = threading.Thread(target=self._run, name="textops-request-log", daemon=True)
         self._file: BinaryIO | None = None  # the open JSONL file (fmt parquet: converted as it closes)
         self._path: Path | None = None
-        self._written = 0
+        self._written, self._opened = 0, 0.0
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -114,7 +116,7 @@ class RequestLog:
                 "model_version": r["model_version"],
                 "predicted": r["label"],
                 "classes": sorted(r["probabilities"]),
-                "text": item[3][r["index"]] if self.texts else None,
+                "text": r.get("text"),
             }
             for r in self._rows(item)
         ]
@@ -130,6 +132,7 @@ class RequestLog:
         stamp = log_time(at)
         rows = []
         for i, (text, pred) in enumerate(zip(texts, predictions, strict=True)):
+            kept = redact(text) if self.texts and self.redact else text  # hashed as kept: docs/privacy.md
             row = {
                 "time": stamp,
                 "request_id": request_id,
@@ -137,7 +140,7 @@ class RequestLog:
                 "model_version": version,
                 "label": pred.get("label"),
                 "chars": len(text),
-                "text_sha256": text_hash(text),
+                "text_sha256": text_hash(kept),
             }
             row["probabilities"] = probabilities(pred)
             if shadow is not None:
@@ -149,13 +152,17 @@ class RequestLog:
             if request_id in self.client_ids:
                 row["client_request_id"] = self.client_ids[request_id]
             if self.texts:
-                row["text"] = text
+                row["text"] = kept
             rows.append(row)
         return rows
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=retention.pass_seconds(self.days))
+            except queue.Empty:  # no traffic: rows still expire
+                self._expire()
+                continue
             batch = [item]
             while item is not None and len(batch) < 1000:  # whatever else is waiting, in one write
                 try:
@@ -180,7 +187,12 @@ class RequestLog:
                 return
 
     def _write(self, rows: list[dict]) -> None:
-        if self._file is None or self._written >= self.rotate_bytes:
+        if (
+            self._file is None
+            or self._written >= self.rotate_bytes
+            or time.time() - self._opened > self.rotate_seconds
+            or not (self._path and self._path.exists())  # pruned by another worker's retention
+        ):
             self._rotate()
         assert self._file is not None  # _rotate opened it
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
@@ -217,9 +229,8 @@ class RequestLog:
             n += 1
             self._path = self.directory / f"requests-{stamp}-{os.getpid()}-{n}.jsonl"
         self._file = open(self._path, "ab")  # noqa: SIM115 - closed on rotation and at exit
-        self._written = 0
-        self._prune()
-        self.answers.prune(log_time(time.time() - self.answers_days * 86400))
+        self._written, self._opened = 0, time.time()
+        self._expire()
 
     def _finish(self) -> None:
         if self._file is not None:
@@ -229,35 +240,29 @@ class RequestLog:
                 assert self._path is not None  # set with self._file, by _rotate
                 to_parquet(self._path, self._schema())
 
-    def _prune(self) -> None:
-        """Keep the project's newest `keep` files (never this process's open one)."""
-        files = log_files(self.directory)
-        for old in files[: max(len(files) - self.keep, 0)]:
-            if old != self._path:
-                old.unlink(missing_ok=True)
+    def _expire(self) -> None:
+        """Retention: the newest `keep` files of the project's request log and feedback (never this process's open
+        file), no row older than `days`, no answer indexed longer than either (textops.retention)."""
+        try:
+            if self._file is not None and time.time() - self._opened > self.rotate_seconds:
+                self._finish()  # an idle file closed: its rows expire in time
+            open_path = self._path if self._file is not None else None
+            for files in (log_files(self.directory), feedback_files(self.directory)):
+                retention.keep_newest(files, self.keep, open_path)
+            days = self.answers_days if self.days is None else min(self.days, self.answers_days)
+            if self.days is not None:
+                before = time.time() - self.days * retention.DAY
+                for files in (log_files(self.directory), feedback_files(self.directory)):
+                    retention.expire(files, before, 2 * self.rotate_seconds, open_path)
+            self.answers.prune(log_time(time.time() - days * retention.DAY))
+            retention.remove_stale_asides(self.directory)
+        except (OSError, ValueError, sqlite3.Error) as exc:  # the server keeps answering
+            log.warning("request log: retention in %s failed (%s)", self.directory, exc)
 
 
 LOG_NAME = re.compile(r"requests-\d{8}T\d{6}-\d+(-\d+)?\.(jsonl|parquet)")
+FEEDBACK_NAME = re.compile(r"feedback-\d{8}T\d{6}-\d+(-\d+)?\.jsonl")  # written by textops.feedback
 READ_CHUNK_ROWS = 50_000
-
-
-def jsonl_chunks(path: Path):
-    """The rows of the JSONL file PATH, READ_CHUNK_ROWS at a time; a line a kill cut short (the last one) is left out,
-    so a killed server's file is read up to its last whole row."""
-    rows: list[dict] = []
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-            if len(rows) >= READ_CHUNK_ROWS:
-                yield rows
-                rows = []
-    if rows:
-        yield rows
 
 
 def read_rows(directory: Path):
@@ -280,25 +285,6 @@ def read_rows(directory: Path):
             continue
 
 
-def to_parquet(journal: Path, schema) -> Path:
-    """The finished JSONL file JOURNAL as Parquet beside it (written aside, then renamed), then JOURNAL removed; a
-    line a kill cut short is left out. A crash between the two leaves both, and `log_files` reads the Parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    target = journal.with_suffix(".parquet")
-    aside = target.with_name(target.name + ".tmp")
-    with pq.ParquetWriter(aside, schema) as writer:
-        for rows in jsonl_chunks(journal):
-            for row in rows:  # whole-number classes are served as numbers; the file keeps labels as text
-                for key in ("label", "shadow_label"):
-                    row[key] = None if row.get(key) is None else str(row[key])
-            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-    os.replace(aside, target)
-    journal.unlink()
-    return target
-
-
 def log_files(directory: Path) -> list[Path]:
     """The request log's files in DIRECTORY, oldest first (by the time in the name, then modification time); a
     JSONL file whose Parquet copy is finished (`to_parquet`) only once."""
@@ -314,6 +300,12 @@ def log_files(directory: Path) -> list[Path]:
             except FileNotFoundError:  # pruned meanwhile
                 continue
     return [path for *_, path in sorted(found)]
+
+
+def feedback_files(directory: Path) -> list[Path]:
+    """The feedback files (textops.feedback) in DIRECTORY, oldest first."""
+    directory = Path(directory)
+    return sorted(p for p in directory.iterdir() if FEEDBACK_NAME.fullmatch(p.name)) if directory.is_dir() else []
 
 
 def _summary(frame, texts: bool):

@@ -158,7 +158,10 @@ def banner(url: str, name: str, version: str, pinned: bool, params: Params, work
     serve = params.serve
     shadow = f"@{lineage.CHALLENGER_ALIAS} in shadow (its answers logged, never sent)" if serve.shadow else "no shadow"
     logged = "off" if not serve.log_requests else f"on, in {serve.request_log_dir}"
-    logged += ", with the texts (personal data)" if serve.log_requests and serve.log_texts else ""
+    if serve.log_requests and serve.log_texts:
+        kept = "redacted, docs/privacy.md" if serve.redact else "in clear: personal data, serve.redact is off"
+        logged += f", with the texts ({kept})"
+    logged += f", kept {serve.request_log_days:g} days" if serve.log_requests else ""
     return (
         f"textops serve: {name} {follows} at {url} ({workers} worker{'s' if workers > 1 else ''}, pid {os.getpid()})\n"
         f"  {shadow}; request log {logged}\n"

@@ -76,8 +76,12 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
             serve.request_log_rotate_mb,
             serve.request_log_keep,
             serve.feedback_max_age_days,
+            redact=serve.redact,
+            days=serve.request_log_days,
         )
-        feedback_log = FeedbackLog(root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000))
+        feedback_log = FeedbackLog(
+            root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000), serve.request_log_days
+        )
     feedback_token = None
     if serve.feedback_token_env:
         feedback_token = os.environ.get(serve.feedback_token_env, "")

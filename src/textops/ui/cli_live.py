@@ -69,8 +69,37 @@ def add_model_commands(model_app: typer.Typer) -> None:
 
 
 def add_live_commands(app: typer.Typer) -> None:
-    """`textops monitor`: the champion on new texts, landed files or the request log."""
+    """`textops monitor`: the champion on new texts, landed files or the request log; `textops forget`."""
     command(app, "monitor")(monitor)
+    command(app, "forget")(forget)
+
+
+def forget(
+    request_id: list[str] = typer.Option([], "--request-id", help="A served answer's X-Request-Id (repeatable)."),
+    client_request_id: list[str] = typer.Option([], "--client-request-id", help="A client's own X-Request-Id."),
+    text_file: Path | None = typer.Option(None, help="Texts the person sent, one per line: matched by their hash."),
+    containing: list[str] = typer.Option([], "--containing", help="A piece of text the kept texts hold (a name)."),
+    *,
+    project: Project,
+) -> None:
+    """Delete one person's rows: from the request log, the feedback on those answers and the answers index
+    (docs/privacy.md). Stop `textops serve` first."""
+    from textops.live.forget import forget as forget_rows
+
+    if not (request_id or client_request_id or text_file or containing):
+        fail("forget: say whose rows: --request-id, --client-request-id, --text-file or --containing.", 2)
+    texts = []
+    if text_file is not None:
+        try:
+            texts = [t for t in text_file.read_text(encoding="utf-8").splitlines() if t]
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"forget: cannot read {text_file} ({exc}): one text per line, UTF-8.", 2)
+    directory = project.root / project.params.serve.request_log_dir
+    r = forget_rows(directory, request_id, client_request_id, texts, containing)
+    typer.echo(
+        f"forget: {r['requests']} request-log rows, {r['feedback']} feedback rows and {r['answers']} indexed "
+        f"answers deleted in {directory} ({r['files_removed']} files left empty, removed)"
+    )
 
 
 def add_scale_commands(app: typer.Typer) -> None:

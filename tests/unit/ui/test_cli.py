@@ -53,6 +53,7 @@ COMMANDS = [
     ["export", "out"],
     ["feedback", "export"],
     ["label", "queue"],
+    ["forget", "--request-id", "r"],
     ["tune"],
 ]
 
