@@ -65,6 +65,24 @@ def explain(model, texts: list[str], target: str | None = None, steps: int = DEF
     return explainer(python_model, texts, target, steps)
 
 
+def explain_version(
+    root, params, texts: list[str], version: str | None = None, target: str | None = None, steps: int | None = None
+) -> dict:
+    """`textops explain`: the champion (or VERSION) loaded with PyTorch, its explanations of TEXTS towards TARGET
+    (None: each text's predicted class) with STEPS (None: serve.explain_steps); `model` names it."""
+    from textops.core.tracking import connect
+    from textops.modeling.predict import load_model, model_uri
+
+    check_texts(texts)
+    uri = model_uri(params, version)
+    model = load_model(connect(root, params, experiment=False), uri)  # no serve params: PyTorch
+    python_model = model.unwrap_python_model()
+    if getattr(python_model, "model", None) is not None:
+        python_model.explain_model = python_model.model  # nothing else predicts with it in this process
+    used = steps or params.serve.explain_steps
+    return {"model": uri, "steps": used, "explanations": explain(model, texts, target, used)}
+
+
 def explain_transformer(python_model, texts: list[str], target: str | None, steps: int) -> list[dict]:
     """The transformers pyfunc (`pyfunc.TextClassifier`): integrated gradients on its own PyTorch copy."""
     index = target_index(python_model.labels, target)
