@@ -5,8 +5,9 @@
 Without --project it builds a throwaway project like the reliability suite's (the built-in sample, the tiny model,
 `textops run`). One `textops serve` (serve.runtime as in params: ONNX by default, so /explain loads its PyTorch
 copy on the first call, which is timed apart as `first_explain_s`); then ROUNDS alternating blocks of REQUESTS
-requests of each route over one kept-alive connection, so that load from other jobs hits both alike. Prints a
-Markdown row for BENCHMARKS.md and the raw figures as JSON.
+requests of each route over one kept-alive connection, so that load from other jobs hits both alike; and a block
+of /invocations while another client sends /explain back to back (`/invocations while explaining`: what an
+explanation costs the answers beside it). Prints a Markdown row for BENCHMARKS.md and the raw figures as JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +46,24 @@ def timed_calls(port: int, path: str, n: int) -> list[float]:
     return out
 
 
+def while_explaining(port: int, n: int) -> list[float]:
+    """N /invocations timed while another client keeps /explain busy."""
+    done = threading.Event()
+
+    def explainer() -> None:
+        while not done.is_set():
+            timed_calls(port, "/explain", 1)
+
+    thread = threading.Thread(target=explainer)
+    thread.start()
+    time.sleep(0.5)
+    try:
+        return timed_calls(port, "/invocations", n)
+    finally:
+        done.set()
+        thread.join()
+
+
 def measure(root: Path, requests: int, rounds: int, steps: int) -> dict:
     with serving(root, "-S", f"serve.explain_steps={steps}", timeout=600) as server:
         start = time.perf_counter()
@@ -51,8 +71,9 @@ def measure(root: Path, requests: int, rounds: int, steps: int) -> dict:
         first = time.perf_counter() - start
         times: dict[str, list[float]] = {"/invocations": [], "/explain": []}
         for _ in range(rounds):
-            for path in times:
+            for path in ("/invocations", "/explain"):
                 times[path] += timed_calls(server.port, path, requests)
+        times["/invocations while explaining"] = while_explaining(server.port, requests * rounds)
     figures = {
         path: {"p50_ms": float(np.percentile(t, 50)) * 1000, "p95_ms": float(np.percentile(t, 95)) * 1000}
         for path, t in times.items()
@@ -75,11 +96,11 @@ def main() -> None:
             figures = measure(champion_project(Path(tmp) / "proj"), args.requests, args.rounds, args.steps)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()
-    f, e, i = figures, figures["/explain"], figures["/invocations"]
+    f, e, i, b = figures, figures["/explain"], figures["/invocations"], figures["/invocations while explaining"]
     print(
         f"| {f['requests']} × 1 text, {f['steps']} steps | {e['p50_ms']:.0f} | {e['p95_ms']:.0f} | {i['p50_ms']:.1f} "
-        f"| {i['p95_ms']:.1f} | {f['first_explain_s']:.1f} s | {platform.machine()}, {os.cpu_count()} CPUs, load "
-        f"{load[0]:.1f}, {date} |"
+        f"| {i['p95_ms']:.1f} | {b['p50_ms']:.1f} | {b['p95_ms']:.1f} | {f['first_explain_s']:.1f} s "
+        f"| {platform.machine()}, {os.cpu_count()} CPUs, load {load[0]:.1f}, {date} |"
     )
     print(json.dumps(figures, indent=2))
 

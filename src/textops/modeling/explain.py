@@ -58,6 +58,15 @@ def explain(model, texts: list[str], target: str | None = None, steps: int = DEF
     """Per-word attributions of a loaded model (a pyfunc, or its python model) for TEXTS, towards class TARGET
     (a label name; None: each text's predicted class). One dict per text (see `explain_transformer`)."""
     python_model = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else model
+    if getattr(python_model, "hf_path", None) is None:
+        from textops.modeling.pyfunc import HF_ARTIFACT
+
+        # A model logged before pyfunc kept `hf_path`: its weights' folder from MLflow's wrapper, which holds the
+        # load context (a private attribute: without it, explaining_copy says what to do).
+        context = getattr(getattr(model, "_model_impl", None), "context", None)
+        artifacts = getattr(context, "artifacts", None) or {}
+        if HF_ARTIFACT in artifacts:
+            python_model.hf_path = artifacts[HF_ARTIFACT]
     explainer = EXPLAINERS.get(type(python_model).__name__)
     if explainer is None:
         raise ModelError(f"textops cannot explain a {type(python_model).__name__} model (no explainer for its kind)")

@@ -24,6 +24,11 @@ def tiny():
 
     torch.manual_seed(0)
     tok, model = load_base(ModelParams(base="tiny", max_length=32), LABELS, EXPORT_TEXTS)
+    # At its init (std 0.02) the model answers nearly the same for any text (logit differences ~1e-4), which any
+    # sum of small numbers would "explain": larger weights make the words matter (differences ~1).
+    with torch.no_grad():
+        for weight in (p for p in model.parameters() if p.dim() > 1):
+            weight.normal_(0, 0.2)
     return tok, model.eval()
 
 
@@ -51,6 +56,7 @@ def test_attributions_sum_to_the_logit_difference(tiny, target):
         assert out["target"] == out["label"]  # the predicted class by default
     difference = target_logit(model, tok, text, False, chosen) - target_logit(model, tok, text, True, chosen)
     total = sum(w["attribution"] for w in out["words"])
+    assert abs(difference) > 0.1  # a difference worth explaining
     assert abs(total - difference) <= 0.01 * max(1.0, abs(difference))
     assert abs(out["delta"]) <= 0.01 * max(1.0, abs(difference))
     assert out["logit"] - out["baseline_logit"] == pytest.approx(difference, abs=1e-4)
