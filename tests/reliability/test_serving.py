@@ -306,4 +306,5 @@ def test_explain_answers_beside_invocations_and_refuses_mistakes(server, champio
     # the run report of the champion's run: its most confidently wrong test rows, highlighted
     rows = json.loads((champion_template / "artifacts/eval/explained_errors.json").read_text())
     page = (champion_template / "reports/run.html").read_text()
-    assert not rows or ("Most confidently wrong test rows" in page and "background:rgba(" in page), rows
+    assert rows and all(r["label"] != r["true_label"] for r in rows), rows  # the tiny model errs on 5+ test rows
+    assert "Most confidently wrong test rows" in page and page.count('<span style="background:rgba(') >= len(rows)

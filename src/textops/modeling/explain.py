@@ -112,9 +112,11 @@ def explaining_copy(python_model):
                     "this model was logged by an older textops that does not record where its PyTorch weights are; "
                     "register a new version to explain it"
                 )
+            import torch
             from transformers import AutoModelForSequenceClassification
 
             cached = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
+            cached.to("cuda" if torch.cuda.is_available() else "cpu")  # where pyfunc puts a PyTorch-served model
             python_model.explain_model = cached
         return cached
 
