@@ -261,3 +261,50 @@ def test_status_shows_the_champion_the_data_and_what_serves_it(server, champion_
     assert any(d["name"] == "retrain" and d["schedules"] for d in st["schedules"]), st["schedules"]
     screen = textops(champion_template, "status").stdout
     assert "champion    v1" in screen and f"127.0.0.1:{port}: v1 (champion)" in screen, screen
+
+
+def explain(url: str, body, query: str = "") -> tuple[int, dict]:
+    from helpers import request
+
+    status, _, answer = request(url, "POST", f"/explain{query}", json.dumps(body).encode(), JSON, 120)
+    return status, json.loads(answer)
+
+
+def test_explain_answers_beside_invocations_and_refuses_mistakes(server, champion_template):
+    """POST /explain on the ONNX-served champion (a PyTorch copy loaded on first use, its own thread), the same
+    request formats as /invocations; `textops explain --json`; and the run report's explained test rows."""
+    from helpers import textops
+
+    url, _ = server
+    texts = ["a wonderful, moving film", "dull and far too long"]
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(answer=explain(url, {"inputs": texts})))
+    thread.start()
+    assert len(predictions(url, texts)) == 2  # /invocations answers while an explanation runs
+    thread.join(300)
+    status, answer = result["answer"]
+    assert status == 200, answer
+    served = predictions(url, texts)
+    for text, e, p in zip(texts, answer["explanations"], served, strict=True):
+        assert " ".join(w["word"] for w in e["words"]) == text.replace(",", " ,")  # words, not wordpieces
+        assert e["target"] == e["label"] and abs(e["prob"] - p[f"prob_{e['label']}"]) < 1e-3  # the served model
+        assert abs(sum(w["attribution"] for w in e["words"]) - (e["logit"] - e["baseline_logit"])) < 0.05
+    # the dataframe format, a chosen target; mistakes are 4xx with a message
+    status, answer = explain(url, {"dataframe_records": [{"text": texts[0]}]}, "?target=negative")
+    assert status == 200 and answer["explanations"][0]["target"] == "negative", answer
+    for body, query, code, words in [
+        ({"inputs": texts}, "?target=maybe", 400, "unknown target label 'maybe'"),
+        ({"inputs": ["fine", " "]}, "", 400, "are empty"),
+        ({"inputs": ["x"] * 9}, "", 413, "serve.max_explain_texts"),
+        ({"inputs": []}, "", 400, "no texts"),
+    ]:
+        status, answer = explain(url, body, query)
+        assert status == code and words in answer["message"], (body, status, answer)
+    # the CLI: the champion with PyTorch, JSON for a program (its refusals are explain.target_index's, unit-tested)
+    cli = json.loads(textops(champion_template, "explain", texts[0], "--steps", "16", "--json").stdout)
+    assert cli["steps"] == 16 and [w["word"] for w in cli["explanations"][0]["words"]][:2] == ["a", "wonderful"]
+    # the run report of the champion's run: its most confidently wrong test rows, highlighted
+    rows = json.loads((champion_template / "artifacts/eval/explained_errors.json").read_text())
+    page = (champion_template / "reports/run.html").read_text()
+    assert rows and all(r["label"] != r["true_label"] for r in rows), rows  # the tiny model errs on 5+ test rows
+    assert "Most confidently wrong test rows" in page and page.count('<span style="background:rgba(') >= len(rows)

@@ -37,6 +37,8 @@ LABELS_FILE = "labels.json"
 RUN_FILE = "run.json"  # in train.output_dir: the MLflow run (and logged model) of the trained model
 HF_DIR = "hf"  # in train.output_dir: the saved transformers model and tokenizer
 PREDICTIONS_FILE = "predictions.parquet"  # in evaluate.output_dir
+# In evaluate.output_dir: the most confidently wrong test rows with their words' attributions (the run report's).
+EXPLAINED_FILE = "explained_errors.json"
 
 PREPROCESS_METRICS = "metrics/preprocess.json"
 VALIDATE_METRICS = "metrics/validate.json"

@@ -174,6 +174,9 @@ class EvaluateParams(Section):
     # Also fit TF-IDF + logistic regression on the train split and score it on the test split (textops.baseline).
     baseline: bool = True
     baseline_max_features: int = Field(100_000, ge=100)
+    # The run report's most confidently wrong test rows, explained (textops.explain): how many, and the steps of each.
+    explain_rows: int = Field(5, ge=0, le=100)
+    explain_steps: int = Field(32, ge=2, le=1000)
 
     _paths = field_validator("output_dir")(inside_project)
 

@@ -22,6 +22,9 @@ class ServeParams(Section):
     max_body_bytes: int = Field(10_000_000, ge=1024)
     max_texts: int = Field(1000, ge=1)
     max_chars_per_text: int = Field(100_000, ge=1)
+    # POST /explain: texts per request (413 above; each costs about explain_steps forward and backward passes).
+    max_explain_texts: int = Field(8, ge=1, le=1000)
+    explain_steps: int = Field(32, ge=2, le=1000)
     log_requests: bool = False
     log_texts: bool = False
     # With log_texts: e-mail addresses, phone numbers, cards, IBANs, IPs, URL credentials -> <EMAIL>... before

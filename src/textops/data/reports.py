@@ -154,6 +154,19 @@ RUN = """\
 <h2>Test split by slice</h2>{{ table(["kind", "slice", "rows", "accuracy", "macro-F1"], slices, (2, 3, 4)) }}
 {% endif %}
 {{ image(pictures.get("confusion_matrix"), "confusion matrix (test split)") }}
+{% if explained %}
+<h2>Most confidently wrong test rows</h2>
+<p class="muted">Each word's part in the logit of the class the model gave (layer integrated gradients from a [PAD]
+baseline): red pushed towards that class, blue away from it; hover a word for its figure. Delta: how far the
+attributions' sum is from the logit difference they explain.</p>
+{% call table(["text", "true label", "predicted", "confidence", "delta"]) %}
+{% for r in explained %}<tr><td>{% for piece, style, title in r.segments -%}
+{% if style %}<span style="{{ style }}" title="{{ title }}">{{ piece }}</span>{% else %}{{ piece }}{% endif %}
+{%- endfor %}</td><td>{{ r.get("true_label", "") }}</td><td>{{ r.get("label", "") }}</td>{#
+#}<td class="num">{{ r.get("prob")|figure }}</td><td class="num">{{ r.get("delta")|figure }}</td></tr>
+{% endfor %}
+{%- endcall %}
+{% endif %}
 {% if reg.get("evidence") %}
 <h2>Registry decision</h2>{{ table(["evidence", "value"], reg.evidence.items()) }}
 {% endif %}
@@ -282,10 +295,39 @@ def slice_rows(ev: dict) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) -> str:
-    """One pipeline run on one page: the data, the data gate, the training curves, the test metrics (per slice too)
-    with the confusion matrix, and the registry's decision with its reason. FILES holds the stages' metric files
-    (preprocess, validate, train, eval; any may be missing), PICTURES the PNGs to embed."""
+MAX_HIGHLIGHT_CHARS = 600  # of an explained row's text shown on the run report
+
+
+def highlight(row: dict) -> list[tuple[str, str, str]]:
+    """An explained row's text as (piece, inline style, title) segments: each attributed word with a background
+    whose strength is its attribution relative to the row's largest (red towards the class, blue against), the
+    text between words unstyled. Values only: the template escapes every piece."""
+    text, words = str(row.get("text", "")), row.get("words") or []
+    shown = text[:MAX_HIGHLIGHT_CHARS]
+    scale = max((abs(float(w["attribution"])) for w in words), default=0.0) or 1.0
+    segments, at = [], 0
+    for w in words:
+        start, end, value = w.get("start"), w.get("end"), float(w["attribution"])
+        if start is None or end is None or start < at or end > len(shown):
+            continue  # a slow tokenizer's tokens (no offsets), or past the shown part
+        if start > at:
+            segments.append((shown[at:start], "", ""))
+        alpha = round(0.75 * abs(value) / scale, 3)
+        colour = "207,34,46" if value > 0 else "9,105,218"
+        segments.append((shown[start:end], f"background:rgba({colour},{alpha})", f"{value:+.4f}"))
+        at = end
+    if at < len(shown):
+        segments.append((shown[at:], "", ""))
+    if len(text) > len(shown):
+        segments.append((f"… ({len(text)} characters)", "", ""))
+    return segments
+
+
+def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path], explained: list | None = None) -> str:
+    """One pipeline run on one page: the data, the data gate, the training curves, the test metrics (per slice too) with
+    the confusion matrix, the most confidently wrong test rows with their words highlighted (EXPLAINED, the eval
+    stage's), and the registry's decision with its reason. FILES holds the stages' metric files (preprocess,
+    validate, train, eval; any may be missing), PICTURES the PNGs to embed."""
     reg = summary.get("register") or {}
     decision = ("promoted: the new champion" if reg.get("promote") else "not promoted") if reg else "not registered"
     ev = files.get("eval") or {}
@@ -299,6 +341,7 @@ def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path]) ->
         ev=ev,
         metrics=test_metrics(ev),
         slices=slice_rows(ev),
+        explained=[{**row, "segments": highlight(row)} for row in explained or [] if isinstance(row, dict)],
         pictures={name: data_uri(path) for name, path in pictures.items()},
     )
 
@@ -313,11 +356,11 @@ def write_run_report(root: Path, params, summary: dict) -> Path:
 
     root = Path(root)
 
-    def load(rel: str) -> dict:
+    def load(rel: str | Path, empty: Any = None) -> Any:
         try:
             return json.loads((root / rel).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return {}
+            return {} if empty is None else empty
 
     files = {
         name: load(rel)
@@ -331,8 +374,11 @@ def write_run_report(root: Path, params, summary: dict) -> Path:
         "training_curve": artifacts.model_dir(root, params) / "training_curve.png",
         "confusion_matrix": root / params.evaluate.output_dir / "confusion_matrix.png",
     }
+    explained = load(Path(params.evaluate.output_dir) / artifacts.EXPLAINED_FILE, [])
     path = root / Path(params.validate_.report_dir).parent / RUN_REPORT
-    artifacts.atomic_write_text(path, run_page(summary, files, pictures))
+    artifacts.atomic_write_text(
+        path, run_page(summary, files, pictures, explained if isinstance(explained, list) else [])
+    )
     run_id = (summary.get("evaluate") or {}).get("run_id")
     if run_id:
         connect(root, params, experiment=False).client.log_artifact(run_id, str(path))

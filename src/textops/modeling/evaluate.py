@@ -13,6 +13,7 @@ import numpy as np
 from textops.core.artifacts import (
     CONFUSION_PLOT,
     EVAL_METRICS,
+    EXPLAINED_FILE,
     HF_DIR,
     PREDICTIONS_FILE,
     atomic_write_json,
@@ -104,9 +105,13 @@ def load_trained(root: Path, params: Params):
     return tokenizer, model, run_info
 
 
-def write_outputs(root: Path, params: Params, texts: list[str], labels, probs, names: list[str]) -> list[Path]:
-    """artifacts/eval (predictions, misclassified rows, plots), written aside and swapped in, and the confusion
-    CSV for `dvc plots`. Returns the files to log to MLflow."""
+def write_outputs(
+    root: Path, params: Params, texts: list[str], labels, probs, names: list[str], explained: list[dict]
+) -> list[Path]:
+    """artifacts/eval (predictions, misclassified rows, the EXPLAINED ones, plots), written aside and swapped in,
+    and the confusion CSV for `dvc plots`. Returns the files to log to MLflow."""
+    import json
+
     import pandas as pd
 
     from textops.core.artifacts import atomic_write_text
@@ -120,10 +125,11 @@ def write_outputs(root: Path, params: Params, texts: list[str], labels, probs, n
     with staged_dir(out_dir) as staged:
         predictions.to_parquet(staged / PREDICTIONS_FILE, index=False)
         predictions[predictions["label"] != predictions["pred"]].to_csv(staged / "misclassified.csv", index=False)
+        (staged / EXPLAINED_FILE).write_text(json.dumps(explained, ensure_ascii=False, indent=1), encoding="utf-8")
         plots = save_plots(staged, probs, labels, names)
     confusion = predictions[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"})
     atomic_write_text(root / CONFUSION_PLOT, confusion.to_csv(index=False))
-    return [out_dir / p.name for p in plots] + [out_dir / "misclassified.csv"]
+    return [out_dir / p.name for p in plots] + [out_dir / "misclassified.csv", out_dir / EXPLAINED_FILE]
 
 
 BASELINE_METRICS = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
@@ -173,6 +179,7 @@ def evaluate(root: Path, params: Params) -> dict:
 
     from textops.core import lineage
     from textops.core.tracking import connect, owner_tags
+    from textops.modeling.explain import explain_errors
     from textops.modeling.pyfunc import predict_texts
 
     root = Path(root)
@@ -198,7 +205,10 @@ def evaluate(root: Path, params: Params) -> dict:
     baseline = baseline_metrics(root, params, names, texts, labels)
     if baseline is not None:
         metrics["baseline"] = baseline
-    files = write_outputs(root, params, texts, labels, probs, names)
+    explained = explain_errors(
+        model, tokenizer, names, texts, labels, probs, params.evaluate.explain_rows, params.evaluate.explain_steps
+    )
+    files = write_outputs(root, params, texts, labels, probs, names, explained)
     atomic_write_json(root / EVAL_METRICS, metrics)
 
     flat = {lineage.test_metric(k): v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}

@@ -152,6 +152,7 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         config = {**DEFAULT_CONFIG, **(getattr(context, "model_config", None) or {})}
         onnx_dir = context.artifacts.get(ONNX_ARTIFACT)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.hf_path = path  # textops.explain loads the PyTorch weights from here when ONNX serves
         self.model = self.session = None
         if config["runtime"] == "onnx" and onnx_dir and os.path.isfile(os.path.join(onnx_dir, ONNX_FILES[False])):
             graph = os.path.join(onnx_dir, ONNX_FILES[bool(config["quantize"])])

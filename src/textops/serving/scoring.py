@@ -6,7 +6,8 @@ Parquet), parsed with MLflow's functions (`mlflow.pyfunc.scoring_server`), so a 
 accepts is accepted here and reaches the model as the same texts. What MLflow's server gets wrong is checked
 first, with the pyfunc's own check (`textops.pyfunc.request_problem`): a missing Content-Type, JSON nested past
 the recursion limit, numbers where texts go. The limits (body bytes, texts, characters per text) answer 413.
-Pure: no model, no server; the app (`textops.serving_app`) calls `read_texts`.
+No model, no server; the app (`textops.serving_app`) calls `read_body` (the body within the limits), then
+`read_texts`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,19 @@ class Limits:
                 f"text(s) {long[:10]} are longer than {self.max_chars_per_text:,} characters "
                 f"(serve.max_chars_per_text; the first is {len(texts[long[0]]):,})"
             )
+
+
+async def read_body(request, limits: Limits) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed the limit (Content-Length, or while reading)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit():
+        limits.check_body(int(length))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        limits.check_body(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def media_type(content_type: str | None) -> str:

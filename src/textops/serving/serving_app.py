@@ -8,6 +8,8 @@
 - `GET /version`: which model answers (name, version, alias, data version, when loaded, the last reload error).
 - `GET /metrics`: Prometheus text format (`textops.serve_metrics`).
 - `POST /reload`: check the registry now (loopback clients only); SIGHUP does the same.
+- `POST /explain`: per-word attributions of the texts of a scoring request (`?target=LABEL`, else the predicted
+  class), on a thread of their own (`textops.serving.explain_route`).
 - `POST /feedback`: labels for served answers, by their `X-Request-Id` (and position), with the request log on
   (`textops.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have; with
   serve.feedback_token_env, 401 without `Authorization: Bearer <that token>`.
@@ -38,10 +40,10 @@ from starlette.requests import ClientDisconnect
 from textops.core.config import Params
 from textops.core.errors import ParamsError
 from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow
-from textops.serving.scoring import BadRequest, Limits, predict_records, read_texts
+from textops.serving.scoring import BadRequest, Limits, predict_records, read_body, read_texts
 from textops.serving.serve_metrics import Metrics
 from textops.serving.shadow import shadow_after
-from textops.serving.state import ServeState
+from textops.serving.state import ServeState, model_headers
 
 log = logging.getLogger("textops.serve")
 JSON = "application/json"
@@ -92,10 +94,10 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
                 "(Authorization: Bearer TOKEN), or leave serve.feedback_token_env out to accept feedback from any "
                 "client."
             )
+    from textops.serving.follow import ShadowSource, lower_priority
+
     shadow = shadow_pool = None
     if serve.shadow:
-        from textops.serving.follow import ShadowSource, lower_priority
-
         shadow = shadow_follower(ShadowSource(source.session, serve), serve.poll_seconds, metrics)
         shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="textops-shadow", initializer=lower_priority)
     return ServeState(
@@ -109,6 +111,9 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         request_log=request_log,
         feedback_log=feedback_log,
         feedback_token=feedback_token,
+        explain_pool=ThreadPoolExecutor(1, thread_name_prefix="textops-explain", initializer=lower_priority),
+        explain_steps=serve.explain_steps,
+        max_explain_texts=serve.max_explain_texts,
     )
 
 
@@ -148,6 +153,8 @@ def create_app(state: ServeState):
                 state.shadow.stop()
                 state.shadow_pool.shutdown(wait=False, cancel_futures=True)
             state.pool.shutdown(wait=False, cancel_futures=True)
+            if state.explain_pool is not None:
+                state.explain_pool.shutdown(wait=False, cancel_futures=True)
             if state.request_log is not None:
                 state.request_log.close()
             # The process ends next: let the interpreter's last garbage collection skip the model and the
@@ -198,6 +205,12 @@ def _routes(app, state: ServeState) -> None:
     @app.post("/feedback")
     async def feedback(request: Request):
         return await take_feedback(request, state)
+
+    @app.post("/explain")
+    async def explain(request: Request):
+        from textops.serving.explain_route import explain_request
+
+        return await explain_request(request, state)
 
 
 async def take_feedback(request, state: ServeState):
@@ -298,19 +311,6 @@ async def score(request, state: ServeState):
     return response
 
 
-async def read_body(request, limits: Limits) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed the limit (Content-Length, or while reading)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit():
-        limits.check_body(int(length))
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        limits.check_body(size)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def predict(request, state: ServeState, loaded: Loaded, texts: list[str]) -> list[dict] | None:
     """The records for TEXTS, serve.batch_size at a time on the thread pool; None when the client disconnected
     (checked between chunks: the rest is not computed)."""
@@ -336,12 +336,6 @@ def client_request_id(request) -> str | None:
 
     sent = request.headers.get("x-request-id", "")
     return sent if REQUEST_ID.fullmatch(sent) else None
-
-
-def model_headers(loaded: Loaded | None) -> dict[str, str]:
-    if loaded is None:
-        return {}
-    return {"X-Model-Name": loaded.model_name, "X-Model-Version": loaded.model_version}
 
 
 class ModelHeaders:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from textops.serving.follow import Follower
+from textops.serving.follow import Follower, Loaded
 from textops.serving.scoring import Limits
 from textops.serving.serve_metrics import Metrics
 
@@ -31,3 +31,14 @@ class ServeState:
     shadow_pool: ThreadPoolExecutor | None = None
     shadow_waiting: int = 0  # shadow scorings not finished (only the event loop changes it)
     feedback_token: str | None = None  # serve.feedback_token_env's value: what POST /feedback must present
+    explain_pool: ThreadPoolExecutor | None = None  # POST /explain's one thread (textops.serving.explain_route)
+    explain_steps: int = 32  # serve.explain_steps
+    max_explain_texts: int = 8  # serve.max_explain_texts
+    explain_waiting: int = 0  # explanation requests queued or running (only the event loop changes it)
+
+
+def model_headers(loaded: Loaded | None) -> dict[str, str]:
+    """The headers naming the model that computed an answer."""
+    if loaded is None:
+        return {}
+    return {"X-Model-Name": loaded.model_name, "X-Model-Version": loaded.model_version}

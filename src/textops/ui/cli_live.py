@@ -1,5 +1,5 @@
 """The commands beyond the pipeline: `textops monitor`, `feedback` and `label` (what comes back from live
-traffic, textops.live), `predict` and `tune` (batch scoring and the search, in-process or on Ray).
+traffic, textops.live), `predict` and `tune` (batch scoring and the search, in-process or on Ray), `explain`.
 Registered on the main app by textops.ui.cli; light imports only, as there."""
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ def forget(
 
 
 def add_scale_commands(app: typer.Typer) -> None:
-    """Batch scoring (in-process, or `--engine ray`) and the Ray Tune search."""
+    """Batch scoring (in-process, or `--engine ray`), explanations and the Ray Tune search."""
     command(app, "predict")(predict)
+    command(app, "explain")(explain)
     command(app, "tune")(tune)
 
 
@@ -208,6 +209,27 @@ def monitor(
 
     result = run_monitor(project.root, project.params, files or None, requests)
     typer.echo(json_text(result) if as_json else format_monitor(result))
+
+
+def explain(
+    texts: list[str] = typer.Argument(..., help="The texts to explain (quote each one)."),
+    model_version: str | None = typer.Option(None, help="Explain this version instead of the champion."),
+    target: str | None = typer.Option(None, "--target", help="The class to explain (default: the predicted one)."),
+    steps: int | None = typer.Option(
+        None, min=2, max=1000, help="Integrated gradients' steps (default: serve.explain_steps)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the explanations as JSON."),
+    *,
+    project: Project,
+) -> None:
+    """Which words made the champion (or --model-version) answer as it did: each word's attribution to the logit of
+    the predicted class (or --target), by layer integrated gradients from a [PAD] baseline, with the delta (how far
+    the attributions' sum is from the logit difference they explain)."""
+    from textops.modeling.explain import explain_version
+    from textops.ui.console import format_explanations
+
+    result = explain_version(project.root, project.params, texts, model_version, target, steps)
+    typer.echo(json_text(result) if as_json else format_explanations(result))
 
 
 def predict(

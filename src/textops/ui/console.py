@@ -207,3 +207,23 @@ def format_monitor(result: dict) -> str:
     verdict = f"DRIFT ({', '.join(result['kinds'])})" if result["drift"] else "no drift"
     lines.append(f"{verdict}; report {result['report']}, MLflow run {result['mlflow_run_id']}")
     return "\n".join(lines)
+
+
+def format_explanations(result: dict, top: int = 5) -> str:
+    """`textops explain`: per text, the answer, the class explained, the words that pushed towards it most and
+    against it most, then every word with its attribution."""
+    lines = [f"explain: {result['model']} (layer integrated gradients, {result['steps']} steps)"]
+    for e in result["explanations"]:
+        words = e["words"]
+        ranked = sorted(words, key=lambda w: w["attribution"], reverse=True)
+        towards = ", ".join(f"{w['word']} {w['attribution']:+.3f}" for w in ranked[:top] if w["attribution"] > 0)
+        against = ", ".join(f"{w['word']} {w['attribution']:+.3f}" for w in ranked[::-1][:top] if w["attribution"] < 0)
+        lines += [
+            "",
+            f"answer {e['label']} (p={e['prob']:.3f}); explaining {e['target']}: logit {e['logit']:.3f}, baseline "
+            f"{e['baseline_logit']:.3f}, delta {e['delta']:+.4f}",
+            f"  towards: {towards or '-'}",
+            f"  against: {against or '-'}",
+            "  " + " ".join(f"{w['word']}({w['attribution']:+.2f})" for w in words),
+        ]
+    return "\n".join(lines)

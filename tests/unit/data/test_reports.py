@@ -142,6 +142,18 @@ def run_input(tmp_path: Path, promote: bool = True) -> tuple[dict, dict, dict[st
     return summary, files, pictures
 
 
+def explained_rows() -> list[dict]:
+    """The eval stage's explained rows (textops.explain): a hostile text, its words (offsets) with attributions."""
+    text = bad("explained text")
+    spans = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+    words = [
+        {"word": text[a:b], "start": a, "end": b, "attribution": 1.0 if i % 2 == 0 else -0.5}
+        for i, (a, b) in enumerate(spans)
+    ]
+    row = {"text": text, "true_label": bad("true label"), "label": bad("predicted label"), "prob": 0.97, "delta": 1e-3}
+    return [{**row, "words": words}, {**row, "text": "no words", "words": []}]
+
+
 NO_PICTURES = {"training_curve": Path("/nonexistent.png"), "confusion_matrix": Path("/nonexistent.png")}
 
 
@@ -152,6 +164,7 @@ def pages(tmp_path: Path) -> dict[str, str]:
         "monitor": monitor_page(monitor_input()),
         "monitor no drift": monitor_page({**monitor_input(drift=False), "online": {}, "shadow": {}}),
         "run": run_page(*run_input(tmp_path)),
+        "run explained": run_page(*run_input(tmp_path), explained_rows()),
         "run not registered": run_page({"message": bad("message")}, {}, NO_PICTURES),
     }
 
@@ -165,6 +178,7 @@ FIELDS = {  # the tags of the hostile values (see bad) each page must show
     "served|shadow",
     "run": "model|version|reason|evidence|value|dropped|val rows|md5|class|evaluated|baseline metric|group",
     "run not registered": "message",
+    "run explained": "true label|predicted label",
 }
 
 
@@ -210,3 +224,19 @@ def test_values_that_are_not_text_are_shown_as_json(value):
         assert "<td>observed" not in page
     else:
         assert "<td>observed " + html.escape(json.dumps(value)).replace("&quot;", "&#34;") + "</td>" in page
+
+
+def test_the_most_confidently_wrong_rows_are_highlighted_and_escaped(tmp_path):
+    page = run_page(*run_input(tmp_path), explained_rows())
+    body = page.split("Most confidently wrong test rows", 1)[1]
+    spans = re.findall(r'<span style="background:rgba\((\d+,\d+,\d+),([\d.]+)\)" title="([^"]+)">([^<]*)</span>', body)
+    words = explained_rows()[0]["words"]
+    assert [html.unescape(piece) for *_, piece in spans] == [w["word"] for w in words]  # every word, in order
+    assert spans[0][:3] == ("207,34,46", "0.75", "+1.0000")  # red: towards the class; the largest the strongest
+    assert spans[1] == ("9,105,218", "0.375", "-0.5000", "text")  # blue: against it, half as strong
+    assert spans[2] == ("207,34,46", "0.75", "+1.0000", "&lt;")  # a word of the text's markup: escaped
+    assert "&lt;</span><span" in body and "script" in body and "<script" not in page
+    shown = re.sub(r"<[^>]+>", "", body.split("</table>")[0])  # the text, as a reader sees it
+    assert html.unescape(bad("explained text")) in html.unescape(shown)
+    assert "no words" in body and '<td class="num">0.9700</td>' in body
+    assert "Most confidently wrong" not in run_page(*run_input(tmp_path))  # no rows: no section

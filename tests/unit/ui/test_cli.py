@@ -37,6 +37,7 @@ COMMANDS = [
     ["register"],
     ["serve"],
     ["predict", "x.csv", "-o", "y.csv"],
+    ["explain", "a text"],
     ["run"],
     ["rollback", "--data", "HEAD"],
     ["data", "versions"],

@@ -82,3 +82,17 @@ def test_status_shows_prefect_yamls_schedules_with_units_and_does_not_claim_they
     screen = format_status({**status({}), "schedules": deployments}, "macro_f1")
     assert "the deployments `prefect deploy --all` creates" in screen
     assert "monitor on work pool gpu: every 1 h" in screen
+
+
+def test_explanations_name_the_words_towards_and_against_the_class():
+    from textops.ui.console import format_explanations
+
+    words = [{"word": w, "attribution": a} for w, a in [("great", 0.8), ("not", -0.2), ("film", 0.0), ("fun", 0.3)]]
+    explained = {"label": "pos", "target": "neg", "prob": 0.93, "logit": -1.2, "baseline_logit": 0.1, "delta": 0.001}
+    screen = format_explanations(
+        {"model": "models:/m@champion", "steps": 32, "explanations": [{**explained, "words": words}]}
+    )
+    assert "models:/m@champion (layer integrated gradients, 32 steps)" in screen
+    assert "answer pos (p=0.930); explaining neg: logit -1.200, baseline 0.100, delta +0.0010" in screen
+    assert "towards: great +0.800, fun +0.300\n" in screen and "against: not -0.200\n" in screen
+    assert "great(+0.80) not(-0.20) film(+0.00) fun(+0.30)" in screen  # every word, in the text's order
