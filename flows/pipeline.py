@@ -85,12 +85,12 @@ def validate_task(root: Path, params: Params) -> dict:
     retry_condition_fn=transient_only,
     cache_policy=NO_CACHE,
 )
-def train_task(root: Path, params: Params) -> dict:
+def train_task(root: Path, params: Params, fallback: str | None = None) -> dict:
     # The Trainer picks CUDA when the worker's machine has it; nothing to choose here.
     from textops.modeling.train import train
 
     with stage("train", "[3/5]") as done:
-        result = train(root, params)
+        result = train(root, params, fallback)
         figures = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("val_") and isinstance(v, float))
         done["note"] = f"{result['base_model']} model, {figures}" if result.get("base_model") else figures
     get_run_logger().info("train: %s", result)
@@ -168,6 +168,22 @@ def outcome(state, what: str = "training-pipeline"):
     return Failed(message=f"{what} {state.type.value.lower()}: {state.message}")
 
 
+def fallback_to_baseline(root: Path, params: Params, summary: dict) -> None:
+    """With model.base auto, a transformer that lost to the TF-IDF baseline on the same test rows is set aside
+    (`summary["transformer"]`: its figures) and the tfidf model trained and evaluated in its place, to register."""
+    from textops.modeling.model import baseline_fallback
+
+    trained, evaluated = summary["train"].get("base_model") or "", summary["evaluate"]
+    reason = baseline_fallback(params.model.base, trained, evaluated, params.promotion.primary_metric)
+    if reason is None:
+        return
+    note("%s", reason)
+    figures = {k: evaluated.get(k) for k in ("accuracy", "macro_f1", "run_id")}
+    summary["transformer"] = {"base_model": trained, **figures}
+    summary["train"] = train_task(root, params, fallback=reason)
+    summary["evaluate"] = evaluate_task(root, params)
+
+
 def run_stages(root: Path, params: Params, force_promote: bool, reason: str, commit: bool):
     """The stages in order; a failed data gate ends the run Failed before anything is trained."""
     summary: dict = {"preprocess": preprocess_task(root, params)}
@@ -177,6 +193,7 @@ def run_stages(root: Path, params: Params, force_promote: bool, reason: str, com
         return Failed(message=f"data validation failed, nothing trained or registered: {exc}")
     summary["train"] = train_task(root, params)
     summary["evaluate"] = evaluate_task(root, params)
+    fallback_to_baseline(root, params, summary)
     summary["register"] = register_task(root, params, force=force_promote, reason=reason)
     summary["report"] = report_task(root, params, summary)
     if commit:

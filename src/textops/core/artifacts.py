@@ -36,6 +36,7 @@ SPLITS = ("train", "val", "test")
 LABELS_FILE = "labels.json"
 RUN_FILE = "run.json"  # in train.output_dir: the MLflow run (and logged model) of the trained model
 HF_DIR = "hf"  # in train.output_dir: the saved transformers model and tokenizer
+TFIDF_DIR = "tfidf"  # in train.output_dir instead of hf/ for `model.base: tfidf` (pyfunc.TfidfScorer's files)
 PREDICTIONS_FILE = "predictions.parquet"  # in evaluate.output_dir
 # In evaluate.output_dir: the most confidently wrong test rows with their words' attributions (the run report's).
 EXPLAINED_FILE = "explained_errors.json"

@@ -61,6 +61,9 @@ STAGE = "textops.stage"
 EVALUATED = "textops.evaluated"
 BASE_MODEL = "textops.model.base"  # the base model trained (model.base, with `auto` resolved)
 BASE_REASON = "textops.model.base_reason"  # why that base (what `auto` measured and chose)
+MODEL_FAMILY = "textops.model.family"  # `transformer` or `tfidf` (modeling.model.family_of)
+# Why `auto` registered the TF-IDF model instead of the transformer it trained (the transformer lost to it).
+FALLBACK = "textops.model.fallback"
 # What `auto` measured of the pretrained tokenizer on the train split: tokens it cannot read, texts it cuts.
 BASE_UNKNOWN_SHARE = "textops.model.pretrained_unknown_share"
 BASE_TRUNCATED_SHARE = "textops.model.pretrained_truncated_share"
@@ -199,7 +202,11 @@ def run_state(tags: dict[str, str]) -> dict[str, str | None]:
 
 def base_model_tags(base: str, reason: str, unknown_share: float | None, truncated_share: float | None) -> dict:
     """The tags of the base model a run trained (what `model.base: auto` chose, why, and what it measured)."""
-    tags = {BASE_MODEL: base, BASE_REASON: reason[:MAX_TAG]}
+    tags = {
+        BASE_MODEL: base,
+        BASE_REASON: reason[:MAX_TAG],
+        MODEL_FAMILY: "tfidf" if base == "tfidf" else "transformer",
+    }
     for key, share in ((BASE_UNKNOWN_SHARE, unknown_share), (BASE_TRUNCATED_SHARE, truncated_share)):
         if share is not None:
             tags[key] = str(share)

@@ -336,3 +336,13 @@ def push_data(root: Path, params: Params) -> bool:
             "cache; fix the remote (`dvc remote list`) and run `dvc push`."
         ) from exc
     return True
+
+
+def publish_data(root: Path, params: Params) -> bool:
+    """Push the data version being trained on to the DVC remote, so the model's data can be restored anywhere;
+    a remote that refuses is a warning, not a failed training (the data is in the local cache)."""
+    try:
+        return push_data(root, params)
+    except PushFailed as exc:
+        logging.getLogger("textops").warning(str(exc))
+        return False

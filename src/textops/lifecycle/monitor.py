@@ -128,9 +128,11 @@ def champion_reference(root: Path, params: Params, session: Session) -> dict:
     }
 
 
-def encode(classifier, texts: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def encode(classifier, texts: list[str], batch_size: int) -> tuple[np.ndarray | None, np.ndarray]:
     """(mean-pooled last hidden states, class probabilities) of TEXTS from the champion's own transformer, in the
-    order of TEXTS."""
+    order of TEXTS; a tfidf champion has no encoder: (None, its probabilities)."""
+    if getattr(classifier, "scorer", None) is not None:
+        return None, classifier.probabilities(texts)
     import torch
 
     from textops.modeling.pyfunc import CHARS_PER_TOKEN, by_length
@@ -186,7 +188,8 @@ def input_checks(params: Params, ref: dict, new: pd.DataFrame, emb: tuple | None
             ref["train"]["text"].tolist(), ref["holdout"]["text"].tolist(), new["text"].tolist(), p.max_oov_increase
         )
     )
-    assert emb is not None  # run_checks encodes whenever there are texts
+    if emb is None:  # run_checks encodes whenever there are texts: a model without an encoder
+        return checks + [drift.skipped("input", "embeddings (domain classifier)", "a TF-IDF champion has no encoder")]
     checks.append(drift.embedding_shift(emb[0], emb[1], p.p_value, p.max_domain_auc, p.cv_folds, p.seed))
     return checks
 
@@ -248,7 +251,7 @@ def run_checks(session: Session, params: Params, ref: dict, new: pd.DataFrame) -
     if "text" in new.columns:
         new_emb, probs = encode(classifier, new["text"].tolist(), batch)
         new = new.assign(predicted=[classifier.labels[i] for i in probs.argmax(axis=1)], confidence=probs.max(1))
-        emb = (ref_emb, new_emb)
+        emb = None if ref_emb is None or new_emb is None else (ref_emb, new_emb)
     checks = input_checks(params, ref, new, emb) + output_checks(params, ref_probs, classifier.labels, new)
     return checks + label_checks(params, ref, new)
 

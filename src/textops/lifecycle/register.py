@@ -326,6 +326,8 @@ def decide_and_register(root: Path, params: Params) -> dict:
         versus["slices"],
     )
     decision = replacing_the_demo(decision, versus["evidence"])
+    if tags.get(lineage.FALLBACK):  # `auto` registered its TF-IDF model: the transformer lost to the baseline
+        decision = replace(decision, reason=f"{decision.reason}; {tags[lineage.FALLBACK]}")
     decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)
     evidence.update({"decision": verdict, "reason": decision.reason})
 

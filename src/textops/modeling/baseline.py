@@ -37,31 +37,40 @@ def vectorizer(analyzer: str, max_features: int):
     return TfidfVectorizer(analyzer=analyzer, max_features=max_features, sublinear_tf=True, dtype=np.float32, **words)
 
 
+def fit(train_texts: Sequence[str], train_labels, labels: list[str], max_features: int = 100_000):
+    """(the fitted model, what was fitted: analyzer, features, train rows, fit seconds) for the train texts and label
+    ids; LABELS are the class names. The model is a `pyfunc.TfidfScorer`: what evaluate scores the baseline with is
+    what the `tfidf` model family logs and serves."""
+    from sklearn.linear_model import LogisticRegression
+
+    from textops.modeling.pyfunc import TfidfScorer
+
+    start = time.perf_counter()
+    ids = np.asarray(train_labels, dtype=np.int64)
+    analyzer = analyzer_for(train_texts)
+    vec = vectorizer(analyzer, max_features)
+    features = vec.fit_transform([str(t) for t in train_texts])
+    present = np.unique(ids)
+    if len(present) < 2:  # one class in the train split: the baseline always predicts it
+        coef, intercept = np.zeros((1, features.shape[1])), np.zeros(1)
+    else:
+        clf = LogisticRegression(C=4.0, max_iter=1000).fit(features, ids)
+        coef, intercept, present = clf.coef_, clf.intercept_, clf.classes_
+    info = {
+        "model": NAME,
+        "analyzer": analyzer,
+        "features": int(features.shape[1]),
+        "train_rows": len(ids),
+        "fit_seconds": round(time.perf_counter() - start, 3),
+    }
+    return TfidfScorer(vec, coef, intercept, present, labels), info
+
+
 def fit_predict(
     train_texts: Sequence[str], train_labels, test_texts: Sequence[str], n_classes: int, max_features: int = 100_000
 ) -> tuple[np.ndarray, dict]:
     """Fit the baseline on the train texts and label ids; (class probabilities of the test texts, shape
     (len(test_texts), n_classes), and what was fitted: analyzer, features, train rows, fit seconds)."""
-    from sklearn.linear_model import LogisticRegression
-
-    start = time.perf_counter()
-    labels = np.asarray(train_labels, dtype=np.int64)
-    analyzer = analyzer_for(train_texts)
-    vec = vectorizer(analyzer, max_features)
-    features = vec.fit_transform([str(t) for t in train_texts])
-    probs = np.zeros((len(test_texts), n_classes))
-    present = np.unique(labels)
-    if len(present) < 2:  # one class in the train split: the baseline always predicts it
-        probs[:, present[0] if len(present) else 0] = 1.0
-    else:
-        clf = LogisticRegression(C=4.0, max_iter=1000).fit(features, labels)
-        probs[:, clf.classes_] = clf.predict_proba(vec.transform([str(t) for t in test_texts]))
-        probs /= probs.sum(axis=1, keepdims=True)  # float32 features: rows sum to 1 only within 1e-7
-    info = {
-        "model": NAME,
-        "analyzer": analyzer,
-        "features": int(features.shape[1]),
-        "train_rows": len(labels),
-        "fit_seconds": round(time.perf_counter() - start, 3),
-    }
-    return probs, info
+    scorer, info = fit(train_texts, train_labels, [str(i) for i in range(n_classes)], max_features)
+    probs = scorer.probabilities(list(test_texts)).astype(np.float64)
+    return probs / probs.sum(axis=1, keepdims=True), info  # float32 rows sum to 1 only within 1e-7

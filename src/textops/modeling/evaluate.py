@@ -16,6 +16,7 @@ from textops.core.artifacts import (
     EXPLAINED_FILE,
     HF_DIR,
     PREDICTIONS_FILE,
+    TFIDF_DIR,
     atomic_write_json,
     load_split,
     load_train_rows,
@@ -91,18 +92,33 @@ def class_metric_prefix(index: int, name: str) -> str:
 
 
 def load_trained(root: Path, params: Params):
-    """(tokenizer, model, run.json) of the train stage's output; StateError if train has not run."""
+    """(a function from texts to class probabilities, the label names it predicts, run.json, the (model, tokenizer)
+    its errors are explained with, (None, None) for a model without an explainer) of the train stage's output: the
+    transformer in hf/ or the tfidf model in tfidf/; StateError if train has not run."""
+    run_info = read_run_info(root, params)
+    trained = model_dir(root, params)
+    if (trained / TFIDF_DIR).is_dir():
+        from textops.modeling.pyfunc import TfidfScorer
+
+        scorer = TfidfScorer.load(str(trained / TFIDF_DIR))
+        return scorer.probabilities, scorer.labels, run_info, (None, None)
+    hf_dir = trained / HF_DIR
+    if not hf_dir.is_dir():
+        raise StateError(f"{hf_dir} holds no trained model: run `textops train` (or `dvc repro train`) first.")
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    run_info = read_run_info(root, params)
-    hf_dir = model_dir(root, params) / HF_DIR
-    if not hf_dir.is_dir():
-        raise StateError(f"{hf_dir} holds no trained model: run `textops train` (or `dvc repro train`) first.")
+    from textops.modeling.pyfunc import predict_texts
+
     tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(hf_dir, local_files_only=True)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return tokenizer, model, run_info
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    def probabilities(texts: list[str], batch_size: int):
+        return predict_texts(model, tokenizer, texts, batch_size)
+
+    return probabilities, names, run_info, (model, tokenizer)
 
 
 def write_outputs(
@@ -173,6 +189,11 @@ def flat_slice_metrics(slices: dict) -> dict[str, float]:
     }
 
 
+def explain_settings(params: Params) -> tuple[int, int]:
+    """How many of the most confidently wrong test rows are explained, and with how many integration steps."""
+    return params.evaluate.explain_rows, params.evaluate.explain_steps
+
+
 def evaluate(root: Path, params: Params) -> dict:
     """Score the test split; write metrics/eval.json, artifacts/eval/ and log them to the train run."""
     import mlflow
@@ -180,14 +201,12 @@ def evaluate(root: Path, params: Params) -> dict:
     from textops.core import lineage
     from textops.core.tracking import connect, owner_tags
     from textops.modeling.explain import explain_errors
-    from textops.modeling.pyfunc import predict_texts
 
     root = Path(root)
     names = read_labels(root, params)
     test = load_split(root, params, "test")
-    tokenizer, model, run_info = load_trained(root, params)
+    probabilities, model_names, run_info, (model, tokenizer) = load_trained(root, params)
     session = connect(root, params)  # the store must be usable before any output is written (dead runs reaped)
-    model_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if model_names != names:
         raise StateError(
             f"the trained model predicts {model_names} but the cleaned data has labels {names}: "
@@ -196,7 +215,7 @@ def evaluate(root: Path, params: Params) -> dict:
 
     texts, labels = test["text"].tolist(), test["label"].to_numpy()
     start = time.perf_counter()
-    probs = predict_texts(model, tokenizer, texts, params.evaluate.batch_size)
+    probs = probabilities(texts, params.evaluate.batch_size)
     seconds = time.perf_counter() - start
 
     metrics = classification_metrics(probs, labels, names, params.evaluate.calibration_bins)
@@ -205,9 +224,8 @@ def evaluate(root: Path, params: Params) -> dict:
     baseline = baseline_metrics(root, params, names, texts, labels)
     if baseline is not None:
         metrics["baseline"] = baseline
-    explained = explain_errors(
-        model, tokenizer, names, texts, labels, probs, params.evaluate.explain_rows, params.evaluate.explain_steps
-    )
+    # A tfidf model's errors are not explained yet (its explainer, coefficient x feature, is still to come).
+    explained = explain_errors(model, tokenizer, names, texts, labels, probs, *explain_settings(params))
     files = write_outputs(root, params, texts, labels, probs, names, explained)
     atomic_write_json(root / EVAL_METRICS, metrics)
 

@@ -203,6 +203,8 @@ def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, n: int) -> lis
 def explain_errors(model, tokenizer, names: list[str], texts: list[str], labels, probs, n: int, steps: int):
     """The N most confidently wrong rows of a scored split, each explained towards the class the model (wrongly)
     gave it: `text`, `label` (the true one) and the explanation's fields. For the run report."""
+    if model is None:  # a tfidf model: its explainer (coefficient x feature) is still to come
+        return []
     values = [str(v) for v in names]
     rows = []
     for i in most_confidently_wrong(probs, np.asarray(labels), n):

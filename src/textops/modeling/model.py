@@ -119,6 +119,22 @@ def pretrained_or_tiny(texts: list[str], max_length: int, warn: bool = True) -> 
     return BaseChoice("minilm", reason, round(unknown, 4), round(truncated, 4))
 
 
+def baseline_fallback(configured: str, trained: str, evaluated: dict, metric: str) -> str | None:
+    """Why the run registers the tfidf model instead of the transformer it trained, or None: model.base was `auto`
+    (CONFIGURED), it trained a transformer (TRAINED) and that transformer's test METRIC (EVALUATED: the evaluate
+    stage's result) is below the TF-IDF baseline's on the same test rows. The baseline is then the better model, so
+    it becomes the challenger (it still has to pass the promotion rules) rather than leave nothing to promote."""
+    baseline = evaluated.get("baseline") or {}
+    ours, theirs = evaluated.get(metric), baseline.get(metric)
+    if configured != "auto" or trained == "tfidf" or ours is None or theirs is None or ours >= theirs:
+        return None
+    return (
+        f"auto: the {trained} transformer's test {metric} {ours:.4f} lost to the TF-IDF baseline's {theirs:.4f} on "
+        "the same test rows, so the TF-IDF model (model family tfidf) is the challenger instead (the transformer's "
+        "run stays in MLflow)"
+    )
+
+
 def resolve_base(root: Path, params: Params) -> str:
     """model.base with `auto` made concrete (`choose_base`)."""
     return choose_base(root, params).base

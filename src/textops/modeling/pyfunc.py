@@ -1,10 +1,12 @@
 """The MLflow pyfunc model: texts in, label name and every class's probability out.
 
-It wraps the saved Hugging Face directory (logged as the artifact `hf`), so `mlflow.pyfunc.load_model`
-and `mlflow models serve` work offline with no access to this project's files.
+It wraps the saved Hugging Face directory (logged as the artifact `hf`) or, for the `tfidf` family, the fitted
+TF-IDF + logistic regression (the artifact `tfidf`), so `mlflow.pyfunc.load_model` and `mlflow models serve` work
+offline with no access to this project's files.
 
 The model is logged as code (MLflow's "models from code"): this file is stored next to the weights and
-loading the model runs it. Nothing is unpickled on load: the weights are safetensors, the tokenizer JSON.
+loading the model runs it. Nothing is unpickled on load: the weights are safetensors, the tokenizer JSON, and a
+TF-IDF model is its vocabulary (JSON) and arrays (`.npz`, read with allow_pickle=False).
 So this file imports nothing from textops; it must stand alone inside the logged model.
 """
 
@@ -21,6 +23,11 @@ from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 HF_ARTIFACT = "hf"
+TFIDF_ARTIFACT = "tfidf"  # tfidf.json (vectorizer settings, vocabulary, labels) and weights.npz (idf, coef, bias)
+TFIDF_RUNTIME = "sklearn"
+# A TF-IDF model reads this many characters of a text: far more than any review, and a 5 MB request costs no
+# more than a long text (the character n-grams of the whole string would take seconds).
+TFIDF_MAX_CHARS = 20_000
 ONNX_ARTIFACT = "onnx"  # model.onnx and model.int8.onnx (textops.export), where the export succeeded
 ONNX_FILES = {False: "model.onnx", True: "model.int8.onnx"}
 # The model_config the model is logged with (every key must be there to be overridable at load time):
@@ -141,11 +148,87 @@ def to_frame(probs, labels: list[str]) -> pd.DataFrame:
     return frame
 
 
+class TfidfScorer:
+    """TF-IDF features + a linear classifier's weights: the `tfidf` model family. Built from the fitted
+    vectorizer and logistic regression (`textops.baseline.fit`), or read back from the files it saves."""
+
+    def __init__(self, vectorizer, coef, intercept, classes, labels: list[str]) -> None:
+        self.vectorizer, self.coef, self.intercept = vectorizer, coef, intercept
+        self.classes, self.labels = [int(c) for c in classes], list(labels)
+
+    def probabilities(self, texts: list[str], batch_size: int = 0):
+        """Class probabilities (numpy, rows x len(labels)); a class the train split lacked gets 0. BATCH_SIZE is
+        ignored: the sparse features of a whole request are cheap."""
+        import numpy as np
+
+        features = self.vectorizer.transform([str(t)[:TFIDF_MAX_CHARS] for t in texts])
+        probs: np.ndarray = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        if len(self.classes) < 2:  # one class in the train split: it is always predicted
+            probs[:, self.classes[0] if self.classes else 0] = 1.0
+            return probs
+        scores = np.asarray(features @ self.coef.T, dtype=np.float64) + self.intercept
+        if scores.shape[1] == 1:  # binary logistic regression: one column of scores, for the second class
+            scores = np.hstack([np.zeros_like(scores), scores])
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs[:, self.classes] = exp / exp.sum(axis=1, keepdims=True)
+        return probs
+
+    def save(self, path: str) -> None:
+        import numpy as np
+
+        os.makedirs(path, exist_ok=True)
+        vec = self.vectorizer
+        settings = {
+            "analyzer": vec.analyzer,
+            "ngram_range": list(vec.ngram_range),
+            "token_pattern": vec.token_pattern,
+            "sublinear_tf": vec.sublinear_tf,
+            "lowercase": vec.lowercase,
+            "vocabulary": {k: int(v) for k, v in vec.vocabulary_.items()},
+            "classes": self.classes,
+            "labels": self.labels,
+        }
+        with open(os.path.join(path, "tfidf.json"), "w", encoding="utf-8") as f:
+            json.dump(settings, f, ensure_ascii=False)
+        np.savez(os.path.join(path, "weights.npz"), idf=vec.idf_, coef=self.coef, intercept=self.intercept)
+
+    @classmethod
+    def load(cls, path: str) -> TfidfScorer:
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        with open(os.path.join(path, "tfidf.json"), encoding="utf-8") as f:
+            settings = json.load(f)
+        with np.load(os.path.join(path, "weights.npz"), allow_pickle=False) as arrays:
+            idf, coef, intercept = arrays["idf"], arrays["coef"], arrays["intercept"]
+        vec = TfidfVectorizer(
+            analyzer=settings["analyzer"],
+            ngram_range=tuple(settings["ngram_range"]),
+            token_pattern=settings["token_pattern"],
+            sublinear_tf=settings["sublinear_tf"],
+            lowercase=settings["lowercase"],
+            vocabulary=settings["vocabulary"],
+            dtype=np.float32,
+        )
+        vec.idf_ = idf  # with the vocabulary given, the idf weights are all `fit` would add
+        return cls(vec, coef, intercept, settings["classes"], settings["labels"])
+
+
 class TextClassifier(mlflow.pyfunc.PythonModel):
     """A transformers sequence classifier as an MLflow pyfunc, run by PyTorch or by onnxruntime (model_config
     `runtime`: the ONNX graph, int8 with `quantize`, when the logged model has one)."""
 
     def load_context(self, context) -> None:
+        self.model = self.session = self.tokenizer = self.scorer = self.hf_path = None
+        if TFIDF_ARTIFACT in context.artifacts:  # the tfidf family: scikit-learn whatever the runtime asked for
+            self.scorer = TfidfScorer.load(context.artifacts[TFIDF_ARTIFACT])
+            self.labels, self.runtime = self.scorer.labels, TFIDF_RUNTIME
+        else:
+            self.load_transformer(context)
+        if SERVER_MODEL_PATH_ENV in os.environ:  # loaded by `mlflow models serve`
+            guard_scoring_server()
+
+    def load_transformer(self, context) -> None:
         from transformers import AutoConfig, AutoTokenizer
 
         path = context.artifacts[HF_ARTIFACT]
@@ -153,7 +236,6 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         onnx_dir = context.artifacts.get(ONNX_ARTIFACT)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.hf_path = path  # textops.explain loads the PyTorch weights from here when ONNX serves
-        self.model = self.session = None
         if config["runtime"] == "onnx" and onnx_dir and os.path.isfile(os.path.join(onnx_dir, ONNX_FILES[False])):
             graph = os.path.join(onnx_dir, ONNX_FILES[bool(config["quantize"])])
             self.session = onnx_session(graph, int(config["threads"] or 0))
@@ -167,16 +249,16 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
                 import logging
 
                 logging.getLogger(__name__).warning("textops: this model has no ONNX graph; serving it with PyTorch")
-            self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-            self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-            hf_config = self.model.config
+            model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            self.model, hf_config = model, model.config
             self.runtime = "torch"
         self.labels = [hf_config.id2label[i] for i in range(hf_config.num_labels)]
-        if SERVER_MODEL_PATH_ENV in os.environ:  # loaded by `mlflow models serve`
-            guard_scoring_server()
 
     def probabilities(self, texts: list[str], batch_size: int = 64):
         """Class probabilities for TEXTS (rows x classes) from whichever runtime this model was loaded with."""
+        if self.scorer is not None:
+            return self.scorer.probabilities(texts)
         if self.session is not None:
             return onnx_predict(self.session, self.tokenizer, texts, batch_size)
         return predict_texts(self.model, self.tokenizer, texts, batch_size)

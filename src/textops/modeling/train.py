@@ -36,7 +36,7 @@ from textops.core.artifacts import (
 from textops.core.config import Params
 from textops.core.errors import ParamsError
 from textops.core.params_file import flatten, redact
-from textops.core.scm import record_stage
+from textops.core.scm import publish_data, record_stage
 from textops.data.landing import demo_tag
 from textops.modeling.batches import Encoded, length_grouped_trainer
 from textops.modeling.checkpoints import (
@@ -49,9 +49,10 @@ from textops.modeling.checkpoints import (
     replay_history,
 )
 from textops.modeling.logged_model import log_model
-from textops.modeling.model import choose_base, resolved
+from textops.modeling.model import BaseChoice, choose_base, resolved
 from textops.modeling.plots import write_curves
 from textops.modeling.progress import training_progress
+from textops.modeling.train_tfidf import train_tfidf
 
 log = logging.getLogger("textops")
 
@@ -287,8 +288,20 @@ def save_outputs(root: Path, params: Params, trainer, run, metrics: dict, labels
     return run_info
 
 
-def train(root: Path, params: Params) -> dict:
-    """Fine-tune params.model.base on the cleaned train split; log the run and model to MLflow.
+def base_and_tags(root: Path, params: Params, fallback: str | None) -> tuple[Params, dict]:
+    """(PARAMS resolved for the base model to train, the run's lineage tags: the params as written, `auto` stays
+    auto, and the base chosen with why); FALLBACK: the tfidf model, with that reason."""
+    tags = lineage.lineage_tags(root, params) | demo_tag(root, params)
+    choice = BaseChoice("tfidf", fallback) if fallback else choose_base(root, params)
+    params = resolved(root, params, choice)
+    tags.update(lineage.base_model_tags(choice.base, choice.reason, choice.unknown_share, choice.truncated_share))
+    log.info("train: base model %s (%s)", params.model.base, choice.reason)
+    return params, tags
+
+
+def train(root: Path, params: Params, fallback: str | None = None) -> dict:
+    """Fine-tune params.model.base on the cleaned train split; log the run and model to MLflow. FALLBACK (why):
+    fit the tfidf model instead, `auto`'s answer to a transformer that lost to the baseline.
 
     Writes artifacts/model/{hf/, run.json, training_curve.png}, metrics/train.json and the curve CSVs.
     Returns the train metrics (also in metrics/train.json) with the run's ids; {} on DDP ranks other than 0.
@@ -302,11 +315,9 @@ def train(root: Path, params: Params) -> dict:
     set_torch_threads(params.train.threads)
     labels = read_labels(root, params)
     rank0 = world()[0] == 0
-    tags = lineage.lineage_tags(root, params) | demo_tag(root, params)  # the params as written (auto stays auto)
-    choice = choose_base(root, params)
-    params = resolved(root, params, choice)
-    tags.update(lineage.base_model_tags(choice.base, choice.reason, choice.unknown_share, choice.truncated_share))
-    log.info("train: base model %s (%s)", params.model.base, choice.reason)
+    params, tags = base_and_tags(root, params, fallback)
+    if params.model.base == "tfidf":  # no Trainer: fitted in seconds (modeling.train_tfidf)
+        return train_tfidf(root, params, tags, fallback)
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
@@ -370,16 +381,3 @@ def log_inputs(params: Params, tags: dict, trainer, labels: list[str], stage: st
             "max_length_used": trainer.processing_class.model_max_length,
         }
     )
-
-
-def publish_data(root: Path, params: Params) -> bool:
-    """Push the data version being trained on to the DVC remote, so the model's data can be restored anywhere;
-    a remote that refuses is a warning, not a failed training (the data is in the local cache)."""
-    from textops.core.errors import PushFailed
-    from textops.core.scm import push_data
-
-    try:
-        return push_data(root, params)
-    except PushFailed as exc:
-        logging.getLogger("textops").warning(str(exc))
-        return False

@@ -44,7 +44,7 @@ class Loaded:
     load_seconds: float
     data: dict = field(default_factory=dict)  # raw_md5, rev
     run_id: str | None = None
-    runtime: str | None = None  # torch, onnx or onnx-int8: what runs it
+    runtime: str | None = None  # torch, onnx or onnx-int8 (a transformer), sklearn (a tfidf model): what runs it
 
 
 class Source(Protocol):

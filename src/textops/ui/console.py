@@ -70,6 +70,9 @@ def run_summary(summary: dict) -> str:
     baseline = ev.get("baseline")
     if isinstance(baseline, dict):
         rows.append(("baseline (TF-IDF)", baseline.get("accuracy"), baseline.get("macro_f1")))
+    aside = summary.get("transformer")  # `auto`'s transformer, which lost to the baseline (flows.pipeline)
+    if isinstance(aside, dict):
+        rows.append((f"{aside.get('base_model')} (set aside)", aside.get("accuracy"), aside.get("macro_f1")))
     lines = [f"{'':<22} {'test accuracy':>13} {'test macro-F1':>13}"]
     lines += [f"{name:<22} {_fmt(acc):>13} {_fmt(f1):>13}" for name, acc, f1 in rows]
     verdict = "promoted, now the champion" if reg["promote"] else "not promoted"

@@ -59,3 +59,46 @@ def test_max_features_caps_the_vocabulary():
     texts = [f"word{i} other{i}" for i in range(500)]
     _, info = fit_predict(texts, [i % 2 for i in range(500)], texts[:3], 2, max_features=100)
     assert info["features"] == 100
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_saved_tfidf_model_scores_as_scikit_learn_does(tmp_path, classes):
+    """The tfidf family's files (JSON + npz, nothing pickled) read back give scikit-learn's own probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    from textops.modeling.baseline import fit, vectorizer
+    from textops.modeling.pyfunc import TfidfScorer
+
+    words = (["great", "lovely", "superb"], ["awful", "boring", "dull"], ["phone", "battery", "screen"])[:classes]
+    rng = np.random.default_rng(1)
+    texts, labels = easy(200, words, rng)
+    scorer, _ = fit(texts, labels, [f"c{i}" for i in range(classes)])
+    scorer.save(str(tmp_path / "tfidf"))
+    loaded = TfidfScorer.load(str(tmp_path / "tfidf"))
+    vec = vectorizer("word", 100_000)
+    expected = LogisticRegression(C=4.0, max_iter=1000).fit(vec.fit_transform(texts), labels)
+    new = ["great phone", "dull screen and awful battery", "nothing known here"]
+    assert np.allclose(loaded.probabilities(new), expected.predict_proba(vec.transform(new)), atol=1e-6)
+    assert loaded.labels == [f"c{i}" for i in range(classes)]
+
+
+def test_the_pyfunc_serves_a_tfidf_model_with_the_transformers_output_contract(tmp_path):
+    """The same pyfunc class: `label` plus `prob_<name>` columns, runtime `sklearn` whatever runtime was asked."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from textops.modeling.baseline import fit
+    from textops.modeling.pyfunc import TFIDF_ARTIFACT, TextClassifier
+
+    texts, labels = easy(200, (["很好", "不错", "干净"], ["很差", "太吵", "脏乱"]), np.random.default_rng(2), "")
+    scorer, info = fit(texts, labels, ["0", "1"])
+    scorer.save(str(tmp_path / "tfidf"))
+    model = TextClassifier()
+    model.load_context(
+        SimpleNamespace(artifacts={TFIDF_ARTIFACT: str(tmp_path / "tfidf")}, model_config={"runtime": "onnx"})
+    )
+    out = model.predict(None, pd.DataFrame({"text": ["房间很好很干净", "太吵了很差", "x" * 1_000_000]}))
+    assert info["analyzer"] == "char_wb" and model.runtime == "sklearn"
+    assert list(out.columns) == ["label", "prob_0", "prob_1"] and out["label"].tolist()[:2] == [0, 1]
+    assert np.allclose(out[["prob_0", "prob_1"]].sum(axis=1), 1.0, atol=1e-6)

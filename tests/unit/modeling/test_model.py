@@ -52,3 +52,42 @@ def test_auto_measures_whether_minilm_can_read_the_data():
     en = pretrained_or_tiny(english, 128)
     assert en.base == "minilm" and en.unknown_share == 0.0 and "cut" not in en.reason
     assert "are cut" in pretrained_or_tiny(english, 6).reason
+
+
+def test_auto_falls_back_to_the_tfidf_model_only_when_its_transformer_loses_to_the_baseline():
+    from textops.modeling.model import baseline_fallback
+
+    # ChnSentiCorp's figures (issue 35): tiny 0.848 / 0.817 against the baseline's 0.899 / 0.878.
+    lost = {"accuracy": 0.848, "macro_f1": 0.817, "baseline": {"accuracy": 0.899, "macro_f1": 0.878}}
+    reason = baseline_fallback("auto", "tiny", lost, "macro_f1")
+    assert reason is not None and "0.8170" in reason and "0.8780" in reason and "tfidf" in reason
+    won = {"accuracy": 0.93, "macro_f1": 0.92, "baseline": {"accuracy": 0.899, "macro_f1": 0.878}}
+    assert baseline_fallback("auto", "minilm", won, "macro_f1") is None
+    assert baseline_fallback("tiny", "tiny", lost, "macro_f1") is None  # chosen by hand: the person's model
+    assert baseline_fallback("auto", "tfidf", lost, "macro_f1") is None
+    assert baseline_fallback("auto", "tiny", {"accuracy": 0.5, "macro_f1": 0.5}, "macro_f1") is None  # no baseline
+
+
+def test_on_chinese_like_text_the_baseline_reads_characters_and_auto_takes_it_over_a_weak_transformer():
+    """Generated CJK text where characters carry the label: the baseline (char n-grams) learns it, and a
+    transformer that scored less on the same rows is replaced by the tfidf model."""
+    import numpy as np
+
+    from textops.modeling.baseline import fit_predict
+    from textops.modeling.model import baseline_fallback
+
+    rng = np.random.default_rng(3)
+    good, bad, filler = list("好棒赞优美"), list("差烂糟劣脏"), list("的了是在我有这个们中大来上")
+
+    def rows(n):
+        y = rng.integers(0, 2, n)
+        texts = ["".join(rng.choice(filler, 8)) + "".join(rng.choice((good, bad)[k], 2)) for k in y]
+        return texts, y
+
+    train_texts, train_y = rows(400)
+    test_texts, test_y = rows(200)
+    probs, info = fit_predict(train_texts, train_y, test_texts, 2)
+    accuracy = float((probs.argmax(axis=1) == test_y).mean())
+    assert info["analyzer"] == "char_wb" and accuracy > 0.95
+    evaluated = {"accuracy": 0.6, "macro_f1": 0.6, "baseline": {"accuracy": accuracy, "macro_f1": accuracy}}
+    assert baseline_fallback("auto", "tiny", evaluated, "accuracy")

@@ -112,6 +112,9 @@ def test_the_run_summary_names_the_baseline_beside_the_model():
     assert run_summary(summary).splitlines()[2].split()[-3:] == ["v1", "-", "0.8100"], run_summary(summary)
     del summary["evaluate"]["baseline"]  # evaluate.baseline off
     assert "baseline" not in run_summary(summary).split("\n\n")[0]
+    # `auto`'s transformer that lost to the baseline and was set aside for the tfidf model (flows.pipeline).
+    summary["transformer"] = {"base_model": "tiny", "accuracy": 0.848, "macro_f1": 0.817}
+    assert "tiny (set aside)              0.8480        0.8170" in run_summary(summary), run_summary(summary)
 
 
 @pytest.mark.parametrize("command", ["ingest", "predict"])
