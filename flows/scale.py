@@ -96,7 +96,7 @@ def tune_task(root: Path, params, apply: bool, params_path: Path) -> dict:
         "best val %s %.4f: %s", result["metric"], result["best"][result["metric"]], describe(result["best"]["config"])
     )
     if apply:
-        diff = apply_best(params_path, result["best"]["config"], result["current"])
+        diff = apply_best(params_path, result["best"]["config"], result["current"], result["searched"])
         logger.info(diff or "params.yaml already holds the best values")
     return {"run_id": result["run_id"], "best": result["best"]}
 

@@ -186,7 +186,8 @@ def test_an_address_where_no_cluster_answers_is_a_message_not_a_wait(champion_te
 
 def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best(cluster, tmp_path_factory):
     """`textops tune` on the two-node cluster: every trial a child MLflow run of one parent run, ASHA's stops ended
-    KILLED, the best written into params.yaml with --apply; no model registered, the data untouched."""
+    KILLED, the best written into params.yaml with --apply; no model registered, the data untouched. Then a second
+    search stopped by Ctrl-C applies nothing and leaves no run RUNNING."""
     space = "{learning_rate: {loguniform: [1.0e-4, 3.0e-3]}, epochs: {int: [1, 2]}, batch_size: {choice: [16, 32]}}"
     with sampled_project(tmp_path_factory, "tune", {**FLOW, "train": {**FLOW["train"], "save_steps": None}}) as root:
         textops(root, "preprocess")
@@ -252,6 +253,46 @@ def test_tune_runs_trials_of_the_train_stage_on_the_cluster_and_applies_the_best
         assert client.search_model_versions(f"name = '{name}'") == []  # trials never register
         assert data_state(root) == data
         assert not any((root / ".textops" / "tune").iterdir())  # the trials' checkpoints are gone
+        interrupted_search(root, cluster, client, experiment.experiment_id, space)
+
+
+def interrupted_search(root: Path, cluster: str, client, experiment_id: str, space: str) -> None:
+    """Ctrl-C once a trial of a second `tune --apply` runs: exit 130, params.yaml byte for byte as it was, no run
+    left RUNNING (Ray Tune's own Ctrl-C handler handed back the trials so far as a finished search, exit 0, and
+    --apply pinned the presets; SIGTERM ended in Ray's abort dump with trial runs left RUNNING)."""
+    before = (root / "params.yaml").read_bytes()
+    argv = [str(Path(sys.executable).with_name("textops")), "tune", "--address", cluster, "--apply"]
+    argv += ["-S", "tune.trials=4", "-S", "tune.max_concurrent=1", "-S", f"tune.space={space}"]
+    # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the whole group (tests/reliability/
+    # test_polite_stop.py); SIGINT's default handler, whatever the runner passes down.
+    proc = subprocess.Popen(
+        argv,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+
+        def a_trial_runs() -> bool:
+            runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+            return any(r.data.tags.get(lineage.STAGE) == "tune-trial" for r in runs) or proc.poll() is not None
+
+        wait_for(a_trial_runs, 600, "a trial run of the second search", interval=0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, (out, err)
+    assert "stopped by Ctrl-C (SIGINT)" in err and "Traceback" not in err, err
+    assert (root / "params.yaml").read_bytes() == before  # nothing applied
+    runs = client.search_runs([experiment_id])
+    assert "RUNNING" not in {r.info.status for r in runs}, [(r.info.run_name, r.info.status) for r in runs]
+    parents = [r for r in runs if r.data.tags.get(lineage.STAGE) == "tune"]
+    assert sorted(r.info.status for r in parents) == ["FINISHED", "KILLED"]
 
 
 def test_the_batch_score_flow_scores_a_directory_on_the_cluster(champion_template, cluster, tmp_path):

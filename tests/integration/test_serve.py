@@ -592,6 +592,8 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
         "-S",
         "serve.shadow=true",
         "-S",
+        "serve.shadow_fraction=1",  # every request, one at a time (none skipped as busy): 60 labelled answers
+        "-S",
         "serve.log_texts=true",
         *live,
     ) as server:
@@ -623,6 +625,8 @@ def test_a_shadow_challenger_is_promoted_on_live_evidence_and_served(served_proj
         assert figures["texts"] >= 60 and 0 <= figures["agreement"] <= 1, figures
         _, _, exposed = request(server.url, "GET", "/metrics")
         assert f'textops_shadow_texts_total{{model_version="1",shadow_version="{version}"}}' in exposed.decode()
+        assert "textops_shadow_scored_total 3.0" in exposed.decode()  # a request at a time: each one shadowed
+        assert "textops_shadow_skipped_total{" not in exposed.decode()
 
         checked = textops(root, "model", "promote-check", *live).stdout
         assert "promoted, now the champion" in checked and "labelled live texts in shadow" in checked, checked

@@ -36,7 +36,10 @@ class ServeParams(Section):
     request_log_keep: int = Field(20, ge=1)
     request_log_days: float = Field(30, gt=0)  # rows of the request log and feedback older than this are deleted
     feedback_max_age_days: float = Field(30, gt=0)
-    shadow: bool = False  # also score every request with the challenger, after the answer is sent
+    shadow: bool = False  # also score requests with the challenger, after the answer is sent
+    # The share of requests the shadow scores (by a hash of the request id), and never one answered while another
+    # request is in flight: the shadow must not raise the champion's latency under load (BENCHMARKS.md).
+    shadow_fraction: float = Field(0.25, ge=0, le=1)
     # The environment variable holding the token POST /feedback requires (Authorization: Bearer TOKEN), for
     # deployments whose clients are not all trusted; the token itself never goes into params (they are logged).
     feedback_token_env: str | None = None

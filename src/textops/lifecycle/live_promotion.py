@@ -60,7 +60,8 @@ def live_check(root: Path, params: Params) -> dict:
                 "labelled": labelled,
                 "message": (
                     f"v{version} waits: {labelled} of {need} labelled live answers in shadow beside champion "
-                    f"v{current.version} (serve.shadow: true and POST /feedback bring them)"
+                    f"v{current.version} (serve.shadow: true and POST /feedback bring them; the shadow scores "
+                    f"serve.shadow_fraction = {params.serve.shadow_fraction:g} of the requests)"
                 ),
             }
         ours, theirs, p = figures["shadow_accuracy"], figures["served_accuracy"], figures["mcnemar_p"]

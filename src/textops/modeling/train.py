@@ -104,6 +104,8 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     return {
         "accuracy": float(accuracy_score(labels, preds)),
         "macro_f1": float(f1_score(labels, preds, average="macro")),
+        # 1 while the model answers one class for every text: it has not started to learn (modeling.stopping)
+        "predicted_classes": float(len(set(preds.tolist()))),
     }
 
 

@@ -11,8 +11,9 @@ project path: a shared checkout (a network file system), as for multi-node train
 
 The first trial is the current params (when the space holds every one of them), so the search starts from what
 `textops run` would train and the table says how much the best trial gains over it. `--apply` writes the best
-trial's values that differ from the current ones into params.yaml (`params_file.set_section_values`), showing the
-diff.
+trial's values for the searched keys that differ from the current ones into params.yaml
+(`tune_results.values_to_apply`), showing the diff. A search stopped by Ctrl-C or SIGTERM, or cut short, records
+no best, applies nothing, ends its runs KILLED and exits 130/143 (`tune_stop`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from textops.core import lineage
 from textops.core.config import Params, TrainParams
 from textops.core.errors import DataError, StateError
 from textops.scale.tune_results import end_trials, record, summarise
+from textops.scale.tune_stop import PoliteStop, SearchStopped, stopped_message, verdict
 
 log = logging.getLogger("textops")
 TRIAL_STAGE, TUNE_STAGE = "tune-trial", "tune"
@@ -320,17 +322,20 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
     cpus = max(1, math.ceil(t.max_concurrent * t.cpus_per_trial))  # a local Ray's: the trials at once
     try:
         with (
+            PoliteStop() as stop,
             ray_session(params, address, "run the search", cpus),
             session.active(),
             mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{work.name}") as parent,
         ):
+            stop.arm()  # after ray.init, whose SIGTERM handler exits from wherever the main thread is
             log_search(params, {**tags, **owner_tags()}, choice, start)
             tuner = make_tuner(root, params, start, session.uri, experiment_id, parent.info.run_id, work, say)
             try:
                 # Ray Tune prints its tables and paths whatever `verbose` says: into the log file, unless -v.
                 with contextlib.redirect_stdout(LogWriter()) if quiet else contextlib.nullcontext():
-                    grid = tuner.fit()
-            except BaseException:  # a failure or a signal that ends the search: its runs end KILLED
+                    grid = stop.fit(tuner)
+                check_complete(grid, stop.signum, t.trials, parent.info.run_id, experiment_name(params))
+            except BaseException:  # a failure, a signal, a search cut short: its runs end KILLED, nothing applied
                 end_trials(session.client, experiment_id, parent.info.run_id)
                 mlflow.end_run("KILLED")
                 raise
@@ -339,7 +344,22 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
     finally:
         shutil.rmtree(work, ignore_errors=True)
     current = current_values(params)
-    return {**outcome, "current": current, "run_id": parent.info.run_id, "experiment": experiment_name(params)}
+    return {
+        **outcome,
+        "current": current,
+        "searched": list(t.space),
+        "run_id": parent.info.run_id,
+        "experiment": experiment_name(params),
+    }
+
+
+def check_complete(grid, signum: int | None, expected: int, run_id: str, experiment: str) -> None:
+    """SearchStopped unless GRID (what tuner.fit handed back) ran all EXPECTED trials with no stop signal (SIGNUM)."""
+    finished = grid.num_terminated + grid.num_errors
+    stopped = verdict(signum, finished, expected)
+    if stopped is not None:
+        code, why = stopped
+        raise SearchStopped(stopped_message(why, len(grid), expected, run_id, experiment), code)
 
 
 class LogWriter:

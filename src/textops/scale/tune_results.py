@@ -84,21 +84,35 @@ def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: s
         mlflow.log_artifact(str(work / name), "tune")
 
 
-def apply_best(params_path: Path, config: dict, start: dict | None = None) -> str:
-    """Write CONFIG (the best trial's, 3 significant digits) into params.yaml's train section, comments kept; the
-    result is validated before it replaces the file. A value equal to START's (what the current params train with)
-    is not written: a preset's `null` stays `null`, so a later change of base model still gets its own preset.
-    Returns the unified diff ('' when nothing changed)."""
+def values_to_apply(best: dict, current: dict, searched) -> dict:
+    """What `--apply` writes into params.yaml's train section: for each key of tune.space that the search SEARCHED,
+    the BEST trial's value (3 significant digits) where it differs from what the CURRENT params train with (their
+    presets resolved). A key the search did not search is never written, and one whose best value is what the
+    current params already train with stays as written: a preset's `null` stays `null`, so a later change of base
+    model still gets its own preset."""
+    values = {}
+    for key in searched:
+        if key not in best:
+            continue
+        value = float(f"{best[key]:.3g}") if isinstance(best[key], float) else best[key]
+        if current.get(key) not in (value, best[key]):
+            values[key] = value
+    return values
+
+
+def apply_best(params_path: Path, best: dict, current: dict, searched) -> str:
+    """Write `values_to_apply` into params.yaml's train section, comments kept; the result is validated before it
+    replaces the file. Returns the unified diff ('' when nothing changed). Only for a search that ran to its end
+    (`tune` raises SearchStopped for any other)."""
     import difflib
 
     from textops.core.artifacts import atomic_write_text
     from textops.core.config import load_params
     from textops.core.params_file import set_section_values
 
-    start = start or {}
-    values = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in config.items() if start.get(k) != v}
+    values = values_to_apply(best, current, searched)
     before = params_path.read_text(encoding="utf-8")
-    after = set_section_values(before, "train", values)
+    after = set_section_values(before, "train", values) if values else before
     if after == before:
         return ""
     aside = params_path.with_name(f".{params_path.name}.tune")

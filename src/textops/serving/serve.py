@@ -156,7 +156,12 @@ def banner(url: str, name: str, version: str, pinned: bool, params: Params, work
         + (f" (checks every {params.serve.poll_seconds:g} s)" if params.serve.poll_seconds else " (on reload only)")
     )
     serve = params.serve
-    shadow = f"@{lineage.CHALLENGER_ALIAS} in shadow (its answers logged, never sent)" if serve.shadow else "no shadow"
+    shadow = (
+        f"@{lineage.CHALLENGER_ALIAS} in shadow on {serve.shadow_fraction:.0%} of the requests, none while others are "
+        "answered (its answers logged, never sent)"
+        if serve.shadow
+        else "no shadow"
+    )
     logged = "off" if not serve.log_requests else f"on, in {serve.request_log_dir}"
     if serve.log_requests and serve.log_texts:
         kept = "redacted, docs/privacy.md" if serve.redact else "in clear: personal data, serve.redact is off"

@@ -80,9 +80,14 @@ class Metrics:
             pair,
             registry=own,
         )
+        self.shadow_scored = Counter(
+            "textops_shadow_scored", "Requests the shadow challenger scored after the answer.", registry=own
+        )
         self.shadow_skipped = Counter(
             "textops_shadow_skipped",
-            "Requests not shadowed: too many waiting, or the shadow model failed.",
+            "Requests not shadowed, by reason: sampled_out (serve.shadow_fraction), busy (other requests in "
+            "flight), backlog (too many waiting), failed (the shadow model failed).",
+            ["reason"],
             registry=own,
         )
         self.shadow_load_failures = Counter(

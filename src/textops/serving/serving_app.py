@@ -103,6 +103,7 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
     return ServeState(
         shadow=shadow,
         shadow_pool=shadow_pool,
+        shadow_fraction=serve.shadow_fraction,
         follower=Follower(source, serve.poll_seconds, on_event),
         metrics=metrics,
         limits=Limits(serve.max_body_bytes, serve.max_texts, serve.max_chars_per_text),
@@ -200,7 +201,11 @@ def _routes(app, state: ServeState) -> None:
 
     @app.post("/invocations")
     async def invocations(request: Request):
-        return await score(request, state)
+        state.in_flight += 1  # the shadow stays off while others are answered (shadow.shadow_decision)
+        try:
+            return await score(request, state)
+        finally:
+            state.in_flight -= 1
 
     @app.post("/feedback")
     async def feedback(request: Request):

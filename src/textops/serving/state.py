@@ -30,6 +30,9 @@ class ServeState:
     shadow: Follower | None = None  # serve.shadow: the challenger, scoring after each answer is sent
     shadow_pool: ThreadPoolExecutor | None = None
     shadow_waiting: int = 0  # shadow scorings not finished (only the event loop changes it)
+    shadow_fraction: float = 1.0  # serve.shadow_fraction: the share of requests shadowed
+    shadow_seq: int = 0  # requests offered to the shadow: the sampling key of those without a request id
+    in_flight: int = 0  # scoring requests being answered (only the event loop changes it)
     feedback_token: str | None = None  # serve.feedback_token_env's value: what POST /feedback must present
     explain_pool: ThreadPoolExecutor | None = None  # POST /explain's one thread (textops.serving.explain_route)
     explain_steps: int = 32  # serve.explain_steps

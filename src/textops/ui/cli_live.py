@@ -173,7 +173,7 @@ def tune(
         f"{len(r['trials'])} trials in run {r['run_id']} (experiment {r['experiment']})"
     )
     if apply:
-        diff = apply_best(project.params_path, r["best"]["config"], r["current"])
+        diff = apply_best(project.params_path, r["best"]["config"], r["current"], r["searched"])
         typer.echo(diff.rstrip() if diff else f"tune --apply: {project.params_path} already holds the best values")
     elif start is r["best"]:
         typer.echo("tune: the current params are the best of the search: nothing to apply")

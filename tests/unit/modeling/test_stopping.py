@@ -12,9 +12,9 @@ from textops.modeling.model import resolved, tiny_epochs
 from textops.modeling.stopping import EarlyStoppingOnMetricAndLoss
 
 
-def evaluations(tmp_path, history: list[tuple[float, float]], patience: int = 2, warmup: float = 0.0) -> int:
-    """How many of HISTORY's (macro-F1, loss) evaluations, one every 10 of 1,000 updates, run before the callback
-    stops the training (WARMUP: the share of the updates the learning rate warms up)."""
+def evaluations(tmp_path, history: list[tuple], patience: int = 2, warmup: float = 0.0) -> int:
+    """How many of HISTORY's (macro-F1, loss[, classes predicted]) evaluations, one every 10 of 1,000 updates, run
+    before the callback stops the training (WARMUP: the share of the updates the learning rate warms up)."""
     args = TrainingArguments(
         output_dir=str(tmp_path),
         metric_for_best_model="macro_f1",
@@ -25,10 +25,11 @@ def evaluations(tmp_path, history: list[tuple[float, float]], patience: int = 2,
         warmup_steps=warmup,
     )
     state, callback = TrainerState(max_steps=1000), EarlyStoppingOnMetricAndLoss(early_stopping_patience=patience)
-    for i, (f1, loss) in enumerate(history, 1):
+    for i, (f1, loss, *classes) in enumerate(history, 1):
         state.global_step = 10 * i
         control = TrainerControl()
-        callback.on_evaluate(args, state, control, {"eval_macro_f1": f1, "eval_loss": loss})
+        metrics = {"eval_macro_f1": f1, "eval_loss": loss, "eval_predicted_classes": (classes or [2])[0]}
+        callback.on_evaluate(args, state, control, metrics)
         if state.best_metric is None or f1 > state.best_metric:  # what the Trainer records at a checkpoint
             state.best_metric = f1
         if control.should_training_stop:
@@ -53,6 +54,25 @@ def test_evaluations_while_the_learning_rate_warms_up_do_not_count(tmp_path):
     rising_in_warmup = [(0.11, 1.10), (0.11, 1.11), (0.11, 1.12), (0.11, 1.13), (0.11, 1.14), (0.11, 1.15)]
     assert evaluations(tmp_path, rising_in_warmup, warmup=0.05) == 6  # updates 10-60 of 1,000: all in warm-up
     assert evaluations(tmp_path, rising_in_warmup, warmup=0.0) == 3
+
+
+def test_a_model_answering_one_class_keeps_training_while_its_loss_sits_flat(tmp_path):
+    # train.max_train_samples=300 on tiny: after the warm-up the model answers one class (val macro-F1 0.348) with
+    # its loss flat at the labels' prior; it stopped there, at update 40 of 300.
+    collapsed = [(0.348, 0.6931, 1)] * 8 + [(0.52, 0.68, 2), (0.71, 0.60, 2)]
+    assert evaluations(tmp_path, collapsed) == len(collapsed)
+    # The same flat figures with two classes answered are a plateau: patience stops it.
+    assert evaluations(tmp_path, [(f1, loss, 2) for f1, loss, _ in collapsed]) == 3
+
+
+def test_compute_metrics_counts_the_classes_answered():
+    import numpy as np
+
+    from textops.modeling.train import compute_metrics
+
+    one_class = compute_metrics((np.array([[2.0, 1.0]] * 4), np.array([0, 1, 0, 1])))
+    assert one_class["predicted_classes"] == 1 and one_class["macro_f1"] == pytest.approx(1 / 3)
+    assert compute_metrics((np.array([[2.0, 1.0], [0.0, 1.0]]), np.array([0, 1])))["predicted_classes"] == 2
 
 
 def test_a_rising_metric_alone_keeps_training(tmp_path):

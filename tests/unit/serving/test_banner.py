@@ -13,4 +13,7 @@ def test_the_banner_says_what_is_served_in_shadow_and_logged():
     params = Params.model_validate({"serve": {"shadow": True, "log_requests": True, "log_texts": True}})
     both = banner("http://127.0.0.1:5001", "clf", "3", True, params, 2)
     assert "v3 pinned (--model-version)" in both and "2 workers" in both
-    assert "@challenger in shadow" in both and "request log on, in logs/requests, with the texts" in both
+    assert (
+        "@challenger in shadow on 25% of the requests" in both
+        and "request log on, in logs/requests, with the texts" in both
+    )
