@@ -42,7 +42,8 @@ REPORT_FILE = "index.html"
 def read_new_files(paths: list[Path], params: Params) -> pd.DataFrame:
     """The rows of PATHS: `text`, and `label` (strings) where every file has the label column; DataError naming
     a file that cannot be read."""
-    from textops.data.readers import read_labelled_file, read_texts
+    from textops.data.readers import read_labelled_file
+    from textops.data.texts import read_texts
 
     data = params.data
     frames = []
