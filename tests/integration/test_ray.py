@@ -150,13 +150,11 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     assert np.allclose(remote[probs].to_numpy(), local[probs].to_numpy(), atol=1e-5)
     assert not list(tmp_path.glob(".*.part"))
 
-    # A .txt file is a text per line on both paths.
+    # A .txt file is a text per line on Ray as in-process (tests/unit/data/test_texts.py has the local side).
     (tmp_path / "lines.txt").write_text("NA\n\na fine film\n  \nnull\n")
-    for engine in ([], ["--engine", "ray", "--address", cluster]):
-        out = textops(root, "predict", str(tmp_path / "lines.txt"), "-o", str(tmp_path / "lines.csv"), *engine).stdout
-        assert "3 rows scored" in out and "(2 row(s) with an empty or blank text" in out, out
-        texts = pd.read_csv(tmp_path / "lines.csv", keep_default_na=False)["text"].tolist()
-        assert texts == ["NA", "a fine film", "null"]
+    out = ray_predict(root, tmp_path / "lines.txt", tmp_path / "lines.csv", cluster).stdout
+    assert "3 rows scored" in out and "(2 row(s) with an empty or blank text" in out, out
+    assert pd.read_csv(tmp_path / "lines.csv", keep_default_na=False)["text"].tolist() == ["NA", "a fine film", "null"]
 
     # A directory of files (two formats) in, a directory of Parquet files out, every row once.
     folder = tmp_path / "incoming"
