@@ -4,12 +4,14 @@ data versions restored byte-exact from the DVC remote."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from helpers import digest, dvc, git, make_project, textops
 
 from textops.core.config import load_params
@@ -228,6 +230,7 @@ def test_data_checkout_restores_an_earlier_version_byte_exact(project):
     dvc(project, "push", check=True)
     rev1 = git(project, "rev-parse", "HEAD").strip()
     state1 = digest(project / "data", project / "artifacts" / "clean")
+    card1 = (project / "artifacts" / "croissant.json").read_bytes()  # preprocess wrote it, even under dvc repro
 
     v2 = write_csv(project.parent / "v2.csv", sample_rows(300, 2))
     textops(project, "ingest", str(v2))
@@ -246,6 +249,9 @@ def test_data_checkout_restores_an_earlier_version_byte_exact(project):
     assert "restored" in out
     assert digest(project / "data", project / "artifacts" / "clean") == state1
     assert git(project, "show", f"{rev1}:data.dvc") == (project / "data.dvc").read_text()
+    # The checkout wrote the restored version's Croissant file (byte-exact: no time in it) and recorded it.
+    assert (project / "artifacts" / "croissant.json").read_bytes() == card1
+    assert "up to date" in dvc(project, "status", "dvc.yaml:croissant", check=True).stdout
 
 
 def test_data_checkout_of_unknown_rev_changes_nothing(project):
@@ -323,10 +329,17 @@ def test_the_data_version_is_described_in_croissant_which_mlcroissant_reads(inge
 
     more = write_csv(ingested.parent / "more.csv", sample_rows(200, 11))
     textops(ingested, "ingest", str(more), "--license", "CC-BY-4.0", "--source", "https://example.org/reviews")
-    textops(ingested, "preprocess")
+    path = ingested / "artifacts" / "croissant.json"
+    textops(ingested, "preprocess")  # writes the Croissant file of the new data version and records it in dvc.lock
+    written = path.read_bytes()
     out = textops(ingested, "data", "card").stdout
-    path = ingested / "reports" / "croissant.json"
-    assert "data card: dvc-md5:" in out and path.exists(), out
+    assert "data card: dvc-md5:" in out and path.read_bytes() == written, out  # the same data, the same bytes
+    lock = yaml.safe_load((ingested / "dvc.lock").read_text())["stages"]["croissant"]
+    assert lock["outs"][0] == {
+        **lock["outs"][0],
+        "path": "artifacts/croissant.json",
+        "md5": hashlib.md5(written).hexdigest(),
+    }
     card = json.loads(path.read_text())
     assert sorted(card["license"]) == ["CC-BY-4.0", "unknown"]  # the first batch recorded none
 

@@ -91,6 +91,7 @@ def exported_model_agrees_with_predict(root: Path, tmp_path: Path, texts: list[s
     )
     assert yaml.safe_load(Path(logged).read_text().split("---\n")[1])["license"] == "CC-BY-4.0"
     assert textops(root, "export", str(out), check=False).returncode == 1  # not into a folder with files
+    exported_data_card(root, out, client.get_model_version(name, "2").run_id, tmp_path)
 
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
     textops(root, "predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "ours.csv"), "-S", "serve.runtime=torch")
@@ -110,3 +111,20 @@ def exported_model_agrees_with_predict(root: Path, tmp_path: Path, texts: list[s
     for row, scores in zip(ours.itertuples(), theirs, strict=True):
         for score in scores:
             assert abs(getattr(row, f"prob_{score['label']}") - score["score"]) < 1e-4, (row, scores)
+
+
+def exported_data_card(root: Path, out: Path, run_id: str, tmp_path: Path) -> None:
+    """The export carries the Croissant file of the data the version was trained on: the one its training run logged,
+    byte for byte the project's own (the data has not changed since), which mlcroissant reads."""
+    import mlcroissant as mlc
+
+    from textops.core.lineage import RAW_MD5
+
+    client, _ = mlflow_client(root)
+    logged = Path(client.download_artifacts(run_id, "data/croissant.json", str(tmp_path / "card")))
+    current = root / "artifacts" / "croissant.json"
+    assert (out / "croissant.json").read_bytes() == logged.read_bytes() == current.read_bytes()
+    raw_md5 = client.get_run(run_id).data.tags[RAW_MD5]
+    assert json.loads(logged.read_text())["identifier"] == f"dvc-md5:{raw_md5}"
+    train = pd.read_parquet(root / "artifacts" / "clean" / "train.parquet")
+    assert len(list(mlc.Dataset(jsonld=str(current)).records("train"))) == len(train)

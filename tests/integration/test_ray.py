@@ -123,32 +123,47 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     # 4,000 rows (~250 KB): read in blocks, spread over the actors of both nodes
     texts = [f"{TEXTS[i % len(TEXTS)]} ({i})" for i in range(4000)]
     frame = pd.DataFrame({"id": [f"{i:04d}" for i in range(4000)], "text": texts})
-    frame.loc[7, "text"] = "NA"  # a text, not a missing value, on both paths
+    # One reading rule on both paths (textops.data.texts): `NA`, `null`, `None`, `N/A` are texts; an empty cell,
+    # spaces and a blank line are rows of no text, left out and counted alike; a formula is written neutralized.
+    frame.loc[7:10, "text"] = ["NA", "null", "None", "N/A"]
+    frame.loc[11:13, "text"] = ["", "   ", '=HYPERLINK("http://x","y")']
     source = tmp_path / "in.csv"
-    frame.to_csv(source, index=False)
+    lines = frame.to_csv(index=False).splitlines(keepends=True)
+    source.write_text("".join(lines[:30] + ["\n"] + lines[30:]))
+    kept = frame.drop(index=[11, 12])
+    written = kept["text"].where(kept.index != 13, "'" + kept["text"])
 
-    textops(root, "predict", str(source), "-o", str(tmp_path / "local.csv"))
+    out = textops(root, "predict", str(source), "-o", str(tmp_path / "local.csv")).stdout
+    assert "3998 rows scored" in out and "(3 row(s) with an empty or blank text left out)" in out, out
     out = ray_predict(
         root, source, tmp_path / "ray.csv", cluster, "-S", "ray.actors=2", "-S", "ray.batch_size=100"
     ).stdout
-    assert "4000 rows scored" in out and "2 node(s)" in out, out  # both nodes' actors did work
+    assert "3998 rows scored" in out and "2 node(s)" in out, out  # both nodes' actors did work
+    assert "(3 row(s) with an empty or blank text left out)" in out, out
     local = pd.read_csv(tmp_path / "local.csv", dtype={"id": str}, keep_default_na=False)
     remote = pd.read_csv(tmp_path / "ray.csv", dtype={"id": str}, keep_default_na=False)
     assert list(remote.columns) == list(local.columns)
-    assert remote["id"].tolist() == frame["id"].tolist() and remote["text"].tolist() == frame["text"].tolist()
+    assert remote["id"].tolist() == local["id"].tolist() == kept["id"].tolist()
+    assert remote["text"].tolist() == local["text"].tolist() == written.tolist()
     assert remote["label"].tolist() == local["label"].tolist()
     probs = [c for c in local.columns if c.startswith("prob_")]
     assert np.allclose(remote[probs].to_numpy(), local[probs].to_numpy(), atol=1e-5)
     assert not list(tmp_path.glob(".*.part"))
 
+    # A .txt file is a text per line on Ray as in-process (tests/unit/data/test_texts.py has the local side).
+    (tmp_path / "lines.txt").write_text("NA\n\na fine film\n  \nnull\n")
+    out = ray_predict(root, tmp_path / "lines.txt", tmp_path / "lines.csv", cluster).stdout
+    assert "3 rows scored" in out and "(2 row(s) with an empty or blank text" in out, out
+    assert pd.read_csv(tmp_path / "lines.csv", keep_default_na=False)["text"].tolist() == ["NA", "a fine film", "null"]
+
     # A directory of files (two formats) in, a directory of Parquet files out, every row once.
     folder = tmp_path / "incoming"
     folder.mkdir()
-    frame.iloc[:1200].to_csv(folder / "a.csv", index=False)
-    frame.iloc[1200:].to_json(folder / "b.jsonl", orient="records", lines=True)
+    kept.iloc[:1200].to_csv(folder / "a.csv", index=False)
+    kept.iloc[1200:].to_json(folder / "b.jsonl", orient="records", lines=True)
     ray_predict(root, folder, tmp_path / "scored", cluster, "-S", "ray.actors=2")
     scored = pd.read_parquet(tmp_path / "scored")
-    assert sorted(scored["id"]) == sorted(frame["id"]) and set(scored["label"]) <= set(local["label"])
+    assert sorted(scored["id"]) == sorted(kept["id"]) and set(scored["label"]) <= set(local["label"])
 
     # An output directory that holds anything is refused; with --overwrite only the earlier part files go.
     (tmp_path / "scored" / "notes.txt").write_text("mine")
@@ -163,7 +178,7 @@ def test_predict_on_two_ray_nodes_matches_the_in_process_path(champion_template,
     assert (tmp_path / "scored" / "notes.txt").read_text() == "mine"
     assert (tmp_path / "scored" / "sub" / "kept.csv").read_text() == "text\nmine\n"
     rescored = pd.concat(pd.read_parquet(p) for p in (tmp_path / "scored").glob("part-*.parquet"))
-    assert sorted(rescored["id"]) == sorted(frame["id"]), "every row once: the earlier parts were replaced"
+    assert sorted(rescored["id"]) == sorted(kept["id"]), "every row once: the earlier parts were replaced"
     assert parts and not list(tmp_path.glob(".scored.part-*"))
 
 

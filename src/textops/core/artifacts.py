@@ -9,6 +9,7 @@ reader never sees half a file. Every reader of a hand-over file is here, with on
 | `data/raw/batch-*.jsonl` | ingest | preprocess |
 | `artifacts/clean/{train,val,test}.parquet`, `labels.json` | preprocess | validate, train, evaluate, register |
 | `metrics/preprocess.json` | preprocess | data versions |
+| `artifacts/croissant.json` (Croissant JSON-LD) | preprocess, train, checkout | train (logs it), export |
 | `metrics/validate.json` | validate | register (the gate passed on these splits?) |
 | `artifacts/model/hf/`, `run.json` | train | evaluate, register |
 | `artifacts/eval/predictions.parquet`, `metrics/eval.json` | evaluate | register |
@@ -40,6 +41,9 @@ TFIDF_DIR = "tfidf"  # in train.output_dir instead of hf/ for `model.base: tfidf
 PREDICTIONS_FILE = "predictions.parquet"  # in evaluate.output_dir
 # In evaluate.output_dir: the most confidently wrong test rows with their words' attributions (the run report's).
 EXPLAINED_FILE = "explained_errors.json"
+CROISSANT_FILE = "croissant.json"  # beside data.clean_dir: the `croissant` stage's output (dvc.yaml)
+CROISSANT_STAGE = "croissant"
+CROISSANT_ARTIFACT = "data"  # the folder of a training run's MLflow artifacts that holds CROISSANT_FILE
 
 PREPROCESS_METRICS = "metrics/preprocess.json"
 VALIDATE_METRICS = "metrics/validate.json"
@@ -165,6 +169,12 @@ def read_raw(root: Path, params: Params) -> pd.DataFrame:
 
 def clean_dir(root: Path, params: Params) -> Path:
     return Path(root) / params.data.clean_dir
+
+
+def croissant_path(root: Path, params: Params) -> Path:
+    """The Croissant description of the cleaned data: beside the cleaned splits' folder, not inside it, so that
+    the dataset's name or licence (`dataset` in params, not a training input) never changes the splits' DVC hash."""
+    return clean_dir(root, params).parent / CROISSANT_FILE
 
 
 def split_path(root: Path, params: Params, split: str) -> Path:

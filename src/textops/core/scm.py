@@ -282,21 +282,27 @@ def under_dvc() -> bool:
     return bool(os.environ.get("DVC_STAGE"))
 
 
-def record_stage(root: Path, stage: str) -> bool:
-    """Record what STAGE just produced in dvc.lock (`dvc commit`), so that `dvc status` and `dvc repro` agree
+def record_stage(root: Path, *stages: str) -> bool:
+    """Record what STAGES just produced in dvc.lock (one `dvc commit`), so that `dvc status` and `dvc repro` agree
     with a stage run outside DVC (the CLI, a Prefect flow, a notebook); nothing inside `dvc repro`, which
-    records it itself, or where dvc.yaml has no such stage."""
-    if under_dvc() or stage not in stage_names(root):
+    records it itself, or for a stage dvc.yaml does not have."""
+    if under_dvc():
         return False
-    missing = [p for p in stage_paths(root, stage) if not (Path(root) / p).exists()]
-    if missing:
-        # e.g. `textops train` before any `textops validate`: dvc.lock cannot name a file that does not exist,
-        # and the stage's own result (the model, the run) stands; `dvc status` keeps showing the stage as changed.
-        log.warning("dvc.lock not updated for %s: %s missing", stage, ", ".join(missing))
+    names = stage_names(root)
+    ready = []
+    for stage in (s for s in stages if s in names):
+        missing = [p for p in stage_paths(root, stage) if not (Path(root) / p).exists()]
+        if missing:
+            # e.g. `textops train` before any `textops validate`: dvc.lock cannot name a file that does not exist,
+            # and the stage's own result (the model, the run) stands; `dvc status` keeps showing it as changed.
+            log.warning("dvc.lock not updated for %s: %s missing", stage, ", ".join(missing))
+        else:
+            ready.append(stage)
+    if not ready:
         return False
-    proc = dvc_cli(root, "commit", "--force", stage)
+    proc = dvc_cli(root, "commit", "--force", *ready)
     if proc.returncode != 0:
-        raise StateError(f"`dvc commit {stage}` failed in {root}: {(proc.stderr or proc.stdout).strip()}")
+        raise StateError(f"`dvc commit {' '.join(ready)}` failed in {root}: {(proc.stderr or proc.stdout).strip()}")
     return True
 
 

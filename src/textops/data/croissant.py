@@ -3,6 +3,10 @@ checked with the `mlcroissant` package. The cleaned splits are its files (Parque
 (text and label, the label a reference to the `labels` record set that names each class); the licences are those
 the raw batches were ingested under (`landing.data_licenses`); the version is the raw data's DVC hash; the
 description says how the rows were cleaned and split. `mlcroissant.Dataset(jsonld=FILE).records("train")` reads it.
+
+`write_current` keeps it at its fixed place (`artifacts.croissant_path`, the `croissant` stage's output in dvc.yaml)
+whenever the cleaned data changes: preprocess, a data checkout, a training (which logs it with the run). No time and
+no machine-specific value goes in: the same data and params give the same bytes, so DVC's hash of it is stable.
 """
 
 from __future__ import annotations
@@ -13,11 +17,18 @@ import os
 from pathlib import Path
 
 from textops.core import scm
-from textops.core.artifacts import SPLITS, atomic_write_text, read_labels, split_path
+from textops.core.artifacts import (
+    CROISSANT_STAGE,
+    SPLITS,
+    atomic_write_text,
+    croissant_path,
+    read_labels,
+    split_path,
+)
 from textops.core.config import Params
 from textops.core.errors import StateError
 
-CARD_FILE = "reports/croissant.json"  # the default: git-ignored, outside every DVC output
+DEFAULT_NAME = "textops-data"  # without `dataset.name`: a fixed name, not the folder's (the same data, the same file)
 
 
 def sha256(path: Path) -> str:
@@ -83,7 +94,7 @@ def data_card(root: Path, params: Params, output: Path) -> dict:
         return mlc.RecordSet(id=split, name=split, fields=[column("text", mlc.DataType.TEXT), label])
 
     metadata = mlc.Metadata(
-        name=params.dataset.name or root.resolve().name,
+        name=params.dataset.name or DEFAULT_NAME,
         description=description(params, labels),
         url=params.dataset.source if (params.dataset.source or "").startswith("http") else None,
         license=data_licenses(root, raw_md5) or ["unknown"],
@@ -99,3 +110,19 @@ def data_card(root: Path, params: Params, output: Path) -> dict:
     card["identifier"] = f"dvc-md5:{raw_md5}"  # the exact data version; `version` is Croissant's semantic one
     atomic_write_text(output, json.dumps(card, indent=1, ensure_ascii=False, default=str) + "\n")
     return card
+
+
+def has_splits(root: Path, params: Params) -> bool:
+    return all(split_path(root, params, split).exists() for split in SPLITS)
+
+
+def write_current(root: Path, params: Params, record: bool = True) -> Path | None:
+    """The card of the current cleaned splits at its fixed place, and (with RECORD) the `croissant` stage recorded
+    in dvc.lock; None when there are no cleaned splits yet. The same splits and params write the same bytes."""
+    if not has_splits(root, params):
+        return None
+    path = croissant_path(root, params)
+    data_card(root, params, path)
+    if record:
+        scm.record_stage(root, CROISSANT_STAGE)
+    return path

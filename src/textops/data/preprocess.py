@@ -3,7 +3,8 @@
 The cleaned splits are Parquet (`artifacts/clean/{train,val,test}.parquet`, text and label id, and each row's
 `group` when the raw data has one: evaluation's slices, never a model input) plus
 `labels.json` (the label names in id order), outputs of the `preprocess` stage in dvc.yaml; the stats go to
-the metric `metrics/preprocess.json`.
+the metric `metrics/preprocess.json`; the splits' Croissant description to `artifacts/croissant.json` (the
+`croissant` stage's output).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from textops.core import dvc_cache, scm
 from textops.core.artifacts import (
+    CROISSANT_STAGE,
     LABELS_FILE,
     PREPROCESS_METRICS,
     SPLITS,
@@ -28,6 +30,7 @@ from textops.core.artifacts import (
 )
 from textops.core.config import Params
 from textops.core.errors import DataError
+from textops.data.croissant import write_current
 from textops.data.recovery import data_lock
 
 log = logging.getLogger("textops")
@@ -215,5 +218,7 @@ def preprocess(root: Path, params: Params) -> dict:
                 part.to_parquet(staged / f"{name}.parquet", index=False)
             (staged / LABELS_FILE).write_text(json.dumps({"labels": labels}, ensure_ascii=False, indent=2) + "\n")
             atomic_write_json(root / PREPROCESS_METRICS, stats)  # last: after every split is written
-        scm.record_stage(root, "preprocess")  # after the swap: dvc.lock names the new outputs
+        # The data's Croissant description follows every new cleaned version (its sha256s name these splits).
+        write_current(root, params, record=False)
+        scm.record_stage(root, "preprocess", CROISSANT_STAGE)  # after the swap: dvc.lock names the new outputs
     return stats

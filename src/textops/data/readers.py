@@ -1,5 +1,5 @@
 """Reading the files people hand to textops: labelled files for ingest (CSV, TSV, JSONL, Parquet, optionally
-gzipped) and files of texts to score (`predict`).
+gzipped); files of texts to score (`predict`) are read by `textops.data.texts` with the parsing and checks here.
 
 Every problem a person would have to fix in the file is a DataError with a one-paragraph message that names
 the file and, where it can, the line.
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from textops.core.errors import DataError
+from textops.core.formulas import neutralized_table
 from textops.data.columns import (
     columns_by_position,
     group_values,
@@ -36,11 +37,10 @@ FORMATS = {
     ".parquet": "parquet",
     ".json": "labelstudio",
 }  # .json to ingest: Label Studio's JSON export (textops.labelstudio)
-READ_TEXT_FORMATS = {**FORMATS, ".json": "jsonl"}  # what read_texts (predict, monitor) reads: .json as JSON Lines
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}  # written
 
 
-def _format_of(path: Path, formats: dict[str, str] = FORMATS, reader: str = "ingest") -> tuple[str, bool]:
+def format_of(path: Path, formats: dict[str, str] = FORMATS, reader: str = "ingest") -> tuple[str, bool]:
     suffixes = [s.lower() for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == ".gz"
     if compressed:
@@ -54,7 +54,7 @@ def _format_of(path: Path, formats: dict[str, str] = FORMATS, reader: str = "ing
     return fmt, compressed
 
 
-def _read_bytes(path: Path, max_bytes: int | None, compressed: bool) -> bytes:
+def read_file_bytes(path: Path, max_bytes: int | None, compressed: bool) -> bytes:
     """The file's bytes, refusing files (or decompressed streams) larger than max_bytes (None: no limit)."""
     size = path.stat().st_size
     limit_mb = (max_bytes or 0) / 2**20
@@ -75,7 +75,7 @@ def _read_bytes(path: Path, max_bytes: int | None, compressed: bool) -> bytes:
     return data
 
 
-def _decode(path: Path, raw: bytes, quoted: bool = True) -> str:
+def decode_text(path: Path, raw: bytes, quoted: bool = True) -> str:
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DataError(f"{path}: encoded as UTF-16 (Excel's 'Unicode text'); save it as UTF-8 and ingest it again.")
     if b"\x00" in raw[:8192]:
@@ -117,9 +117,10 @@ def line_endings(text: str, quoted: bool = True) -> dict[str, int]:
     return {kind: n for kind, n in counts.items() if n}
 
 
-def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFrame:
+def parse_rows(path: Path, fmt: str, raw: bytes, header: bool = True, blank_lines: bool = False) -> pd.DataFrame:
     """The rows of RAW as read from a FMT file; HEADER=False: a CSV/TSV without a header row, its columns named
-    "0", "1", ... (JSONL and Parquet name their columns: the flag does not apply)."""
+    "0", "1", ... (JSONL and Parquet name their columns: the flag does not apply). BLANK_LINES: a blank or
+    spaces-only line of a CSV/TSV is a row (of empty cells), as Arrow's reader has it, so that it can be counted."""
     if fmt == "parquet":
         if raw[:4] != b"PAR1":
             raise DataError(f"{path}: not a Parquet file (bad magic bytes).")
@@ -127,7 +128,7 @@ def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFram
             return pd.read_parquet(io.BytesIO(raw))
         except Exception as exc:  # pyarrow raises many types for corrupt files
             raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
-    text = _decode(path, raw, quoted=fmt != "jsonl")
+    text = decode_text(path, raw, quoted=fmt != "jsonl")
     if fmt == "jsonl":
         rows, numbers = [], []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -141,7 +142,10 @@ def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFram
                 raise DataError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
             rows.append(row)
             numbers.append(number)
-        frame = pd.DataFrame(rows)
+        try:
+            frame = pd.DataFrame(rows)
+        except UnicodeEncodeError as exc:  # pandas' Arrow strings take valid Unicode only
+            raise DataError(lone_surrogates(path, rows, numbers)) from exc
         frame.attrs["lines"] = numbers
         return frame
     sep = "," if fmt == "csv" else "\t"
@@ -154,6 +158,7 @@ def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFram
             dtype=object,
             keep_default_na=False,
             na_values=[""],
+            skip_blank_lines=not blank_lines,
             on_bad_lines="error",
         )
     except pd.errors.EmptyDataError as exc:
@@ -165,6 +170,16 @@ def _parse(path: Path, fmt: str, raw: bytes, header: bool = True) -> pd.DataFram
     # for line numbers, only when a row must be named
     frame.attrs.update(text=text, sep=sep, header=header)
     return frame
+
+
+def lone_surrogates(path: Path, rows: list[dict], numbers: list[int]) -> str:
+    """The message for JSON Lines whose strings hold half of a surrogate pair (`\\ud800`), naming the lines."""
+    half = re.compile("[\ud800-\udfff]")
+    bad = [n for n, row in zip(numbers, rows, strict=True) if any(half.search(str(v)) for v in row.values())]
+    return (
+        f"{path}: line(s) {bad[:10]} hold a lone surrogate (a \\ud800-\\udfff escape without its pair): not "
+        "valid Unicode, so the text can be neither tokenized nor written out; fix those escapes."
+    )
 
 
 def record_lines(frame: pd.DataFrame, positions: list[int]) -> list[int]:
@@ -187,14 +202,14 @@ def record_lines(frame: pd.DataFrame, positions: list[int]) -> list[int]:
     return [data_starts[i] if i < len(data_starts) else i + 1 + skip for i in positions]
 
 
-def _blank(values: pd.Series) -> pd.Series:
+def blank_cells(values: pd.Series) -> pd.Series:
     return values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())
 
 
 def drop_empty_rows(path: Path, frame: pd.DataFrame, max_invalid_fraction: float) -> pd.DataFrame:
     """FRAME without the rows whose text or label is empty, their line numbers in `attrs["dropped_lines"]`; a
     DataError naming the first of them when they are more than MAX_INVALID_FRACTION of the rows."""
-    empty = _blank(frame["text"]) | _blank(frame["label"])
+    empty = blank_cells(frame["text"]) | blank_cells(frame["label"])
     if not empty.any():
         frame.attrs["dropped_lines"] = []
         return frame
@@ -249,9 +264,9 @@ def _select_columns(
         raise DataError(
             f"{path}: the header row appears again inside the data (lines {lines}); files were concatenated."
         )
-    if _blank(frame["label"]).all():
+    if blank_cells(frame["label"]).all():
         raise DataError(f"{path}: every value in the label column '{label_column}' is empty.")
-    if _blank(frame["text"]).all():
+    if blank_cells(frame["text"]).all():
         raise DataError(f"{path}: every value in the text column '{text_column}' is empty.")
     non_string = frame["text"].dropna().map(lambda v: not isinstance(v, str))
     if non_string.any():
@@ -260,7 +275,7 @@ def _select_columns(
     return frame
 
 
-def _check_file(path: Path, missing: str) -> None:
+def check_file(path: Path, missing: str) -> None:
     if not path.exists():
         raise DataError(f"{path}: {missing}")
     if not path.is_file():
@@ -298,15 +313,15 @@ def read_labelled_file(
             f"{path}: a symbolic link (to {os.readlink(path)}); ingest reads regular files only: copy the file "
             "or pass its real path."
         )
-    _check_file(path, "no such file.")
-    fmt, compressed = _format_of(path)
-    raw = _read_bytes(path, int(max_file_mb * 2**20), compressed)
+    check_file(path, "no such file.")
+    fmt, compressed = format_of(path)
+    raw = read_file_bytes(path, int(max_file_mb * 2**20), compressed)
     if fmt == "labelstudio":
         from textops.live.labelstudio import read_export
 
-        frame = read_export(path, _decode(path, raw, quoted=False), text_column, label_column)
+        frame = read_export(path, decode_text(path, raw, quoted=False), text_column, label_column)
     else:
-        frame = _parse(path, fmt, raw, header)
+        frame = parse_rows(path, fmt, raw, header)
         frame = _one_row_per_task(frame) if fmt in ("csv", "tsv") and header else frame
     columns = {"text": text_column, "label": label_column}
     if not frame.attrs.get("header", True):
@@ -333,42 +348,6 @@ def _one_row_per_task(frame: pd.DataFrame) -> pd.DataFrame:
     return latest
 
 
-def read_texts(path: Path, text_column: str = "text", *, header: bool = True) -> pd.DataFrame:
-    """A CSV/TSV/JSONL/Parquet file (optionally gzipped; `.json` is read as JSON Lines) with a text column, every
-    column as written (a CSV's cells as strings, `NA` or `null` too; only an empty cell is missing), parsed,
-    decoded and checked as `read_labelled_file` does, but with no size limit and no checks on the values.
-
-    HEADER=False: a CSV/TSV without a header row (columns "0", "1", ...): TEXT_COLUMN is a 0-based position, or,
-    when it is not a number, the column with the longest values. The column taken is `attrs["columns"]["text"]`.
-    """
-    path = Path(path)
-    fmt, compressed = _format_of(path, READ_TEXT_FORMATS, "textops")
-    _check_file(path, "file not found.")
-    frame = _parse(path, fmt, _read_bytes(path, None, compressed), header)
-    if not frame.attrs.get("header", True):
-        column = columns_by_position(path, frame, {"text": text_column})["text"]
-        first = frame[column].iloc[0] if len(frame) else None
-        if isinstance(first, str) and first.strip().lower() in {"text", str(text_column).strip().lower()}:
-            raise DataError(
-                f"{path}: its first row is {first!r}, a header, which --no-header would score as a text: leave "
-                "--no-header out (the file names its columns), or remove that row."
-            )
-    elif text_column not in frame.columns:
-        if frame.attrs.get("header", False) and looks_like_data(frame):
-            raise DataError(no_header_message(path, frame, [text_column]))
-        hint = ""
-        if frame.shape[1] == 1:
-            hint = (
-                f" With one column, the first line ({str(frame.columns[0])[:60]!r}) was read as its name: for one "
-                "text per line with no header, pass --no-header; else name the column with --text-column."
-            )
-        raise DataError(f"{path}: no {text_column!r} column (columns: {', '.join(map(str, frame.columns))}).{hint}")
-    else:
-        column = text_column
-    frame.attrs = {"columns": {"text": column}}  # not the file's text: nothing needs it, and it would be copied
-    return frame
-
-
 def write_table(df: pd.DataFrame, path: Path) -> None:
     path = Path(path)
     if path.is_dir():
@@ -381,5 +360,5 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(path, index=False)
     elif kind == "jsonl":
         df.to_json(path, orient="records", lines=True, force_ascii=False)
-    else:
-        df.to_csv(path, sep="\t" if kind == "tsv" else ",", index=False)
+    else:  # opened in a spreadsheet: a formula text is shown, not run (as the label queue and feedback export do)
+        neutralized_table(df).to_csv(path, sep="\t" if kind == "tsv" else ",", index=False)

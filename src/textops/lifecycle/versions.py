@@ -185,6 +185,8 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
                 "were; check the DVC remote (`dvc remote list`) and try again."
             ) from exc
         drop_backup(root)
+        if with_clean:
+            restored_card(root, params)
         if commit:
             try:
                 scm.commit_files(root, list(files), f"data: restore the data of {label}")
@@ -196,6 +198,17 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
             "`textops preprocess` to rebuild them"
         )
     return f"data of {label} restored {how}: data/ and the cleaned splits"
+
+
+def restored_card(root: Path, params: Params) -> None:
+    """The Croissant description of the restored splits, recorded in dvc.lock: the data is restored whatever
+    happens here, so a failure is a warning (the next preprocess or training writes it)."""
+    from textops.data.croissant import write_current
+
+    try:
+        write_current(root, params)
+    except Exception as exc:
+        log.warning("the restored data's Croissant description was not written: %s", exc)
 
 
 def expected_dirs(params: Params, files: dict[str, str]) -> list[tuple[str, str]]:

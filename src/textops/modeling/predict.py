@@ -81,13 +81,15 @@ def predict_file(
     progress: bool = True,
     header: bool = True,
 ) -> dict:
-    """Score every row of INPUT with the champion (or VERSION) in batches; write rows + predictions. HEADER=False:
+    """Score every row of INPUT with the champion (or VERSION) in batches; write rows + predictions (a row of no
+    text is left out and counted: `blank_rows`, textops.data.texts has the rule both engines share). HEADER=False:
     a CSV/TSV without a header row, TEXT_COLUMN a 0-based position or, if not a number, the column with the longest
     values (the column taken is the result's `text_column`)."""
     from textops.core.tracking import connect
-    from textops.data.readers import read_texts, write_table
+    from textops.data.readers import write_table
+    from textops.data.texts import read_texts
 
-    df = read_texts(input_path, text_column, header=header)
+    df = read_texts(input_path, text_column, header=header)  # rows of no text left out, counted
     column = df.attrs.get("columns", {}).get("text", text_column)  # without a header: the position taken
     texts = df[column].fillna("").astype(str).tolist()
     uri = model_uri(params, version)
@@ -98,4 +100,11 @@ def predict_file(
     kept = {c: f"{c}_input" for c in df.columns if c in preds.columns}
     out = pd.concat([df.reset_index(drop=True).rename(columns=kept), preds], axis=1)
     write_table(out, output_path)
-    return {"rows": len(out), "output": str(output_path), "model": uri, "text_column": column, "renamed": kept}
+    return {
+        "rows": len(out),
+        "blank_rows": df.attrs.get("blank_rows", 0),
+        "output": str(output_path),
+        "model": uri,
+        "text_column": column,
+        "renamed": kept,
+    }

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from textops.core import lineage
 from textops.core.artifacts import (
+    CROISSANT_ARTIFACT,
+    CROISSANT_STAGE,
     HF_DIR,
     RUN_FILE,
     TRAIN_METRICS,
@@ -37,6 +39,7 @@ from textops.core.config import Params
 from textops.core.errors import ParamsError
 from textops.core.params_file import flatten, redact
 from textops.core.scm import publish_data, record_stage
+from textops.data.croissant import write_current
 from textops.data.landing import demo_tag
 from textops.modeling.batches import Encoded, length_grouped_trainer
 from textops.modeling.checkpoints import (
@@ -349,7 +352,7 @@ def train(root: Path, params: Params, fallback: str | None = None) -> dict:
     # `with` ends the run FAILED when anything below raises (KILLED on Ctrl-C), never left RUNNING.
     with session.active(), mlflow.start_run(experiment_id=session.experiment_id) as run:
         atomic_write_json(checkpoint_dir / MLFLOW_RUN, {"run_id": run.info.run_id})
-        log_inputs(params, {**tags, **owner_tags()}, trainer, labels)
+        log_inputs(params, {**tags, **owner_tags()}, trainer, labels, card=write_current(root, params, record=False))
         if resume_from is not None:
             mlflow.set_tags({lineage.RESUMED_FROM: resume_from.name, lineage.RESUMED_FROM_RUN: interrupted or ""})
             replay_history(resume_from)
@@ -363,13 +366,19 @@ def train(root: Path, params: Params, fallback: str | None = None) -> dict:
         )
         run_info = save_outputs(root, params, trainer, run, metrics, labels)
     mark_finished(checkpoint_dir, run_info["run_id"])  # the next training of this data starts afresh
-    record_stage(root, "train")
+    record_stage(root, "train", CROISSANT_STAGE)
     return {**metrics, **run_info}
 
 
-def log_inputs(params: Params, tags: dict, trainer, labels: list[str], stage: str = "train") -> None:
-    """The active run's params (as trained: `auto` resolved, presets filled) and tags, and what the data gave."""
+def log_inputs(
+    params: Params, tags: dict, trainer, labels: list[str], stage: str = "train", card: Path | None = None
+) -> None:
+    """The active run's params (as trained: `auto` resolved, presets filled) and tags, what the data gave, and the
+    data's Croissant file CARD (`data.croissant.write_current`) as the artifact `data/croissant.json`."""
     import mlflow
+
+    if card is not None:
+        mlflow.log_artifact(str(card), CROISSANT_ARTIFACT)
 
     mlflow.log_params(flatten(params))
     mlflow.set_tags({**tags, **environment(), lineage.STAGE: stage})

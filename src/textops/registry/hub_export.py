@@ -1,7 +1,8 @@
 """`textops export --model N DIR`: a registered version as a folder anyone can load without textops, the Hugging Face
 way: `transformers.pipeline("text-classification", model=DIR)` offline, with the same labels (config.json's
 id2label) and the same probabilities as `textops predict` on the PyTorch runtime. Beside the weights and the tokenizer:
-the model card (README.md, `registry.card`), and with ONNX the graphs textops serves (`onnx/`)."""
+the model card (README.md, `registry.card`), the Croissant description of the data the version was trained on
+(`croissant.json`, as its training run logged it), and with ONNX the graphs textops serves (`onnx/`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textops.core.artifacts import CROISSANT_ARTIFACT, CROISSANT_FILE
 from textops.core.config import Params
 from textops.core.errors import StateError
 
@@ -51,6 +53,9 @@ def export_version(root: Path, params: Params, version: str | None, out: Path, o
             if onnx and graphs.is_dir():
                 shutil.copytree(graphs, staged / "onnx")
             (staged / "README.md").write_text(model_card(shown), encoding="utf-8")
+            data_card = run_data_card(shown.get("run_id"), Path(tmp))
+            if data_card is not None:
+                shutil.copyfile(data_card, staged / CROISSANT_FILE)
             if out.exists():
                 out.rmdir()
             staged.replace(out)  # the folder appears whole or not at all
@@ -59,3 +64,22 @@ def export_version(root: Path, params: Params, version: str | None, out: Path, o
             raise
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     return {"version": shown["version"], "output": str(out), "files": files}
+
+
+def run_data_card(run_id: str | None, tmp: Path) -> Path | None:
+    """The Croissant file a training run logged of its data (inside an active session); None for a run from
+    before runs logged one. Its file paths are the project's (`clean/train.parquet`): the export carries the
+    description and the sha256 of each split, not the data."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"{CROISSANT_ARTIFACT}/{CROISSANT_FILE}", dst_path=str(tmp / "run")
+            )
+        )
+    except (MlflowException, OSError):
+        return None

@@ -15,7 +15,6 @@ replaced there; textops never deletes what it did not write.
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import math
 import os
@@ -32,29 +31,18 @@ import pandas as pd
 
 from textops.core.config import Params
 from textops.core.errors import DataError, StateError
+from textops.core.formulas import neutralized_table
+from textops.scale.ray_inputs import (
+    BLANK_COLUMN,
+    block_bytes,
+    check_text_columns,
+    input_files,
+    read_dataset,
+    scored_block,
+)
 
-READABLE = (".csv", ".tsv", ".parquet", ".jsonl", ".json")
 PART_GLOB = "part-[0-9][0-9][0-9][0-9][0-9].parquet"  # the files write_directory writes, and the only ones it removes
 NODE_COLUMN = "__textops_node"  # which node scored a row: counted by the driver, never written
-
-
-def input_files(spec: str) -> list[Path]:
-    """The files SPEC names: a file, a directory (its readable files), or a glob. A symbolic link inside a
-    directory or a glob is not followed: it can point anywhere, outside the project too (a file named on its own
-    is the user's choice and is read)."""
-    path = Path(spec)
-    if path.is_dir():
-        found = [p for p in path.iterdir() if p.suffix.lower() in READABLE]
-    elif path.exists():
-        return [path]
-    else:
-        found = [Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in READABLE]
-    links = sorted(p.name for p in found if p.is_symlink())
-    files = sorted(p for p in found if not p.is_symlink() and p.is_file())
-    if not files:
-        skipped = f" (symbolic links are not followed: {', '.join(links[:5])})" if links else ""
-        raise DataError(f"{spec}: no CSV, TSV, Parquet or JSONL file there (a file, a directory or a glob){skipped}.")
-    return files
 
 
 def packed_model(session, uri: str) -> bytes:
@@ -83,6 +71,9 @@ def unpack(tar: tarfile.TarFile, into: str) -> None:
     tar.extractall(into)
 
 
+ACTOR_START_S = 900  # how long the actors may take to start and load the model
+
+
 class Scorer:
     """A Ray actor's work: unpack and load the model once, then score blocks of rows."""
 
@@ -104,59 +95,9 @@ class Scorer:
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from textops.modeling.predict import predict_batches
-
-        texts = batch[self.text_column].fillna("").astype(str).tolist()
-        preds = predict_batches(self.model, texts, self.batch_size)
-        kept = {c: f"{c}_input" for c in batch.columns if c in preds.columns}
-        out = pd.concat([batch.reset_index(drop=True).rename(columns=kept), preds], axis=1)
+        out = scored_block(self.model, batch, self.text_column, self.batch_size)
         out[NODE_COLUMN] = self.node
         return out
-
-
-MIN_BLOCK_BYTES = 1 << 16
-ACTOR_START_S = 900  # how long the actors may take to start and load the model
-
-
-def block_bytes(files: list[Path], actors: int) -> int:
-    """Bytes per block: about a quarter of the smallest file's share per actor, at least 64 KB and at most Ray's
-    default 128 MB."""
-    return min(max(min(p.stat().st_size for p in files) // (actors * 4), MIN_BLOCK_BYTES), 128 << 20)
-
-
-def read_dataset(files: list[Path], actors: int):
-    """A Ray dataset of FILES, every column as text (one reader per kind, then their union). A text file is read in
-    blocks of about a quarter of its share per actor (at least 64 KB): one file is one read task, and a block goes
-    to one actor, so a file read whole would keep every other actor idle."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.json as pajson
-    import ray.data
-
-    parts = []
-    for path in files:
-        kind = path.suffix.lower()
-        block = block_bytes([path], actors)
-        if kind in (".csv", ".tsv"):
-            sep = "\t" if kind == ".tsv" else ","
-            header = pd.read_csv(path, sep=sep, nrows=0, dtype=str).columns
-            parts.append(
-                ray.data.read_csv(
-                    str(path),
-                    read_options=pacsv.ReadOptions(block_size=block),
-                    parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={c: pa.string() for c in header},
-                        strings_can_be_null=False,
-                        quoted_strings_can_be_null=False,
-                    ),
-                )
-            )
-        elif kind == ".parquet":
-            parts.append(ray.data.read_parquet(str(path)))
-        else:
-            parts.append(ray.data.read_json(str(path), read_options=pajson.ReadOptions(block_size=block)))
-    return parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
 
 
 def check_reachable(address: str, timeout: float = 10) -> None:
@@ -243,13 +184,7 @@ def check_inputs(files: list[Path], output: Path, one: bool, text_column: str, o
         raise DataError(f"{output}: unsupported output type {output.suffix!r}; use CSV, TSV, Parquet or JSONL.")
     if not one:
         check_output_directory(output, overwrite)
-    for path in files:
-        if path.suffix.lower() in (".csv", ".tsv"):
-            header = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns
-            if text_column not in header:
-                raise DataError(
-                    f"{path}: no column {text_column!r} (it has {', '.join(map(str, header))}); pass --text-column."
-                )
+    check_text_columns(files, text_column)
 
 
 def actor_resources(params: Params) -> float:
@@ -279,7 +214,8 @@ def predict_on_ray(
 ) -> dict:
     """Score every row of the files SPEC names with the champion (or VERSION) on Ray; write OUTPUT (see the module
     docstring; OVERWRITE: a directory output may hold an earlier run's part files, which are replaced). Returns
-    rows, output, model, nodes (rows per node) and seconds."""
+    rows, blank_rows (rows of no text, left out: textops.data.texts' rule), output, model, nodes (rows per node) and
+    seconds."""
     import ray
 
     from textops.core.tracking import connect as open_store
@@ -317,8 +253,10 @@ def predict_on_ray(
             },
         )
         rows, nodes = write_one(scored, output) if one else write_directory(scored, output, overwrite)
+    blank = nodes.pop(BLANK_COLUMN, 0)  # counted beside the nodes' rows by _count
     return {
         "rows": rows,
+        "blank_rows": blank,
         "output": str(output),
         "model": uri,
         "nodes": nodes,
@@ -326,10 +264,18 @@ def predict_on_ray(
     }
 
 
-def _count(nodes: dict, frame: pd.DataFrame) -> pd.DataFrame:
-    for node, n in frame[NODE_COLUMN].value_counts().items():
-        nodes[node] = nodes.get(node, 0) + int(n)
-    return frame.drop(columns=NODE_COLUMN)
+def _count(nodes: dict, table) -> pd.DataFrame:
+    """A scored block (an Arrow table) as a frame of its scored rows: its rows of no text left out and counted under
+    BLANK_COLUMN, the rows per node counted in NODES. Arrow does the filtering: Ray's pandas batches are views of
+    Arrow memory that pandas' own filtering can leave unwritable as CSV."""
+    import pyarrow.compute as pc
+
+    blank = table.column(BLANK_COLUMN)
+    nodes[BLANK_COLUMN] = nodes.get(BLANK_COLUMN, 0) + int(pc.sum(blank).as_py() or 0)
+    table = table.filter(pc.invert(blank))
+    for item in pc.value_counts(table.column(NODE_COLUMN)).to_pylist():
+        nodes[item["values"]] = nodes.get(item["values"], 0) + int(item["counts"])
+    return table.drop_columns([NODE_COLUMN, BLANK_COLUMN]).to_pandas()
 
 
 def write_one(scored, output: Path) -> tuple[int, dict]:
@@ -344,8 +290,10 @@ def write_one(scored, output: Path) -> tuple[int, dict]:
     rows, writer = 0, None
     try:
         with open(aside, "wb") as f:
-            for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
+            for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
                 frame = _count(nodes, batch)
+                if frame.empty:  # a block of blank rows alone: its columns may lack the answers' types
+                    continue
                 if kind == ".parquet":
                     table = pa.Table.from_pandas(frame, preserve_index=False)
                     writer = writer or pq.ParquetWriter(f, table.schema)
@@ -353,7 +301,8 @@ def write_one(scored, output: Path) -> tuple[int, dict]:
                 elif kind in (".jsonl", ".json"):
                     f.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode())
                 else:
-                    f.write(frame.to_csv(sep="\t" if kind == ".tsv" else ",", index=False, header=rows == 0).encode())
+                    sep = "\t" if kind == ".tsv" else ","  # a formula text is shown, not run (core.formulas)
+                    f.write(neutralized_table(frame).to_csv(sep=sep, index=False, header=rows == 0).encode())
                 rows += len(frame)
             if writer is not None:
                 writer.close()
@@ -376,9 +325,11 @@ def write_directory(scored, output: Path, overwrite: bool = False) -> tuple[int,
     nodes: dict[str, int] = {}  # rows per node
     rows = 0
     try:
-        for n, batch in enumerate(scored.iter_batches(batch_format="pandas", batch_size=None)):
+        for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
             frame = _count(nodes, batch)
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), aside / f"part-{n:05d}.parquet")
+            if not frame.empty:  # a block of blank rows alone writes no part
+                part = aside / f"part-{len(list(aside.iterdir())):05d}.parquet"
+                pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), part)
             rows += len(frame)
         check_output_directory(output, overwrite)  # again: something may have landed there while Ray scored
         if not output.exists():

@@ -3,6 +3,7 @@ textops.ui.cli; light imports only, as there."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -63,16 +64,27 @@ def data_checkout(
 
 @command(data_app, "card")
 def data_card(
-    output: Path | None = typer.Option(None, "--output", "-o", help="Where (default: reports/croissant.json)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Also write it here (it is always kept at artifacts/croissant.json)."
+    ),
     *,
     project: Project,
 ) -> None:
     """The current data version as MLCommons Croissant 1.0 JSON-LD: the cleaned splits with their sha256, the
-    label set, the licences, the cleaning in words; `mlcroissant.Dataset(jsonld=FILE)` reads its records."""
-    from textops.data.croissant import CARD_FILE
+    label set, the licences, the cleaning in words; `mlcroissant.Dataset(jsonld=FILE)` reads its records. Kept at
+    artifacts/croissant.json (the `croissant` stage of dvc.yaml), which preprocess and every training write too."""
+    from textops.core.artifacts import croissant_path
+    from textops.core.errors import StateError
     from textops.data.croissant import data_card as write_card
+    from textops.data.croissant import has_splits, write_current
 
-    path = output or project.root / CARD_FILE
-    card = write_card(project.root, project.params, path)
+    if not has_splits(project.root, project.params):
+        raise StateError("no cleaned splits to describe: run `textops preprocess` (or `dvc repro preprocess`) first.")
+    path = output or croissant_path(project.root, project.params)
+    if output is None:
+        write_current(project.root, project.params)
+        card = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        card = write_card(project.root, project.params, path)
     sets = [r["name"] for r in card.get("recordSet", [])]
     typer.echo(f"data card: {card.get('identifier')} -> {path} (record sets: {', '.join(sets)})")

@@ -132,7 +132,7 @@ def predict_ray(
     spread = ", ".join(f"{node[:8]} {n}" for node, n in sorted(r["nodes"].items()))
     typer.echo(
         f"predict: {r['rows']} rows scored with {r['model']} on Ray ({len(r['nodes'])} node(s): {spread}; "
-        f"{r['seconds']} s) -> {r['output']}"
+        f"{r['seconds']} s){blank_note(r)} -> {r['output']}"
     )
 
 
@@ -233,7 +233,7 @@ def explain(
 
 
 def predict(
-    input_path: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL file with a text column."),
+    input_path: Path = typer.Argument(..., help="CSV, TSV, Parquet, JSONL (a text column) or .txt (a text per line)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write rows + predictions (same formats)."),
     model_version: str | None = typer.Option(None, help="Score with this version instead of the champion."),
     batch_size: int | None = typer.Option(None, min=1, help="Texts per batch (default: evaluate.batch_size)."),
@@ -259,4 +259,12 @@ def predict(
     )
     taken = f" (texts: column {result['text_column']})" if no_header else ""
     taken += "".join(f" (your column {a} is kept as {b})" for a, b in result["renamed"].items())
-    typer.echo(f"predict: {result['rows']} rows scored with {result['model']}{taken} -> {result['output']}")
+    typer.echo(
+        f"predict: {result['rows']} rows scored with {result['model']}{taken}{blank_note(result)} -> {result['output']}"
+    )
+
+
+def blank_note(result: dict) -> str:
+    """The rows of no text a predict left out, on either engine (textops.data.texts' rule)."""
+    n = result.get("blank_rows", 0)
+    return f" ({n} row(s) with an empty or blank text left out)" if n else ""

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from textops.core.errors import DataError
-from textops.data.readers import line_endings, read_labelled_file, read_texts
+from textops.data.readers import line_endings, read_labelled_file
+from textops.data.texts import read_texts
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "csv.gz"])
@@ -246,9 +247,12 @@ def test_labels_in_messages_are_cut():
 def test_one_text_per_line_and_a_header_under_no_header_are_named(tmp_path):
     lines = tmp_path / "texts.txt"
     lines.write_text("NA\na fine film\na dull film\n")  # the first text happens to look like a missing value
-    with pytest.raises(DataError, match="pass --no-header"):
-        read_texts(lines)
-    assert read_texts(lines, "0", header=False)["0"].tolist() == ["NA", "a fine film", "a dull film"]
+    assert read_texts(lines)["text"].tolist() == ["NA", "a fine film", "a dull film"]  # .txt: a text per line
+    one_column = tmp_path / "texts.csv"
+    one_column.write_text("NA\na fine film\na dull film\n")
+    with pytest.raises(DataError, match="pass --no-header or name the file .txt"):
+        read_texts(one_column)
+    assert read_texts(one_column, "0", header=False)["0"].tolist() == ["NA", "a fine film", "a dull film"]
     headed = tmp_path / "headed.csv"
     headed.write_text("text\na fine film\na dull film\n")
     with pytest.raises(DataError, match="its first row is 'text', a header"):

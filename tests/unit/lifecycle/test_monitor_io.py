@@ -13,7 +13,8 @@ from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.data.reports import monitor_page
 from textops.lifecycle.landed import LANDED_STATE, landed_files, mark_announced
-from textops.lifecycle.monitor import flat_metrics, read_request_log
+from textops.lifecycle.monitor import flat_metrics
+from textops.lifecycle.monitor_inputs import read_request_log
 from textops.live import drift
 from textops.live.request_log import RequestLog
 
