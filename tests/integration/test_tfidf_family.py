@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAST, make_project, post_raw, serving, set_params, textops, wait_for
+from helpers import FAST, make_project, post_raw, request, serving, set_params, textops, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,12 @@ def test_a_tfidf_champion_is_served_swapped_with_a_transformer_both_ways_predict
         assert served_version(server, "1")["runtime"] == "sklearn"
         status, again = post_raw(server.url, body, {"Content-Type": "application/json"})
         assert status == 200 and json.loads(again) == json.loads(answer)
+        # Its explanations are the linear model's own: coefficient x TF-IDF value, summing exactly.
+        status, _, explained = request(server.url, "POST", "/explain", body, {"Content-Type": "application/json"})
+        assert status == 200, explained
+        for e in json.loads(explained)["explanations"]:
+            assert e["method"].startswith("linear") and e["delta"] == 0.0, e
+            assert abs(sum(w["attribution"] for w in e["words"]) - (e["logit"] - e["baseline_logit"])) < 1e-6
 
     test = pd.read_parquet(root / "artifacts" / "clean" / "test.parquet")
     test[["text", "label"]].to_csv(root / "new.csv", index=False)

@@ -93,7 +93,7 @@ def class_metric_prefix(index: int, name: str) -> str:
 
 def load_trained(root: Path, params: Params):
     """(a function from texts to class probabilities, the label names it predicts, run.json, the (model, tokenizer)
-    its errors are explained with, (None, None) for a model without an explainer) of the train stage's output: the
+    its errors are explained with: a tfidf model's is its scorer and no tokenizer) of the train stage's output: the
     transformer in hf/ or the tfidf model in tfidf/; StateError if train has not run."""
     run_info = read_run_info(root, params)
     trained = model_dir(root, params)
@@ -101,7 +101,7 @@ def load_trained(root: Path, params: Params):
         from textops.modeling.pyfunc import TfidfScorer
 
         scorer = TfidfScorer.load(str(trained / TFIDF_DIR))
-        return scorer.probabilities, scorer.labels, run_info, (None, None)
+        return scorer.probabilities, scorer.labels, run_info, (scorer, None)
     hf_dir = trained / HF_DIR
     if not hf_dir.is_dir():
         raise StateError(f"{hf_dir} holds no trained model: run `textops train` (or `dvc repro train`) first.")
@@ -224,7 +224,6 @@ def evaluate(root: Path, params: Params) -> dict:
     baseline = baseline_metrics(root, params, names, texts, labels)
     if baseline is not None:
         metrics["baseline"] = baseline
-    # A tfidf model's errors are not explained yet (its explainer, coefficient x feature, is still to come).
     explained = explain_errors(model, tokenizer, names, texts, labels, probs, *explain_settings(params))
     files = write_outputs(root, params, texts, labels, probs, names, explained)
     atomic_write_json(root / EVAL_METRICS, metrics)

@@ -10,9 +10,8 @@ their attribution is exactly 0 and leaving them out changes no sum. Wordpieces a
 tokenizer split the text into (a fast tokenizer's word ids and character offsets).
 
 Other model kinds plug in through `EXPLAINERS` (the pyfunc's class name -> a function with the signature of
-`explain_transformer`). Note for the bag-of-words family (TF-IDF + logistic regression, being added on another
-branch): its explainer is coefficient x TF-IDF value per feature present in the text, target class against the
-rest, with `delta` 0 (the decision function is linear, so the sum is exact) and the intercept as `baseline_logit`.
+`explain_transformer`). The tfidf family is the same pyfunc class with a linear scorer: `explain_linear`,
+coefficient x TF-IDF value per n-gram, exact (`delta` 0).
 """
 
 from __future__ import annotations
@@ -92,8 +91,17 @@ def explain_version(
     return {"model": uri, "steps": used, "explanations": explain(model, texts, target, used)}
 
 
+def explain_text_classifier(python_model, texts: list[str], target: str | None, steps: int) -> list[dict]:
+    """The pyfunc (`pyfunc.TextClassifier`): a tfidf model's exact linear attributions, else integrated gradients."""
+    if getattr(python_model, "scorer", None) is not None:
+        from textops.modeling.explain_linear import explain_tfidf
+
+        return explain_tfidf(python_model.scorer, texts, target_index(python_model.labels, target))
+    return explain_transformer(python_model, texts, target, steps)
+
+
 def explain_transformer(python_model, texts: list[str], target: str | None, steps: int) -> list[dict]:
-    """The transformers pyfunc (`pyfunc.TextClassifier`): integrated gradients on its own PyTorch copy."""
+    """The transformers pyfunc: integrated gradients on its own PyTorch copy."""
     index = target_index(python_model.labels, target)
     network = explaining_copy(python_model)
     return [attribute(network, python_model.tokenizer, python_model.labels, text, index, steps) for text in texts]
@@ -203,14 +211,17 @@ def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, n: int) -> lis
 def explain_errors(model, tokenizer, names: list[str], texts: list[str], labels, probs, n: int, steps: int):
     """The N most confidently wrong rows of a scored split, each explained towards the class the model (wrongly)
     gave it: `text`, `label` (the true one) and the explanation's fields. For the run report."""
-    if model is None:  # a tfidf model: its explainer (coefficient x feature) is still to come
-        return []
     values = [str(v) for v in names]
     rows = []
     for i in most_confidently_wrong(probs, np.asarray(labels), n):
-        found = attribute(model, tokenizer, values, texts[i], None, steps)
+        if tokenizer is None:  # MODEL is a tfidf scorer
+            from textops.modeling.explain_linear import explain_tfidf
+
+            found = explain_tfidf(model, [texts[i]], None)[0]
+        else:
+            found = attribute(model, tokenizer, values, texts[i], None, steps)
         rows.append({"text": texts[i], "true_label": values[int(labels[i])], **found})
     return rows
 
 
-EXPLAINERS = {"TextClassifier": explain_transformer}
+EXPLAINERS = {"TextClassifier": explain_text_classifier}
