@@ -44,7 +44,7 @@ from textops.core.env import set_offline_env  # noqa: E402
 
 # The project's own offline switches, also for the subprocesses tests start.
 set_offline_env()
-# One torch thread per process: the suite runs two workers (pytest-xdist) on two cores, and each training
+# One torch thread per process: the suite runs three workers (pytest-xdist) on two cores, and each training
 # process with torch's default thread count would spin against the other (BENCHMARKS.md, "Threads").
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # DVC stages call `textops ...` through a shell: the console script must be on PATH even when the
