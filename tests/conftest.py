@@ -59,15 +59,15 @@ STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 # (the loop test, its cool-down included, was seen alone for the last 6 minutes).
 LONGEST_FIRST = (
     "test_loop.py",
+    "test_own_data.py",
+    "test_tfidf_family.py",
     "test_workers.py",
+    "test_serve.py",
     "test_ray.py",
     "test_flows.py",
     "test_mlflow_server.py",
-    "test_serve.py",
     "test_journey.py",
     "test_registry.py",
-    "test_tfidf_family.py",
-    "test_own_data.py",
     "test_poisoned_data.py",
 )
 
