@@ -175,3 +175,34 @@ def test_status_says_data_edited_by_hand_is_nobodys_and_how_to_put_it_back(tmp_p
     assert "edited outside textops (changed: raw/batch-1.jsonl)" in shown and "the champion's" not in shown
     assert "dvc checkout --force data.dvc" in shown
 
+
+@pytest.mark.parametrize(
+    "sqlite_says, expected",
+    [
+        ("database or disk is full", "no space left on the device (SQLite: database or disk is full)"),
+        ("disk I/O error", "the disk could not be written (full, failing, or unmounted) (SQLite: disk I/O error)"),
+        ("database disk image is malformed", "is damaged (database disk image is malformed)"),
+        ("file is not a database", "is damaged (file is not a database)"),
+    ],
+)
+def test_sqlite_disk_faults_and_damage_are_one_paragraph_not_a_bug_report(tmp_path, capsys, sqlite_says, expected):
+    """SQLite says a full disk and a damaged file in words (the MLflow store, the answers index), wrapped by
+    SQLAlchemy and MLflow: the command names the disk or the store file, never "likely a bug"."""
+    import sqlite3
+
+    import typer
+
+    from textops.ui.command import Project, user_errors
+
+    (tmp_path / "params.yaml").write_text("{}\n")
+    project = Project(tmp_path / "params.yaml")
+    with pytest.raises(typer.Exit) as ended, user_errors("run", project):
+        try:
+            raise sqlite3.OperationalError(sqlite_says)
+        except sqlite3.Error as exc:
+            raise RuntimeError(f"(sqlite3.OperationalError) {sqlite_says} [SQL: INSERT INTO runs ...]") from exc
+    said = " ".join(capsys.readouterr().err.split())
+    assert ended.value.exit_code == 1 and expected in said, said
+    assert "likely a bug" not in said and "another process" not in said
+    if "damaged" in expected:
+        assert f"{tmp_path / 'mlruns' / 'mlflow.db'}" in said and "move it aside" in said
