@@ -158,7 +158,7 @@ def test_ingest_refuses_to_version_a_hand_edited_batch(ingested, tmp_path, edit)
     new = write_csv(tmp_path / "new.csv", sample_rows(150, 41))
     proc = textops(ingested, "ingest", str(new), "--commit", check=False)
     assert proc.returncode != 0 and "changed outside `textops ingest`" in proc.stderr, proc.stderr
-    assert "dvc checkout data.dvc" in proc.stderr and "Traceback" not in proc.stderr
+    assert "dvc checkout --force data.dvc" in proc.stderr and "Traceback" not in proc.stderr
     assert digest(ingested / "data", ingested / "data.dvc", ingested / ".dvc" / "cache") == before
 
 

@@ -101,7 +101,7 @@ def test_a_hand_edit_of_the_raw_data_is_refused(two_versions, edit):
     for command in (["preprocess"], ["run"]):
         proc = textops(root, *command, check=False)
         assert proc.returncode == 1, (command, proc.stdout)
-        assert "changed outside `textops ingest`" in proc.stderr and "dvc checkout data.dvc" in proc.stderr
+        assert "changed outside `textops ingest`" in proc.stderr and "dvc checkout --force data.dvc" in proc.stderr
         assert "Traceback" not in proc.stderr
     dvc(root, "checkout", "--force", "data.dvc", check=True)
     (root / "data" / "raw" / "extra.csv").unlink(missing_ok=True)

@@ -73,7 +73,8 @@ def test_a_champion_whose_files_cannot_be_read_is_not_replaced_silently(trained)
     registered but not promoted, the champion stays; a person can promote the challenger by hand."""
     client, name = mlflow_client(trained)
     location = Path(client.get_model_version_download_uri(name, "1").removeprefix("file://"))
-    shutil.rmtree(location)
+    aside = trained.parent / "v1-files-aside"
+    shutil.move(location, aside)  # a share down: the files come back later
     texts, out = trained.parent / "t.csv", trained.parent / "o.csv"
     texts.write_text("text\nfine\n")
     scored = textops(trained, "predict", str(texts), "-o", str(out), check=False)
@@ -87,5 +88,9 @@ def test_a_champion_whose_files_cannot_be_read_is_not_replaced_silently(trained)
     assert "recorded test macro_f1" in said and "likely a bug" not in said and "Traceback" not in said
     state = registry_state(trained)
     assert state["aliases"]["champion"] == "1" and state["aliases"]["challenger"] == "2"
+    shutil.move(aside, location)  # the files are back: `textops register`, as the message says, decides again
+    again = textops(trained, "register")
+    assert "v2 (challenger, its run's version decided again)" in again.stdout, again.stdout
+    assert [v[0] for v in registry_state(trained)["versions"]] == ["1", "2"]  # never a second version of one run
     assert "now the champion" in textops(trained, "model", "promote", "2", "--reason", "v1's files are lost").stdout
     assert registry_state(trained)["aliases"]["champion"] == "2"

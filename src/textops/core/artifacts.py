@@ -159,7 +159,7 @@ def read_raw(root: Path, params: Params) -> pd.DataFrame:
         except (pa.ArrowInvalid, OSError) as exc:
             raise StateError(
                 f"{f} is damaged ({str(exc).splitlines()[0]}): it is not the batch ingest wrote. Put data/ back with "
-                "`dvc checkout data.dvc` (or `dvc pull data.dvc`)."
+                "`dvc checkout --force data.dvc` (or `dvc pull --force data.dvc`)."
             ) from exc
     table = pa.concat_tables(tables)
     if params.data.group_column is None or table.column("group").null_count == len(table):

@@ -68,15 +68,27 @@ def raw_changes(root: Path, params: Params) -> list[str] | None:
     return None if md5 is None else dir_differences(root, tracked_dir(params), md5)
 
 
+def restore_advice(params: Params) -> str:
+    """The command that puts data/ back as data.dvc names it: `--force`, since DVC will not overwrite a changed file
+    without it (the plain `dvc checkout` fails on exactly the files edited)."""
+    return (
+        f"Put it back with `dvc checkout --force {raw_pointer(params)}` (the edits are lost: to keep new rows, save "
+        "them to a file first and add it with `textops ingest FILE`, so that it becomes a versioned batch)"
+    )
+
+
+def edited_message(params: Params, changes: list[str]) -> str:
+    """How data/ was changed outside textops (CHANGES, from `raw_changes`) and what to do."""
+    shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+    return (
+        f"{tracked_dir(params)}/ differs from the data version {raw_pointer(params)} names ({shown}): it was "
+        f"changed outside `textops ingest`. {restore_advice(params)}."
+    )
+
+
 def require_untouched_raw(root: Path, params: Params) -> None:
     """DataError when data/ was changed outside `textops ingest`: its version would not be the one data.dvc names,
     so "nothing to retrain" and every lineage tag would be wrong."""
     changes = raw_changes(root, params)
     if changes:
-        shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
-        raise DataError(
-            f"{tracked_dir(params)}/ differs from the data version {raw_pointer(params)} names ({shown}): it was "
-            "changed outside `textops ingest`. Put it back with `dvc checkout "
-            f"{raw_pointer(params)}`, then add new rows with `textops ingest FILE` (each file becomes a versioned "
-            "batch)."
-        )
+        raise DataError(edited_message(params, changes))

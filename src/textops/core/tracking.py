@@ -89,11 +89,18 @@ def check_store(uri: str, timeout: float = 10) -> None:
                 "it (an open `sqlite3` shell, a stuck `mlflow ui`?). Nothing was changed; try again once it is free."
             ) from exc
         except sqlite3.DatabaseError as exc:
-            raise StateError(
-                f"the MLflow store {db} is damaged ({exc}): it is not a SQLite database any more. Nothing was "
-                "changed. Restore it from a backup, or move it aside to start a new store (the registry and the "
-                "runs in it are then gone from textops' view; the DVC data is not affected)."
-            ) from exc
+            raise StateError(damaged_store(str(db), exc)) from exc
+
+
+def damaged_store(db: str, exc: BaseException) -> str:
+    """What to say of the MLflow store DB that SQLite found damaged (EXC: "file is not a database", "database disk
+    image is malformed"): at once, never as a lock another process holds."""
+    return (
+        f"the MLflow store {db} is damaged ({exc}): SQLite cannot read it as a database any more. Nothing was "
+        f"changed. Restore it from a backup, or move it aside to start a new store (`mv {db} {db}.damaged`: the "
+        "registry and the runs in it are then gone from textops' view; the DVC data and the model files are not "
+        "affected; `sqlite3 DB .recover` may save some of it)."
+    )
 
 
 def server_gone(exc: BaseException) -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.core.errors import DataError
+from textops.core.errors import DataError, too_deep
 from textops.core.formulas import neutralized_table
 from textops.data.columns import (
     columns_by_position,
@@ -138,6 +138,8 @@ def parse_rows(path: Path, fmt: str, raw: bytes, header: bool = True, blank_line
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg}): {line[:80]!r}") from exc
+            except RecursionError as exc:
+                raise too_deep(f"{path}: line {number}", line, "a row of text and label") from exc
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
             rows.append(row)

@@ -30,7 +30,6 @@ from textops.core.artifacts import (
 from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.core.locks import registry_lock
-from textops.core.logs import printed_to_log
 from textops.core.policy import decide, mcnemar, score
 from textops.core.tracking import Session, connect
 from textops.lifecycle.live_promotion import awaiting_live
@@ -43,7 +42,7 @@ from textops.registry.guards import (
     slice_evidence,
     trigger_guards,
 )
-from textops.registry.registry import champion, move_champion, rolled_back_from
+from textops.registry.registry import champion, move_champion, registered_before, rolled_back_from, write_version
 
 REPORT_PATH = "registry/decision.md"
 CARD_PATH = "model_card/README.md"  # the version's model card (Hugging Face's format), logged at registration
@@ -290,15 +289,13 @@ def decide_and_register(root: Path, params: Params) -> dict:
     tags in one registry call (one database transaction on a SQL store), so a kill at any point leaves
     either no new version or a complete one; the alias moves come last.
     """
-    import mlflow
-
     run_info = read_run_info(root, params)
     run_id = run_info["run_id"]
     model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
     metric = params.promotion.primary_metric
     session = connect(root, params)  # checks the store, marks KILLED runs whose process died
     run = trained_run(session, run_id, metric)
-    tags = run.data.tags
+    tags, before = run.data.tags, registered_before(session, run_id)
 
     # Paired predictions of both models on the challenger's test split.
     labels = read_labels(root, params)
@@ -334,9 +331,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     # The data version travels with the model version: `textops data checkout --model N` restores it from these.
     version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
     version_tags.update({lineage.evidence_tag(k): str(v)[:5000] for k, v in evidence.items()})
-    with session.active(), printed_to_log("mlflow"):
-        mv = mlflow.register_model(model_uri, session.model_name, tags=version_tags)
-    version = str(mv.version)
+    version = write_version(session, model_uri, version_tags, before)
     evidence = {"challenger.version": version, **evidence}
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
     log_card(root, params, session, run_id, version)
@@ -347,7 +342,8 @@ def decide_and_register(root: Path, params: Params) -> dict:
         move_champion(session, version, "auto", decision.reason)
     if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
         raise StateError(f"registered {session.model_name} v{version} as challenger, not promoted: {versus['held']}.")
-    return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence}
+    again = {"registered_before": True} if before is not None else {}
+    return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence, **again}
 
 
 def log_card(root: Path, params: Params, session: Session, run_id: str, version: str) -> None:

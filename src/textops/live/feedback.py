@@ -41,6 +41,16 @@ def normal_label(label) -> str:
     return unicodedata.normalize("NFC", str(label).strip())
 
 
+def valid_unicode(text: str) -> bool:
+    """Whether TEXT is valid Unicode: JSON's escapes can carry half of a surrogate pair, which no encoder (SQLite's
+    among them) takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse(body: bytes, max_items: int) -> list[dict]:
     """The items of a feedback body: `{"request_id": ID, "label": L}` (with `"index": I` for one text of a batch),
     or a list of them. ValueError with the reason when the body is not that."""
@@ -59,6 +69,11 @@ def parse(body: bytes, max_items: int) -> list[dict]:
         if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or "label" not in item:
             raise ValueError(f'{where}: expected an object with "request_id" (a string) and "label"')
         label, index = item["label"], item.get("index")
+        if not all(valid_unicode(v) for v in (item["request_id"], label) if isinstance(v, str)):
+            raise ValueError(
+                f"{where}: a lone surrogate (a \\ud800-\\udfff escape without its pair) in the request id or the "
+                "label: not valid Unicode; send them as valid UTF-8"
+            )
         if not isinstance(label, str | int) or isinstance(label, bool) or not normal_label(label):
             raise ValueError(f'{where}: "label" must be a non-empty string or a whole number')
         if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):

@@ -16,7 +16,7 @@ import math
 import time
 from pathlib import Path
 
-from textops.core.errors import DataError, StateError
+from textops.core.errors import DataError, StateError, too_deep
 from textops.live.request_log import log_files, read_rows
 
 FROM_NAME, TO_NAME = "label", "text"  # the names in the labelling config written beside the tasks
@@ -256,7 +256,7 @@ def read_export(path: Path, text: str, text_key: str, label_key: str):
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
     except RecursionError as exc:
-        raise DataError(f"{path}: the JSON is nested too deeply to be a Label Studio export.") from exc
+        raise too_deep(str(path), text, "a Label Studio export") from exc
     rows = export_rows(path, value, text_key, label_key)
     frame = pd.DataFrame(rows).drop(columns=["_line", "_task"])
     frame.attrs["lines"] = [r["_line"] for r in rows]

@@ -75,6 +75,44 @@ def aliases(session: Session) -> dict[str, str]:
     return {alias: str(v) for alias, v in session.client.get_registered_model(session.model_name).aliases.items()}
 
 
+def registered_before(session: Session, run_id: str) -> ModelVersion | None:
+    """The version already registered from the run RUN_ID (`textops register` run again: by hand after a hold, or
+    after a kill between the registration and the alias moves), or None. A run is one model: it gets one version,
+    decided again, never a second one. RegistryError when that version is the champion: nothing to decide."""
+    found = [mv for mv in session.client.search_model_versions(f"run_id = '{run_id}'") if mv.name == session.model_name]
+    if not found:
+        return None
+    before = min(found, key=lambda mv: int(mv.version))
+    current = champion(session)
+    if current is not None and str(current.version) == str(before.version):
+        raise RegistryError(
+            f"run {run_id} is registered already, as {session.model_name} v{before.version}, the champion: nothing "
+            "to register. Train a new model with `textops run` (`--force` for the same data and params)."
+        )
+    return before
+
+
+def write_version(session: Session, model_uri: str, tags: dict[str, str], before: ModelVersion | None) -> str:
+    """Register MODEL_URI with TAGS in one call; or, when its run has a version already (BEFORE), write TAGS over
+    that version's: the comparison's tags the new decision lacks are removed, the decision and reason go last."""
+    if before is None:
+        import mlflow
+
+        from textops.core.logs import printed_to_log
+
+        with session.active(), printed_to_log("mlflow"):
+            return str(mlflow.register_model(model_uri, session.model_name, tags=tags).version)
+    version, client = str(before.version), session.client
+    compared = tuple(lineage.evidence_tag(k) for k in ("champion.", "guard.", "mcnemar.", "slice"))
+    for key in before.tags or {}:
+        if key.startswith(compared) and key not in tags:
+            client.delete_model_version_tag(session.model_name, version, key)
+    last = (lineage.DECISION, lineage.REASON)
+    for key, value in sorted(tags.items(), key=lambda kv: kv[0] in last):
+        client.set_model_version_tag(session.model_name, version, key, value)
+    return version
+
+
 # --------------------------------------------------------------------------------------------------
 # model commands
 

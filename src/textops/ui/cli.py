@@ -190,7 +190,8 @@ def register(
     if as_json:
         return typer.echo(json_text(result))
     verdict = "PROMOTED to champion" if result["promote"] else "not promoted"
-    typer.echo(f"{result['name']} v{result['version']} (challenger): {verdict}: {result['reason']}")
+    again = ", its run's version decided again" if result.get("registered_before") else ""
+    typer.echo(f"{result['name']} v{result['version']} (challenger{again}): {verdict}: {result['reason']}")
 
 
 @command(model_app, "list")

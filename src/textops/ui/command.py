@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from textops.core.errors import TextopsError, exit_code
+from textops.core.errors import TextopsError, damaged_sqlite, disk_fault, disk_message, exit_code
 from textops.core.logs import start_logging
 
 if TYPE_CHECKING:
@@ -64,19 +64,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _disk_full(exc: BaseException | None) -> OSError | None:
-    """The ENOSPC/EDQUOT error in EXC's chain (libraries wrap it), if any."""
-    import errno
+def damaged_message(exc: BaseException, project: Project | None) -> str | None:
+    """The one paragraph for a damaged SQLite file met after the store's check (`errors.damaged_sqlite`), naming
+    the project's MLflow store when it is a SQLite file; None when EXC is not that."""
+    found = damaged_sqlite(exc)
+    if found is None:
+        return None
+    from textops.core.tracking import damaged_store, tracking_uri
 
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return exc
-        if "No space left on device" in str(exc):
-            return OSError(errno.ENOSPC, "No space left on device")
-        exc = exc.__cause__ or exc.__context__
-    return None
+    try:
+        uri = tracking_uri(project.root, project.params) if project is not None else ""
+    except TextopsError:
+        uri = ""
+    if uri.startswith("sqlite:///"):
+        return damaged_store(uri.removeprefix("sqlite:///"), RuntimeError(found))
+    return (
+        f"a SQLite file textops reads is damaged ({found}): the MLflow store, or the answers index of `textops "
+        "serve` (answers.sqlite beside the request log). Nothing was changed. Restore it from a backup, or move it "
+        "aside (a new answers index then matches feedback only to the answers served after it)."
+    )
 
 
 def stop_on_sigterm() -> None:
@@ -100,7 +106,7 @@ def _stopped(exc: BaseException) -> str | None:
 
 
 @contextmanager
-def user_errors(name: str) -> Iterator[None]:
+def user_errors(name: str, project: Project | None = None) -> Iterator[None]:
     """Turn a TextopsError (bad data, bad params, failed suite, bad state), a full disk and a tracking server that
     stopped answering into a message and a non-zero exit code instead of a traceback."""
     import logging
@@ -121,14 +127,9 @@ def user_errors(name: str) -> Iterator[None]:
         log.error("`textops %s` failed", name, exc_info=True)
         if verbose():
             raise
-        full = _disk_full(exc)
-        if full is not None:
-            fail(
-                f"no space left on the device ({full.filename or 'while writing outputs'}): `textops {name}` "
-                "stopped. Every stage writes its outputs aside and swaps them in at the end, so what was there "
-                "before is unchanged, and a training resumes from its last complete checkpoint. Free some space "
-                "and run it again."
-            )
+        disk = disk_message(exc, f"textops {name}") or damaged_message(exc, project)
+        if disk is not None:
+            fail(disk)
         from textops.core.tracking import server_gone
 
         gone = server_gone(exc)
@@ -195,7 +196,7 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
             project = Project(params_path, tuple(overrides or ()))
             start_logging(project.root, label, verbose())
             stop_on_sigterm()
-            with user_errors(label):
+            with user_errors(label, project):
                 return func(*args, project=project, **kwargs)
 
         wrapper.__dict__["__signature__"] = signature.replace(parameters=own + _PROJECT_OPTIONS)  # inspect reads it
@@ -267,8 +268,8 @@ def finish(state) -> dict:
     error = state.result(raise_on_failure=False)
     if isinstance(error, TextopsError):
         raise error
-    if isinstance(error, BaseException) and _disk_full(error) is not None:
-        raise error  # the user_errors mapping says it as a full disk, not as the library's error
+    if isinstance(error, BaseException) and (disk_fault(error) or damaged_sqlite(error)):
+        raise error  # the user_errors mapping says it as a full disk or a damaged store, not as the library's error
     fail(state.message if state.name == "Failed" else f"the run ended {state.name}: {state.message}")
 
 

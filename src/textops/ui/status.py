@@ -28,7 +28,9 @@ def project_status(root: Path, params: Params, runs: int = 5, quick: bool = True
     if store_exists(tracking_uri(root, params)):
         out["aliases"], out["runs"] = registry_and_runs(root, params, runs, quick)
     champion = out["aliases"].get(lineage.CHAMPION_ALIAS) or {}
-    out["data"]["champion_trained_on_it"] = bool(champion) and champion.get("raw_md5") == out["data"]["raw_md5"]
+    data = out["data"]
+    trained_on = bool(champion) and champion.get("raw_md5") == data["raw_md5"]
+    data["champion_trained_on_it"] = trained_on and not data["edited"]  # an edited data/ is nobody's
     out["landing"] = [p.name for p in landing_files(root, params)]
     held = Path(root) / params.data.landing_dir / HELD_DIR
     out["landing_held"] = sorted(p.name.removesuffix(REASON_SUFFIX) for p in held.glob(f"*{REASON_SUFFIX}"))
@@ -118,12 +120,17 @@ def run_row(run_id: str, status: str, start_ms: int, tags: dict, metrics: dict, 
 
 
 def data_state(root: Path, params: Params) -> dict:
-    """The raw data version data/ holds now (data.dvc's md5; None before the first ingest)."""
+    """The raw data version data/ holds now (data.dvc's md5; None before the first ingest), and how data/ differs
+    from it (`dvc_cache.raw_changes`: [] when it is that version byte for byte, or the local cache cannot tell)."""
+    from textops.core.dvc_cache import raw_changes, restore_advice
+
     try:
         raw = scm.raw_md5(root, params)
+        # data/ edited by hand is not the version data.dvc names, whoever trained on that version
+        edited = raw_changes(root, params) if raw else None
     except Exception:  # a missing or conflicted pointer: status reports, the data commands explain
-        raw = None
-    return {"raw_md5": raw}
+        raw, edited = None, None
+    return {"raw_md5": raw, "edited": edited or [], "restore": restore_advice(params) if edited else None}
 
 
 def schedules(root: Path) -> list[dict]:
@@ -193,6 +200,23 @@ def no_champion_hint(st: dict) -> str:
     return f'v{version} was not promoted; `textops model promote {version} --reason "..."` serves it'
 
 
+def data_lines(st: dict) -> list[str]:
+    """What status says of data/: the version data.dvc names and whether the champion saw it, or that data/ was
+    edited outside textops (then it is neither, and the command that really puts it back)."""
+    d = st["data"]
+    if not d["raw_md5"]:
+        return ["data/       empty"]
+    if d.get("edited"):
+        shown = "; ".join(d["edited"][:5]) + ("; ..." if len(d["edited"]) > 5 else "")
+        return [
+            f"{'data/':<11} raw {d['raw_md5'][:8]} in data.dvc, but data/ was edited outside textops ({shown})",
+            f"{'':<11} not what the champion was trained on, nor any data version. {d['restore']}.",
+        ]
+    same = "the champion's" if d.get("champion_trained_on_it") else "not what the champion was trained on"
+    same = same if st["aliases"].get(lineage.CHAMPION_ALIAS) else "no champion yet"
+    return [f"{'data/':<11} raw {d['raw_md5'][:8]}: {same}"]
+
+
 def format_status(st: dict, metric: str) -> str:
     """The one screen."""
     lines = []
@@ -213,10 +237,7 @@ def format_status(st: dict, metric: str) -> str:
             )
         if alias == lineage.CHALLENGER_ALIAS and a["reason"]:
             lines.append(f"{'':<11} {a['reason'][:150]}")
-    d = st["data"]
-    same = "the champion's" if d.get("champion_trained_on_it") else "not what the champion was trained on"
-    same = same if st["aliases"].get(lineage.CHAMPION_ALIAS) else "no champion yet"
-    lines.append(f"{'data/':<11} raw {(d['raw_md5'] or 'none')[:8]}: {same}" if d["raw_md5"] else "data/       empty")
+    lines += data_lines(st)
     waiting = st["landing"]
     lines.append(f"{'landing':<11} {len(waiting)} file(s) waiting" + (f": {', '.join(waiting[:5])}" if waiting else ""))
     if st.get("landing_held"):

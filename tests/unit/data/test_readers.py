@@ -54,6 +54,13 @@ def test_read_refuses_directory(tmp_path):
         read_labelled_file(tmp_path, "text", "label", 1)
 
 
+def test_a_json_lines_row_nested_thousands_deep_is_a_data_error_naming_the_depth(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": "fine", "label": "a"}\n{"text": ' + "[" * 10_000 + "]" * 10_000 + ', "label": "b"}\n')
+    with pytest.raises(DataError, match=r"deep.jsonl: line 2: the JSON nests 10,001 levels deep"):
+        read_labelled_file(deep, "text", "label", 1)
+
+
 def test_read_texts_errors(tmp_path: Path):
     from textops.core.errors import DataError
 

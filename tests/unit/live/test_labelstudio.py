@@ -167,7 +167,7 @@ def test_the_latest_annotation_wins_by_time_and_json_min_and_deep_exports_are_re
     assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull film", "negative"]]
 
     path.write_text("[" * 10_000 + "]" * 10_000)
-    with pytest.raises(DataError, match="nested too deeply"):
+    with pytest.raises(DataError, match="nests 10,000 levels deep, too deep to be a Label Studio export"):
         read_labelled_file(path, "text", "label", max_file_mb=10)
 
 

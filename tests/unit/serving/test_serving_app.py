@@ -205,6 +205,24 @@ def test_feedback_needs_the_token_when_the_server_has_one(tmp_path: Path):
         assert accepted.status_code == 200 and accepted.json() == {"accepted": 1}
 
 
+def test_a_lone_surrogate_in_feedback_is_a_400_not_a_500(tmp_path: Path):
+    """JSON's escapes can carry half a surrogate pair: SQLite (the answers index) cannot take it, so it is refused."""
+    from textops.live.feedback import FeedbackLog, read_feedback
+
+    state = make_state(StandInSource("1"), request_log=RequestLog(tmp_path / "logs", "jsonl"))
+    state.feedback_log = FeedbackLog(tmp_path / "logs", 1_000_000)
+    with client(state) as c:
+        answer = c.post("/invocations", content=json.dumps({"inputs": ["a good film"]}), headers=JSON)
+        rid = answer.headers["x-request-id"]
+        for body in (
+            '{"request_id": "\\ud800", "label": "positive"}',
+            f'{{"request_id": "{rid}", "label": "\\udc00"}}',
+        ):
+            refused = c.post("/feedback", content=body.encode(), headers=JSON)
+            assert refused.status_code == 400 and "lone surrogate" in refused.json()["message"], refused.text
+    assert read_feedback(tmp_path / "logs") == []
+
+
 def test_a_shadow_that_cannot_load_says_so_in_version_metrics_and_the_log():
     import logging
 

@@ -141,3 +141,68 @@ def test_status_says_where_nothing_answers():
         "online": {},
     }
     assert "nothing answers at http://127.0.0.1:5005, http://127.0.0.1:5001" in format_status(st, "macro_f1")
+
+
+def test_status_says_data_edited_by_hand_is_nobodys_and_how_to_put_it_back(tmp_path):
+    """data/ edited outside textops: status says so (not "the champion's") and advises the checkout that works."""
+    import json
+
+    from textops.core import lineage
+    from textops.core.config import Params
+    from textops.core.dvc_cache import file_md5
+    from textops.ui.status import data_state, format_status
+
+    batch = tmp_path / "data" / "raw" / "batch-1.jsonl"
+    batch.parent.mkdir(parents=True)
+    batch.write_text('{"text": "a good film", "label": "positive"}\n')
+    listing = json.dumps([{"md5": file_md5(batch), "relpath": "raw/batch-1.jsonl"}])
+    dir_md5 = "0" * 30 + "ab.dir"
+    cached = tmp_path / ".dvc" / "cache" / "files" / "md5" / dir_md5[:2] / dir_md5[2:]
+    cached.parent.mkdir(parents=True)
+    cached.write_text(listing)
+    (tmp_path / "data.dvc").write_text(f"outs:\n- md5: {dir_md5}\n  path: data\n")
+    params = Params()
+    champion = {"version": "1", "metric": "0.9", "raw_md5": dir_md5, "data_rev": "", "created": 0, "decision": ""}
+    st = {"aliases": {lineage.CHAMPION_ALIAS: champion}, "runs": [], "landing": [], "schedules": [], "online": {}}
+    st.update(serving=None, serving_checked=[])
+
+    st["data"] = data_state(tmp_path, params) | {"champion_trained_on_it": True}
+    assert st["data"]["edited"] == [] and "the champion's" in format_status(st, "macro_f1")
+
+    batch.write_text('{"text": "a good film", "label": "negative"}\n')  # a hand edit
+    st["data"] = data_state(tmp_path, params) | {"champion_trained_on_it": False}
+    shown = format_status(st, "macro_f1")
+    assert "edited outside textops (changed: raw/batch-1.jsonl)" in shown and "the champion's" not in shown
+    assert "dvc checkout --force data.dvc" in shown
+
+
+@pytest.mark.parametrize(
+    "sqlite_says, expected",
+    [
+        ("database or disk is full", "no space left on the device (SQLite: database or disk is full)"),
+        ("disk I/O error", "the disk could not be written (full, failing, or unmounted) (SQLite: disk I/O error)"),
+        ("database disk image is malformed", "is damaged (database disk image is malformed)"),
+        ("file is not a database", "is damaged (file is not a database)"),
+    ],
+)
+def test_sqlite_disk_faults_and_damage_are_one_paragraph_not_a_bug_report(tmp_path, capsys, sqlite_says, expected):
+    """SQLite says a full disk and a damaged file in words (the MLflow store, the answers index), wrapped by
+    SQLAlchemy and MLflow: the command names the disk or the store file, never "likely a bug"."""
+    import sqlite3
+
+    import typer
+
+    from textops.ui.command import Project, user_errors
+
+    (tmp_path / "params.yaml").write_text("{}\n")
+    project = Project(tmp_path / "params.yaml")
+    with pytest.raises(typer.Exit) as ended, user_errors("run", project):
+        try:
+            raise sqlite3.OperationalError(sqlite_says)
+        except sqlite3.Error as exc:
+            raise RuntimeError(f"(sqlite3.OperationalError) {sqlite_says} [SQL: INSERT INTO runs ...]") from exc
+    said = " ".join(capsys.readouterr().err.split())
+    assert ended.value.exit_code == 1 and expected in said, said
+    assert "likely a bug" not in said and "another process" not in said
+    if "damaged" in expected:
+        assert f"{tmp_path / 'mlruns' / 'mlflow.db'}" in said and "move it aside" in said
