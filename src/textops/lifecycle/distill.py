@@ -18,7 +18,7 @@ from pathlib import Path
 from textops.core import lineage
 from textops.core.artifacts import load_split, read_labels
 from textops.core.config import Params
-from textops.core.errors import ModelError, StateError
+from textops.core.errors import ModelError, ParamsError, StateError
 from textops.core.logs import stage
 from textops.core.tracking import Session, connect
 
@@ -90,6 +90,7 @@ def train_student(root: Path, params: Params, session: Session, layers: int | No
     distill.layer_mapping(inner.model.config.num_hidden_layers, layers)  # a depth it cannot have: said before any work
     teacher_run = session.client.get_run(current.run_id) if current.run_id else None
     base = teacher_run.data.tags.get(lineage.BASE_MODEL, "minilm") if teacher_run else "minilm"
+    written = params  # the lineage hashes the params as written, as the train stage's does
     # The teacher's base's train presets (learning rate, batch) where params leave them null.
     params = resolved(root, params, BaseChoice(base if base in ("tiny", "minilm") else "minilm", "distill"))
     labels = read_labels(root, params)
@@ -113,7 +114,7 @@ def train_student(root: Path, params: Params, session: Session, layers: int | No
             "log_texts": from_log,
             "texts_md5": distill.texts_md5(texts),
         }
-        tags = distill_tags(root, params, str(current.version), teacher_run, distilled)
+        tags = distill_tags(root, written, str(current.version), teacher_run, distilled)
         with session.active(), mlflow.start_run(experiment_id=session.experiment_id) as run:
             log_inputs(params, {**tags, **owner_tags()}, trainer, labels, stage="distill")
             mlflow.log_params({"distill_layer_mapping": ",".join(map(str, mapping))})
@@ -150,7 +151,7 @@ def distill(root: Path, params: Params, layers: int | None = None, temperature: 
     from textops.modeling.evaluate import evaluate
 
     if temperature <= 0:
-        raise ModelError(f"--temperature {temperature}: the softmax temperature must be above 0 (1 to 4 is usual).")
+        raise ParamsError(f"--temperature {temperature}: the softmax temperature must be above 0 (1 to 4 is usual).")
     root = Path(root)
     session = connect(root, params)
     with stage("distill"):

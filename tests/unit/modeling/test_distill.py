@@ -162,3 +162,23 @@ def test_the_distilling_trainer_trains_on_soft_labels_and_evaluates_on_the_label
     after = trainer.evaluate()
     assert after["eval_loss"] < before and after["eval_accuracy"] == 1.0
     assert isinstance(after["eval_loss"], float) and torch.is_tensor(student.classifier.weight)
+
+
+def test_latency_is_the_median_of_calls_taken_in_turns_after_a_warm_up():
+    from textops.modeling import distill
+
+    calls: list[str] = []
+
+    class Model:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def predict(self, frame):
+            assert frame["text"].tolist() == ["one text"]
+            calls.append(self.name)
+
+    p50 = distill.p50_latencies({"student": Model("s"), "teacher": Model("t")}, "one text")
+    assert set(p50) == {"student", "teacher"} and all(v >= 0 for v in p50.values())
+    warm = distill.LATENCY_WARMUP
+    assert calls[:warm] == ["s"] * warm and calls[warm : 2 * warm] == ["t"] * warm
+    assert calls[2 * warm :] == ["s", "t"] * distill.LATENCY_REPETITIONS  # in turns
