@@ -109,7 +109,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--save-steps", type=int, default=40)
+    ap.add_argument("--save-steps", type=int, default=1000)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--single", type=int, default=300, help="dev texts scored one at a time per model")

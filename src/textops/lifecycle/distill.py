@@ -94,6 +94,11 @@ def train_student(root: Path, params: Params, session: Session, layers: int | No
     # The teacher's base's train presets (learning rate, batch) where params leave them null.
     params = resolved(root, params, BaseChoice(base if base in ("tiny", "minilm") else "minilm", "distill"))
     labels = read_labels(root, params)
+    if [str(v) for v in inner.labels] != [str(v) for v in labels]:
+        raise StateError(
+            f"champion v{current.version} predicts {inner.labels} but the cleaned data has labels {labels}: a student "
+            "learns its teacher's labels, so distill a champion of this data (`textops run` first)."
+        )
     train_texts = load_split(root, params, "train")["text"].astype(str).tolist()
     test_texts = load_split(root, params, "test")["text"].astype(str).tolist()
     texts, from_log = distill.distill_texts(train_texts, logged_texts(root, params), test_texts)
@@ -152,7 +157,10 @@ def distill(root: Path, params: Params, layers: int | None = None, temperature: 
 
     if temperature <= 0:
         raise ParamsError(f"--temperature {temperature}: the softmax temperature must be above 0 (1 to 4 is usual).")
+    from textops.core.env import set_torch_threads
+
     root = Path(root)
+    set_torch_threads(params.train.threads)
     session = connect(root, params)
     with stage("distill"):
         student = train_student(root, params, session, layers, temperature)
