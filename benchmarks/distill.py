@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--save-steps", type=int, default=1000)
+    ap.add_argument("--student-epochs", type=float, default=None, help="the student's epochs (default: --epochs)")
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--single", type=int, default=300, help="dev texts scored one at a time per model")
@@ -129,7 +130,13 @@ def main() -> None:
     params = load_params(root / "params.yaml")
     t = teacher(root, params)
     start = time.perf_counter()
-    d = distill(root, params, args.layers, args.temperature)
+    epochs = args.student_epochs or args.epochs
+    d = distill(
+        root,
+        params.model_copy(update={"train": params.train.model_copy(update={"epochs": epochs})}),
+        args.layers,
+        args.temperature,
+    )
     distill_s = time.perf_counter() - start
     session = connect(root, params)
     student = d["registered"]["version"]
