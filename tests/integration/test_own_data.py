@@ -19,7 +19,7 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
-    set_params(root, FAST, FLOW)
+    set_params(root, FAST, FLOW, {"model": {"tiny": {"num_layers": 2}}})  # two layers: `distill` halves them
     assert "now the champion" in textops(root, "run").stdout
     raw = root / "data" / "raw"
     assert (raw / "demo.json").exists()
@@ -51,6 +51,7 @@ def test_your_own_data_after_the_demo_replaces_it_and_trains_alone(tmp_path, mon
     shown = json.loads(textops(root, "model", "show", "2").stdout)
     assert "the demo's champion" in shown["decision"]["reason"], shown["decision"]
     exported_model_agrees_with_predict(root, tmp_path, own["text"].head(20).tolist())
+    distilled_student(root)
 
     # A second file of theirs is checked against their champion as usual: nothing is replaced any more.
     more = easy_reviews(200, seed=4)
@@ -128,3 +129,42 @@ def exported_data_card(root: Path, out: Path, run_id: str, tmp_path: Path) -> No
     assert json.loads(logged.read_text())["identifier"] == f"dvc-md5:{raw_md5}"
     train = pd.read_parquet(root / "artifacts" / "clean" / "train.parquet")
     assert len(list(mlc.Dataset(jsonld=str(current)).records("train"))) == len(train)
+
+
+def distilled_student(root: Path) -> None:
+    """`textops distill` halves their champion (v2, two layers) on its soft labels over the train split and the request
+    log's texts (each once, none of the test split's) and registers the student as v3, the challenger, with its
+    lineage and both latencies: one of the project's models, judged by the promotion rules."""
+    from textops.core import lineage
+
+    clean = root / "artifacts" / "clean"
+    train, test = (pd.read_parquet(clean / f"{s}.parquet")["text"].tolist() for s in ("train", "test"))
+    logged = ["a <EMAIL> wrote: the blender broke", "a <EMAIL> wrote: the blender broke", test[0], train[0], "fine"]
+    log_dir = root / "logs" / "requests"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"time": "2026-12-07T10:00:00Z", "text": t, "label": "1"} for t in logged]
+    (log_dir / "requests-20261207T100000-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    refused = textops(root, "distill", "--layers", "2", check=False)
+    assert refused.returncode != 0 and "fewer than the champion's 2" in refused.stderr, refused.stderr
+    out = textops(root, "distill", "-S", "train.epochs=1").stdout
+    assert "distill: v2's 2 layers -> 1 (teacher layers 0)" in out and "2 from the request log" in out, out
+    assert "v3 (challenger)" in out, out
+    client, name = mlflow_client(root)
+    student = client.get_model_version(name, "3")
+    assert lineage.CHALLENGER_ALIAS in student.aliases
+    run = client.get_run(student.run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags[lineage.DISTILL_TEACHER] == "2" and tags[lineage.DISTILL_LAYERS] == "1"
+    assert tags[lineage.DISTILL_TEACHER_LAYERS] == "2" and tags[lineage.DISTILL_TEMPERATURE] == "2.0"
+    assert tags[lineage.DISTILL_TEXTS] == str(len(set(train)) + 2) and tags[lineage.DISTILL_LOG_TEXTS] == "2"
+    assert (
+        tags[lineage.STAGE] == "distill"
+        and tags[lineage.CLEAN_MD5]
+        == client.get_run(client.get_model_version(name, "2").run_id).data.tags[lineage.CLEAN_MD5]
+    )
+    student_ms = metrics[lineage.test_metric(lineage.LATENCY_P50)]
+    assert student_ms > 0 and metrics[lineage.TEACHER_LATENCY_P50] > 0
+    assert lineage.test_metric("macro_f1") in metrics  # evaluated like a training
+    assert float(student.tags[lineage.evidence_tag("latency.p50_ms")]) == round(student_ms, 3)
+    assert student.tags[lineage.evidence_tag("champion.version")] == "2"

@@ -220,6 +220,11 @@ class PromotionParams(Section):
     # got a label (POST /feedback) and it does not lose to the champion on them; `textops model promote-check` or the
     # monitor flow promotes it then.
     live_min_labels: int = Field(0, ge=0)
+    # A distilled student (`textops distill`) whose primary metric is at most max_distill_drop below the champion's
+    # (its teacher) on the same test rows and whose p50 latency of one text is at least min_distill_speedup times
+    # lower passes the comparison with the champion (the other rules still apply).
+    max_distill_drop: float = Field(0.01, ge=0, lt=1)
+    min_distill_speedup: float = Field(1.5, ge=1)
 
     @field_validator("reference_file")
     @classmethod

@@ -58,6 +58,13 @@ DATA_VERSION_TAGS = (
     GIT_COMMIT,
 )
 STAGE = "textops.stage"
+# `textops distill`'s student (modeling.distill): the champion version it learned from, the softmax temperature, its
+# encoder layers (and the teacher's), how many texts it was trained on, how many of them came from the request log,
+# and an MD5 over those texts in order.
+DISTILL_TEACHER, DISTILL_TEMPERATURE = "textops.distill.teacher_version", "textops.distill.temperature"
+DISTILL_LAYERS, DISTILL_TEACHER_LAYERS = "textops.distill.layers", "textops.distill.teacher_layers"
+DISTILL_TEXTS, DISTILL_LOG_TEXTS = "textops.distill.texts", "textops.distill.log_texts"
+DISTILL_TEXTS_MD5 = "textops.distill.texts_md5"
 EVALUATED = "textops.evaluated"
 BASE_MODEL = "textops.model.base"  # the base model trained (model.base, with `auto` resolved)
 BASE_REASON = "textops.model.base_reason"  # why that base (what `auto` measured and chose)
@@ -98,6 +105,9 @@ CHAMPION_HISTORY = "textops.champion_history"
 # MLflow metric keys of an evaluation run: the model's test figures and the baseline's on the same rows; a slice's
 # figures (`slice_metric`).
 TEST_METRIC_PREFIX, BASELINE_METRIC_PREFIX, SLICE_METRIC_PREFIX = "test_", "baseline_test_", "slice."
+# The p50 latency of one text in the serving runtime (serve.runtime), measured by `textops distill` for the student
+# (`test_metric(LATENCY_P50)`) and its teacher in the same process: what promotion.max_distill_drop trades against.
+LATENCY_P50, TEACHER_LATENCY_P50 = "latency_p50_ms", "teacher_latency_p50_ms"
 
 # Prefect events the monitor flow emits and prefect.yaml's retrain trigger matches (resources `textops.landing`,
 # `textops.monitor`, labelled with the project).

@@ -9,6 +9,8 @@ Policy (params.promotion):
 - no version is promoted that loses to the champion on a slice of the test split (`compare_slices`: a length
   quartile, a language, a group) of at least `min_slice_rows` rows: McNemar p < `max_p_value` with the champion
   right more often there;
+- a distilled student (`textops distill`) passes the comparison with the champion when it is at most
+  `max_distill_drop` below it and its p50 latency of one text is `min_distill_speedup` times lower (`distilled`);
 - with `beat_baseline`, no version is promoted whose primary metric is more than `baseline_margin` below the
   TF-IDF + logistic regression baseline's on the same test split (`textops.baseline`).
 
@@ -141,16 +143,71 @@ def decide(
     baseline_metric: float | None = None,
     advice: str = "",
     slices: tuple[SliceComparison, ...] | list[SliceComparison] = (),
+    latency: Latency | None = None,
 ) -> Decision:
     """Apply the promotion policy. `champion_metric=None` means there is no champion yet; HOLD is a reason a
     person must decide (the data was rolled back from), which no metric overrides; `baseline_metric=None` means
-    the evaluation fitted no baseline. The reason is the first rule that refuses; the baseline comes last, so it
-    speaks only for a model every other rule would promote."""
-    decision = against_champion(policy, challenger_metric, champion_metric, p_value, validation_ok, guards, hold)
+    the evaluation fitted no baseline; LATENCY: a distilled student's and its teacher's (`distilled`). The reason is
+    the first rule that refuses; the baseline comes last, so it speaks only for a model every other rule would
+    promote."""
+    decision = against_champion(
+        policy, challenger_metric, champion_metric, p_value, validation_ok, guards, hold, latency
+    )
     lost = losing_slice(policy, slices) if decision.promote and champion_metric is not None else None
     decision = replace(decision, promote=False, reason=f"{decision.reason}, but {lost}") if lost else decision
     losing = loses_to_baseline(policy, challenger_metric, baseline_metric, advice) if decision.promote else None
     return replace(decision, promote=False, reason=losing) if losing else decision
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The p50 latency of one text (ms) in the serving runtime of a distilled student and of its teacher, measured in
+    one process (`textops distill`)."""
+
+    student_ms: float
+    teacher_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.teacher_ms / self.student_ms if self.student_ms > 0 else 0.0
+
+
+def distilled(
+    policy: PromotionParams, challenger_metric: float, champion_metric: float, latency: Latency | None
+) -> str | None:
+    """Why a distilled student passes the comparison with the champion although it does not beat it, or None: its
+    primary metric at most promotion.max_distill_drop below the champion's and its p50 latency at least
+    promotion.min_distill_speedup times lower. Accuracy bought back as speed, within a bound a person set."""
+    if latency is None:
+        return None
+    m, drop = policy.primary_metric, champion_metric - challenger_metric
+    if drop > policy.max_distill_drop or latency.speedup < policy.min_distill_speedup:
+        return None
+    return (
+        f"distilled: {m} {challenger_metric:.4f} vs champion {champion_metric:.4f} (drop {max(drop, 0):.4f} <= "
+        f"promotion.max_distill_drop {policy.max_distill_drop}) at p50 {latency.student_ms:.2f} ms vs "
+        f"{latency.teacher_ms:.2f} ms a text ({latency.speedup:.2f}x >= promotion.min_distill_speedup "
+        f"{policy.min_distill_speedup})"
+    )
+
+
+def not_better(
+    policy: PromotionParams, challenger_metric: float, champion_metric: float, p_value: float | None, args: _Figures
+) -> Decision | None:
+    """The refusal of a challenger that does not beat the champion clearly (delta, min_delta, McNemar), or None."""
+    m = policy.primary_metric
+    delta = challenger_metric - champion_metric
+    versus = f"{m} {challenger_metric:.4f} vs champion {champion_metric:.4f}"
+    if delta <= 0:
+        return Decision(False, f"{versus}: does not beat the champion (delta {delta:+.4f})", **args)
+    if delta < policy.min_delta:
+        return Decision(False, f"{versus}: delta {delta:+.4f} is below promotion.min_delta {policy.min_delta}", **args)
+    if p_value is None or p_value >= policy.max_p_value:
+        shown = "n/a" if p_value is None else f"{p_value:.4g}"
+        return Decision(
+            False, f"{m} delta {delta:+.4f} is not significant: McNemar p={shown} >= {policy.max_p_value}", **args
+        )
+    return None
 
 
 def against_champion(
@@ -161,6 +218,7 @@ def against_champion(
     validation_ok: bool,
     guards: tuple[Guard, ...] | list[Guard],
     hold: str | None,
+    latency: Latency | None = None,
 ) -> Decision:
     """The policy without the baseline (see `decide`)."""
     m = policy.primary_metric
@@ -173,17 +231,13 @@ def against_champion(
         if challenger_metric >= policy.floor:
             return Decision(True, f"first champion: {m} {challenger_metric:.4f} >= floor {policy.floor}", **args)
         return Decision(False, f"no champion yet and {m} {challenger_metric:.4f} < floor {policy.floor}", **args)
-    delta = challenger_metric - champion_metric
     versus = f"{m} {challenger_metric:.4f} vs champion {champion_metric:.4f}"
-    if delta <= 0:
-        return Decision(False, f"{versus}: does not beat the champion (delta {delta:+.4f})", **args)
-    if delta < policy.min_delta:
-        return Decision(False, f"{versus}: delta {delta:+.4f} is below promotion.min_delta {policy.min_delta}", **args)
-    if p_value is None or p_value >= policy.max_p_value:
-        shown = "n/a" if p_value is None else f"{p_value:.4g}"
-        return Decision(
-            False, f"{m} delta {delta:+.4f} is not significant: McNemar p={shown} >= {policy.max_p_value}", **args
-        )
+    passed = distilled(policy, challenger_metric, champion_metric, latency)
+    refused = None if passed else not_better(policy, challenger_metric, champion_metric, p_value, args)
+    if refused is not None:
+        if latency is not None:  # a student that missed the distillation rule too: say by how much
+            refused = replace(refused, reason=f"{refused.reason}; {distill_miss(policy, latency)}")
+        return refused
     for g in guards:
         tolerance = policy.max_regression if g.tolerance is None else g.tolerance
         if g.challenger_metric < g.champion_metric - tolerance:
@@ -195,14 +249,23 @@ def against_champion(
                 "labels does this); a person decides (`textops model promote`)",
                 **args,
             )
-    return Decision(
-        True,
+    delta = challenger_metric - champion_metric
+    beat = passed or (
         f"{m} {challenger_metric:.4f} beats champion {champion_metric:.4f} by {delta:+.4f} "
         f"(>= {policy.min_delta}), McNemar p={p_value:.4g} < {policy.max_p_value}"
-        + "".join(
-            f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})" for g in guards
-        ),
-        **args,
+    )
+    no_regression = "".join(
+        f"; no regression on {g.name} ({g.challenger_metric:.4f} vs {g.champion_metric:.4f})" for g in guards
+    )
+    return Decision(True, beat + no_regression, **args)
+
+
+def distill_miss(policy: PromotionParams, latency: Latency) -> str:
+    """What a distilled student that was refused had against the distillation rule (`distilled`)."""
+    return (
+        f"as a distilled student: p50 {latency.student_ms:.2f} ms vs the teacher's {latency.teacher_ms:.2f} ms a text "
+        f"({latency.speedup:.2f}x; promotion.min_distill_speedup {policy.min_distill_speedup}), "
+        f"promotion.max_distill_drop {policy.max_distill_drop}"
     )
 
 

@@ -30,7 +30,7 @@ from textops.core.artifacts import (
 from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.core.locks import registry_lock
-from textops.core.policy import decide, mcnemar, score
+from textops.core.policy import Latency, decide, mcnemar, score
 from textops.core.tracking import Session, connect
 from textops.lifecycle.live_promotion import awaiting_live
 from textops.modeling.predict import load_model, predict_batches
@@ -282,6 +282,27 @@ def challenger_evidence(
     return evidence
 
 
+def version_tags(tags: dict, evidence: dict) -> dict[str, str]:
+    """A new version's tags: its run's data version (`textops data checkout --model N` restores it from these) and
+    the decision's EVIDENCE."""
+    out = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
+    out.update({lineage.evidence_tag(k): str(v)[:5000] for k, v in evidence.items()})
+    return out
+
+
+def distilled_latency(run, evidence: dict) -> Latency | None:
+    """The p50 latencies `textops distill` measured for a student and its teacher (added to EVIDENCE), when the
+    teacher is the champion it is compared with now (a champion that changed since is another model: the usual rules
+    apply)."""
+    teacher = run.data.tags.get(lineage.DISTILL_TEACHER)
+    student_ms = run.data.metrics.get(lineage.test_metric(lineage.LATENCY_P50))
+    teacher_ms = run.data.metrics.get(lineage.TEACHER_LATENCY_P50)
+    if teacher is None or teacher != evidence.get("champion.version") or not (student_ms and teacher_ms):
+        return None
+    evidence.update({"latency.p50_ms": round(student_ms, 3), "teacher.latency.p50_ms": round(teacher_ms, 3)})
+    return Latency(student_ms=student_ms, teacher_ms=teacher_ms)
+
+
 def decide_and_register(root: Path, params: Params) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
@@ -310,6 +331,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     evidence = challenger_evidence(run_id, tags, {metric: new_metric}, len(test), served, baseline_metric)
     versus = compare_with_champion(root, session, params, tags, test, y, pred_new, model_uri)
     evidence.update(versus["evidence"])
+    latency = distilled_latency(run, evidence)
     decision = decide(
         params.promotion,
         new_metric,
@@ -321,6 +343,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
         baseline_metric,
         baseline_advice(tags),
         versus["slices"],
+        latency,
     )
     decision = replacing_the_demo(decision, versus["evidence"])
     if tags.get(lineage.FALLBACK):  # `auto` registered its TF-IDF model: the transformer lost to the baseline
@@ -328,10 +351,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     decision, verdict = awaiting_live(params, decision, versus["champion_metric"] is not None)
     evidence.update({"decision": verdict, "reason": decision.reason})
 
-    # The data version travels with the model version: `textops data checkout --model N` restores it from these.
-    version_tags = {k: tags[k] for k in lineage.DATA_VERSION_TAGS if k in tags}
-    version_tags.update({lineage.evidence_tag(k): str(v)[:5000] for k, v in evidence.items()})
-    version = write_version(session, model_uri, version_tags, before)
+    version = write_version(session, model_uri, version_tags(tags, evidence), before)
     evidence = {"challenger.version": version, **evidence}
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
     log_card(root, params, session, run_id, version)

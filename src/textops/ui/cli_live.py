@@ -107,6 +107,32 @@ def add_scale_commands(app: typer.Typer) -> None:
     command(app, "predict")(predict)
     command(app, "explain")(explain)
     command(app, "tune")(tune)
+    command(app, "distill")(distill)
+
+
+def distill(
+    layers: int | None = typer.Option(
+        None, "--layers", help="The student's encoder layers (default: half the champion's)."
+    ),
+    temperature: float = typer.Option(2.0, "--temperature", help="The softmax temperature of the soft labels."),
+    *,
+    project: Project,
+) -> None:
+    """Distill the champion into a student with every other encoder layer, trained on its soft labels (the train
+    split and the request log's texts), and register it as the challenger: promoted when it beats the champion, or
+    when it is at most promotion.max_distill_drop below it and promotion.min_distill_speedup times faster."""
+    from textops.lifecycle.distill import distill as run_distill
+
+    r = run_distill(project.root, project.params, layers, temperature)
+    s, reg = r["student"], r["registered"]
+    typer.echo(
+        f"distill: v{s['teacher_version']}'s {s['teacher_layers']} layers -> {len(s['mapping'])} (teacher layers "
+        f"{', '.join(map(str, s['mapping']))}), T={s['temperature']}, {s['texts']} texts ({s['log_texts']} from the "
+        f"request log); val macro-F1 {s['val_macro_f1']:.4f}; p50 {r['latency']['student']:.2f} ms vs the teacher's "
+        f"{r['latency']['teacher']:.2f} ms a text ({project.params.serve.runtime})"
+    )
+    verdict = "PROMOTED to champion" if reg["promote"] else "not promoted"
+    typer.echo(f"{reg['name']} v{reg['version']} (challenger): {verdict}: {reg['reason']}")
 
 
 def predict_ray(

@@ -23,3 +23,17 @@ def test_retrain_keeps_its_cron_and_its_concurrency_limit():
     retrain = deployments()["retrain"]
     assert [s["cron"] for s in retrain["schedules"]] == ["0 2 * * *"]
     assert retrain["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+
+
+def test_distill_is_deployed_to_run_by_hand_one_at_a_time():
+    import importlib
+
+    distill = deployments()["distill"]
+    assert distill["entrypoint"] == "flows/distill.py:distill_flow"
+    assert not distill.get("schedules") and not distill.get("triggers")  # by hand only
+    assert distill["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    path, name = distill["entrypoint"].split(":")
+    module = path.removeprefix("flows/").removesuffix(".py")
+    flow = getattr(importlib.import_module(f"textops.flows.{module}"), name)
+    assert flow.name == "distill"
+    assert {"layers", "temperature", "project_dir"} <= set(flow.parameters.properties)

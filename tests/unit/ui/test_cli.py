@@ -56,6 +56,7 @@ COMMANDS = [
     ["label", "queue"],
     ["forget", "--request-id", "r"],
     ["tune"],
+    ["distill"],
 ]
 
 
