@@ -32,7 +32,7 @@ from textops.core.errors import StateError
 from textops.core.locks import registry_lock
 from textops.core.logs import printed_to_log
 from textops.core.policy import decide, mcnemar, score
-from textops.core.tracking import Session, connect
+from textops.core.tracking import Session, session_for
 from textops.lifecycle.live_promotion import awaiting_live
 from textops.modeling.predict import load_model, predict_batches
 from textops.registry.guards import (
@@ -43,7 +43,7 @@ from textops.registry.guards import (
     slice_evidence,
     trigger_guards,
 )
-from textops.registry.registry import champion, move_champion, rolled_back_from
+from textops.registry.registry import champion, move_champion, rolled_back_from, set_alias
 
 REPORT_PATH = "registry/decision.md"
 CARD_PATH = "model_card/README.md"  # the version's model card (Hugging Face's format), logged at registration
@@ -83,11 +83,16 @@ def evaluated_predictions(root: Path, params: Params, test: pd.DataFrame, labels
     return as_names(preds["pred"], labels)
 
 
-def register(root: Path, params: Params) -> dict:
+def register(root: Path, params: Params, session: Session | None = None) -> dict:
     """Compare the evaluated model with the champion and register it (see `decide_and_register`), holding the
-    project's registry lock: two registrations on one machine never decide against the same old champion."""
+    project's registry lock: two registrations on one machine never decide against the same old champion.
+    SESSION: the command's store (`tracking.session_for`), else one opened here."""
     with registry_lock(root):
-        return decide_and_register(Path(root), params)
+        if session is not None:
+            # The champion is read again under the lock: a person may have promoted or rolled back while this run
+            # trained, and the decision is against the champion of now, not the one of the no-op check.
+            session.forget()
+        return decide_and_register(Path(root), params, session)
 
 
 def trained_run(session: Session, run_id: str, metric: str):
@@ -283,7 +288,7 @@ def challenger_evidence(
     return evidence
 
 
-def decide_and_register(root: Path, params: Params) -> dict:
+def decide_and_register(root: Path, params: Params, session: Session | None = None) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
     Everything is decided before anything is written. The version is then created with all its evidence
@@ -296,7 +301,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     run_id = run_info["run_id"]
     model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
     metric = params.promotion.primary_metric
-    session = connect(root, params)  # checks the store, marks KILLED runs whose process died
+    session = session_for(root, params, session)  # a new one checks the store, marks KILLED dead processes' runs
     run = trained_run(session, run_id, metric)
     tags = run.data.tags
 
@@ -342,7 +347,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     log_card(root, params, session, run_id, version)
 
     # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
-    session.client.set_registered_model_alias(session.model_name, lineage.CHALLENGER_ALIAS, version)
+    set_alias(session, lineage.CHALLENGER_ALIAS, version)
     if decision.promote:
         move_champion(session, version, "auto", decision.reason)
     if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
