@@ -1,6 +1,6 @@
 """Helpers of the test suite (a module, not conftest.py: tests import it by name, `from helpers import ...`).
 
-The generic ones (a throwaway project, running `textops`/`dvc` in it, serving and load) are `textops.testing`,
+The generic ones (a throwaway project, running `textops`/`dvc` in it, serving and load) are `support` (tests/support),
 shared with the benchmarks; here are the test-only ones: the one set of FAST params and its variants, data
 and models for the registry and serving tests, snapshots of what must not change, fault injection.
 """
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from textops.testing import (  # noqa: F401  (re-exported for the tests)
+from support import (  # noqa: F401  (re-exported for the tests)
     FAST,
     REPO,
     TEXTS,
@@ -41,6 +40,8 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
     textops,
     wait_for,
 )
+
+TESTS = Path(__file__).resolve().parent  # on sys.path: `helpers`, `support` (the helpers shared with benchmarks/)
 
 # GLUE SST-2 (train.tsv, dev.tsv): TEXTOPS_SST2, or ../shared/datasets/sst2 beside the checkout (README, Tests).
 SST2 = Path(os.environ.get("TEXTOPS_SST2") or REPO.parent / "shared" / "datasets" / "sst2")
@@ -428,7 +429,7 @@ def registry_problems(client, name: str) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # How often a command opens the MLflow store (issue 34: one session per command)
 
-STORE_AUDIT = Path(__file__).resolve().parent / "store_audit"  # its sitecustomize.py logs a process's opens
+STORE_AUDIT = TESTS / "store_audit"  # its sitecustomize.py logs a process's opens
 
 
 def audited(log: Path) -> dict[str, str]:

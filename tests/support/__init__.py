@@ -1,9 +1,9 @@
-"""Helpers for a throwaway textops project, shared by the test suite and the benchmarks (like
-`prefect.testing`): make a project next to this checkout's sources, run the real `textops` and `dvc`
-commands in it, start `textops serve` on a free port and send it load.
+"""Helpers for a throwaway textops project, shared by the test suite and the benchmarks: make a project next to
+this checkout's sources, run the real `textops` and `dvc` commands in it, start `textops serve` on a free port
+and send it load. Not in the wheel: `tests/` is on the tests' path (pyproject's pytest `pythonpath`), and a
+benchmark puts it there (`sys.path`) before `from support import ...`.
 
-They need a checkout of the repository (an editable install): `make_project` copies its params.yaml,
-dvc.yaml and sources.
+They need a checkout of the repository: `make_project` copies its params.yaml, dvc.yaml and sources.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 
 from textops.runtime.processes import free_port  # noqa: F401 (the tests' and benchmarks' free port too)
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 # Small enough for two shared CPU cores, learnable enough that the first model passes the floor. Tests that
 # need something else say so with an override on top of it (set_params(root, FAST, {...})).
