@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import make_project
 
 from textops.core.config import load_params
 from textops.data.preprocess import preprocess
 from textops.data.validate import validate
 from textops.lifecycle.ingest import ingest
-from textops.testing import make_project
 
 
 def help_time(runs: int = 10) -> float:

@@ -29,12 +29,13 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tests_path  # noqa: F401, E402  (tests/ on sys.path: `support`, shared with the tests)
 from train_sst2 import LABELS, splits  # noqa: E402  (the same SST-2 splits as the training benchmark)
 
 
 def project(data: dict[str, pd.DataFrame], args) -> Path:
     """A project (git + DVC, as a user's) whose cleaned splits are DATA, with MiniLM params."""
-    from textops.testing import make_project
+    from support import make_project
 
     root = make_project(Path(tempfile.mkdtemp(prefix="sst2-distill-")) / "project")
     clean = root / "artifacts" / "clean"

@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-
-from textops.testing import champion_project, serving
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import champion_project, serving
 
 TEXT = "a wonderful film, although the second half drags on far too long"
 

@@ -29,9 +29,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 import yaml
-
-from textops.testing import REPO, make_project
+from support import REPO, make_project
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -24,11 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 
 
 def build(root: Path, labels: int) -> str:
     """The project with v1 champion and a better challenger waiting for LABELS live labels; the challenger's version."""
-    from textops.testing import make_project, set_params, textops
+    from support import make_project, set_params, textops
 
     make_project(root)
     # v1 learns next to nothing (one step at a vanishing learning rate): the challenger must beat it clearly
@@ -70,8 +71,9 @@ def build(root: Path, labels: int) -> str:
 
 
 def main() -> None:
+    from support import request, serving, textops, wait_for
+
     from textops.live.feedback import shadow_figures
-    from textops.testing import request, serving, textops, wait_for
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--labels", type=int, default=200)

@@ -22,13 +22,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+
 from textops.core.env import set_offline_env
 
 set_offline_env()
 
-from textops.data.sample import make_sample  # noqa: E402
-from textops.testing import FAST, champion_project, serving, wait_for  # noqa: E402
-from textops.testing.servers import (  # noqa: E402
+from support import FAST, champion_project, serving, wait_for  # noqa: E402
+from support.servers import (  # noqa: E402
     FINAL_STATES,
     deployed_on_a_server,
     deployed_project,
@@ -37,6 +38,8 @@ from textops.testing.servers import (  # noqa: E402
     prefect_api,
     run_deployment,
 )
+
+from textops.data.sample import make_sample  # noqa: E402
 
 LOOP = {
     "sample": {"rows": 300},

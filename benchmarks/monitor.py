@@ -2,7 +2,7 @@
 
     python benchmarks/monitor.py [--rows 1000 10000] [--keep DIR | --project EXISTING_CHAMPION_PROJECT]
 
-Builds a throwaway project with a champion (textops.testing.champion_project: the built-in sample, the tiny
+Builds a throwaway project with a champion (support.champion_project: the built-in sample, the tiny
 model, FAST params), writes labelled files of the same generator with another seed (the no-drift case, so every
 check runs, performance included), and times `textops monitor FILE --json` as a user runs it: with the default
 `monitor.sample_size` (2,000 rows of each side) and with the sample size set to the whole file. Prints Markdown
@@ -22,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import champion_project
+
 from textops.data.sample import make_sample
-from textops.testing import champion_project
 
 
 def timed_monitor(root: Path, path: Path, *overrides: str) -> tuple[float, dict]:

@@ -1,6 +1,6 @@
 """The no-op retrain: `textops run` when data and params equal the champion's ("nothing to retrain").
 
-Builds a throwaway project (`textops.testing`: FAST params, the sample) with one `textops run`, then times, each
+Builds a throwaway project (`support`, tests/support: FAST params, the sample) with one `textops run`, then times, each
 in a fresh interpreter: `textops run` again (the CLI's whole no-op path), the quick check alone
 (`noop.quick_nothing_to_retrain`, the SQLite store read directly) and MLflow's check alone
 (`registry.nothing_to_retrain`, what the CLI falls back to), and lists what the no-op imports. Prints one JSON
@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from textops.testing import FAST, make_project, set_params, textops
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import FAST, make_project, set_params, textops
 
 CHECK = (
     "import sys, time; from pathlib import Path; start = time.perf_counter()\n"

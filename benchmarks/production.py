@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from textops.testing import FAST, make_project, set_params
-from textops.testing.postgres import postgres
-from textops.testing.servers import mlflow_server, prefect_server
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import FAST, make_project, set_params
+from support.postgres import postgres
+from support.servers import mlflow_server, prefect_server
 
 BIN = Path(sys.executable).parent
 

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 
 
 def texts(rows: int) -> list[str]:
@@ -41,7 +42,7 @@ def texts(rows: int) -> list[str]:
 
 
 def timed(root: Path, *args: str) -> float:
-    from textops.testing import textops
+    from support import textops
 
     start = time.monotonic()
     textops(root, "predict", *args, timeout=7200)
@@ -50,7 +51,7 @@ def timed(root: Path, *args: str) -> float:
 
 def two_nodes(temp: str) -> tuple[str, list]:
     ray = str(Path(sys.executable).with_name("ray"))
-    from textops.testing import free_port, wait_for
+    from support import free_port, wait_for
 
     port = free_port()
     common = ["--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]

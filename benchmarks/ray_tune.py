@@ -20,11 +20,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+
 SPACE = "{learning_rate: {loguniform: [1.0e-4, 3.0e-3]}, epochs: {int: [1, 3]}, batch_size: {choice: [16, 32]}}"
 
 
 def timed(root: Path, *args: str) -> tuple[float, str]:
-    from textops.testing import textops
+    from support import textops
 
     start = time.monotonic()
     out = textops(root, *args, timeout=7200).stdout
@@ -32,7 +34,7 @@ def timed(root: Path, *args: str) -> tuple[float, str]:
 
 
 def main() -> None:
-    from textops.testing import make_project, set_params, textops
+    from support import make_project, set_params, textops
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=6)

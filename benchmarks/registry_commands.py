@@ -2,7 +2,7 @@
 store directly, `registry.sqlstore`, when sure) and `textops model promote` (a write: MLflow's client), each
 in a fresh interpreter, with whether MLflow was imported. Prints one JSON line.
 
-Builds a throwaway project (`textops.testing`: FAST params, the sample, one `textops run`) unless --project names
+Builds a throwaway project (`support`, tests/support: FAST params, the sample, one `textops run`) unless --project names
 one with a champion. To compare two checkouts on the same store, run it twice with --project, PYTHONPATH set to
 each checkout's src/:
 
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 
 COMMANDS = {"status": ["status"], "model_list": ["model", "list"]}
 
@@ -58,7 +60,7 @@ def main() -> int:
     if args.project:
         print(json.dumps(measure(args.project.resolve(), args.repeats, args.version)))
         return 0
-    from textops.testing import FAST, make_project, set_params, textops
+    from support import FAST, make_project, set_params, textops
 
     with tempfile.TemporaryDirectory(prefix="textops-registry-") as tmp:
         root = make_project(Path(tmp) / "proj")

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,7 +65,7 @@ class Rest:
 
 
 def build(root: Path, base: str) -> None:
-    from textops.testing import make_project, set_params, textops
+    from support import make_project, set_params, textops
 
     make_project(root)
     # A short fine-tune: the figures measure inference, not accuracy.
@@ -101,8 +102,9 @@ def steady_and_swaps(root: Path, params, server, texts: list[str], clients: int,
     """Load from CLIENTS clients while the champion moves to VERSION (poll) and back to v1 (POST /reload). The
     alias is moved in this process with `textops.registry.promote` (what `textops model promote` runs), so the
     time of the move is known to the millisecond."""
+    from support import background_load, request, wait_for
+
     from textops.registry.registry import promote
-    from textops.testing import background_load, request, wait_for
 
     marks = []
     with background_load(server.url, texts, clients=clients) as result:
@@ -146,11 +148,11 @@ def steady_and_swaps(root: Path, params, server, texts: list[str], clients: int,
 
 def measure(args, root: Path) -> dict:
     import pandas as pd
+    from support import serving
 
     from textops.core.config import load_params
     from textops.core.tracking import connect
     from textops.modeling.predict import load_model
-    from textops.testing import serving
 
     params = load_params(root / "params.yaml")
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())

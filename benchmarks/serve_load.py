@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-
-from textops.testing import TEXTS, champion_project, load, serving
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import TEXTS, champion_project, load, serving
 
 
 def measure(root: Path, requests: int, clients: int, workers: int) -> dict:

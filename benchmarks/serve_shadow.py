@@ -26,6 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 from serve_latency import Rest, build, percentile, second_version  # benchmarks/ is on sys.path
 
 
@@ -54,7 +55,7 @@ def client_loop(port: int, n: int, gap_ms: float, latencies: list[float]) -> Non
 
 def one_server(root: Path, fraction: float | None, requests: int, gap_ms: float, clients: int) -> dict:
     """A server with the shadow off (FRACTION None) or on at serve.shadow_fraction FRACTION, under CLIENTS."""
-    from textops.testing import serving, wait_for
+    from support import serving, wait_for
 
     shadow = ("-S", "serve.shadow=true", "-S", f"serve.shadow_fraction={fraction}") if fraction is not None else ()
     with serving(root, "-S", "serve.poll_seconds=1", *shadow) as server:

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
 import yaml
 
 SST2 = Path(os.environ.get("TEXTOPS_SST2") or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2")
@@ -67,11 +68,12 @@ def tfidf(data: dict[str, pd.DataFrame]) -> dict:
 
 
 def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
+    from support import make_project
+
     from textops.core.config import load_params
     from textops.core.env import set_offline_env
     from textops.modeling.evaluate import evaluate
     from textops.modeling.train import train
-    from textops.testing import make_project
 
     set_offline_env()
     root = make_project(Path(tempfile.mkdtemp(prefix=f"sst2-{model}-")) / "project")  # git + DVC, as a user's

@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from textops.testing import make_project, set_params, textops
+import tests_path  # noqa: F401  (tests/ on sys.path: `support`, shared with the tests)
+from support import make_project, set_params, textops
 
 
 def reviews(folder: Path, limit: int | None):

@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 from textops.core.config import Params, load_params
 from textops.core.errors import TextopsError, ValidationFailed
 from textops.core.logs import note, stage
+from textops.core.tracking import Session, lent, session_for
 from textops.runtime.training_slot import TRAINING_LIMIT, SlotWaitTimeout, ensure_limit, training_slot
 
 TRAIN_RETRIES = 2
@@ -43,13 +44,13 @@ def transient_only(task, task_run, state) -> bool:
 
 
 @task(name="check-changes", cache_policy=NO_CACHE)
-def check_changes(root: Path, params: Params) -> str | None:
+def check_changes(root: Path, params: Params, session: Session | None = None) -> str | None:
     """A message when the champion was trained on this data version with these params, else None (the quick
     check first: no MLflow import when it is sure)."""
     from textops.registry.noop import quick_nothing_to_retrain
     from textops.registry.registry import nothing_to_retrain
 
-    return quick_nothing_to_retrain(root, params) or nothing_to_retrain(root, params)
+    return quick_nothing_to_retrain(root, params) or nothing_to_retrain(root, params, session)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -85,12 +86,12 @@ def validate_task(root: Path, params: Params) -> dict:
     retry_condition_fn=transient_only,
     cache_policy=NO_CACHE,
 )
-def train_task(root: Path, params: Params, fallback: str | None = None) -> dict:
+def train_task(root: Path, params: Params, session: Session, fallback: str | None = None) -> dict:
     # The Trainer picks CUDA when the worker's machine has it; nothing to choose here.
     from textops.modeling.train import train
 
     with stage("train", "[3/5]") as done:
-        result = train(root, params, fallback)
+        result = train(root, params, fallback, session)
         figures = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("val_") and isinstance(v, float))
         done["note"] = f"{result['base_model']} model, {figures}" if result.get("base_model") else figures
     get_run_logger().info("train: %s", result)
@@ -98,24 +99,24 @@ def train_task(root: Path, params: Params, fallback: str | None = None) -> dict:
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate_task(root: Path, params: Params) -> dict:
+def evaluate_task(root: Path, params: Params, session: Session) -> dict:
     from textops.modeling.evaluate import evaluate
 
     with stage("evaluate", "[4/5]") as done:
-        result = evaluate(root, params)
+        result = evaluate(root, params, session)
         done["note"] = ", ".join(f"test {k} {result[k]:.4f}" for k in ("accuracy", "macro_f1") if k in result)
     get_run_logger().info("evaluate: %s", {k: v for k, v in result.items() if not isinstance(v, dict | list)})
     return result
 
 
 @task(name="register", cache_policy=NO_CACHE)
-def register_task(root: Path, params: Params, force: bool = False, reason: str = "") -> dict:
+def register_task(root: Path, params: Params, session: Session, force: bool = False, reason: str = "") -> dict:
     from textops.lifecycle.register import register
     from textops.registry.registry import promote
 
     logger = get_run_logger()
     with stage("register", "[5/5]") as done:
-        result = register(root, params)
+        result = register(root, params, session)
         if force and not result["promote"]:  # inside the stage: its line says what happened in the end
             why = reason or "forced by data rollback"
             logger.info(promote(root, params, result["version"], f"{why} (policy said: {result['reason']})"))
@@ -132,13 +133,13 @@ def register_task(root: Path, params: Params, force: bool = False, reason: str =
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(root: Path, params: Params, summary: dict) -> str | None:
+def report_task(root: Path, params: Params, summary: dict, session: Session) -> str | None:
     """The run on one page (reports/run.html, also on the MLflow run). A report that cannot be written is a
     warning: the model is registered either way."""
     from textops.data.reports import write_run_report
 
     try:
-        return str(write_run_report(root, params, summary))
+        return str(write_run_report(root, params, summary, session))
     except Exception as exc:  # noqa: BLE001 - nothing downstream depends on the page
         note("the run report was not written: %s", exc, warning=True)
         return None
@@ -168,7 +169,7 @@ def outcome(state, what: str = "training-pipeline"):
     return Failed(message=f"{what} {state.type.value.lower()}: {state.message}")
 
 
-def fallback_to_baseline(root: Path, params: Params, summary: dict) -> None:
+def fallback_to_baseline(root: Path, params: Params, session: Session, summary: dict) -> None:
     """With model.base auto, a transformer that lost to the TF-IDF baseline on the same test rows is set aside
     (`summary["transformer"]`: its figures) and the tfidf model trained and evaluated in its place, to register."""
     from textops.modeling.model import baseline_fallback
@@ -180,22 +181,24 @@ def fallback_to_baseline(root: Path, params: Params, summary: dict) -> None:
     note("%s", reason)
     figures = {k: evaluated.get(k) for k in ("accuracy", "macro_f1", "run_id")}
     summary["transformer"] = {"base_model": trained, **figures}
-    summary["train"] = train_task(root, params, fallback=reason)
-    summary["evaluate"] = evaluate_task(root, params)
+    summary["train"] = train_task(root, params, session, fallback=reason)
+    summary["evaluate"] = evaluate_task(root, params, session)
 
 
-def run_stages(root: Path, params: Params, force_promote: bool, reason: str, commit: bool):
-    """The stages in order; a failed data gate ends the run Failed before anything is trained."""
+def run_stages(root: Path, params: Params, session: Session | None, force_promote: bool, reason: str, commit: bool):
+    """The stages in order; a failed data gate ends the run Failed before anything is trained. SESSION: the one the
+    CLI lent or the no-op check opened, else one opened once the data passed (the stages share it)."""
     summary: dict = {"preprocess": preprocess_task(root, params)}
     try:
         summary["validate"] = validate_task(root, params)
     except ValidationFailed as exc:
         return Failed(message=f"data validation failed, nothing trained or registered: {exc}")
-    summary["train"] = train_task(root, params)
-    summary["evaluate"] = evaluate_task(root, params)
-    fallback_to_baseline(root, params, summary)
-    summary["register"] = register_task(root, params, force=force_promote, reason=reason)
-    summary["report"] = report_task(root, params, summary)
+    session = session_for(root, params, session)
+    summary["train"] = train_task(root, params, session)
+    summary["evaluate"] = evaluate_task(root, params, session)
+    fallback_to_baseline(root, params, session, summary)
+    summary["register"] = register_task(root, params, session, force=force_promote, reason=reason)
+    summary["report"] = report_task(root, params, summary, session)
     if commit:
         summary["commit"] = commit_task(root, params, summary)
     return summary
@@ -211,24 +214,27 @@ def training_pipeline(
     reason: str = "",
     commit: bool = False,
     wait_timeout_s: float | None = 6 * 3600,
+    checked: bool = False,
 ):
     """Preprocess → validate → train → evaluate → register (→ git commit with COMMIT); ends early when nothing
-    changed.
+    changed. CHECKED: the caller (`textops run`) found something to retrain just before; checked again only when
+    this run waited for the training slot. In-process, the stages share the session `textops run` lent.
 
     Returns a summary dict, or a Completed("nothing to retrain ...") / Failed(...) state.
     """
     root, params = project(project_dir, params_file, overrides)
+    session = lent(root, params)
     logger = get_run_logger()
     ensure_limit()
     try:
-        with training_slot(root, wait_timeout_s):
+        with training_slot(root, wait_timeout_s) as waited:
             # Checked inside the slot: a run that waited behind one on the same data finds nothing to do.
-            if skip_unchanged:
-                unchanged = check_changes(root, params)
+            if skip_unchanged and (waited or not checked):
+                unchanged = check_changes(root, params, session)
                 if unchanged:
                     logger.info(unchanged)
                     return Completed(message=unchanged)
-            return run_stages(root, params, force_promote, reason, commit)
+            return run_stages(root, params, session, force_promote, reason, commit)
     except SlotWaitTimeout:
         return Failed(
             message=f"another training run held the concurrency limit {TRAINING_LIMIT!r} for more than "

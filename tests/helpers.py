@@ -1,6 +1,6 @@
 """Helpers of the test suite (a module, not conftest.py: tests import it by name, `from helpers import ...`).
 
-The generic ones (a throwaway project, running `textops`/`dvc` in it, serving and load) are `textops.testing`,
+The generic ones (a throwaway project, running `textops`/`dvc` in it, serving and load) are `support` (tests/support),
 shared with the benchmarks; here are the test-only ones: the one set of FAST params and its variants, data
 and models for the registry and serving tests, snapshots of what must not change, fault injection.
 """
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from textops.testing import (  # noqa: F401  (re-exported for the tests)
+from support import (  # noqa: F401  (re-exported for the tests)
     FAST,
     REPO,
     TEXTS,
@@ -41,6 +40,8 @@ from textops.testing import (  # noqa: F401  (re-exported for the tests)
     textops,
     wait_for,
 )
+
+TESTS = Path(__file__).resolve().parent  # on sys.path: `helpers`, `support` (the helpers shared with benchmarks/)
 
 # GLUE SST-2 (train.tsv, dev.tsv): TEXTOPS_SST2, or ../shared/datasets/sst2 beside the checkout (README, Tests).
 SST2 = Path(os.environ.get("TEXTOPS_SST2") or REPO.parent / "shared" / "datasets" / "sst2")
@@ -423,3 +424,49 @@ def registry_problems(client, name: str) -> list[str]:
         if str(entry["version"]) not in versions:
             problems.append(f"the champion history names v{entry['version']}, which does not exist")
     return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# How often a command opens the MLflow store (issue 34: one session per command)
+
+STORE_AUDIT = TESTS / "store_audit"  # its sitecustomize.py logs a process's opens
+
+
+def audited(log: Path) -> dict[str, str]:
+    """The environment under which a `textops` command logs every open of its mlflow.db to LOG, a line each with
+    the textops frames that opened it (tests/store_audit/sitecustomize.py)."""
+    path = os.pathsep.join(p for p in (str(STORE_AUDIT), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "STORE_AUDIT_LOG": str(log)}
+
+
+def logged_opens(log: Path) -> list[str]:
+    """The opens an `audited` command logged (none when it opened nothing), LOG removed for the next command."""
+    if not log.exists():
+        return []
+    lines = log.read_text().splitlines()
+    log.unlink()
+    return lines
+
+
+_COUNTERS: list[list[str]] = []
+
+
+def _count_store_opens(event: str, args: tuple) -> None:
+    if event == "sqlite3.connect" and _COUNTERS and args and "mlflow.db" in str(args[0]):
+        for opens in _COUNTERS:
+            opens.append(str(args[0]))
+
+
+@contextmanager
+def store_opens() -> Iterator[list[str]]:
+    """The SQLite connections to an mlflow.db this process opens in the block (an audit hook: installed once, it
+    stays for the process's life, and counts only inside such a block)."""
+    if not getattr(sys, "_textops_store_audit", False):
+        sys.addaudithook(_count_store_opens)
+        sys._textops_store_audit = True  # type: ignore[attr-defined]
+    opens: list[str] = []
+    _COUNTERS.append(opens)
+    try:
+        yield opens
+    finally:
+        _COUNTERS.remove(opens)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import REPO
+from support.servers import events_named, prefect_client_env, prefect_server
 
 from textops.lifecycle.landed import LANDED_STATE
-from textops.testing.servers import events_named, prefect_client_env, prefect_server
 
 pytestmark = pytest.mark.slow
 

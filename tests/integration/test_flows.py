@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import FAST, FLOW, git, in_process, registry, set_params, textops
+from helpers import FAST, FLOW, audited, git, in_process, logged_opens, registry, set_params, textops
 
 
 @pytest.fixture
@@ -70,14 +70,21 @@ def test_run_on_fresh_project_trains_registers_then_skips_without_torch(flow_pro
     assert result["type"] == "COMPLETED"
     assert result["message"].startswith("nothing to retrain")
     assert result["torch"] is False
-    again = textops(flow_project, "run")
+    log = flow_project.parent / "store-opens.log"
+    again = textops(flow_project, "run", env=audited(log))
     assert "nothing to retrain" in again.stdout
+    assert len(logged_opens(log)) == 1  # the quick check reads the store once, MLflow not imported (the hook works)
 
     # A params change is a change: `--force` is not needed.
     set_params(flow_project, {"train": {"learning_rate": 0.001}})
-    changed = textops(flow_project, "run")
+    changed = textops(flow_project, "run", env=audited(log))
     assert "registered" in changed.stdout
     assert len(registry(flow_project)["metrics"]) == 2
+    # One session for the whole command (issue 34; 18 opens before): the quick check, the check of the store with
+    # a moved project's repair, MLflow's tracking and registry connections, and one more of each where MLflow nests
+    # a query in another (creating the run, registering the version).
+    opens = logged_opens(log)
+    assert 1 <= len(opens) <= 6, "\n".join(opens)
 
 
 def noisy(frame: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:

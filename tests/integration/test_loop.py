@@ -16,9 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers import FAST, champion_project, registry, serving, wait_for
-
-from textops.data.sample import make_sample
-from textops.testing.servers import (
+from support.servers import (
     FINAL_STATES,
     deployed_on_a_server,
     deployed_project,
@@ -26,6 +24,8 @@ from textops.testing.servers import (
     events_named,
     run_deployment,
 )
+
+from textops.data.sample import make_sample
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,10 @@
 """Fixtures of the production tests: one throwaway PostgreSQL cluster per test process (each test module creates
-its own databases on it and drops them afterwards). The servers themselves are `textops.testing.servers`."""
+its own databases on it and drops them afterwards). The servers themselves are `support.servers` (tests/support)."""
 
 from __future__ import annotations
 
 import pytest
-
-from textops.testing.postgres import pg_bindir, postgres
+from support.postgres import pg_bindir, postgres
 
 
 @pytest.fixture(scope="session")

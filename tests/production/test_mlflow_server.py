@@ -17,6 +17,7 @@ import yaml
 from helpers import (
     FAST,
     FLOW,
+    TESTS,
     git,
     killed,
     make_project,
@@ -29,8 +30,7 @@ from helpers import (
     textops_python,
     wait_for,
 )
-
-from textops.testing.servers import mlflow_server
+from support.servers import mlflow_server
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 
@@ -145,7 +145,8 @@ def test_server_restart_mid_training_then_gone_during_registration(tmp_path, on_
     # The server dies the moment the version is about to be created; MLflow retries once, quickly.
     hook = (
         "import mlflow\n"
-        "from textops.testing.services import kill_tree\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"  # tests/: the helpers are no part of the wheel
+        "from support.services import kill_tree\n"
         "_register = mlflow.register_model\n"
         "def register_model(*args, **kwargs):\n"
         f"    kill_tree({on_server.proc.pid})\n"

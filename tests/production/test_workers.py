@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 from helpers import FAST, FLOW, REPO, dvc, git, make_project, registry_problems, set_params, wait_for
-
-from textops.testing import textops
-from textops.testing.servers import (
+from support import textops
+from support.servers import (
     mlflow_server,
     prefect,
     prefect_api,
@@ -29,7 +28,7 @@ from textops.testing.servers import (
     prefect_server,
     worker,
 )
-from textops.testing.services import Service
+from support.services import Service
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 

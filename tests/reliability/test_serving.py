@@ -179,7 +179,7 @@ def test_1000_malformed_payloads_never_get_a_5xx(server):
 
 def metric(url: str, name: str, labels: str = "") -> float:
     """The sum of a metric's samples in GET /metrics whose labels contain LABELS (0 when none)."""
-    from textops.testing import request
+    from support import request
 
     lines = request(url, "GET", "/metrics")[2].decode().splitlines()
     return sum(

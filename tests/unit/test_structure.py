@@ -227,7 +227,7 @@ PROCESS_PREFIXES = (
     "concurrent.futures.ProcessPoolExecutor",
 )
 # Helpers that start their process through a Service object (`service.start()`), which the call graph cannot follow.
-SERVICE_STARTERS = {"textops.testing.servers.mlflow_server", "textops.testing.servers.prefect_server"}
+SERVICE_STARTERS = {"support.servers.mlflow_server", "support.servers.prefect_server"}
 
 
 def import_map(tree: ast.AST) -> dict[str, str]:
@@ -256,11 +256,10 @@ def starts_a_process(name: str, helpers: set[str]) -> bool:
 
 
 def process_helpers() -> set[str]:
-    """The functions of tests/helpers.py and textops.testing that start a process, directly or through another
-    (`helpers.textops`, `textops.testing.make_project`, ...), re-exports included."""
-    testing = PACKAGE / "testing"
+    """The functions of tests/helpers.py and tests/support that start a process, directly or through another
+    (`helpers.textops`, `support.make_project`, ...), re-exports included."""
     modules = {"helpers": TESTS / "helpers.py"} | {
-        "textops.testing" + ("" if p.stem == "__init__" else f".{p.stem}"): p for p in testing.glob("*.py")
+        "support" + ("" if p.stem == "__init__" else f".{p.stem}"): p for p in (TESTS / "support").glob("*.py")
     }
     parsed = {}
     for module, path in modules.items():
@@ -351,9 +350,9 @@ def test_the_process_check_finds_what_it_looks_for(tmp_path):
         "helpers.in_process",
         "helpers.registry",
         "helpers.textops_python",
-        "textops.testing.textops",
-        "textops.testing.postgres.postgres",
-        "textops.testing.servers.deployed_on_a_server",
+        "support.textops",
+        "support.postgres.postgres",
+        "support.servers.deployed_on_a_server",
     } <= helpers
     assert not {"helpers.free_port", "helpers.wait_for", "helpers.easy_reviews"} & helpers
     fixtures = process_fixtures(helpers)

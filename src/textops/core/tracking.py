@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textops.core.config import Params
 from textops.core.env import backup_sqlite, copy_if_absent, template_dir
 from textops.core.lineage import KILLED, OWNER_HOST, OWNER_PID, OWNER_START
 from textops.core.params_file import relative_sqlite_path
+from textops.core.relocation import artifact_location, relocate_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -68,28 +71,42 @@ def check_store(uri: str, timeout: float = 10) -> None:
                 "MLFLOW_TRACKING_URI / mlflow.tracking_uri. Nothing was changed."
             ) from exc
     if uri.startswith("sqlite:///"):
-        import sqlite3
+        with checked_sqlite(Path(uri.removeprefix("sqlite:///")), timeout):
+            pass
 
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.exists():
-            return  # MLflow creates it
+
+@contextmanager
+def checked_sqlite(db: Path, timeout: float = 10) -> Iterator[sqlite3.Connection | None]:
+    """An open connection to the SQLite store DB once it proved usable (`check_store`'s errors otherwise), for the
+    block; None when the file does not exist yet (MLflow creates it). `connect` repairs a moved store through it:
+    one open of the file for both."""
+    from textops.core.errors import StateError
+
+    if not db.exists():
+        yield None
+        return
+    try:
+        con = sqlite3.connect(db, timeout=timeout)
         try:
-            con = sqlite3.connect(db, timeout=timeout)
-            try:
-                con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, at once
-                con.execute("BEGIN IMMEDIATE")  # the write lock MLflow will need
-                con.rollback()
-            finally:
-                con.close()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise StateError(f"the MLflow store {db} cannot be used ({exc}). Nothing was changed.") from exc
-            raise StateError(
-                f"the MLflow store {db} cannot be written ({exc}; waited {timeout:.0f} s): another process holds "
-                "it (an open `sqlite3` shell, a stuck `mlflow ui`?). Nothing was changed; try again once it is free."
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            raise StateError(damaged_store(str(db), exc)) from exc
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, at once
+            con.execute("BEGIN IMMEDIATE")  # the write lock MLflow will need
+            con.rollback()
+        except BaseException:
+            con.close()
+            raise
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise StateError(f"the MLflow store {db} cannot be used ({exc}). Nothing was changed.") from exc
+        raise StateError(
+            f"the MLflow store {db} cannot be written ({exc}; waited {timeout:.0f} s): another process holds "
+            "it (an open `sqlite3` shell, a stuck `mlflow ui`?). Nothing was changed; try again once it is free."
+        ) from exc
+    except sqlite3.DatabaseError as exc:
+        raise StateError(damaged_store(str(db), exc)) from exc
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def damaged_store(db: str, exc: BaseException) -> str:
@@ -151,21 +168,37 @@ def seed_store(uri: str) -> bool:
     return True
 
 
-def artifact_location(root: Path, params: Params) -> str:
-    """The artifact root for new experiments, as a file URI under the project root."""
-    return (Path(root).resolve() / params.mlflow.artifact_location).as_uri()
+class Snapshot:
+    """What a session read from the registry once (the aliases' versions), for the rest of its command. An object,
+    not a collection: Prefect rebuilds the collections in a task's arguments, a copied session shares this one."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
 class Session:
-    """A project's MLflow store: its URI, a client bound to it (tracking and registry), the experiment and the
-    registered model's name. Stages call the client; MLflow's fluent API (`log_model`, `start_run`,
-    `pyfunc.load_model` of a `models:/` URI) only inside `with session.active():`."""
+    """A project's MLflow store, opened once per command (the CLI command, or the flow on a worker) and handed
+    down to the stages: its URI, a client bound to it (tracking and registry), the experiment and the registered
+    model's name, and a snapshot of the registry's aliases (`once`). Stages call the client; MLflow's fluent API
+    (`log_model`, `start_run`, `pyfunc.load_model` of a `models:/` URI) only inside `with session.active():`.
+    A process that lives on (the server) asks the client for what may change, not `once`."""
 
     uri: str
     client: MlflowClient
     experiment_id: str | None
     model_name: str
+    snapshot: Snapshot = field(default_factory=Snapshot, compare=False, repr=False)
+
+    def once(self, key: str, read: Callable[[], Any]) -> Any:
+        """READ's answer the first time KEY is asked in this session, the same answer after (`forget` ends it)."""
+        if key not in self.snapshot.values:
+            self.snapshot.values[key] = read()
+        return self.snapshot.values[key]
+
+    def forget(self) -> None:
+        """After this session moved an alias: the next `once` reads the registry again."""
+        self.snapshot.values.clear()
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -201,14 +234,19 @@ def _restore_env(values: dict[str, str | None]) -> None:
 
 
 def connect(root: Path, params: Params, experiment: bool = True) -> Session:
-    """Open the project's store: check that it can be used (a clear error, nothing changed, when not); with
-    EXPERIMENT also make sure the experiment exists and mark KILLED the runs of dead processes."""
+    """Open the project's store: check that it can be used (a clear error, nothing changed, when not), repair a
+    moved project's (one open of the SQLite file for both); with EXPERIMENT also make sure the experiment exists
+    and mark KILLED the runs of dead processes. Once per command: the stages take the session (`session_for`)."""
     from mlflow import MlflowClient
 
     uri = tracking_uri(root, params)
-    check_store(uri)
+    if uri.startswith("sqlite:///"):
+        with checked_sqlite(Path(uri.removeprefix("sqlite:///"))) as con:
+            if con is not None:
+                relocate_store(root, params, con)
+    else:
+        check_store(uri)
     fresh = not store_exists(uri) and not seed_store(uri)
-    relocate_store(root, params)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if fresh:  # MLflow creates and migrates it now; keep a copy for the next new project
         client.search_experiments(max_results=1)
@@ -219,73 +257,38 @@ def connect(root: Path, params: Params, experiment: bool = True) -> Session:
     return Session(uri, client, experiment_id, params.mlflow.registered_model)
 
 
-# Where MLflow's SQL store keeps absolute artifact locations of a local store.
-LOCATION_COLUMNS = (
-    ("experiments", "artifact_location"),
-    ("runs", "artifact_uri"),
-    ("logged_models", "artifact_location"),
-    ("model_versions", "storage_location"),
-    ("model_versions", "source"),
-)
+def session_for(root: Path, params: Params, session: Session | None, experiment: bool = True) -> Session:
+    """SESSION, the one its caller opened for this command (with the experiment when EXPERIMENT and it has none),
+    else a new one: a stage called alone (a DVC stage, `textops train`) opens its own."""
+    if session is None:
+        return connect(root, params, experiment)
+    if experiment and session.experiment_id is None:
+        experiment_id = ensure_experiment(session.client, root, params, session.uri)
+        reap_stale_runs(session.client, experiment_id)
+        return replace(session, experiment_id=experiment_id)
+    return session
 
 
-def relocate_store(root: Path, params: Params) -> str | None:
-    """Keep the project's own SQLite store usable after the project directory moved (a new clone path, a renamed
-    folder): MLflow records artifact locations as absolute paths, so every run, logged model and model version
-    would point at the old place. When the experiment's artifact location names another project directory that
-    is gone (moved) or still there (copied: the copy's own artifacts were copied with it), rewrite that prefix to
-    this one (one transaction) and say so; None when nothing moved."""
-    import sqlite3
+_LENT: ContextVar[Session | None] = ContextVar("textops_session", default=None)
 
-    from textops.core.errors import StateError
 
-    db = relative_sqlite_path(params.mlflow.tracking_uri)
-    if db is None or os.environ.get("MLFLOW_TRACKING_URI") or not (Path(root) / db).exists():
-        return None  # a server or a store you chose: its locations are yours
-    new_root = Path(root).resolve()
-    expected = artifact_location(root, params)
-    con = sqlite3.connect(Path(root) / db, timeout=10)
+@contextmanager
+def lend(session: Session | None) -> Iterator[None]:
+    """Hand SESSION to the flow the block runs in this process (`ui.command.run_flow`): a flow's parameters go to
+    the Prefect server as JSON, a session cannot travel as one."""
+    token = _LENT.set(session)
     try:
-        row = con.execute("SELECT artifact_location FROM experiments WHERE name = ?", (params.mlflow.experiment,))
-        found = row.fetchone()
-        old = found[0] if found else None
-        suffix = "/" + params.mlflow.artifact_location.strip("/")
-        if not old or old == expected or not old.startswith("file://") or not old.endswith(suffix):
-            return None
-        old_root = old.removeprefix("file://")[: -len(suffix)]
-        # The store file is inside this project (params cannot point it elsewhere), so an original that still
-        # exists means a copy (`cp -a project copy`): left as it is, the copy would write its models into the
-        # original's artifacts, and lose its champion when the original is deleted.
-        copied = Path(old_root).exists()
-        if copied and not (new_root / params.mlflow.artifact_location).is_dir():
-            raise StateError(
-                f"this project's MLflow store ({db}) records its models in {old_root}: it was copied from there "
-                f"without its {params.mlflow.artifact_location}/. Copy that folder "
-                "along (or copy the whole project, e.g. `cp -a`), or remove the copied store to start an empty one; "
-                "textops will not write into another project's artifacts."
-            )
-        with con:
-            for table, column in LOCATION_COLUMNS:
-                for before, after in ((f"file://{old_root}/", f"file://{new_root}/"), (f"{old_root}/", f"{new_root}/")):
-                    pattern = before.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                    con.execute(
-                        f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
-                        f"WHERE \"{column}\" LIKE ? ESCAPE '\\'",
-                        (after, len(before) + 1, pattern),
-                    )
-    except sqlite3.OperationalError:
-        return None  # an older or newer MLflow schema: leave it to MLflow
+        yield
     finally:
-        con.close()
-    if copied:
-        message = (
-            f"the project was copied from {old_root}: this copy's MLflow store now points at its own "
-            f"artifacts in {new_root} (the original is untouched)"
-        )
-    else:
-        message = f"the project moved from {old_root} to {new_root}: its MLflow store now points at the new place"
-    logging.getLogger("textops").warning(message)
-    return message
+        _LENT.reset(token)
+
+
+def lent(root: Path, params: Params) -> Session | None:
+    """The session lent to this flow (`lend`) when it is this project's store and model; None on a worker."""
+    session = _LENT.get()
+    if session is None or session.uri != tracking_uri(root, params):
+        return None
+    return session if session.model_name == params.mlflow.registered_model else None
 
 
 def ensure_experiment(client: MlflowClient, root: Path, params: Params, uri: str, name: str | None = None) -> str:

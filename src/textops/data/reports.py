@@ -13,9 +13,12 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
+
+if TYPE_CHECKING:
+    from textops.core.tracking import Session
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
@@ -349,10 +352,11 @@ def run_page(summary: dict, files: dict[str, Any], pictures: dict[str, Path], ex
 RUN_REPORT = "run.html"  # in validate.report_dir's parent (reports/), and as an artifact of the MLflow run
 
 
-def write_run_report(root: Path, params, summary: dict) -> Path:
-    """reports/run.html for the pipeline run SUMMARY (the flow's), also logged to its MLflow run."""
+def write_run_report(root: Path, params, summary: dict, session: Session | None = None) -> Path:
+    """reports/run.html for the pipeline run SUMMARY (the flow's), also logged to its MLflow run (through SESSION,
+    the command's store, else one opened here)."""
     from textops.core import artifacts
-    from textops.core.tracking import connect
+    from textops.core.tracking import session_for
 
     root = Path(root)
 
@@ -381,5 +385,5 @@ def write_run_report(root: Path, params, summary: dict) -> Path:
     )
     run_id = (summary.get("evaluate") or {}).get("run_id")
     if run_id:
-        connect(root, params, experiment=False).client.log_artifact(run_id, str(path))
+        session_for(root, params, session, experiment=False).client.log_artifact(run_id, str(path))
     return path

@@ -8,7 +8,6 @@ decision and its evidence go on the model version as tags (created with the vers
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,10 @@ from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.core.locks import registry_lock
 from textops.core.policy import Latency, decide, mcnemar, score
-from textops.core.tracking import Session, connect
+from textops.core.tracking import Session, session_for
 from textops.lifecycle.live_promotion import awaiting_live
 from textops.modeling.predict import load_model, predict_batches
+from textops.registry.card import log_card
 from textops.registry.guards import (
     own_rows_guard,
     reference_guard,
@@ -42,10 +42,16 @@ from textops.registry.guards import (
     slice_evidence,
     trigger_guards,
 )
-from textops.registry.registry import champion, move_champion, registered_before, rolled_back_from, write_version
+from textops.registry.registry import (
+    champion,
+    move_champion,
+    registered_before,
+    rolled_back_from,
+    set_alias,
+    write_version,
+)
 
 REPORT_PATH = "registry/decision.md"
-CARD_PATH = "model_card/README.md"  # the version's model card (Hugging Face's format), logged at registration
 
 
 def validation_passed(root: Path, params: Params) -> bool:
@@ -82,11 +88,16 @@ def evaluated_predictions(root: Path, params: Params, test: pd.DataFrame, labels
     return as_names(preds["pred"], labels)
 
 
-def register(root: Path, params: Params) -> dict:
+def register(root: Path, params: Params, session: Session | None = None) -> dict:
     """Compare the evaluated model with the champion and register it (see `decide_and_register`), holding the
-    project's registry lock: two registrations on one machine never decide against the same old champion."""
+    project's registry lock: two registrations on one machine never decide against the same old champion.
+    SESSION: the command's store (`tracking.session_for`), else one opened here."""
     with registry_lock(root):
-        return decide_and_register(Path(root), params)
+        if session is not None:
+            # The champion is read again under the lock: a person may have promoted or rolled back while this run
+            # trained, and the decision is against the champion of now, not the one of the no-op check.
+            session.forget()
+        return decide_and_register(Path(root), params, session)
 
 
 def trained_run(session: Session, run_id: str, metric: str):
@@ -303,7 +314,7 @@ def distilled_latency(run, evidence: dict) -> Latency | None:
     return Latency(student_ms=student_ms, teacher_ms=teacher_ms)
 
 
-def decide_and_register(root: Path, params: Params) -> dict:
+def decide_and_register(root: Path, params: Params, session: Session | None = None) -> dict:
     """Compare the evaluated run's model with the champion, register it with the decision, move aliases.
 
     Everything is decided before anything is written. The version is then created with all its evidence
@@ -314,7 +325,7 @@ def decide_and_register(root: Path, params: Params) -> dict:
     run_id = run_info["run_id"]
     model_uri = run_info.get("model_uri") or f"runs:/{run_id}/model"
     metric = params.promotion.primary_metric
-    session = connect(root, params)  # checks the store, marks KILLED runs whose process died
+    session = session_for(root, params, session)  # a new one checks the store, marks KILLED dead processes' runs
     run = trained_run(session, run_id, metric)
     tags, before = run.data.tags, registered_before(session, run_id)
 
@@ -354,29 +365,16 @@ def decide_and_register(root: Path, params: Params) -> dict:
     version = write_version(session, model_uri, version_tags(tags, evidence), before)
     evidence = {"challenger.version": version, **evidence}
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
-    log_card(root, params, session, run_id, version)
+    log_card(root, session, run_id, version)
 
     # Alias moves last: the challenger alias, then (if promoted) the champion alias in one update.
-    session.client.set_registered_model_alias(session.model_name, lineage.CHALLENGER_ALIAS, version)
+    set_alias(session, lineage.CHALLENGER_ALIAS, version)
     if decision.promote:
         move_champion(session, version, "auto", decision.reason)
     if versus["held"]:  # a failure of the run, not a quiet rejection: the champion must be looked at
         raise StateError(f"registered {session.model_name} v{version} as challenger, not promoted: {versus['held']}.")
     again = {"registered_before": True} if before is not None else {}
     return {"name": session.model_name, "version": version, **asdict(decision), "evidence": evidence, **again}
-
-
-def log_card(root: Path, params: Params, session: Session, run_id: str, version: str) -> None:
-    """The version's model card (`registry.card`) as an artifact of its run, `model_card/README.md`: what the
-    registry shows of it at registration. A card that cannot be made is a warning: the version stands."""
-    from textops.registry.card import model_card
-    from textops.registry.registry import get_version, version_facts
-
-    try:
-        card = model_card(version_facts(root, session, get_version(session, version)))
-        session.client.log_text(run_id, card, CARD_PATH)
-    except Exception as exc:  # the registration is done; the card is a description of it
-        logging.getLogger("textops").warning("the model card of v%s was not logged: %s", version, exc)
 
 
 def decision_report(name: str, metric: str, evidence: dict) -> str:

@@ -28,6 +28,7 @@ from textops.core.artifacts import (
 from textops.core.config import Params
 from textops.core.errors import StateError
 from textops.core.scm import record_stage
+from textops.core.tracking import Session
 from textops.modeling.plots import save_plots
 
 
@@ -194,19 +195,20 @@ def explain_settings(params: Params) -> tuple[int, int]:
     return params.evaluate.explain_rows, params.evaluate.explain_steps
 
 
-def evaluate(root: Path, params: Params) -> dict:
-    """Score the test split; write metrics/eval.json, artifacts/eval/ and log them to the train run."""
+def evaluate(root: Path, params: Params, session: Session | None = None) -> dict:
+    """Score the test split; write metrics/eval.json, artifacts/eval/ and log them to the train run. SESSION: the
+    command's store (`tracking.session_for`), else one opened here."""
     import mlflow
 
     from textops.core import lineage
-    from textops.core.tracking import connect, owner_tags
+    from textops.core.tracking import owner_tags, session_for
     from textops.modeling.explain import explain_errors
 
     root = Path(root)
     names = read_labels(root, params)
     test = load_split(root, params, "test")
     probabilities, model_names, run_info, (model, tokenizer) = load_trained(root, params)
-    session = connect(root, params)  # the store must be usable before any output is written (dead runs reaped)
+    session = session_for(root, params, session)  # usable before any output is written (dead runs reaped)
     if model_names != names:
         raise StateError(
             f"the trained model predicts {model_names} but the cleaned data has labels {names}: "

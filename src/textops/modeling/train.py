@@ -39,6 +39,7 @@ from textops.core.config import Params
 from textops.core.errors import ParamsError
 from textops.core.params_file import flatten, redact
 from textops.core.scm import publish_data, record_stage
+from textops.core.tracking import Session
 from textops.data.croissant import write_current
 from textops.data.landing import demo_tag
 from textops.modeling.batches import Encoded, length_grouped_trainer
@@ -304,9 +305,10 @@ def base_and_tags(root: Path, params: Params, fallback: str | None) -> tuple[Par
     return params, tags
 
 
-def train(root: Path, params: Params, fallback: str | None = None) -> dict:
+def train(root: Path, params: Params, fallback: str | None = None, session: Session | None = None) -> dict:
     """Fine-tune params.model.base on the cleaned train split; log the run and model to MLflow. FALLBACK (why):
-    fit the tfidf model instead, `auto`'s answer to a transformer that lost to the baseline.
+    fit the tfidf model instead, `auto`'s answer to a transformer that lost to the baseline. SESSION: the
+    command's store (`tracking.session_for`), else one opened here.
 
     Writes artifacts/model/{hf/, run.json, training_curve.png}, metrics/train.json and the curve CSVs.
     Returns the train metrics (also in metrics/train.json) with the run's ids; {} on DDP ranks other than 0.
@@ -314,7 +316,7 @@ def train(root: Path, params: Params, fallback: str | None = None) -> dict:
     import mlflow
 
     from textops.core.env import set_torch_threads
-    from textops.core.tracking import connect, owner_tags
+    from textops.core.tracking import owner_tags, session_for
 
     root = Path(root)
     set_torch_threads(params.train.threads)
@@ -322,7 +324,7 @@ def train(root: Path, params: Params, fallback: str | None = None) -> dict:
     rank0 = world()[0] == 0
     params, tags = base_and_tags(root, params, fallback)
     if params.model.base == "tfidf":  # no Trainer: fitted in seconds (modeling.train_tfidf)
-        return train_tfidf(root, params, tags, fallback)
+        return train_tfidf(root, params, tags, fallback, session)
 
     checkpoint_dir = root / params.train.checkpoint_dir
     fingerprint = {"params_md5": tags[lineage.PARAMS_MD5], "clean_md5": tags[lineage.CLEAN_MD5]}
@@ -343,7 +345,7 @@ def train(root: Path, params: Params, fallback: str | None = None) -> dict:
         trainer.evaluate()  # a collective under DDP: every rank takes part
         return {}
 
-    session = connect(root, params)  # also marks KILLED the run of a training that was SIGKILLed here
+    session = session_for(root, params, session)  # a new one marks KILLED the run of a SIGKILLed training
     tags[lineage.DATA_PUSHED] = str(publish_data(root, params)).lower()
     if params.overrides:
         tags[lineage.OVERRIDES] = " ".join(params.overrides)

@@ -34,6 +34,7 @@ from textops.core.scm import publish_data, record_stage
 if TYPE_CHECKING:
     import pandas as pd
 
+    from textops.core.tracking import Session
     from textops.modeling.pyfunc import TfidfScorer
 
 log = logging.getLogger("textops")
@@ -90,19 +91,22 @@ def fit_model(root: Path, params: Params) -> tuple[TfidfScorer, dict, pd.DataFra
     return scorer, metrics, frame
 
 
-def train_tfidf(root: Path, params: Params, tags: dict, fallback: str | None = None) -> dict:
+def train_tfidf(
+    root: Path, params: Params, tags: dict, fallback: str | None = None, session: Session | None = None
+) -> dict:
     """Fit, log and save the tfidf model; TAGS are the run's lineage tags (params as written), FALLBACK why `auto`
-    trains it (None when model.base says tfidf). Returns the train metrics with the run's ids."""
+    trains it (None when model.base says tfidf); SESSION: the command's store. Returns the train metrics with the
+    run's ids."""
     import mlflow
 
-    from textops.core.tracking import connect, owner_tags
+    from textops.core.tracking import owner_tags, session_for
     from textops.modeling.logged_model import log_tfidf_model
 
     scorer, metrics, frame = fit_model(root, params)
     log.info(
         "train: tfidf model, %s features (%s), %s train rows", metrics["features"], metrics["analyzer"], len(frame)
     )
-    session = connect(root, params)
+    session = session_for(root, params, session)
     tags = {**tags, lineage.DATA_PUSHED: str(publish_data(root, params)).lower(), lineage.STAGE: "train"}
     tags[lineage.MODEL_FAMILY] = FAMILY
     if fallback:

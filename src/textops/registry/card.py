@@ -7,11 +7,18 @@ was or was not promoted, and its limits. Built from what the registry records (`
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from textops.core import lineage
 
+if TYPE_CHECKING:
+    from textops.core.tracking import Session
+
+CARD_PATH = "model_card/README.md"  # the version's model card (Hugging Face's format), logged at registration
 PRETRAINED = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # what `model.base` names on the Hub
 
 
@@ -123,3 +130,15 @@ def model_card(shown: dict) -> str:
         + "---\n\n"
         + ("\n".join(body) + "\n")
     )
+
+
+def log_card(root: Path, session: Session, run_id: str, version: str) -> None:
+    """The version's model card (`registry.card`) as an artifact of its run, `model_card/README.md`: what the
+    registry shows of it at registration. A card that cannot be made is a warning: the version stands."""
+    from textops.registry.registry import get_version, version_facts
+
+    try:
+        card = model_card(version_facts(root, session, get_version(session, version)))
+        session.client.log_text(run_id, card, CARD_PATH)
+    except Exception as exc:  # the registration is done; the card is a description of it
+        logging.getLogger("textops").warning("the model card of v%s was not logged: %s", version, exc)

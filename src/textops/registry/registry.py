@@ -18,8 +18,8 @@ from textops.core.config import Params
 from textops.core.errors import RegistryError
 from textops.core.locks import registry_lock
 from textops.core.policy import rollback_target
-from textops.core.tracking import Session, connect, store_exists, tracking_uri
-from textops.registry.noop import champion_unchanged
+from textops.core.tracking import Session, connect, session_for, store_exists, tracking_uri
+from textops.registry.noop import champion_unchanged, quick_nothing_to_retrain
 from textops.registry.sqlstore import read_store
 
 if TYPE_CHECKING:
@@ -29,13 +29,28 @@ HISTORY_MAX = 40  # entries kept in the tag (a tag value is limited to a few kB)
 
 
 def champion(session: Session) -> ModelVersion | None:
-    """The version the `champion` alias points at, or None."""
+    """The version the `champion` alias points at, or None: read once per session (its snapshot)."""
+    return alias_version(session, lineage.CHAMPION_ALIAS)
+
+
+def alias_version(session: Session, alias: str) -> ModelVersion | None:
+    """The version ALIAS points at, or None, as this session first read it (`Session.once`): the no-op check, the
+    register stage's comparison and the run report see one champion."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        return session.client.get_model_version_by_alias(session.model_name, lineage.CHAMPION_ALIAS)
-    except MlflowException:
-        return None
+    def read() -> ModelVersion | None:
+        try:
+            return session.client.get_model_version_by_alias(session.model_name, alias)
+        except MlflowException:
+            return None
+
+    return session.once(f"alias:{alias}", read)
+
+
+def set_alias(session: Session, alias: str, version: str) -> None:
+    """Point ALIAS at VERSION; the session's snapshot is read again after."""
+    session.client.set_registered_model_alias(session.model_name, alias, str(version))
+    session.forget()
 
 
 def history(session: Session) -> list[dict]:
@@ -58,7 +73,7 @@ def move_champion(session: Session, version: str, kind: str, reason: str, extra:
     """
     entry = {"version": str(version), "kind": kind, "reason": reason[:200], "at": int(time.time()), **(extra or {})}
     entries = (history(session) + [entry])[-HISTORY_MAX:]
-    session.client.set_registered_model_alias(session.model_name, lineage.CHAMPION_ALIAS, str(version))
+    set_alias(session, lineage.CHAMPION_ALIAS, version)
     session.client.set_registered_model_tag(session.model_name, lineage.CHAMPION_HISTORY, json.dumps(entries))
 
 
@@ -301,11 +316,8 @@ def artifacts_missing(session: Session, mv: ModelVersion) -> bool:
 
 def alias_state(session: Session, alias: str) -> dict | None:
     """The version an alias points at, what it was trained on (`lineage.run_state`) and its decision."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mv = session.client.get_model_version_by_alias(session.model_name, alias)
-    except MlflowException:
+    mv = alias_version(session, alias)
+    if mv is None:
         return None
     tags = session.client.get_run(mv.run_id).data.tags if mv.run_id else {}
     return {
@@ -347,17 +359,29 @@ def rolled_back_versions(session: Session) -> set[str]:
     return {str(e["from"]) for e in history(session) if e.get("kind") == "rollback" and e.get("from")}
 
 
-def nothing_to_retrain(root: Path, params: Params) -> str | None:
+def retrain_check(root: Path, params: Params) -> tuple[str | None, Session | None]:
+    """`textops run`'s no-op check: the quick one (no MLflow) and, when it is not sure, MLflow's through the session
+    the whole command then uses (returned with the answer; None before the store exists or when the quick check
+    answered)."""
+    quick = quick_nothing_to_retrain(root, params)
+    if quick:
+        return quick, None
+    session = connect(root, params) if store_exists(tracking_uri(root, params)) else None
+    return nothing_to_retrain(root, params, session), session
+
+
+def nothing_to_retrain(root: Path, params: Params, session: Session | None = None) -> str | None:
     """A message when a run now would train a model the registry has already judged: the champion, or the last
     challenger (rejected), was trained on the current data version with the current training params. None when
-    there is something to train."""
+    there is something to train. SESSION: the command's (its snapshot of the aliases is what register compares
+    with), else one opened here when the store exists."""
     from textops.core.dvc_cache import require_untouched_raw
 
     require_untouched_raw(root, params)  # a hand edit is a change the pointer does not show
     now = lineage.current_state(root, params)
-    if not now["raw_md5"] or not store_exists(tracking_uri(root, params)):
+    if not now["raw_md5"] or (session is None and not store_exists(tracking_uri(root, params))):
         return None
-    session = connect(root, params, experiment=False)
+    session = session_for(root, params, session, experiment=False)
     same = {
         alias: state
         for alias in (lineage.CHAMPION_ALIAS, lineage.CHALLENGER_ALIAS)

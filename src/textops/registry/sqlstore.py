@@ -5,7 +5,7 @@ and `textops model list`.
 
 Each reader answers only when it is sure MLflow would read the same: the store is the project's SQLite file (no
 tracking server, no MLFLOW_REGISTRY_URI), in one workspace, with the experiment's artifacts in this project (a
-moved or copied project's store is first repaired by `tracking.relocate_store`, which `tracking.connect` runs),
+moved or copied project's store is first repaired by `relocation.relocate_store`, which `tracking.connect` runs),
 and in a layout it knows. Anything else gives None, and the caller asks MLflow.
 """
 
@@ -75,7 +75,7 @@ def champion_record(db: Path, model_name: str) -> dict | None:
 
 def model_files_present(location: str, root: Path | None = None) -> bool:
     """The version's MLmodel is at LOCATION (a `file:` URI) and, given ROOT, in that project (a moved project's store
-    still names the old place: MLflow's path, `tracking.relocate_store`, repairs it)."""
+    still names the old place: MLflow's path, `relocation.relocate_store`, repairs it)."""
     from urllib.parse import unquote, urlparse
 
     parsed = urlparse(location)

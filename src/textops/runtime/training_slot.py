@@ -100,7 +100,8 @@ def release_failed(exc: BaseException) -> bool:
 @contextmanager
 def training_slot(root: Path, timeout_s: float | None):
     """Hold the one training slot (global concurrency limit `textops-training`) for the block; while another run
-    holds it, say who holds it and for how long this one still waits, at once and every WAIT_REPORT_S seconds."""
+    holds it, say who holds it and for how long this one still waits, at once and every WAIT_REPORT_S seconds.
+    Yields whether it waited (another run held the slot): what that run did may have made this one a no-op."""
     import json
     import time
 
@@ -114,6 +115,7 @@ def training_slot(root: Path, timeout_s: float | None):
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     path = state_dir(root) / HOLDER_FILE
     report_at = time.monotonic()  # say so at once when the slot is taken
+    waited = False
     while True:
         released = release_if_holder_died(root)
         if released:
@@ -123,6 +125,7 @@ def training_slot(root: Path, timeout_s: float | None):
             raise SlotWaitTimeout(timeout_s)
         with get_client(sync_client=True) as client:
             taken = client.read_global_concurrency_limit_by_name(TRAINING_LIMIT).active_slots > 0
+        waited = waited or taken
         if taken and time.monotonic() >= report_at:
             who = path.read_text(encoding="utf-8").strip() if path.exists() else "a run on another machine"
             until = "" if left is None else f"; giving up in {left:.0f} s"
@@ -144,11 +147,12 @@ def training_slot(root: Path, timeout_s: float | None):
                     "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                 }
                 path.write_text(json.dumps(holder), encoding="utf-8")
-                yield
+                yield waited
         except TimeoutError:
             if acquired:  # raised by the block itself, not by the wait
                 path.unlink(missing_ok=True)  # the slot was given back on the way out
                 raise
+            waited = True  # taken between the look and the wait
             continue
         except BaseException as exc:
             # Left in place when giving the slot back failed (the server gone first): the record of this process

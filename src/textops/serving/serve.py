@@ -30,6 +30,7 @@ from pathlib import Path
 from textops.core import lineage
 from textops.core.config import Params
 from textops.core.errors import ParamsError, StateError, TextopsError
+from textops.core.tracking import Session
 
 SERVING_DIR = "serving"  # .textops/serving/PID.json: where each running server listens
 
@@ -80,13 +81,16 @@ def serve(
     workers = workers or params.serve.workers
     if workers < 1:
         raise ParamsError(f"--workers {workers}: at least 1.")
-    served = resolve_version(root, params, version)
+    from textops.core.tracking import connect
+
+    session = connect(root, params, experiment=False)  # this process's one session (each worker opens its own)
+    served = resolve_version(session, params, version)
     sock = bind_socket(host, port)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
     record = announce(root, url)
     try:
         if workers == 1:
-            return run_single(root, params, version, sock, url)
+            return run_single(root, params, version, sock, url, session)
         return run_workers(root, params, version, sock, url, workers, served)
     finally:
         sock.close()
@@ -131,12 +135,10 @@ def announced(root: Path) -> list[str]:
     return out
 
 
-def resolve_version(root: Path, params: Params, version: str | None) -> str:
+def resolve_version(session: Session, params: Params, version: str | None) -> str:
     """The version to serve first: VERSION (it must exist) or the champion's; a clear error when there is none."""
-    from textops.core.tracking import connect
     from textops.registry.registry import champion, get_version
 
-    session = connect(root, params, experiment=False)
     if version is not None:
         return str(get_version(session, version).version)
     mv = champion(session)
@@ -202,13 +204,15 @@ def install_sighup(follower, shadow=None) -> None:
     signal.signal(signal.SIGHUP, wake)
 
 
-def run_single(root: Path, params: Params, version: str | None, sock: socket.socket, url: str) -> int:
+def run_single(
+    root: Path, params: Params, version: str | None, sock: socket.socket, url: str, session: Session | None = None
+) -> int:
     """uvicorn in this process: load the model first (a failure is a clear error), then serve."""
     import uvicorn
 
     from textops.serving.serving_app import build_state, create_app
 
-    state = build_state(root, params, version)
+    state = build_state(root, params, version, session=session)
     install_sighup(state.follower, state.shadow)  # before the load: a SIGHUP during it must not kill the server
     try:
         loaded = state.follower.load_initial()

@@ -39,6 +39,7 @@ from starlette.requests import ClientDisconnect
 
 from textops.core.config import Params
 from textops.core.errors import ParamsError
+from textops.core.tracking import Session
 from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow
 from textops.serving.scoring import BadRequest, Limits, predict_records, read_body, read_texts
 from textops.serving.serve_metrics import Metrics
@@ -51,9 +52,16 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 INLINE_PARSE_BYTES = 64_000  # larger bodies are parsed off the event loop
 
 
-def build_state(root: Path, params: Params, version: str | None = None, metrics_dir: str | None = None) -> ServeState:
-    """The state for ROOT's registry: follow `champion` (or serve VERSION only); nothing loaded yet."""
-    from textops.core.tracking import connect
+def build_state(
+    root: Path,
+    params: Params,
+    version: str | None = None,
+    metrics_dir: str | None = None,
+    session: Session | None = None,
+) -> ServeState:
+    """The state for ROOT's registry: follow `champion` (or serve VERSION only); nothing loaded yet. SESSION: the
+    serving process's store (`serve` opened it), else one opened here (a worker)."""
+    from textops.core.tracking import session_for
 
     serve = params.serve
     metrics = Metrics(metrics_dir)
@@ -65,35 +73,9 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         else:
             metrics.failed_reloads.inc()
 
-    source = RegistrySource(connect(root, params, experiment=False), version=version, serve=serve)
-    request_log = feedback_log = None
-    if serve.log_requests:
-        from textops.live.feedback import FeedbackLog
-        from textops.live.request_log import RequestLog
-
-        request_log = RequestLog(
-            root / serve.request_log_dir,
-            serve.request_log_format,
-            serve.log_texts,
-            serve.request_log_rotate_mb,
-            serve.request_log_keep,
-            serve.feedback_max_age_days,
-            redact=serve.redact,
-            days=serve.request_log_days,
-        )
-        feedback_log = FeedbackLog(
-            root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000), serve.request_log_days
-        )
-    feedback_token = None
-    if serve.feedback_token_env:
-        feedback_token = os.environ.get(serve.feedback_token_env, "")
-        if not feedback_token:
-            raise ParamsError(
-                f"serve.feedback_token_env names {serve.feedback_token_env}, which is not set (or empty) in the "
-                "environment of `textops serve`: set it to the token clients must send to POST /feedback "
-                "(Authorization: Bearer TOKEN), or leave serve.feedback_token_env out to accept feedback from any "
-                "client."
-            )
+    source = RegistrySource(session_for(root, params, session, experiment=False), version=version, serve=serve)
+    request_log, feedback_log = live_logs(root, params)
+    feedback_token = required_feedback_token(params)
     from textops.serving.follow import ShadowSource, lower_priority
 
     shadow = shadow_pool = None
@@ -116,6 +98,46 @@ def build_state(root: Path, params: Params, version: str | None = None, metrics_
         explain_steps=serve.explain_steps,
         max_explain_texts=serve.max_explain_texts,
     )
+
+
+def live_logs(root: Path, params: Params) -> tuple:
+    """The request log and the feedback log of serve.log_requests; (None, None) without it."""
+    serve = params.serve
+    if not serve.log_requests:
+        return None, None
+    from textops.live.feedback import FeedbackLog
+    from textops.live.request_log import RequestLog
+
+    request_log = RequestLog(
+        root / serve.request_log_dir,
+        serve.request_log_format,
+        serve.log_texts,
+        serve.request_log_rotate_mb,
+        serve.request_log_keep,
+        serve.feedback_max_age_days,
+        redact=serve.redact,
+        days=serve.request_log_days,
+    )
+    feedback_log = FeedbackLog(
+        root / serve.request_log_dir, int(serve.request_log_rotate_mb * 1_000_000), serve.request_log_days
+    )
+    return request_log, feedback_log
+
+
+def required_feedback_token(params: Params) -> str | None:
+    """The token POST /feedback requires (serve.feedback_token_env), None when any client may send feedback."""
+    serve = params.serve
+    if not serve.feedback_token_env:
+        return None
+    token = os.environ.get(serve.feedback_token_env, "")
+    if not token:
+        raise ParamsError(
+            f"serve.feedback_token_env names {serve.feedback_token_env}, which is not set (or empty) in the "
+            "environment of `textops serve`: set it to the token clients must send to POST /feedback "
+            "(Authorization: Bearer TOKEN), or leave serve.feedback_token_env out to accept feedback from any "
+            "client."
+        )
+    return token
 
 
 def shadow_follower(source, poll_seconds: float, metrics: Metrics) -> Follower:

@@ -316,6 +316,7 @@ def run(
     from textops.ui.console import next_steps, run_summary
 
     params, root = project.params, project.root
+    checked, session = False, None
     if as_json:
         from textops.core.logs import stage_lines_to_stderr
 
@@ -334,19 +335,19 @@ def run(
     elif not force and not os.environ.get("PREFECT_API_URL"):
         # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
         # MLflow when that is not sure: a no-op costs about a second. (With a server the flow records the no-op.)
-        from textops.registry.noop import quick_nothing_to_retrain
+        from textops.registry.registry import retrain_check
 
-        unchanged = quick_nothing_to_retrain(root, params)
-        if unchanged is None:
-            from textops.registry.registry import nothing_to_retrain
-
-            unchanged = nothing_to_retrain(root, params)
+        unchanged, session = retrain_check(root, params)
         if unchanged:
             if as_json:
                 return typer.echo(json_text({"nothing_to_retrain": unchanged}))
             typer.echo(f"{unchanged} (`textops run --force` retrains anyway){'; nothing to commit' * commit}")
             return
-    state = run_flow(project, "pipeline", "training_pipeline", skip_unchanged=not force, commit=commit)
+        checked = True
+    # The flow runs in this process: it takes the session the check opened (one store, one champion snapshot).
+    state = run_flow(
+        project, "pipeline", "training_pipeline", session, skip_unchanged=not force, commit=commit, checked=checked
+    )
     summary = finish(state)
     if as_json:
         return typer.echo(json_text(summary))

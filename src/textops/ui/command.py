@@ -24,6 +24,7 @@ from textops.core.logs import start_logging
 
 if TYPE_CHECKING:
     from textops.core.config import Params
+    from textops.core.tracking import Session
 
 
 @dataclass
@@ -211,14 +212,16 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
     return register
 
 
-def run_flow(project: Project, module: str, flow: str, **kwargs):
+def run_flow(project: Project, module: str, flow: str, session: Session | None = None, **kwargs):
     """Run flow FLOW of textops.flows.MODULE in this process and return its final state: against the server in
-    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.runtime.prefect_server)."""
+    PREFECT_API_URL, or else a temporary one that lives exactly as long as this run (textops.runtime.prefect_server).
+    SESSION: the command's MLflow store, lent to the flow (`tracking.lend`): its stages open no other."""
     import importlib
     import os
 
     from textops.core.locks import project_runs, state_dir
     from textops.core.logs import quiet_prefect
+    from textops.core.tracking import lend
     from textops.flows import configure_prefect
     from textops.runtime.prefect_server import temporary_server
 
@@ -231,9 +234,11 @@ def run_flow(project: Project, module: str, flow: str, **kwargs):
         return_state=True,
     )
     if os.environ.get("PREFECT_API_URL"):
-        return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
+        with lend(session):
+            return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
     log = state_dir(project.root) / "logs" / "prefect-server.log"
-    with temporary_server(Path(os.environ["PREFECT_HOME"]), log), project_runs(project.root, reclaim_slots):
+    server = temporary_server(Path(os.environ["PREFECT_HOME"]), log)
+    with server, project_runs(project.root, reclaim_slots), lend(session):
         try:
             return getattr(importlib.import_module(f"textops.flows.{module}"), flow)(**kwargs)
         finally:  # the run's last logs and events reach the server before it stops

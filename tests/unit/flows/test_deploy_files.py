@@ -5,8 +5,7 @@ their own tools in tests/integration/test_deploy_files_checked.py."""
 from __future__ import annotations
 
 from helpers import DEPLOYED_UNIT as UNIT
-
-from textops.testing.servers import worker
+from support.servers import worker
 
 
 def unit_settings() -> dict[str, list[str]]:

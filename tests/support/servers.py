@@ -1,5 +1,5 @@
 """The production shape on one machine, for the production tests and the benchmarks: PostgreSQL
-(`textops.testing.postgres`, one database per server), an MLflow tracking server on it (`mlflow_server`), a Prefect
+(`support.postgres`, one database per server), an MLflow tracking server on it (`mlflow_server`), a Prefect
 server on it (`prefect_server`) and process workers (`Service` running `prefect worker start`). Everything listens
 on 127.0.0.1 on a free port and lives in temporary directories (never the user's home); each server is a process
 the caller can stop, kill (SIGKILL, its whole process tree: a machine that dies) or restart on the same port, as an
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from textops.testing import free_port, wait_for
-from textops.testing.services import Service
+from support import free_port, wait_for
+from support.services import Service
 
 BIN = Path(sys.executable).parent  # the virtualenv's console scripts (prefect, mlflow, textops)
 
@@ -161,7 +161,7 @@ def deployed_project(root: Path, cool_down_s: float | None = None) -> None:
     (`within`) set to COOL_DOWN_S when given, so that a test or a benchmark sees one end."""
     import yaml
 
-    from textops.testing import REPO, git
+    from support import REPO, git
 
     shutil.copytree(REPO / "flows", root / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())

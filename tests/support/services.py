@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from textops.testing import wait_for
+from support import wait_for
 
 
 def kill_tree(pid: int) -> None:

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from textops.testing import free_port, wait_for
-from textops.testing.services import Service
+from support import free_port, wait_for
+from support.services import Service
 
 PG_USER_VARIABLE = "TEXTOPS_PG_USER"
 

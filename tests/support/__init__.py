@@ -1,9 +1,9 @@
-"""Helpers for a throwaway textops project, shared by the test suite and the benchmarks (like
-`prefect.testing`): make a project next to this checkout's sources, run the real `textops` and `dvc`
-commands in it, start `textops serve` on a free port and send it load.
+"""Helpers for a throwaway textops project, shared by the test suite and the benchmarks: make a project next to
+this checkout's sources, run the real `textops` and `dvc` commands in it, start `textops serve` on a free port
+and send it load. Not in the wheel: `tests/` is on the tests' path (pyproject's pytest `pythonpath`), and a
+benchmark puts it there (`sys.path`) before `from support import ...`.
 
-They need a checkout of the repository (an editable install): `make_project` copies its params.yaml,
-dvc.yaml and sources.
+They need a checkout of the repository: `make_project` copies its params.yaml, dvc.yaml and sources.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 
 from textops.runtime.processes import free_port  # noqa: F401 (the tests' and benchmarks' free port too)
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 # Small enough for two shared CPU cores, learnable enough that the first model passes the floor. Tests that
 # need something else say so with an override on top of it (set_params(root, FAST, {...})).
@@ -97,14 +97,14 @@ def copy_project(source: Path, dest: Path) -> Path:
     """A copy of the project SOURCE at DEST as `cp -a` makes it, with a copy of its DVC remote that it pushes to
     (`.dvc/config.local`, which git ignores): a trained champion in seconds for a test that changes it. The copy's
     MLflow store notices on its first command that it was copied and points at the copy's own artifacts
-    (core/tracking.relocate_store), as it would for a user's `cp -a`."""
+    (core/relocation.relocate_store), as it would for a user's `cp -a`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(source), str(dest)], check=True)
     remote = dest.parent / f"{dest.name}-remote"
     subprocess.run(["cp", "-a", str(source.parent / f"{source.name}-remote"), str(remote)], check=True)
     (dest / ".dvc" / "config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
     from textops.core.config import load_params
-    from textops.core.tracking import relocate_store
+    from textops.core.relocation import relocate_store
 
     # What the copy's first command would do: a test may look into the store before it runs one.
     relocate_store(dest, load_params(dest / "params.yaml"))
@@ -130,10 +130,15 @@ def set_params(root: Path, *updates: dict, commit: bool = True) -> None:
         git(root, "commit", "-q", "-m", "test params", "--", "params.yaml")
 
 
-def textops(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the real `textops` console script in CWD."""
+def textops(
+    cwd: Path, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real `textops` console script in CWD (with ENV added to this process's environment)."""
+    import os
+
     exe = Path(sys.executable).with_name("textops")
-    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    full = {**os.environ, **env} if env else None
+    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full)
     if check and proc.returncode != 0:
         raise AssertionError(f"textops {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
