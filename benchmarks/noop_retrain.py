@@ -3,7 +3,7 @@
 Builds a throwaway project (`support`, tests/support: FAST params, the sample) with one `textops run`, then times, each
 in a fresh interpreter: `textops run` again (the CLI's whole no-op path), the quick check alone
 (`noop.quick_nothing_to_retrain`, the SQLite store read directly) and MLflow's check alone
-(`registry.nothing_to_retrain`, what the CLI falls back to), and lists what the no-op imports. Prints one JSON
+(`registry.noop.nothing_to_retrain`, what the CLI falls back to), and lists what the no-op imports. Prints one JSON
 line.
 
     OMP_NUM_THREADS=1 python benchmarks/noop_retrain.py --repeats 5

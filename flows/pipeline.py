@@ -47,8 +47,7 @@ def transient_only(task, task_run, state) -> bool:
 def check_changes(root: Path, params: Params, session: Session | None = None) -> str | None:
     """A message when the champion was trained on this data version with these params, else None (the quick
     check first: no MLflow import when it is sure)."""
-    from textops.registry.noop import quick_nothing_to_retrain
-    from textops.registry.registry import nothing_to_retrain
+    from textops.registry.noop import nothing_to_retrain, quick_nothing_to_retrain
 
     return quick_nothing_to_retrain(root, params) or nothing_to_retrain(root, params, session)
 

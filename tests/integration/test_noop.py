@@ -30,7 +30,7 @@ def test_the_no_op_run_imports_nothing_heavy_and_answers_like_mlflow(champion_te
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), imported & set(HEAVY)
 
-    from textops.registry.registry import nothing_to_retrain
+    from textops.registry.noop import nothing_to_retrain
 
     params = load_params(champion_template / "params.yaml")
     assert quick_nothing_to_retrain(champion_template, params) == nothing_to_retrain(champion_template, params)

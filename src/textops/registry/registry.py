@@ -18,8 +18,7 @@ from textops.core.config import Params
 from textops.core.errors import RegistryError
 from textops.core.locks import registry_lock
 from textops.core.policy import rollback_target
-from textops.core.tracking import Session, connect, session_for, store_exists, tracking_uri
-from textops.registry.noop import champion_unchanged, quick_nothing_to_retrain
+from textops.core.tracking import Session, connect, store_exists, tracking_uri
 from textops.registry.sqlstore import read_store
 
 if TYPE_CHECKING:
@@ -357,53 +356,3 @@ def rolled_back_from(session: Session) -> dict[str, str]:
 def rolled_back_versions(session: Session) -> set[str]:
     """Every version a person rolled back from (whatever its data)."""
     return {str(e["from"]) for e in history(session) if e.get("kind") == "rollback" and e.get("from")}
-
-
-def retrain_check(root: Path, params: Params) -> tuple[str | None, Session | None]:
-    """`textops run`'s no-op check: the quick one (no MLflow) and, when it is not sure, MLflow's through the session
-    the whole command then uses (returned with the answer; None before the store exists or when the quick check
-    answered)."""
-    quick = quick_nothing_to_retrain(root, params)
-    if quick:
-        return quick, None
-    session = connect(root, params) if store_exists(tracking_uri(root, params)) else None
-    return nothing_to_retrain(root, params, session), session
-
-
-def nothing_to_retrain(root: Path, params: Params, session: Session | None = None) -> str | None:
-    """A message when a run now would train a model the registry has already judged: the champion, or the last
-    challenger (rejected), was trained on the current data version with the current training params. None when
-    there is something to train. SESSION: the command's (its snapshot of the aliases is what register compares
-    with), else one opened here when the store exists."""
-    from textops.core.dvc_cache import require_untouched_raw
-
-    require_untouched_raw(root, params)  # a hand edit is a change the pointer does not show
-    now = lineage.current_state(root, params)
-    if not now["raw_md5"] or (session is None and not store_exists(tracking_uri(root, params))):
-        return None
-    session = session_for(root, params, session, experiment=False)
-    same = {
-        alias: state
-        for alias in (lineage.CHAMPION_ALIAS, lineage.CHALLENGER_ALIAS)
-        if (state := alias_state(session, alias))
-        and (state["raw_md5"], state["params_md5"]) == (now["raw_md5"], now["params_md5"])
-    }
-    champion, challenger = same.get(lineage.CHAMPION_ALIAS), same.get(lineage.CHALLENGER_ALIAS)
-    if champion and not champion["broken"]:  # a champion that cannot load is replaced
-        return champion_unchanged(champion["version"], now["raw_md5"])
-    if challenger and not challenger["broken"]:
-        state = challenger
-        if state["version"] in rolled_back_versions(session):
-            verdict = "rolled back from by a person"
-        elif state["decision"] == lineage.REJECTED:
-            verdict = f"not promoted ({state['reason']})"
-        elif state["decision"] == lineage.AWAITING_LIVE:
-            verdict = "waits for live evidence (promotion.live_min_labels; `textops model promote-check`)"
-        else:
-            return None  # promoted once and no longer champion otherwise: let the registry judge it again
-        return (
-            f"nothing to retrain: v{state['version']} was trained on this data version with these params and "
-            f"{verdict}; change the data or the params, or promote it by hand (`textops model promote "
-            f"{state['version']} --reason ...`)"
-        )
-    return None

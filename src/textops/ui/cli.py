@@ -335,7 +335,7 @@ def run(
     elif not force and not os.environ.get("PREFECT_API_URL"):
         # Decided before any server starts, first from the SQLite store directly (no MLflow import), then by
         # MLflow when that is not sure: a no-op costs about a second. (With a server the flow records the no-op.)
-        from textops.registry.registry import retrain_check
+        from textops.registry.noop import retrain_check
 
         unchanged, session = retrain_check(root, params)
         if unchanged:

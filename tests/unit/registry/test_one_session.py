@@ -8,7 +8,8 @@ from helpers import store_opens
 from textops.core import lineage
 from textops.core.config import Params
 from textops.core.tracking import connect, session_for
-from textops.registry.registry import champion, nothing_to_retrain, set_alias
+from textops.registry.noop import nothing_to_retrain
+from textops.registry.registry import champion, set_alias
 
 
 def test_a_command_opens_the_store_once_and_reads_the_champion_once(tmp_path, monkeypatch):
