@@ -54,21 +54,31 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-# The longest test files (CI's --durations, minutes of one worker each), first: with `--dist loadfile` the two
-# workers take files in this order, so the longest no longer start last and leave the other worker idle at the end
+# The longest test files (CI's --durations, minutes of one worker each), first: with `--dist loadfile` the
+# workers take files in this order, so the longest no longer start last and leave the others idle at the end
 # (the loop test, its cool-down included, was seen alone for the last 6 minutes).
-LONGEST_FIRST = (
-    "test_loop.py",
-    "test_own_data.py",
-    "test_tfidf_family.py",
-    "test_workers.py",
+LONGEST_FIRST = (  # by their time in the lane of 2026-12-07 17:42 (three workers: the files' summed durations)
+    "test_loop.py",  # one test of 5 minutes
     "test_serve.py",
+    "test_crashes.py",
+    "test_mlflow_server.py",
+    "test_poisoned_data.py",
+    "test_workers.py",
     "test_ray.py",
     "test_flows.py",
-    "test_mlflow_server.py",
-    "test_journey.py",
+    "test_ingest.py",
+    "test_bad_data.py",
+    "test_faults.py",
+    "test_store_faults.py",
     "test_registry.py",
-    "test_poisoned_data.py",
+    "test_distributed.py",
+    "test_journey.py",
+    "test_train.py",
+    "test_restores.py",
+    "test_prefect_server.py",
+    "test_evaluate.py",
+    "test_user_mistakes.py",
+    "test_own_data.py",
 )
 
 

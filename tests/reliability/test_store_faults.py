@@ -16,6 +16,8 @@ pytestmark = pytest.mark.reliability
 
 @pytest.fixture
 def trained(tmp_path, monkeypatch):
+    """A champion trained in this test's own project (FLOW params), for a test that runs it again unchanged; the
+    others take a copy of the session's champion (`champion_copy`), seconds instead of a training run."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = make_project(tmp_path / "proj")
@@ -25,7 +27,9 @@ def trained(tmp_path, monkeypatch):
 
 
 @pytest.mark.extended
-def test_a_moved_project_keeps_its_registry(trained, tmp_path):
+def test_a_moved_project_keeps_its_registry(champion_copy, tmp_path):
+    trained = champion_copy
+    set_params(trained, FLOW)  # the retrain below: one short epoch
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
     shutil.move(str(trained), str(moved))
@@ -40,10 +44,13 @@ def test_a_moved_project_keeps_its_registry(trained, tmp_path):
     textops(moved, "data", "checkout", "--model", "1")
 
 
-def test_a_copied_project_stays_itself(trained, tmp_path):
+def test_a_copied_project_stays_itself(champion_copy, tmp_path):
     """`cp -a project copy` (the usual way to try something), then a run in the copy: its models go into the
     copy's own artifacts, never the original's, and the copy keeps working once the original is deleted."""
     from helpers import digest
+
+    trained = champion_copy
+    set_params(trained, FLOW)  # the retrain below: one short epoch
 
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-a", str(trained), str(copy)], check=True)
@@ -61,7 +68,8 @@ def test_a_copied_project_stays_itself(trained, tmp_path):
     assert "1 rows scored" in scored.stdout
 
 
-def test_a_copy_without_its_artifacts_is_refused(trained, tmp_path):
+def test_a_copy_without_its_artifacts_is_refused(champion_copy, tmp_path):
+    trained = champion_copy
     copy = tmp_path / "bare-copy"
     shutil.copytree(trained, copy, symlinks=True, ignore=shutil.ignore_patterns("artifacts"))
     proc = textops(copy, "model", "list", check=False)
