@@ -115,15 +115,6 @@ def test_training_fingerprint_covers_what_dvc_says_training_depends_on():
     assert sections == set(TRAINING_SECTIONS)
 
 
-def test_no_function_over_about_60_lines():
-    long = []
-    for path in modules().values():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 65:
-                long.append(f"{path.relative_to(REPO)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
-    assert long == []
-
-
 def contract_layers() -> list[list[str]]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
     layers = next(c["layers"] for c in config["contracts"] if c["type"] == "layers")
