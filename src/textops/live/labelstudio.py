@@ -339,7 +339,13 @@ def latest_per_task(frame):
     out.attrs = {**frame.attrs, "positions": kept["_position"].tolist()}  # where each row was in FRAME
     ids = [c for c in ("id", "annotator", "request_id") if c in kept.columns]
     out.attrs["tasks"] = [
-        {"task" if c == "id" else c: v for c, v in zip(ids, values, strict=True)}
+        {"task" if c == "id" else c: number(v) if c != "request_id" else v for c, v in zip(ids, values, strict=True)}
         for values in kept[ids].itertuples(index=False, name=None)
     ]
     return out
+
+
+def number(value: object) -> object:
+    """A task's or annotator's id as the JSON exports give it (a number): a table's cells are read as written,
+    `"12"`, and the same task would be recorded two ways in the provenance of batches from two formats."""
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value

@@ -187,8 +187,8 @@ def test_a_csv_or_tsv_export_gives_one_row_per_task_its_latest_annotation(tmp_pa
     pd.DataFrame(rows, columns=columns).to_csv(path, sep=sep, index=False)
     frame = read_labelled_file(path, "text", "label", max_file_mb=10, max_invalid_fraction=0.5)
     assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull, long film", "negative"]]
-    # Which task and annotator each kept row came from, for the batch's provenance file.
-    assert [(t["task"], t["annotator"]) for t in frame.attrs["tasks"]] == [("1", "2"), ("2", "2")]
+    # Which task and annotator each kept row came from, for the batch's provenance file: numbers, as JSON has them.
+    assert [(t["task"], t["annotator"]) for t in frame.attrs["tasks"]] == [(1, 2), (2, 2)]
     # Task 3's latest annotation has no choice: it is left out, and its line is where its row starts.
     assert frame.attrs["dropped_lines"] == [7]
 
