@@ -150,7 +150,16 @@ def parse_rows(path: Path, fmt: str, raw: bytes, header: bool = True, blank_line
             raise DataError(lone_surrogates(path, rows, numbers)) from exc
         frame.attrs["lines"] = numbers
         return frame
+    return parse_table(path, fmt, text, header, blank_lines)
+
+
+def parse_table(path: Path, fmt: str, text: str, header: bool, blank_lines: bool) -> pd.DataFrame:
+    """The rows of the CSV or TSV (FMT) TEXT, as `parse_rows` reads them."""
     sep = "," if fmt == "csv" else "\t"
+    if fmt == "csv" and header:
+        from textops.live.labelstudio import is_tsv_export
+
+        sep = "\t" if is_tsv_export(text) else sep  # Label Studio names its TSV export .csv
     try:
         # dtype=object keeps labels as written ("1", "1.0", "Sports"); NA only for truly empty cells.
         frame = pd.read_csv(

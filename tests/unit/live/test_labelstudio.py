@@ -187,11 +187,70 @@ def test_a_csv_or_tsv_export_gives_one_row_per_task_its_latest_annotation(tmp_pa
     pd.DataFrame(rows, columns=columns).to_csv(path, sep=sep, index=False)
     frame = read_labelled_file(path, "text", "label", max_file_mb=10, max_invalid_fraction=0.5)
     assert frame[["text", "label"]].values.tolist() == [["a fine film", "positive"], ["a dull, long film", "negative"]]
-    # Which task and annotator each kept row came from, for the batch's provenance file.
-    assert [(t["task"], t["annotator"]) for t in frame.attrs["tasks"]] == [("1", "2"), ("2", "2")]
+    # Which task and annotator each kept row came from, for the batch's provenance file: numbers, as JSON has them.
+    assert [(t["task"], t["annotator"]) for t in frame.attrs["tasks"]] == [(1, 2), (2, 2)]
     # Task 3's latest annotation has no choice: it is left out, and its line is where its row starts.
     assert frame.attrs["dropped_lines"] == [7]
 
     # A plain CSV that happens to have an `id` column is not touched.
     pd.DataFrame({"text": ["x y z", "x y z"], "label": ["a", "b"], "id": [1, 1]}).to_csv(path, sep=sep, index=False)
     assert len(read_labelled_file(path, "text", "label", max_file_mb=10)) == 2
+
+
+def test_a_json_min_export_gives_one_row_per_task_its_latest_annotation(tmp_path):
+    # As Label Studio 1.23.2 writes JSON_MIN (seen on a real server): one entry per annotation, the task's data
+    # beside the choice. Task 2 was annotated twice; task 3's first annotation was edited after its second, so it
+    # is the latest by time though its annotation id is the lower one.
+    def entry(task, text, label, annotation_id, created, updated):
+        return {
+            "text": text,
+            "request_id": f"req-{task}",
+            "index": 0,
+            "id": task,
+            "label": label,
+            "annotator": 1,
+            "annotation_id": annotation_id,
+            "created_at": f"2026-12-07T18:45:{created}Z",
+            "updated_at": f"2026-12-07T18:45:{updated}Z",
+            "lead_time": None,
+        }
+
+    export = [
+        entry(1, "a fine film", "positive", 1, "33.773096", "33.773129"),
+        entry(2, "a dull film", "negative", 3, "35.185547", "35.185570"),  # the later of task 2's two
+        entry(2, "a dull film", "positive", 2, "33.931195", "33.931221"),
+        entry(3, "a long film", "positive", 4, "35.379106", "37.156850"),  # edited last: it wins
+        entry(3, "a long film", "negative", 5, "36.000000", "36.000000"),
+    ]
+    path = tmp_path / "project-1-at-2026-12-07-18-45-5968d6f2.json"
+    path.write_text(json.dumps(export))
+    frame = read_labelled_file(path, "text", "label", max_file_mb=10)
+    assert frame[["text", "label"]].values.tolist() == [
+        ["a fine film", "positive"],
+        ["a dull film", "negative"],
+        ["a long film", "positive"],
+    ]
+    assert [(t["task"], t["request_id"]) for t in frame.attrs["tasks"]] == [(1, "req-1"), (2, "req-2"), (3, "req-3")]
+
+
+def test_a_tsv_export_under_the_csv_name_label_studio_gives_it_is_read_as_tsv(tmp_path):
+    # Label Studio 1.23.2 serves its TSV export as `project-<id>-at-<time>.csv` (seen on a real server): kept under
+    # that name, it is tab-separated rows in a .csv file, every cell quoted, a text with commas and quotes.
+    header = ["annotation_id", "annotator", "created_at", "id", "label", "request_id", "text", "updated_at"]
+    rows = [
+        [3, "1", "2026-12-07T18:45:35.185547Z", 2, "positive", "req-1", 'a "fine", long film', "2026-12-07T18:45:35Z"],
+        [2, "1", "2026-12-07T18:45:33.931195Z", 2, "negative", "req-1", 'a "fine", long film', "2026-12-07T18:45:34Z"],
+        [4, "1", "2026-12-07T18:45:35.379106Z", 3, "negative", "req-2", "a dull film, sadly", "2026-12-07T18:45:37Z"],
+    ]
+    path = tmp_path / "project-1-at-2026-12-07-18-45-5968d6f2.csv"
+    pd.DataFrame(rows, columns=header).to_csv(path, sep="\t", index=False, quoting=1)
+    frame = read_labelled_file(path, "text", "label", max_file_mb=10)
+    assert frame[["text", "label"]].values.tolist() == [
+        ['a "fine", long film', "positive"],
+        ["a dull film, sadly", "negative"],
+    ]
+    assert [t["request_id"] for t in frame.attrs["tasks"]] == ["req-1", "req-2"] and frame.attrs["lines"] == [2, 4]
+
+    # A CSV with a tab in its header is still a CSV unless the tabs make it a Label Studio export.
+    pd.DataFrame({"text\tbody": ["x, y"], "label": ["a"]}).to_csv(path, index=False)
+    assert read_labelled_file(path, "text\tbody", "label", max_file_mb=10)["label"].tolist() == ["a"]
