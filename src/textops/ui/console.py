@@ -162,6 +162,9 @@ def serve_steps(reg: dict | None) -> list[tuple[str, str]]:
     ]
 
 
+LABELLED = ("label", "performance")  # the monitor's check kinds that need the new rows' labels
+
+
 def format_monitor(result: dict) -> str:
     """The monitor's verdict and one line per check: kind, name, reference and new figures, p-value."""
     if result.get("nothing_new"):
@@ -180,16 +183,20 @@ def format_monitor(result: dict) -> str:
         "training data",
         f"{'':<6} {'kind':<12} {'check':<32} {'reference':>27} {'new':>27} {'p-value':>9}",
     ]
+    online = result.get("online") or {}
     for c in result["checks"]:
         mark = "DRIFT" if c["drifted"] else ("skip" if "skipped" in c else "ok")
         if "skipped" in c:
-            lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} ({c['skipped']})")
+            # The texts came unlabelled, but feedback labelled some answers: say where those figures are, so that
+            # "no labels" above "153 answers labelled" reads as the two sources they are.
+            where = "; the feedback's labels: the online lines below" if online and c["kind"] in LABELLED else ""
+            lines.append(f"{mark:<6} {c['kind']:<12} {c['name']:<32} ({c['skipped']}{where})")
             continue
         lines.append(
             f"{mark:<6} {c['kind']:<12} {c['name']:<32} {show(c.get('reference')):>27} "
             f"{show(c.get('current')):>27} {show(c.get('p_value')):>9}"
         )
-    for version, f in (result.get("online") or {}).items():
+    for version, f in online.items():
         lines.append(
             f"online v{version}: {f['n']} answers labelled by feedback, accuracy {f['accuracy']:.3f}, "
             f"macro-F1 {f['macro_f1']:.3f}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from textops.ui.console import serve_steps
+from textops.ui.console import format_monitor, serve_steps
 from textops.ui.status import format_status, schedule_text
 
 REJECTED_FIRST = {
@@ -96,3 +96,27 @@ def test_explanations_name_the_words_towards_and_against_the_class():
     assert "answer pos (p=0.930); explaining neg: logit -1.200, baseline 0.100, delta +0.0010" in screen
     assert "towards: great +0.800, fun +0.300\n" in screen and "against: not -0.200\n" in screen
     assert "great(+0.80) not(-0.20) film(+0.00) fun(+0.30)" in screen  # every word, in the text's order
+
+
+def test_monitor_says_where_the_feedback_labels_are_when_the_texts_have_none():
+    skipped = {"drifted": False, "skipped": "the new data has no labels"}
+    result = {
+        "rows": 200,
+        "source": "the request log",
+        "champion": {"name": "m", "version": "2"},
+        "checks": [
+            {"kind": "label", "name": "label shares", **skipped},
+            {"kind": "performance", "name": "accuracy", **skipped},
+            {"kind": "input", "name": "text length", "drifted": False, "reference": 1.0, "current": 1.0},
+        ],
+        "online": {"2": {"n": 153, "accuracy": 0.9, "macro_f1": 0.88}},
+        "drift": False,
+        "kinds": [],
+        "report": "r.html",
+        "mlflow_run_id": "x",
+    }
+    shown = format_monitor(result)
+    skip_lines = [line for line in shown.splitlines() if line.startswith("skip")]
+    assert len(skip_lines) == 2 and all("online lines below" in line for line in skip_lines), shown
+    assert shown.index("online v2: 153 answers labelled") > shown.index(skip_lines[-1])
+    assert "online lines below" not in format_monitor({**result, "online": {}})
