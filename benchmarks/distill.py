@@ -119,9 +119,9 @@ def main() -> None:
 
     import torch
 
+    from textops.adapters.tracking import connect
     from textops.core.config import load_params
     from textops.core.env import set_offline_env
-    from textops.core.tracking import connect
     from textops.lifecycle.distill import distill
     from textops.modeling.predict import load_model
 

@@ -218,8 +218,8 @@ def main() -> None:
 
 
 def registry_table(local: Path, server_url: str, ops: int) -> None:
+    from textops.adapters.tracking import tracking_uri
     from textops.core.config import load_params
-    from textops.core.tracking import tracking_uri
 
     name = load_params(local / "params.yaml").mlflow.registered_model
     sqlite = tracking_uri(local, load_params(local / "params.yaml"))

@@ -86,7 +86,7 @@ def second_version(root: Path, params) -> str:
     """Register a copy of v1's artifacts as a new version (a real second load for the swap); an existing v2."""
     import mlflow.artifacts
 
-    from textops.core.tracking import connect
+    from textops.adapters.tracking import connect
 
     session = connect(root, params, experiment=False)
     name = session.model_name
@@ -150,8 +150,8 @@ def measure(args, root: Path) -> dict:
     import pandas as pd
     from support import serving
 
+    from textops.adapters.tracking import connect
     from textops.core.config import load_params
-    from textops.core.tracking import connect
     from textops.modeling.predict import load_model
 
     params = load_params(root / "params.yaml")

@@ -92,8 +92,8 @@ def main() -> None:
     root = Path(args.project or tempfile.mkdtemp(prefix="textops-shadow-")) / "proj"
     if not (root / "params.yaml").exists():
         build(root, args.base)
+    from textops.adapters.tracking import connect
     from textops.core.config import load_params
-    from textops.core.tracking import connect
 
     params = load_params(root / "params.yaml")
     challenger = second_version(root, params)

@@ -48,8 +48,8 @@ def one_run(root: Path, overrides: list[str]) -> dict:
     """The stages with OVERRIDES; what the run trained and what the registry decided."""
     from mlflow import MlflowClient
 
+    from textops.adapters.tracking import tracking_uri
     from textops.core.config import load_params
-    from textops.core.tracking import tracking_uri
 
     args = [a for o in overrides for a in ("-S", o)]
     for stage in ("preprocess", "validate"):
@@ -88,9 +88,9 @@ def whole_run(root: Path, overrides: list[str]) -> dict:
     (which holds the transformer's figures on the same rows)."""
     from mlflow import MlflowClient
 
+    from textops.adapters.tracking import tracking_uri
     from textops.core import lineage
     from textops.core.config import load_params
-    from textops.core.tracking import tracking_uri
 
     args = [a for o in overrides for a in ("-S", o)]
     start = time.perf_counter()

@@ -17,10 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 
+from textops.adapters.logs import note, stage
+from textops.adapters.tracking import Session, lent, session_for
 from textops.core.config import Params, load_params
 from textops.core.errors import TextopsError, ValidationFailed
-from textops.core.logs import note, stage
-from textops.core.tracking import Session, lent, session_for
 from textops.runtime.training_slot import TRAINING_LIMIT, SlotWaitTimeout, ensure_limit, training_slot
 
 TRAIN_RETRIES = 2

@@ -31,7 +31,7 @@ def ingest_landing_task(root: Path, params) -> list[dict]:
 def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
     """Ingest the landing directory, then run `training-pipeline` (which skips when nothing changed) and, where
     the checkout can commit, commit the data version and metrics naming the model version."""
-    from textops.core.scm import can_commit
+    from textops.adapters.git import can_commit
 
     root, params = project(project_dir, params_file)
     ingested = ingest_landing_task(root, params)

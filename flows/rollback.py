@@ -16,7 +16,7 @@ from textops.flows.pipeline import outcome, project, training_pipeline
 
 @task(name="checkout-data", cache_policy=NO_CACHE)
 def checkout_task(root: Path, params, rev: str | None, model: str | None, discard: bool) -> str:
-    from textops.core.scm import can_commit
+    from textops.adapters.git import can_commit
     from textops.lifecycle.versions import checkout_data, checkout_model_data
 
     commit = can_commit(root)  # where git can (an identity): else the restore is left for a person to commit

@@ -168,7 +168,7 @@ def registry(root: Path) -> dict:
         root,
         "from mlflow import MlflowClient\n"
         "from textops.core.config import load_params\n"
-        "from textops.core.tracking import connect\n"
+        "from textops.adapters.tracking import connect\n"
         "p = load_params('params.yaml'); c = connect(__import__('pathlib').Path('.').resolve(), p).client\n"
         "name = p.mlflow.registered_model\n"
         "vs = c.search_model_versions(f\"name='{name}'\")\n"
@@ -182,8 +182,8 @@ def registry(root: Path) -> dict:
 @contextmanager
 def active_store(root: Path) -> Iterator[None]:
     """MLflow's fluent API pointed at ROOT's store for the block (`mlflow.pyfunc.load_model("models:/...")`)."""
+    from textops.adapters.tracking import connect
     from textops.core.config import load_params
-    from textops.core.tracking import connect
 
     with connect(root, load_params(root / "params.yaml"), experiment=False).active():
         yield
@@ -226,8 +226,8 @@ def mlflow_client(root: Path):
     """(an MlflowClient on ROOT's store, tracking and registry; the registered model's name)."""
     from mlflow import MlflowClient
 
+    from textops.adapters.tracking import tracking_uri
     from textops.core.config import load_params
-    from textops.core.tracking import tracking_uri
 
     params = load_params(root / "params.yaml")
     uri = tracking_uri(root, params)

@@ -58,7 +58,7 @@ def test_held_back_rows_of_the_training_distribution_are_no_drift(champion):
     assert "no drift" in page and "<script" not in page and "http" not in page.replace("http-equiv", "")
     run = in_process(
         champion,
-        "from textops.core.config import load_params\nfrom textops.core.tracking import connect\n"
+        "from textops.core.config import load_params\nfrom textops.adapters.tracking import connect\n"
         "s = connect(__import__('pathlib').Path('.'), load_params('params.yaml'), experiment=False)\n"
         f"r = s.client.get_run({result['mlflow_run_id']!r})\n"
         "e = s.client.get_experiment(r.info.experiment_id).name\n"

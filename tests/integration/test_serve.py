@@ -365,9 +365,9 @@ def test_busy_port_is_a_clear_error(served_project: Path):
 def test_mlflow_models_serve_still_serves_the_logged_model(served_project: Path):
     """Users who deploy with MLflow's own tooling lose nothing: `mlflow models serve` of the champion alias
     answers, and the pyfunc's guard still turns MLflow's 500s and conversions into 4xx."""
+    from textops.adapters.tracking import tracking_uri
     from textops.core.config import load_params
     from textops.core.env import child_env
-    from textops.core.tracking import tracking_uri
     from textops.serving.serve import stop_server, wait_ready
 
     root = served_project

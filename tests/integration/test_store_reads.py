@@ -64,7 +64,7 @@ def test_status_and_model_list_import_no_mlflow_and_say_what_mlflow_says(champio
 def store_with_history(root: Path) -> None:
     """Three versions (one deleted, one without its files), both aliases, runs that started at the same
     millisecond, a deleted run, a NaN metric: what the two ways of reading could disagree on."""
-    from textops.core.tracking import connect
+    from textops.adapters.tracking import connect
 
     params = load_params(root / "params.yaml")
     session = connect(root, params)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from textops.adapters.tracking import STORE_TEMPLATE, connect, seed_store, template_dir
 from textops.core.config import Params
-from textops.core.tracking import STORE_TEMPLATE, connect, seed_store, template_dir
 
 
 def test_a_new_store_starts_from_the_template_and_works(tmp_path, monkeypatch):

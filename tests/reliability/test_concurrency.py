@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import FAST, dvc, git, make_project, registry_state, set_params, textops, wait_for
 
-from textops.core.locks import STATE_DIR
+from textops.adapters.locks import STATE_DIR
 from textops.runtime.training_slot import HOLDER_FILE
 
 pytestmark = pytest.mark.reliability

@@ -209,7 +209,7 @@ i.write_batch = _write
     "before-dvc-add": "import textops.lifecycle.ingest as i\ni.track_raw = lambda *a, **k: die()",
     # `dvc add` done (data.dvc changed, cache written), the git commit not.
     "after-dvc-add": """
-import textops.core.scm as s
+import textops.adapters.dvc as s
 _repo_of = s.dvc_repo
 def _repo(root):
     repo = _repo_of(root)

@@ -97,14 +97,14 @@ def copy_project(source: Path, dest: Path) -> Path:
     """A copy of the project SOURCE at DEST as `cp -a` makes it, with a copy of its DVC remote that it pushes to
     (`.dvc/config.local`, which git ignores): a trained champion in seconds for a test that changes it. The copy's
     MLflow store notices on its first command that it was copied and points at the copy's own artifacts
-    (core/relocation.relocate_store), as it would for a user's `cp -a`."""
+    (adapters/relocation.relocate_store), as it would for a user's `cp -a`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(source), str(dest)], check=True)
     remote = dest.parent / f"{dest.name}-remote"
     subprocess.run(["cp", "-a", str(source.parent / f"{source.name}-remote"), str(remote)], check=True)
     (dest / ".dvc" / "config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
+    from textops.adapters.relocation import relocate_store
     from textops.core.config import load_params
-    from textops.core.relocation import relocate_store
 
     # What the copy's first command would do: a test may look into the store before it runs one.
     relocate_store(dest, load_params(dest / "params.yaml"))

@@ -97,24 +97,3 @@ def copy_if_absent(source: Path, target: Path) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def backup_sqlite(db: Path, target: Path) -> None:
-    """A consistent copy of the SQLite database DB (SQLite's backup API, safe while others use it) at TARGET,
-    unless TARGET exists. Failures are left unsaid: a template is only a speed-up."""
-    import sqlite3
-
-    if target.is_file():
-        return
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        src, dst = sqlite3.connect(db), sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
-        os.replace(tmp, target)
-    except (OSError, sqlite3.Error):
-        pass

@@ -10,13 +10,7 @@ commit, whether the tree was dirty, and the fingerprint of the params training d
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-from textops.core import dvc_cache, scm
-from textops.core.artifacts import LABELS_FILE, PREPROCESS_METRICS, SPLITS, clean_dir
 
 if TYPE_CHECKING:
     from textops.core.config import Params
@@ -162,47 +156,6 @@ def slice_metric(kind: str, value: str, name: str) -> str:
 
     safe = re.sub(r"[^\w\-]", "_", value)[:60] or "_"  # no dots: a value cannot pose as a deeper key
     return f"{SLICE_METRIC_PREFIX}{kind}.{safe}.{name}"
-
-
-def clean_md5s(root: Path, params: Params) -> dict[str, str]:
-    """MD5 of each cleaned split and of labels.json, and `combined` over all of them (sorted by name)."""
-    directory = clean_dir(root, params)
-    parts = {name: dvc_cache.file_md5(directory / f"{name}.parquet") for name in SPLITS}
-    parts["labels"] = dvc_cache.file_md5(directory / LABELS_FILE)
-    combined = hashlib.md5("".join(f"{k}:{v}\n" for k, v in sorted(parts.items())).encode()).hexdigest()
-    return {**parts, "combined": combined}
-
-
-def lineage_tags(root: Path, params: Params) -> dict[str, str]:
-    """MLflow tags naming the data version, code and params of a training run."""
-    md5s = clean_md5s(root, params)
-    # What a run itself writes is not a change of the code: v1 of a fresh clone is not "dirty".
-    dirty = scm.is_dirty(root, (scm.raw_pointer(params), scm.DVC_LOCK, str(Path(PREPROCESS_METRICS).parent)))
-    version = scm.working_version(root, params)
-    stats = Path(root) / PREPROCESS_METRICS
-    tags = {
-        RAW_MD5: scm.raw_md5(root, params) or "untracked",
-        CLEAN_MD5: md5s.pop("combined"),
-        CLEAN_DVC_MD5: scm.clean_dvc_md5(version, params) or "untracked",
-        DATA_REV: scm.data_rev(root, params, version) or "none",
-        DATA_SPLITS: json.dumps(version["splits"]),
-        GIT_COMMIT: scm.head(root) or "none",
-        GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
-        PARAMS_MD5: training_fingerprint(params),
-    }
-    if version["pointer"]:
-        tags[DATA_POINTER] = json.dumps(version["pointer"], sort_keys=True)
-    if version["preprocess"]:
-        tags[DATA_PREPROCESS] = json.dumps(version["preprocess"], sort_keys=True)
-    if stats.exists() and len(text := stats.read_text(encoding="utf-8")) < MAX_TAG:
-        tags[DATA_PREPROCESS_STATS] = text
-    tags.update({CLEAN_MD5_PART + k: v for k, v in md5s.items()})
-    return {k: v for k, v in tags.items() if len(v) < MAX_TAG}  # MLflow refuses longer tag values
-
-
-def current_state(root: Path, params: Params) -> dict[str, str | None]:
-    """What a training now would be made from: the raw data version and the params fingerprint."""
-    return {"raw_md5": scm.raw_md5(root, params), "params_md5": training_fingerprint(params)}
 
 
 def run_state(tags: dict[str, str]) -> dict[str, str | None]:

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from textops.core import scm
+from textops.adapters import dvc
 from textops.core.artifacts import (
     CROISSANT_STAGE,
     SPLITS,
@@ -62,7 +62,7 @@ def data_card(root: Path, params: Params, output: Path) -> dict:
     if not all(p.exists() for p in paths.values()):
         raise StateError("no cleaned splits to describe: run `textops preprocess` (or `dvc repro preprocess`) first.")
     labels = read_labels(root, params)
-    raw_md5 = scm.raw_md5(root, params)
+    raw_md5 = dvc.raw_md5(root, params)
     files = [
         mlc.FileObject(
             id=f"{split}.parquet",
@@ -124,5 +124,5 @@ def write_current(root: Path, params: Params, record: bool = True) -> Path | Non
     path = croissant_path(root, params)
     data_card(root, params, path)
     if record:
-        scm.record_stage(root, CROISSANT_STAGE)
+        dvc.record_stage(root, CROISSANT_STAGE)
     return path

@@ -135,7 +135,7 @@ def only_the_sample(root: Path, params: Params) -> bool:
 def data_licenses(root: Path, raw_md5: str | None) -> list[str]:
     """The licences the batches of data version RAW_MD5 were ingested under (from their provenance files in the
     local DVC cache), "unknown" for a batch that records none; [] when the cache cannot tell."""
-    from textops.core.dvc_cache import cached_object, dir_listing
+    from textops.adapters.dvc import cached_object, dir_listing
 
     listing = dir_listing(root, raw_md5) if raw_md5 else None
     if not listing:

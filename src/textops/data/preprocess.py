@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.core import dvc_cache, scm
+from textops.adapters import dvc
 from textops.core.artifacts import (
     CROISSANT_STAGE,
     LABELS_FILE,
@@ -210,9 +210,9 @@ def preprocess(root: Path, params: Params) -> dict:
     root = Path(root)
     # Not while an ingest or checkout changes data/ or the cleaned splits (and repair a killed one first).
     with data_lock(root):
-        dvc_cache.require_untouched_raw(root, params)
+        dvc.require_untouched_raw(root, params)
         splits, labels, stats = clean_and_split(read_raw(root, params), params)
-        stats["raw_md5"] = scm.raw_md5(root, params)
+        stats["raw_md5"] = dvc.raw_md5(root, params)
         with staged_dir(clean_dir(root, params)) as staged:
             for name, part in splits.items():
                 part.to_parquet(staged / f"{name}.parquet", index=False)
@@ -220,5 +220,5 @@ def preprocess(root: Path, params: Params) -> dict:
             atomic_write_json(root / PREPROCESS_METRICS, stats)  # last: after every split is written
         # The data's Croissant description follows every new cleaned version (its sha256s name these splits).
         write_current(root, params, record=False)
-        scm.record_stage(root, "preprocess", CROISSANT_STAGE)  # after the swap: dvc.lock names the new outputs
+        dvc.record_stage(root, "preprocess", CROISSANT_STAGE)  # after the swap: dvc.lock names the new outputs
     return stats

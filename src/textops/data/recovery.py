@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from textops.core import scm
+from textops.adapters import dvc, git
+from textops.adapters.locks import DATA_LOCK, LOCK_WAIT_S, STATE_DIR, project_lock, state_dir, state_path
 from textops.core.artifacts import atomic_write_json
 from textops.core.errors import StateError
-from textops.core.locks import DATA_LOCK, LOCK_WAIT_S, STATE_DIR, project_lock, state_dir, state_path
 
 JOURNAL_FILE = "journal.json"
 STAGING_DIR = "staging"
@@ -127,7 +127,7 @@ def _restore(root: Path, saved: dict[str, str | None]) -> None:
             target.unlink(missing_ok=True)
         else:
             target.write_text(content, encoding="utf-8")
-    scm.unstage(root, list(saved))
+    git.unstage(root, list(saved))
 
 
 def undo(root: Path, entry: dict) -> str:
@@ -146,7 +146,7 @@ def _undo_ingest(root: Path, entry: dict) -> str:
     inside(root, pointer)
     before = entry.get("pointer_text")
     now = read_text(root / pointer)
-    committed = scm.show(root, "HEAD", pointer)
+    committed = git.show(root, "HEAD", pointer)
     if now is not None and now != before and committed == now:
         # It got as far as its git commit: the batches are versioned, only the push may be missing.
         return f"the ingest had completed up to its git commit of {pointer}; kept it (run `dvc push` if needed)."
@@ -230,11 +230,11 @@ def _undo_checkout(root: Path, entry: dict) -> str:
         return f"the data is back as it was before the checkout of {entry.get('rev')} (data/ and the cleaned splits)."
     pointer = entry.get("pointer", "data.dvc")
     targets = [str(root / pointer)] if saved.get(pointer) is not None else []
-    if saved.get(scm.DVC_LOCK) is not None:
-        targets.append(f"{root / scm.DVC_YAML}:preprocess")
+    if saved.get(dvc.DVC_LOCK) is not None:
+        targets.append(f"{root / dvc.DVC_YAML}:preprocess")
     if targets:
         try:
-            scm.dvc_checkout(root, targets)
+            dvc.dvc_checkout(root, targets)
         except Exception as exc:  # the pointers are back; the data follows with `dvc checkout`
             return f"put the pointer files back, but `dvc checkout` failed ({exc}); run `dvc checkout` by hand."
     return f"the data is back as it was before the checkout of {entry.get('rev')} (data/ and the cleaned splits)."

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 if TYPE_CHECKING:
-    from textops.core.tracking import Session
+    from textops.adapters.tracking import Session
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
@@ -355,8 +355,8 @@ RUN_REPORT = "run.html"  # in validate.report_dir's parent (reports/), and as an
 def write_run_report(root: Path, params, summary: dict, session: Session | None = None) -> Path:
     """reports/run.html for the pipeline run SUMMARY (the flow's), also logged to its MLflow run (through SESSION,
     the command's store, else one opened here)."""
+    from textops.adapters.tracking import session_for
     from textops.core import artifacts
-    from textops.core.tracking import session_for
 
     root = Path(root)
 

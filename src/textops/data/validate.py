@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from textops.adapters.dvc import record_stage
 from textops.core.artifacts import (
     SPLITS,
     VALIDATE_METRICS,
@@ -28,7 +29,6 @@ from textops.core.artifacts import (
 from textops.core.config import DataParams, Params
 from textops.core.errors import ValidationFailed
 from textops.core.formulas import FORMULA
-from textops.core.scm import record_stage
 
 # Raw text is not cleaned yet (whitespace runs, markup): allow this many times data.max_chars before
 # refusing a file; preprocess drops the rows that are still too long after cleaning.

@@ -15,12 +15,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textops.adapters import data_version
+from textops.adapters.logs import stage
+from textops.adapters.tracking import Session, connect
 from textops.core import lineage
 from textops.core.artifacts import load_split, read_labels
 from textops.core.config import Params
 from textops.core.errors import ModelError, ParamsError, StateError
-from textops.core.logs import stage
-from textops.core.tracking import Session, connect
 
 log = logging.getLogger("textops")
 
@@ -58,7 +59,7 @@ def distill_tags(root: Path, params: Params, teacher_version: str, teacher_run, 
     from textops.data.landing import demo_tag
 
     base = teacher_run.data.tags.get(lineage.BASE_MODEL, "unknown") if teacher_run else "unknown"
-    tags = lineage.lineage_tags(root, params) | demo_tag(root, params)
+    tags = data_version.lineage_tags(root, params) | demo_tag(root, params)
     tags.update(lineage.base_model_tags(base, f"distilled from v{teacher_version} ({base})", None, None))
     tags.update(
         {
@@ -81,7 +82,7 @@ def train_student(root: Path, params: Params, session: Session, layers: int | No
     writes it); returns what the distillation was, the train metrics and run.json's ids."""
     import mlflow
 
-    from textops.core.tracking import owner_tags
+    from textops.adapters.tracking import owner_tags
     from textops.modeling import distill
     from textops.modeling.model import BaseChoice, resolved
     from textops.modeling.train import log_inputs, save_outputs, summary_metrics, training_arguments
@@ -151,7 +152,7 @@ def distill(root: Path, params: Params, layers: int | None = None, temperature: 
     """Distill the champion into a student of LAYERS encoder layers (default: half) at TEMPERATURE, evaluate it,
     measure both latencies and register it as the challenger (the promotion rules decide). Returns what was done:
     the distillation, the latencies and the registration."""
-    from textops.core.scm import record_stage
+    from textops.adapters.dvc import record_stage
     from textops.lifecycle.register import register
     from textops.modeling.evaluate import evaluate
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from textops.core import dvc_cache, scm
+from textops.adapters import dvc, git
 from textops.core.artifacts import landing_files
 from textops.core.config import Params
 from textops.core.errors import DataError, PushFailed, ValidationFailed
@@ -76,8 +76,8 @@ def write_batch(root: Path, rel: str, content: bytes) -> None:
 
 def push_raw(root: Path, params: Params) -> None:
     """`dvc push` data.dvc when a default remote is configured."""
-    repo = scm.dvc_repo(root)
-    pointer = root / scm.raw_pointer(params)
+    repo = dvc.dvc_repo(root)
+    pointer = root / dvc.raw_pointer(params)
     if not repo.config["core"].get("remote") or not pointer.exists():
         return
     try:
@@ -92,9 +92,9 @@ def push_raw(root: Path, params: Params) -> None:
 def track_raw(root: Path, params: Params, message: str | None) -> None:
     """`dvc add data` and, with MESSAGE, a git commit of data.dvc."""
     # Absolute target: DVC resolves relative ones against the process's cwd, not the repo.
-    scm.dvc_repo(root).add([str(root / scm.tracked_dir(params))])
+    dvc.dvc_repo(root).add([str(root / dvc.tracked_dir(params))])
     if message:
-        scm.commit_files(root, [scm.raw_pointer(params), ".gitignore"], message)
+        git.commit_files(root, [dvc.raw_pointer(params), ".gitignore"], message)
 
 
 def ingest(
@@ -132,9 +132,9 @@ def ingest(
     root = Path(root)
     columns = (text_column or params.data.text_column, label_column or params.data.label_column)
     if commit:
-        scm.require_commit(root)
+        git.require_commit(root)
     with data_lock(root):
-        dvc_cache.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
+        dvc.require_untouched_raw(root, params)  # a hand-edited batch must not slip into the next data version
         files, aside = set_aside_rows(root, params, read_files(paths, params, columns, header))
         validate_raw(files, params)
         replacing = [] if keep_demo or demo else demo_files(root, params)
@@ -199,7 +199,7 @@ def write_batches(
     commit: bool,
 ) -> None:
     """Under the journal: take REPLACING (the demo) out, write the PLANNED batches, `dvc add` (and commit)."""
-    pointer = scm.raw_pointer(params)
+    pointer = dvc.raw_pointer(params)
     names = [Path(r.source).name for r in results if r.added]
     demo_rows = len((root / replacing[0]).read_bytes().splitlines()) if replacing else 0
     saved = {"pointer": pointer, "pointer_text": read_text(root / pointer), "batches": list(planned)}

@@ -31,7 +31,7 @@ def landing_keys(root: Path, params: Params) -> dict[str, Path]:
 
 def announced_keys(root: Path) -> set[str]:
     """The landing files a monitor run has announced, with confirmation that the event was stored."""
-    from textops.core.locks import state_dir
+    from textops.adapters.locks import state_dir
 
     state = state_dir(root) / LANDED_STATE
     return set(json.loads(state.read_text(encoding="utf-8"))) if state.exists() else set()
@@ -47,7 +47,7 @@ def landed_files(root: Path, params: Params) -> dict[str, Path]:
 def mark_announced(root: Path, params: Params, keys: list[str]) -> None:
     """Record the landing files of KEYS (`landed_files`) as announced. Files gone from the landing directory
     are forgotten, so one that lands again under the same name, size and time is announced again."""
-    from textops.core.locks import state_dir
+    from textops.adapters.locks import state_dir
 
     current = set(landing_keys(root, params))
     state = state_dir(root) / LANDED_STATE

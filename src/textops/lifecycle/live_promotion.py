@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from textops.adapters.locks import registry_lock
+from textops.adapters.tracking import connect
 from textops.core import lineage
 from textops.core.config import Params
-from textops.core.locks import registry_lock
-from textops.core.tracking import connect
 from textops.registry.registry import champion, move_champion
 
 

@@ -30,7 +30,7 @@ from textops.lifecycle.monitor_inputs import read_new_files, read_request_log
 from textops.live import drift
 
 if TYPE_CHECKING:
-    from textops.core.tracking import Session
+    from textops.adapters.tracking import Session
 
 MONITOR_METRICS = "metrics/monitor.json"
 REPORT_FILE = "index.html"
@@ -220,8 +220,8 @@ def monitor(root: Path, params: Params, files: list[Path] | None = None, request
     """Compare FILES (default: the landing directory's files) or, with REQUESTS, the serving request log with
     the champion's training data; write metrics/monitor.json, the HTML report and an MLflow run. Returns the
     result: `drift`, `kinds` (input / label / performance), every check, the champion and the source."""
+    from textops.adapters.tracking import connect, store_exists, tracking_uri
     from textops.core.artifacts import landing_files
-    from textops.core.tracking import connect, store_exists, tracking_uri
 
     root = Path(root)
     if requests and files:
@@ -307,7 +307,7 @@ def flat_metrics(result: dict) -> dict[str, float]:
 def record(root: Path, params: Params, session: Session, result: dict) -> dict:
     """Write metrics/monitor.json and the report page, and log both with the figures to an MLflow run in the
     experiment monitor.experiment; RESULT with `report` and `mlflow_run_id` added."""
-    from textops.core.tracking import ensure_experiment
+    from textops.adapters.tracking import ensure_experiment
     from textops.data.reports import monitor_page
 
     report = Path(root) / params.monitor.report_dir / REPORT_FILE

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from textops.adapters.locks import registry_lock
+from textops.adapters.tracking import Session, session_for
 from textops.core import lineage
 from textops.core.artifacts import (
     SPLITS,
@@ -28,9 +30,7 @@ from textops.core.artifacts import (
 )
 from textops.core.config import Params
 from textops.core.errors import StateError
-from textops.core.locks import registry_lock
 from textops.core.policy import Latency, decide, mcnemar, score
-from textops.core.tracking import Session, session_for
 from textops.lifecycle.live_promotion import awaiting_live
 from textops.modeling.predict import load_model, predict_batches
 from textops.registry.card import log_card

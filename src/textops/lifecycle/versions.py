@@ -2,8 +2,8 @@
 `dvc.lock`), where a version is kept (git commits, and the MLflow run of every model trained on it), listing
 them, and restoring one byte-exact.
 
-A training records the working tree's data version on its MLflow run (`scm.working_version`) and pushes the data
-to the DVC remote (`scm.push_data`), so a model version alone names data that can be restored, with or without a
+A training records the working tree's data version on its MLflow run (`dvc.working_version`) and pushes the data
+to the DVC remote (`dvc.push_data`), so a model version alone names data that can be restored, with or without a
 git commit: `checkout_model_data` writes the recorded pointer and lock entry back and lets DVC restore the
 files from the cache or the remote. `checkout_data` does the same from a git revision.
 """
@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from textops.core import dvc_cache, scm
+from textops.adapters import dvc, git
 from textops.core.artifacts import PREPROCESS_METRICS, atomic_write_text
 from textops.core.config import Params
 from textops.core.errors import StateError
@@ -25,7 +25,7 @@ log = logging.getLogger("textops")
 
 def pointers(params: Params) -> tuple[str, ...]:
     """The files that name a data version: the raw pointer, dvc.lock and the preprocess metric."""
-    return (scm.raw_pointer(params), scm.DVC_LOCK, PREPROCESS_METRICS)
+    return (dvc.raw_pointer(params), dvc.DVC_LOCK, PREPROCESS_METRICS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -38,11 +38,11 @@ def pointers(params: Params) -> tuple[str, ...]:
 
 def version_at(root: Path, rev: str, params: Params) -> dict:
     """The data version recorded at REV: raw md5 (data.dvc), cleaned md5 (dvc.lock), rows per split."""
-    stats_text = scm.show(root, rev, PREPROCESS_METRICS)
+    stats_text = git.show(root, rev, PREPROCESS_METRICS)
     stats = json.loads(stats_text) if stats_text else {}
     return {
-        "raw_md5": scm.pointer_md5(scm.show(root, rev, scm.raw_pointer(params))),
-        "clean_md5": scm.lock_out_md5(scm.show(root, rev, scm.DVC_LOCK), "preprocess", params.data.clean_dir),
+        "raw_md5": dvc.pointer_md5(git.show(root, rev, dvc.raw_pointer(params))),
+        "clean_md5": dvc.lock_out_md5(git.show(root, rev, dvc.DVC_LOCK), "preprocess", params.data.clean_dir),
         "splits": stats.get("splits", {}),
     }
 
@@ -53,8 +53,8 @@ def data_versions(root: Path, params: Params, trained: list[dict] | None = None)
     committed or not. One entry per (raw md5, cleaned md5), with the model versions trained on it."""
     root = Path(root)
     versions: dict[tuple, dict] = {}
-    if scm.head(root) is not None:
-        log_text = scm.git(root, "log", "--format=%H%x09%cI%x09%s", "--", scm.raw_pointer(params), scm.DVC_LOCK)
+    if git.head(root) is not None:
+        log_text = git.git(root, "log", "--format=%H%x09%cI%x09%s", "--", dvc.raw_pointer(params), dvc.DVC_LOCK)
         for line in log_text.splitlines():
             rev, date, subject = line.split("\t", 2)
             version = version_at(root, rev, params)
@@ -88,21 +88,21 @@ def checkout_data(root: Path, rev: str, params: Params, commit: bool = False, di
     """Restore data/ and the cleaned splits as they were at git revision REV (from the DVC cache or the remote);
     with COMMIT, commit the restored pointer files."""
     root = Path(root)
-    commit_id = scm.resolve_commit(root, rev)
+    commit_id = git.resolve_commit(root, rev)
     if not commit_id:
         raise StateError(f"unknown revision {rev!r}: see `textops data versions` for the data versions.")
-    pointer = scm.raw_pointer(params)
-    if scm.show(root, commit_id, pointer) is None:
+    pointer = dvc.raw_pointer(params)
+    if git.show(root, commit_id, pointer) is None:
         raise StateError(f"{rev} has no {pointer}: there is no data version at that revision.")
-    shown = {p: scm.show(root, commit_id, p) for p in pointers(params)}
+    shown = {p: git.show(root, commit_id, p) for p in pointers(params)}
     files = {p: text for p, text in shown.items() if text is not None}
     return restore(root, params, files, f"{commit_id[:8]} ({rev})", commit, discard)
 
 
 def model_version_files(root: Path, params: Params, version: str) -> dict[str, str]:
     """The pointer files of the data model VERSION was trained on, rebuilt from what its run recorded."""
+    from textops.adapters.tracking import connect
     from textops.core import lineage
-    from textops.core.tracking import connect
     from textops.registry.registry import get_version
 
     session = connect(root, params, experiment=False)
@@ -114,9 +114,9 @@ def model_version_files(root: Path, params: Params, version: str) -> dict[str, s
             f"model v{version} was trained before textops recorded data versions on the model (or on untracked "
             "data): restore its data from git with `textops data checkout REV` (see `textops data versions`)."
         )
-    files = {scm.raw_pointer(params): scm.pointer_text(json.loads(pointer))}
+    files = {dvc.raw_pointer(params): dvc.pointer_text(json.loads(pointer))}
     if lock:
-        files[scm.DVC_LOCK] = scm.lock_with_stage(read_text(root / scm.DVC_LOCK), "preprocess", json.loads(lock))
+        files[dvc.DVC_LOCK] = dvc.lock_with_stage(read_text(root / dvc.DVC_LOCK), "preprocess", json.loads(lock))
     stats = tags.get(lineage.DATA_PREPROCESS_STATS)
     if stats:
         files[PREPROCESS_METRICS] = stats
@@ -136,11 +136,11 @@ def unsaved_data(root: Path, params: Params) -> str | None:
     hash."""
     from textops.registry.registry import trained_data_versions
 
-    current = read_text(Path(root) / scm.raw_pointer(params))
-    if current is None or current == scm.show(root, "HEAD", scm.raw_pointer(params)):
+    current = read_text(Path(root) / dvc.raw_pointer(params))
+    if current is None or current == git.show(root, "HEAD", dvc.raw_pointer(params)):
         return None
-    md5 = scm.pointer_md5(current)
-    if md5 is None or scm.data_rev(root, params, {"pointer": {"md5": md5}}) is not None:
+    md5 = dvc.pointer_md5(current)
+    if md5 is None or dvc.data_rev(root, params, {"pointer": {"md5": md5}}) is not None:
         return None  # an earlier commit holds it (e.g. a checkout of an older version)
     if any(v["raw_md5"] == md5 for v in trained_data_versions(root, params)):
         return None
@@ -156,8 +156,8 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
     nothing stays half-switched.
     """
     if commit:
-        scm.require_commit(root)  # before anything changes: not a restore left staged and uncommitted
-    pointer = scm.raw_pointer(params)
+        git.require_commit(root)  # before anything changes: not a restore left staged and uncommitted
+    pointer = dvc.raw_pointer(params)
     unsaved = None if discard else unsaved_data(root, params)
     if unsaved:
         raise StateError(
@@ -165,9 +165,9 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
             f"md5 {unsaved}); the checkout would replace it. Commit it first (`git commit {pointer} .gitignore -m "
             "...`), or pass --discard to replace it anyway (its batches stay in the DVC cache under that md5)."
         )
-    with_clean = scm.DVC_LOCK in files and "preprocess" in scm.stage_names(root)
-    targets = scm.raw_targets(root, params, with_clean=with_clean)
-    outs = [d for d in (scm.tracked_dir(params), params.data.clean_dir) if (root / d).exists()]
+    with_clean = dvc.DVC_LOCK in files and "preprocess" in dvc.stage_names(root)
+    targets = dvc.raw_targets(root, params, with_clean=with_clean)
+    outs = [d for d in (dvc.tracked_dir(params), params.data.clean_dir) if (root / d).exists()]
     with data_lock(root):
         saved = {p: read_text(root / p) for p in pointers(params)}
         try:
@@ -189,7 +189,7 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
             restored_card(root, params)
         if commit:
             try:
-                scm.commit_files(root, list(files), f"data: restore the data of {label}")
+                git.commit_files(root, list(files), f"data: restore the data of {label}")
             except StateError as exc:  # the data is restored; only the commit that names it is missing
                 log.warning("the restored pointer files were not committed: %s", exc)
     if not with_clean:
@@ -213,13 +213,13 @@ def restored_card(root: Path, params: Params) -> None:
 
 def expected_dirs(params: Params, files: dict[str, str]) -> list[tuple[str, str]]:
     """(directory, DVC md5) of each directory the pointer FILES name."""
-    raw = scm.pointer_md5(files.get(scm.raw_pointer(params)))
-    clean = scm.lock_out_md5(files.get(scm.DVC_LOCK), "preprocess", params.data.clean_dir)
-    return [(d, md5) for d, md5 in ((scm.tracked_dir(params), raw), (params.data.clean_dir, clean)) if md5]
+    raw = dvc.pointer_md5(files.get(dvc.raw_pointer(params)))
+    clean = dvc.lock_out_md5(files.get(dvc.DVC_LOCK), "preprocess", params.data.clean_dir)
+    return [(d, md5) for d, md5 in ((dvc.tracked_dir(params), raw), (params.data.clean_dir, clean)) if md5]
 
 
 def differences(root: Path, params: Params, files: dict[str, str]) -> dict[str, list[str]]:
-    found = {d: dvc_cache.dir_differences(root, d, md5) for d, md5 in expected_dirs(params, files)}
+    found = {d: dvc.dir_differences(root, d, md5) for d, md5 in expected_dirs(params, files)}
     return {d: diff for d, diff in found.items() if diff}
 
 
@@ -231,15 +231,15 @@ def verify_restored(root: Path, params: Params, files: dict[str, str], targets: 
     if not bad:
         return None
     for directory, md5 in expected_dirs(params, files):
-        listing = dvc_cache.dir_listing(root, md5) or {}
+        listing = dvc.dir_listing(root, md5) or {}
         for item in bad.get(directory, []):
             kind, _, rel = item.partition(": ")
             if kind == "changed" and rel in listing:
-                dvc_cache.cache_path(root, listing[rel]).unlink(missing_ok=True)
+                dvc.cache_path(root, listing[rel]).unlink(missing_ok=True)
                 (root / directory / rel).unlink(missing_ok=True)
     log.warning("the local DVC cache held damaged copies of %s; fetching them again from the remote", bad)
-    scm.dvc_fetch(root, targets)
-    scm.dvc_checkout(root, targets)
+    dvc.dvc_fetch(root, targets)
+    dvc.dvc_checkout(root, targets)
     still = differences(root, params, files)
     if still:
         raise StateError(
@@ -252,11 +252,11 @@ def verify_restored(root: Path, params: Params, files: dict[str, str], targets: 
 def dvc_restore(root: Path, targets: list[str]) -> str:
     """Check TARGETS out from the local DVC cache, fetching from the remote what is missing; how it went."""
     try:
-        scm.dvc_checkout(root, targets)
+        dvc.dvc_checkout(root, targets)
         return "from the local DVC cache"
     except Exception:  # objects not in the local cache: fetch them from the remote first
-        scm.dvc_fetch(root, targets)
-        scm.dvc_checkout(root, targets)
+        dvc.dvc_fetch(root, targets)
+        dvc.dvc_checkout(root, targets)
         return "fetched from the DVC remote"
 
 
@@ -268,10 +268,10 @@ def commit_run(root: Path, params: Params, registered: dict) -> str | None:
 
     root = Path(root)
     metrics_dir = str(Path(TRAIN_METRICS).parent)
-    paths = [scm.raw_pointer(params), scm.DVC_LOCK, metrics_dir, ".gitignore"]
+    paths = [dvc.raw_pointer(params), dvc.DVC_LOCK, metrics_dir, ".gitignore"]
     decision = "champion" if registered.get("promote") else "not promoted"
     message = f"textops run: {registered.get('name')} v{registered.get('version')} ({decision})"
-    return scm.head(root) if scm.commit_files(root, paths, message) else None
+    return git.head(root) if git.commit_files(root, paths, message) else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,9 +291,9 @@ def remove_batches(root: Path, params: Params, names: list[str], commit: bool = 
 
     root = Path(root)
     if commit:
-        scm.require_commit(root)
+        git.require_commit(root)
     with data_lock(root):
-        dvc_cache.require_untouched_raw(root, params)
+        dvc.require_untouched_raw(root, params)
         batches = [p.name for p in raw_batches(root, params)]
         sources = batch_sources(root, params)
         chosen = sorted({_one_batch(name, batches, sources) for name in names})
@@ -308,7 +308,7 @@ def remove_batches(root: Path, params: Params, names: list[str], commit: bool = 
         marker = root / params.data.raw_dir / DEMO_MARKER  # the demo's marker leaves with the demo's batch
         if marker.exists() and demo_batch(marker) in chosen:
             rels.append(f"{params.data.raw_dir}/{DEMO_MARKER}")
-        pointer = scm.raw_pointer(params)
+        pointer = dvc.raw_pointer(params)
         saved: dict[str, object] = {"pointer": pointer, "pointer_text": read_text(root / pointer), "batches": []}
         with journal(root, "ingest", **saved, removed=rels):
             remove_files(root, rels)

@@ -261,10 +261,10 @@ def export(root: Path, params, output: Path | None = None) -> dict:
     which the request log keeps only with serve.log_texts."""
     import pandas as pd
 
+    from textops.adapters.locks import state_dir, state_path
     from textops.core.artifacts import atomic_write_json, atomic_write_text
     from textops.core.errors import StateError
     from textops.core.formulas import is_formula
-    from textops.core.locks import state_dir, state_path
 
     directory = Path(root) / params.serve.request_log_dir
     rows = read_feedback(directory)

@@ -18,7 +18,7 @@ REQUESTS_STATE = "monitor-requests.json"  # in .textops/: the end of the request
 def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[str | None, str, str]:
     """(since, until, how it was chosen) of the request-log window WINDOW (monitor.window) names: `since_last` (the rows
     after the last monitor of the log; all of them the first time), `all`, or a duration (`90m`, `24h`, `7d`)."""
-    from textops.core.locks import state_path
+    from textops.adapters.locks import state_path
 
     now = time.time() if now is None else now
     until = log_time(now)
@@ -39,7 +39,7 @@ def window_bounds(root: Path, window: str, now: float | None = None) -> tuple[st
 
 def remember_window(root: Path, until: str) -> None:
     """The request log was monitored up to UNTIL: the next `since_last` window starts there."""
+    from textops.adapters.locks import state_dir
     from textops.core.artifacts import atomic_write_json
-    from textops.core.locks import state_dir
 
     atomic_write_json(state_dir(root) / REQUESTS_STATE, {"until": until})

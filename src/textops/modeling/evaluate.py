@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from textops.adapters.dvc import record_stage
+from textops.adapters.tracking import Session
 from textops.core.artifacts import (
     CONFUSION_PLOT,
     EVAL_METRICS,
@@ -27,8 +29,6 @@ from textops.core.artifacts import (
 )
 from textops.core.config import Params
 from textops.core.errors import StateError
-from textops.core.scm import record_stage
-from textops.core.tracking import Session
 from textops.modeling.plots import save_plots
 
 
@@ -200,8 +200,8 @@ def evaluate(root: Path, params: Params, session: Session | None = None) -> dict
     command's store (`tracking.session_for`), else one opened here."""
     import mlflow
 
+    from textops.adapters.tracking import owner_tags, session_for
     from textops.core import lineage
-    from textops.core.tracking import owner_tags, session_for
     from textops.modeling.explain import explain_errors
 
     root = Path(root)

@@ -78,7 +78,7 @@ def explain_version(
 ) -> dict:
     """`textops explain`: the champion (or VERSION) loaded with PyTorch, its explanations of TEXTS towards TARGET
     (None: each text's predicted class) with STEPS (None: serve.explain_steps); `model` names it."""
-    from textops.core.tracking import connect
+    from textops.adapters.tracking import connect
     from textops.modeling.predict import load_model, model_uri
 
     check_texts(texts)

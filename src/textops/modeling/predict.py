@@ -14,7 +14,7 @@ from textops.core.errors import StateError
 from textops.core.lineage import CHAMPION_ALIAS
 
 if TYPE_CHECKING:
-    from textops.core.tracking import Session
+    from textops.adapters.tracking import Session
 
 
 def model_uri(params: Params, version: str | None = None) -> str:
@@ -85,7 +85,7 @@ def predict_file(
     text is left out and counted: `blank_rows`, textops.data.texts has the rule both engines share). HEADER=False:
     a CSV/TSV without a header row, TEXT_COLUMN a 0-based position or, if not a number, the column with the longest
     values (the column taken is the result's `text_column`)."""
-    from textops.core.tracking import connect
+    from textops.adapters.tracking import connect
     from textops.data.readers import write_table
     from textops.data.texts import read_texts
 

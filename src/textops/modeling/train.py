@@ -21,6 +21,9 @@ import math
 import os
 from pathlib import Path
 
+from textops.adapters import data_version
+from textops.adapters.dvc import publish_data, record_stage
+from textops.adapters.tracking import Session
 from textops.core import lineage
 from textops.core.artifacts import (
     CROISSANT_ARTIFACT,
@@ -38,8 +41,6 @@ from textops.core.artifacts import (
 from textops.core.config import Params
 from textops.core.errors import ParamsError
 from textops.core.params_file import flatten, redact
-from textops.core.scm import publish_data, record_stage
-from textops.core.tracking import Session
 from textops.data.croissant import write_current
 from textops.data.landing import demo_tag
 from textops.modeling.batches import Encoded, length_grouped_trainer
@@ -297,7 +298,7 @@ def save_outputs(root: Path, params: Params, trainer, run, metrics: dict, labels
 def base_and_tags(root: Path, params: Params, fallback: str | None) -> tuple[Params, dict]:
     """(PARAMS resolved for the base model to train, the run's lineage tags: the params as written, `auto` stays
     auto, and the base chosen with why); FALLBACK: the tfidf model, with that reason."""
-    tags = lineage.lineage_tags(root, params) | demo_tag(root, params)
+    tags = data_version.lineage_tags(root, params) | demo_tag(root, params)
     choice = BaseChoice("tfidf", fallback) if fallback else choose_base(root, params)
     params = resolved(root, params, choice)
     tags.update(lineage.base_model_tags(choice.base, choice.reason, choice.unknown_share, choice.truncated_share))
@@ -315,8 +316,8 @@ def train(root: Path, params: Params, fallback: str | None = None, session: Sess
     """
     import mlflow
 
+    from textops.adapters.tracking import owner_tags, session_for
     from textops.core.env import set_torch_threads
-    from textops.core.tracking import owner_tags, session_for
 
     root = Path(root)
     set_torch_threads(params.train.threads)

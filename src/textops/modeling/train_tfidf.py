@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textops.adapters.dvc import publish_data, record_stage
 from textops.core import lineage
 from textops.core.artifacts import (
     RUN_FILE,
@@ -29,12 +30,11 @@ from textops.core.artifacts import (
 )
 from textops.core.config import Params
 from textops.core.params_file import flatten, redact
-from textops.core.scm import publish_data, record_stage
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from textops.core.tracking import Session
+    from textops.adapters.tracking import Session
     from textops.modeling.pyfunc import TfidfScorer
 
 log = logging.getLogger("textops")
@@ -99,7 +99,7 @@ def train_tfidf(
     run's ids."""
     import mlflow
 
-    from textops.core.tracking import owner_tags, session_for
+    from textops.adapters.tracking import owner_tags, session_for
     from textops.modeling.logged_model import log_tfidf_model
 
     scorer, metrics, frame = fit_model(root, params)

@@ -16,7 +16,7 @@ import yaml
 from textops.core import lineage
 
 if TYPE_CHECKING:
-    from textops.core.tracking import Session
+    from textops.adapters.tracking import Session
 
 CARD_PATH = "model_card/README.md"  # the version's model card (Hugging Face's format), logged at registration
 PRETRAINED = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # what `model.base` names on the Hub

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textops.core import dvc_cache, lineage, scm
+from textops.adapters import dvc
+from textops.core import lineage
 from textops.core.config import Params
 from textops.core.policy import Guard, SliceComparison, compare_slices, expected_accuracy, score
 
@@ -33,13 +34,13 @@ def champion_split(root: Path, params: Params, run_tags: dict[str, str], split: 
     lock = run_tags.get(lineage.DATA_PREPROCESS)
     if not lock:
         return None
-    clean = scm.stage_out_md5(json.loads(lock), params.data.clean_dir)
-    listing = dvc_cache.dir_listing(root, clean) if clean else None
+    clean = dvc.stage_out_md5(json.loads(lock), params.data.clean_dir)
+    listing = dvc.dir_listing(root, clean) if clean else None
     if not listing or f"{split}.parquet" not in listing or "labels.json" not in listing:
         return None
     try:
-        rows = pd.read_parquet(dvc_cache.cache_path(root, listing[f"{split}.parquet"]))
-        names = json.loads(dvc_cache.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
+        rows = pd.read_parquet(dvc.cache_path(root, listing[f"{split}.parquet"]))
+        names = json.loads(dvc.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
     except (OSError, ValueError, KeyError):
         return None
     return pd.DataFrame({"text": rows["text"].astype(str), "label": [names[i] for i in rows["label"]]})
@@ -165,7 +166,7 @@ def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | 
     confidently contradicts wherever it appears (a planted backdoor, `textops.data.backdoor`). Rows of a label the
     champion does not know (a new class) are left out: it cannot be right about them. None when there is no
     champion, the checks are off, or the champion does well enough."""
-    from textops.core.tracking import connect, store_exists, tracking_uri
+    from textops.adapters.tracking import connect, store_exists, tracking_uri
     from textops.modeling.predict import load_model, predict_batches
     from textops.registry.registry import champion
 

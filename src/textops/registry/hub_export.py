@@ -22,7 +22,7 @@ def export_version(root: Path, params: Params, version: str | None, out: Path, o
     and the files written. StateError when OUT holds files, or the version holds no transformers weights."""
     import mlflow.artifacts
 
-    from textops.core.tracking import connect
+    from textops.adapters.tracking import connect
     from textops.modeling import pyfunc
     from textops.registry.card import model_card
     from textops.registry.registry import champion, show_version

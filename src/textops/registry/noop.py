@@ -13,22 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textops.core import dvc_cache, scm
+from textops.adapters import dvc
 from textops.core.config import Params
 from textops.core.lineage import training_fingerprint
 from textops.registry.sqlstore import champion_record, model_files_present, store_file
 
 if TYPE_CHECKING:
-    from textops.core.tracking import Session
+    from textops.adapters.tracking import Session
 
 
 def quick_nothing_to_retrain(root: Path, params: Params) -> str | None:
     """The "nothing to retrain" message when the champion was surely trained on this data version with these
     params; None when that is not sure (then ask `nothing_to_retrain`)."""
     db = store_file(root, params)
-    raw = scm.raw_md5(root, params) if db else None
+    raw = dvc.raw_md5(root, params) if db else None
     # [] only when data/ is that version byte for byte
-    if db is None or not raw or dvc_cache.raw_changes(root, params) != []:
+    if db is None or not raw or dvc.raw_changes(root, params) != []:
         return None
     record = champion_record(db, params.mlflow.registered_model)
     now = {"raw_md5": raw, "params_md5": training_fingerprint(params)}
@@ -51,7 +51,7 @@ def retrain_check(root: Path, params: Params) -> tuple[str | None, Session | Non
     """`textops run`'s no-op check: the quick one (no MLflow) and, when it is not sure, MLflow's through the session
     the whole command then uses (returned with the answer; None before the store exists or when the quick check
     answered)."""
-    from textops.core.tracking import connect, store_exists, tracking_uri
+    from textops.adapters.tracking import connect, store_exists, tracking_uri
 
     quick = quick_nothing_to_retrain(root, params)
     if quick:
@@ -65,13 +65,14 @@ def nothing_to_retrain(root: Path, params: Params, session: Session | None = Non
     challenger (rejected), was trained on the current data version with the current training params. None when
     there is something to train. SESSION: the command's (its snapshot of the aliases is what register compares
     with), else one opened here when the store exists."""
+    from textops.adapters import data_version
+    from textops.adapters.dvc import require_untouched_raw
+    from textops.adapters.tracking import session_for, store_exists, tracking_uri
     from textops.core import lineage
-    from textops.core.dvc_cache import require_untouched_raw
-    from textops.core.tracking import session_for, store_exists, tracking_uri
     from textops.registry.registry import alias_state, rolled_back_versions
 
     require_untouched_raw(root, params)  # a hand edit is a change the pointer does not show
-    now = lineage.current_state(root, params)
+    now = data_version.current_state(root, params)
     if not now["raw_md5"] or (session is None and not store_exists(tracking_uri(root, params))):
         return None
     session = session_for(root, params, session, experiment=False)

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textops.adapters.locks import registry_lock
+from textops.adapters.tracking import Session, connect, store_exists, tracking_uri
 from textops.core import lineage
 from textops.core.config import Params
 from textops.core.errors import RegistryError
-from textops.core.locks import registry_lock
 from textops.core.policy import rollback_target
-from textops.core.tracking import Session, connect, store_exists, tracking_uri
 from textops.registry.sqlstore import read_store
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def write_version(session: Session, model_uri: str, tags: dict[str, str], before
     if before is None:
         import mlflow
 
-        from textops.core.logs import printed_to_log
+        from textops.adapters.logs import printed_to_log
 
         with session.active(), printed_to_log("mlflow"):
             return str(mlflow.register_model(model_uri, session.model_name, tags=tags).version)

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from textops.adapters.tracking import artifact_location, tracking_uri
 from textops.core import lineage
 from textops.core.config import Params
-from textops.core.tracking import artifact_location, tracking_uri
 
 DELETED = "Deleted_Internal"  # MLflow's mark on a deleted model version (its row stays)
 WORKSPACE = "default"  # MLflow's only workspace unless workspaces are enabled

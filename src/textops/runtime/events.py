@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
+from textops.adapters.logs import note
 from textops.core.errors import StateError
-from textops.core.logs import note
 
 # Stored within seconds normally (the persister flushes every 5 s); a loaded machine with a SQLite server takes
 # longer. Not there after RESEND_AFTER_S: the event is lost, not late, and is sent again under a new id (the server

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from textops.core.env import backup_sqlite, copy_if_absent, template_dir
+from textops.adapters.relocation import backup_sqlite
+from textops.core.env import copy_if_absent, template_dir
 from textops.core.errors import StateError
 from textops.runtime.processes import free_port, parent_death_signal
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from textops.adapters.logs import note
 from textops.core import lineage
-from textops.core.logs import note
 
 # A global concurrency limit with one slot: two runs never train, evaluate or move aliases at once (the
 # second waits for the slot). It covers the whole pipeline because all stages write the same project files.
@@ -48,8 +48,8 @@ def release_if_holder_died(root: Path) -> str | None:
 
     from prefect import get_client
 
-    from textops.core.locks import project_lock, state_dir
-    from textops.core.tracking import owner_alive
+    from textops.adapters.locks import project_lock, state_dir
+    from textops.adapters.tracking import owner_alive
 
     with project_lock(root, "training-slot.lock"):
         path = state_dir(root) / HOLDER_FILE
@@ -109,8 +109,8 @@ def training_slot(root: Path, timeout_s: float | None):
     from prefect.concurrency.sync import concurrency
     from prefect.runtime import flow_run
 
-    from textops.core.locks import state_dir
-    from textops.core.tracking import owner_tags
+    from textops.adapters.locks import state_dir
+    from textops.adapters.tracking import owner_tags
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     path = state_dir(root) / HOLDER_FILE

@@ -218,7 +218,7 @@ def predict_on_ray(
     seconds."""
     import ray
 
-    from textops.core.tracking import connect as open_store
+    from textops.adapters.tracking import connect as open_store
     from textops.modeling.predict import model_uri, runtime_config
 
     files = input_files(spec)

@@ -26,6 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
+from textops.adapters import data_version
 from textops.core import lineage
 from textops.core.config import Params, TrainParams
 from textops.core.errors import DataError, StateError
@@ -108,9 +109,9 @@ def run_trial(
     from mlflow import MlflowClient
     from ray import tune
 
+    from textops.adapters.tracking import Session, owner_tags
     from textops.core.artifacts import load_train_rows, read_labels
     from textops.core.env import set_offline_env, set_torch_threads
-    from textops.core.tracking import Session, owner_tags
     from textops.modeling.train import build_trainer, log_inputs, training_arguments
 
     set_offline_env()
@@ -299,15 +300,15 @@ def tune(root: Path, params: Params, address: str | None = None, echo=print, qui
     import mlflow
     import optuna
 
-    from textops.core.locks import state_dir
-    from textops.core.tracking import connect, ensure_experiment, owner_tags, reap_stale_runs
+    from textops.adapters.locks import state_dir
+    from textops.adapters.tracking import connect, ensure_experiment, owner_tags, reap_stale_runs
     from textops.modeling.model import choose_base, resolved
     from textops.scale.batch_ray import ray_session
 
     root = Path(root)
     check_ready(root, params)
     t = params.tune
-    tags = lineage.lineage_tags(root, params)
+    tags = data_version.lineage_tags(root, params)
     choice = choose_base(root, params)
     params = resolved(root, params, choice)  # the trials train what `textops run` would: base and presets settled
     session = connect(root, params, experiment=False)

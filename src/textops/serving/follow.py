@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from textops.core import lineage
 
 if TYPE_CHECKING:
+    from textops.adapters.tracking import Session
     from textops.core.config import ServeParams
-    from textops.core.tracking import Session
 
 log = logging.getLogger("textops.serve")
 RETRY_FAILED_POLLS = 6

@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from textops.adapters.tracking import Session
 from textops.core import lineage
 from textops.core.config import Params
 from textops.core.errors import ParamsError, StateError, TextopsError
-from textops.core.tracking import Session
 
 SERVING_DIR = "serving"  # .textops/serving/PID.json: where each running server listens
 
@@ -81,7 +81,7 @@ def serve(
     workers = workers or params.serve.workers
     if workers < 1:
         raise ParamsError(f"--workers {workers}: at least 1.")
-    from textops.core.tracking import connect
+    from textops.adapters.tracking import connect
 
     session = connect(root, params, experiment=False)  # this process's one session (each worker opens its own)
     served = resolve_version(session, params, version)
@@ -102,8 +102,8 @@ def announce(root: Path, url: str) -> Path:
     --host/--port; removed on a clean stop, and skipped by status once its process is gone."""
     import psutil
 
+    from textops.adapters.locks import state_dir
     from textops.core.artifacts import atomic_write_json
-    from textops.core.locks import state_dir
 
     folder = state_dir(root, SERVING_DIR)
     for old in folder.glob("*.json"):  # servers that were killed (SIGKILL) could not remove theirs
@@ -120,7 +120,7 @@ def announced(root: Path) -> list[str]:
 
     import psutil
 
-    from textops.core.locks import state_path
+    from textops.adapters.locks import state_path
 
     folder = state_path(root, SERVING_DIR)
     records = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
@@ -300,7 +300,7 @@ def metrics_directory(root: Path) -> str:
 
     import psutil
 
-    from textops.core.locks import STATE_DIR
+    from textops.adapters.locks import STATE_DIR
 
     base = Path(root) / STATE_DIR
     for old in base.glob("serve-metrics-*"):

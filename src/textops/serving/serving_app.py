@@ -37,9 +37,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
+from textops.adapters.tracking import Session
 from textops.core.config import Params
 from textops.core.errors import ParamsError
-from textops.core.tracking import Session
 from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow
 from textops.serving.scoring import BadRequest, Limits, predict_records, read_body, read_texts
 from textops.serving.serve_metrics import Metrics
@@ -61,7 +61,7 @@ def build_state(
 ) -> ServeState:
     """The state for ROOT's registry: follow `champion` (or serve VERSION only); nothing loaded yet. SESSION: the
     serving process's store (`serve` opened it), else one opened here (a worker)."""
-    from textops.core.tracking import session_for
+    from textops.adapters.tracking import session_for
 
     serve = params.serve
     metrics = Metrics(metrics_dir)

@@ -311,23 +311,23 @@ def run(
     validate, train, evaluate, register and promote. In-process, or on the server in PREFECT_API_URL."""
     import os
 
-    from textops.core import scm
+    from textops.adapters import dvc, git
     from textops.core.artifacts import has_raw_data
     from textops.ui.console import next_steps, run_summary
 
     params, root = project.params, project.root
     checked, session = False, None
     if as_json:
-        from textops.core.logs import stage_lines_to_stderr
+        from textops.adapters.logs import stage_lines_to_stderr
 
         stage_lines_to_stderr()
     if commit:
-        scm.require_commit(root)
+        git.require_commit(root)
     if not has_raw_data(root, params):
         from textops.lifecycle.ingest import ingest_sample
 
-        if (root / scm.raw_pointer(params)).exists():
-            fail(f"{params.data.raw_dir} is empty but {scm.raw_pointer(params)} exists: run `dvc pull` first.")
+        if (root / dvc.raw_pointer(params)).exists():
+            fail(f"{params.data.raw_dir} is empty but {dvc.raw_pointer(params)} exists: run `dvc pull` first.")
         typer.echo(
             f"{params.data.raw_dir} is empty: ingesting the built-in sample ({params.sample.rows} rows)", err=as_json
         )
@@ -374,9 +374,9 @@ def rollback_data(
         fail("name one data version: `--data REV` (a git revision) or `--model N` (a model version).", 2)
     project.params  # a bad params file stops here, before any data moves  # noqa: B018
     if data is not None:  # an unknown revision is said before any server starts
-        from textops.core import scm
+        from textops.adapters import git
 
-        if not scm.resolve_commit(project.root, data):
+        if not git.resolve_commit(project.root, data):
             fail(f"unknown revision {data!r}: see `textops data versions` for the data versions.")
     state = run_flow(
         project, "rollback", "data_rollback", rev=data, model=model, force=force, reason=reason, discard=discard

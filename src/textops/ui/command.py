@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from textops.adapters.logs import start_logging
 from textops.core.errors import TextopsError, damaged_sqlite, disk_fault, disk_message, exit_code
-from textops.core.logs import start_logging
 
 if TYPE_CHECKING:
+    from textops.adapters.tracking import Session
     from textops.core.config import Params
-    from textops.core.tracking import Session
 
 
 @dataclass
@@ -71,7 +71,7 @@ def damaged_message(exc: BaseException, project: Project | None) -> str | None:
     found = damaged_sqlite(exc)
     if found is None:
         return None
-    from textops.core.tracking import damaged_store, tracking_uri
+    from textops.adapters.tracking import damaged_store, tracking_uri
 
     try:
         uri = tracking_uri(project.root, project.params) if project is not None else ""
@@ -131,11 +131,11 @@ def user_errors(name: str, project: Project | None = None) -> Iterator[None]:
         disk = disk_message(exc, f"textops {name}") or damaged_message(exc, project)
         if disk is not None:
             fail(disk)
-        from textops.core.tracking import server_gone
+        from textops.adapters.tracking import server_gone
 
         gone = server_gone(exc)
         if gone is None:
-            from textops.core import logs
+            from textops.adapters import logs
 
             where = f"the traceback is in {logs.CURRENT}" if logs.CURRENT else "run it with -v for the traceback"
             fail(
@@ -219,9 +219,9 @@ def run_flow(project: Project, module: str, flow: str, session: Session | None =
     import importlib
     import os
 
-    from textops.core.locks import project_runs, state_dir
-    from textops.core.logs import quiet_prefect
-    from textops.core.tracking import lend
+    from textops.adapters.locks import project_runs, state_dir
+    from textops.adapters.logs import quiet_prefect
+    from textops.adapters.tracking import lend
     from textops.flows import configure_prefect
     from textops.runtime.prefect_server import temporary_server
 

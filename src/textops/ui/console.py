@@ -94,9 +94,9 @@ def _fmt(value) -> str:
 
 def next_steps(root: Path, params: Params, summary: dict) -> str:
     """Where to look after a run: its files, the MLflow run, the log."""
-    from textops.core import logs, scm
+    from textops.adapters import git, logs
+    from textops.adapters.tracking import tracking_uri
     from textops.core.params_file import redact
-    from textops.core.tracking import tracking_uri
 
     uri = tracking_uri(root, params)  # a tracking server has its own UI
     ui = f"mlflow ui --backend-store-uri {params.mlflow.tracking_uri} --port 5000 --workers 1"
@@ -118,7 +118,7 @@ def next_steps(root: Path, params: Params, summary: dict) -> str:
     width = max(len(a) for a, _ in looks)
     lines = ["", "look at:"] + [f"  {a:<{width}}  # {b}" for a, b in looks]
     # --commit only where git can make the commit (it needs an identity: user.name and user.email).
-    ingest = "textops ingest NEW.csv --commit" if scm.can_commit(root) else "textops ingest NEW.csv"
+    ingest = "textops ingest NEW.csv --commit" if git.can_commit(root) else "textops ingest NEW.csv"
     lines += [
         "",
         f"MLflow (run {run_id[:12]}, the registry):" if run_id else "MLflow (runs, the registry):",

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import yaml
 
-from textops.core import lineage, scm
+from textops.adapters import dvc
+from textops.adapters.tracking import connect, store_exists, tracking_uri
+from textops.core import lineage
 from textops.core.artifacts import landing_files
 from textops.core.config import Params
-from textops.core.tracking import connect, store_exists, tracking_uri
 from textops.lifecycle.landed import HELD_DIR, REASON_SUFFIX
 from textops.registry.sqlstore import model_files_present, read_store
 
@@ -121,11 +122,11 @@ def run_row(run_id: str, status: str, start_ms: int, tags: dict, metrics: dict, 
 
 def data_state(root: Path, params: Params) -> dict:
     """The raw data version data/ holds now (data.dvc's md5; None before the first ingest), and how data/ differs
-    from it (`dvc_cache.raw_changes`: [] when it is that version byte for byte, or the local cache cannot tell)."""
-    from textops.core.dvc_cache import raw_changes, restore_advice
+    from it (`dvc.raw_changes`: [] when it is that version byte for byte, or the local cache cannot tell)."""
+    from textops.adapters.dvc import raw_changes, restore_advice
 
     try:
-        raw = scm.raw_md5(root, params)
+        raw = dvc.raw_md5(root, params)
         # data/ edited by hand is not the version data.dvc names, whoever trained on that version
         edited = raw_changes(root, params) if raw else None
     except Exception:  # a missing or conflicted pointer: status reports, the data commands explain

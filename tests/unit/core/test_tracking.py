@@ -6,8 +6,8 @@ import os
 
 import mlflow
 
+from textops.adapters.tracking import Session, tracking_uri
 from textops.core.config import Params
-from textops.core.tracking import Session, tracking_uri
 
 
 def test_tracking_uri_resolves_against_root_and_env_wins(tmp_path, monkeypatch):
@@ -40,7 +40,7 @@ def test_session_active_points_mlflow_at_the_store_and_back(tmp_path, monkeypatc
 def test_server_gone_names_a_tracking_server_that_stopped_answering():
     import requests
 
-    from textops.core.tracking import server_gone
+    from textops.adapters.tracking import server_gone
 
     def wrapped(exc: Exception) -> Exception:
         try:
@@ -64,8 +64,8 @@ def test_owner_tags_tell_a_live_owner_from_a_dead_or_reused_pid():
 
     import psutil
 
+    from textops.adapters.tracking import owner_alive, owner_tags
     from textops.core.lineage import OWNER_HOST, OWNER_PID, OWNER_START
-    from textops.core.tracking import owner_alive, owner_tags
 
     mine = owner_tags()
     assert owner_alive(mine) is True
@@ -86,8 +86,8 @@ def test_a_damaged_store_is_named_at_once_and_a_locked_one_as_held(tmp_path):
 
     import pytest
 
+    from textops.adapters.tracking import check_store
     from textops.core.errors import StateError
-    from textops.core.tracking import check_store
 
     damaged = tmp_path / "damaged.db"
     damaged.write_bytes(b"this was mlflow.db before a bad copy" * 200)

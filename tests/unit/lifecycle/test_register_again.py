@@ -7,9 +7,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
+from textops.adapters.tracking import Session
 from textops.core import lineage
 from textops.core.errors import RegistryError
-from textops.core.tracking import Session
 from textops.registry.registry import registered_before, write_version
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from helpers import store_opens
 
+from textops.adapters.tracking import connect, session_for
 from textops.core import lineage
 from textops.core.config import Params
-from textops.core.tracking import connect, session_for
 from textops.registry.noop import nothing_to_retrain
 from textops.registry.registry import champion, set_alias
 

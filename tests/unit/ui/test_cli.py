@@ -148,9 +148,9 @@ def test_status_says_data_edited_by_hand_is_nobodys_and_how_to_put_it_back(tmp_p
     """data/ edited outside textops: status says so (not "the champion's") and advises the checkout that works."""
     import json
 
+    from textops.adapters.dvc import file_md5
     from textops.core import lineage
     from textops.core.config import Params
-    from textops.core.dvc_cache import file_md5
     from textops.ui.status import data_state, format_status
 
     batch = tmp_path / "data" / "raw" / "batch-1.jsonl"

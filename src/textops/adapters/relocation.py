@@ -1,4 +1,5 @@
-"""A moved or copied project's SQLite MLflow store, repaired: MLflow records artifact locations as absolute paths.
+"""SQLite stores on disk: a consistent copy for the migrated templates new projects start from (`backup_sqlite`),
+and a moved or copied project's MLflow store repaired: MLflow records artifact locations as absolute paths.
 `tracking.connect` runs it on the store it has just checked (one open of the file)."""
 
 from __future__ import annotations
@@ -89,3 +90,24 @@ def _relocate(root: Path, params: Params, db: str, con: sqlite3.Connection) -> s
         message = f"the project moved from {old_root} to {new_root}: its MLflow store now points at the new place"
     logging.getLogger("textops").warning(message)
     return message
+
+
+def backup_sqlite(db: Path, target: Path) -> None:
+    """A consistent copy of the SQLite database DB (SQLite's backup API, safe while others use it) at TARGET,
+    unless TARGET exists. Failures are left unsaid: a template is only a speed-up."""
+    import sqlite3
+
+    if target.is_file():
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        src, dst = sqlite3.connect(db), sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        os.replace(tmp, target)
+    except (OSError, sqlite3.Error):
+        pass

@@ -114,8 +114,8 @@ def start_logging(root: Path, command: str, verbose: bool) -> Path | None:
 
 def _planted_link(root: Path) -> bool:
     """Whether `.textops` or `.textops/logs` under ROOT is a symbolic link."""
+    from textops.adapters.locks import state_path
     from textops.core.errors import StateError
-    from textops.core.locks import state_path
 
     try:
         state_path(root, LOG_DIR.name)

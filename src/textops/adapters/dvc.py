@@ -1,4 +1,5 @@
-"""git and DVC: the one place that runs them, and the one owner of the raw-data pointer.
+"""DVC: the one place that runs it, the one owner of the raw-data pointer and dvc.lock, and what the local DVC
+cache holds of a data version.
 
 The raw data lives in `data.raw_dir` (default `data/raw`) inside the directory that `data.dvc` tracks
 (`data/`); the cleaned splits are the `preprocess` stage's output, pinned in `dvc.lock`. `raw_pointer` and
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from textops.adapters.git import git, git_ok, head, show
 from textops.core.artifacts import split_rows
-from textops.core.errors import PushFailed, StateError
+from textops.core.errors import DataError, PushFailed, StateError
 
 if TYPE_CHECKING:
     from textops.core.config import Params
@@ -30,95 +32,6 @@ log = logging.getLogger(__name__)
 
 DVC_LOCK = "dvc.lock"
 DVC_YAML = "dvc.yaml"
-
-
-# --------------------------------------------------------------------------------------------------
-# git
-
-
-def git(root: Path, *args: str, check: bool = True) -> str:
-    """`git ARGS` in ROOT; its stdout. With CHECK a failure raises StateError naming the command."""
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise StateError(f"git {' '.join(args)} failed in {root}: {(proc.stderr or proc.stdout).strip()}")
-    return proc.stdout
-
-
-def git_ok(root: Path, *args: str) -> str | None:
-    """`git ARGS` in ROOT: its stripped stdout, or None when it fails (not a repository, no such revision)."""
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def show(root: Path, rev: str, path: str) -> str | None:
-    """The content of PATH at REV, or None when it does not exist there."""
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def resolve_commit(root: Path, rev: str) -> str | None:
-    """The full commit id REV names, or None."""
-    return git_ok(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}") or None
-
-
-def head(root: Path) -> str | None:
-    return git_ok(root, "rev-parse", "HEAD")
-
-
-def is_dirty(root: Path, outputs: tuple[str, ...] = ()) -> bool | None:
-    """Tracked files changed since HEAD, other than OUTPUTS (paths or folders the pipeline itself writes, whose
-    content the lineage records apart: data.dvc, dvc.lock, metrics/, DVC's .gitignore entries). None outside a
-    git repository."""
-    names = git_ok(root, "diff", "HEAD", "--name-only", "--no-renames")  # staged or not; None before a first commit
-    if names is None:
-        status = git_ok(root, "status", "--porcelain", "--untracked-files=no")
-        return None if status is None else bool(status)
-    prefix = git_ok(root, "rev-parse", "--show-prefix") or ""  # the paths are relative to the repository
-    changed = [p.removeprefix(prefix) for p in names.splitlines() if p]
-    ours = [p for p in changed if Path(p).name == ".gitignore" or any(p == o or p.startswith(f"{o}/") for o in outputs)]
-    return len(ours) < len(changed)
-
-
-def can_commit(root: Path) -> bool:
-    """ROOT is a git work tree whose commits have an author and a committer (git config or GIT_* variables)."""
-    if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
-        return False
-    return all(git_ok(root, "var", ident) is not None for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"))
-
-
-def require_commit(root: Path) -> None:
-    """Refuse --commit before anything is written when git could not make the commit (git's own message is 12
-    lines about --global, after the work was done)."""
-    if git_ok(root, "rev-parse", "--is-inside-work-tree") != "true":
-        raise StateError(f"--commit needs a git repository and {root} is not in one: `git init` it, or drop --commit.")
-    if not can_commit(root):
-        raise StateError(
-            '--commit needs a git identity and git has none here: set one with `git config user.name "Your Name"` '
-            "and `git config user.email you@example.com` (add --global for every repository), or drop --commit. "
-            "Nothing was changed."
-        )
-
-
-def commit_files(root: Path, paths: list[str], message: str) -> bool:
-    """`git add` and commit PATHS (relative to ROOT) with MESSAGE; False when nothing changed in them."""
-    present = [p for p in paths if (Path(root) / p).exists() or show(root, "HEAD", p) is not None]
-    if not present:
-        return False
-    git(root, "add", "-A", "--", *present)
-    proc = subprocess.run(
-        ["git", "commit", "-q", "-m", message, "--", *present], cwd=root, capture_output=True, text=True
-    )
-    if proc.returncode == 0:
-        return True
-    if "nothing" in proc.stdout + proc.stderr and "commit" in proc.stdout + proc.stderr:
-        return False
-    git_ok(root, "reset", "-q", "--", *present)  # nothing left staged by a commit that did not happen
-    raise StateError(f"git commit of {', '.join(present)} failed: {(proc.stderr or proc.stdout).strip()}")
-
-
-def unstage(root: Path, paths: list[str]) -> None:
-    """Put the index of PATHS back to HEAD's (DVC's autostage may have `git add`-ed them)."""
-    git_ok(root, "reset", "-q", "--", *paths)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,3 +265,87 @@ def publish_data(root: Path, params: Params) -> bool:
     except PushFailed as exc:
         logging.getLogger("textops").warning(str(exc))
         return False
+
+
+# --------------------------------------------------------------------------------------------------
+# the local cache: what it holds of a data version, read without checking anything out
+
+
+def cache_path(root: Path, md5: str) -> Path:
+    """Where the local DVC cache keeps the object MD5 (a file, or a directory's `.dir` listing)."""
+    return Path(dvc_repo(root).cache.local.oid_to_path(md5))
+
+
+def cached_object(root: Path, md5: str) -> Path:
+    """An object of the local DVC cache, to read: at DVC 3's default place (`.dvc/cache/files/md5/ab/cdef..`) when
+    it is there, so the common case imports no DVC (objects are named by their content: any copy is the right
+    one); where the project's DVC configuration puts the cache otherwise."""
+    default = Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    return default if len(md5) > 2 and default.is_file() else cache_path(root, md5)
+
+
+def dir_listing(root: Path, dir_md5: str) -> dict[str, str] | None:
+    """relpath -> md5 of the files of a directory version, from its `.dir` object in the local DVC cache; None
+    when the cache does not hold it."""
+    import json
+
+    try:
+        entries = json.loads(cached_object(root, dir_md5).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {e["relpath"]: e["md5"] for e in entries if "relpath" in e and "md5" in e}
+
+
+def file_md5(path: Path) -> str:
+    """DVC's hash of a file (MD5 of its bytes)."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()
+
+
+def dir_differences(root: Path, rel_dir: str, dir_md5: str) -> list[str] | None:
+    """How the files under ROOT/REL_DIR differ from the directory version DIR_MD5 ("changed: x", "missing: y",
+    "added: z"), [] when they are that version byte for byte, None when the local cache cannot tell."""
+    listing = dir_listing(root, dir_md5)
+    if listing is None:
+        return None
+    base = Path(root) / rel_dir
+    present = {p.relative_to(base).as_posix(): p for p in base.rglob("*") if p.is_file()} if base.is_dir() else {}
+    present = {k: v for k, v in present.items() if Path(k).name != ".gitignore"}
+    found = [f"changed: {rel}" for rel, md5 in listing.items() if rel in present and file_md5(present[rel]) != md5]
+    found += [f"missing: {rel}" for rel in listing if rel not in present]
+    found += [f"added: {rel}" for rel in present if rel not in listing]
+    return sorted(found)
+
+
+def raw_changes(root: Path, params: Params) -> list[str] | None:
+    """How data/ differs from the version data.dvc names (an edit outside `textops ingest`); see dir_differences."""
+    md5 = raw_md5(root, params)
+    return None if md5 is None else dir_differences(root, tracked_dir(params), md5)
+
+
+def restore_advice(params: Params) -> str:
+    """The command that puts data/ back as data.dvc names it: `--force`, since DVC will not overwrite a changed file
+    without it (the plain `dvc checkout` fails on exactly the files edited)."""
+    return (
+        f"Put it back with `dvc checkout --force {raw_pointer(params)}` (the edits are lost: to keep new rows, save "
+        "them to a file first and add it with `textops ingest FILE`, so that it becomes a versioned batch)"
+    )
+
+
+def edited_message(params: Params, changes: list[str]) -> str:
+    """How data/ was changed outside textops (CHANGES, from `raw_changes`) and what to do."""
+    shown = "; ".join(changes[:5]) + ("; ..." if len(changes) > 5 else "")
+    return (
+        f"{tracked_dir(params)}/ differs from the data version {raw_pointer(params)} names ({shown}): it was "
+        f"changed outside `textops ingest`. {restore_advice(params)}."
+    )
+
+
+def require_untouched_raw(root: Path, params: Params) -> None:
+    """DataError when data/ was changed outside `textops ingest`: its version would not be the one data.dvc names,
+    so "nothing to retrain" and every lineage tag would be wrong."""
+    changes = raw_changes(root, params)
+    if changes:
+        raise DataError(edited_message(params, changes))

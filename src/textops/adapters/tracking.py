@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textops.adapters.relocation import artifact_location, backup_sqlite, relocate_store
 from textops.core.config import Params
-from textops.core.env import backup_sqlite, copy_if_absent, template_dir
+from textops.core.env import copy_if_absent, template_dir
 from textops.core.lineage import KILLED, OWNER_HOST, OWNER_PID, OWNER_START
 from textops.core.params_file import relative_sqlite_path
-from textops.core.relocation import artifact_location, relocate_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
