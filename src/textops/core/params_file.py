@@ -119,32 +119,39 @@ def flatten(params: BaseModel) -> dict[str, object]:
 
 
 def set_section_values(text: str, section: str, values: dict) -> str:
-    """TEXT (a params.yaml) with SECTION's top-level KEY: lines set to VALUES, comments and layout kept; a key the
-    section lacks is added at its end, indented as the section's keys are."""
-    import re
+    """TEXT (a params.yaml) with SECTION's top-level keys set to VALUES, comments and layout kept (ruamel.yaml's
+    round trip, the library DVC itself edits YAML with); a key the section lacks is added at its end."""
+    import io
 
-    def scalar(value) -> str:
-        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    from ruamel.yaml import YAML
 
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}:\s*(#.*)?$", line)), None)
-    if start is None:
-        return text.rstrip("\n") + f"\n\n{section}:\n" + "".join(f"  {k}: {scalar(v)}\n" for k, v in values.items())
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()), len(lines))
-    key_line = re.compile(r"^(\s+)([A-Za-z_]\w*)(:\s*)([^#\n]*?)(\s*#.*)?(\n?)$")
-    keys = {i: key_line.match(lines[i]) for i in range(start + 1, end)}
-    indent = min((len(m.group(1)) for m in keys.values() if m), default=2)  # the section's own keys, not nested ones
-    todo = dict(values)
-    for i, found in keys.items():
-        if found and found.group(2) in todo and len(found.group(1)) == indent:
-            value, pad = scalar(todo.pop(found.group(2))), found.group(5) or ""
-            if pad:  # keep the comment in its column where the new value fits
-                width = len(found.group(4)) + len(pad) - len(pad.lstrip())
-                pad = " " * max(1, width - len(value)) + pad.lstrip()
-            lines[i] = f"{found.group(1)}{found.group(2)}{found.group(3)}{value}{pad}{found.group(6)}"
-    while end > start + 1 and not lines[end - 1].strip():
-        end -= 1
-    return "".join(lines[:end] + [f"{' ' * indent}{k}: {scalar(v)}\n" for k, v in todo.items()] + lines[end:])
+    yaml_rt = YAML()  # round-trip: comments, key order, quotes and number formats as written
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096  # never fold a long line the user wrote on one
+    yaml_rt.indent(mapping=_indent_of(text), sequence=_indent_of(text) + 2, offset=_indent_of(text))
+    yaml_rt.representer.add_representer(type(None), _null)  # `null` as written, not an empty value
+    document = yaml_rt.load(text)
+    if document is None:
+        document = yaml_rt.load(f"{section}: {{}}\n")
+    if document.get(section) is None:
+        document[section] = {}
+    document[section].update(values)
+    out = io.StringIO()
+    yaml_rt.dump(document, out)
+    return out.getvalue()
+
+
+def _null(representer, _value):
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
+def _indent_of(text: str) -> int:
+    """The indentation of TEXT's first nested key (2 where it has none): the round trip writes every level so."""
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if stripped and not stripped.startswith(("#", "-")) and len(stripped) < len(line):
+            return len(line) - len(stripped)
+    return 2
 
 
 def relative_sqlite_path(uri: str) -> str | None:
