@@ -9,17 +9,15 @@ This directory is installed as the package `textops.flows` (see pyproject.toml),
 loads by path (`prefect deploy`, a worker) imports the installed package only, like the CLI and the tests.
 
 Nothing here imports Prefect: `configure_prefect` must run before the first `import prefect`, because Prefect
-reads its settings once, at import.
+reads its settings once, at import. Importing a flow module changes nothing in the process: each flow sets the
+offline switches when it starts (`pipeline.project`, the first call of every flow, before MLflow, DVC or
+transformers is imported), whether the CLI runs it or a worker's flow-run process loads it by path.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from textops.core.env import set_offline_env
-
-set_offline_env()  # a flow module is an entry point: before Prefect, MLflow or DVC is imported
 
 # Prefect's temporary server (used when no PREFECT_API_URL is set) runs migrations on a fresh home
 # before it answers; on a slow or shared machine that takes minutes, not Prefect's 20 s. textops' own start-up

@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 from textops.adapters.logs import note, stage
 from textops.adapters.tracking import Session, lent, session_for
 from textops.core.config import Params, load_params
+from textops.core.env import set_offline_env
 from textops.core.errors import TextopsError, ValidationFailed
 from textops.runtime.training_slot import TRAINING_LIMIT, SlotWaitTimeout, ensure_limit, training_slot
 
@@ -27,7 +28,10 @@ TRAIN_RETRIES = 2
 
 
 def project(project_dir: str | Path, params_file: str, overrides: list[str] | None = None) -> tuple[Path, Params]:
-    """The project root (where the params file lives) and its validated params, with OVERRIDES applied."""
+    """The project root (where the params file lives) and its validated params, with OVERRIDES applied. The first
+    call of every flow: a flow is an entry point (a worker's flow-run process loads it by path), so this is where
+    the offline switches are set, before the stages import MLflow, DVC or transformers."""
+    set_offline_env()
     path = Path(project_dir).resolve() / params_file
     return path.parent, load_params(path, tuple(overrides or ()))
 

@@ -43,3 +43,21 @@ def test_train_retries_transient_errors_only():
     assert transient_only(None, None, failed(ConnectionError("tracking server went away"))) is True
     assert transient_only(None, None, failed(DataError("bad labels"))) is False
     assert transient_only(None, None, failed(StateError("no data"))) is False
+
+
+def test_importing_the_flows_changes_no_environment_and_a_flow_start_sets_the_offline_switches(tmp_path, monkeypatch):
+    import importlib
+
+    import textops.flows
+    import textops.flows.pipeline
+    from textops.core.env import OFFLINE_ENV
+
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV})
+    before = dict(os.environ)
+    importlib.reload(textops.flows)
+    pipeline = importlib.reload(textops.flows.pipeline)
+    assert os.environ == before
+    (tmp_path / "params.yaml").write_text("{}\n")
+    root, _ = pipeline.project(tmp_path, "params.yaml")
+    assert root == tmp_path.resolve()
+    assert {k: os.environ.get(k) for k in OFFLINE_ENV} == OFFLINE_ENV
