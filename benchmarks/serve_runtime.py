@@ -1,7 +1,8 @@
 """The serving runtimes side by side on one trained model: PyTorch, ONNX (fp32) and ONNX with int8 weights.
 
 The model directory (a Hugging Face classifier as the train stage saves it, e.g. artifacts/model/hf of a
-`benchmarks/train_sst2.py minilm` project) is exported as the train stage exports it (`textops.export`), saved as
+`benchmarks/train_sst2.py minilm` project) is exported as the train stage exports it
+(`textops.modeling.export`), saved as
 the pyfunc textops logs (`mlflow.pyfunc.save_model` of `textops/modeling/pyfunc.py` with its model_config), and loaded
 three times with `mlflow.pyfunc.load_model(..., model_config=...)`: each runtime answers through the same
 `predict` a server calls. For each: p50/p99 of one short text per call, texts/s at 32 texts per call, and

@@ -126,7 +126,7 @@ def stages(model: str, data: dict[str, pd.DataFrame], args) -> dict:
 
 
 def dev_curve(dev: pd.DataFrame, points: list[dict]) -> None:
-    """Patch textops.train.build_trainer so that every evaluation also scores DEV, appending to POINTS:
+    """Patch textops.modeling.train.build_trainer so that every evaluation also scores DEV, appending to POINTS:
     step, training seconds so far (dev scoring left out), val and dev accuracy. Measurement only."""
     from transformers import TrainerCallback
 

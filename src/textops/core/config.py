@@ -28,7 +28,7 @@ MAX_UNKNOWN_SHARE = 0.05
 class SplitParams(Section):
     val: float = Field(0.1, gt=0, lt=0.5)
     test: float = Field(0.1, gt=0, lt=0.5)
-    # containment: a text inside a train text is in train (no test text seen in training; textops.overlap);
+    # containment: a text inside a train text is in train (no test text seen in training; textops.data.overlap);
     # text: each text by its own hash alone (the leak is still measured and reported)
     by: Literal["containment", "text"] = "containment"
 
@@ -114,7 +114,8 @@ class TinyModelParams(Section):
 
 
 class ModelParams(Section):
-    # auto (textops.model.resolve_base), tiny, minilm, a local directory, or a hub id (local cache unless allowed)
+    # auto (textops.modeling.model.resolve_base), tiny, minilm, a local directory, or a hub id (local cache unless
+    # allowed)
     base: str = "auto"
     max_length: int = Field(128, ge=8, le=4096)  # the longest input in tokens, or less (model.fitted_length)
     length_percentile: float | None = Field(99.0, gt=0, le=100)
@@ -141,7 +142,7 @@ def with_preset(train: dict, base: str) -> dict:
 
 
 class TrainParams(Section):
-    # null: the preset for model.base (PRESETS); for `auto`, filled by the train stage (textops.model.resolved)
+    # null: the preset for model.base (PRESETS); for `auto`, filled by the train stage (textops.modeling.model.resolved)
     epochs: float | None = Field(None, gt=0)
     batch_size: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(64, ge=1)
@@ -152,7 +153,7 @@ class TrainParams(Section):
     max_train_samples: int | None = Field(None, ge=1)
     group_by_length: bool = True  # batches of similar lengths (train.length_grouped_trainer)
     optimizer: Literal["adamw_torch_fused", "adamw_torch"] = "adamw_torch_fused"
-    threads: int | None = Field(None, ge=1, le=256)  # null: textops.env.set_torch_threads decides
+    threads: int | None = Field(None, ge=1, le=256)  # null: textops.core.env.set_torch_threads decides
     # Evaluations (each with a checkpoint) per epoch; patience counts them, so 2 and 2 stop after one whole epoch
     # without a better val macro-F1 or a lower val loss (modeling.stopping). save_steps, when set, evaluates every
     # that many steps instead.
@@ -174,7 +175,8 @@ class EvaluateParams(Section):
     # Also fit TF-IDF + logistic regression on the train split and score it on the test split (textops.baseline).
     baseline: bool = True
     baseline_max_features: int = Field(100_000, ge=100)
-    # The run report's most confidently wrong test rows, explained (textops.explain): how many, and the steps of each.
+    # The run report's most confidently wrong test rows, explained (textops.modeling.explain): how many, and the
+    # steps of each.
     explain_rows: int = Field(5, ge=0, le=100)
     explain_steps: int = Field(32, ge=2, le=1000)
 

@@ -28,7 +28,7 @@ class ServeParams(Section):
     log_requests: bool = False
     log_texts: bool = False
     # With log_texts: e-mail addresses, phone numbers, cards, IBANs, IPs, URL credentials -> <EMAIL>... before
-    # any file is written (textops.redact; docs/privacy.md)
+    # any file is written (textops.core.redact; docs/privacy.md)
     redact: bool = True
     request_log_dir: str = "logs/requests"
     request_log_format: Literal["jsonl", "parquet"] = "jsonl"

@@ -98,7 +98,7 @@ def split_rows(
     texts: pd.Series, labels: np.ndarray, params: Params, containment: bool = True
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(positions, the split of each text, the leak report): by hash, and with data.split.by `containment` (the
-    default) no val or test text inside a train text (`textops.overlap`). CONTAINMENT=False: by hash alone, the
+    default) no val or test text inside a train text (`textops.data.overlap`). CONTAINMENT=False: by hash alone, the
     leak not measured (the ingest gate's quick look at what the splits would be)."""
     from textops.data.overlap import leak_report, split_by_containment
 

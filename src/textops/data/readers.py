@@ -36,7 +36,7 @@ FORMATS = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
     ".json": "labelstudio",
-}  # .json to ingest: Label Studio's JSON export (textops.labelstudio)
+}  # .json to ingest: Label Studio's JSON export (textops.live.labelstudio)
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}  # written
 
 

@@ -1,6 +1,6 @@
 """Crash safety for the commands that change data/ in several steps (`ingest`, `data checkout`).
 
-Each holds the project's data lock (`textops.locks`, released by the kernel when the process dies) and
+Each holds the project's data lock (`textops.adapters.locks`, released by the kernel when the process dies) and
 writes a journal (`.textops/journal.json`) before its first change, removing it after its last. A journal
 found by the next holder of the lock therefore belongs to a process that died half way (SIGKILL, OOM, a lost
 machine): `recover` puts back what the journal saved and says what it did, so data/, data.dvc and dvc.lock

@@ -157,7 +157,7 @@ def shared_texts(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def gx_context():
-    """A fresh ephemeral GX context with no Data Docs site: the report is textops' own page (textops.reports),
+    """A fresh ephemeral GX context with no Data Docs site: the report is textops' own page (textops.data.reports),
     because GX's pages load their scripts from CDNs (blank offline) and put data values into the HTML unescaped."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (

@@ -120,7 +120,7 @@ def ingest(
     together pass the batch checks; no unknown label (unless ALLOW_NEW_LABELS); no file relabels texts already in the
     data (unless ALLOW_RELABEL); unless ACCEPT_SHIFT (a person looked), the champion still scores on them about as
     well as it expects there; with GATE, the data with these files added still passes the clean suites. A bad file
-    in a list leaves data/ as it was, and so does a killed ingest (see textops.recovery).
+    in a list leaves data/ as it was, and so does a killed ingest (see textops.data.recovery).
 
     Into a project whose data is the embedded demo alone (`textops run` on an empty project), the files replace
     the demo (unless KEEP_DEMO): the labels, relabel and champion checks then have nothing to compare with. DEMO
@@ -214,7 +214,7 @@ def write_batches(
 
 
 def ingest_sample(root: Path, params: Params, output: Path | None = None, ingest_it: bool = True, demo: bool = False):
-    """Write the built-in sample (see textops.sample) and ingest it; None when only written. DEMO marks it as the
+    """Write the built-in sample (see textops.data.sample) and ingest it; None when only written. DEMO marks it as the
     embedded demo (`textops run` on an empty project), which the user's own data then replaces."""
     from textops.data.sample import make_sample
 

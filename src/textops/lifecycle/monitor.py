@@ -7,7 +7,7 @@ its training run recorded (`guards.champion_split`), so the comparison holds wha
 The train split is the reference for text lengths, vocabulary and labels; its val and test splits (texts the
 model never learned from) for what the model makes of texts: embeddings, predicted classes and confidence, since
 a model's view of its own training texts is not what it sees of any new text. Labelled rows also give the
-champion's accuracy and macro-F1 against its recorded test figures. The statistics are in `textops.drift`.
+champion's accuracy and macro-F1 against its recorded test figures. The statistics are in `textops.live.drift`.
 
 Results: `metrics/monitor.json`, a self-contained HTML report (`monitor.report_dir`), and a run in the MLflow
 experiment `monitor.experiment` with the figures as metrics and both files as artifacts.

@@ -1,5 +1,5 @@
 """The register stage: register the evaluated model as `challenger`, compare it with the champion on the same
-test rows, and promote it when the policy (`textops.policy`) says so.
+test rows, and promote it when the policy (`textops.core.policy`) says so.
 
 The champion is scored again on the challenger's test split, so both numbers come from the same rows. The
 decision and its evidence go on the model version as tags (created with the version, in one call) and into

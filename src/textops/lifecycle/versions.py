@@ -172,7 +172,7 @@ def restore(root: Path, params: Params, files: dict[str, str], label: str, commi
         saved = {p: read_text(root / p) for p in pointers(params)}
         try:
             # The journal puts the pointers and data back if this raises, and the next command does it if
-            # the process is killed half way (textops.recovery). The data comes back from a hard-linked copy
+            # the process is killed half way (textops.data.recovery). The data comes back from a hard-linked copy
             # taken first, not from the DVC cache, which need not hold it (a wiped or shared cache).
             with journal(root, "checkout", rev=label, pointer=pointer, pointers=saved, backup=backup_dirs(root, outs)):
                 for path, content in files.items():

@@ -1,5 +1,5 @@
 """The index of the answers `textops serve` logged (`answers.sqlite` beside the request log), by the server's
-request id and position: what `POST /feedback` matches a label to (textops.feedback)."""
+request id and position: what `POST /feedback` matches a label to (textops.live.feedback)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ANSWERS = "answers.sqlite"
 
 
 class Answers:
-    """The index of logged answers, for feedback (textops.feedback): `answers.sqlite` in DIRECTORY, every answer by
+    """The index of logged answers, for feedback (textops.live.feedback): `answers.sqlite` in DIRECTORY, every answer by
     (request id, position): when, the model version, the predicted label, the classes that model has, and the text
     where serve.log_texts keeps texts. SQLite, because the workers of one server, and the next server after a
     restart, all answer feedback on any of them. Answers older than serve.feedback_max_age_days are pruned as the
@@ -31,7 +31,7 @@ class Answers:
         return con
 
     def add(self, rows: list[dict]) -> None:
-        """Index request-log ROWS (textops.request_log's rows: request_id, index, time, model_version, label,
+        """Index request-log ROWS (textops.live.request_log's rows: request_id, index, time, model_version, label,
         probabilities, text where kept)."""
         records = [
             (

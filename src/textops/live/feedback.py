@@ -8,7 +8,7 @@ This module owns the feedback files, in serve.request_log_dir beside the request
 - `feedback-<UTC time>-<pid>.jsonl` (`request_log.feedback_files`): one line per accepted label, flushed and fsynced
   before the server answers 2xx. A second label for the same answer is a later line: the newest counts, both are
   kept. Pruned with the request log (serve.request_log_keep files, rows for serve.request_log_days:
-  textops.retention). The text of a row is the request log's, redacted as it is (serve.redact).
+  textops.live.retention). The text of a row is the request log's, redacted as it is (serve.redact).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class FeedbackError(Exception):
 
 
 def normal_label(label) -> str:
-    """A label as the data keeps it (textops.ingest): text, trimmed, Unicode NFC."""
+    """A label as the data keeps it (textops.lifecycle.ingest): text, trimmed, Unicode NFC."""
     return unicodedata.normalize("NFC", str(label).strip())
 
 
@@ -135,7 +135,7 @@ def resolve(items: list[dict], lookup) -> list[dict]:
 
 class FeedbackLog:
     """The append-only feedback files of this process in DIRECTORY (one at a time, rotated at ROTATE_BYTES and after
-    a day, or a quarter of DAYS, so that retention reaches them: textops.retention prunes them with the request
+    a day, or a quarter of DAYS, so that retention reaches them: textops.live.retention prunes them with the request
     log)."""
 
     def __init__(self, directory: Path, rotate_bytes: int, days: float | None = None):

@@ -3,8 +3,8 @@ Studio tasks with the champion's answer as a pre-annotation (`textops label queu
 such a project read back as labelled rows, one per task, its latest annotation's (`textops ingest export.json`; the
 JSON_MIN, CSV and TSV exports too).
 
-The queue reads the request log (textops.request_log; texts are there only with serve.log_texts), skips answers
-that already have feedback (textops.feedback), keeps one row per text, and spreads its picks over the predicted
+The queue reads the request log (textops.live.request_log; texts are there only with serve.log_texts), skips answers
+that already have feedback (textops.live.feedback), keeps one row per text, and spreads its picks over the predicted
 classes and the hours they were served in, so one busy hour or one confusing class does not fill it.
 """
 

@@ -1,7 +1,7 @@
 """The optional request log of `textops serve` (serve.log_requests), for monitoring: one row per scored text
 with the time, request id, model version, predicted label and probabilities, the text's length and a hash of
 it (the text itself only with serve.log_texts, and then with personal data replaced by typed placeholders,
-textops.redact, unless serve.redact is false; the hash is then the redacted text's: docs/privacy.md).
+textops.core.redact, unless serve.redact is false; the hash is then the redacted text's: docs/privacy.md).
 
 Rows are queued by the request and written by one background thread, so a slow disk never slows an answer (a
 full queue drops rows and counts them). Files live in serve.request_log_dir, one series per worker process:
@@ -10,7 +10,7 @@ serve.request_log_format parquet the open file is still that JSONL, turned into 
 server stops: a Parquet file has no footer until it is closed, so written directly it could not be read while the
 server runs and would be lost whole to a kill. A file rotates at serve.request_log_rotate_mb; the newest
 serve.request_log_keep files of the project are kept (whichever process wrote them: a restarted server's old
-files count too), and no row older than serve.request_log_days (textops.retention). This module owns the layout:
+files count too), and no row older than serve.request_log_days (textops.live.retention). This module owns the layout:
 `log_files` lists them (`feedback_files` the feedback beside them) and `read_window` reads them for the monitor, in
 chunks, keeping only the rows of a time window.
 """
@@ -67,7 +67,7 @@ class RequestLog:
         self.days, self.rotate_seconds = days, retention.rotate_seconds(days)  # serve.request_log_days
         self.rotate_bytes, self.keep = int(rotate_mb * 1_000_000), keep
         self.dropped = 0
-        # Every answer is indexed for feedback (textops.feedback); until the writer has, it is found here.
+        # Every answer is indexed for feedback (textops.live.feedback); until the writer has, it is found here.
         self.answers, self.answers_days = Answers(self.directory), answers_days
         self._pending: dict[str, tuple] = {}
         # A client's own X-Request-Id by the server's id of its answer: logged beside it as `client_request_id`.
@@ -242,7 +242,7 @@ class RequestLog:
 
     def _expire(self) -> None:
         """Retention: the newest `keep` files of the project's request log and feedback (never this process's open
-        file), no row older than `days`, no answer indexed longer than either (textops.retention)."""
+        file), no row older than `days`, no answer indexed longer than either (textops.live.retention)."""
         try:
             if self._file is not None and time.time() - self._opened > self.rotate_seconds:
                 self._finish()  # an idle file closed: its rows expire in time
@@ -261,7 +261,7 @@ class RequestLog:
 
 
 LOG_NAME = re.compile(r"requests-\d{8}T\d{6}-\d+(-\d+)?\.(jsonl|parquet)")
-FEEDBACK_NAME = re.compile(r"feedback-\d{8}T\d{6}-\d+(-\d+)?\.jsonl")  # written by textops.feedback
+FEEDBACK_NAME = re.compile(r"feedback-\d{8}T\d{6}-\d+(-\d+)?\.jsonl")  # written by textops.live.feedback
 READ_CHUNK_ROWS = 50_000
 
 
@@ -303,7 +303,7 @@ def log_files(directory: Path) -> list[Path]:
 
 
 def feedback_files(directory: Path) -> list[Path]:
-    """The feedback files (textops.feedback) in DIRECTORY, oldest first."""
+    """The feedback files (textops.live.feedback) in DIRECTORY, oldest first."""
     directory = Path(directory)
     return sorted(p for p in directory.iterdir() if FEEDBACK_NAME.fullmatch(p.name)) if directory.is_dir() else []
 

@@ -1,5 +1,5 @@
-"""What becomes of the files in serve.request_log_dir after they are written (the request log, textops.request_log,
-and the feedback files, textops.feedback): a finished JSONL file of the request log turned into Parquet, and the
+"""What becomes of the files in serve.request_log_dir after they are written (the request log, textops.live.request_log,
+and the feedback files, textops.live.feedback): a finished JSONL file of the request log turned into Parquet, and the
 retention of both series: the newest serve.request_log_keep files of each, and no row older than
 serve.request_log_days. A file whose rows are all older goes whole; a file with older and newer rows is rewritten
 aside without the older ones, then renamed over itself.

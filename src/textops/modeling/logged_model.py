@@ -1,5 +1,5 @@
-"""The MLflow model a training logs: `textops/pyfunc.py` as code, the Hugging Face weights and, where the
-architecture exports, its ONNX graphs (`textops.export`), with explicit requirements and the serving runtime as
+"""The MLflow model a training logs: `textops/modeling/pyfunc.py` as code, the Hugging Face weights and, where the
+architecture exports, its ONNX graphs (`textops.modeling.export`), with explicit requirements and the serving runtime as
 its model_config."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def pip_requirements() -> list[str]:
 
 def log_model(hf_dir: Path, labels: list[str], texts: list[str], serve: ServeParams):
     """Log the saved model as the pyfunc at artifact path `model`, with a signature and input example, and its ONNX
-    graphs (fp32 and int8, `textops.export`) beside the PyTorch weights when the architecture exports. Its
+    graphs (fp32 and int8, `textops.modeling.export`) beside the PyTorch weights when the architecture exports. Its
     model_config is SERVE's runtime, what `mlflow models serve` runs; textops' own loads pass theirs. TEXTS (the
     validation split's) check the ONNX graphs against PyTorch; three typical ones are the input example."""
     import mlflow

@@ -25,7 +25,7 @@ def model_uri(params: Params, version: str | None = None) -> str:
 
 def runtime_config(serve: ServeParams | None) -> dict:
     """The pyfunc's model_config for the serving runtime in SERVE (params.serve); None: PyTorch, what monitoring
-    needs (the transformer's hidden states). onnxruntime gets as many threads as torch would (textops.env)."""
+    needs (the transformer's hidden states). onnxruntime gets as many threads as torch would (textops.core.env)."""
     from textops.core.env import usable_cpus
 
     omp = os.environ.get("OMP_NUM_THREADS", "")

@@ -28,7 +28,7 @@ TFIDF_RUNTIME = "sklearn"
 # A TF-IDF model reads this many characters of a text: far more than any review, and a 5 MB request costs no
 # more than a long text (the character n-grams of the whole string would take seconds).
 TFIDF_MAX_CHARS = 20_000
-ONNX_ARTIFACT = "onnx"  # model.onnx and model.int8.onnx (textops.export), where the export succeeded
+ONNX_ARTIFACT = "onnx"  # model.onnx and model.int8.onnx (textops.modeling.export), where the export succeeded
 ONNX_FILES = {False: "model.onnx", True: "model.int8.onnx"}
 # The model_config the model is logged with (every key must be there to be overridable at load time):
 # runtime torch | onnx, quantize (the int8 ONNX graph), threads (onnxruntime's intra-op threads, 0: its default).
@@ -235,7 +235,7 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         config = {**DEFAULT_CONFIG, **(getattr(context, "model_config", None) or {})}
         onnx_dir = context.artifacts.get(ONNX_ARTIFACT)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.hf_path = path  # textops.explain loads the PyTorch weights from here when ONNX serves
+        self.hf_path = path  # textops.modeling.explain loads the PyTorch weights from here when ONNX serves
         if config["runtime"] == "onnx" and onnx_dir and os.path.isfile(os.path.join(onnx_dir, ONNX_FILES[False])):
             graph = os.path.join(onnx_dir, ONNX_FILES[bool(config["quantize"])])
             self.session = onnx_session(graph, int(config["threads"] or 0))
@@ -276,7 +276,7 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
 # so the model, when the scoring server loads it, wraps the server's `invocations` function (looked up
 # by the request handler at call time) with these checks. If MLflow renames that function, the guard
 # is skipped with a warning, and tests/integration/test_serve.py (`mlflow models serve` of the champion) fails.
-# `textops serve` does not use this: it reads requests with `textops.scoring`, which calls `request_problem`.
+# `textops serve` does not use this: it reads requests with `textops.serving.scoring`, which calls `request_problem`.
 
 SERVER_MODEL_PATH_ENV = "__pyfunc_model_path__"  # mlflow.pyfunc.scoring_server._SERVER_MODEL_PATH
 TEXT_LISTS = ("inputs", "instances")

@@ -241,7 +241,9 @@ def build_trainer(
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
-    if os.environ.get("TQDM_DISABLE"):  # a quiet console (textops.logs): no metric dicts printed to stdout either
+    if os.environ.get(
+        "TQDM_DISABLE"
+    ):  # a quiet console (textops.adapters.logs): no metric dicts printed to stdout either
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)  # tqdm.write prints its metric dicts even with the bar off
     return trainer

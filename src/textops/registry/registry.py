@@ -1,5 +1,5 @@
 """The MLflow model registry: who is champion, the champion history, and the model commands (list, show,
-promote, rollback). The pure policy is in `textops.policy`; the register stage in `textops.register`.
+promote, rollback). The pure policy is in `textops.core.policy`; the register stage in `textops.lifecycle.register`.
 
 Alias moves are single updates, so a model that had a champion always has one. Every champion change
 (automatic, manual, rollback) is appended to the registered model's tag `textops.champion_history`; rollback

@@ -73,8 +73,8 @@ def release_if_holder_died(root: Path) -> str | None:
 
 def reclaim_orphaned_slots() -> int:
     """Set the training limit's taken slots to 0 and return how many there were. Only for the project's temporary
-    server while no other run of the project is alive (`textops.locks.project_runs`): its slots then belong to no
-    live run, and that server runs no lease reaper to take them back."""
+    server while no other run of the project is alive (`textops.adapters.locks.project_runs`): its slots then
+    belong to no live run, and that server runs no lease reaper to take them back."""
     from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectNotFound

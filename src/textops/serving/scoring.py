@@ -4,9 +4,9 @@ or a `BadRequest` with the 4xx status and a message that says what is wrong.
 The formats are MLflow's own (`inputs`, `instances`, `dataframe_split`, `dataframe_records` as JSON; CSV;
 Parquet), parsed with MLflow's functions (`mlflow.pyfunc.scoring_server`), so a request that MLflow's server
 accepts is accepted here and reaches the model as the same texts. What MLflow's server gets wrong is checked
-first, with the pyfunc's own check (`textops.pyfunc.request_problem`): a missing Content-Type, JSON nested past
+first, with the pyfunc's own check (`textops.modeling.pyfunc.request_problem`): a missing Content-Type, JSON nested past
 the recursion limit, numbers where texts go. The limits (body bytes, texts, characters per text) answer 413.
-No model, no server; the app (`textops.serving_app`) calls `read_body` (the body within the limits), then
+No model, no server; the app (`textops.serving.serving_app`) calls `read_body` (the body within the limits), then
 `read_texts`.
 """
 

@@ -1,7 +1,7 @@
 """`textops serve`: the champion over REST, following the registry, as one process tree that dies with its parent.
 
-The app is textops' own (`textops.serving_app`, FastAPI under uvicorn, MLflow's scoring protocol) over a model
-loaded with `mlflow.pyfunc.load_model`; it follows `models:/NAME@champion` (`textops.follow`). The listening
+The app is textops' own (`textops.serving.serving_app`, FastAPI under uvicorn, MLflow's scoring protocol) over a model
+loaded with `mlflow.pyfunc.load_model`; it follows `models:/NAME@champion` (`textops.serving.follow`). The listening
 socket is bound here first, so a busy or bad port is a one-paragraph error before any model loads.
 
 - One worker (the default): uvicorn runs in this process. SIGHUP checks the registry now; SIGINT/SIGTERM stop

@@ -1,17 +1,17 @@
 """The ASGI app of `textops serve` (FastAPI): MLflow's scoring protocol over the model a `Follower` holds.
 
-- `POST /invocations`: MLflow's scoring protocol (`textops.scoring`), `{"predictions": [...]}` with `label` and
+- `POST /invocations`: MLflow's scoring protocol (`textops.serving.scoring`), `{"predictions": [...]}` with `label` and
   `prob_<class>` per text. The model is read once per request: the request finishes on it even if a new version
   is swapped in meanwhile. The texts are scored in chunks of serve.batch_size on a thread pool (never on the event
   loop); between chunks a small request gets its turn and a client that went away drops the rest of the work.
 - `GET /ping`, `GET /health`: 200 while a model is loaded, else 503.
 - `GET /version`: which model answers (name, version, alias, data version, when loaded, the last reload error).
-- `GET /metrics`: Prometheus text format (`textops.serve_metrics`).
+- `GET /metrics`: Prometheus text format (`textops.serving.serve_metrics`).
 - `POST /reload`: check the registry now (loopback clients only); SIGHUP does the same.
 - `POST /explain`: per-word attributions of the texts of a scoring request (`?target=LABEL`, else the predicted
   class), on a thread of their own (`textops.serving.explain_route`).
 - `POST /feedback`: labels for served answers, by their `X-Request-Id` (and position), with the request log on
-  (`textops.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have; with
+  (`textops.live.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have; with
   serve.feedback_token_env, 401 without `Authorization: Bearer <that token>`.
 Every response carries `X-Model-Name` and `X-Model-Version`; with the request log on, a scoring answer carries
 `X-Request-Id` too: the server's own, unique per answer, so that one client's feedback can never label another's

@@ -2,7 +2,7 @@
 
 Start-up must stay light (`textops --help` well under a second): each command imports its stage
 module, and through it torch, mlflow, dvc or great_expectations, only when it runs. Every command is
-registered with `textops.command.command`: the same --params/-S options, a `Project`, one error mapping.
+registered with `textops.ui.command.command`: the same --params/-S options, a `Project`, one error mapping.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _setup(
         False, "--verbose", "-v", help="Show the libraries' logs, warnings and progress bars, and tracebacks."
     ),
 ) -> None:
-    """Offline switches first (before any heavy import). Where the output goes: textops.logs."""
+    """Offline switches first (before any heavy import). Where the output goes: textops.adapters.logs."""
     from textops.core.env import set_offline_env
 
     set_offline_env()

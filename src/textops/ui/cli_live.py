@@ -144,7 +144,7 @@ def predict_ray(
     address: str | None,
     overwrite: bool,
 ) -> None:
-    """`textops predict --engine ray` (textops.batch_ray), with a clear message where Ray is not installed."""
+    """`textops predict --engine ray` (textops.scale.batch_ray), with a clear message where Ray is not installed."""
     try:
         import ray.data  # noqa: F401  (before quiet_ray_logs: importing it sets up Ray's handlers)
     except ImportError:
@@ -209,7 +209,7 @@ def tune(
 
 def quiet_ray_logs() -> None:
     """Ray's own log lines (per-operator progress every few seconds) go where the libraries' logs go (the log
-    file, textops.logs), not to the console, unless -v."""
+    file, textops.adapters.logs), not to the console, unless -v."""
     import logging
 
     if verbose():

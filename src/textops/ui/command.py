@@ -3,7 +3,7 @@ user error to a message and an exit code.
 
 `command(group)` registers a function as a Typer command with the same `--params FILE` and `-S key=value`
 options, hands it a `Project` (the root and the validated params, loaded on first use), and turns a user
-error into one paragraph on stderr and the error's exit code (`textops.errors.exit_code`). Light imports only:
+error into one paragraph on stderr and the error's exit code (`textops.core.errors.exit_code`). Light imports only:
 this runs at CLI start-up.
 """
 

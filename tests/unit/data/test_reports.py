@@ -143,7 +143,8 @@ def run_input(tmp_path: Path, promote: bool = True) -> tuple[dict, dict, dict[st
 
 
 def explained_rows() -> list[dict]:
-    """The eval stage's explained rows (textops.explain): a hostile text, its words (offsets) with attributions."""
+    """The eval stage's explained rows (textops.modeling.explain): a hostile text, its words (offsets) with
+    attributions."""
     text = bad("explained text")
     spans = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
     words = [

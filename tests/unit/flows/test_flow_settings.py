@@ -50,6 +50,7 @@ def test_importing_the_flows_changes_no_environment_and_a_flow_start_sets_the_of
 
     import textops.flows
     import textops.flows.pipeline
+
     from textops.core.env import OFFLINE_ENV
 
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV})

@@ -1,4 +1,4 @@
-"""The monitoring statistics (textops.drift) on synthetic data: each test sees no drift where the two samples come
+"""The monitoring statistics (textops.live.drift) on synthetic data: each test sees no drift where the two samples come
 from one distribution, and the drift, named by its kind, where they do not."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Retention of the files beside the served model (textops.retention): rows older than serve.request_log_days
+"""Retention of the files beside the served model (textops.live.retention): rows older than serve.request_log_days
 leave the request log, the feedback files and the answers index, whole files or rewritten without them; the
 feedback files, like the request log, keep the newest serve.request_log_keep; files being written are left alone."""
 

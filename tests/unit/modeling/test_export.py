@@ -1,6 +1,6 @@
-"""The ONNX export of a classifier (`textops.export`): the fp32 graph gives PyTorch's probabilities, the int8 graph
-exists and nearly agrees, any batch size and sequence length. The pyfunc's runtimes (MLflow's save_model runs a
-child interpreter) are tests/integration/test_pyfunc_runtimes.py."""
+"""The ONNX export of a classifier (`textops.modeling.export`): the fp32 graph gives PyTorch's probabilities, the
+int8 graph exists and nearly agrees, any batch size and sequence length. The pyfunc's runtimes (MLflow's
+save_model runs a child interpreter) are tests/integration/test_pyfunc_runtimes.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Following the registry: the swap holder (`textops.follow.Follower`) over a stand-in source. The real
+"""Following the registry: the swap holder (`textops.serving.follow.Follower`) over a stand-in source. The real
 registry, real loads and real servers are in tests/integration/test_serve.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MLflow's scoring protocol as `textops serve` reads it (`textops.scoring`): the formats, the 4xx for malformed
+"""MLflow's scoring protocol as `textops serve` reads it (`textops.serving.scoring`): the formats, the 4xx for malformed
 requests, and the limits (413)."""
 
 from __future__ import annotations
