@@ -99,7 +99,8 @@ class LabelStudio:
 
 def choice_result(choice: str) -> list[dict]:
     """An annotation's result in the labelling config `textops label queue` writes (textops.live.labelstudio)."""
-    from textops.live.labelstudio import FROM_NAME, TO_NAME
+    from textops.core.artifacts import LABEL_STUDIO_FROM as FROM_NAME
+    from textops.core.artifacts import LABEL_STUDIO_TO as TO_NAME
 
     return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}]
 

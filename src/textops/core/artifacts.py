@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
     from textops.core.config import Params
 
+# The names in the labelling config written beside Label Studio tasks (`tasks.xml`): the queue writes them, the
+# export reader finds the choice under the first.
+LABEL_STUDIO_FROM, LABEL_STUDIO_TO = "label", "text"
+
+
 SPLITS = ("train", "val", "test")
 LABELS_FILE = "labels.json"
 RUN_FILE = "run.json"  # in train.output_dir: the MLflow run (and logged model) of the trained model

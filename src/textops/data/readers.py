@@ -36,7 +36,7 @@ FORMATS = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
     ".json": "labelstudio",
-}  # .json to ingest: Label Studio's JSON export (textops.live.labelstudio)
+}  # .json to ingest: Label Studio's JSON export (textops.data.labelstudio_export)
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}  # written
 
 
@@ -157,7 +157,7 @@ def parse_table(path: Path, fmt: str, text: str, header: bool, blank_lines: bool
     """The rows of the CSV or TSV (FMT) TEXT, as `parse_rows` reads them."""
     sep = "," if fmt == "csv" else "\t"
     if fmt == "csv" and header:
-        from textops.live.labelstudio import is_tsv_export
+        from textops.data.labelstudio_export import is_tsv_export
 
         sep = "\t" if is_tsv_export(text) else sep  # Label Studio names its TSV export .csv
     try:
@@ -328,7 +328,7 @@ def read_labelled_file(
     fmt, compressed = format_of(path)
     raw = read_file_bytes(path, int(max_file_mb * 2**20), compressed)
     if fmt == "labelstudio":
-        from textops.live.labelstudio import read_export
+        from textops.data.labelstudio_export import read_export
 
         frame = read_export(path, decode_text(path, raw, quoted=False), text_column, label_column)
     else:
@@ -350,7 +350,7 @@ def read_labelled_file(
 
 def _one_row_per_task(frame: pd.DataFrame) -> pd.DataFrame:
     """A Label Studio CSV/TSV export (one row per annotation) as one row per task, its latest annotation's."""
-    from textops.live.labelstudio import is_export_table, latest_per_task
+    from textops.data.labelstudio_export import is_export_table, latest_per_task
 
     if not is_export_table(frame.columns):
         return frame
