@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from textops.core.errors import DataError, StateError, too_deep
-from textops.live.request_log import log_files, read_rows
+from textops.live.request_log_reader import log_files, read_rows
 
 FROM_NAME, TO_NAME = "label", "text"  # the names in the labelling config written beside the tasks
 POOL_PER_PICK = 20  # candidates kept per text asked for (the least sure ones), before spreading
