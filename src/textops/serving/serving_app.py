@@ -40,7 +40,7 @@ from starlette.requests import ClientDisconnect
 from textops.adapters.tracking import Session
 from textops.core.config import Params
 from textops.serving.feedback_route import required_feedback_token, take_feedback
-from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow
+from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow, lower_priority
 from textops.serving.scoring import BadRequest, Limits, predict_records, read_body, read_texts
 from textops.serving.serve_metrics import Metrics
 from textops.serving.shadow import shadow_after, shadow_parts, start_shadow, stop_shadow
@@ -77,8 +77,6 @@ def build_state(
     request_log, feedback_log = live_logs(root, params)
     feedback_token = required_feedback_token(params)
     shadow, shadow_pool = shadow_parts(source.session, serve, metrics)
-    from textops.serving.follow import lower_priority
-
     return ServeState(
         shadow=shadow,
         shadow_pool=shadow_pool,
