@@ -98,7 +98,7 @@ def promote_check_task(root: Path, params: Params) -> dict:
 
 
 def has_request_log(root: Path, params: Params) -> bool:
-    from textops.live.request_log import log_files
+    from textops.live.request_log_reader import log_files
 
     return params.serve.log_requests and bool(log_files(root / params.serve.request_log_dir))
 

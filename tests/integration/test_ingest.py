@@ -92,6 +92,11 @@ def ingested_template(tmp_path_factory):
     return root
 
 
+def status(root: Path) -> dict:
+    """`textops status --json`: what a program reads of the project."""
+    return json.loads(textops(root, "status", "--json").stdout)
+
+
 @pytest.fixture
 def ingested(ingested_template, tmp_path):
     """A private copy of the template project for one test."""
@@ -269,15 +274,15 @@ def test_a_landing_file_ingested_by_hand_leaves_the_waiting_list_either_way(inge
     landing.mkdir()
     write_csv(landing / "more.csv", sample_rows(200, 6))
     write_csv(landing / "typo.csv", [(t, "positve" if lab == "positive" else lab) for t, lab in sample_rows(60, 7)])
-    assert "2 file(s) waiting" in textops(ingested, "status").stdout
+    assert sorted(status(ingested)["landing"]) == ["more.csv", "typo.csv"]
 
     textops(ingested, "ingest", "landing/more.csv")
     assert (landing / "ingested" / "more.csv").exists() and not (landing / "more.csv").exists()
     refused = textops(ingested, "ingest", str(landing / "typo.csv"), check=False)
     assert refused.returncode == 1 and "landing/held/" in refused.stderr, refused.stderr
     assert "'positve'" in (landing / "held" / "typo.csv.reason.txt").read_text()
-    status = textops(ingested, "status").stdout
-    assert "0 file(s) waiting" in status and "1 held" in status and "typo.csv" in status, status
+    settled = status(ingested)
+    assert settled["landing"] == [] and settled["landing_held"] == ["typo.csv"], settled
 
 
 def test_texts_a_file_gives_two_labels_are_named_when_it_goes_in(ingested):
@@ -321,7 +326,7 @@ def test_one_formula_among_many_rows_is_set_aside_and_the_rest_go_in(ingested):
     aside = pd.read_csv(landing / "held" / "feedback-1.csv.set-aside.csv")
     assert aside["text"].tolist() == ['\'=HYPERLINK("http://evil.example/x","click")'], aside
     assert (landing / "ingested" / "feedback-1.csv").exists()
-    assert "0 file(s) waiting" in textops(ingested, "status").stdout
+    assert status(ingested)["landing"] == []
 
 
 def test_the_data_version_is_described_in_croissant_which_mlcroissant_reads(ingested):

@@ -15,7 +15,8 @@ from helpers import TEXTS, copy_project, textops, wait_for
 
 from textops.core.config import load_params
 from textops.data.landing import SOURCE_SUFFIX
-from textops.live.request_log import RequestLog, read_rows
+from textops.live.request_log import RequestLog
+from textops.live.request_log_reader import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -105,7 +105,9 @@ def test_out_of_domain_texts_in_the_request_log_are_input_drift(champion):
     textops(champion, "monitor", "--requests", "-S", "monitor.window=all")
     assert json.loads((champion / "metrics" / "monitor.json").read_text())["rows"] == 340
     # Nothing logged since the last monitor: said, not an error (exit 0), and that window stays open.
-    assert "nothing new to monitor" in textops(champion, "monitor", "--requests").stdout
+    quiet = json.loads(textops(champion, "monitor", "--requests", "--json").stdout)
+    assert quiet["drift"] is False and quiet["window"]["rows"] == 0, quiet
+    assert quiet["nothing_new"].startswith("nothing new to monitor in the request log"), quiet["nothing_new"]
 
 
 def test_flipped_labels_are_performance_drift_only(champion):

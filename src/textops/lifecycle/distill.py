@@ -28,7 +28,7 @@ log = logging.getLogger("textops")
 
 def logged_texts(root: Path, params: Params) -> list[str]:
     """The texts the request log kept (serve.log_texts), oldest first; none when it kept none."""
-    from textops.live.request_log import read_rows
+    from textops.live.request_log_reader import read_rows
 
     return [t for row in read_rows(Path(root) / params.serve.request_log_dir) if isinstance(t := row.get("text"), str)]
 

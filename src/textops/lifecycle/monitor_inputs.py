@@ -41,10 +41,10 @@ def read_new_files(paths: list[Path], params: Params) -> pd.DataFrame:
 
 
 def read_request_log(root: Path, params: Params, since: str | None = None, until: str | None = None) -> pd.DataFrame:
-    """The serving request log's rows in the window SINCE < time <= UNTIL (`request_log.read_window`): `chars`,
+    """The serving request log's rows in the window SINCE < time <= UNTIL (`request_log_reader.read_window`): `chars`,
     the served `predicted` class, its `confidence`, and `text` where the log kept texts (serve.log_texts);
     StateError when there is no log, or none of it can be read yet."""
-    from textops.live.request_log import read_window
+    from textops.live.request_log_reader import read_window
 
     directory = Path(root) / params.serve.request_log_dir
     rows, read = read_window(directory, since, until)

@@ -5,9 +5,9 @@ retrain (`textops feedback export`).
 
 This module owns the feedback files, in serve.request_log_dir beside the request log and its index of answers
 (`answers.sqlite`, textops.live.answers.Answers):
-- `feedback-<UTC time>-<pid>.jsonl` (`request_log.feedback_files`): one line per accepted label, flushed and fsynced
-  before the server answers 2xx. A second label for the same answer is a later line: the newest counts, both are
-  kept. Pruned with the request log (serve.request_log_keep files, rows for serve.request_log_days:
+- `feedback-<UTC time>-<pid>.jsonl` (`request_log_reader.feedback_files`): one line per accepted label, flushed
+  and fsynced before the server answers 2xx. A second label for the same answer is a later line: the newest
+  counts, both are kept. Pruned with the request log (serve.request_log_keep files, rows for serve.request_log_days:
   textops.live.retention). The text of a row is the request log's, redacted as it is (serve.redact).
 """
 
@@ -21,8 +21,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-from textops.live.request_log import feedback_files, jsonl_chunks, log_time
-from textops.live.retention import rotate_seconds
+from textops.live.request_log_reader import feedback_files
+from textops.live.retention import jsonl_chunks, log_time, rotate_seconds
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a client may send as X-Request-Id
 EXPORTED = "feedback-exported.json"  # in .textops/: the newest feedback time already exported
@@ -205,7 +205,7 @@ def shadow_figures(directory: Path) -> dict:
     answer; on those people labelled (the newest label), both models' accuracy and McNemar's exact p of the
     difference (the test the registry applies offline). Keyed `"<served>-><shadow>"`."""
     from textops.core.policy import mcnemar
-    from textops.live.request_log import read_rows
+    from textops.live.request_log_reader import read_rows
 
     labels = {(r["request_id"], r.get("index")): r["label"] for r in read_feedback(directory)}
     pairs: dict[str, dict] = {}

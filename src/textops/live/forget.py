@@ -10,7 +10,8 @@ from pathlib import Path
 
 from textops.core.redact import redact
 from textops.live.answers import ANSWERS
-from textops.live.request_log import feedback_files, log_files, text_hash
+from textops.live.request_log import text_hash
+from textops.live.request_log_reader import feedback_files, log_files
 from textops.live.retention import drop_rows
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from textops.core.artifacts import LABEL_STUDIO_FROM as FROM_NAME
 from textops.core.artifacts import LABEL_STUDIO_TO as TO_NAME
 from textops.core.errors import DataError, StateError
-from textops.live.request_log import log_files, read_rows
+from textops.live.request_log_reader import log_files, read_rows
 
 POOL_PER_PICK = 20  # candidates kept per text asked for (the least sure ones), before spreading
 

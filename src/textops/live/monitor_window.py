@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import cast
 
-from textops.live.request_log import log_time
+from textops.live.retention import log_time
 
 REQUESTS_STATE = "monitor-requests.json"  # in .textops/: the end of the request-log window last monitored
 

@@ -10,9 +10,8 @@ serve.request_log_format parquet the open file is still that JSONL, turned into 
 server stops: a Parquet file has no footer until it is closed, so written directly it could not be read while the
 server runs and would be lost whole to a kill. A file rotates at serve.request_log_rotate_mb; the newest
 serve.request_log_keep files of the project are kept (whichever process wrote them: a restarted server's old
-files count too), and no row older than serve.request_log_days (textops.live.retention). This module owns the layout:
-`log_files` lists them (`feedback_files` the feedback beside them) and `read_window` reads them for the monitor, in
-chunks, keeping only the rows of a time window.
+files count too), and no row older than serve.request_log_days (textops.live.retention). This module is the writer;
+`textops.live.request_log_reader` lists the files and reads them back (monitor, feedback export, forget, label queue).
 """
 
 from __future__ import annotations
@@ -22,20 +21,17 @@ import json
 import logging
 import os
 import queue
-import re
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from textops.core.redact import redact
 from textops.live import retention
 from textops.live.answers import Answers
-from textops.live.retention import jsonl_chunks, log_time, to_parquet
-
-if TYPE_CHECKING:
-    import pandas as pd
+from textops.live.request_log_reader import feedback_files, log_files
+from textops.live.retention import log_time, to_parquet
 
 log = logging.getLogger("textops.serve")
 QUEUE_ROWS = 100_000
@@ -258,117 +254,3 @@ class RequestLog:
             retention.remove_stale_asides(self.directory)
         except (OSError, ValueError, sqlite3.Error) as exc:  # the server keeps answering
             log.warning("request log: retention in %s failed (%s)", self.directory, exc)
-
-
-LOG_NAME = re.compile(r"requests-\d{8}T\d{6}-\d+(-\d+)?\.(jsonl|parquet)")
-FEEDBACK_NAME = re.compile(r"feedback-\d{8}T\d{6}-\d+(-\d+)?\.jsonl")  # written by textops.live.feedback
-READ_CHUNK_ROWS = 50_000
-
-
-def read_rows(directory: Path):
-    """Every row of the request log in DIRECTORY as written (JSONL or Parquet), a file at a time; a damaged file is
-    skipped (`read_window` names it)."""
-    import pyarrow.parquet as pq
-
-    for path in log_files(directory):
-        try:
-            if path.suffix == ".parquet":
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
-                    for row in batch.to_pylist():
-                        for key in ("probabilities", "shadow_probabilities"):
-                            row[key] = dict(row.get(key) or [])
-                        yield row
-            else:
-                for chunk in jsonl_chunks(path):
-                    yield from chunk
-        except (OSError, ValueError):
-            continue
-
-
-def log_files(directory: Path) -> list[Path]:
-    """The request log's files in DIRECTORY, oldest first (by the time in the name, then modification time); a
-    JSONL file whose Parquet copy is finished (`to_parquet`) only once."""
-    if not Path(directory).is_dir():
-        return []
-    found = []
-    for path in Path(directory).iterdir():
-        if path.suffix == ".jsonl" and path.with_suffix(".parquet").exists():
-            continue
-        if LOG_NAME.fullmatch(path.name):
-            try:
-                found.append((path.name.split("-")[1], path.stat().st_mtime, path))
-            except FileNotFoundError:  # pruned meanwhile
-                continue
-    return [path for *_, path in sorted(found)]
-
-
-def feedback_files(directory: Path) -> list[Path]:
-    """The feedback files (textops.live.feedback) in DIRECTORY, oldest first."""
-    directory = Path(directory)
-    return sorted(p for p in directory.iterdir() if FEEDBACK_NAME.fullmatch(p.name)) if directory.is_dir() else []
-
-
-def _summary(frame, texts: bool):
-    """The monitor's columns of log rows: chars, predicted, confidence (and text)."""
-    import numpy as np
-    import pandas as pd
-
-    confidence = frame["probabilities"].map(
-        lambda p: (
-            max(v for _, v in p)
-            if isinstance(p, list) and p
-            else max(p.values())
-            if isinstance(p, dict) and p
-            else np.nan
-        )
-    )
-    out = pd.DataFrame(
-        {
-            "time": frame["time"].astype(str),
-            "chars": frame["chars"],
-            "predicted": frame["label"].astype(str),
-            "confidence": confidence,
-        }
-    )
-    if texts and "text" in frame.columns:
-        out["text"] = frame["text"].astype(str)
-    return out
-
-
-def read_window(directory: Path, since: str | None = None, until: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """The log rows with SINCE < time <= UNTIL (ISO UTC strings as the log writes them; None: no bound), read a
-    chunk at a time so a large log is never in memory whole: (rows: time, chars, predicted, confidence, text
-    where kept; what was read: files, the files that could not be read, rows in the window)."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    parts, unreadable, files = [], [], log_files(directory)
-
-    def keep(chunk) -> None:
-        if chunk.empty:
-            return
-        times = chunk["time"].astype(str)
-        mask = pd.Series(True, index=chunk.index)
-        if since is not None:
-            mask &= times > since
-        if until is not None:
-            mask &= times <= until
-        if mask.any():
-            parts.append(_summary(chunk[mask], "text" in chunk.columns))
-
-    for path in files:
-        try:
-            if path.suffix == ".parquet":
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS):
-                    keep(batch.to_pandas())
-            else:
-                for chunk in jsonl_chunks(path):
-                    keep(pd.DataFrame(chunk))
-        except (ValueError, OSError):  # a damaged file, a line a kill cut short: said, the rest still read
-            unreadable.append(path.name)
-    rows = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame({"time": [], "chars": [], "predicted": [], "confidence": []})
-    )
-    return rows, {"files": len(files), "unreadable": unreadable, "rows": len(rows)}

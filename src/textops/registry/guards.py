@@ -39,8 +39,8 @@ def champion_split(root: Path, params: Params, run_tags: dict[str, str], split: 
     if not listing or f"{split}.parquet" not in listing or "labels.json" not in listing:
         return None
     try:
-        rows = pd.read_parquet(dvc.cache_path(root, listing[f"{split}.parquet"]))
-        names = json.loads(dvc.cache_path(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
+        rows = pd.read_parquet(dvc.cached_object(root, listing[f"{split}.parquet"]))
+        names = json.loads(dvc.cached_object(root, listing["labels.json"]).read_text(encoding="utf-8"))["labels"]
     except (OSError, ValueError, KeyError):
         return None
     return pd.DataFrame({"text": rows["text"].astype(str), "label": [names[i] for i in rows["label"]]})

@@ -1,4 +1,6 @@
 """The ASGI app of `textops serve` (FastAPI): MLflow's scoring protocol over the model a `Follower` holds.
+This module is the app factory (`build_state`, `create_app`) and the scoring routes; the shadow challenger is
+`textops.serving.shadow`'s, the feedback route `textops.serving.feedback_route`'s.
 
 - `POST /invocations`: MLflow's scoring protocol (`textops.serving.scoring`), `{"predictions": [...]}` with `label` and
   `prob_<class>` per text. The model is read once per request: the request finishes on it even if a new version
@@ -12,7 +14,7 @@
   class), on a thread of their own (`textops.serving.explain_route`).
 - `POST /feedback`: labels for served answers, by their `X-Request-Id` (and position), with the request log on
   (`textops.live.feedback`): 404 for an answer the log does not hold, 422 for a label its model does not have; with
-  serve.feedback_token_env, 401 without `Authorization: Bearer <that token>`.
+  serve.feedback_token_env, 401 without `Authorization: Bearer <that token>` (`textops.serving.feedback_route`).
 Every response carries `X-Model-Name` and `X-Model-Version`; with the request log on, a scoring answer carries
 `X-Request-Id` too: the server's own, unique per answer, so that one client's feedback can never label another's
 text. A client's own `X-Request-Id` is kept beside it in the log (`client_request_id`) and echoed back as
@@ -23,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import json
 import logging
-import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +39,11 @@ from starlette.requests import ClientDisconnect
 
 from textops.adapters.tracking import Session
 from textops.core.config import Params
-from textops.core.errors import ParamsError
-from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow
+from textops.serving.feedback_route import required_feedback_token, take_feedback
+from textops.serving.follow import Follower, Loaded, RegistrySource, describe, describe_shadow, lower_priority
 from textops.serving.scoring import BadRequest, Limits, predict_records, read_body, read_texts
 from textops.serving.serve_metrics import Metrics
-from textops.serving.shadow import shadow_after
+from textops.serving.shadow import shadow_after, shadow_parts, start_shadow, stop_shadow
 from textops.serving.state import ServeState, model_headers
 
 log = logging.getLogger("textops.serve")
@@ -76,12 +76,7 @@ def build_state(
     source = RegistrySource(session_for(root, params, session, experiment=False), version=version, serve=serve)
     request_log, feedback_log = live_logs(root, params)
     feedback_token = required_feedback_token(params)
-    from textops.serving.follow import ShadowSource, lower_priority
-
-    shadow = shadow_pool = None
-    if serve.shadow:
-        shadow = shadow_follower(ShadowSource(source.session, serve), serve.poll_seconds, metrics)
-        shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="textops-shadow", initializer=lower_priority)
+    shadow, shadow_pool = shadow_parts(source.session, serve, metrics)
     return ServeState(
         shadow=shadow,
         shadow_pool=shadow_pool,
@@ -124,33 +119,6 @@ def live_logs(root: Path, params: Params) -> tuple:
     return request_log, feedback_log
 
 
-def required_feedback_token(params: Params) -> str | None:
-    """The token POST /feedback requires (serve.feedback_token_env), None when any client may send feedback."""
-    serve = params.serve
-    if not serve.feedback_token_env:
-        return None
-    token = os.environ.get(serve.feedback_token_env, "")
-    if not token:
-        raise ParamsError(
-            f"serve.feedback_token_env names {serve.feedback_token_env}, which is not set (or empty) in the "
-            "environment of `textops serve`: set it to the token clients must send to POST /feedback "
-            "(Authorization: Bearer TOKEN), or leave serve.feedback_token_env out to accept feedback from any "
-            "client."
-        )
-    return token
-
-
-def shadow_follower(source, poll_seconds: float, metrics: Metrics) -> Follower:
-    """The follower of the challenger alias (serve.shadow): its load failures counted in /metrics, its log lines
-    saying that the shadow, not the served model, failed."""
-
-    def on_event(kind: str, info: dict) -> None:
-        if kind == "failed":
-            metrics.shadow_load_failures.inc()
-
-    return Follower(source, poll_seconds, on_event, role="shadow")
-
-
 def create_app(state: ServeState):
     """The FastAPI app over STATE. Its lifespan loads the model if STATE has none yet (a failure stops the
     server before it accepts a request), then starts the follower's poller and the request log."""
@@ -163,18 +131,14 @@ def create_app(state: ServeState):
             await asyncio.to_thread(follower.load_initial)
         state.metrics.serving(follower.current.model_name, follower.current.model_version)
         follower.start()
-        if state.shadow is not None:
-            state.shadow.start()
-            state.shadow.request_reload()  # load the challenger now, off the request path
+        start_shadow(state)
         if state.request_log is not None:
             state.request_log.start()
         try:
             yield
         finally:
             follower.stop()
-            if state.shadow is not None:
-                state.shadow.stop()
-                state.shadow_pool.shutdown(wait=False, cancel_futures=True)
+            stop_shadow(state)
             state.pool.shutdown(wait=False, cancel_futures=True)
             if state.explain_pool is not None:
                 state.explain_pool.shutdown(wait=False, cancel_futures=True)
@@ -238,48 +202,6 @@ def _routes(app, state: ServeState) -> None:
         from textops.serving.explain_route import explain_request
 
         return await explain_request(request, state)
-
-
-async def take_feedback(request, state: ServeState):
-    """`POST /feedback`: every item matched to its answer and checked, then all written durably, then 200."""
-    from textops.live.feedback import FeedbackError, parse, resolve
-    from textops.serving.scoring import media_type, too_large
-
-    if state.feedback_token is not None and not bearer_matches(request, state.feedback_token):
-        body = BadRequest(
-            401,
-            "POST /feedback needs this server's feedback token: Authorization: Bearer TOKEN (serve.feedback_token_env)",
-            "UNAUTHENTICATED",
-        ).body()
-        return Response(body, 401, headers={"WWW-Authenticate": "Bearer"}, media_type=JSON)
-    try:
-        if state.request_log is None:
-            raise FeedbackError(
-                404,
-                "this server keeps no request log (serve.log_requests: false), so it cannot "
-                "match feedback to its answers",
-            )
-        body = await read_body(request, state.limits)
-        if media_type(request.headers.get("content-type")) != "application/json":
-            raise BadRequest(415, "feedback is JSON: Content-Type: application/json", "UNSUPPORTED_MEDIA_TYPE")
-        try:
-            items = parse(body, state.limits.max_texts)
-        except OverflowError as exc:
-            raise too_large(str(exc)) from exc
-        except ValueError as exc:
-            raise BadRequest(400, str(exc)) from exc
-        rows = await asyncio.to_thread(resolve, items, state.request_log.find)
-        assert state.feedback_log is not None  # build_state makes it with the request log
-        await asyncio.to_thread(state.feedback_log.append, rows)
-    except FeedbackError as exc:
-        code = "RESOURCE_DOES_NOT_EXIST" if exc.status == 404 else "INVALID_PARAMETER_VALUE"
-        return Response(BadRequest(exc.status, exc.message, code).body(), exc.status, media_type=JSON)
-    except BadRequest as exc:
-        return Response(exc.body(), exc.status, media_type=JSON)
-    except ClientDisconnect:
-        return Response(b"", 499)
-    state.metrics.feedback.inc(len(rows))
-    return Response(json.dumps({"accepted": len(rows)}), 200, media_type=JSON)
 
 
 async def score(request, state: ServeState):
@@ -349,12 +271,6 @@ async def predict(request, state: ServeState, loaded: Loaded, texts: list[str]) 
         chunk = texts[start : start + state.batch_size]
         records.extend(await loop.run_in_executor(state.pool, predict_records, loaded.model, chunk))
     return records
-
-
-def bearer_matches(request, token: str) -> bool:
-    """Whether REQUEST presents TOKEN as `Authorization: Bearer TOKEN` (compared in constant time)."""
-    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
 def client_request_id(request) -> str | None:

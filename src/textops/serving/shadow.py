@@ -20,12 +20,58 @@ from typing import TYPE_CHECKING
 from textops.serving.scoring import predict_records
 
 if TYPE_CHECKING:
-    from textops.serving.follow import Loaded
+    from concurrent.futures import ThreadPoolExecutor
+
+    from textops.adapters.tracking import Session
+    from textops.core.config import ServeParams
+    from textops.serving.follow import Follower, Loaded
+    from textops.serving.serve_metrics import Metrics
     from textops.serving.state import ServeState
 
 log = logging.getLogger("textops.serve")
 
 SHADOW_WAITING_MAX = 32  # requests waiting for their shadow scoring; past it a request is not shadowed
+
+
+def shadow_parts(session: Session, serve: ServeParams, metrics: Metrics) -> tuple:
+    """The follower of the challenger alias and the one low-priority thread it scores on, (None, None) without
+    serve.shadow."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from textops.serving.follow import ShadowSource, lower_priority
+
+    if not serve.shadow:
+        return None, None
+    pool: ThreadPoolExecutor = ThreadPoolExecutor(1, thread_name_prefix="textops-shadow", initializer=lower_priority)
+    return shadow_follower(ShadowSource(session, serve), serve.poll_seconds, metrics), pool
+
+
+def shadow_follower(source, poll_seconds: float, metrics: Metrics) -> Follower:
+    """The follower of the challenger alias (serve.shadow): its load failures counted in /metrics, its log lines
+    saying that the shadow, not the served model, failed."""
+    from textops.serving.follow import Follower
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "failed":
+            metrics.shadow_load_failures.inc()
+
+    return Follower(source, poll_seconds, on_event, role="shadow")
+
+
+def start_shadow(state: ServeState) -> None:
+    """At the app's start: the shadow follows the challenger alias, its first load started now, off the request
+    path."""
+    if state.shadow is not None:
+        state.shadow.start()
+        state.shadow.request_reload()
+
+
+def stop_shadow(state: ServeState) -> None:
+    """At the app's end: the follower stopped, the scorings not yet started dropped."""
+    if state.shadow is not None:
+        state.shadow.stop()
+        assert state.shadow_pool is not None  # made with the shadow, by shadow_parts
+        state.shadow_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def sampled(key: str, fraction: float) -> bool:

@@ -127,9 +127,9 @@ def test_the_request_log_is_read_by_window(tmp_path, monkeypatch):
     diluted by what was already monitored. The log is read in chunks (never whole in memory)."""
     import json
 
-    from textops.live import request_log
+    from textops.live import request_log_reader
     from textops.live.monitor_window import remember_window, window_bounds
-    from textops.live.request_log import read_window
+    from textops.live.request_log_reader import read_window
 
     directory = tmp_path / Params().serve.request_log_dir
     directory.mkdir(parents=True)
@@ -148,7 +148,7 @@ def test_the_request_log_is_read_by_window(tmp_path, monkeypatch):
     ]
     (directory / "requests-20261201T000000-11.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
     (directory / "requests-20261202T000000-12.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[10:]))
-    monkeypatch.setattr(request_log, "READ_CHUNK_ROWS", 3)
+    monkeypatch.setattr(request_log_reader, "READ_CHUNK_ROWS", 3)
     window, read = read_window(directory, "2026-12-01T23:00:00.000Z", "2026-12-03T00:00:00.000Z")
     assert window["chars"].tolist() == [2] * 5 and read == {"files": 2, "unreadable": [], "rows": 5}
     assert len(read_window(directory)[0]) == 15
@@ -180,7 +180,8 @@ def test_the_request_log_keeps_its_newest_files_per_project(tmp_path):
 def test_a_parquet_request_log_is_readable_while_written_and_after_a_kill(tmp_path):
     """serve.request_log_format parquet: the open file is JSONL (the monitor reads it while the server runs, and a
     kill loses at most the line being written); it becomes Parquet on rotation or stop, read once."""
-    from textops.live.request_log import log_files, read_window, to_parquet
+    from textops.live.request_log_reader import log_files, read_window
+    from textops.live.retention import to_parquet
 
     directory = tmp_path / "requests"
     log = RequestLog(directory, fmt="parquet")

@@ -13,7 +13,8 @@ import pytest
 from textops.core.errors import StateError
 from textops.live.feedback import FeedbackLog, read_feedback, resolve
 from textops.live.forget import forget
-from textops.live.request_log import RequestLog, log_files, read_rows
+from textops.live.request_log import RequestLog
+from textops.live.request_log_reader import log_files, read_rows
 
 PREDICTION = {"label": "positive", "prob_negative": 0.3, "prob_positive": 0.7}
 

@@ -16,7 +16,8 @@ from textops.core.config import Params
 from textops.core.errors import DataError, StateError
 from textops.data.readers import read_labelled_file
 from textops.live.labelstudio import label_queue
-from textops.live.request_log import RequestLog, read_window
+from textops.live.request_log import RequestLog
+from textops.live.request_log_reader import read_window
 
 
 def served(root, texts_kept: bool = True) -> list[str]:

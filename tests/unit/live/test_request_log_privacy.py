@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from textops.live.feedback import FeedbackLog, read_feedback, resolve
-from textops.live.request_log import RequestLog, read_rows, text_hash
+from textops.live.request_log import RequestLog, text_hash
+from textops.live.request_log_reader import read_rows
 
 EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
 TEXT = f"Müller 😀 says: write to {EMAIL} or call {PHONE}, thanks"

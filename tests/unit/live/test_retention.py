@@ -15,7 +15,8 @@ from helpers import wait_for
 
 from textops.live.answers import Answers
 from textops.live.feedback import FeedbackLog, read_feedback
-from textops.live.request_log import RequestLog, feedback_files, log_files, read_rows
+from textops.live.request_log import RequestLog
+from textops.live.request_log_reader import feedback_files, log_files, read_rows
 from textops.live.retention import DAY, drop_rows_before, expire, log_time, remove_stale_asides
 
 NOW = time.time()

@@ -226,7 +226,7 @@ def test_a_lone_surrogate_in_feedback_is_a_400_not_a_500(tmp_path: Path):
 def test_a_shadow_that_cannot_load_says_so_in_version_metrics_and_the_log():
     import logging
 
-    from textops.serving.serving_app import shadow_follower
+    from textops.serving.shadow import shadow_follower
 
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)

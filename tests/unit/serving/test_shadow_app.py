@@ -14,8 +14,8 @@ from helpers import StandInSource, wait_for
 from textops.serving.follow import Follower
 from textops.serving.scoring import Limits
 from textops.serving.serve_metrics import Metrics
-from textops.serving.serving_app import create_app, shadow_follower
-from textops.serving.shadow import sampled
+from textops.serving.serving_app import create_app
+from textops.serving.shadow import sampled, shadow_follower
 from textops.serving.state import ServeState
 
 testclient = pytest.importorskip("starlette.testclient")
