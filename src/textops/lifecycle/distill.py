@@ -176,4 +176,5 @@ def distill(root: Path, params: Params, layers: int | None = None, temperature: 
         session.client.log_metric(student["run_id"], lineage.TEACHER_LATENCY_P50, p50["teacher"])
     with stage("register"):
         registered = register(root, params)
-    return {"student": student, "evaluated": evaluated, "latency": p50, "registered": registered}
+    runtime = params.serve.runtime  # what the latencies were measured in
+    return {"student": student, "evaluated": evaluated, "latency": p50, "registered": registered, "runtime": runtime}
