@@ -15,21 +15,11 @@ from textops.runtime.training_slot import TRAINING_LIMIT, SlotWaitTimeout, ensur
 @task(name="distill", cache_policy=NO_CACHE)
 def distill_task(root, params, layers: int | None, temperature: float) -> dict:
     from textops.lifecycle.distill import distill
+    from textops.lifecycle.results import DistillResult
 
     r = distill(root, params, layers, temperature)
-    s, reg = r["student"], r["registered"]
-    get_run_logger().info(
-        "v%s distilled to %d layers on %d texts (%d from the request log): p50 %.2f ms vs %.2f ms; v%s %s: %s",
-        s["teacher_version"],
-        len(s["mapping"]),
-        s["texts"],
-        s["log_texts"],
-        r["latency"]["student"],
-        r["latency"]["teacher"],
-        reg["version"],
-        "promoted" if reg["promote"] else "not promoted",
-        reg["reason"],
-    )
+    reg = r["registered"]
+    get_run_logger().info("distill: %s", DistillResult.from_dict(r).describe())
     return {"version": reg["version"], "promote": reg["promote"], "reason": reg["reason"], "latency": r["latency"]}
 
 

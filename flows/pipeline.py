@@ -63,11 +63,11 @@ def check_changes(root: Path, params: Params, session: Session | None = None) ->
 @task(name="preprocess", cache_policy=NO_CACHE)
 def preprocess_task(root: Path, params: Params) -> dict:
     from textops.data.preprocess import preprocess
+    from textops.data.results import PreprocessResult
 
     with stage("preprocess", "[1/5]") as done:
         stats = preprocess(root, params)
-        split = ", ".join(f"{k} {v:,}" for k, v in stats["splits"].items())
-        done["note"] = f"{stats['rows_out']:,} rows ({split})"
+        done["note"] = PreprocessResult.from_dict(stats).describe()
     return {"rows_out": stats["rows_out"], "splits": stats["splits"], "raw_md5": stats.get("raw_md5")}
 
 
@@ -91,47 +91,39 @@ def validate_task(root: Path, params: Params) -> dict:
 )
 def train_task(root: Path, params: Params, session: Session, fallback: str | None = None) -> dict:
     # The Trainer picks CUDA when the worker's machine has it; nothing to choose here.
+    from textops.modeling.results import TrainResult
     from textops.modeling.train import train
 
     with stage("train", "[3/5]") as done:
         result = train(root, params, fallback, session)
-        figures = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if k.startswith("val_") and isinstance(v, float))
-        done["note"] = f"{result['base_model']} model, {figures}" if result.get("base_model") else figures
-    get_run_logger().info("train: %s", result)
+        done["note"] = TrainResult.from_dict(result).describe()
     return result
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(root: Path, params: Params, session: Session) -> dict:
     from textops.modeling.evaluate import evaluate
+    from textops.modeling.results import EvalResult
 
     with stage("evaluate", "[4/5]") as done:
         result = evaluate(root, params, session)
-        done["note"] = ", ".join(f"test {k} {result[k]:.4f}" for k in ("accuracy", "macro_f1") if k in result)
-    get_run_logger().info("evaluate: %s", {k: v for k, v in result.items() if not isinstance(v, dict | list)})
+        done["note"] = EvalResult.from_dict(result).describe()
     return result
 
 
 @task(name="register", cache_policy=NO_CACHE)
 def register_task(root: Path, params: Params, session: Session, force: bool = False, reason: str = "") -> dict:
     from textops.lifecycle.register import register
+    from textops.lifecycle.results import RegisterResult
     from textops.registry.registry import promote
 
-    logger = get_run_logger()
     with stage("register", "[5/5]") as done:
         result = register(root, params, session)
         if force and not result["promote"]:  # inside the stage: its line says what happened in the end
             why = reason or "forced by data rollback"
-            logger.info(promote(root, params, result["version"], f"{why} (policy said: {result['reason']})"))
+            get_run_logger().info(promote(root, params, result["version"], f"{why} (policy said: {result['reason']})"))
             result = {**result, "promote": True, "forced": True, "reason": why}
-        forced = " (forced)" if result.get("forced") else ""
-        done["note"] = f"v{result['version']} {'promoted' if result['promote'] else 'not promoted'}{forced}"
-    logger.info(
-        "register: v%s %s (%s)",
-        result["version"],
-        "promoted" if result["promote"] else "not promoted",
-        result["reason"],
-    )
+        done["note"] = RegisterResult.from_dict(result).describe()
     return result
 
 

@@ -47,7 +47,7 @@ def test_run_on_fresh_project_trains_registers_then_skips_without_torch(flow_pro
     # and progress bars are in the run's log file.
     for step in ("[1/5] preprocess done in", "[3/5] train done in", "[5/5] register done in"):
         assert step in out, out
-    assert ": tiny model, val_" in out, out  # the base model trained, `auto` resolved
+    assert "(tiny model, " in out, out  # the base model trained, `auto` resolved
     both = out + proc.stderr
     for noise in ("Downloading artifacts", "Warning", "Traceback", " | INFO ", "Loading weights", "{'loss'"):
         assert noise not in both, both

@@ -143,7 +143,7 @@ ALIAS_CALLS = {"get_model_version_by_alias", "set_registered_model_alias", "dele
 def loose_names(path: Path) -> list[str]:  # noqa: C901
     """MLflow tag keys, event names and alias names spelt out in PATH instead of taken from their owner
     (core/lineage.py): a `"textops.…"` string (logger names and module paths aside), an alias literal given to
-    MLflow's alias calls, a `@champion` model URI."""
+    MLflow's alias calls, a `models:/` URI built by hand (`lineage.model_uri` builds them)."""
     tree = ast.parse(path.read_text())
     where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
     documented = (n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef) and n.body)
@@ -162,7 +162,11 @@ def loose_names(path: Path) -> list[str]:  # noqa: C901
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings | allowed:
-            if node.value.startswith("textops.") or "@champion" in node.value or "@challenger" in node.value:
+            if (
+                node.value.startswith(("textops.", "models:/"))
+                or "@champion" in node.value
+                or "@challenger" in node.value
+            ):
                 found.append(f"{where}:{node.lineno}: {node.value!r}")
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ALIAS_CALLS:
             found.extend(
@@ -184,11 +188,11 @@ def test_the_loose_name_check_finds_what_it_looks_for(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text(
         'import logging\nlogging.getLogger("textops.serve")\n'
-        'TAG = "textops.decision"\nuri = f"models:/m@champion"\n'
+        'TAG = "textops.decision"\nuri = f"models:/m@champion"\nmodel = f"models:/{name}/{version}"\n'
         'client.set_registered_model_alias("m", "champion", "1")\n'
     )
     found = sorted(hit.split(": ", 1)[1] for hit in loose_names(sample))
-    assert found == ["'models:/m@champion'", "'textops.decision'", "alias 'champion'"]
+    assert found == ["'models:/'", "'models:/m@champion'", "'textops.decision'", "alias 'champion'"]
 
 
 # --------------------------------------------------------------------------------------------------

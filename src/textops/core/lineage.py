@@ -97,8 +97,10 @@ ALIASES = (CHAMPION_ALIAS, CHALLENGER_ALIAS)
 CHAMPION_HISTORY = "textops.champion_history"
 
 # MLflow metric keys of an evaluation run: the model's test figures and the baseline's on the same rows; a slice's
-# figures (`slice_metric`).
+# figures (`slice_metric`). A training run's figures on the val split (`val_metric`): what the train stage returns,
+# its checkpoints' history, the curves and `textops tune` compare.
 TEST_METRIC_PREFIX, BASELINE_METRIC_PREFIX, SLICE_METRIC_PREFIX = "test_", "baseline_test_", "slice."
+VAL_METRIC_PREFIX = "val_"
 # The p50 latency of one text in the serving runtime (serve.runtime), measured by `textops distill` for the student
 # (`test_metric(LATENCY_P50)`) and its teacher in the same process: what promotion.max_distill_drop trades against.
 LATENCY_P50, TEACHER_LATENCY_P50 = "latency_p50_ms", "teacher_latency_p50_ms"
@@ -114,19 +116,59 @@ def version_tag(library: str) -> str:
     return f"{PREFIX}version.{library}"
 
 
+def model_uri(name: str, version: str | int | None = None, alias: str | None = None) -> str:
+    """The registry's URI of model NAME: `models:/NAME/VERSION` for one version, `models:/NAME@ALIAS` for the version
+    an alias points at (one of the two)."""
+    if (version is None) == (alias is None):
+        raise ValueError(f"model_uri({name!r}): give a version or an alias, not {'both' if alias else 'neither'}")
+    return f"models:/{name}/{version}" if alias is None else f"models:/{name}@{alias}"
+
+
 def evidence_tag(key: str) -> str:
     """A model version's evidence tag for KEY (what register decided with: `decision`, `challenger.accuracy`)."""
     return PREFIX + key
 
 
+# The evidence KEYS register decides with (unprefixed: `textops.` + a key is its tag, `evidence_tag`), one helper per
+# side; `champion_key("")` is a side's prefix, what a reader matches a whole side by.
+def challenger_key(key: str) -> str:
+    """The challenger's evidence key for KEY (`run_id`, `version`, a metric, `data.raw_md5`)."""
+    return f"challenger.{key}"
+
+
+def champion_key(key: str) -> str:
+    """The champion's evidence key for KEY (`version`, a metric, `demo`, `broken`, `rescored`, `data.raw_md5`)."""
+    return f"champion.{key}"
+
+
+def baseline_key(metric: str) -> str:
+    """The TF-IDF baseline's figure METRIC on the challenger's test rows."""
+    return f"baseline.{metric}"
+
+
+def mcnemar_key(key: str) -> str:
+    """McNemar's paired test of the two models (`b`, `c`, `p_value`)."""
+    return f"mcnemar.{key}"
+
+
+def guard_key(index: int | str) -> str:
+    """The promotion guard number INDEX (`registry.guards`)."""
+    return f"guard.{index}"
+
+
+def runtime_key(key: str) -> str:
+    """What the serving runtime's scoring of the challenger adds (`agreement_with_torch`)."""
+    return f"runtime.{key}"
+
+
 def challenger_evidence(key: str) -> str:
     """The challenger's figure or data fact KEY (`accuracy`, `data.raw_md5`) as its version records it."""
-    return evidence_tag(f"challenger.{key}")
+    return evidence_tag(challenger_key(key))
 
 
 def champion_evidence(key: str) -> str:
     """The champion's figure KEY that the challenger was compared with, as the challenger's version records it."""
-    return evidence_tag(f"champion.{key}")
+    return evidence_tag(champion_key(key))
 
 
 def live_tag(key: str) -> str:
@@ -142,6 +184,16 @@ def event_resource(what: str) -> str:
 def test_metric(name: str) -> str:
     """The MLflow metric key of the model's test figure NAME (`accuracy` -> `test_accuracy`)."""
     return TEST_METRIC_PREFIX + name
+
+
+def val_metric(name: str) -> str:
+    """The key of a training run's val-split figure NAME (`macro_f1` -> `val_macro_f1`)."""
+    return VAL_METRIC_PREFIX + name
+
+
+def best_val_metrics(metrics: dict) -> dict[str, float]:
+    """A training's val figures in METRICS (its summary: the kept checkpoint's) as the run's `best_val_*` metrics."""
+    return {f"best_{k}": float(v) for k, v in metrics.items() if k.startswith(VAL_METRIC_PREFIX)}
 
 
 def baseline_metric(name: str) -> str:

@@ -44,7 +44,7 @@ def teacher_of(session: Session):
         raise StateError(
             "there is no champion to distill: train and register one first (`textops run`), then `textops distill`."
         )
-    inner = load_model(session, f"models:/{session.model_name}/{current.version}").unwrap_python_model()
+    inner = load_model(session, lineage.model_uri(session.model_name, current.version)).unwrap_python_model()
     if getattr(inner, "model", None) is None:
         raise ModelError(
             f"champion v{current.version} is not a transformer (the tfidf family): there are no encoder layers to "
@@ -127,7 +127,7 @@ def train_student(root: Path, params: Params, session: Session, layers: int | No
             result = trainer.train()
             best = trainer.evaluate()
             metrics = summary_metrics(trainer, result, best, None)
-            mlflow.log_metrics({f"best_{k}": float(v) for k, v in metrics.items() if k.startswith("val_")})
+            mlflow.log_metrics(lineage.best_val_metrics(metrics))
             run_info = save_outputs(root, params, trainer, run, metrics, labels)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -140,7 +140,7 @@ def measure_latency(session: Session, params: Params, student: dict) -> dict[str
     from textops.modeling.distill import p50_latencies
     from textops.modeling.predict import load_model
 
-    teacher_uri = f"models:/{session.model_name}/{student['teacher_version']}"
+    teacher_uri = lineage.model_uri(session.model_name, student["teacher_version"])
     models = {
         "student": load_model(session, student["model_uri"], params.serve),
         "teacher": load_model(session, teacher_uri, params.serve),
@@ -176,4 +176,5 @@ def distill(root: Path, params: Params, layers: int | None = None, temperature: 
         session.client.log_metric(student["run_id"], lineage.TEACHER_LATENCY_P50, p50["teacher"])
     with stage("register"):
         registered = register(root, params)
-    return {"student": student, "evaluated": evaluated, "latency": p50, "registered": registered}
+    runtime = params.serve.runtime  # what the latencies were measured in
+    return {"student": student, "evaluated": evaluated, "latency": p50, "registered": registered, "runtime": runtime}

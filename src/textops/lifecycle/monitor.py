@@ -103,7 +103,7 @@ def load_classifier(session: Session, version: str):
     """The champion's pyfunc unwrapped: the transformers model, its tokenizer and label names."""
     from textops.modeling.predict import load_model
 
-    return load_model(session, f"models:/{session.model_name}/{version}").unwrap_python_model()
+    return load_model(session, lineage.model_uri(session.model_name, version)).unwrap_python_model()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -134,10 +134,10 @@ def compare_with_champion(
     if old_tags.get(lineage.DEMO_DATA) == "true" and tags.get(lineage.DEMO_DATA) != "true":
         # The demo's champion knows only the synthetic sample (other texts, often other labels): the first model
         # of the user's own data is judged as a first champion, on the floor and the baseline.
-        out["evidence"] = {"champion.version": str(current.version), "champion.demo": "true"}
+        out["evidence"] = {lineage.champion_key("version"): str(current.version), lineage.champion_key("demo"): "true"}
         return out
     try:
-        old_model = load_model(session, f"models:/{session.model_name}/{current.version}", params.serve)
+        old_model = load_model(session, lineage.model_uri(session.model_name, current.version), params.serve)
     except StateError as exc:
         return {**out, **unreadable_champion(session, current, metric, exc)}
     # Always score the champion on these rows: when its data version differs its own test metric is
@@ -163,17 +163,17 @@ def compare_with_champion(
     if reference is not None:
         guards.append(reference_guard(params, reference, predict_new, predict_old))
     out["evidence"] = {
-        "champion.version": str(current.version),
+        lineage.champion_key("version"): str(current.version),
         # Both figures, not only the primary metric: the run summary and the report show the champion's row whole.
-        **{f"champion.{m}": round(score(y, pred_old, m), 6) for m in ("accuracy", "macro_f1")},
-        "champion.data.raw_md5": old_tags.get(lineage.RAW_MD5, ""),
-        "champion.data.clean_md5": old_tags.get(lineage.CLEAN_MD5, ""),
-        "champion.rescored": str(old_tags.get(lineage.CLEAN_MD5) != tags.get(lineage.CLEAN_MD5)).lower(),
-        "mcnemar.b": paired.b,
-        "mcnemar.c": paired.c,
-        "mcnemar.p_value": f"{paired.p_value:.4g}",  # 4.7e-11, not a rounded 0.0
+        **{lineage.champion_key(m): round(score(y, pred_old, m), 6) for m in ("accuracy", "macro_f1")},
+        lineage.champion_key("data.raw_md5"): old_tags.get(lineage.RAW_MD5, ""),
+        lineage.champion_key("data.clean_md5"): old_tags.get(lineage.CLEAN_MD5, ""),
+        lineage.champion_key("rescored"): str(old_tags.get(lineage.CLEAN_MD5) != tags.get(lineage.CLEAN_MD5)).lower(),
+        lineage.mcnemar_key("b"): paired.b,
+        lineage.mcnemar_key("c"): paired.c,
+        lineage.mcnemar_key("p_value"): f"{paired.p_value:.4g}",  # 4.7e-11, not a rounded 0.0
         **{
-            f"guard.{i}": f"{g.name}: {g.challenger_metric:.4f} vs {g.champion_metric:.4f} on {g.rows} rows"
+            lineage.guard_key(i): f"{g.name}: {g.challenger_metric:.4f} vs {g.champion_metric:.4f} on {g.rows} rows"
             for i, g in enumerate(guards)
         },
     }
@@ -241,7 +241,7 @@ def challenger_predictions(
     agreement = (
         {}
         if evaluated is None or runtime == "torch"
-        else {"runtime.agreement_with_torch": round(float(np.mean(pred == evaluated)), 6)}
+        else {lineage.runtime_key("agreement_with_torch"): round(float(np.mean(pred == evaluated)), 6)}
     )
     return pred, {"evaluated": evaluated, "runtime": runtime, "agreement": agreement}
 
@@ -254,7 +254,10 @@ def unreadable_champion(session: Session, current, metric: str, exc: Exception) 
     recorded = proven.get(lineage.test_metric(metric))
     figure = f"its recorded test {metric} {recorded:.4f} still stands" if recorded is not None else "it stands"
     return {
-        "evidence": {"champion.version": str(current.version), "champion.broken": str(exc)[:300]},
+        "evidence": {
+            lineage.champion_key("version"): str(current.version),
+            lineage.champion_key("broken"): str(exc)[:300],
+        },
         "held": (
             f"champion v{current.version} cannot be loaded ({exc}), so the challenger cannot be compared with it on "
             f"the same rows and {figure}: held for a person. Make its model files available again and run "
@@ -266,9 +269,9 @@ def unreadable_champion(session: Session, current, metric: str, exc: Exception) 
 
 def replacing_the_demo(decision, evidence: dict):
     """DECISION with its reason saying that the champion it replaces was the demo's (`compare_with_champion`)."""
-    if not evidence.get("champion.demo"):
+    if not evidence.get(lineage.champion_key("demo")):
         return decision
-    demo = f"v{evidence['champion.version']}, the demo's champion, knows only the built-in sample"
+    demo = f"v{evidence[lineage.champion_key('version')]}, the demo's champion, knows only the built-in sample"
     return replace(decision, reason=f"{decision.reason} ({demo})")
 
 
@@ -279,17 +282,17 @@ def challenger_evidence(
     version, the runtime it was scored with (SERVED) and the baseline's figure."""
     ((metric, value),) = figure.items()
     evidence = {
-        "challenger.run_id": run_id,
-        f"challenger.{metric}": round(value, 6),
-        "challenger.data.raw_md5": tags.get(lineage.RAW_MD5, ""),
-        "challenger.data.clean_md5": tags.get(lineage.CLEAN_MD5, ""),
-        "challenger.data.rev": tags.get(lineage.DATA_REV, ""),
+        lineage.challenger_key("run_id"): run_id,
+        lineage.challenger_key(metric): round(value, 6),
+        lineage.challenger_key("data.raw_md5"): tags.get(lineage.RAW_MD5, ""),
+        lineage.challenger_key("data.clean_md5"): tags.get(lineage.CLEAN_MD5, ""),
+        lineage.challenger_key("data.rev"): tags.get(lineage.DATA_REV, ""),
         "test_rows": rows,
         "runtime": served["runtime"],
         **served["agreement"],
     }
     if baseline_metric is not None:
-        evidence[f"baseline.{metric}"] = round(baseline_metric, 6)
+        evidence[lineage.baseline_key(metric)] = round(baseline_metric, 6)
     return evidence
 
 
@@ -308,7 +311,7 @@ def distilled_latency(run, evidence: dict) -> Latency | None:
     teacher = run.data.tags.get(lineage.DISTILL_TEACHER)
     student_ms = run.data.metrics.get(lineage.test_metric(lineage.LATENCY_P50))
     teacher_ms = run.data.metrics.get(lineage.TEACHER_LATENCY_P50)
-    if teacher is None or teacher != evidence.get("champion.version") or not (student_ms and teacher_ms):
+    if teacher is None or teacher != evidence.get(lineage.champion_key("version")) or not (student_ms and teacher_ms):
         return None
     evidence.update({"latency.p50_ms": round(student_ms, 3), "teacher.latency.p50_ms": round(teacher_ms, 3)})
     return Latency(student_ms=student_ms, teacher_ms=teacher_ms)
@@ -363,7 +366,7 @@ def decide_and_register(root: Path, params: Params, session: Session | None = No
     evidence.update({"decision": verdict, "reason": decision.reason})
 
     version = write_version(session, model_uri, version_tags(tags, evidence), before)
-    evidence = {"challenger.version": version, **evidence}
+    evidence = {lineage.challenger_key("version"): version, **evidence}
     session.client.log_text(run_id, decision_report(session.model_name, metric, evidence), REPORT_PATH)
     log_card(root, session, run_id, version)
 
@@ -381,7 +384,7 @@ def decision_report(name: str, metric: str, evidence: dict) -> str:
     """The Markdown report logged to the challenger's run."""
     rows = "\n".join(f"| {k} | {v} |" for k, v in evidence.items() if k not in ("decision", "reason"))
     return (
-        f"# Registry decision: {name} v{evidence['challenger.version']}\n\n"
+        f"# Registry decision: {name} v{evidence[lineage.challenger_key('version')]}\n\n"
         f"**{evidence['decision'].upper()}**: {evidence['reason']}\n\n"
         f"Primary metric: `{metric}` on the challenger's test split ({evidence['test_rows']} rows).\n\n"
         f"| evidence | value |\n|---|---|\n{rows}\n"

@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+from textops.core.lineage import val_metric
+
 FINGERPRINT = "fingerprint.json"  # in train.checkpoint_dir: the data and params its checkpoints belong to
 MLFLOW_RUN = "mlflow_run.json"  # in train.checkpoint_dir: the MLflow run that wrote its checkpoints
 FINISHED = "finished.json"  # in train.checkpoint_dir: its training ran to the end (nothing to resume)
@@ -64,7 +66,7 @@ def mlflow_metrics(logs: dict, epoch: float) -> dict[str, float]:
     for key, value in logs.items():
         if not isinstance(value, (int, float)) or key in ("epoch", "step"):
             continue
-        name = key.replace("eval_", "val_") if key.startswith("eval_") else f"train_{key}"
+        name = val_metric(key.removeprefix("eval_")) if key.startswith("eval_") else f"train_{key}"
         metrics[name] = float(value)
     metrics["epoch"] = float(logs.get("epoch", epoch))
     return metrics

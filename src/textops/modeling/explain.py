@@ -79,10 +79,10 @@ def explain_version(
     """`textops explain`: the champion (or VERSION) loaded with PyTorch, its explanations of TEXTS towards TARGET
     (None: each text's predicted class) with STEPS (None: serve.explain_steps); `model` names it."""
     from textops.adapters.tracking import connect
-    from textops.modeling.predict import load_model, model_uri
+    from textops.modeling.predict import load_model, registered_uri
 
     check_texts(texts)
-    uri = model_uri(params, version)
+    uri = registered_uri(params, version)
     model = load_model(connect(root, params, experiment=False), uri)  # no serve params: PyTorch
     python_model = model.unwrap_python_model()
     if getattr(python_model, "model", None) is not None:

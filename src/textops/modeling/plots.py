@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from textops.core.artifacts import TRAIN_LOSS_PLOT, VAL_CURVE_PLOT
+from textops.core.lineage import val_metric
 
 
 def write_curves(root: Path, log_history: list[dict], png: Path) -> None:
@@ -31,9 +32,7 @@ def write_curves(root: Path, log_history: list[dict], png: Path) -> None:
             {
                 "step": h["step"],
                 "epoch": h["epoch"],
-                "val_loss": h["eval_loss"],
-                "val_accuracy": h["eval_accuracy"],
-                "val_macro_f1": h["eval_macro_f1"],
+                **{val_metric(k): h[f"eval_{k}"] for k in ("loss", "accuracy", "macro_f1")},
             }
             for h in log_history
             if "eval_macro_f1" in h
@@ -47,9 +46,9 @@ def write_curves(root: Path, log_history: list[dict], png: Path) -> None:
     if len(train):
         ax1.plot(train["epoch"], train["loss"], label="train loss")
     if len(val):
-        ax1.plot(val["epoch"], val["val_loss"], "o-", label="val loss")
-        ax2.plot(val["epoch"], val["val_accuracy"], "o-", label="val accuracy")
-        ax2.plot(val["epoch"], val["val_macro_f1"], "s-", label="val macro-F1")
+        ax1.plot(val["epoch"], val[val_metric("loss")], "o-", label="val loss")
+        ax2.plot(val["epoch"], val[val_metric("accuracy")], "o-", label="val accuracy")
+        ax2.plot(val["epoch"], val[val_metric("macro_f1")], "s-", label="val macro-F1")
     ax1.set_xlabel("epoch")
     ax1.set_title("loss")
     ax1.legend()
@@ -98,7 +97,7 @@ def tune_plot(table, metric: str, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    column = f"val_{metric}"
+    column = val_metric(metric)
     done = table[table[column].notna()]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     if "learning_rate" in done:

@@ -11,16 +11,16 @@ import pandas as pd
 
 from textops.core.config import Params, ServeParams
 from textops.core.errors import StateError
-from textops.core.lineage import CHAMPION_ALIAS
+from textops.core.lineage import CHAMPION_ALIAS, model_uri
 
 if TYPE_CHECKING:
     from textops.adapters.tracking import Session
 
 
-def model_uri(params: Params, version: str | None = None) -> str:
-    """`models:/NAME@champion`, or `models:/NAME/VERSION` for a pinned version."""
+def registered_uri(params: Params, version: str | None = None) -> str:
+    """The project's champion (`models:/NAME@champion`), or its pinned VERSION."""
     name = params.mlflow.registered_model
-    return f"models:/{name}/{version}" if version else f"models:/{name}@{CHAMPION_ALIAS}"
+    return model_uri(name, version) if version else model_uri(name, alias=CHAMPION_ALIAS)
 
 
 def runtime_config(serve: ServeParams | None) -> dict:
@@ -92,7 +92,7 @@ def predict_file(
     df = read_texts(input_path, text_column, header=header)  # rows of no text left out, counted
     column = df.attrs.get("columns", {}).get("text", text_column)  # without a header: the position taken
     texts = df[column].fillna("").astype(str).tolist()
-    uri = model_uri(params, version)
+    uri = registered_uri(params, version)
     model = load_model(connect(root, params, experiment=False), uri, params.serve)
     preds = predict_batches(model, texts, batch_size or params.evaluate.batch_size, progress)
     # The served answer's names (`label`, `prob_<class>`); an input column by one of those names (the true label of

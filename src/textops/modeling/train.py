@@ -253,9 +253,7 @@ def summary_metrics(trainer, result, best: dict, resume_from: Path | None) -> di
     """metrics/train.json: the kept (best) checkpoint's val metrics and how the training went."""
     state = trainer.state
     return {
-        "val_accuracy": best["eval_accuracy"],
-        "val_macro_f1": best["eval_macro_f1"],
-        "val_loss": best["eval_loss"],
+        **{lineage.val_metric(k): best[f"eval_{k}"] for k in ("accuracy", "macro_f1", "loss")},
         "train_loss": result.training_loss,
         "global_step": state.global_step,
         "best_step": int(Path(state.best_model_checkpoint).name.split("-")[-1])
@@ -366,7 +364,7 @@ def train(root: Path, params: Params, fallback: str | None = None, session: Sess
         best = trainer.evaluate()  # the best checkpoint's weights are loaded at the end
         metrics = summary_metrics(trainer, result, best, resume_from)
         mlflow.log_metrics(
-            {f"best_{k}": float(v) for k, v in metrics.items() if k.startswith("val_")}
+            lineage.best_val_metrics(metrics)
             | {"train_samples_per_second": float(metrics["train_samples_per_second"] or 0)}
         )
         run_info = save_outputs(root, params, trainer, run, metrics, labels)

@@ -47,14 +47,14 @@ def val_metrics(scorer, val) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, log_loss
 
     if val.empty:
-        return {"val_accuracy": 0.0, "val_macro_f1": 0.0, "val_loss": 0.0}
+        return {lineage.val_metric(k): 0.0 for k in ("accuracy", "macro_f1", "loss")}
     probs = scorer.probabilities(val["text"].tolist()).astype(np.float64)
     probs /= probs.sum(axis=1, keepdims=True)
     labels, preds, ids = val["label"].to_numpy(), probs.argmax(axis=1), list(range(probs.shape[1]))
     return {
-        "val_accuracy": float(accuracy_score(labels, preds)),
-        "val_macro_f1": float(f1_score(labels, preds, labels=ids, average="macro", zero_division=0)),
-        "val_loss": float(log_loss(labels, np.clip(probs, 1e-7, 1.0), labels=ids)),
+        lineage.val_metric("accuracy"): float(accuracy_score(labels, preds)),
+        lineage.val_metric("macro_f1"): float(f1_score(labels, preds, labels=ids, average="macro", zero_division=0)),
+        lineage.val_metric("loss"): float(log_loss(labels, np.clip(probs, 1e-7, 1.0), labels=ids)),
     }
 
 
@@ -66,7 +66,7 @@ def write_curves(root: Path, metrics: dict) -> None:
 
     (root / TRAIN_LOSS_PLOT).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(columns=["step", "epoch", "loss", "learning_rate"]).to_csv(root / TRAIN_LOSS_PLOT, index=False)
-    val = {k: metrics[k] for k in ("val_loss", "val_accuracy", "val_macro_f1")}
+    val = {lineage.val_metric(k): metrics[lineage.val_metric(k)] for k in ("loss", "accuracy", "macro_f1")}
     pd.DataFrame([{"step": 0, "epoch": 1, **val}]).to_csv(root / VAL_CURVE_PLOT, index=False)
 
 
@@ -117,7 +117,7 @@ def train_tfidf(
         mlflow.log_params(flatten(params))
         mlflow.set_tags({**tags, **owner_tags(), lineage.DEVICE: "cpu"})
         mlflow.log_params({"train_rows": len(frame), "num_labels": len(scorer.labels), "features": metrics["features"]})
-        mlflow.log_metrics({f"best_{k}": float(v) for k, v in metrics.items() if k.startswith("val_")})
+        mlflow.log_metrics(lineage.best_val_metrics(metrics))
         with staged_dir(model_dir(root, params)) as staged:
             scorer.save(str(staged / TFIDF_DIR))
             texts = frame["text"].tolist()

@@ -184,7 +184,7 @@ def champion_collapse(root: Path, params: Params, batch: pd.DataFrame) -> str | 
     rows = batch.sample(frac=1.0, random_state=0).head(checks.champion_check_rows)
     if proven is None or len(rows) < MIN_ROWS:
         return None
-    model = load_model(session, f"models:/{session.model_name}/{current.version}")
+    model = load_model(session, lineage.model_uri(session.model_name, current.version))
     scored = predict_batches(model, rows["text"].tolist(), params.evaluate.batch_size)
     probs = [c for c in scored.columns if c.startswith("prob_")]
     labels = rows["label"].astype(str).to_numpy()

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textops.core import lineage
 from textops.core.artifacts import CROISSANT_ARTIFACT, CROISSANT_FILE
 from textops.core.config import Params
 from textops.core.errors import StateError
@@ -37,7 +38,7 @@ def export_version(root: Path, params: Params, version: str | None, out: Path, o
             raise StateError(f"{session.model_name} has no champion: name a version (--model N, `textops model list`).")
         version = str(current.version)
     shown = show_version(root, params, version)
-    uri = f"models:/{session.model_name}/{shown['version']}"
+    uri = lineage.model_uri(session.model_name, shown["version"])
     with tempfile.TemporaryDirectory(prefix="textops-export-") as tmp, session.active():
         local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
         hf = local / "artifacts" / pyfunc.HF_ARTIFACT

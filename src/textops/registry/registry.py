@@ -117,7 +117,8 @@ def write_version(session: Session, model_uri: str, tags: dict[str, str], before
         with session.active(), printed_to_log("mlflow"):
             return str(mlflow.register_model(model_uri, session.model_name, tags=tags).version)
     version, client = str(before.version), session.client
-    compared = tuple(lineage.evidence_tag(k) for k in ("champion.", "guard.", "mcnemar.", "slice"))
+    sides = (lineage.champion_key(""), lineage.guard_key(""), lineage.mcnemar_key(""), "slice")  # slice: guards'
+    compared = tuple(lineage.evidence_tag(k) for k in sides)
     for key in before.tags or {}:
         if key.startswith(compared) and key not in tags:
             client.delete_model_version_tag(session.model_name, version, key)

@@ -219,13 +219,13 @@ def predict_on_ray(
     import ray
 
     from textops.adapters.tracking import connect as open_store
-    from textops.modeling.predict import model_uri, runtime_config
+    from textops.modeling.predict import registered_uri, runtime_config
 
     files = input_files(spec)
     output = Path(output)
     one = len(files) == 1 and Path(spec).is_file()
     check_inputs(files, output, one, text_column, overwrite)
-    uri = model_uri(params, version)
+    uri = registered_uri(params, version)
     model = packed_model(open_store(root, params, experiment=False), uri)
     started = time.monotonic()
     with ray_session(params, address, f"score {spec}") as local:

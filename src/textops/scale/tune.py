@@ -148,7 +148,7 @@ def run_trial(
             best = max(evals, key=lambda e: e[f"eval_{params.tune.metric}"])
             mlflow.log_metrics(
                 {
-                    f"best_val_{k.removeprefix('eval_')}": float(v)
+                    f"best_{lineage.val_metric(k.removeprefix('eval_'))}": float(v)
                     for k, v in best.items()
                     if k in ("eval_accuracy", "eval_macro_f1", "eval_loss")
                 }

@@ -56,20 +56,20 @@ def record(session, parent_id: str, experiment_id: str, outcome: dict, metric: s
     best = outcome["best"]
     mlflow.log_metrics(
         {
-            f"best_val_{metric}": best[metric],
+            f"best_{lineage.val_metric(metric)}": best[metric],
             "trials": len(outcome["trials"]),
             "trials_failed": sum(r["failed"] for r in outcome["trials"]),
         }
     )
     if outcome["start"] is not None and outcome["start"][metric] is not None:
-        mlflow.log_metric(f"start_val_{metric}", outcome["start"][metric])
+        mlflow.log_metric(f"start_{lineage.val_metric(metric)}", outcome["start"][metric])
     mlflow.set_tag(lineage.TUNE_BEST_TRIAL, str(best["trial"]))
     table = pd.DataFrame(
         [
             {
                 "trial": r["trial"],
                 **r["config"],
-                f"val_{metric}": r[metric],
+                lineage.val_metric(metric): r[metric],
                 "evaluations": r["evaluations"],
                 "failed": r["failed"],
             }

@@ -239,7 +239,7 @@ class RegistrySource:
         from textops.modeling.predict import load_model
 
         mv = self.session.client.get_model_version(self.session.model_name, version)
-        model = load_model(self.session, f"models:/{self.session.model_name}/{version}", self.serve)
+        model = load_model(self.session, lineage.model_uri(self.session.model_name, version), self.serve)
         runtime = getattr(model.unwrap_python_model(), "runtime", "torch")
         return Loaded(
             model,

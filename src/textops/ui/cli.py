@@ -127,13 +127,10 @@ def sample(
 def preprocess(*, project: Project) -> None:
     """Clean, deduplicate and split data/raw into train/val/test (the `preprocess` DVC stage)."""
     from textops.data.preprocess import preprocess as run_preprocess
+    from textops.data.results import PreprocessResult
 
     stats = run_preprocess(project.root, project.params)
-    typer.echo(
-        f"preprocess: {stats['rows_in']} rows in, {stats['rows_out']} out "
-        f"(train {stats['splits']['train']}, val {stats['splits']['val']}, test {stats['splits']['test']}); "
-        f"labels: {', '.join(stats['labels'])}"
-    )
+    typer.echo(f"preprocess: {PreprocessResult.from_dict(stats).describe()}")
 
 
 @command(app)
@@ -148,29 +145,22 @@ def validate(*, project: Project) -> None:
 @command(app)
 def train(*, project: Project) -> None:
     """Fine-tune model.base on the train split, tracked in MLflow; resumes a killed run (the `train` stage)."""
+    from textops.modeling.results import TrainResult
     from textops.modeling.train import train as run_train
 
     m = run_train(project.root, project.params)
     if m:  # empty on non-zero ranks under torchrun
-        typer.echo(
-            f"train: val accuracy {m['val_accuracy']:.4f}, macro-F1 {m['val_macro_f1']:.4f} "
-            f"({m['global_step']} steps, {m['train_samples_per_second']:.1f} samples/s on {m['device']}"
-            f"{', resumed from step ' + str(m['resumed_from_step']) if m['resumed_from_step'] else ''}); "
-            f"MLflow run {m['run_id']}"
-        )
+        typer.echo(f"train: {TrainResult.from_dict(m).describe()}")
 
 
 @command(app)
 def evaluate(*, project: Project) -> None:
     """Score the test split; metrics, plots and errors to metrics/, artifacts/eval and the MLflow run."""
     from textops.modeling.evaluate import evaluate as run_evaluate
-    from textops.ui.console import baseline_summary
+    from textops.modeling.results import EvalResult
 
     m = run_evaluate(project.root, project.params)
-    typer.echo(
-        f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['rows']} rows "
-        f"({m['texts_per_second']:.0f} texts/s){baseline_summary(m.get('baseline'))}; MLflow run {m['run_id']}"
-    )
+    typer.echo(f"evaluate: {EvalResult.from_dict(m).describe()}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,13 +175,10 @@ def register(
 ) -> None:
     """Register the evaluated model as `challenger`; promote it to `champion` if it beats the champion."""
     from textops.lifecycle.register import register as run_register
+    from textops.lifecycle.results import RegisterResult
 
-    result = run_register(project.root, project.params)
-    if as_json:
-        return typer.echo(json_text(result))
-    verdict = "PROMOTED to champion" if result["promote"] else "not promoted"
-    again = ", its run's version decided again" if result.get("registered_before") else ""
-    typer.echo(f"{result['name']} v{result['version']} (challenger{again}): {verdict}: {result['reason']}")
+    result = RegisterResult.from_dict(run_register(project.root, project.params))
+    typer.echo(json_text(result.to_dict()) if as_json else result.describe())
 
 
 @command(model_app, "list")

@@ -122,17 +122,10 @@ def distill(
     split and the request log's texts), and register it as the challenger: promoted when it beats the champion, or
     when it is at most promotion.max_distill_drop below it and promotion.min_distill_speedup times faster."""
     from textops.lifecycle.distill import distill as run_distill
+    from textops.lifecycle.results import DistillResult
 
     r = run_distill(project.root, project.params, layers, temperature)
-    s, reg = r["student"], r["registered"]
-    typer.echo(
-        f"distill: v{s['teacher_version']}'s {s['teacher_layers']} layers -> {len(s['mapping'])} (teacher layers "
-        f"{', '.join(map(str, s['mapping']))}), T={s['temperature']}, {s['texts']} texts ({s['log_texts']} from the "
-        f"request log); val macro-F1 {s['val_macro_f1']:.4f}; p50 {r['latency']['student']:.2f} ms vs the teacher's "
-        f"{r['latency']['teacher']:.2f} ms a text ({project.params.serve.runtime})"
-    )
-    verdict = "PROMOTED to champion" if reg["promote"] else "not promoted"
-    typer.echo(f"{reg['name']} v{reg['version']} (challenger): {verdict}: {reg['reason']}")
+    typer.echo(f"distill: {DistillResult.from_dict(r).describe()}")
 
 
 def predict_ray(

@@ -1,9 +1,12 @@
-"""What the CLI prints: tables and summaries, formatted from the plain dicts the library returns."""
+"""What the CLI prints: tables and summaries, formatted from the plain dicts the library returns (a stage's own line
+is its typed result's `describe()`: `data.results`, `modeling.results`, `lifecycle.results`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from textops.core import lineage
 
 if TYPE_CHECKING:
     from textops.core.config import Params
@@ -37,36 +40,25 @@ def format_list(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
-def baseline_summary(baseline: dict | None) -> str:
-    """` (TF-IDF + logistic regression baseline: accuracy .., macro_f1 ..)`, or '' without a baseline."""
-    if not baseline:
-        return ""
-    figures = ", ".join(f"{k} {baseline[k]:.4f}" for k in ("accuracy", "macro_f1") if baseline.get(k) is not None)
-    return f" ({baseline.get('model', 'baseline')} baseline: {figures})"
-
-
 def run_summary(summary: dict) -> str:
     """A pipeline run at a glance: test metrics of the challenger, the champion it was compared with and the
-    TF-IDF baseline where evaluated, the decision with its reason, and where to look next."""
+    TF-IDF baseline where evaluated, the decision with its reason (the register stage's `describe()`), and where to
+    look next."""
+    from textops.lifecycle.results import RegisterResult
+
     if "register" not in summary:
         return summary.get("message") or "done"
-    reg, ev = summary["register"], summary.get("evaluate", {})
-    evidence = reg.get("evidence") or {}
+    reg, ev = RegisterResult.from_dict(summary["register"]), summary.get("evaluate", {})
+    evidence, side = reg.evidence, lineage.challenger_key("")
+    named = (lineage.challenger_key("version"), lineage.challenger_key("run_id"))
     metric = next(
-        (
-            k.split(".", 1)[1]
-            for k in evidence
-            if k.startswith("challenger.")
-            and k.count(".") == 1
-            and k != "challenger.version"
-            and k != "challenger.run_id"
-        ),
+        (k.removeprefix(side) for k in evidence if k.startswith(side) and k.count(".") == 1 and k not in named),
         "macro_f1",
     )
-    rows = [(f"challenger v{reg['version']}", ev.get("accuracy"), ev.get("macro_f1"))]
-    if f"champion.{metric}" in evidence:
-        rows.append((f"champion v{evidence.get('champion.version')}", None, None))
-        rows[-1] = (rows[-1][0], *(_figure(evidence, "champion", m, metric) for m in ("accuracy", "macro_f1")))
+    rows = [(f"challenger v{reg.version}", ev.get("accuracy"), ev.get("macro_f1"))]
+    if lineage.champion_key(metric) in evidence:
+        figures = (_champion_figure(evidence, m, metric) for m in ("accuracy", "macro_f1"))
+        rows.append((f"champion v{reg.compared_with}", *figures))
     baseline = ev.get("baseline")
     if isinstance(baseline, dict):
         rows.append(("baseline (TF-IDF)", baseline.get("accuracy"), baseline.get("macro_f1")))
@@ -75,14 +67,14 @@ def run_summary(summary: dict) -> str:
         rows.append((f"{aside.get('base_model')} (set aside)", aside.get("accuracy"), aside.get("macro_f1")))
     lines = [f"{'':<22} {'test accuracy':>13} {'test macro-F1':>13}"]
     lines += [f"{name:<22} {_fmt(acc):>13} {_fmt(f1):>13}" for name, acc, f1 in rows]
-    verdict = "promoted, now the champion" if reg["promote"] else "not promoted"
-    lines += ["", f"registered {reg.get('name')} v{reg['version']}: {verdict} ({reg['reason']})"]
+    lines += ["", f"registered {reg.describe()}"]
     return "\n".join(lines)
 
 
-def _figure(evidence: dict, who: str, name: str, metric: str):
-    """WHO's figure for metric NAME from the registry's evidence (only the primary metric is there)."""
-    return evidence.get(f"{who}.{name}") if name == metric or f"{who}.{name}" in evidence else None
+def _champion_figure(evidence: dict, name: str, metric: str):
+    """The champion's figure for metric NAME from the registry's evidence (only the primary metric is there)."""
+    key = lineage.champion_key(name)
+    return evidence.get(key) if name == metric or key in evidence else None
 
 
 def _fmt(value) -> str:
@@ -153,7 +145,7 @@ def landing_lines(root: Path, params: Params) -> list[str]:
 def serve_steps(reg: dict | None) -> list[tuple[str, str]]:
     """What to do about serving after a register: serve the champion, or, where the run left no champion (the
     first challenger missed the gate), how to serve it anyway or make a better one."""
-    if not reg or reg.get("promote") or "champion.version" in (reg.get("evidence") or {}):
+    if not reg or reg.get("promote") or lineage.champion_key("version") in (reg.get("evidence") or {}):
         return [("textops serve", "serve the champion over REST")]
     version = reg["version"]
     return [

@@ -106,7 +106,7 @@ def test_the_run_summary_names_the_baseline_beside_the_model():
     rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in table.splitlines() if line.strip()}
     assert rows["challenger v2"] == ["0.8000", "0.7996"], table
     assert rows["baseline (TF-IDF)"] == ["0.7647", "0.7647"], table
-    assert "registered m v2: not promoted (loses to the baseline)" in table
+    assert "registered m v2 (challenger): not promoted: loses to the baseline" in table
     # With the champion it was compared with (its primary metric from the registry's evidence).
     evidence = {"challenger.macro_f1": 0.7996, "champion.version": "1", "champion.macro_f1": 0.81}
     summary["register"]["evidence"] = evidence
