@@ -163,12 +163,27 @@ def champion_copy(champion_template: Path, tmp_path: Path, monkeypatch: pytest.M
 
 
 @pytest.fixture(scope="session")
-def champion_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project with the sample ingested and a champion registered (FAST params), built once per session.
-    Tests may read it and run things that must leave it unchanged; tests that change it take `champion_copy`."""
+def champion_template(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A project with the sample ingested and a champion registered (FAST params), trained once per test run and
+    shared by the xdist workers: the first to ask trains it under a file lock, and each worker reads its own copy
+    (`copy_project`, a user's `cp -a`), so no worker sees another's commands in it. Tests may read it and run things
+    that must leave it unchanged; tests that change it take `champion_copy`."""
+    from filelock import FileLock
+
+    # The workers' base temp dirs share this parent (pytest-xdist's recipe for a once-per-run fixture).
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    trained = shared / "champion-trained" / "proj"
+    with FileLock(str(shared / "champion-trained.lock")):
+        if not (trained.parent / "done").exists():
+            with pytest.MonkeyPatch.context() as mp:
+                mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+                mp.delenv("PREFECT_API_URL", raising=False)
+                for name, value in SECRETS.items():  # test_security checks that none of them is written anywhere
+                    mp.setenv(name, value)
+                champion_project(trained)
+            (trained.parent / "done").write_text("")
+    if worker_id == "master":
+        return trained
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("PREFECT_API_URL", raising=False)
-        for name, value in SECRETS.items():  # test_security checks that none of them is written anywhere
-            mp.setenv(name, value)
-        return champion_project(tmp_path_factory.mktemp("champion") / "proj")
+        return copy_project(trained, tmp_path_factory.mktemp("champion") / "proj")

@@ -27,10 +27,10 @@ NEGATIVE = ["the movie was terrible", "the hotel was awful", "this phone is brok
 def positive_probability(champion_template: Path):
     """texts -> the champion's probability of `positive` for each (the model loaded once for the module)."""
     from textops.adapters.tracking import connect
-    from textops.modeling.predict import load_model, model_uri, predict_batches
+    from textops.modeling.predict import load_model, predict_batches, registered_uri
 
     params = load_params(champion_template / "params.yaml")
-    model = load_model(connect(champion_template, params, experiment=False), model_uri(params))
+    model = load_model(connect(champion_template, params, experiment=False), registered_uri(params))
 
     def probability(texts: list[str]) -> list[float]:
         return predict_batches(model, texts, 64)["prob_positive"].astype(float).tolist()

@@ -154,15 +154,16 @@ def dvc(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProc
 
 def wait_for(check, timeout: float, what: str, interval: float = 1.0):
     """CHECK() until it returns something truthy (returned), or AssertionError after TIMEOUT seconds; an exception
-    CHECK raises ends the wait at once."""
-    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+    CHECK raises ends the wait at once, but for an HTTP call that timed out: a server busy on a loaded machine (a
+    Prefect server's SQLite writes while a flow runs) has not answered yet, which is not an answer."""
+    import httpx
+    from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
+    not_yet = retry_if_result(lambda value: not value) | retry_if_exception_type(httpx.TimeoutException)
     try:
-        return Retrying(
-            retry=retry_if_result(lambda value: not value), stop=stop_after_delay(timeout), wait=wait_fixed(interval)
-        )(check)
-    except RetryError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+        return Retrying(retry=not_yet, stop=stop_after_delay(timeout), wait=wait_fixed(interval))(check)
+    except RetryError as exc:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from exc.last_attempt.exception()
 
 
 @dataclass

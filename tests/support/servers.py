@@ -197,7 +197,7 @@ def run_deployment(api: str, env: dict, root: Path, deployment: str, timeout: fl
         new = [r for r in deployment_runs(api, deployment) if r["id"] not in before]
         return new[0] if new and new[0]["state_type"] in FINAL_STATES else None
 
-    return wait_for(done, timeout, f"the {deployment} run", interval=0.5)
+    return wait_for(done, timeout, f"the {deployment} run", interval=1)
 
 
 def events_named(api: str, name: str) -> list[dict]:
