@@ -163,5 +163,5 @@ def test_server_restart_mid_training_then_gone_during_registration(tmp_path, on_
 
     on_server.restart()
     assert client.search_model_versions(f"name='{name}'") == []
-    assert "PROMOTED to champion" in textops(root, "register").stdout
+    assert "PROMOTED, now the champion" in textops(root, "register").stdout
     assert registry_problems(client, name) == []
