@@ -542,7 +542,8 @@ def test_feedback_labels_served_answers_and_comes_back_as_online_figures_and_dat
     result = json.loads(textops(root, "monitor", "--requests", "--json", "-S", "monitor.window=all").stdout)
     assert result["online"][version]["n"] == 41, result["online"]
     assert result["online"][version]["accuracy"] == pytest.approx(expected, abs=1e-4)
-    assert "online" in textops(root, "status").stdout
+    status = json.loads(textops(root, "status", "--json").stdout)
+    assert status["online"][version] == result["online"][version], status["online"]
 
     first = textops(root, "feedback", "export").stdout
     assert "41 labelled texts" in first, first

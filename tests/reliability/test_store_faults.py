@@ -4,6 +4,7 @@ cannot be read stops the run with a message and the challenger waiting for a per
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,8 +88,8 @@ def test_a_champion_whose_files_cannot_be_read_is_not_replaced_silently(trained)
     texts.write_text("text\nfine\n")
     scored = textops(trained, "predict", str(texts), "-o", str(out), check=False)
     assert scored.returncode == 1 and "cannot load" in scored.stderr and "Traceback" not in scored.stderr
-    status = textops(trained, "status").stdout
-    assert "WARNING: v1's model files cannot be read" in status, status
+    status = json.loads(textops(trained, "status", "--json").stdout)
+    assert status["aliases"]["champion"]["version"] == "1" and status["aliases"]["champion"]["files_missing"], status
     run = textops(trained, "run", check=False)  # same data and params, yet not "nothing to retrain"
     assert run.returncode != 0 and "nothing to retrain" not in run.stdout, run.stdout
     said = run.stdout + run.stderr

@@ -120,3 +120,12 @@ def test_monitor_says_where_the_feedback_labels_are_when_the_texts_have_none():
     assert len(skip_lines) == 2 and all("online lines below" in line for line in skip_lines), shown
     assert shown.index("online v2: 153 answers labelled") > shown.index(skip_lines[-1])
     assert "online lines below" not in format_monitor({**result, "online": {}})
+
+
+def test_status_warns_of_a_champion_whose_files_cannot_be_read_and_of_no_other():
+    missing = {**alias_row("1", "promoted"), "files_missing": True}
+    screen = format_status(status({"champion": missing, "challenger": alias_row("2", "rejected")}), "macro_f1")
+    assert screen.count("model files cannot be read") == 1, screen
+    assert "WARNING: v1's model files cannot be read" in screen, screen
+    healthy = format_status(status({"champion": alias_row("1", "promoted")}), "macro_f1")
+    assert "cannot be read" not in healthy, healthy
