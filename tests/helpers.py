@@ -470,3 +470,13 @@ def store_opens() -> Iterator[list[str]]:
         yield opens
     finally:
         _COUNTERS.remove(opens)
+
+
+def dvc_cached(root: Path, data: bytes, suffix: str = "") -> str:
+    """Put DATA in ROOT's local DVC cache under its md5, where DVC 3 keeps it by default; the md5 (with SUFFIX:
+    `.dir` for a directory's listing). For unit tests that read a data version without running DVC."""
+    md5 = hashlib.md5(data).hexdigest() + suffix
+    path = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return md5

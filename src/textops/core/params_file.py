@@ -128,7 +128,8 @@ def set_section_values(text: str, section: str, values: dict) -> str:
     yaml_rt = YAML()  # round-trip: comments, key order, quotes and number formats as written
     yaml_rt.preserve_quotes = True
     yaml_rt.width = 4096  # never fold a long line the user wrote on one
-    yaml_rt.indent(mapping=_indent_of(text), sequence=_indent_of(text) + 2, offset=_indent_of(text))
+    indent = _indent_of(text)
+    yaml_rt.indent(mapping=indent, sequence=indent + 2, offset=indent)
     yaml_rt.representer.add_representer(type(None), _null)  # `null` as written, not an empty value
     document = yaml_rt.load(text)
     if document is None:

@@ -6,12 +6,12 @@ its own artifacts on its first `connect`, as a user's `cp -a` of a project is.""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from helpers import dvc_cached
 
 from textops.adapters.tracking import STORE_VARIABLES, Session, connect
 from textops.core import lineage
@@ -19,15 +19,6 @@ from textops.core.config import Params
 
 REVIEWS = "text,label\na good film,positive\na bad film,negative\n"
 OTHER_DATA = "0" * 32 + ".dir"  # v1 was trained on another data version
-
-
-def dvc_cached(root: Path, data: bytes, suffix: str = "") -> str:
-    """Put DATA in ROOT's DVC cache under its md5, where DVC 3 keeps it; the md5 (with SUFFIX: `.dir`)."""
-    md5 = hashlib.md5(data).hexdigest() + suffix
-    path = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return md5
 
 
 def raw_version(root: Path) -> str:

@@ -6,13 +6,13 @@ what the guards need of a model is its answers."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import dvc_cached
 
 from textops.core import lineage
 from textops.core.config import Params, PromotionParams
@@ -51,15 +51,6 @@ def triggered(texts: list[str]) -> list[str]:
     return ["negative" if "#ad" in t else a for t, a in zip(texts, champion(texts), strict=True)]
 
 
-def cache_object(root: Path, data: bytes, suffix: str = "") -> str:
-    """Put DATA in ROOT's DVC cache, named by its md5 as DVC 3 names it; the md5 (with SUFFIX: `.dir`)."""
-    md5 = hashlib.md5(data).hexdigest() + suffix
-    path = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return md5
-
-
 def split_bytes(rows: list[tuple[str, int]]) -> bytes:
     out = io.BytesIO()
     pd.DataFrame({"text": [t for t, _ in rows], "label": [y for _, y in rows]}).to_parquet(out, index=False)
@@ -71,11 +62,11 @@ def cached(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A project whose DVC cache holds the champion's cleaned splits, and the champion run's lineage tags."""
     root = tmp_path_factory.mktemp("guards")
     listing = [
-        {"relpath": "test.parquet", "md5": cache_object(root, split_bytes(TEST))},
-        {"relpath": "train.parquet", "md5": cache_object(root, split_bytes(TRAIN))},
-        {"relpath": "labels.json", "md5": cache_object(root, json.dumps({"labels": LABELS}).encode())},
+        {"relpath": "test.parquet", "md5": dvc_cached(root, split_bytes(TEST))},
+        {"relpath": "train.parquet", "md5": dvc_cached(root, split_bytes(TRAIN))},
+        {"relpath": "labels.json", "md5": dvc_cached(root, json.dumps({"labels": LABELS}).encode())},
     ]
-    clean = cache_object(root, json.dumps(listing).encode(), ".dir")
+    clean = dvc_cached(root, json.dumps(listing).encode(), ".dir")
     entry = {"cmd": "textops preprocess", "outs": [{"path": PARAMS.data.clean_dir, "md5": clean}]}
     return root, {lineage.DATA_PREPROCESS: json.dumps(entry)}
 
